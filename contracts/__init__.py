@@ -1,0 +1,1 @@
+"""Shared language between services: events, commands, replies, subjects, schema versions."""

@@ -1,0 +1,34 @@
+"""Base models for commands and events: strict, frozen, JSON-friendly."""
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class Command(BaseModel):
+    """A request to change the record; `command_id` makes retries safe."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    command_id: UUID
+    actor: Name = "system"
+    correlation_id: UUID | None = None
+
+
+class Event(BaseModel):
+    """A fact that happened; the class name is the event type."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_version: ClassVar[int] = 1
+
+    @classmethod
+    def type_name(cls) -> str:
+        return cls.__name__
+
+
+Positive = Annotated[int, Field(gt=0)]
+NonNegative = Annotated[int, Field(ge=0)]

@@ -1,0 +1,220 @@
+"""Membership contracts: sites, workforce, member arrivals and departures, branches, party groups."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from contracts.base import Command, Event, Name, NonNegative, Positive, Slug
+from contracts.geo import TOWNSHIPS
+
+SERVICE = "membership"
+
+
+class UnitKind(StrEnum):
+    owner = "owner"  # 业主/建设单位
+    design = "design"  # 设计
+    construction = "construction"  # 施工
+    supervision = "supervision"  # 监理
+    department = "department"  # 主管部门
+    township = "township"  # 驻地乡镇/村
+
+
+class MemberStatus(StrEnum):
+    full = "full"  # 正式党员
+    probationary = "probationary"  # 预备党员
+
+
+class Relation(StrEnum):
+    transferred = "transferred"  # 组织关系转入
+    mobile = "mobile"  # 流动党员
+
+
+class Job(StrEnum):
+    worker = "worker"  # 农民工
+    technician = "technician"
+    manager = "manager"
+
+
+class Gender(StrEnum):
+    male = "male"
+    female = "female"
+
+
+class Units(BaseModel):
+    """The four participating companies of a project (参建单位)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    owner: Name
+    design: Name
+    construction: Name
+    supervision: Name
+
+
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+
+
+def _known_township(code: str) -> str:
+    if code not in TOWNSHIPS:
+        raise ValueError(f"unknown township code {code!r}; known: {', '.join(sorted(TOWNSHIPS))}")
+    return code
+
+
+# ---- commands ---------------------------------------------------------------------------------
+
+
+class RegisterSite(Command):
+    site_id: Slug
+    name: Name
+    township: str
+    department: Name
+    cost_wan: Money
+    planned_months: Positive
+    start_date: dt.date
+    units: Units
+
+    _township = field_validator("township")(_known_township)
+
+
+class ReportWorkforce(Command):
+    site_id: Slug
+    headcount: NonNegative
+    as_of: dt.date
+
+
+class MemberFacts(BaseModel):
+    """What a site records of an arriving member; ID-card numbers and phones are never part of it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: Name
+    gender: Gender
+    admitted_on: dt.date
+    status: MemberStatus
+    unit_kind: UnitKind
+    unit_name: Name
+    job: Job
+    section: Name
+    home_org: Name
+    relation: Relation
+
+
+class RecordArrival(Command):
+    site_id: Slug
+    member_id: Slug
+    member: MemberFacts
+    arrived_on: dt.date
+
+
+class RecordDeparture(Command):
+    site_id: Slug
+    member_id: Slug
+    departed_on: dt.date
+    reason: Annotated[str, Field(max_length=200)] = ""
+
+
+class FormBranch(Command):
+    site_id: Slug
+    name: Name
+    secretary: Slug
+    instructor: Name
+    liaison: Name
+    member_units: Annotated[list[Name], Field(min_length=1)]
+    committee: tuple[Slug, ...] = ()
+    formed_on: dt.date
+
+
+class FormPartyGroup(Command):
+    site_id: Slug
+    group_id: Slug
+    name: Name
+    section: Name
+    leader: Slug
+    members: Annotated[list[Slug], Field(min_length=1)]
+    formed_on: dt.date
+
+    @model_validator(mode="after")
+    def _members_unique(self) -> FormPartyGroup:
+        if len(set(self.members)) != len(self.members):
+            raise ValueError("members must not repeat")
+        return self
+
+
+COMMANDS: dict[str, type[Command]] = {
+    c.__name__: c
+    for c in (RegisterSite, ReportWorkforce, RecordArrival, RecordDeparture, FormBranch, FormPartyGroup)
+}
+
+
+# ---- events -----------------------------------------------------------------------------------
+
+
+class SiteRegistered(Event):
+    site_id: str
+    name: str
+    township: str
+    department: str
+    cost_wan: Decimal
+    planned_months: int
+    start_date: dt.date
+    units: Units
+
+
+class WorkforceReported(Event):
+    site_id: str
+    headcount: int
+    as_of: dt.date
+
+
+class MemberArrived(Event):
+    site_id: str
+    member_id: str
+    member: MemberFacts
+    arrived_on: dt.date
+
+
+class MemberDeparted(Event):
+    site_id: str
+    member_id: str
+    departed_on: dt.date
+    reason: str = ""
+    moved_to_site: str | None = None
+
+
+class BranchFormed(Event):
+    site_id: str
+    name: str
+    secretary: str
+    instructor: str
+    liaison: str
+    member_units: list[str]
+    committee: list[str]
+    formed_on: dt.date
+    full_members: int
+    members: int
+
+
+class PartyGroupFormed(Event):
+    site_id: str
+    group_id: str
+    name: str
+    section: str
+    leader: str
+    members: list[str]
+    formed_on: dt.date
+
+
+EVENTS: dict[str, type[Event]] = {
+    e.__name__: e
+    for e in (SiteRegistered, WorkforceReported, MemberArrived, MemberDeparted, BranchFormed, PartyGroupFormed)
+}
+
+
+def parse_event(event_type: str, schema_version: int, payload: dict) -> Event:
+    """Turn a stored payload back into its model; upcasters for older versions go here."""
+    cls = EVENTS[event_type]
+    if schema_version != cls.schema_version:
+        raise ValueError(f"no upcaster for {event_type} v{schema_version}")
+    return cls.model_validate(payload)

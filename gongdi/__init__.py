@@ -1,0 +1,1 @@
+"""The platform kit every service uses: event store, relay, consumer, settings, logging, runtime, CLI."""

@@ -1,0 +1,305 @@
+"""The `gongdi` command: run the platform, seed it, query views, send commands, verify and rebuild."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gongdi.client import GongdiClient
+from gongdi.runtime import EmbeddedNats, EmbeddedPostgres
+from gongdi.settings import Settings
+from gongdi.supervisor import Supervisor
+
+DEFAULT_HOME = Path(os.environ.get("GONGDI_HOME", ".gongdi"))
+
+
+def runtime_settings(home: Path) -> Settings:
+    """Environment first (external servers), then what `gongdi up` wrote down."""
+    values: dict[str, Any] = {}
+    info = home / "runtime.json"
+    if info.exists():
+        values.update(json.loads(info.read_text()))
+    env = Settings.from_env()
+    if "NATS_URL" in os.environ or "nats_url" not in values:
+        values["nats_url"] = env.nats_url
+    if "DATABASE_URL" in os.environ or "database_url" not in values:
+        values["database_url"] = env.database_url
+    return env.model_copy(update=values)
+
+
+# ---- printing -----------------------------------------------------------------------------------
+
+
+def format_city(d: dict[str, Any]) -> str:
+    cov = d["coverage"]
+    lines = [
+        f"{d['city_name']} 工地党建 · 全市视图",
+        f"  重点工程项目 {d['projects']:>8,}",
+        f"  从业人员     {d['workers']:>8,}",
+        f"  党员         {d['members']:>8,}   (正式党员 {d['full_members']:,})",
+        f"  工地党支部   {d['branches']:>8,}",
+        f"  应覆盖工地   {cov['qualifying']:>8,}   已覆盖 {cov['covered']}，空白点 {len(d['gaps'])}  ({cov['rule']})",
+    ]
+    if d["gaps"]:
+        lines.append("  空白点: " + "、".join(g["name"] for g in d["gaps"][:8]) + (" …" if len(d["gaps"]) > 8 else ""))
+    if d["should_form_branch"]:
+        names = "、".join(f"{g['name']}({g['full_members']}名正式党员)" for g in d["should_form_branch"][:6])
+        more = " …" if len(d["should_form_branch"]) > 6 else ""
+        lines.append(f"  应组建党支部 ({len(d['should_form_branch'])}): {names}{more}")
+    return "\n".join(lines)
+
+
+def format_site(d: dict[str, Any]) -> str:
+    b = d["branch"]
+    lines = [
+        f"{d['name']}  [{d['site_id']}]  {d['township_name']} · {d['department']}",
+        f"  造价 {d['cost_wan']}万元，工期 {d['planned_months']}个月，开工 {d['start_date']}",
+        f"  业主 {d['units']['owner']} / 设计 {d['units']['design']} / 施工 {d['units']['construction']}"
+        f" / 监理 {d['units']['supervision']}",
+        f"  从业人员 {d['workforce']:,}，在场党员 {d['members_present']}（正式 {d['full_members']}）",
+        f"  按单位: {d['by_unit_kind']}  按关系: {d['by_relation']}",
+        f"  按工段/班组: {d['by_section']}",
+    ]
+    if b:
+        lines.append(f"  党支部: {b['name']}，书记 {b['secretary']}，指导员 {b['instructor']}，联络员 {b['liaison']}")
+    else:
+        flags = ("（空白点）" if d["gap"] else "") + ("，应组建" if d["should_form_branch"] else "")
+        lines.append("  党支部: 未成立" + flags)
+    for g in d["groups"]:
+        lines.append(f"  党小组 {g['name']}: 组长 {g['leader']}，{len(g['members'])}名党员")
+    return "\n".join(lines)
+
+
+# ---- commands -----------------------------------------------------------------------------------
+
+
+async def _with_client(settings: Settings, fn):
+    client = await GongdiClient.connect(settings.nats_url)
+    try:
+        return await fn(client)
+    finally:
+        await client.close()
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    settings = runtime_settings(args.home)
+    if args.what == "city":
+        reply = asyncio.run(_with_client(settings, lambda c: c.query("views", "city")))
+    else:
+        if not args.site_id:
+            print("用法: gongdi view site <site_id>", file=sys.stderr)
+            return 2
+        reply = asyncio.run(_with_client(settings, lambda c: c.query("views", "site", {"site_id": args.site_id})))
+    if not reply["ok"]:
+        print(f"错误 {reply['error']['code']}: {reply['error']['message']}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(orjson.dumps(reply["data"], option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(format_city(reply["data"]) if args.what == "city" else format_site(reply["data"]))
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    settings = runtime_settings(args.home)
+    try:
+        body = json.loads(args.body)
+    except json.JSONDecodeError as exc:
+        print(f"body is not JSON: {exc}", file=sys.stderr)
+        return 2
+    reply = asyncio.run(_with_client(settings, lambda c: c.send_dict(args.service, args.name, body)))
+    print(orjson.dumps(reply, option=orjson.OPT_INDENT_2).decode())
+    return 0 if reply.get("ok") else 1
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    settings = runtime_settings(args.home)
+    _seed(settings)
+    return 0
+
+
+def _seed(settings: Settings) -> None:
+    from gongdi.demo import seed
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 25 == 0:
+            print(f"\r  演示数据 {done}/{total}", end="", flush=True)
+
+    started = time.monotonic()
+    counts = asyncio.run(_with_client(settings, lambda c: seed(c, progress)))
+    print(f"\n  新记录 {counts['recorded']} 条，已存在 {counts['already']} 条，用时 {time.monotonic() - started:.1f}s")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from gongdi.eventstore import EventStore
+
+    settings = runtime_settings(args.home)
+
+    async def run() -> list[str]:
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+        try:
+            return await EventStore(pool, args.schema).verify()
+        finally:
+            await pool.close()
+
+    problems = asyncio.run(run())
+    for p in problems:
+        print(f"!! {p}")
+    print("哈希链完整 (all hash chains verify)" if not problems else f"{len(problems)} 处不一致")
+    return 0 if not problems else 1
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    settings = runtime_settings(args.home)
+    for line in Supervisor(settings.env(), args.home / "logs").setup():
+        print(f"  {line}")
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    _reset(args.home)
+    print(f"已清空 {args.home}")
+    return 0
+
+
+def _reset(home: Path) -> None:
+    for pidfile in (home / "nats" / "nats.pid", home / "postgres" / "data" / "postmaster.pid"):
+        from gongdi.runtime import _kill_stale
+
+        _kill_stale(pidfile)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def _wait_ready(settings: Settings, timeout: float = 60.0) -> None:
+    async def probe() -> None:
+        deadline = time.monotonic() + timeout
+        client = await GongdiClient.connect(settings.nats_url, timeout=2)
+        try:
+            while True:
+                try:
+                    if (await client.query("views", "city"))["ok"]:
+                        return
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                await asyncio.sleep(0.2)
+        finally:
+            await client.close()
+
+    asyncio.run(probe())
+
+
+def _wait_caught_up(settings: Settings, members: int, timeout: float = 60.0) -> dict[str, Any]:
+    async def probe(client: GongdiClient) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            data = (await client.query("views", "city"))["data"]
+            if data["members"] >= members or time.monotonic() > deadline:
+                return data
+            await asyncio.sleep(0.2)
+
+    return asyncio.run(_with_client(settings, probe))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    home: Path = args.home
+    if args.reset:
+        _reset(home)
+    home.mkdir(parents=True, exist_ok=True)
+    nats_srv = pg = None
+    stopping = False
+
+    def on_term(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    supervisor = None
+    try:
+        print(f"gongdi: 数据目录 {home.resolve()}")
+        urls: dict[str, str] = {}
+        if "NATS_URL" in os.environ:
+            urls["nats_url"] = os.environ["NATS_URL"]
+        else:
+            nats_srv = EmbeddedNats(home / "nats")
+            urls["nats_url"] = nats_srv.start()
+        if "DATABASE_URL" in os.environ:
+            urls["database_url"] = os.environ["DATABASE_URL"]
+        else:
+            pg = EmbeddedPostgres(home / "postgres")
+            urls["database_url"] = pg.start()
+        (home / "runtime.json").write_text(json.dumps(urls, indent=2))
+        settings = Settings.from_env().model_copy(update=urls)
+        supervisor = Supervisor(settings.env(), home / "logs")
+        for line in supervisor.setup():
+            print(f"  {line}")
+        supervisor.start()
+        _wait_ready(settings)
+        if args.seed:
+            _seed(settings)
+            from gongdi.demo import MEMBERS
+
+            city = _wait_caught_up(settings, MEMBERS)
+        else:
+            city = asyncio.run(_with_client(settings, lambda c: c.query("views", "city")))["data"]
+        print()
+        print(format_city(city))
+        print()
+        print(f"  NATS       {urls['nats_url']}")
+        print(f"  PostgreSQL {urls['database_url']}")
+        print(f"  日志       {(home / 'logs').resolve()}")
+        print("  试试: gongdi view city | gongdi view site shachengwan | gongdi send membership RecordArrival '{...}'")
+        print("  按 Ctrl-C 停止。")
+        while not stopping:
+            supervisor.check()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\n正在停止…")
+        if supervisor:
+            supervisor.stop()
+        if pg:
+            pg.stop()
+        if nats_srv:
+            nats_srv.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="gongdi", description="工地党建共享记录平台")
+    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="state folder (default .gongdi)")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="start NATS, Postgres and every service; Ctrl-C stops them")
+    up.add_argument("--seed", action="store_true", help="load the Fuding demo city")
+    up.add_argument("--reset", action="store_true", help="delete all state first")
+    up.set_defaults(fn=cmd_up)
+    sub.add_parser("setup", help="create schemas, streams and consumers (idempotent)").set_defaults(fn=cmd_setup)
+    sub.add_parser("seed", help="load the demo city into a running platform").set_defaults(fn=cmd_seed)
+    sub.add_parser("reset", help="stop leftover servers and delete the state folder").set_defaults(fn=cmd_reset)
+    view = sub.add_parser("view", help="show a view")
+    view.add_argument("what", choices=["city", "site"])
+    view.add_argument("site_id", nargs="?")
+    view.add_argument("--json", action="store_true")
+    view.set_defaults(fn=cmd_view)
+    send = sub.add_parser("send", help="send a command, e.g. gongdi send membership RecordArrival '{...}'")
+    send.add_argument("service")
+    send.add_argument("name")
+    send.add_argument("body", help="the command as JSON; command_id is added when missing")
+    send.set_defaults(fn=cmd_send)
+    verify = sub.add_parser("verify", help="recompute every hash chain")
+    verify.add_argument("--schema", default="membership")
+    verify.set_defaults(fn=cmd_verify)
+    args = parser.parse_args(argv)
+    sys.exit(args.fn(args))

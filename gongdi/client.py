@@ -1,0 +1,40 @@
+"""A small NATS client for commands and queries, used by the CLI, the seeder, tests and benchmarks."""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import nats
+import orjson
+from nats.aio.client import Client as NATS
+
+from contracts.base import Command
+from contracts.subjects import command_subject, query_subject
+
+
+class GongdiClient:
+    def __init__(self, nc: NATS, timeout: float = 10.0):
+        self.nc = nc
+        self.timeout = timeout
+
+    @classmethod
+    async def connect(cls, url: str, timeout: float = 10.0) -> GongdiClient:
+        return cls(await nats.connect(url, name="gongdi-client"), timeout)
+
+    async def close(self) -> None:
+        await self.nc.drain()
+
+    async def send(self, service: str, command: Command) -> dict[str, Any]:
+        return await self.send_raw(service, type(command).__name__, command.model_dump_json().encode())
+
+    async def send_raw(self, service: str, name: str, body: bytes) -> dict[str, Any]:
+        msg = await self.nc.request(command_subject(service, name), body, timeout=self.timeout)
+        return orjson.loads(msg.data)
+
+    async def send_dict(self, service: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        body = {"command_id": str(uuid.uuid4()), **body}
+        return await self.send_raw(service, name, orjson.dumps(body))
+
+    async def query(self, service: str, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        msg = await self.nc.request(query_subject(service, name), orjson.dumps(body or {}), timeout=self.timeout)
+        return orjson.loads(msg.data)

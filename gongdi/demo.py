@@ -1,0 +1,164 @@
+"""Demo city: the Fuding 2020 snapshot (82 projects, 12,708 workers, 251 members), sent as ordinary commands."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+
+from contracts.base import Command
+from contracts.geo import TOWNSHIPS
+from contracts.membership import (
+    SERVICE,
+    FormBranch,
+    FormPartyGroup,
+    Gender,
+    Job,
+    MemberFacts,
+    MemberStatus,
+    RecordArrival,
+    RegisterSite,
+    Relation,
+    ReportWorkforce,
+    UnitKind,
+    Units,
+)
+from gongdi.client import GongdiClient
+
+# Fixed ids make seeding idempotent: a second run gets the first run's replies and writes nothing.
+NAMESPACE = uuid.UUID("6f1c3a52-7d1e-4c55-9a0e-0f7c2d1b9e40")
+
+PROJECTS, WORKERS, MEMBERS = 82, 12_708, 251
+
+# (site_id, name, township, department, cost 万元, months, workers, members) — the pilot sites of the report.
+PILOTS = [
+    ("shachengwan", "沙埕湾跨海公路通道工程", "shacheng", "交通运输局", 456000, 48, 2100, 40),
+    ("baolong", "宝龙世家", "tongshan", "住房和城乡建设局", 150000, 36, 1500, 30),
+    ("binhai-2", "滨海大道二期道路工程", "diantou", "交通运输局", 98000, 30, 1200, 25),
+    ("dingsheng", "鼎盛钢铁项目", "dianxia", "工业和信息化局", 1200000, 36, 1800, 25),
+    ("tangyuan-500kv", "棠园500KV输变电工程", "bailin", "发展和改革局", 62000, 24, 600, 20),
+    ("wenhua-center", "福鼎市文化艺术中心", "tongcheng", "住房和城乡建设局", 52000, 30, 500, 15),
+    ("taimu-road", "太姥山旅游公路", "taimushan", "交通运输局", 76000, 36, 450, 12),
+    ("qianqi-port", "前岐港区码头工程", "qianqi", "交通运输局", 88000, 40, 400, 10),
+    ("guanling-park", "贯岭工业园区基础设施", "guanling", "工业和信息化局", 43000, 24, 350, 8),
+    ("shanqian-hospital", "山前医院迁建工程", "shanqian", "卫生健康局", 61000, 30, 300, 6),
+]
+OTHER_KINDS = [
+    ("道路改造工程", "交通运输局"), ("安置房项目", "住房和城乡建设局"), ("供水管网工程", "水利局"),
+    ("学校扩建工程", "教育局"), ("变电站工程", "发展和改革局"), ("河道整治工程", "水利局"),
+]
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高郑梁谢宋唐许韩冯邓曹彭曾肖田董潘袁蔡蒋余于杜叶程魏苏吕丁任沈"
+GIVEN = ["建国", "志强", "海峰", "丽华", "明", "伟", "秀英", "立新", "国庆", "春梅", "晓东", "宏伟", "金龙", "永福",
+         "少华", "玉兰", "文斌", "德胜", "红霞", "家豪"]
+SECTIONS = ["一工段", "二工段", "三工段", "钢筋班组", "混凝土班组", "架桥班组"]
+UNIT_KINDS = [UnitKind.construction, UnitKind.construction, UnitKind.construction, UnitKind.owner,
+              UnitKind.supervision, UnitKind.design, UnitKind.department, UnitKind.township]
+START = dt.date(2020, 3, 1)
+
+
+def cid(*key: object) -> uuid.UUID:
+    return uuid.uuid5(NAMESPACE, "/".join(str(k) for k in key))
+
+
+def sites() -> list[tuple[str, str, str, str, int, int, int, int]]:
+    """82 sites whose workers and members add up exactly to the report's figures."""
+    out = list(PILOTS)
+    others = PROJECTS - len(PILOTS)
+    workers_left = WORKERS - sum(p[6] for p in PILOTS)
+    members_left = MEMBERS - sum(p[7] for p in PILOTS)
+    townships = sorted(TOWNSHIPS)
+    for i in range(others):
+        kind, dept = OTHER_KINDS[i % len(OTHER_KINDS)]
+        township = townships[i % len(townships)]
+        workers = workers_left // others + (1 if i < workers_left % others else 0)
+        # The first sites get 3 members: not yet a branch, so the city view flags them.
+        flagged, rest = 12, members_left - 36
+        j = i - flagged
+        members = 3 if i < flagged else rest // (others - flagged) + (1 if j < rest % (others - flagged) else 0)
+        big = i % 3 == 0  # every third one qualifies for mandatory coverage: a 空白点 until it forms a branch
+        cost, months = (12000 + 500 * i, 24 + i % 12) if big else (800 + 60 * i, 6 + i % 14)
+        out.append((f"xm-{i + 1:03d}", f"{TOWNSHIPS[township]}{kind}{i + 1:02d}", township, dept, cost, months,
+                    workers, members))
+    return out
+
+
+def member_facts(n: int, site_name: str) -> MemberFacts:
+    return MemberFacts(
+        name=SURNAMES[n % len(SURNAMES)] + GIVEN[(n * 7) % len(GIVEN)],
+        gender=Gender.female if n % 6 == 0 else Gender.male,
+        admitted_on=dt.date(1985 + n % 34, 1 + n % 12, 1 + n % 28),
+        status=MemberStatus.probationary if n % 9 == 4 else MemberStatus.full,
+        unit_kind=UNIT_KINDS[n % len(UNIT_KINDS)],
+        unit_name=f"{site_name}{UNIT_KINDS[n % len(UNIT_KINDS)].value}单位",
+        job=[Job.worker, Job.worker, Job.technician, Job.manager][n % 4],
+        section=SECTIONS[n % len(SECTIONS)],
+        home_org=f"{['福建', '浙江', '江西', '安徽'][n % 4]}某村党支部",
+        relation=Relation.transferred if n % 3 == 0 else Relation.mobile,
+    )
+
+
+def plan() -> list[list[Command]]:
+    """Commands in phases; the commands of one phase are independent of each other."""
+    registrations, workforce, arrivals, branches, groups = [], [], [], [], []
+    n = 0
+    for site_id, name, township, dept, cost, months, workers, members in sites():
+        registrations.append(RegisterSite(
+            command_id=cid("register", site_id), actor="demo", site_id=site_id, name=name, township=township,
+            department=dept, cost_wan=Decimal(cost), planned_months=months, start_date=START,
+            units=Units(owner=f"{name}业主单位", design="福建省交通规划设计院", construction=f"{name}施工单位",
+                        supervision="福州市建设监理公司"),
+        ))
+        workforce.append(ReportWorkforce(command_id=cid("workforce", site_id), actor="demo", site_id=site_id,
+                                         headcount=workers, as_of=dt.date(2020, 8, 31)))
+        present: list[tuple[str, MemberFacts]] = []
+        for _ in range(members):
+            n += 1
+            member_id = f"m{n:04d}"
+            facts = member_facts(n, name)
+            present.append((member_id, facts))
+            arrivals.append(RecordArrival(command_id=cid("arrive", member_id), actor="demo", site_id=site_id,
+                                          member_id=member_id, member=facts, arrived_on=START))
+        if site_id in {p[0] for p in PILOTS}:
+            full = [m for m, f in present if f.status is MemberStatus.full]
+            branches.append(FormBranch(
+                command_id=cid("branch", site_id), actor="demo", site_id=site_id, name=f"{name}工地兼合党支部",
+                secretary=full[0], instructor="市委两新工委指导员", liaison=f"{TOWNSHIPS[township]}联络员",
+                member_units=["业主单位", "施工单位", "监理单位", "驻地乡镇"], formed_on=dt.date(2020, 4, 1),
+            ))
+            by_section: dict[str, list[str]] = {}
+            for m, f in present:
+                by_section.setdefault(f.section, []).append(m)
+            for k, (section, ids) in enumerate(sorted(by_section.items())):
+                if len(ids) >= 3 and any(m in full for m in ids):
+                    leader = next(m for m in ids if m in full)
+                    groups.append(FormPartyGroup(
+                        command_id=cid("group", site_id, section), actor="demo", site_id=site_id,
+                        group_id=f"g{k + 1}", name=f"{section}党小组", section=section, leader=leader, members=ids,
+                        formed_on=dt.date(2020, 4, 15),
+                    ))
+    return [registrations, workforce, arrivals, branches, groups]
+
+
+async def seed(client: GongdiClient, progress: Callable[[int, int], None] | None = None,
+               concurrency: int = 32) -> dict[str, int]:
+    phases = plan()
+    total = sum(len(p) for p in phases)
+    done = 0
+    counts = {"recorded": 0, "already": 0}
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(command: Command) -> None:
+        nonlocal done
+        async with gate:
+            reply = await client.send(SERVICE, command)
+        if not reply["ok"]:
+            raise RuntimeError(f"demo command {type(command).__name__} refused: {reply['error']}")
+        counts["already" if reply.get("duplicate") else "recorded"] += 1
+        done += 1
+        if progress:
+            progress(done, total)
+
+    for phase in phases:
+        await asyncio.gather(*(one(c) for c in phase))
+    return counts

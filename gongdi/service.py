@@ -1,0 +1,61 @@
+"""What every service process shares: a connection pool, a broker, signal-driven shutdown, a background task."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import nats
+from faststream.nats import NatsBroker
+from nats.aio.client import Client as NATS
+
+from gongdi.settings import Settings
+
+
+async def create_pool(settings: Settings, size: int | None = None) -> asyncpg.Pool:
+    size = size or settings.pool_size
+    pool = await asyncpg.create_pool(settings.database_url, min_size=min(2, size), max_size=size)
+    assert pool is not None
+    return pool
+
+
+def broker(settings: Settings) -> NatsBroker:
+    # Per-message broker logs stay at DEBUG: the hot path logs nothing per command.
+    return NatsBroker(settings.nats_url, log_level=logging.DEBUG, max_reconnect_attempts=-1)
+
+
+async def connect_nats(settings: Settings, name: str) -> NATS:
+    return await nats.connect(settings.nats_url, name=name, max_reconnect_attempts=-1)
+
+
+def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run `main(stop)` until SIGTERM or SIGINT sets `stop`."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(runner())
+
+
+class Background:
+    """A task that runs beside a FastStream app; its failure stops the process so the supervisor restarts it."""
+
+    def __init__(self, work: Callable[[asyncio.Event], Awaitable[None]], on_failure: Callable[[], None]):
+        self.stop = asyncio.Event()
+        self.task = asyncio.create_task(work(self.stop))
+        self.task.add_done_callback(lambda t: on_failure() if not t.cancelled() and t.exception() else None)
+
+    async def close(self) -> None:
+        self.stop.set()
+        try:
+            await asyncio.wait_for(self.task, 10)
+        except TimeoutError:
+            self.task.cancel()

@@ -1,0 +1,39 @@
+"""Settings from the environment: where NATS and Postgres are, and the knobs of relay and consumers."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    nats_url: str = "nats://127.0.0.1:4222"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/gongdi"
+    log_format: str = "console"
+    log_level: str = "info"
+    pool_size: int = 10
+    workers: int = 16
+    relay_batch: int = 500
+    consumer_batch: int = 256
+    consumer_ack_wait: float = 10.0
+    consumer_max_deliver: int = 5
+    stream_replicas: int = 1
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        values = {}
+        for name in cls.model_fields:
+            key = name.upper() if name in ("nats_url", "database_url") else f"GONGDI_{name.upper()}"
+            if key in environ:
+                values[name] = environ[key]
+        return cls(**values)
+
+    def env(self) -> dict[str, str]:
+        """The same settings as environment variables, for child processes."""
+        out = {"NATS_URL": self.nats_url, "DATABASE_URL": self.database_url}
+        for name in type(self).model_fields:
+            if name not in ("nats_url", "database_url"):
+                out[f"GONGDI_{name.upper()}"] = str(getattr(self, name))
+        return out

@@ -1,0 +1,81 @@
+"""Membership composition root: settings, pool, broker, store and handlers are wired here and nowhere else."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from faststream import FastStream
+from faststream.nats import NatsBroker, NatsMessage
+
+from contracts.membership import COMMANDS, SERVICE
+from contracts.rules import DEFAULT_RULES
+from contracts.subjects import command_subject
+from gongdi.eventstore import EventStore
+from gongdi.jetstream import ensure_event_stream, require_stream
+from gongdi.logging import configure
+from gongdi.relay import Relay
+from gongdi.service import broker as make_broker
+from gongdi.service import connect_nats, create_pool
+from gongdi.settings import Settings
+from services.membership.handlers import MembershipHandlers
+from services.membership.repository import SCHEMA, TABLES_SQL
+
+
+def _subscribe(broker: NatsBroker, name: str, handlers: list[MembershipHandlers], workers: int) -> None:
+    async def on_command(msg: NatsMessage) -> bytes:
+        return await handlers[0].handle(name, msg.body)
+
+    broker.subscriber(command_subject(SERVICE, name), queue=SERVICE, max_workers=workers)(on_command)
+
+
+def build_app(settings: Settings) -> FastStream:
+    log = configure(settings.log_format, settings.log_level, SERVICE)
+    broker = make_broker(settings)
+    bound: list[MembershipHandlers] = []  # filled in the lifespan, before the broker starts
+    for name in COMMANDS:
+        _subscribe(broker, name, bound, settings.workers)
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        pool = await create_pool(settings)
+        bound.append(MembershipHandlers(pool, EventStore(pool, SCHEMA), DEFAULT_RULES, log))
+        log.info("membership ready", commands=list(COMMANDS))
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    return FastStream(broker, lifespan=lifespan, logger=None)
+
+
+async def setup(settings: Settings) -> list[str]:
+    """Idempotent: schema, tables and the event stream."""
+    pool = await create_pool(settings, 2)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('gongdi-setup'))")
+            await EventStore(pool, SCHEMA).create_schema(conn)
+            await conn.execute(TABLES_SQL)
+    finally:
+        await pool.close()
+    nc = await connect_nats(settings, "membership-setup")
+    try:
+        stream = await ensure_event_stream(nc.jetstream(), SERVICE, settings.stream_replicas)
+    finally:
+        await nc.close()
+    return [f"schema {SCHEMA}: ready", f"stream of {SERVICE}: {stream}"]
+
+
+async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
+    log = configure(settings.log_format, settings.log_level, f"{SERVICE}-relay")
+    pool = await create_pool(settings, 3)
+    nc = await connect_nats(settings, f"{SERVICE}-relay")
+    try:
+        js = nc.jetstream()
+        await require_stream(js, SERVICE)
+        relay = Relay(EventStore(pool, SCHEMA), js, SERVICE, settings.relay_batch, log=log)
+        await relay.run(stop)
+    finally:
+        await nc.drain()
+        await pool.close()

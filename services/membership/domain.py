@@ -1,0 +1,329 @@
+"""Membership domain: pure decide/evolve over a site's stream, and the errors the rules raise."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+from contracts.base import Event
+from contracts.membership import (
+    BranchFormed,
+    FormBranch,
+    FormPartyGroup,
+    MemberArrived,
+    MemberDeparted,
+    MemberFacts,
+    MemberStatus,
+    PartyGroupFormed,
+    RecordArrival,
+    RecordDeparture,
+    RegisterSite,
+    ReportWorkforce,
+    SiteRegistered,
+    Units,
+    WorkforceReported,
+)
+from contracts.replies import ErrorInfo
+from contracts.rules import DEFAULT_RULES, Rules
+
+# ---- errors -----------------------------------------------------------------------------------
+
+
+class DomainError(Exception):
+    code = "RULE_BROKEN"
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def info(self) -> ErrorInfo:
+        return ErrorInfo(code=self.code, message=self.message, field=self.field)
+
+
+class SiteNotFoundError(DomainError):
+    code = "SITE_NOT_FOUND"
+
+
+class SiteAlreadyRegisteredError(DomainError):
+    code = "SITE_ALREADY_REGISTERED"
+
+
+class MemberAlreadyPresentError(DomainError):
+    code = "MEMBER_ALREADY_PRESENT"
+
+
+class MemberNotPresentError(DomainError):
+    code = "MEMBER_NOT_PRESENT"
+
+
+class BranchAlreadyFormedError(DomainError):
+    code = "BRANCH_ALREADY_FORMED"
+
+
+class TooFewFullMembersError(DomainError):
+    code = "BRANCH_TOO_FEW_FULL_MEMBERS"
+
+
+class SecretaryNotFullMemberError(DomainError):
+    code = "SECRETARY_NOT_FULL_MEMBER"
+
+
+class CommitteeNotAllowedError(DomainError):
+    code = "BRANCH_COMMITTEE_NOT_ALLOWED"
+
+
+class CommitteeSizeError(DomainError):
+    code = "BRANCH_COMMITTEE_SIZE"
+
+
+class NoBranchError(DomainError):
+    code = "NO_BRANCH"
+
+
+class PartyGroupExistsError(DomainError):
+    code = "PARTY_GROUP_EXISTS"
+
+
+class PartyGroupTooSmallError(DomainError):
+    code = "PARTY_GROUP_TOO_SMALL"
+
+
+class PartyGroupNeedsFullMemberError(DomainError):
+    code = "PARTY_GROUP_NEEDS_FULL_MEMBER"
+
+
+class LeaderNotInGroupError(DomainError):
+    code = "LEADER_NOT_IN_GROUP"
+
+
+# ---- state ------------------------------------------------------------------------------------
+
+
+class Branch(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    secretary: str
+    instructor: str
+    liaison: str
+    member_units: list[str]
+    committee: list[str]
+    formed_on: dt.date
+
+
+class Group(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    section: str
+    leader: str
+    members: list[str]
+
+
+class SiteState(BaseModel):
+    """Everything the rules need to know about one site, folded from its stream."""
+
+    model_config = ConfigDict(frozen=True)
+    site_id: str
+    name: str
+    township: str
+    department: str
+    cost_wan: Decimal
+    planned_months: int
+    start_date: dt.date
+    units: Units
+    workforce: int = 0
+    members: dict[str, MemberFacts] = {}
+    branch: Branch | None = None
+    groups: dict[str, Group] = {}
+
+    def full_members(self) -> int:
+        return sum(1 for m in self.members.values() if m.status is MemberStatus.full)
+
+
+@dataclass(frozen=True)
+class Given:
+    """What a decision sees: the target site, and for an arrival the site the member is at now."""
+
+    site: SiteState | None
+    previous_site: SiteState | None = None
+
+
+# ---- evolve -----------------------------------------------------------------------------------
+
+
+def evolve(state: SiteState | None, event: Event) -> SiteState | None:
+    match event:
+        case SiteRegistered():
+            return SiteState(**event.model_dump(include=set(SiteState.model_fields)))
+        case WorkforceReported():
+            return _site(state).model_copy(update={"workforce": event.headcount})
+        case MemberArrived():
+            site = _site(state)
+            return site.model_copy(update={"members": {**site.members, event.member_id: event.member}})
+        case MemberDeparted():
+            site = _site(state)
+            members = {k: v for k, v in site.members.items() if k != event.member_id}
+            return site.model_copy(update={"members": members})
+        case BranchFormed():
+            branch = Branch(**event.model_dump(include=set(Branch.model_fields)))
+            return _site(state).model_copy(update={"branch": branch})
+        case PartyGroupFormed():
+            site = _site(state)
+            group = Group(**event.model_dump(include=set(Group.model_fields)))
+            return site.model_copy(update={"groups": {**site.groups, event.group_id: group}})
+    raise TypeError(f"membership cannot evolve {type(event).__name__}")
+
+
+def _site(state: SiteState | None) -> SiteState:
+    if state is None:
+        raise ValueError("event for a site that was never registered")
+    return state
+
+
+# ---- decide -----------------------------------------------------------------------------------
+
+
+def decide(command: object, given: Given, rules: Rules = DEFAULT_RULES) -> list[Event]:
+    match command:
+        case RegisterSite():
+            return _register_site(command, given)
+        case ReportWorkforce():
+            _existing(given, command.site_id)
+            return [WorkforceReported(site_id=command.site_id, headcount=command.headcount, as_of=command.as_of)]
+        case RecordArrival():
+            return _record_arrival(command, given)
+        case RecordDeparture():
+            site = _existing(given, command.site_id)
+            _present(site, command.member_id, "member_id")
+            return [
+                MemberDeparted(
+                    site_id=site.site_id,
+                    member_id=command.member_id,
+                    departed_on=command.departed_on,
+                    reason=command.reason,
+                )
+            ]
+        case FormBranch():
+            return _form_branch(command, given, rules)
+        case FormPartyGroup():
+            return _form_party_group(command, given, rules)
+    raise TypeError(f"membership cannot decide {type(command).__name__}")
+
+
+def advise(command: object, given: Given, rules: Rules = DEFAULT_RULES) -> list[ErrorInfo]:
+    """Warnings that do not refuse the command but that the branch should act on."""
+    if isinstance(command, FormBranch) and given.site is not None:
+        size = len(given.site.members)
+        if size > rules.branch_warn_members:
+            kind = "党的基层委员会" if size > rules.branch_general_members else "党总支"
+            return [
+                ErrorInfo(
+                    code="BRANCH_TOO_LARGE",
+                    message=f"支部党员{size}名，超过{rules.branch_warn_members}名，应考虑成立{kind}"
+                    f" (rule branch_warn_members)",
+                )
+            ]
+    return []
+
+
+def _existing(given: Given, site_id: str) -> SiteState:
+    if given.site is None:
+        raise SiteNotFoundError(f"工地 {site_id} 未登记 (site not registered)", "site_id")
+    return given.site
+
+
+def _present(site: SiteState, member_id: str, field: str) -> MemberFacts:
+    if member_id not in site.members:
+        raise MemberNotPresentError(f"党员 {member_id} 不在工地 {site.site_id} (member not present)", field)
+    return site.members[member_id]
+
+
+def _register_site(command: RegisterSite, given: Given) -> list[Event]:
+    if given.site is not None:
+        raise SiteAlreadyRegisteredError(f"工地 {command.site_id} 已登记 (site already registered)", "site_id")
+    fields = command.model_dump(include=set(SiteRegistered.model_fields))
+    return [SiteRegistered(**fields)]
+
+
+def _record_arrival(command: RecordArrival, given: Given) -> list[Event]:
+    site = _existing(given, command.site_id)
+    if command.member_id in site.members:
+        raise MemberAlreadyPresentError(
+            f"党员 {command.member_id} 已在工地 {site.site_id} (member already present)", "member_id"
+        )
+    events: list[Event] = []
+    previous = given.previous_site
+    if previous is not None and command.member_id in previous.members:
+        events.append(
+            MemberDeparted(
+                site_id=previous.site_id,
+                member_id=command.member_id,
+                departed_on=command.arrived_on,
+                reason="调往其他工地",
+                moved_to_site=site.site_id,
+            )
+        )
+    events.append(
+        MemberArrived(
+            site_id=site.site_id,
+            member_id=command.member_id,
+            member=command.member,
+            arrived_on=command.arrived_on,
+        )
+    )
+    return events
+
+
+def _form_branch(command: FormBranch, given: Given, rules: Rules) -> list[Event]:
+    site = _existing(given, command.site_id)
+    if site.branch is not None:
+        raise BranchAlreadyFormedError(f"工地 {site.site_id} 已成立党支部 (one branch per site)", "site_id")
+    full = site.full_members()
+    if full < rules.branch_min_full_members:
+        raise TooFewFullMembersError(
+            f"在场正式党员{full}名，成立党支部至少需要{rules.branch_min_full_members}名"
+            f" (rule branch_min_full_members)",
+            "site_id",
+        )
+    secretary = _present(site, command.secretary, "secretary")
+    if secretary.status is not MemberStatus.full:
+        raise SecretaryNotFullMemberError("支部书记须为正式党员 (secretary must be a full member)", "secretary")
+    if command.committee:
+        if full < rules.branch_committee_threshold:
+            raise CommitteeNotAllowedError(
+                f"正式党员不足{rules.branch_committee_threshold}名的支部只设书记，不设支委会"
+                f" (rule branch_committee_threshold)",
+                "committee",
+            )
+        if not rules.branch_committee_min <= len(command.committee) <= rules.branch_committee_max:
+            raise CommitteeSizeError(
+                f"支委会应为{rules.branch_committee_min}至{rules.branch_committee_max}人"
+                f" (rule branch_committee_min/max)",
+                "committee",
+            )
+        for member_id in command.committee:
+            _present(site, member_id, "committee")
+    fields = command.model_dump(include=set(BranchFormed.model_fields))
+    return [BranchFormed(**fields, full_members=full, members=len(site.members))]
+
+
+def _form_party_group(command: FormPartyGroup, given: Given, rules: Rules) -> list[Event]:
+    site = _existing(given, command.site_id)
+    if site.branch is None:
+        raise NoBranchError("党小组须设在已成立的党支部内 (form the branch first)", "site_id")
+    if command.group_id in site.groups:
+        raise PartyGroupExistsError(f"党小组 {command.group_id} 已存在", "group_id")
+    if len(command.members) < rules.party_group_min_members:
+        raise PartyGroupTooSmallError(
+            f"党小组至少需要{rules.party_group_min_members}名党员 (rule party_group_min_members)", "members"
+        )
+    facts = [_present(site, member_id, "members") for member_id in command.members]
+    if sum(1 for f in facts if f.status is MemberStatus.full) < rules.party_group_min_full:
+        raise PartyGroupNeedsFullMemberError(
+            f"党小组至少需要{rules.party_group_min_full}名正式党员 (rule party_group_min_full)", "members"
+        )
+    if command.leader not in command.members:
+        raise LeaderNotInGroupError("党小组组长须为本组党员 (leader must be a member of the group)", "leader")
+    return [PartyGroupFormed(**command.model_dump(include=set(PartyGroupFormed.model_fields)))]

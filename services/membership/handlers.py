@@ -1,0 +1,101 @@
+"""Membership command handlers: parse → load → decide → append → reply, once per command id."""
+from __future__ import annotations
+
+import asyncio
+import random
+
+import asyncpg
+import orjson
+import structlog
+from pydantic import ValidationError
+
+from contracts.base import Command
+from contracts.membership import COMMANDS, SiteRegistered
+from contracts.replies import CommandReply, ErrorInfo, RecordedRef
+from contracts.rules import Rules
+from gongdi.eventstore import ConcurrencyError, DuplicateCommandError, EventStore, Meta, Pending
+from gongdi.locks import KeyedLocks
+from services.membership.domain import DomainError, advise, decide
+from services.membership.repository import SiteRepository, stream_of
+
+MAX_ATTEMPTS = 20
+
+
+def error_reply(code: str, message: str, field: str | None = None, command_id=None) -> bytes:
+    reply = CommandReply(ok=False, command_id=command_id, error=ErrorInfo(code=code, message=message, field=field))
+    return reply.model_dump_json().encode()
+
+
+def parse(name: str, raw: bytes) -> Command:
+    cls = COMMANDS[name]
+    return cls.model_validate_json(raw)
+
+
+def validation_reply(exc: ValidationError) -> bytes:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    return error_reply("VALIDATION_FAILED", f"{field or 'body'}: {first['msg']}", field)
+
+
+class MembershipHandlers:
+    def __init__(self, pool: asyncpg.Pool, store: EventStore, rules: Rules, log: structlog.BoundLogger):
+        self.pool = pool
+        self.store = store
+        self.repo = SiteRepository()
+        self.rules = rules
+        self.log = log
+        self.locks = KeyedLocks()
+
+    async def handle(self, name: str, raw: bytes) -> bytes:
+        try:
+            command = parse(name, raw)
+        except ValidationError as exc:
+            return validation_reply(exc)
+        # Optimistic concurrency stays the guarantee across processes; the lock only spares this one the retries.
+        async with self.locks.hold(command.site_id):  # type: ignore[attr-defined]
+            for attempt in range(MAX_ATTEMPTS):
+                stored = await self.store.find_reply(command.command_id)
+                if stored is not None:
+                    return _as_duplicate(stored)
+                try:
+                    return await self._execute(command)
+                except DomainError as exc:
+                    return error_reply(exc.code, exc.message, exc.field, command.command_id)
+                except (ConcurrencyError, DuplicateCommandError):
+                    # Someone else wrote first: look again and decide again, after a short random pause.
+                    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        self.log.warning("command gave up after conflicts", command_id=str(command.command_id), command=name)
+        return error_reply("CONCURRENCY_CONFLICT", "并发冲突，请重试 (too many concurrent writers)", None,
+                           command.command_id)
+
+    async def _execute(self, command: Command) -> bytes:
+        async with self.pool.acquire() as conn, conn.transaction():
+            given, heads = await self.repo.given(conn, command)
+            events = decide(command, given, self.rules)
+            township = {s.site_id: s.township for s in (given.site, given.previous_site) if s is not None}
+            pending = []
+            for event in events:
+                site_id = event.site_id  # type: ignore[attr-defined]
+                tw = event.township if isinstance(event, SiteRegistered) else township[site_id]
+                pending.append(Pending(event, stream_of(site_id), tw, site_id))
+            meta = Meta(actor=command.actor, command_id=command.command_id, correlation_id=command.correlation_id)
+            rows, heads = await self.store.append(conn, pending, heads, meta)
+            await self.repo.save(conn, given, events, heads)
+            reply = CommandReply(
+                ok=True,
+                command_id=command.command_id,
+                events=[
+                    RecordedRef(event_id=r.event_id, type=r.event_type, stream_id=r.stream_id, version=r.version,
+                                position=r.position)
+                    for r in rows
+                ],
+                warnings=advise(command, given, self.rules),
+            ).model_dump_json().encode()
+            await self.store.save_reply(conn, command.command_id, reply)
+        return reply
+
+
+def _as_duplicate(stored: bytes) -> bytes:
+    reply = orjson.loads(stored)
+    reply["duplicate"] = True
+    return orjson.dumps(reply)

@@ -1,0 +1,68 @@
+"""Views query handlers and the live-change publisher."""
+from __future__ import annotations
+
+import asyncpg
+import orjson
+from nats.aio.client import Client as NATS
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from contracts.base import Slug
+from contracts.envelope import Envelope
+from contracts.geo import CITY
+from contracts.replies import ErrorInfo, QueryReply
+from contracts.subjects import live_subject
+from services.views import queries
+
+
+class SiteQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    site_id: Slug
+
+
+def _error(code: str, message: str, field: str | None = None) -> bytes:
+    return QueryReply(ok=False, error=ErrorInfo(code=code, message=message, field=field)).model_dump_json().encode()
+
+
+class ViewQueries:
+    def __init__(self, pool: asyncpg.Pool, schema: str):
+        self.pool = pool
+        self.schema = schema
+
+    async def city(self, _raw: bytes) -> bytes:
+        async with self.pool.acquire() as conn:
+            data = await queries.city(conn, self.schema)
+        return orjson.dumps({"ok": True, "data": data})
+
+    async def site(self, raw: bytes) -> bytes:
+        try:
+            query = SiteQuery.model_validate_json(raw or b"{}")
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or None
+            return _error("VALIDATION_FAILED", f"{field}: {first['msg']}", field)
+        async with self.pool.acquire() as conn:
+            data = await queries.site(conn, self.schema, query.site_id)
+        if data is None:
+            return _error("SITE_NOT_FOUND", f"工地 {query.site_id} 不在视图中 (no such site)", "site_id")
+        return orjson.dumps({"ok": True, "data": data})
+
+
+class LivePublisher:
+    """After each commit, tells dashboards which sites changed (live.site.<id>) and that the city did."""
+
+    def __init__(self, nc: NATS):
+        self.nc = nc
+
+    async def changed(self, events: list[Envelope]) -> None:
+        sites: dict[str, int] = {}
+        for e in events:
+            if e.site_id:
+                sites[e.site_id] = max(sites.get(e.site_id, 0), e.position)
+        for site_id, position in sites.items():
+            await self.nc.publish(live_subject("site", site_id), orjson.dumps({"site_id": site_id,
+                                                                               "position": position}))
+        last = events[-1]
+        await self.nc.publish(
+            live_subject("city", CITY),
+            orjson.dumps({"events": len(events), "sites": sorted(sites), "last_event": str(last.event_id)}),
+        )

@@ -1,0 +1,136 @@
+"""Read models of sites and the city, one method per event they handle; SQL is schema-parameterised for rebuilds."""
+from __future__ import annotations
+
+import asyncpg
+import orjson
+
+from contracts.envelope import Envelope
+from contracts.membership import (
+    BranchFormed,
+    MemberArrived,
+    MemberDeparted,
+    PartyGroupFormed,
+    SiteRegistered,
+    WorkforceReported,
+    parse_event,
+)
+from contracts.rules import DEFAULT_RULES, Rules, qualifies_for_coverage
+
+
+def tables_sql(schema: str) -> str:
+    return f"""
+    CREATE SCHEMA IF NOT EXISTS {schema};
+    CREATE TABLE IF NOT EXISTS {schema}.site (
+        site_id text PRIMARY KEY,
+        name text NOT NULL,
+        township text NOT NULL,
+        department text NOT NULL,
+        cost_wan numeric NOT NULL,
+        planned_months int NOT NULL,
+        start_date date NOT NULL,
+        units jsonb NOT NULL,
+        qualifies boolean NOT NULL,
+        workforce int NOT NULL DEFAULT 0,
+        branch jsonb,
+        last_position bigint NOT NULL,
+        updated_at timestamptz NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS {schema}.site_member (
+        site_id text NOT NULL,
+        member_id text NOT NULL,
+        name text NOT NULL,
+        status text NOT NULL,
+        unit_kind text NOT NULL,
+        unit_name text NOT NULL,
+        job text NOT NULL,
+        section text NOT NULL,
+        relation text NOT NULL,
+        admitted_on date NOT NULL,
+        arrived_on date NOT NULL,
+        PRIMARY KEY (site_id, member_id)
+    );
+    CREATE TABLE IF NOT EXISTS {schema}.party_group (
+        site_id text NOT NULL,
+        group_id text NOT NULL,
+        name text NOT NULL,
+        section text NOT NULL,
+        leader text NOT NULL,
+        members jsonb NOT NULL,
+        formed_on date NOT NULL,
+        PRIMARY KEY (site_id, group_id)
+    );
+    """
+
+
+class SiteProjection:
+    """Applies membership events to the per-site tables; the city view is aggregated from them on read."""
+
+    def __init__(self, schema: str, rules: Rules = DEFAULT_RULES):
+        self.schema = schema
+        self.rules = rules
+        self._methods = {
+            "SiteRegistered": self.site_registered,
+            "WorkforceReported": self.workforce_reported,
+            "MemberArrived": self.member_arrived,
+            "MemberDeparted": self.member_departed,
+            "BranchFormed": self.branch_formed,
+            "PartyGroupFormed": self.party_group_formed,
+        }
+
+    async def apply(self, conn: asyncpg.Connection, env: Envelope) -> None:
+        method = self._methods.get(env.type)
+        if method is None:
+            return  # an event type this projection does not show
+        await method(conn, env, parse_event(env.type, env.schema_version, env.payload))
+
+    async def _touch(self, conn: asyncpg.Connection, env: Envelope) -> None:
+        await conn.execute(
+            f"UPDATE {self.schema}.site SET last_position = $2, updated_at = $3 WHERE site_id = $1",
+            env.site_id, env.position, env.recorded_at,
+        )
+
+    async def site_registered(self, conn: asyncpg.Connection, env: Envelope, e: SiteRegistered) -> None:
+        await conn.execute(
+            f"INSERT INTO {self.schema}.site (site_id, name, township, department, cost_wan, planned_months,"
+            " start_date, units, qualifies, last_position, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11)",
+            e.site_id, e.name, e.township, e.department, e.cost_wan, e.planned_months, e.start_date,
+            orjson.dumps(e.units.model_dump()).decode(),
+            qualifies_for_coverage(e.cost_wan, e.planned_months, self.rules), env.position, env.recorded_at,
+        )
+
+    async def workforce_reported(self, conn: asyncpg.Connection, env: Envelope, e: WorkforceReported) -> None:
+        await conn.execute(f"UPDATE {self.schema}.site SET workforce = $2 WHERE site_id = $1", e.site_id, e.headcount)
+        await self._touch(conn, env)
+
+    async def member_arrived(self, conn: asyncpg.Connection, env: Envelope, e: MemberArrived) -> None:
+        m = e.member
+        await conn.execute(
+            f"INSERT INTO {self.schema}.site_member (site_id, member_id, name, status, unit_kind, unit_name, job,"
+            " section, relation, admitted_on, arrived_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            e.site_id, e.member_id, m.name, m.status.value, m.unit_kind.value, m.unit_name, m.job.value,
+            m.section, m.relation.value, m.admitted_on, e.arrived_on,
+        )
+        await self._touch(conn, env)
+
+    async def member_departed(self, conn: asyncpg.Connection, env: Envelope, e: MemberDeparted) -> None:
+        await conn.execute(
+            f"DELETE FROM {self.schema}.site_member WHERE site_id = $1 AND member_id = $2", e.site_id, e.member_id
+        )
+        await self._touch(conn, env)
+
+    async def branch_formed(self, conn: asyncpg.Connection, env: Envelope, e: BranchFormed) -> None:
+        branch = e.model_dump(mode="json", exclude={"site_id"})
+        await conn.execute(
+            f"UPDATE {self.schema}.site SET branch = $2::jsonb WHERE site_id = $1",
+            e.site_id, orjson.dumps(branch).decode(),
+        )
+        await self._touch(conn, env)
+
+    async def party_group_formed(self, conn: asyncpg.Connection, env: Envelope, e: PartyGroupFormed) -> None:
+        await conn.execute(
+            f"INSERT INTO {self.schema}.party_group (site_id, group_id, name, section, leader, members, formed_on)"
+            " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",
+            e.site_id, e.group_id, e.name, e.section, e.leader, orjson.dumps(e.members).decode(), e.formed_on,
+        )
+        await self._touch(conn, env)
