@@ -6,7 +6,6 @@ import contextlib
 from dataclasses import dataclass
 from uuid import UUID
 
-import asyncpg
 import structlog
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
@@ -96,13 +95,14 @@ class Relay:
         self.published += len(rows)
         return len(rows)
 
-    async def _listen(self, conn: asyncpg.Connection) -> None:
-        await conn.add_listener(f"{self.store.schema}_events", lambda *_: self._wake.set())
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        channel = f"{self.store.schema}_events"
         listener = await self.store.pool.acquire()
         try:
-            await self._listen(listener)
+            await listener.add_listener(channel, self._on_notify)
             pos = await self.resync()
             await self.save(pos)
             self.log.info("relay resumed", stream=self.stream, stream_seq=pos.stream_seq)
@@ -121,4 +121,5 @@ class Relay:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.idle_wait)
         finally:
+            await listener.remove_listener(channel, self._on_notify)
             await self.store.pool.release(listener)

@@ -23,8 +23,13 @@ async def create_pool(settings: Settings, size: int | None = None) -> asyncpg.Po
 
 
 def broker(settings: Settings) -> NatsBroker:
-    # Per-message broker logs stay at DEBUG: the hot path logs nothing per command.
-    return NatsBroker(settings.nats_url, log_level=logging.DEBUG, max_reconnect_attempts=-1)
+    # The hot path logs nothing per command: FastStream's own per-message and lifecycle lines go to a logger
+    # that only lets warnings and errors through.
+    quiet = logging.getLogger("gongdi.faststream")
+    quiet.setLevel(logging.WARNING)
+    if not quiet.handlers:
+        quiet.addHandler(logging.StreamHandler())
+    return NatsBroker(settings.nats_url, logger=quiet, log_level=logging.DEBUG, max_reconnect_attempts=-1)
 
 
 async def connect_nats(settings: Settings, name: str) -> NATS:

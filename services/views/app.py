@@ -60,7 +60,7 @@ def build_app(settings: Settings) -> FastStream:
             yield
         finally:
             await task.close()
-            await nc.drain()
+            await nc.close()
             await pool.close()
 
     return FastStream(broker, lifespan=lifespan, logger=None)

@@ -1,0 +1,37 @@
+"""Real servers for the whole test session: nats-server and PostgreSQL from the project's wheels."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from gongdi.runtime import EmbeddedNats, EmbeddedPostgres
+
+
+@dataclass(frozen=True)
+class Servers:
+    nats_url: str
+    pg_port: int
+
+    def database_url(self, name: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{name}"
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    root = tmp_path_factory.mktemp("servers")
+    nats_srv = EmbeddedNats(root / "nats")
+    pg = EmbeddedPostgres(root / "postgres", database="postgres")
+    try:
+        nats_srv.start()
+        pg.start()
+        yield Servers(nats_srv.url, pg.port)
+    finally:
+        nats_srv.stop()
+        pg.stop()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"

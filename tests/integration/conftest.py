@@ -1,0 +1,92 @@
+"""Per-test isolation on the shared servers: a fresh database and empty JetStream, then the real services."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import nats
+import pytest
+from nats.js.errors import NotFoundError
+
+from gongdi.client import GongdiClient
+from gongdi.settings import Settings
+from gongdi.supervisor import Supervisor
+from tests.conftest import Servers, unique
+
+
+async def _fresh(servers: Servers) -> Settings:
+    name = unique("t")
+    conn = await asyncpg.connect(servers.database_url("postgres"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    nc = await nats.connect(servers.nats_url)
+    try:
+        js = nc.jetstream()
+        for info in await js.streams_info():
+            with contextlib.suppress(NotFoundError):
+                await js.delete_stream(info.config.name)
+    finally:
+        await nc.close()
+    return Settings(nats_url=servers.nats_url, database_url=servers.database_url(name), consumer_ack_wait=3.0)
+
+
+@pytest.fixture
+def settings(servers: Servers) -> Settings:
+    return asyncio.run(_fresh(servers))
+
+
+@pytest.fixture
+def ready_settings(settings: Settings, tmp_path: Path) -> Settings:
+    """Schemas, stream and consumer created, as `gongdi setup` does."""
+    Supervisor(settings.env(), tmp_path / "logs").setup()
+    return settings
+
+
+@pytest.fixture
+def platform(ready_settings: Settings, tmp_path: Path) -> Iterator[Supervisor]:
+    """Every service as its own process, the way `gongdi up` runs them."""
+    sup = Supervisor(ready_settings.env(), tmp_path / "logs", say=lambda *_: None)
+    sup.start()
+    try:
+        asyncio.run(_wait_ready(ready_settings))
+        yield sup
+    finally:
+        sup.stop()
+
+
+async def _wait_ready(settings: Settings, timeout: float = 30.0) -> None:
+    client = await GongdiClient.connect(settings.nats_url, timeout=1)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                if (await client.query("views", "city"))["ok"]:
+                    probe = await client.send_dict("membership", "ReportWorkforce", {"site_id": "probe"})
+                    if probe.get("error", {}).get("code") == "VALIDATION_FAILED":
+                        return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.1)
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def client(ready_settings: Settings) -> AsyncIterator[GongdiClient]:
+    c = await GongdiClient.connect(ready_settings.nats_url)
+    yield c
+    await c.close()
+
+
+@pytest.fixture
+async def pool(ready_settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    p = await asyncpg.create_pool(ready_settings.database_url, min_size=1, max_size=12)
+    yield p
+    await p.close()

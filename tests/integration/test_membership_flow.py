@@ -1,0 +1,139 @@
+"""Command → event in Postgres → message on JetStream → row in the view, through the real processes."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import nats
+import orjson
+import pytest
+
+from contracts.envelope import Envelope
+from contracts.membership import SERVICE
+from contracts.subjects import stream_name
+from gongdi.client import GongdiClient
+from gongdi.settings import Settings
+from tests import factories as f
+
+pytestmark = pytest.mark.usefixtures("platform")
+
+
+async def wait_for(check, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(0.05)
+
+
+async def site_view(client: GongdiClient, site_id: str) -> dict:
+    return await client.query("views", "site", {"site_id": site_id})
+
+
+async def test_command_reaches_store_bus_and_view(client: GongdiClient, pool: asyncpg.Pool, ready_settings: Settings):
+    reply = await client.send(SERVICE, f.register("alpha"))
+    assert reply["ok"], reply
+    event_id = reply["events"][0]["event_id"]
+
+    row = await pool.fetchrow("SELECT event_type, stream_id, version, hash FROM membership.events")
+    assert (row["event_type"], row["stream_id"], row["version"]) == ("SiteRegistered", "site-alpha", 1)
+
+    nc = await nats.connect(ready_settings.nats_url)
+    try:
+        js = nc.jetstream()
+
+        async def on_bus():
+            return (await js.stream_info(stream_name(SERVICE))).state.messages == 1
+
+        assert await wait_for(on_bus)
+        msg = await js.get_msg(stream_name(SERVICE), seq=1)
+        assert msg.subject == "evt.bailin.membership.SiteRegistered"
+        assert msg.headers["Nats-Msg-Id"] == event_id
+        env = Envelope.from_json(msg.data)
+        assert env.hash == row["hash"] and env.payload["name"] == "工地alpha"
+    finally:
+        await nc.close()
+
+    async def in_view():
+        return (await site_view(client, "alpha"))["ok"]
+
+    assert await wait_for(in_view)
+    data = (await site_view(client, "alpha"))["data"]
+    assert data["qualifies"] and data["gap"] and data["members_present"] == 0
+
+
+async def test_retried_command_writes_once(client: GongdiClient, pool: asyncpg.Pool):
+    cmd = f.register("beta")
+    first, *again = await asyncio.gather(*(client.send(SERVICE, cmd) for _ in range(6)))
+    replies = [first, *again]
+    assert all(r["ok"] for r in replies)
+    assert sum(1 for r in replies if not r["duplicate"]) == 1
+    assert len({r["events"][0]["event_id"] for r in replies}) == 1
+    assert await pool.fetchval("SELECT count(*) FROM membership.events") == 1
+    later = await client.send(SERVICE, cmd)
+    assert later["duplicate"] and later["events"] == first["events"]
+
+
+async def test_invalid_command_is_refused_and_writes_nothing(client: GongdiClient, pool: asyncpg.Pool):
+    reply = await client.send_dict(SERVICE, "RegisterSite", {"site_id": "Bad Id", "name": "x"})
+    assert not reply["ok"] and reply["error"]["code"] == "VALIDATION_FAILED" and reply["error"]["field"] == "site_id"
+    broken = await client.send_raw(SERVICE, "RecordArrival", b"{not json")
+    assert broken["error"]["code"] == "VALIDATION_FAILED"
+    assert await pool.fetchval("SELECT count(*) FROM membership.events") == 0
+
+
+async def test_broken_rule_is_refused_and_writes_nothing(client: GongdiClient, pool: asyncpg.Pool):
+    assert (await client.send(SERVICE, f.register("gamma")))["ok"]
+    for m in ("m1", "m2"):
+        assert (await client.send(SERVICE, f.arrive("gamma", m)))["ok"]
+    before = await pool.fetchval("SELECT count(*) FROM membership.events")
+    reply = await client.send(SERVICE, f.form_branch("gamma", "m1"))
+    assert reply["error"]["code"] == "BRANCH_TOO_FEW_FULL_MEMBERS"
+    assert await pool.fetchval("SELECT count(*) FROM membership.events") == before
+    assert await pool.fetchval("SELECT count(*) FROM membership.commands") == before
+
+
+async def test_arrival_elsewhere_moves_the_member(client: GongdiClient, pool: asyncpg.Pool):
+    for s in ("east", "west"):
+        assert (await client.send(SERVICE, f.register(s)))["ok"]
+    assert (await client.send(SERVICE, f.arrive("east", "m7")))["ok"]
+    moved = await client.send(SERVICE, f.arrive("west", "m7"))
+    assert [e["type"] for e in moved["events"]] == ["MemberDeparted", "MemberArrived"]
+    assert [e["stream_id"] for e in moved["events"]] == ["site-east", "site-west"]
+
+    async def settled():
+        east, west = (await site_view(client, "east"))["data"], (await site_view(client, "west"))["data"]
+        return east["members_present"] == 0 and west["members_present"] == 1
+
+    assert await wait_for(settled)
+    city = (await client.query("views", "city"))["data"]
+    assert city["members"] == 1
+
+
+async def test_branch_covers_a_gap_and_live_change_is_published(client: GongdiClient, ready_settings: Settings):
+    assert (await client.send(SERVICE, f.register("delta")))["ok"]
+    for m in ("d1", "d2", "d3"):
+        assert (await client.send(SERVICE, f.arrive("delta", m)))["ok"]
+
+    async def flagged():
+        city = (await client.query("views", "city"))["data"]
+        return [g["site_id"] for g in city["should_form_branch"]] == ["delta"]
+
+    assert await wait_for(flagged)
+    nc = await nats.connect(ready_settings.nats_url)
+    live = await nc.subscribe("live.site.delta")
+    try:
+        assert (await client.send(SERVICE, f.form_branch("delta", "d1")))["ok"]
+        change = orjson.loads((await live.next_msg(timeout=5)).data)
+        assert change["site_id"] == "delta"
+    finally:
+        await nc.close()
+    city = (await client.query("views", "city"))["data"]
+    assert city["branches"] == 1 and city["gaps"] == [] and city["coverage"]["covered"] == 1
+
+
+async def test_unknown_site_query_gets_typed_error(client: GongdiClient):
+    reply = await site_view(client, "nowhere")
+    assert reply["error"]["code"] == "SITE_NOT_FOUND" and reply["error"]["field"] == "site_id"

@@ -1,0 +1,306 @@
+"""Membership rules as given/when/then on events: no I/O."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from contracts.base import Event
+from contracts.membership import (
+    BranchFormed,
+    FormBranch,
+    FormPartyGroup,
+    Gender,
+    Job,
+    MemberArrived,
+    MemberDeparted,
+    MemberFacts,
+    MemberStatus,
+    PartyGroupFormed,
+    RecordArrival,
+    RecordDeparture,
+    RegisterSite,
+    Relation,
+    ReportWorkforce,
+    SiteRegistered,
+    UnitKind,
+    Units,
+    WorkforceReported,
+)
+from contracts.rules import Rules
+from services.membership import domain
+from services.membership.domain import Given, decide, evolve
+
+DAY = dt.date(2020, 5, 1)
+UNITS = Units(owner="业主", design="设计院", construction="施工单位", supervision="监理公司")
+
+
+def cmd_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def registered(site_id: str = "a", cost: int = 6000, months: int = 30) -> SiteRegistered:
+    return SiteRegistered(site_id=site_id, name=f"工地{site_id}", township="shacheng", department="交通运输局",
+                          cost_wan=Decimal(cost), planned_months=months, start_date=DAY, units=UNITS)
+
+
+def facts(status: MemberStatus = MemberStatus.full, section: str = "一工段") -> MemberFacts:
+    return MemberFacts(name="张三", gender=Gender.male, admitted_on=dt.date(2001, 7, 1), status=status,
+                       unit_kind=UnitKind.construction, unit_name="施工单位", job=Job.worker, section=section,
+                       home_org="某村党支部", relation=Relation.mobile)
+
+
+def arrived(member_id: str, site_id: str = "a", status: MemberStatus = MemberStatus.full) -> MemberArrived:
+    return MemberArrived(site_id=site_id, member_id=member_id, member=facts(status), arrived_on=DAY)
+
+
+def branch(site_id: str = "a", secretary: str = "m1") -> BranchFormed:
+    return BranchFormed(site_id=site_id, name="支部", secretary=secretary, instructor="指导员", liaison="联络员",
+                        member_units=["施工单位"], committee=[], formed_on=DAY, full_members=3, members=3)
+
+
+def given(*events: Event) -> domain.SiteState | None:
+    state = None
+    for e in events:
+        state = evolve(state, e)
+    return state
+
+
+def arrival(member_id: str, site_id: str = "a", status: MemberStatus = MemberStatus.full) -> RecordArrival:
+    return RecordArrival(command_id=cmd_id(), site_id=site_id, member_id=member_id, member=facts(status),
+                         arrived_on=DAY)
+
+
+def form_branch(secretary: str = "m1", committee: tuple[str, ...] = ()) -> FormBranch:
+    return FormBranch(command_id=cmd_id(), site_id="a", name="支部", secretary=secretary, instructor="指导员",
+                      liaison="联络员", member_units=["施工单位"], committee=committee, formed_on=DAY)
+
+
+def form_group(members: list[str], leader: str | None = None, group_id: str = "g1") -> FormPartyGroup:
+    return FormPartyGroup(command_id=cmd_id(), site_id="a", group_id=group_id, name="一工段党小组", section="一工段",
+                          leader=leader or members[0], members=members, formed_on=DAY)
+
+
+THREE_FULL = [arrived("m1"), arrived("m2"), arrived("m3")]
+
+
+# ---- registering and reporting ------------------------------------------------------------------
+
+
+def test_register_site_records_site_registered():
+    cmd = RegisterSite(command_id=cmd_id(), site_id="a", name="工地a", township="shacheng", department="交通运输局",
+                       cost_wan=Decimal(6000), planned_months=30, start_date=DAY, units=UNITS)
+    assert decide(cmd, Given(None)) == [registered()]
+
+
+def test_register_site_twice_is_refused():
+    cmd = RegisterSite(command_id=cmd_id(), site_id="a", name="x", township="shacheng", department="d",
+                       cost_wan=Decimal(1), planned_months=1, start_date=DAY, units=UNITS)
+    with pytest.raises(domain.SiteAlreadyRegisteredError) as err:
+        decide(cmd, Given(given(registered())))
+    assert err.value.code == "SITE_ALREADY_REGISTERED" and err.value.field == "site_id"
+
+
+def test_unknown_township_fails_validation():
+    with pytest.raises(ValueError, match="unknown township"):
+        RegisterSite(command_id=cmd_id(), site_id="a", name="x", township="atlantis", department="d",
+                     cost_wan=Decimal(1), planned_months=1, start_date=DAY, units=UNITS)
+
+
+def test_report_workforce_on_registered_site():
+    cmd = ReportWorkforce(command_id=cmd_id(), site_id="a", headcount=120, as_of=DAY)
+    assert decide(cmd, Given(given(registered()))) == [WorkforceReported(site_id="a", headcount=120, as_of=DAY)]
+
+
+def test_report_workforce_on_unknown_site_is_refused():
+    cmd = ReportWorkforce(command_id=cmd_id(), site_id="a", headcount=1, as_of=DAY)
+    with pytest.raises(domain.SiteNotFoundError):
+        decide(cmd, Given(None))
+
+
+def test_workforce_cannot_be_negative():
+    with pytest.raises(ValueError):
+        ReportWorkforce(command_id=cmd_id(), site_id="a", headcount=-1, as_of=DAY)
+
+
+def test_workforce_reported_replaces_headcount():
+    state = given(registered(), WorkforceReported(site_id="a", headcount=5, as_of=DAY),
+                  WorkforceReported(site_id="a", headcount=9, as_of=DAY))
+    assert state is not None and state.workforce == 9
+
+
+# ---- arrivals and departures --------------------------------------------------------------------
+
+
+def test_arrival_records_member_arrived():
+    assert decide(arrival("m1"), Given(given(registered()))) == [arrived("m1")]
+
+
+def test_arrival_at_unknown_site_is_refused():
+    with pytest.raises(domain.SiteNotFoundError):
+        decide(arrival("m1"), Given(None))
+
+
+def test_arrival_of_member_already_present_is_refused():
+    with pytest.raises(domain.MemberAlreadyPresentError):
+        decide(arrival("m1"), Given(given(registered(), arrived("m1"))))
+
+
+def test_arrival_elsewhere_ends_the_earlier_stay():
+    b = given(registered("b"), arrived("m1", "b"))
+    events = decide(arrival("m1"), Given(given(registered()), previous_site=b))
+    assert events == [
+        MemberDeparted(site_id="b", member_id="m1", departed_on=DAY, reason="调往其他工地", moved_to_site="a"),
+        arrived("m1"),
+    ]
+
+
+def test_departure_records_member_departed():
+    cmd = RecordDeparture(command_id=cmd_id(), site_id="a", member_id="m1", departed_on=DAY, reason="工程结束")
+    assert decide(cmd, Given(given(registered(), arrived("m1")))) == [
+        MemberDeparted(site_id="a", member_id="m1", departed_on=DAY, reason="工程结束")
+    ]
+
+
+def test_departure_of_absent_member_is_refused():
+    cmd = RecordDeparture(command_id=cmd_id(), site_id="a", member_id="m1", departed_on=DAY)
+    with pytest.raises(domain.MemberNotPresentError) as err:
+        decide(cmd, Given(given(registered())))
+    assert err.value.code == "MEMBER_NOT_PRESENT"
+
+
+def test_departed_member_is_no_longer_present():
+    state = given(registered(), arrived("m1"), MemberDeparted(site_id="a", member_id="m1", departed_on=DAY))
+    assert state is not None and state.members == {}
+
+
+def test_member_ids_must_be_slugs():
+    with pytest.raises(ValueError):
+        arrival("Has Spaces")
+
+
+# ---- branches -----------------------------------------------------------------------------------
+
+
+def test_branch_with_three_full_members_is_formed():
+    events = decide(form_branch(), Given(given(registered(), *THREE_FULL)))
+    assert len(events) == 1 and isinstance(events[0], BranchFormed)
+    assert events[0].full_members == 3 and events[0].secretary == "m1"
+
+
+def test_branch_needs_three_full_members():
+    state = given(registered(), arrived("m1"), arrived("m2"), arrived("m3", status=MemberStatus.probationary))
+    with pytest.raises(domain.TooFewFullMembersError) as err:
+        decide(form_branch(), Given(state))
+    assert err.value.code == "BRANCH_TOO_FEW_FULL_MEMBERS" and "branch_min_full_members" in err.value.message
+
+
+def test_branch_minimum_is_a_setting():
+    state = given(registered(), arrived("m1"), arrived("m2"))
+    assert decide(form_branch(), Given(state), Rules(branch_min_full_members=2))
+
+
+def test_one_branch_per_site():
+    with pytest.raises(domain.BranchAlreadyFormedError):
+        decide(form_branch(), Given(given(registered(), *THREE_FULL, branch())))
+
+
+def test_secretary_must_be_present():
+    with pytest.raises(domain.MemberNotPresentError) as err:
+        decide(form_branch(secretary="m9"), Given(given(registered(), *THREE_FULL)))
+    assert err.value.field == "secretary"
+
+
+def test_secretary_must_be_full_member():
+    state = given(registered(), *THREE_FULL, arrived("p1", status=MemberStatus.probationary))
+    with pytest.raises(domain.SecretaryNotFullMemberError):
+        decide(form_branch(secretary="p1"), Given(state))
+
+
+def test_branch_under_seven_full_members_has_no_committee():
+    with pytest.raises(domain.CommitteeNotAllowedError):
+        decide(form_branch(committee=("m1", "m2", "m3")), Given(given(registered(), *THREE_FULL)))
+
+
+def test_committee_of_three_to_seven_with_seven_full_members():
+    seven = [arrived(f"m{i}") for i in range(1, 8)]
+    events = decide(form_branch(committee=("m1", "m2", "m3")), Given(given(registered(), *seven)))
+    assert isinstance(events[0], BranchFormed) and events[0].committee == ["m1", "m2", "m3"]
+
+
+def test_committee_size_is_checked():
+    seven = [arrived(f"m{i}") for i in range(1, 8)]
+    with pytest.raises(domain.CommitteeSizeError):
+        decide(form_branch(committee=("m1", "m2")), Given(given(registered(), *seven)))
+
+
+def test_large_branch_gets_a_warning_not_a_refusal():
+    many = [arrived(f"m{i}") for i in range(1, 53)]
+    state = given(registered(), *many)
+    assert decide(form_branch(), Given(state))
+    warnings = domain.advise(form_branch(), Given(state))
+    assert [w.code for w in warnings] == ["BRANCH_TOO_LARGE"]
+
+
+def test_small_branch_gets_no_warning():
+    assert domain.advise(form_branch(), Given(given(registered(), *THREE_FULL))) == []
+
+
+# ---- party groups -------------------------------------------------------------------------------
+
+
+def test_party_group_is_formed_inside_a_branch():
+    events = decide(form_group(["m1", "m2", "m3"]), Given(given(registered(), *THREE_FULL, branch())))
+    assert events == [PartyGroupFormed(site_id="a", group_id="g1", name="一工段党小组", section="一工段", leader="m1",
+                                       members=["m1", "m2", "m3"], formed_on=DAY)]
+
+
+def test_party_group_needs_a_branch():
+    with pytest.raises(domain.NoBranchError):
+        decide(form_group(["m1", "m2", "m3"]), Given(given(registered(), *THREE_FULL)))
+
+
+def test_party_group_needs_three_members():
+    with pytest.raises(domain.PartyGroupTooSmallError):
+        decide(form_group(["m1", "m2"]), Given(given(registered(), *THREE_FULL, branch())))
+
+
+def test_party_group_needs_a_full_member():
+    probationers = [arrived(f"p{i}", status=MemberStatus.probationary) for i in range(3)]
+    state = given(registered(), *THREE_FULL, branch(), *probationers)
+    with pytest.raises(domain.PartyGroupNeedsFullMemberError):
+        decide(form_group(["p0", "p1", "p2"]), Given(state))
+
+
+def test_party_group_members_must_be_present():
+    with pytest.raises(domain.MemberNotPresentError) as err:
+        decide(form_group(["m1", "m2", "x9"]), Given(given(registered(), *THREE_FULL, branch())))
+    assert err.value.field == "members"
+
+
+def test_party_group_leader_must_be_in_group():
+    state = given(registered(), *THREE_FULL, arrived("m4"), branch())
+    with pytest.raises(domain.LeaderNotInGroupError):
+        decide(form_group(["m1", "m2", "m3"], leader="m4"), Given(state))
+
+
+def test_party_group_id_is_unique_per_site():
+    group = PartyGroupFormed(site_id="a", group_id="g1", name="n", section="s", leader="m1",
+                             members=["m1", "m2", "m3"], formed_on=DAY)
+    with pytest.raises(domain.PartyGroupExistsError):
+        decide(form_group(["m1", "m2", "m3"]), Given(given(registered(), *THREE_FULL, branch(), group)))
+
+
+def test_party_group_members_must_not_repeat():
+    with pytest.raises(ValueError, match="repeat"):
+        form_group(["m1", "m1", "m2"])
+
+
+# ---- every error has its own code ---------------------------------------------------------------
+
+
+def test_error_codes_are_unique():
+    codes = [c.code for c in domain.DomainError.__subclasses__()]
+    assert len(codes) == len(set(codes)) and all(c.isupper() for c in codes)
