@@ -1,0 +1,126 @@
+"""SIGKILL the relay and the views consumer while 10,000 commands flow: the views must end exact."""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+
+import asyncpg
+import nats
+import pytest
+
+from contracts.membership import SERVICE
+from contracts.subjects import stream_name
+from gongdi.client import GongdiClient
+from gongdi.settings import Settings
+from gongdi.supervisor import Supervisor
+from services.views import queries
+from services.views.app import rebuild
+from tests import factories as f
+
+SITES, FIRST_ARRIVALS, MOVES, DEPARTURES, WORKFORCE = 200, 6000, 3000, 200, 600
+
+
+def plan() -> tuple[list, list, list, int]:
+    rng = random.Random(7)
+    sites = [f"c{i:03d}" for i in range(SITES)]
+    home = {f"m{n:05d}": sites[n % SITES] for n in range(FIRST_ARRIVALS)}
+    headcount: dict[str, int] = {}
+    second = []
+    for i in range(WORKFORCE):
+        site = sites[i % SITES]
+        headcount[site] = rng.randint(10, 300)
+        second.append(f.workforce(site, headcount[site]))
+    second += [f.arrive(site, m) for m, site in home.items()]
+    members = list(home)
+    third = [f.arrive(sites[(SITES - 1) - int(m[1:]) % SITES], m) for m in members[:MOVES]]
+    third += [f.depart(home[m], m) for m in members[MOVES:MOVES + DEPARTURES]]
+    rng.shuffle(third)
+    return [f.register(s, cost=6000 + i, months=12 + i % 30) for i, s in enumerate(sites)], second, third, sum(
+        headcount.values())
+
+
+async def send_all(client: GongdiClient, commands: list, width: int = 48) -> None:
+    gate = asyncio.Semaphore(width)
+
+    async def one(cmd) -> None:
+        async with gate:
+            for _ in range(30):  # a timed-out request is retried with the same command id
+                try:
+                    reply = await client.send(SERVICE, cmd)
+                    break
+                except (nats.errors.TimeoutError, TimeoutError):
+                    continue
+            assert reply["ok"], reply
+
+    await asyncio.gather(*(one(c) for c in commands))
+
+
+async def killer(sup: Supervisor, stop: asyncio.Event, kills: list[str]) -> None:
+    victims = [c for c in sup.children if c.name in ("membership-relay", "views")]
+    i = 0
+    while not stop.is_set():
+        await asyncio.sleep(1.5)
+        child = victims[i % 2]
+        if child.proc and child.proc.poll() is None:
+            os.kill(child.proc.pid, signal.SIGKILL)
+            kills.append(child.name)
+        i += 1
+        for _ in range(40):
+            sup.check()
+            if child.proc and child.proc.poll() is None:
+                break
+            await asyncio.sleep(0.25)
+
+
+@pytest.mark.slow
+async def test_kill_relay_and_views_mid_run(platform: Supervisor, client: GongdiClient, pool: asyncpg.Pool,
+                                            ready_settings: Settings):
+    registrations, second, third, workers = plan()
+    assert len(registrations) + len(second) + len(third) == 10_000
+    await send_all(client, registrations)
+    stop, kills = asyncio.Event(), []
+    chaos = asyncio.create_task(killer(platform, stop, kills))
+    try:
+        await send_all(client, second)
+        await send_all(client, third)
+    finally:
+        stop.set()
+        await chaos
+    assert len(kills) >= 4, kills
+    for _ in range(100):
+        platform.check()
+        if all(c.proc and c.proc.poll() is None for c in platform.children):
+            break
+        await asyncio.sleep(0.2)
+
+    expected = {"projects": SITES, "workers": workers, "members": FIRST_ARRIVALS - DEPARTURES}
+    deadline = time.monotonic() + 120
+    while True:
+        async with pool.acquire() as conn:
+            city = await queries.city(conn, "views")
+        got = {k: city[k] for k in expected}
+        if got == expected or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert got == expected
+
+    events = await pool.fetchval("SELECT count(*) FROM membership.events")
+    assert events == SITES + WORKFORCE + FIRST_ARRIVALS + 2 * MOVES + DEPARTURES
+    nc = await nats.connect(ready_settings.nats_url)
+    try:
+        info = await nc.jetstream().stream_info(stream_name(SERVICE))
+        assert info.state.messages == events  # nothing lost, nothing published twice
+    finally:
+        await nc.close()
+
+    assert await rebuild(ready_settings, "views_rebuild") == events
+    async with pool.acquire() as conn:
+        assert await queries.city(conn, "views_rebuild") == city
+        for table, key in (("site", "site_id"), ("site_member", "site_id, member_id")):
+            cols = "*" if table == "site_member" else "site_id, workforce, branch::text, qualifies"
+            live = await conn.fetch(f"SELECT {cols} FROM views.{table} ORDER BY {key}")
+            rebuilt = await conn.fetch(f"SELECT {cols} FROM views_rebuild.{table} ORDER BY {key}")
+            assert [tuple(r) for r in live] == [tuple(r) for r in rebuilt]
