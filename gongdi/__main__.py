@@ -1,0 +1,4 @@
+"""`python -m gongdi` is the `gongdi` command."""
+from gongdi.cli import main
+
+main()

@@ -1,0 +1,93 @@
+"""The README's first command as a new user meets it: `gongdi up --seed`, then the CLI views and commands."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+GONGDI = [sys.executable, "-m", "gongdi"]
+
+
+def start_up(home: Path) -> subprocess.Popen:
+    return subprocess.Popen([*GONGDI, "--home", str(home), "up", "--seed"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=_env())
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
+
+
+def wait_for_line(proc: subprocess.Popen, marker: str, timeout: float = 120) -> str:
+    seen = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError("".join(seen))
+
+
+def gongdi(home: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*GONGDI, "--home", str(home), *args], capture_output=True, text=True, env=_env(),
+                          timeout=30)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    proc.wait(60)
+
+
+ARRIVAL = {
+    "site_id": "xm-002", "member_id": "m9001", "arrived_on": "2020-09-01",
+    "member": {"name": "孟令奇", "gender": "male", "admitted_on": "2010-07-01", "status": "full",
+               "unit_kind": "construction", "unit_name": "施工单位", "job": "technician", "section": "一工段",
+               "home_org": "某村党支部", "relation": "mobile"},
+}
+
+
+@pytest.mark.slow
+def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
+    home = tmp_path / "home"
+    proc = start_up(home)
+    try:
+        out = wait_for_line(proc, "Ctrl-C")
+        assert "重点工程项目       82" in out and "12,708" in out and "251" in out
+
+        city = json.loads(gongdi(home, "view", "city", "--json").stdout)
+        assert (city["projects"], city["workers"], city["members"]) == (82, 12_708, 251)
+        printed = gongdi(home, "view", "city").stdout
+        assert "全市视图" in printed and "空白点" in printed
+
+        sent = gongdi(home, "send", "membership", "RecordArrival", json.dumps(ARRIVAL))
+        assert sent.returncode == 0, sent.stdout
+        deadline = time.monotonic() + 1.0
+        while json.loads(gongdi(home, "view", "city", "--json").stdout)["members"] != 252:
+            assert time.monotonic() < deadline, "the arrival did not reach the city view within a second"
+        site = gongdi(home, "view", "site", "xm-002")
+        assert "在场党员 4" in site.stdout
+
+        refused = gongdi(home, "send", "membership", "RecordArrival", json.dumps(ARRIVAL))
+        assert refused.returncode == 1 and "MEMBER_ALREADY_PRESENT" in refused.stdout
+        assert gongdi(home, "verify").returncode == 0
+    finally:
+        stop(proc)
+    assert proc.returncode == 0
+
+    # State is kept between runs, and seeding again writes nothing twice.
+    again = start_up(home)
+    try:
+        out = wait_for_line(again, "Ctrl-C")
+        assert "新记录 0 条，已存在 458 条" in out and "252" in out
+    finally:
+        stop(again)
