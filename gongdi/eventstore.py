@@ -13,6 +13,7 @@ import orjson
 
 from contracts.base import Event
 from contracts.envelope import Envelope, chain_hash
+from contracts.replies import CommandReply, ErrorInfo, RecordedRef
 
 
 class ConcurrencyError(Exception):
@@ -48,6 +49,17 @@ class Meta:
     occurred_at: datetime | None = None
 
 
+def conflict(exc: asyncpg.UniqueViolationError) -> Exception:
+    """A unique violation means someone else got there first: which one tells what to do next."""
+    if exc.constraint_name == "commands_pkey":
+        return DuplicateCommandError(str(exc))
+    return ConcurrencyError(str(exc))
+
+
+def warnings_json(warnings: list[ErrorInfo]) -> str:
+    return orjson.dumps([w.model_dump() for w in warnings]).decode()
+
+
 @dataclass(frozen=True, order=True)
 class Checkpoint:
     """A place in the log's gap-safe order: (writing transaction id, position)."""
@@ -61,6 +73,50 @@ _COLUMNS = (
     " township, site_id, actor, command_id, correlation_id, causation_id, occurred_at, recorded_at,"
     " payload::text AS payload, prev_hash, hash"
 )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Events numbered and hashed against their stream heads, as columns ready for one INSERT … unnest."""
+
+    rows: list[tuple]
+    heads: dict[str, StreamHead]
+    meta: Meta
+    occurred_at: datetime
+
+    def columns(self) -> list[list[Any]]:
+        return [list(col) for col in zip(*self.rows, strict=True)] if self.rows else [[] for _ in range(10)]
+
+    def args(self) -> list[Any]:
+        """Parameters $1..$15 of the insert statement (see EventStore._insert)."""
+        cols, m = self.columns(), self.meta
+        return [*cols[:7], m.actor, m.command_id, m.correlation_id, m.causation_id, self.occurred_at, *cols[7:]]
+
+    def stored(self, returned: Sequence[asyncpg.Record]) -> list[StoredRow]:
+        m = self.meta
+        return [
+            StoredRow(
+                position=r["position"], tx_id=r["tx_id"], event_id=row[0], event_type=row[1],
+                schema_version=row[2], stream_id=row[3], version=row[4], township=row[5], site_id=row[6],
+                actor=m.actor, command_id=m.command_id, correlation_id=m.correlation_id,
+                causation_id=m.causation_id, occurred_at=self.occurred_at, recorded_at=r["recorded_at"],
+                payload=row[7], prev_hash=row[8], hash=row[9],
+            )
+            for r, row in zip(returned, self.rows, strict=True)
+        ]
+
+
+def insert_sql(schema: str) -> str:
+    """One statement for any number of events; identity positions follow the given order."""
+    return f"""
+        INSERT INTO {schema}.events (event_id, event_type, schema_version, stream_id, version, township,
+            site_id, actor, command_id, correlation_id, causation_id, occurred_at, payload, prev_hash, hash)
+        SELECT e, t, sv, st, v, tw, si, $8, $9, $10, $11, $12, p::jsonb, ph, h
+        FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[], $6::text[], $7::text[],
+                    $13::text[], $14::text[], $15::text[])
+             WITH ORDINALITY AS u(e, t, sv, st, v, tw, si, p, ph, h, n)
+        ORDER BY n
+        RETURNING event_id, position, tx_id::text::bigint AS tx_id, recorded_at"""
 
 
 def schema_sql(schema: str) -> str:
@@ -92,9 +148,11 @@ def schema_sql(schema: str) -> str:
         BEGIN PERFORM pg_notify('{schema}_events', ''); RETURN NULL; END $$;
     CREATE OR REPLACE TRIGGER events_notify AFTER INSERT ON {schema}.events
         FOR EACH STATEMENT EXECUTE FUNCTION {schema}.notify_events();
+    CREATE INDEX IF NOT EXISTS events_command ON {schema}.events (command_id);
+    -- One row per accepted command: the guard against doing it twice. Its reply is rebuilt from the events.
     CREATE TABLE IF NOT EXISTS {schema}.commands (
         command_id uuid PRIMARY KEY,
-        reply jsonb NOT NULL,
+        warnings jsonb NOT NULL DEFAULT '[]',
         recorded_at timestamptz NOT NULL DEFAULT now()
     );
     CREATE TABLE IF NOT EXISTS {schema}.relay_checkpoint (
@@ -174,15 +232,7 @@ class EventStore:
         self.pool = pool
         self.schema = schema
         s = schema
-        self._insert = f"""
-            INSERT INTO {s}.events (event_id, event_type, schema_version, stream_id, version, township,
-                site_id, actor, command_id, correlation_id, causation_id, occurred_at, payload, prev_hash, hash)
-            SELECT e, t, sv, st, v, tw, si, $8, $9, $10, $11, $12, p::jsonb, ph, h
-            FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[], $6::text[], $7::text[],
-                        $13::text[], $14::text[], $15::text[])
-                 WITH ORDINALITY AS u(e, t, sv, st, v, tw, si, p, ph, h, n)
-            ORDER BY n
-            RETURNING event_id, position, tx_id::text::bigint, recorded_at"""
+        self._insert = insert_sql(s)
         self._read_all = f"""
             SELECT {_COLUMNS} FROM {s}.events
             WHERE (tx_id, position) > ($1::text::xid8, $2)
@@ -196,14 +246,11 @@ class EventStore:
         else:
             await conn.execute(schema_sql(self.schema))
 
-    async def append(
-        self, conn: asyncpg.Connection, pending: Sequence[Pending], heads: dict[str, StreamHead], meta: Meta
-    ) -> tuple[list[StoredRow], dict[str, StreamHead]]:
-        """Insert all events in one statement; a stale head raises ConcurrencyError."""
+    def prepare(self, pending: Sequence[Pending], heads: dict[str, StreamHead], meta: Meta) -> Batch:
+        """Number, hash and encode the events; nothing is written yet."""
         occurred_at = meta.occurred_at or datetime.now(UTC)
         heads = dict(heads)
-        cols: list[list[Any]] = [[] for _ in range(10)]
-        prepared = []
+        rows: list[tuple] = []
         for p in pending:
             head = heads.get(p.stream_id, StreamHead())
             event_id = uuid.uuid4()
@@ -220,33 +267,21 @@ class EventStore:
                 actor=meta.actor,
                 payload=payload,
             )
-            text = orjson.dumps(payload).decode()
-            row = (event_id, p.event.type_name(), p.event.schema_version, p.stream_id, version, p.township,
-                   p.site_id, text, head.hash, digest)
-            for col, value in zip(cols, row, strict=True):
-                col.append(value)
-            prepared.append(row)
+            rows.append((event_id, p.event.type_name(), p.event.schema_version, p.stream_id, version, p.township,
+                         p.site_id, orjson.dumps(payload).decode(), head.hash, digest))
             heads[p.stream_id] = StreamHead(version, digest)
+        return Batch(rows, heads, meta, occurred_at)
+
+    async def append(
+        self, conn: asyncpg.Connection, pending: Sequence[Pending], heads: dict[str, StreamHead], meta: Meta
+    ) -> tuple[list[StoredRow], dict[str, StreamHead]]:
+        """Insert all events in one statement; a stale head raises ConcurrencyError."""
+        batch = self.prepare(pending, heads, meta)
         try:
-            returned = await conn.fetch(
-                self._insert, *cols[:7], meta.actor, meta.command_id, meta.correlation_id,
-                meta.causation_id, occurred_at, *cols[7:],
-            )
+            returned = await conn.fetch(self._insert, *batch.args())
         except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name == "events_stream_version":
-                raise ConcurrencyError(str(exc)) from exc
-            raise
-        stored = [
-            StoredRow(
-                position=r["position"], tx_id=r["tx_id"], event_id=row[0], event_type=row[1],
-                schema_version=row[2], stream_id=row[3], version=row[4], township=row[5], site_id=row[6],
-                actor=meta.actor, command_id=meta.command_id, correlation_id=meta.correlation_id,
-                causation_id=meta.causation_id, occurred_at=occurred_at, recorded_at=r["recorded_at"],
-                payload=row[7], prev_hash=row[8], hash=row[9],
-            )
-            for r, row in zip(returned, prepared, strict=True)
-        ]
-        return stored, heads
+            raise conflict(exc) from exc
+        return batch.stored(returned), batch.heads
 
     async def load(self, stream_id: str, conn: asyncpg.Connection | None = None) -> list[StoredRow]:
         sql = f"SELECT {_COLUMNS} FROM {self.schema}.events WHERE stream_id = $1 ORDER BY version"
@@ -261,23 +296,37 @@ class EventStore:
             rows = await conn.fetch(self._read_all, str(after.tx_id), after.position, limit)
         return [StoredRow(**r) for r in rows]
 
-    async def find_reply(self, command_id: UUID, conn: asyncpg.Connection | None = None) -> bytes | None:
-        sql = f"SELECT reply::text FROM {self.schema}.commands WHERE command_id = $1"
+    async def find_command(self, command_id: UUID, conn: asyncpg.Connection | None = None) -> CommandReply | None:
+        """The reply an accepted command got, rebuilt from what it wrote; None if it was never accepted."""
+        sql = (
+            f"SELECT c.warnings::text AS warnings, e.event_id, e.event_type, e.stream_id, e.version, e.position"
+            f" FROM {self.schema}.commands c LEFT JOIN {self.schema}.events e ON e.command_id = c.command_id"
+            f" WHERE c.command_id = $1 ORDER BY e.position"
+        )
         if conn is not None:
-            text = await conn.fetchval(sql, command_id)
+            rows = await conn.fetch(sql, command_id)
         else:
             async with self.pool.acquire() as c:
-                text = await c.fetchval(sql, command_id)
-        return None if text is None else text.encode()
+                rows = await c.fetch(sql, command_id)
+        if not rows:
+            return None
+        return CommandReply(
+            ok=True, command_id=command_id, duplicate=True, warnings=orjson.loads(rows[0]["warnings"]),
+            events=[
+                RecordedRef(event_id=r["event_id"], type=r["event_type"], stream_id=r["stream_id"],
+                            version=r["version"], position=r["position"])
+                for r in rows if r["event_id"] is not None
+            ],
+        )
 
-    async def save_reply(self, conn: asyncpg.Connection, command_id: UUID, reply: bytes) -> None:
+    async def save_command(self, conn: asyncpg.Connection, command_id: UUID, warnings: list[ErrorInfo]) -> None:
         try:
             await conn.execute(
-                f"INSERT INTO {self.schema}.commands (command_id, reply) VALUES ($1, $2::jsonb)",
-                command_id, reply.decode(),
+                f"INSERT INTO {self.schema}.commands (command_id, warnings) VALUES ($1, $2::jsonb)",
+                command_id, warnings_json(warnings),
             )
         except asyncpg.UniqueViolationError as exc:
-            raise DuplicateCommandError(str(command_id)) from exc
+            raise conflict(exc) from exc
 
     async def verify(self) -> list[str]:
         """Recompute every hash chain; returns a description of each broken link."""

@@ -15,9 +15,18 @@ from nats.aio.client import Client as NATS
 from gongdi.settings import Settings
 
 
+class Connection(asyncpg.Connection):
+    """No reset query on release: services keep no session state, and it would cost a round trip per use."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def create_pool(settings: Settings, size: int | None = None) -> asyncpg.Pool:
     size = size or settings.pool_size
-    pool = await asyncpg.create_pool(settings.database_url, min_size=min(2, size), max_size=size)
+    pool = await asyncpg.create_pool(
+        settings.database_url, min_size=min(2, size), max_size=size, connection_class=Connection
+    )
     assert pool is not None
     return pool
 

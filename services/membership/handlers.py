@@ -5,7 +5,6 @@ import asyncio
 import random
 
 import asyncpg
-import orjson
 import structlog
 from pydantic import ValidationError
 
@@ -26,11 +25,6 @@ def error_reply(code: str, message: str, field: str | None = None, command_id=No
     return reply.model_dump_json().encode()
 
 
-def parse(name: str, raw: bytes) -> Command:
-    cls = COMMANDS[name]
-    return cls.model_validate_json(raw)
-
-
 def validation_reply(exc: ValidationError) -> bytes:
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or None
@@ -48,17 +42,14 @@ class MembershipHandlers:
 
     async def handle(self, name: str, raw: bytes) -> bytes:
         try:
-            command = parse(name, raw)
+            command = COMMANDS[name].model_validate_json(raw)
         except ValidationError as exc:
             return validation_reply(exc)
-        # Optimistic concurrency stays the guarantee across processes; the lock only spares this one the retries.
-        async with self.locks.hold(command.site_id):  # type: ignore[attr-defined]
+        # Optimistic concurrency is the guarantee across processes; the lock only spares this one the retries.
+        async with self.locks.hold(command.site_id), self.pool.acquire() as conn:  # type: ignore[attr-defined]
             for attempt in range(MAX_ATTEMPTS):
-                stored = await self.store.find_reply(command.command_id)
-                if stored is not None:
-                    return _as_duplicate(stored)
                 try:
-                    return await self._execute(command)
+                    return await self._attempt(conn, command)
                 except DomainError as exc:
                     return error_reply(exc.code, exc.message, exc.field, command.command_id)
                 except (ConcurrencyError, DuplicateCommandError):
@@ -68,34 +59,28 @@ class MembershipHandlers:
         return error_reply("CONCURRENCY_CONFLICT", "并发冲突，请重试 (too many concurrent writers)", None,
                            command.command_id)
 
-    async def _execute(self, command: Command) -> bytes:
-        async with self.pool.acquire() as conn, conn.transaction():
-            given, heads = await self.repo.given(conn, command)
-            events = decide(command, given, self.rules)
-            township = {s.site_id: s.township for s in (given.site, given.previous_site) if s is not None}
-            pending = []
-            for event in events:
-                site_id = event.site_id  # type: ignore[attr-defined]
-                tw = event.township if isinstance(event, SiteRegistered) else township[site_id]
-                pending.append(Pending(event, stream_of(site_id), tw, site_id))
-            meta = Meta(actor=command.actor, command_id=command.command_id, correlation_id=command.correlation_id)
-            rows, heads = await self.store.append(conn, pending, heads, meta)
-            await self.repo.save(conn, given, events, heads)
-            reply = CommandReply(
-                ok=True,
-                command_id=command.command_id,
-                events=[
-                    RecordedRef(event_id=r.event_id, type=r.event_type, stream_id=r.stream_id, version=r.version,
-                                position=r.position)
-                    for r in rows
-                ],
-                warnings=advise(command, given, self.rules),
-            ).model_dump_json().encode()
-            await self.store.save_reply(conn, command.command_id, reply)
-        return reply
-
-
-def _as_duplicate(stored: bytes) -> bytes:
-    reply = orjson.loads(stored)
-    reply["duplicate"] = True
-    return orjson.dumps(reply)
+    async def _attempt(self, conn: asyncpg.Connection, command: Command) -> bytes:
+        loaded = await self.repo.load(conn, command)
+        if loaded.done:
+            stored = await self.store.find_command(command.command_id, conn)
+            assert stored is not None
+            return stored.model_dump_json().encode()
+        given = loaded.given
+        events = decide(command, given, self.rules)
+        warnings = advise(command, given, self.rules)
+        township = {s.site_id: s.township for s in (given.site, given.previous_site) if s is not None}
+        pending = []
+        for event in events:
+            site_id = event.site_id  # type: ignore[attr-defined]
+            tw = event.township if isinstance(event, SiteRegistered) else township[site_id]
+            pending.append(Pending(event, stream_of(site_id), tw, site_id))
+        meta = Meta(actor=command.actor, command_id=command.command_id, correlation_id=command.correlation_id)
+        batch = self.store.prepare(pending, loaded.heads, meta)
+        rows = await self.repo.commit(conn, batch, given, events, warnings)
+        return CommandReply(
+            ok=True,
+            command_id=command.command_id,
+            events=[RecordedRef(event_id=r.event_id, type=r.event_type, stream_id=r.stream_id, version=r.version,
+                                position=r.position) for r in rows],
+            warnings=warnings,
+        ).model_dump_json().encode()
