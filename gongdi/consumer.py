@@ -95,6 +95,27 @@ class OrderedConsumer:
 
     async def handle_batch(self, msgs: list[Msg]) -> None:
         msgs = sorted(msgs, key=lambda m: m.metadata.sequence.stream)
+        try:
+            outcome = await self._apply(msgs, isolate=False)
+        except Exception:
+            outcome = await self._apply(msgs, isolate=True)
+        applied, done, later, _ = outcome
+        for msg in done:
+            await msg.ack()
+        for msg in later:
+            await msg.nak(delay=0.2)
+        self.applied += len(applied)
+        if applied and self.after_commit is not None:
+            await self.after_commit(applied)
+
+    async def _apply(
+        self, msgs: list[Msg], isolate: bool
+    ) -> tuple[list[Envelope], list[Msg], list[Msg], tuple[Msg, Exception] | None]:
+        """Apply the contiguous run after the checkpoint in one transaction.
+
+        Without `isolate` any failure aborts the whole batch (the fast path: no savepoint round trips). With it,
+        each event gets a savepoint, so the events before a failing one still commit.
+        """
         applied: list[Envelope] = []
         done: list[Msg] = []
         later: list[Msg] = []
@@ -111,13 +132,17 @@ class OrderedConsumer:
                     if seq > last + 1 or failed is not None:
                         later.append(msg)  # a gap before it, or a failure earlier in the batch
                         continue
-                    try:
-                        async with conn.transaction():  # savepoint: a failing event leaves no trace
-                            event = Envelope.from_json(msg.data)
-                            await self.handler.apply(conn, event)
-                    except Exception as exc:
-                        failed = (msg, exc)
-                        continue
+                    if not isolate:
+                        event = Envelope.from_json(msg.data)
+                        await self.handler.apply(conn, event)
+                    else:
+                        try:
+                            async with conn.transaction():  # savepoint: a failing event leaves no trace
+                                event = Envelope.from_json(msg.data)
+                                await self.handler.apply(conn, event)
+                        except Exception as exc:
+                            failed = (msg, exc)
+                            continue
                     applied.append(event)
                     done.append(msg)
                     last = seq
@@ -125,13 +150,7 @@ class OrderedConsumer:
                     await self._save(conn, last)
             if failed is not None:
                 await self._failed(conn, *failed)
-        for msg in done:
-            await msg.ack()
-        for msg in later:
-            await msg.nak(delay=0.2)
-        self.applied += len(applied)
-        if applied and self.after_commit is not None:
-            await self.after_commit(applied)
+        return applied, done, later, failed
 
     async def _save(self, conn: asyncpg.Connection, seq: int) -> None:
         await conn.execute(

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from faststream import FastStream
-from faststream.nats import NatsBroker, NatsMessage
 
 from contracts.membership import COMMANDS, SERVICE
 from contracts.rules import DEFAULT_RULES
@@ -16,17 +15,10 @@ from gongdi.jetstream import ensure_event_stream, require_stream
 from gongdi.logging import configure
 from gongdi.relay import Relay
 from gongdi.service import broker as make_broker
-from gongdi.service import connect_nats, create_pool
+from gongdi.service import connect_nats, create_pool, reply_handler
 from gongdi.settings import Settings
 from services.membership.handlers import MembershipHandlers
 from services.membership.repository import SCHEMA, TABLES_SQL
-
-
-def _subscribe(broker: NatsBroker, name: str, handlers: list[MembershipHandlers], workers: int) -> None:
-    async def on_command(msg: NatsMessage) -> bytes:
-        return await handlers[0].handle(name, msg.body)
-
-    broker.subscriber(command_subject(SERVICE, name), queue=SERVICE, max_workers=workers)(on_command)
 
 
 def build_app(settings: Settings) -> FastStream:
@@ -34,7 +26,8 @@ def build_app(settings: Settings) -> FastStream:
     broker = make_broker(settings)
     bound: list[MembershipHandlers] = []  # filled in the lifespan, before the broker starts
     for name in COMMANDS:
-        _subscribe(broker, name, bound, settings.workers)
+        reply_handler(broker, command_subject(SERVICE, name), SERVICE, settings.workers,
+                      lambda body, name=name: bound[0].handle(name, body))
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:

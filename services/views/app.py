@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 from faststream import FastStream
-from faststream.nats import NatsMessage
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from contracts.envelope import Envelope
@@ -18,7 +17,7 @@ from contracts.subjects import query_subject, stream_name, stream_subjects
 from gongdi.consumer import OrderedConsumer, checkpoint_sql
 from gongdi.jetstream import ensure_durable, require_stream
 from gongdi.logging import configure
-from gongdi.service import Background, connect_nats, create_pool
+from gongdi.service import Background, connect_nats, create_pool, reply_handler
 from gongdi.service import broker as make_broker
 from gongdi.settings import Settings
 from services.views.handlers import LivePublisher, ViewQueries
@@ -34,14 +33,8 @@ def build_app(settings: Settings) -> FastStream:
     broker = make_broker(settings)
     bound: list[ViewQueries] = []
 
-    def query(name: str, pick: Callable[[ViewQueries], Callable]) -> None:
-        async def on_query(msg: NatsMessage) -> bytes:
-            return await pick(bound[0])(msg.body)
-
-        broker.subscriber(query_subject(SERVICE, name), queue=SERVICE, max_workers=8)(on_query)
-
-    query("city", lambda q: q.city)
-    query("site", lambda q: q.site)
+    reply_handler(broker, query_subject(SERVICE, "city"), SERVICE, 8, lambda body: bound[0].city(body))
+    reply_handler(broker, query_subject(SERVICE, "site"), SERVICE, 8, lambda body: bound[0].site(body))
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:

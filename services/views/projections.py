@@ -83,10 +83,13 @@ class SiteProjection:
             return  # an event type this projection does not show
         await method(conn, env, parse_event(env.type, env.schema_version, env.payload))
 
-    async def _touch(self, conn: asyncpg.Connection, env: Envelope) -> None:
+    async def _with_touch(self, conn: asyncpg.Connection, env: Envelope, sql: str, *args: object) -> None:
+        """Run `sql` and stamp the site with the event's position, in one round trip."""
+        n = len(args)
         await conn.execute(
-            f"UPDATE {self.schema}.site SET last_position = $2, updated_at = $3 WHERE site_id = $1",
-            env.site_id, env.position, env.recorded_at,
+            f"WITH change AS ({sql}) UPDATE {self.schema}.site SET last_position = ${n + 1}, updated_at = ${n + 2}"
+            f" WHERE site_id = ${n + 3}",
+            *args, env.position, env.recorded_at, env.site_id,
         )
 
     async def site_registered(self, conn: asyncpg.Connection, env: Envelope, e: SiteRegistered) -> None:
@@ -100,37 +103,38 @@ class SiteProjection:
         )
 
     async def workforce_reported(self, conn: asyncpg.Connection, env: Envelope, e: WorkforceReported) -> None:
-        await conn.execute(f"UPDATE {self.schema}.site SET workforce = $2 WHERE site_id = $1", e.site_id, e.headcount)
-        await self._touch(conn, env)
+        await conn.execute(
+            f"UPDATE {self.schema}.site SET workforce = $2, last_position = $3, updated_at = $4 WHERE site_id = $1",
+            e.site_id, e.headcount, env.position, env.recorded_at,
+        )
 
     async def member_arrived(self, conn: asyncpg.Connection, env: Envelope, e: MemberArrived) -> None:
         m = e.member
-        await conn.execute(
+        await self._with_touch(
+            conn, env,
             f"INSERT INTO {self.schema}.site_member (site_id, member_id, name, status, unit_kind, unit_name, job,"
             " section, relation, admitted_on, arrived_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             e.site_id, e.member_id, m.name, m.status.value, m.unit_kind.value, m.unit_name, m.job.value,
             m.section, m.relation.value, m.admitted_on, e.arrived_on,
         )
-        await self._touch(conn, env)
 
     async def member_departed(self, conn: asyncpg.Connection, env: Envelope, e: MemberDeparted) -> None:
-        await conn.execute(
-            f"DELETE FROM {self.schema}.site_member WHERE site_id = $1 AND member_id = $2", e.site_id, e.member_id
+        await self._with_touch(
+            conn, env, f"DELETE FROM {self.schema}.site_member WHERE site_id = $1 AND member_id = $2",
+            e.site_id, e.member_id,
         )
-        await self._touch(conn, env)
 
     async def branch_formed(self, conn: asyncpg.Connection, env: Envelope, e: BranchFormed) -> None:
         branch = e.model_dump(mode="json", exclude={"site_id"})
         await conn.execute(
-            f"UPDATE {self.schema}.site SET branch = $2::jsonb WHERE site_id = $1",
-            e.site_id, orjson.dumps(branch).decode(),
+            f"UPDATE {self.schema}.site SET branch = $2::jsonb, last_position = $3, updated_at = $4 WHERE site_id = $1",
+            e.site_id, orjson.dumps(branch).decode(), env.position, env.recorded_at,
         )
-        await self._touch(conn, env)
 
     async def party_group_formed(self, conn: asyncpg.Connection, env: Envelope, e: PartyGroupFormed) -> None:
-        await conn.execute(
+        await self._with_touch(
+            conn, env,
             f"INSERT INTO {self.schema}.party_group (site_id, group_id, name, section, leader, members, formed_on)"
             " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",
             e.site_id, e.group_id, e.name, e.section, e.leader, orjson.dumps(e.members).decode(), e.formed_on,
         )
-        await self._touch(conn, env)
