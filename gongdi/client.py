@@ -19,7 +19,7 @@ class GongdiClient:
 
     @classmethod
     async def connect(cls, url: str, timeout: float = 10.0) -> GongdiClient:
-        return cls(await nats.connect(url, name="gongdi-client"), timeout)
+        return cls(await nats.connect([u for u in url.split(",") if u], name="gongdi-client"), timeout)
 
     async def close(self) -> None:
         await self.nc.drain()

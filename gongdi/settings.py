@@ -30,6 +30,11 @@ class Settings(BaseModel):
                 values[name] = environ[key]
         return cls(**values)
 
+    @property
+    def nats_servers(self) -> list[str]:
+        """NATS_URL may list a cluster's nodes separated by commas."""
+        return [u.strip() for u in self.nats_url.split(",") if u.strip()]
+
     def env(self) -> dict[str, str]:
         """The same settings as environment variables, for child processes."""
         out = {"NATS_URL": self.nats_url, "DATABASE_URL": self.database_url}
