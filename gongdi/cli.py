@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 import orjson
 
 from gongdi.client import GongdiClient
@@ -181,18 +182,25 @@ def _reset(home: Path) -> None:
     shutil.rmtree(home, ignore_errors=True)
 
 
+async def services_ready(client: GongdiClient) -> bool:
+    """Both services answer: views a query, membership a command (an empty one, refused without writing)."""
+    try:
+        if not (await client.query("views", "city"))["ok"]:
+            return False
+        probe = await client.send_raw("membership", "ReportWorkforce", b"{}")
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+        return False  # not up yet
+    return (probe.get("error") or {}).get("code") == "VALIDATION_FAILED"
+
+
 def _wait_ready(settings: Settings, timeout: float = 60.0) -> None:
     async def probe() -> None:
         deadline = time.monotonic() + timeout
         client = await GongdiClient.connect(settings.nats_url, timeout=2)
         try:
-            while True:
-                try:
-                    if (await client.query("views", "city"))["ok"]:
-                        return
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
+            while not await services_ready(client):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"services did not answer within {timeout:.0f}s; see the logs folder")
                 await asyncio.sleep(0.2)
         finally:
             await client.close()

@@ -98,6 +98,7 @@ class OrderedConsumer:
         try:
             outcome = await self._apply(msgs, isolate=False)
         except Exception:
+            # The batch rolled back as a whole; redo it one savepoint per event to isolate the failing one.
             outcome = await self._apply(msgs, isolate=True)
         applied, done, later, _ = outcome
         for msg in done:
@@ -141,7 +142,7 @@ class OrderedConsumer:
                                 event = Envelope.from_json(msg.data)
                                 await self.handler.apply(conn, event)
                         except Exception as exc:
-                            failed = (msg, exc)
+                            failed = (msg, exc)  # reported, retried with backoff, then dead-lettered
                             continue
                     applied.append(event)
                     done.append(msg)

@@ -12,6 +12,7 @@ import nats
 import pytest
 from nats.js.errors import NotFoundError
 
+from gongdi.cli import services_ready
 from gongdi.client import GongdiClient
 from gongdi.settings import Settings
 from gongdi.supervisor import Supervisor
@@ -64,15 +65,8 @@ async def _wait_ready(settings: Settings, timeout: float = 30.0) -> None:
     client = await GongdiClient.connect(settings.nats_url, timeout=1)
     deadline = time.monotonic() + timeout
     try:
-        while True:
-            try:
-                if (await client.query("views", "city"))["ok"]:
-                    probe = await client.send_dict("membership", "ReportWorkforce", {"site_id": "probe"})
-                    if probe.get("error", {}).get("code") == "VALIDATION_FAILED":
-                        return
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
+        while not await services_ready(client):
+            assert time.monotonic() < deadline, "services did not start"
             await asyncio.sleep(0.1)
     finally:
         await client.close()
