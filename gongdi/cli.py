@@ -310,4 +310,14 @@ def main(argv: list[str] | None = None) -> None:
     verify.add_argument("--schema", default="membership")
     verify.set_defaults(fn=cmd_verify)
     args = parser.parse_args(argv)
-    sys.exit(args.fn(args))
+    try:
+        code = args.fn(args)
+    except (nats.errors.NoServersError, ConnectionRefusedError, OSError) as exc:
+        print(f"无法连接平台 (cannot reach NATS: {exc}). 请先在项目目录运行 `make demo` / `gongdi up`，"
+              f"或设置 NATS_URL；状态目录 {args.home.resolve()}", file=sys.stderr)
+        code = 1
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+        print("平台已连接，但服务未响应 (no service answered); 查看日志: " f"{(args.home / 'logs').resolve()}",
+              file=sys.stderr)
+        code = 1
+    sys.exit(code)

@@ -12,6 +12,10 @@ from contracts.base import Command
 from contracts.subjects import command_subject, query_subject
 
 
+async def _quiet(_: Exception) -> None:
+    return None
+
+
 class GongdiClient:
     def __init__(self, nc: NATS, timeout: float = 10.0):
         self.nc = nc
@@ -19,7 +23,11 @@ class GongdiClient:
 
     @classmethod
     async def connect(cls, url: str, timeout: float = 10.0) -> GongdiClient:
-        return cls(await nats.connect([u for u in url.split(",") if u], name="gongdi-client"), timeout)
+        servers = [u for u in url.split(",") if u]
+        # A short-lived client: fail fast with one clear error instead of logging each reconnect attempt.
+        nc = await nats.connect(servers, name="gongdi-client", connect_timeout=2, max_reconnect_attempts=2,
+                                reconnect_time_wait=0.2, error_cb=_quiet)
+        return cls(nc, timeout)
 
     async def close(self) -> None:
         await self.nc.drain()
