@@ -1,0 +1,1 @@
+"""The platform's services; each imports only `contracts` and `gongdi`, never another service."""

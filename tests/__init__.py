@@ -1,0 +1,1 @@
+"""Tests: unit (no I/O) and integration (real nats-server and PostgreSQL)."""

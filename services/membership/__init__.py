@@ -1,0 +1,1 @@
+"""Membership: sites, workforce, members present, branches and party groups."""

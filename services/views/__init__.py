@@ -1,0 +1,1 @@
+"""Views: read models fed by the event streams, and the queries over them."""

@@ -1,0 +1,1 @@
+"""Pure tests: rules, contracts, deployment files."""
