@@ -239,13 +239,6 @@ class EventStore:
               AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
             ORDER BY tx_id, position LIMIT $3"""
 
-    async def create_schema(self, conn: asyncpg.Connection | None = None) -> None:
-        if conn is None:
-            async with self.pool.acquire() as c:
-                await c.execute(schema_sql(self.schema))
-        else:
-            await conn.execute(schema_sql(self.schema))
-
     def prepare(self, pending: Sequence[Pending], heads: dict[str, StreamHead], meta: Meta) -> Batch:
         """Number, hash and encode the events; nothing is written yet."""
         occurred_at = meta.occurred_at or datetime.now(UTC)

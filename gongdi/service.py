@@ -31,6 +31,18 @@ async def create_pool(settings: Settings, size: int | None = None) -> asyncpg.Po
     return pool
 
 
+async def apply_sql(settings: Settings, *statements: str) -> None:
+    """Run idempotent DDL in one transaction, serialised with every other service's setup."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('gongdi-setup'))")
+            for sql in statements:
+                await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 def broker(settings: Settings) -> NatsBroker:
     # The hot path logs nothing per command: FastStream's own per-message and lifecycle lines go to a logger
     # that only lets warnings and errors through.

@@ -10,12 +10,12 @@ from faststream import FastStream
 from contracts.membership import COMMANDS, SERVICE
 from contracts.rules import DEFAULT_RULES
 from contracts.subjects import command_subject
-from gongdi.eventstore import EventStore
+from gongdi.eventstore import EventStore, schema_sql
 from gongdi.jetstream import ensure_event_stream, require_stream
 from gongdi.logging import configure
 from gongdi.relay import Relay
+from gongdi.service import apply_sql, connect_nats, create_pool, reply_handler
 from gongdi.service import broker as make_broker
-from gongdi.service import connect_nats, create_pool, reply_handler
 from gongdi.settings import Settings
 from services.membership.handlers import MembershipHandlers
 from services.membership.repository import SCHEMA, TABLES_SQL
@@ -44,14 +44,7 @@ def build_app(settings: Settings) -> FastStream:
 
 async def setup(settings: Settings) -> list[str]:
     """Idempotent: schema, tables and the event stream."""
-    pool = await create_pool(settings, 2)
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('gongdi-setup'))")
-            await EventStore(pool, SCHEMA).create_schema(conn)
-            await conn.execute(TABLES_SQL)
-    finally:
-        await pool.close()
+    await apply_sql(settings, schema_sql(SCHEMA), TABLES_SQL)
     nc = await connect_nats(settings, "membership-setup")
     try:
         stream = await ensure_event_stream(nc.jetstream(), SERVICE, settings.stream_replicas)

@@ -17,7 +17,7 @@ from contracts.subjects import query_subject, stream_name, stream_subjects
 from gongdi.consumer import OrderedConsumer, checkpoint_sql
 from gongdi.jetstream import ensure_durable, require_stream
 from gongdi.logging import configure
-from gongdi.service import Background, connect_nats, create_pool, reply_handler
+from gongdi.service import Background, apply_sql, connect_nats, create_pool, reply_handler
 from gongdi.service import broker as make_broker
 from gongdi.settings import Settings
 from services.views.handlers import LivePublisher, ViewQueries
@@ -60,14 +60,8 @@ def build_app(settings: Settings) -> FastStream:
 
 
 async def setup(settings: Settings) -> list[str]:
-    pool = await create_pool(settings, 2)
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('gongdi-setup'))")
-            await conn.execute(tables_sql(SCHEMA))
-            await conn.execute(checkpoint_sql(SCHEMA))
-    finally:
-        await pool.close()
+    """Idempotent: read-model tables, checkpoint tables and the durable consumer."""
+    await apply_sql(settings, tables_sql(SCHEMA), checkpoint_sql(SCHEMA))
     nc = await connect_nats(settings, "views-setup")
     try:
         js = nc.jetstream()
