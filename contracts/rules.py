@@ -20,6 +20,7 @@ class Rules(BaseModel):
     party_group_min_full: int = 1
     coverage_min_cost_wan: Decimal = Decimal(5000)
     coverage_min_months: int = 24
+    talk_due_days: int = 7  # 三必谈: days from the cause to the talk before the obligation is overdue
 
 
 DEFAULT_RULES = Rules()

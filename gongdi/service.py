@@ -103,3 +103,22 @@ class Background:
             await asyncio.wait_for(self.task, 10)
         except TimeoutError:
             self.task.cancel()
+
+
+async def run_relay(settings: Settings, service: str, schema: str, stop: asyncio.Event) -> None:
+    """The relay process of a writing service: its schema's events → its JetStream stream."""
+    from gongdi.eventstore import EventStore
+    from gongdi.jetstream import require_stream
+    from gongdi.logging import configure
+    from gongdi.relay import Relay
+
+    log = configure(settings.log_format, settings.log_level, f"{service}-relay")
+    pool = await create_pool(settings, 3)
+    nc = await connect_nats(settings, f"{service}-relay")
+    try:
+        js = nc.jetstream()
+        await require_stream(js, service)
+        await Relay(EventStore(pool, schema), js, service, settings.relay_batch, log=log).run(stop)
+    finally:
+        await nc.drain()
+        await pool.close()

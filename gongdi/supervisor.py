@@ -13,9 +13,11 @@ from pathlib import Path
 PROCESSES = [
     ("membership", "services.membership", "serve"),
     ("membership-relay", "services.membership", "relay"),
+    ("activities", "services.activities", "serve"),
+    ("activities-relay", "services.activities", "relay"),
     ("views", "services.views", "serve"),
 ]
-SETUP_ORDER = ["services.membership", "services.views"]
+SETUP_ORDER = ["services.membership", "services.activities", "services.views"]
 
 
 @dataclass

@@ -4,9 +4,11 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from gongdi.service import run_until_signalled
+from contracts.membership import SERVICE
+from gongdi.service import run_relay, run_until_signalled
 from gongdi.settings import Settings
-from services.membership.app import build_app, run_relay, setup
+from services.membership.app import build_app, setup
+from services.membership.repository import SCHEMA
 
 
 def main(argv: list[str]) -> None:
@@ -15,7 +17,7 @@ def main(argv: list[str]) -> None:
     if what == "serve":
         asyncio.run(build_app(settings).run())
     elif what == "relay":
-        run_until_signalled(lambda stop: run_relay(settings, stop))
+        run_until_signalled(lambda stop: run_relay(settings, SERVICE, SCHEMA, stop))
     elif what == "setup":
         for line in asyncio.run(setup(settings)):
             print(line)

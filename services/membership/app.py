@@ -1,7 +1,6 @@
 """Membership composition root: settings, pool, broker, store and handlers are wired here and nowhere else."""
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,9 +10,8 @@ from contracts.membership import COMMANDS, SERVICE
 from contracts.rules import DEFAULT_RULES
 from contracts.subjects import command_subject
 from gongdi.eventstore import EventStore, schema_sql
-from gongdi.jetstream import ensure_event_stream, require_stream
+from gongdi.jetstream import ensure_event_stream
 from gongdi.logging import configure
-from gongdi.relay import Relay
 from gongdi.service import apply_sql, connect_nats, create_pool, reply_handler
 from gongdi.service import broker as make_broker
 from gongdi.settings import Settings
@@ -51,17 +49,3 @@ async def setup(settings: Settings) -> list[str]:
     finally:
         await nc.close()
     return [f"schema {SCHEMA}: ready", f"stream of {SERVICE}: {stream}"]
-
-
-async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
-    log = configure(settings.log_format, settings.log_level, f"{SERVICE}-relay")
-    pool = await create_pool(settings, 3)
-    nc = await connect_nats(settings, f"{SERVICE}-relay")
-    try:
-        js = nc.jetstream()
-        await require_stream(js, SERVICE)
-        relay = Relay(EventStore(pool, SCHEMA), js, SERVICE, settings.relay_batch, log=log)
-        await relay.run(stop)
-    finally:
-        await nc.drain()
-        await pool.close()

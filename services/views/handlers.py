@@ -1,17 +1,21 @@
 """Views query handlers and the live-change publisher."""
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+from typing import Annotated
+
 import asyncpg
 import orjson
 from nats.aio.client import Client as NATS
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from contracts.base import Slug
 from contracts.envelope import Envelope
 from contracts.geo import CITY
 from contracts.replies import ErrorInfo, QueryReply
 from contracts.subjects import live_subject
-from services.views import queries
+from services.views import activity_queries, queries
 
 
 class SiteQuery(BaseModel):
@@ -19,32 +23,65 @@ class SiteQuery(BaseModel):
     site_id: Slug
 
 
+class BirthdayQuery(SiteQuery):
+    month: Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] | None = None  # YYYY-MM
+
+
 def _error(code: str, message: str, field: str | None = None) -> bytes:
     return QueryReply(ok=False, error=ErrorInfo(code=code, message=message, field=field)).model_dump_json().encode()
 
 
+def _invalid(exc: ValidationError) -> bytes:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    return _error("VALIDATION_FAILED", f"{field}: {first['msg']}", field)
+
+
 class ViewQueries:
-    def __init__(self, pool: asyncpg.Pool, schema: str):
+    def __init__(self, pool: asyncpg.Pool, schema: str, today: Callable[[], dt.date] = dt.date.today):
         self.pool = pool
         self.schema = schema
+        self.today = today
 
     async def city(self, _raw: bytes) -> bytes:
         async with self.pool.acquire() as conn:
             data = await queries.city(conn, self.schema)
+            data["activities"] = await activity_queries.summary(conn, self.schema, None, self.today())
         return orjson.dumps({"ok": True, "data": data})
 
     async def site(self, raw: bytes) -> bytes:
         try:
             query = SiteQuery.model_validate_json(raw or b"{}")
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or None
-            return _error("VALIDATION_FAILED", f"{field}: {first['msg']}", field)
+            return _invalid(exc)
         async with self.pool.acquire() as conn:
             data = await queries.site(conn, self.schema, query.site_id)
-        if data is None:
-            return _error("SITE_NOT_FOUND", f"工地 {query.site_id} 不在视图中 (no such site)", "site_id")
+            if data is None:
+                return _error("SITE_NOT_FOUND", f"工地 {query.site_id} 不在视图中 (no such site)", "site_id")
+            data["activities"] = await activity_queries.summary(conn, self.schema, query.site_id, self.today())
+            data["departed_holders"] = await activity_queries.departed_holders(conn, self.schema, query.site_id)
         return orjson.dumps({"ok": True, "data": data})
+
+    async def birthdays(self, raw: bytes) -> bytes:
+        try:
+            query = BirthdayQuery.model_validate_json(raw or b"{}")
+        except ValidationError as exc:
+            return _invalid(exc)
+        today = self.today()
+        year, month = (int(x) for x in query.month.split("-")) if query.month else (today.year, today.month)
+        async with self.pool.acquire() as conn:
+            rows = await activity_queries.birthdays(conn, self.schema, query.site_id, year, month)
+        return orjson.dumps({"ok": True, "data": {"site_id": query.site_id, "month": f"{year}-{month:02d}",
+                                                   "members": rows}})
+
+    async def talks(self, raw: bytes) -> bytes:
+        try:
+            query = SiteQuery.model_validate_json(raw or b"{}")
+        except ValidationError as exc:
+            return _invalid(exc)
+        async with self.pool.acquire() as conn:
+            rows = await activity_queries.open_talks(conn, self.schema, query.site_id, self.today())
+        return orjson.dumps({"ok": True, "data": {"site_id": query.site_id, "open": rows}})
 
 
 class LivePublisher:

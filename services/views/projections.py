@@ -15,9 +15,14 @@ from contracts.membership import (
     parse_event,
 )
 from contracts.rules import DEFAULT_RULES, Rules, qualifies_for_coverage
+from services.views.activity_projections import activity_tables_sql
 
 
 def tables_sql(schema: str) -> str:
+    return site_tables_sql(schema) + activity_tables_sql(schema)
+
+
+def site_tables_sql(schema: str) -> str:
     return f"""
     CREATE SCHEMA IF NOT EXISTS {schema};
     CREATE TABLE IF NOT EXISTS {schema}.site (

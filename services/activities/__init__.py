@@ -1,0 +1,1 @@
+"""Activities: must-talks, visits, political birthdays, zones, teams, posts, work points, lessons."""
