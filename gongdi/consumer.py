@@ -75,6 +75,9 @@ class OrderedConsumer:
         self.after_commit = after_commit
         self.log = log or structlog.get_logger()
         self.applied = 0
+        # Failures per stream sequence, counted here: JetStream's delivery count also counts the naks of
+        # messages held back behind a gap, which says nothing about whether the message itself is poison.
+        self._failures: dict[int, int] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         sub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
@@ -162,13 +165,14 @@ class OrderedConsumer:
 
     async def _failed(self, conn: asyncpg.Connection, msg: Msg, exc: Exception) -> None:
         seq = msg.metadata.sequence.stream
-        delivered = msg.metadata.num_delivered
+        delivered = self._failures[seq] = self._failures.get(seq, 0) + 1
         if delivered < self.max_deliver:
-            self.log.warning("event failed; will retry", stream_seq=seq, delivered=delivered, error=repr(exc))
+            self.log.warning("event failed; will retry", stream_seq=seq, attempts=delivered, error=repr(exc))
             await msg.nak(delay=min(0.5 * 2**delivered, 10.0))
             return
+        del self._failures[seq]
         # Poison: record it, move the checkpoint past it, and tell whoever watches the dead-letter subject.
-        self.log.error("event dead-lettered", stream_seq=seq, delivered=delivered, error=repr(exc))
+        self.log.error("event dead-lettered", stream_seq=seq, attempts=delivered, error=repr(exc))
         async with conn.transaction():
             await conn.execute(
                 f"INSERT INTO {self.schema}.dead_letters (consumer, stream, stream_seq, error, body)"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import random
 from uuid import UUID
 
@@ -13,6 +12,7 @@ from pydantic import ValidationError
 from contracts.activities import COMMANDS
 from contracts.base import Command, Event
 from contracts.envelope import Envelope
+from contracts.membership import MemberArrived, MemberDeparted, SiteRegistered, parse_event
 from contracts.replies import CommandReply, ErrorInfo, RecordedRef
 from contracts.rules import Rules
 from gongdi.eventstore import ConcurrencyError, DuplicateCommandError, EventStore, Meta, Pending, StoredRow
@@ -96,18 +96,20 @@ class MembershipPolicy:
         self.rules = rules
 
     async def apply(self, conn: asyncpg.Connection, event: Envelope) -> None:
-        if event.type == "SiteRegistered":
-            await self.repo.learn_site(conn, event)
-        elif event.type == "MemberArrived":
-            await self.repo.arrived(conn, event)
-            await self._obligation(conn, event)
-        elif event.type == "MemberDeparted":
-            await self.repo.departed(conn, event)
+        if event.type not in ("SiteRegistered", "MemberArrived", "MemberDeparted"):
+            return
+        match parse_event(event.type, event.schema_version, event.payload):
+            case SiteRegistered() as e:
+                await self.repo.learn_site(conn, e)
+            case MemberArrived() as e:
+                await self.repo.arrived(conn, e)
+                await self._obligation(conn, event, e)
+            case MemberDeparted() as e:
+                await self.repo.departed(conn, e)
 
-    async def _obligation(self, conn: asyncpg.Connection, event: Envelope) -> None:
-        site_id = event.site_id or ""
-        new = on_member_arrived(site_id, event.payload["member_id"], dt.date.fromisoformat(
-            event.payload["arrived_on"]), event.event_id, self.rules)
+    async def _obligation(self, conn: asyncpg.Connection, event: Envelope, arrived: MemberArrived) -> None:
+        site_id = arrived.site_id
+        new = on_member_arrived(site_id, arrived.member_id, arrived.arrived_on, event.event_id, self.rules)
         meta = Meta(actor="policy:新来党员必谈", causation_id=event.event_id,
                     correlation_id=event.correlation_id or event.command_id)
         for _ in range(MAX_ATTEMPTS):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from contracts.envelope import Envelope
+from contracts.membership import MemberArrived, MemberDeparted, SiteRegistered
 from gongdi.eventstore import StreamHead
 from services.activities.domain import ActivitySite, Given, Present
 
@@ -60,23 +60,21 @@ class ActivityRepository:
             state.site_id, head.version, head.hash, state.model_dump_json(),
         )
 
-    async def learn_site(self, conn: asyncpg.Connection, event: Envelope) -> None:
+    async def learn_site(self, conn: asyncpg.Connection, e: SiteRegistered) -> None:
         await conn.execute(
             f"INSERT INTO {SCHEMA}.known_site (site_id, township) VALUES ($1, $2)"
             " ON CONFLICT (site_id) DO UPDATE SET township = EXCLUDED.township",
-            event.site_id, event.township,
+            e.site_id, e.township,
         )
 
-    async def arrived(self, conn: asyncpg.Connection, event: Envelope) -> None:
-        member = event.payload["member"]
+    async def arrived(self, conn: asyncpg.Connection, e: MemberArrived) -> None:
         await conn.execute(
-            f"INSERT INTO {SCHEMA}.presence (member_id, site_id, name, admitted_on) VALUES ($1, $2, $3, $4::date)"
-            " ON CONFLICT (member_id) DO UPDATE SET site_id = $2, name = $3, admitted_on = $4::date",
-            event.payload["member_id"], event.site_id, member["name"], member["admitted_on"],
+            f"INSERT INTO {SCHEMA}.presence (member_id, site_id, name, admitted_on) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (member_id) DO UPDATE SET site_id = $2, name = $3, admitted_on = $4",
+            e.member_id, e.site_id, e.member.name, e.member.admitted_on,
         )
 
-    async def departed(self, conn: asyncpg.Connection, event: Envelope) -> None:
+    async def departed(self, conn: asyncpg.Connection, e: MemberDeparted) -> None:
         await conn.execute(
-            f"DELETE FROM {SCHEMA}.presence WHERE member_id = $1 AND site_id = $2",
-            event.payload["member_id"], event.site_id,
+            f"DELETE FROM {SCHEMA}.presence WHERE member_id = $1 AND site_id = $2", e.member_id, e.site_id
         )
