@@ -15,6 +15,7 @@ from typing import Any
 import nats.errors
 import orjson
 
+from contracts.activities import LABELS
 from gongdi.client import GongdiClient
 from gongdi.runtime import EmbeddedNats, EmbeddedPostgres
 from gongdi.settings import Settings
@@ -56,7 +57,28 @@ def format_city(d: dict[str, Any]) -> str:
         names = "、".join(f"{g['name']}({g['full_members']}名正式党员)" for g in d["should_form_branch"][:6])
         more = " …" if len(d["should_form_branch"]) > 6 else ""
         lines.append(f"  应组建党支部 ({len(d['should_form_branch'])}): {names}{more}")
+    if "activities" in d:
+        lines += format_activities(d["activities"])
     return "\n".join(lines)
+
+
+def format_activities(a: dict[str, Any]) -> list[str]:
+    teams = "，".join(f"{LABELS[k]} {n}" for k, n in a["teams"].items())
+    posts = "，".join(f"{LABELS[k]} {n}" for k, n in a["posts"].items())
+    lessons = "，".join(f"{LABELS[k]} {v['sessions']}场/{v['attendance']}人次"
+                       for k, v in a["lessons"].items() if v["sessions"])
+    visits = "，".join(f"{LABELS[k]} {n}" for k, n in a["visits"].items())
+    t = a["talks"]
+    return [
+        f"  党员责任区   {a['zones']:>8,}",
+        f"  党员队伍     {sum(a['teams'].values()):>8,}   ({teams})",
+        f"  党员示范岗   {sum(a['posts'].values()):>8,}   ({a['post_kinds']}类: {posts})",
+        f"  示范工点     {a['work_points']:>8,}",
+        f"  三进三必谈   待谈 {t['open']}（逾期 {t['overdue']}），已谈 {t['done']}；走访: {visits}",
+        f"  本月政治生日 {a['birthdays_this_month']:>8,}",
+        f"  创新成果     {a['innovations']:>8,}   (全项目推广 {a['innovations_adopted']})",
+        f"  活动         {lessons or '无'}",
+    ]
 
 
 def format_site(d: dict[str, Any]) -> str:
@@ -77,6 +99,27 @@ def format_site(d: dict[str, Any]) -> str:
         lines.append("  党支部: 未成立" + flags)
     for g in d["groups"]:
         lines.append(f"  党小组 {g['name']}: 组长 {g['leader']}，{len(g['members'])}名党员")
+    if "activities" in d:
+        lines += format_activities(d["activities"])
+    for h in d.get("departed_holders", []):
+        what = "示范岗" if h["what"] == "post" else "责任区"
+        lines.append(f"  !! {what} {h['id']} 的党员 {h['member_id']} 已离场，需调整")
+    return "\n".join(lines)
+
+
+def format_birthdays(d: dict[str, Any]) -> str:
+    lines = [f"{d['site_id']} · {d['month']} 政治生日"]
+    for m in d["members"]:
+        done = f"已过 ({m['celebrated_on']})" if m["celebrated_on"] else "未过"
+        lines.append(f"  {m['member_id']} {m['name']}  入党 {m['admitted_on']}  {done}")
+    return "\n".join(lines) if d["members"] else lines[0] + "：本月无"
+
+
+def format_talks(d: dict[str, Any]) -> str:
+    lines = [f"{d['site_id']} · 待谈话 {len(d['open'])}"]
+    for t in d["open"]:
+        late = "  逾期" if t["overdue"] else ""
+        lines.append(f"  {t['obligation_id']}  {t['member_id']}  {LABELS[t['reason']]}  应于 {t['due_on']} 前{late}")
     return "\n".join(lines)
 
 
@@ -91,22 +134,36 @@ async def _with_client(settings: Settings, fn):
         await client.close()
 
 
+def format_status(d: dict[str, Any]) -> str:
+    rows = (f"  {s['stream']}: 已处理 {s['applied']}/{s['last_seq']}，落后 {s['behind']}" for s in d["streams"])
+    return "\n".join(rows)
+
+
+VIEWS = {  # what: (query, needs a site, printer)
+    "city": ("city", False, format_city),
+    "site": ("site", True, format_site),
+    "birthdays": ("birthdays", True, format_birthdays),
+    "talks": ("talks", True, format_talks),
+    "status": ("status", False, format_status),
+}
+
+
 def cmd_view(args: argparse.Namespace) -> int:
     settings = runtime_settings(args.home)
-    if args.what == "city":
-        reply = asyncio.run(_with_client(settings, lambda c: c.query("views", "city")))
-    else:
+    query, needs_site, printer = VIEWS[args.what]
+    body: dict[str, Any] = {}
+    if needs_site:
         if not args.site_id:
-            print("用法: gongdi view site <site_id>", file=sys.stderr)
+            print(f"用法: gongdi view {args.what} <site_id>", file=sys.stderr)
             return 2
-        reply = asyncio.run(_with_client(settings, lambda c: c.query("views", "site", {"site_id": args.site_id})))
+        body["site_id"] = args.site_id
+    if args.month:
+        body["month"] = args.month
+    reply = asyncio.run(_with_client(settings, lambda c: c.query("views", query, body)))
     if not reply["ok"]:
         print(f"错误 {reply['error']['code']}: {reply['error']['message']}", file=sys.stderr)
         return 1
-    if args.json:
-        print(orjson.dumps(reply["data"], option=orjson.OPT_INDENT_2).decode())
-    else:
-        print(format_city(reply["data"]) if args.what == "city" else format_site(reply["data"]))
+    print(orjson.dumps(reply["data"], option=orjson.OPT_INDENT_2).decode() if args.json else printer(reply["data"]))
     return 0
 
 
@@ -208,14 +265,18 @@ def _wait_ready(settings: Settings, timeout: float = 60.0) -> None:
     asyncio.run(probe())
 
 
-def _wait_caught_up(settings: Settings, members: int, timeout: float = 60.0) -> dict[str, Any]:
+async def caught_up(client: GongdiClient) -> bool:
+    """The views have applied everything the streams held when asked."""
+    status = (await client.query("views", "status"))["data"]["streams"]
+    return all(s["behind"] <= 0 for s in status)
+
+
+def _wait_caught_up(settings: Settings, timeout: float = 60.0) -> dict[str, Any]:
     async def probe(client: GongdiClient) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
-        while True:
-            data = (await client.query("views", "city"))["data"]
-            if data["members"] >= members or time.monotonic() > deadline:
-                return data
+        while not await caught_up(client) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
+        return (await client.query("views", "city"))["data"]
 
     return asyncio.run(_with_client(settings, probe))
 
@@ -256,11 +317,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         _wait_ready(settings)
         if args.seed:
             _seed(settings)
-            from gongdi.demo import MEMBERS
-
-            city = _wait_caught_up(settings, MEMBERS)
-        else:
-            city = asyncio.run(_with_client(settings, lambda c: c.query("views", "city")))["data"]
+        city = _wait_caught_up(settings)
         print()
         print(format_city(city))
         print()
@@ -297,8 +354,9 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("seed", help="load the demo city into a running platform").set_defaults(fn=cmd_seed)
     sub.add_parser("reset", help="stop leftover servers and delete the state folder").set_defaults(fn=cmd_reset)
     view = sub.add_parser("view", help="show a view")
-    view.add_argument("what", choices=["city", "site"])
+    view.add_argument("what", choices=list(VIEWS))
     view.add_argument("site_id", nargs="?")
+    view.add_argument("--month", help="YYYY-MM, for birthdays (default: this month)")
     view.add_argument("--json", action="store_true")
     view.set_defaults(fn=cmd_view)
     send = sub.add_parser("send", help="send a command, e.g. gongdi send membership RecordArrival '{...}'")

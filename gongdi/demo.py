@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from decimal import Decimal
 
+from contracts.activities import SERVICE as ACTIVITIES
 from contracts.base import Command
 from contracts.geo import TOWNSHIPS
 from contracts.membership import (
@@ -98,11 +99,23 @@ def member_facts(n: int, site_name: str) -> MemberFacts:
     )
 
 
+def roster() -> dict[str, list[tuple[str, MemberFacts]]]:
+    """The members each site starts with, numbered m0001… across the city."""
+    out: dict[str, list[tuple[str, MemberFacts]]] = {}
+    n = 0
+    for site_id, name, *_, members in sites():
+        out[site_id] = []
+        for _ in range(members):
+            n += 1
+            out[site_id].append((f"m{n:04d}", member_facts(n, name)))
+    return out
+
+
 def plan() -> list[list[Command]]:
     """Commands in phases; the commands of one phase are independent of each other."""
     registrations, workforce, arrivals, branches, groups = [], [], [], [], []
-    n = 0
-    for site_id, name, township, dept, cost, months, workers, members in sites():
+    members_at = roster()
+    for site_id, name, township, dept, cost, months, workers, _ in sites():
         registrations.append(RegisterSite(
             command_id=cid("register", site_id), actor="demo", site_id=site_id, name=name, township=township,
             department=dept, cost_wan=Decimal(cost), planned_months=months, start_date=START,
@@ -111,12 +124,8 @@ def plan() -> list[list[Command]]:
         ))
         workforce.append(ReportWorkforce(command_id=cid("workforce", site_id), actor="demo", site_id=site_id,
                                          headcount=workers, as_of=dt.date(2020, 8, 31)))
-        present: list[tuple[str, MemberFacts]] = []
-        for _ in range(members):
-            n += 1
-            member_id = f"m{n:04d}"
-            facts = member_facts(n, name)
-            present.append((member_id, facts))
+        present = members_at[site_id]
+        for member_id, facts in present:
             arrivals.append(RecordArrival(command_id=cid("arrive", member_id), actor="demo", site_id=site_id,
                                           member_id=member_id, member=facts, arrived_on=START))
         if site_id in {p[0] for p in PILOTS}:
@@ -142,16 +151,19 @@ def plan() -> list[list[Command]]:
 
 async def seed(client: GongdiClient, progress: Callable[[int, int], None] | None = None,
                concurrency: int = 32) -> dict[str, int]:
-    phases = plan()
-    total = sum(len(p) for p in phases)
+    from gongdi.demo_activities import activity_plan, close_talks
+
+    membership_phases = plan()
+    activity_phase = activity_plan(roster())
+    total = sum(len(p) for p in membership_phases) + len(activity_phase)
     done = 0
     counts = {"recorded": 0, "already": 0}
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(command: Command) -> None:
+    async def one(service: str, command: Command) -> None:
         nonlocal done
         async with gate:
-            reply = await client.send(SERVICE, command)
+            reply = await client.send(service, command)
         if not reply["ok"]:
             raise RuntimeError(f"demo command {type(command).__name__} refused: {reply['error']}")
         counts["already" if reply.get("duplicate") else "recorded"] += 1
@@ -159,6 +171,23 @@ async def seed(client: GongdiClient, progress: Callable[[int, int], None] | None
         if progress:
             progress(done, total)
 
-    for phase in phases:
-        await asyncio.gather(*(one(c) for c in phase))
+    for phase in membership_phases:
+        await asyncio.gather(*(one(SERVICE, c) for c in phase))
+    # Activities learns sites and members from membership events; every arrival's talk is the sign it has.
+    await _until_talks(client, MEMBERS)
+    await asyncio.gather(*(one(ACTIVITIES, c) for c in activity_phase))
+    talks = await close_talks(client, [p[0] for p in PILOTS])
+    total += len(talks)
+    await asyncio.gather(*(one(ACTIVITIES, c) for c in talks))
     return counts
+
+
+async def _until_talks(client: GongdiClient, at_least: int, timeout: float = 120.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        talks = (await client.query("views", "city"))["data"]["activities"]["talks"]
+        if talks["open"] + talks["done"] >= at_least:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"activities did not create the arrival talks in {timeout:.0f}s: {talks}")
+        await asyncio.sleep(0.2)

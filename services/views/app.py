@@ -28,7 +28,7 @@ from services.views.projections import SiteProjection, tables_sql
 SERVICE = "views"
 SCHEMA = "views"
 DURABLE = "views"
-QUERIES = ("city", "site", "birthdays", "talks")
+QUERIES = ("city", "site", "birthdays", "talks", "status")
 
 
 def projections(schema: str) -> list[tuple[str, SiteProjection | ActivityProjection]]:
@@ -57,7 +57,7 @@ def build_app(settings: Settings) -> FastStream:
                                        settings.consumer_max_deliver, live.changed, log)
             # A dead consumer must take the process down with it, so that the supervisor restarts it.
             tasks.append(Background(consumer.run, lambda: os.kill(os.getpid(), signal.SIGTERM)))
-        bound.append(ViewQueries(pool, SCHEMA))
+        bound.append(ViewQueries(pool, SCHEMA, nc.jetstream(), [stream_name(s) for s, _ in projections(SCHEMA)]))
         log.info("views ready")
         try:
             yield

@@ -8,6 +8,7 @@ from typing import Annotated
 import asyncpg
 import orjson
 from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from contracts.base import Slug
@@ -38,10 +39,25 @@ def _invalid(exc: ValidationError) -> bytes:
 
 
 class ViewQueries:
-    def __init__(self, pool: asyncpg.Pool, schema: str, today: Callable[[], dt.date] = dt.date.today):
+    def __init__(self, pool: asyncpg.Pool, schema: str, js: JetStreamContext, streams: list[str],
+                 today: Callable[[], dt.date] = dt.date.today):
         self.pool = pool
         self.schema = schema
+        self.js = js
+        self.streams = streams
         self.today = today
+
+    async def status(self, _raw: bytes) -> bytes:
+        """How far the views are behind each stream they read: applied sequence against the stream's last."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(f"SELECT stream, stream_seq FROM {self.schema}.consumer_checkpoint")
+        applied = {r["stream"]: r["stream_seq"] for r in rows}
+        streams = []
+        for name in self.streams:
+            last = (await self.js.stream_info(name)).state.last_seq
+            streams.append({"stream": name, "last_seq": last, "applied": applied.get(name, 0),
+                            "behind": last - applied.get(name, 0)})
+        return orjson.dumps({"ok": True, "data": {"streams": streams}})
 
     async def city(self, _raw: bytes) -> bytes:
         async with self.pool.acquire() as conn:

@@ -66,6 +66,10 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
 
         city = json.loads(gongdi(home, "view", "city", "--json").stdout)
         assert (city["projects"], city["workers"], city["members"]) == (82, 12_708, 251)
+        a = city["activities"]
+        assert (a["zones"], sum(a["teams"].values()), a["post_kinds"], a["work_points"]) == (60, 45, 6, 7)
+        assert a["talks"]["open"] + a["talks"]["done"] == 251 + 2  # every arrival, a violation, a family change
+        assert "落后 0" in gongdi(home, "view", "status").stdout
         printed = gongdi(home, "view", "city").stdout
         assert "全市视图" in printed and "空白点" in printed
 
@@ -88,6 +92,6 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
     again = start_up(home)
     try:
         out = wait_for_line(again, "Ctrl-C")
-        assert "新记录 0 条，已存在 458 条" in out and "252" in out
+        assert "新记录 0 条" in out and "252" in out and "党员责任区         60" in out
     finally:
         stop(again)
