@@ -112,7 +112,10 @@ def format_birthdays(d: dict[str, Any]) -> str:
     for m in d["members"]:
         done = f"已过 ({m['celebrated_on']})" if m["celebrated_on"] else "未过"
         lines.append(f"  {m['member_id']} {m['name']}  入党 {m['admitted_on']}  {done}")
-    return "\n".join(lines) if d["members"] else lines[0] + "：本月无"
+    if not d["members"]:
+        lines[0] += "：本月无"
+    lines.append(f"  {d['month'][:4]}年尚未过政治生日: {len(d['not_celebrated_this_year'])}名")
+    return "\n".join(lines)
 
 
 def format_talks(d: dict[str, Any]) -> str:

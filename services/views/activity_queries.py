@@ -101,3 +101,15 @@ async def open_talks(conn: asyncpg.Connection, schema: str, site_id: str, today:
          "overdue": r["due_on"] < today}
         for r in rows
     ]
+
+
+async def not_celebrated(conn: asyncpg.Connection, schema: str, site_id: str, year: int) -> list[dict[str, Any]]:
+    """Members present whose political birthday has not been celebrated in `year`."""
+    rows = await conn.fetch(
+        f"SELECT m.member_id, m.name, m.admitted_on FROM {schema}.site_member m WHERE m.site_id = $1 AND NOT EXISTS"
+        f" (SELECT 1 FROM {schema}.birthday b WHERE b.site_id = m.site_id AND b.member_id = m.member_id"
+        " AND b.year = $2) ORDER BY extract(month FROM m.admitted_on), m.member_id",
+        site_id, year,
+    )
+    return [{"member_id": r["member_id"], "name": r["name"], "admitted_on": r["admitted_on"].isoformat()}
+            for r in rows]

@@ -87,8 +87,9 @@ class ViewQueries:
         year, month = (int(x) for x in query.month.split("-")) if query.month else (today.year, today.month)
         async with self.pool.acquire() as conn:
             rows = await activity_queries.birthdays(conn, self.schema, query.site_id, year, month)
+            waiting = await activity_queries.not_celebrated(conn, self.schema, query.site_id, year)
         return orjson.dumps({"ok": True, "data": {"site_id": query.site_id, "month": f"{year}-{month:02d}",
-                                                   "members": rows}})
+                                                   "members": rows, "not_celebrated_this_year": waiting}})
 
     async def talks(self, raw: bytes) -> bytes:
         try:

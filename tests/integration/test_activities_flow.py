@@ -134,6 +134,7 @@ async def test_lessons_and_birthdays_reach_the_views(client: GongdiClient):
     month = f.arrive("t3", "x").member.admitted_on  # factories admit every member on the same day
     birthdays = await client.query("views", "birthdays", {"site_id": "t3", "month": f"2020-{month.month:02d}"})
     assert [m["member_id"] for m in birthdays["data"]["members"]] == ["c1", "c2"]
+    assert [m["member_id"] for m in birthdays["data"]["not_celebrated_this_year"]] == ["c1", "c2"]
     party = await client.send_dict(ACTIVITIES, "CelebrateBirthdays", {
         "site_id": "t3", "held_on": f"2020-{month.month:02d}-15", "members": ["c1", "c2"], "cards_sent": 2})
     assert party["ok"], party
@@ -141,7 +142,7 @@ async def test_lessons_and_birthdays_reach_the_views(client: GongdiClient):
     async def seen():
         b = await client.query("views", "birthdays", {"site_id": "t3", "month": f"2020-{month.month:02d}"})
         city = (await client.query("views", "city"))["data"]["activities"]
-        return (all(m["celebrated_on"] for m in b["data"]["members"])
+        return (all(m["celebrated_on"] for m in b["data"]["members"]) and not b["data"]["not_celebrated_this_year"]
                 and city["lessons"]["night_school"] == {"sessions": 1, "attendance": 45})
 
     assert await eventually(seen)
