@@ -19,16 +19,19 @@ from gongdi.logging import configure
 from gongdi.service import Background, apply_sql, connect_nats, create_pool, reply_handler
 from gongdi.service import broker as make_broker
 from gongdi.settings import Settings
-from services.activities.handlers import ActivityHandlers, MembershipPolicy
+from gongdi.sitestream import SiteCommands, SiteStream, Snapshots
+from services.activities.domain import ActivitySite, evolve
+from services.activities.handlers import MembershipPolicy, activity_commands
 from services.activities.repository import SCHEMA, TABLES_SQL
 
 DURABLE = "activities"
+SNAPSHOTS = Snapshots(SCHEMA, ActivitySite)
 
 
 def build_app(settings: Settings) -> FastStream:
     log = configure(settings.log_format, settings.log_level, SERVICE)
     broker = make_broker(settings)
-    bound: list[ActivityHandlers] = []  # filled in the lifespan, before the broker starts
+    bound: list[SiteCommands[ActivitySite]] = []  # filled in the lifespan, before the broker starts
     for name in COMMANDS:
         reply_handler(broker, command_subject(SERVICE, name), SERVICE, settings.workers,
                       lambda body, name=name: bound[0].handle(name, body))
@@ -36,12 +39,12 @@ def build_app(settings: Settings) -> FastStream:
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         pool = await create_pool(settings)
-        store = EventStore(pool, SCHEMA)
+        stream = SiteStream(EventStore(pool, SCHEMA), SNAPSHOTS, evolve)
         nc = await connect_nats(settings, "activities-policy")
         await require_stream(nc.jetstream(), MEMBERSHIP)
-        policy = OrderedConsumer(nc, pool, SCHEMA, MEMBERSHIP, DURABLE, MembershipPolicy(store, DEFAULT_RULES),
+        policy = OrderedConsumer(nc, pool, SCHEMA, MEMBERSHIP, DURABLE, MembershipPolicy(stream, DEFAULT_RULES),
                                  settings.consumer_batch, settings.consumer_max_deliver, log=log)
-        bound.append(ActivityHandlers(pool, store, DEFAULT_RULES, log))
+        bound.append(activity_commands(pool, stream, DEFAULT_RULES, log))
         task = Background(policy.run, lambda: os.kill(os.getpid(), signal.SIGTERM))
         log.info("activities ready", commands=list(COMMANDS))
         try:
@@ -56,7 +59,7 @@ def build_app(settings: Settings) -> FastStream:
 
 async def setup(settings: Settings) -> list[str]:
     """Idempotent: schema, tables, the activities stream, and the consumer of membership events."""
-    await apply_sql(settings, schema_sql(SCHEMA), TABLES_SQL, checkpoint_sql(SCHEMA))
+    await apply_sql(settings, schema_sql(SCHEMA), SNAPSHOTS.table_sql(), TABLES_SQL, checkpoint_sql(SCHEMA))
     nc = await connect_nats(settings, "activities-setup")
     try:
         js = nc.jetstream()

@@ -34,7 +34,7 @@ from contracts.activities import (
     ZoneDesignated,
 )
 from contracts.base import Command, Event
-from contracts.replies import ErrorInfo
+from contracts.errors import DomainError
 from contracts.rules import DEFAULT_RULES, Rules
 
 # A fixed namespace: the obligation created for a cause always gets the same id.
@@ -46,18 +46,6 @@ def obligation_id(cause: uuid.UUID) -> uuid.UUID:
 
 
 # ---- errors -----------------------------------------------------------------------------------
-
-
-class DomainError(Exception):
-    code = "RULE_BROKEN"
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-    def info(self) -> ErrorInfo:
-        return ErrorInfo(code=self.code, message=self.message, field=self.field)
 
 
 class SiteNotFoundError(DomainError):

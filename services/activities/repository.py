@@ -1,21 +1,14 @@
-"""Activities' inline state: its own site snapshots, and the sites and members it learnt from membership events."""
+"""Activities' inline state: the sites and members it learnt from membership events, to check its rules against."""
 from __future__ import annotations
 
 import asyncpg
 
 from contracts.membership import MemberArrived, MemberDeparted, SiteRegistered
-from gongdi.eventstore import StreamHead
 from services.activities.domain import ActivitySite, Given, Present
 
 SCHEMA = "activities"
 
 TABLES_SQL = f"""
-CREATE TABLE IF NOT EXISTS {SCHEMA}.site_state (
-    site_id text PRIMARY KEY,
-    version int NOT NULL,
-    hash text NOT NULL,
-    state jsonb NOT NULL
-);
 -- Learnt from membership events (consumer `activities`), to check that sites and members exist.
 CREATE TABLE IF NOT EXISTS {SCHEMA}.known_site (
     site_id text PRIMARY KEY,
@@ -31,34 +24,17 @@ CREATE INDEX IF NOT EXISTS presence_site ON {SCHEMA}.presence (site_id);
 """
 
 
-def stream_of(site_id: str) -> str:
-    return f"site-{site_id}"
+class Directory:
+    """Which sites exist and who is present on them, as the membership events say."""
 
-
-class ActivityRepository:
-    async def load(self, conn: asyncpg.Connection, site_id: str) -> tuple[ActivitySite | None, StreamHead]:
-        row = await conn.fetchrow(
-            f"SELECT version, hash, state::text AS state FROM {SCHEMA}.site_state WHERE site_id = $1", site_id
-        )
-        if row is None:
-            return None, StreamHead()
-        return ActivitySite.model_validate_json(row["state"]), StreamHead(row["version"], row["hash"])
-
-    async def given(self, conn: asyncpg.Connection, site_id: str) -> tuple[Given, str | None, StreamHead]:
+    async def context(self, conn: asyncpg.Connection, site_id: str, site: ActivitySite | None
+                      ) -> tuple[Given, str | None]:
         township = await conn.fetchval(f"SELECT township FROM {SCHEMA}.known_site WHERE site_id = $1", site_id)
-        site, head = await self.load(conn, site_id)
         rows = await conn.fetch(
             f"SELECT member_id, name, admitted_on FROM {SCHEMA}.presence WHERE site_id = $1", site_id
         )
         present = {r["member_id"]: Present(r["name"], r["admitted_on"]) for r in rows}
-        return Given(site=site, known=township is not None, present=present), township, head
-
-    async def save(self, conn: asyncpg.Connection, state: ActivitySite, head: StreamHead) -> None:
-        await conn.execute(
-            f"INSERT INTO {SCHEMA}.site_state (site_id, version, hash, state) VALUES ($1, $2, $3, $4::jsonb)"
-            " ON CONFLICT (site_id) DO UPDATE SET version = $2, hash = $3, state = $4::jsonb",
-            state.site_id, head.version, head.hash, state.model_dump_json(),
-        )
+        return Given(site=site, known=township is not None, present=present), township
 
     async def learn_site(self, conn: asyncpg.Connection, e: SiteRegistered) -> None:
         await conn.execute(

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict
 
 from contracts.base import Event
+from contracts.errors import DomainError
 from contracts.membership import (
     BranchFormed,
     FormBranch,
@@ -29,18 +30,6 @@ from contracts.replies import ErrorInfo
 from contracts.rules import DEFAULT_RULES, Rules
 
 # ---- errors -----------------------------------------------------------------------------------
-
-
-class DomainError(Exception):
-    code = "RULE_BROKEN"
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-    def info(self) -> ErrorInfo:
-        return ErrorInfo(code=self.code, message=self.message, field=self.field)
 
 
 class SiteNotFoundError(DomainError):

@@ -205,9 +205,10 @@ async def test_killing_the_policy_mid_run_loses_and_doubles_nothing(platform: Su
     restart(platform, "activities")
 
     async def all_created():
+        platform.check()  # restarts keep backing off after the chaos: keep the supervisor turning
         return await obligations(pool) >= members
 
-    assert await eventually(all_created, timeout=120)
+    assert await eventually(all_created, timeout=120), f"{await obligations(pool)} of {members} obligations"
     await asyncio.sleep(2)
     assert await obligations(pool) == members
     per_cause = await pool.fetchval(
