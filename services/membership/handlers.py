@@ -10,25 +10,12 @@ from pydantic import ValidationError
 
 from contracts.base import Command
 from contracts.membership import COMMANDS, SiteRegistered
-from contracts.replies import CommandReply, ErrorInfo, RecordedRef
 from contracts.rules import Rules
 from gongdi.eventstore import ConcurrencyError, DuplicateCommandError, EventStore, Meta, Pending
 from gongdi.locks import KeyedLocks
+from gongdi.sitestream import MAX_ATTEMPTS, accepted_reply, conflict_reply, error_reply, validation_reply
 from services.membership.domain import DomainError, advise, decide
 from services.membership.repository import SiteRepository, stream_of
-
-MAX_ATTEMPTS = 20
-
-
-def error_reply(code: str, message: str, field: str | None = None, command_id=None) -> bytes:
-    reply = CommandReply(ok=False, command_id=command_id, error=ErrorInfo(code=code, message=message, field=field))
-    return reply.model_dump_json().encode()
-
-
-def validation_reply(exc: ValidationError) -> bytes:
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or None
-    return error_reply("VALIDATION_FAILED", f"{field or 'body'}: {first['msg']}", field)
 
 
 class MembershipHandlers:
@@ -56,8 +43,7 @@ class MembershipHandlers:
                     # Someone else wrote first: look again and decide again, after a short random pause.
                     await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         self.log.warning("command gave up after conflicts", command_id=str(command.command_id), command=name)
-        return error_reply("CONCURRENCY_CONFLICT", "并发冲突，请重试 (too many concurrent writers)", None,
-                           command.command_id)
+        return conflict_reply(command)
 
     async def _attempt(self, conn: asyncpg.Connection, command: Command) -> bytes:
         loaded = await self.repo.load(conn, command)
@@ -77,10 +63,4 @@ class MembershipHandlers:
         meta = Meta(actor=command.actor, command_id=command.command_id, correlation_id=command.correlation_id)
         batch = self.store.prepare(pending, loaded.heads, meta)
         rows = await self.repo.commit(conn, batch, given, events, warnings)
-        return CommandReply(
-            ok=True,
-            command_id=command.command_id,
-            events=[RecordedRef(event_id=r.event_id, type=r.event_type, stream_id=r.stream_id, version=r.version,
-                                position=r.position) for r in rows],
-            warnings=warnings,
-        ).model_dump_json().encode()
+        return accepted_reply(command, rows, warnings)
