@@ -15,9 +15,11 @@ PROCESSES = [
     ("membership-relay", "services.membership", "relay"),
     ("activities", "services.activities", "serve"),
     ("activities-relay", "services.activities", "relay"),
+    ("liaison", "services.liaison", "serve"),
+    ("liaison-relay", "services.liaison", "relay"),
     ("views", "services.views", "serve"),
 ]
-SETUP_ORDER = ["services.membership", "services.activities", "services.views"]
+SETUP_ORDER = ["services.membership", "services.activities", "services.liaison", "services.views"]
 
 
 @dataclass

@@ -13,9 +13,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from contracts.activities import SERVICE as ACTIVITIES
 from contracts.envelope import Envelope
+from contracts.liaison import SERVICE as LIAISON
 from contracts.membership import SERVICE as MEMBERSHIP
 from contracts.subjects import query_subject, stream_name, stream_subjects
-from gongdi.consumer import OrderedConsumer, checkpoint_sql
+from gongdi.consumer import Handler, OrderedConsumer, checkpoint_sql
 from gongdi.jetstream import ensure_durable, require_stream
 from gongdi.logging import configure
 from gongdi.service import Background, apply_sql, connect_nats, create_pool, reply_handler
@@ -23,17 +24,19 @@ from gongdi.service import broker as make_broker
 from gongdi.settings import Settings
 from services.views.activity_projections import ActivityProjection
 from services.views.handlers import LivePublisher, ViewQueries
+from services.views.liaison_projections import LiaisonProjection
 from services.views.projections import SiteProjection, tables_sql
 
 SERVICE = "views"
 SCHEMA = "views"
 DURABLE = "views"
-QUERIES = ("city", "site", "birthdays", "talks", "status")
+QUERIES = ("city", "site", "township", "birthdays", "talks", "status")
 
 
-def projections(schema: str) -> list[tuple[str, SiteProjection | ActivityProjection]]:
+def projections(schema: str) -> list[tuple[str, Handler]]:
     """Which stream feeds which projection; projections of different streams touch different tables."""
-    return [(MEMBERSHIP, SiteProjection(schema)), (ACTIVITIES, ActivityProjection(schema))]
+    return [(MEMBERSHIP, SiteProjection(schema)), (ACTIVITIES, ActivityProjection(schema)),
+            (LIAISON, LiaisonProjection(schema))]
 
 
 def build_app(settings: Settings) -> FastStream:

@@ -16,12 +16,17 @@ from contracts.envelope import Envelope
 from contracts.geo import CITY
 from contracts.replies import ErrorInfo, QueryReply
 from contracts.subjects import live_subject
-from services.views import activity_queries, queries
+from services.views import activity_queries, liaison_queries, queries
 
 
 class SiteQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     site_id: Slug
+
+
+class TownshipQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    township: Slug
 
 
 class BirthdayQuery(SiteQuery):
@@ -63,7 +68,22 @@ class ViewQueries:
         async with self.pool.acquire() as conn:
             data = await queries.city(conn, self.schema)
             data["activities"] = await activity_queries.summary(conn, self.schema, None, self.today())
+            data["liaison"] = await liaison_queries.summary(conn, self.schema, "city", None, self.today())
         return orjson.dumps({"ok": True, "data": data})
+
+    async def township(self, raw: bytes) -> bytes:
+        try:
+            query = TownshipQuery.model_validate_json(raw or b"{}")
+        except ValidationError as exc:
+            return _invalid(exc)
+        async with self.pool.acquire() as conn:
+            city = await queries.city(conn, self.schema)
+            row = next((t for t in city["townships"] if t["township"] == query.township), None)
+            if row is None:
+                return _error("TOWNSHIP_NOT_FOUND", f"乡镇 {query.township} 没有登记的工地", "township")
+            row["liaison"] = await liaison_queries.summary(conn, self.schema, "township", query.township,
+                                                           self.today())
+        return orjson.dumps({"ok": True, "data": row})
 
     async def site(self, raw: bytes) -> bytes:
         try:
@@ -76,6 +96,7 @@ class ViewQueries:
                 return _error("SITE_NOT_FOUND", f"工地 {query.site_id} 不在视图中 (no such site)", "site_id")
             data["activities"] = await activity_queries.summary(conn, self.schema, query.site_id, self.today())
             data["departed_holders"] = await activity_queries.departed_holders(conn, self.schema, query.site_id)
+            data["liaison"] = await liaison_queries.summary(conn, self.schema, "site", query.site_id, self.today())
         return orjson.dumps({"ok": True, "data": data})
 
     async def birthdays(self, raw: bytes) -> bytes:

@@ -16,10 +16,11 @@ from contracts.membership import (
 )
 from contracts.rules import DEFAULT_RULES, Rules, qualifies_for_coverage
 from services.views.activity_projections import activity_tables_sql
+from services.views.liaison_projections import liaison_tables_sql
 
 
 def tables_sql(schema: str) -> str:
-    return site_tables_sql(schema) + activity_tables_sql(schema)
+    return site_tables_sql(schema) + activity_tables_sql(schema) + liaison_tables_sql(schema)
 
 
 def site_tables_sql(schema: str) -> str:

@@ -1,0 +1,36 @@
+"""Liaison's inline state: the sites it learnt from membership events, and whether each has a branch."""
+from __future__ import annotations
+
+import asyncpg
+
+from contracts.membership import BranchFormed, SiteRegistered
+from services.liaison.domain import Given, LiaisonSite
+
+SCHEMA = "liaison"
+
+TABLES_SQL = f"""
+CREATE TABLE IF NOT EXISTS {SCHEMA}.known_site (
+    site_id text PRIMARY KEY,
+    township text NOT NULL,
+    has_branch boolean NOT NULL DEFAULT false
+);
+"""
+
+
+class Directory:
+    async def context(self, conn: asyncpg.Connection, site_id: str, site: LiaisonSite | None
+                      ) -> tuple[Given, str | None]:
+        row = await conn.fetchrow(f"SELECT township, has_branch FROM {SCHEMA}.known_site WHERE site_id = $1", site_id)
+        if row is None:
+            return Given(site=site, known=False), None
+        return Given(site=site, known=True, has_branch=row["has_branch"]), row["township"]
+
+    async def learn_site(self, conn: asyncpg.Connection, e: SiteRegistered) -> None:
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.known_site (site_id, township) VALUES ($1, $2)"
+            " ON CONFLICT (site_id) DO UPDATE SET township = EXCLUDED.township",
+            e.site_id, e.township,
+        )
+
+    async def branch_formed(self, conn: asyncpg.Connection, e: BranchFormed) -> None:
+        await conn.execute(f"UPDATE {SCHEMA}.known_site SET has_branch = true WHERE site_id = $1", e.site_id)
