@@ -1,0 +1,204 @@
+"""Liaison through the real processes: disputes to the views, petitions, forward-only cases, crash-safe views."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import random
+import signal
+import time
+import uuid
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from contracts.liaison import SERVICE as LIAISON
+from contracts.liaison import (
+    AgreementItem,
+    DisputeKind,
+    EscalateToPetition,
+    RecordVillageSupport,
+    ReportDispute,
+    ResolveMediation,
+    SignCoBuildingAgreement,
+    StartMediation,
+    SupportKind,
+)
+from contracts.membership import SERVICE as MEMBERSHIP
+from gongdi.cli import caught_up
+from gongdi.client import GongdiClient
+from gongdi.settings import Settings
+from gongdi.supervisor import Supervisor
+from services.views import liaison_queries
+from services.views.app import rebuild
+from tests import factories as f
+
+DAY = dt.date(2020, 8, 1)
+
+
+async def eventually(check, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(0.1)
+
+
+def report(site_id: str, case_id: str, kind: DisputeKind = DisputeKind.wages) -> ReportDispute:
+    return ReportDispute(command_id=uuid.uuid4(), site_id=site_id, case_id=case_id, kind=kind, reported_on=DAY,
+                         parties=["劳务班组", "农民工"], amount_yuan=Decimal(8600), description="工资结算争议")
+
+
+def start(site_id: str, case_id: str) -> StartMediation:
+    return StartMediation(command_id=uuid.uuid4(), site_id=site_id, case_id=case_id, mediator="纠纷调解站",
+                          started_on=DAY)
+
+
+def resolve(site_id: str, case_id: str) -> ResolveMediation:
+    return ResolveMediation(command_id=uuid.uuid4(), site_id=site_id, case_id=case_id, resolved_on=DAY,
+                            outcome="当场结清", amount_settled_yuan=Decimal(8600))
+
+
+def escalate(site_id: str, case_id: str) -> EscalateToPetition:
+    return EscalateToPetition(command_id=uuid.uuid4(), site_id=site_id, case_id=case_id, escalated_on=DAY,
+                              reason="对补偿不满")
+
+
+async def known_site(client: GongdiClient, site_id: str) -> None:
+    """Liaison learns sites from membership events: wait until it answers about this one."""
+    async def knows() -> bool:
+        reply = await client.send_dict(LIAISON, "StartMediation", {
+            "site_id": site_id, "case_id": "probe", "mediator": "x", "started_on": "2020-01-01"})
+        return reply["error"]["code"] == "CASE_NOT_FOUND"
+
+    assert await eventually(knows), f"liaison never learnt site {site_id}"
+
+
+async def city_liaison(client: GongdiClient) -> dict:
+    return (await client.query("views", "city"))["data"]["liaison"]
+
+
+@pytest.mark.usefixtures("platform")
+async def test_wage_dispute_resolved_and_a_petition_show_in_the_views(client: GongdiClient, pool: asyncpg.Pool):
+    assert (await client.send(MEMBERSHIP, f.register("l1")))["ok"]
+    await known_site(client, "l1")
+    for command in (report("l1", "w1"), start("l1", "w1"), resolve("l1", "w1"),
+                    report("l1", "g1", DisputeKind.land_acquisition), escalate("l1", "g1")):
+        reply = await client.send(LIAISON, command)
+        assert reply["ok"], reply
+
+    async def shown():
+        site = (await client.query("views", "site", {"site_id": "l1"}))["data"]["liaison"]
+        return (site["disputes"]["wages"]["resolved"] == 1 and site["petitions"] == 1
+                and site["wage_petitions"] == 0)
+
+    assert await eventually(shown)
+    city = await city_liaison(client)
+    assert city["disputes"]["land_acquisition"]["petitioned"] == 1 and city["wage_petitions"] == 0
+    township = (await client.query("views", "township", {"township": "bailin"}))["data"]["liaison"]
+    assert township["petitions"] == 1
+
+    before = await pool.fetchval("SELECT count(*) FROM liaison.events")
+    illegal = await client.send(LIAISON, start("l1", "w1"))  # a resolved case cannot be mediated again
+    assert illegal["error"]["code"] == "ILLEGAL_TRANSITION" and illegal["error"]["field"] == "case_id"
+    assert await pool.fetchval("SELECT count(*) FROM liaison.events") == before
+
+
+@pytest.mark.usefixtures("platform")
+async def test_co_building_needs_the_site_branch(client: GongdiClient):
+    assert (await client.send(MEMBERSHIP, f.register("l2")))["ok"]
+    await known_site(client, "l2")
+    sign = SignCoBuildingAgreement(command_id=uuid.uuid4(), site_id="l2", agreement_id="tangyuan", village="棠园村",
+                                   signed_on=DAY, items=[AgreementItem(item_id="c1", title="主题党日")])
+    assert (await client.send(LIAISON, sign))["error"]["code"] == "NO_BRANCH"
+    for m in ("s1", "s2", "s3"):
+        assert (await client.send(MEMBERSHIP, f.arrive("l2", m)))["ok"]
+    assert (await client.send(MEMBERSHIP, f.form_branch("l2", "s1")))["ok"]
+
+    async def signed():
+        reply = await client.send(LIAISON, sign.model_copy(update={"command_id": uuid.uuid4()}))
+        return reply["ok"]
+
+    assert await eventually(signed)
+
+    async def progress():
+        site = (await client.query("views", "site", {"site_id": "l2"}))["data"]["liaison"]
+        return site["cobuilding"]["items"] == 1 and site["cobuilding"]["completed"] == 0
+
+    assert await eventually(progress)
+
+
+@pytest.mark.slow
+async def test_views_exact_when_killed_during_5000_liaison_commands(
+        platform: Supervisor, client: GongdiClient, pool: asyncpg.Pool, ready_settings: Settings):
+    sites = [f"v{i:02d}" for i in range(50)]
+    for s in sites:
+        assert (await client.send(MEMBERSHIP, f.register(s)))["ok"]
+    await known_site(client, sites[-1])
+    rng = random.Random(11)
+    cases = [(sites[i % 50], f"c{i}") for i in range(1000)]
+    support = [RecordVillageSupport(command_id=uuid.uuid4(), site_id=sites[i % 50], village=f"村{i % 7}",
+                                    kind=list(SupportKind)[i % 6], given_on=DAY, quantity=Decimal(rng.randint(1, 500)))
+               for i in range(2200)]
+    phases = [
+        [report(s, c) for s, c in cases] + support[:1100],
+        [start(s, c) for s, c in cases] + support[1100:],
+        [resolve(s, c) for s, c in cases[:600]] + [escalate(s, c) for s, c in cases[600:800]],
+    ]
+    assert sum(len(p) for p in phases) == 5000
+    gate = asyncio.Semaphore(32)
+
+    async def one(command) -> None:
+        async with gate:
+            reply = await client.send(LIAISON, command)
+        assert reply["ok"], reply
+
+    stop = asyncio.Event()
+    kills = 0
+
+    async def killer() -> None:
+        nonlocal kills
+        views = next(c for c in platform.children if c.name == "views")
+        while not stop.is_set():
+            await asyncio.sleep(1.5)
+            if views.proc and views.proc.poll() is None:
+                os.kill(views.proc.pid, signal.SIGKILL)
+                kills += 1
+            for _ in range(100):
+                platform.check()
+                if views.proc and views.proc.poll() is None:
+                    break
+                await asyncio.sleep(0.25)
+
+    chaos = asyncio.create_task(killer())
+    try:
+        for phase in phases:
+            await asyncio.gather(*(one(c) for c in phase))
+    finally:
+        stop.set()
+        await chaos
+    assert kills >= 2
+
+    async def settled() -> bool:
+        platform.check()
+        try:
+            return await caught_up(client)
+        except Exception:  # the views process may still be starting
+            return False
+
+    assert await eventually(settled, timeout=120)
+    today = dt.date.today()
+    async with pool.acquire() as conn:
+        live = await liaison_queries.summary(conn, "views", "city", None, today)
+    wages = live["disputes"]["wages"]
+    assert (wages["resolved"], wages["petitioned"], wages["mediating"], wages["reported"]) == (600, 200, 200, 0)
+    expected = {k.value: 0 for k in SupportKind}
+    for c in support:
+        expected[c.kind.value] += int(c.quantity)
+    assert {k: v["total"] for k, v in live["support"].items()} == expected
+
+    await rebuild(ready_settings, "views_rebuild")
+    async with pool.acquire() as conn:
+        assert await liaison_queries.summary(conn, "views_rebuild", "city", None, today) == live
