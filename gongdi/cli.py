@@ -16,6 +16,7 @@ import nats.errors
 import orjson
 
 from contracts.activities import LABELS
+from contracts.liaison import LABELS as LIAISON_LABELS
 from gongdi.client import GongdiClient
 from gongdi.runtime import EmbeddedNats, EmbeddedPostgres
 from gongdi.settings import Settings
@@ -59,6 +60,8 @@ def format_city(d: dict[str, Any]) -> str:
         lines.append(f"  应组建党支部 ({len(d['should_form_branch'])}): {names}{more}")
     if "activities" in d:
         lines += format_activities(d["activities"])
+    if "liaison" in d:
+        lines += format_liaison(d["liaison"])
     return "\n".join(lines)
 
 
@@ -81,6 +84,34 @@ def format_activities(a: dict[str, Any]) -> list[str]:
     ]
 
 
+def format_liaison(li: dict[str, Any]) -> list[str]:
+    mi, cb = li["meeting_items"], li["cobuilding"]
+    units = "，".join(f"{LIAISON_LABELS[u]} {v['open']}" for u, v in mi["by_unit"].items() if v["open"])
+    compliance = "，".join(f"{LIAISON_LABELS[t]} 达标{v['met']}/未达标{v['not_met']}"
+                           for t, v in li["compliance"].items())
+    disputes = "，".join(
+        f"{LIAISON_LABELS[k]} " + "/".join(f"{LIAISON_LABELS[st]}{n}" for st, n in v.items() if n)
+        for k, v in li["disputes"].items() if any(v.values())
+    )
+    support = "，".join(f"{LIAISON_LABELS[k]} {v['total']:,}{v['unit']}"
+                       for k, v in li["support"].items() if v["total"])
+    return [
+        f"  联席会议     {li['meetings']:>8,}   议题待办 {mi['open']}（逾期 {mi['overdue']}），已解决 {mi['resolved']}"
+        + (f"；待办单位: {units}" if units else ""),
+        f"  双达标       {compliance}",
+        f"  党建联创     协议 {cb['agreements']}，共建清单 {cb['completed']}/{cb['items']} 项完成",
+        f"  纠纷调解     {disputes or '无'}",
+        f"  上访         {li['petitions']} 起，其中薪资纠纷上访 {li['wage_petitions']} 起",
+        f"  帮扶驻地     {support or '无'}",
+    ]
+
+
+def format_township(d: dict[str, Any]) -> str:
+    lines = [f"{d['name']} [{d['township']}] 工地 {d['projects']}，从业人员 {d['workers']:,}，党员 {d['members']}，"
+             f"党支部 {d['branches']}"]
+    return "\n".join(lines + format_liaison(d["liaison"]))
+
+
 def format_site(d: dict[str, Any]) -> str:
     b = d["branch"]
     lines = [
@@ -101,6 +132,8 @@ def format_site(d: dict[str, Any]) -> str:
         lines.append(f"  党小组 {g['name']}: 组长 {g['leader']}，{len(g['members'])}名党员")
     if "activities" in d:
         lines += format_activities(d["activities"])
+    if "liaison" in d:
+        lines += format_liaison(d["liaison"])
     for h in d.get("departed_holders", []):
         what = "示范岗" if h["what"] == "post" else "责任区"
         lines.append(f"  !! {what} {h['id']} 的党员 {h['member_id']} 已离场，需调整")
@@ -145,6 +178,7 @@ def format_status(d: dict[str, Any]) -> str:
 VIEWS = {  # what: (query, needs a site, printer)
     "city": ("city", False, format_city),
     "site": ("site", True, format_site),
+    "township": ("township", True, format_township),
     "birthdays": ("birthdays", True, format_birthdays),
     "talks": ("talks", True, format_talks),
     "status": ("status", False, format_status),
@@ -159,7 +193,7 @@ def cmd_view(args: argparse.Namespace) -> int:
         if not args.site_id:
             print(f"用法: gongdi view {args.what} <site_id>", file=sys.stderr)
             return 2
-        body["site_id"] = args.site_id
+        body["township" if args.what == "township" else "site_id"] = args.site_id
     if args.month:
         body["month"] = args.month
     reply = asyncio.run(_with_client(settings, lambda c: c.query("views", query, body)))
@@ -358,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("reset", help="stop leftover servers and delete the state folder").set_defaults(fn=cmd_reset)
     view = sub.add_parser("view", help="show a view")
     view.add_argument("what", choices=list(VIEWS))
-    view.add_argument("site_id", nargs="?")
+    view.add_argument("site_id", nargs="?", help="the site (or, for `township`, the township code)")
     view.add_argument("--month", help="YYYY-MM, for birthdays (default: this month)")
     view.add_argument("--json", action="store_true")
     view.set_defaults(fn=cmd_view)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from contracts.activities import SERVICE as ACTIVITIES
 from contracts.base import Command
 from contracts.geo import TOWNSHIPS
+from contracts.liaison import SERVICE as LIAISON
 from contracts.membership import (
     SERVICE,
     FormBranch,
@@ -31,6 +32,7 @@ from gongdi.client import GongdiClient
 NAMESPACE = uuid.UUID("6f1c3a52-7d1e-4c55-9a0e-0f7c2d1b9e40")
 
 PROJECTS, WORKERS, MEMBERS = 82, 12_708, 251
+CATCHING_UP = {"SITE_NOT_FOUND", "NO_BRANCH", "MEMBER_NOT_PRESENT"}
 
 # (site_id, name, township, department, cost 万元, months, workers, members) — the pilot sites of the report.
 PILOTS = [
@@ -152,18 +154,25 @@ def plan() -> list[list[Command]]:
 async def seed(client: GongdiClient, progress: Callable[[int, int], None] | None = None,
                concurrency: int = 32) -> dict[str, int]:
     from gongdi.demo_activities import activity_plan, close_talks
+    from gongdi.demo_liaison import liaison_phases
 
     membership_phases = plan()
     activity_phase = activity_plan(roster())
-    total = sum(len(p) for p in membership_phases) + len(activity_phase)
+    liaison = liaison_phases()
+    total = sum(len(p) for p in membership_phases) + len(activity_phase) + sum(len(p) for p in liaison)
     done = 0
     counts = {"recorded": 0, "already": 0}
     gate = asyncio.Semaphore(concurrency)
 
     async def one(service: str, command: Command) -> None:
         nonlocal done
-        async with gate:
-            reply = await client.send(service, command)
+        for _ in range(100):
+            async with gate:
+                reply = await client.send(service, command)
+            # Activities and liaison learn sites, members and branches from membership events a moment later.
+            if reply["ok"] or reply["error"]["code"] not in CATCHING_UP:
+                break
+            await asyncio.sleep(0.2)
         if not reply["ok"]:
             raise RuntimeError(f"demo command {type(command).__name__} refused: {reply['error']}")
         counts["already" if reply.get("duplicate") else "recorded"] += 1
@@ -179,6 +188,8 @@ async def seed(client: GongdiClient, progress: Callable[[int, int], None] | None
     talks = await close_talks(client, [p[0] for p in PILOTS])
     total += len(talks)
     await asyncio.gather(*(one(ACTIVITIES, c) for c in talks))
+    for phase in liaison:
+        await asyncio.gather(*(one(LIAISON, c) for c in phase))
     return counts
 
 

@@ -84,6 +84,26 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
         refused = gongdi(home, "send", "membership", "RecordArrival", json.dumps(ARRIVAL))
         assert refused.returncode == 1 and "MEMBER_ALREADY_PRESENT" in refused.stdout
         assert gongdi(home, "verify").returncode == 0
+
+        # A wage dispute reported and resolved at a site, as the mediation station would record it.
+        def wages() -> dict:
+            return json.loads(gongdi(home, "view", "city", "--json").stdout)["liaison"]["disputes"]["wages"]
+
+        before = wages()["resolved"]
+        for name, body in (
+            ("ReportDispute", {"site_id": "baolong", "case_id": "w-new", "kind": "wages", "reported_on": "2020-09-01",
+                               "parties": ["劳务班组"], "amount_yuan": "5000", "description": "欠薪"}),
+            ("StartMediation", {"site_id": "baolong", "case_id": "w-new", "mediator": "调解站",
+                                "started_on": "2020-09-02"}),
+            ("ResolveMediation", {"site_id": "baolong", "case_id": "w-new", "resolved_on": "2020-09-03",
+                                  "outcome": "结清", "amount_settled_yuan": "5000"}),
+        ):
+            assert gongdi(home, "send", "liaison", name, json.dumps(body)).returncode == 0
+        deadline = time.monotonic() + 2.0
+        while wages()["resolved"] != before + 1:
+            assert time.monotonic() < deadline, "the resolved dispute did not reach the city view"
+        printed = gongdi(home, "view", "city").stdout
+        assert "其中薪资纠纷上访 0 起" in printed
     finally:
         stop(proc)
     assert proc.returncode == 0
