@@ -1,82 +1,131 @@
-"""End-to-end command throughput and latency, against raw JetStream and raw asyncpg baselines in the same run."""
+"""End-to-end throughput and latency, against raw JetStream and raw asyncpg baselines measured in the same run."""
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import tempfile
 import time
+import uuid
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 import nats
 import orjson
 
-from contracts.membership import SERVICE
+from contracts.activities import ActivityKind, RecordActivity
+from contracts.base import Command
+from contracts.liaison import DisputeKind, RecordVillageSupport, ReportDispute, SupportKind
 from gongdi.client import GongdiClient
 from gongdi.runtime import EmbeddedNats, EmbeddedPostgres
 from gongdi.settings import Settings
 from gongdi.supervisor import Supervisor
 from tests import factories as f
 
+DAY = dt.date(2020, 9, 1)
+
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))] * 1000
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))] * 1000 if values else float("nan")
 
 
-async def end_to_end(settings: Settings, n: int, width: int, sites: int) -> dict[str, float]:
-    client = await GongdiClient.connect(settings.nats_url)
-    nc = await nats.connect(settings.nats_url)
-    seen: dict[str, int] = {}
-    waiting: dict[str, list[tuple[int, float]]] = {}
+async def load(client: GongdiClient, nc: nats.NATS, commands: list[tuple[str, Command]], width: int
+               ) -> dict[str, float]:
+    """Send the commands `width` at a time; time each reply and each change until the views show it."""
+    seen: dict[tuple[str, str], int] = {}
+    waiting: dict[tuple[str, str], list[tuple[int, float]]] = {}
     visible: list[float] = []
 
     async def on_live(msg) -> None:
         body = orjson.loads(msg.data)
         now = time.perf_counter()
-        site, pos = body["site_id"], body["position"]
-        seen[site] = max(seen.get(site, 0), pos)
+        key = (body["site_id"], body["service"])
+        seen[key] = max(seen.get(key, 0), body["position"])
         still = []
-        for position, sent in waiting.get(site, []):
-            if position <= pos:
+        for position, sent in waiting.get(key, []):
+            if position <= body["position"]:
                 visible.append(now - sent)
             else:
                 still.append((position, sent))
-        waiting[site] = still
+        waiting[key] = still
 
-    await nc.subscribe("live.site.*", cb=on_live)
-    for s in range(sites):
-        assert (await client.send(SERVICE, f.register(f"b{s}")))["ok"]
-    commands = [f.arrive(f"b{i % sites}", f"m{i}") for i in range(n)]
+    sub = await nc.subscribe("live.site.*", cb=on_live)
     gate = asyncio.Semaphore(width)
     replies: list[float] = []
 
-    async def one(cmd) -> None:
+    async def one(service: str, cmd: Command) -> None:
         async with gate:
             sent = time.perf_counter()
-            reply = await client.send(SERVICE, cmd)
+            reply = await client.send(service, cmd)
             replies.append(time.perf_counter() - sent)
         assert reply["ok"], reply
+        key = (cmd.site_id, service)  # type: ignore[attr-defined]
         position = reply["events"][-1]["position"]
-        if seen.get(cmd.site_id, 0) >= position:
+        if seen.get(key, 0) >= position:
             visible.append(time.perf_counter() - sent)
         else:
-            waiting.setdefault(cmd.site_id, []).append((position, sent))
+            waiting.setdefault(key, []).append((position, sent))
 
     started = time.perf_counter()
-    await asyncio.gather(*(one(c) for c in commands))
+    await asyncio.gather(*(one(s, c) for s, c in commands))
     elapsed = time.perf_counter() - started
     deadline = time.monotonic() + 30
-    while len(visible) < n and time.monotonic() < deadline:
+    while len(visible) < len(commands) and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
+    await sub.unsubscribe()
+    return {"rate": len(commands) / elapsed, "reply50": pct(replies, 50), "reply99": pct(replies, 99),
+            "visible50": pct(visible, 50), "visible99": pct(visible, 99), "seen": len(visible), "n": len(commands)}
+
+
+def mixed(n: int, sites: int) -> list[tuple[str, Command]]:
+    """Arrivals, lessons, village support and disputes, in that rotation."""
+    out: list[tuple[str, Command]] = []
+    for i in range(n):
+        site = f"b{i % sites}"
+        match i % 4:
+            case 0:
+                out.append(("membership", f.arrive(site, f"x{i}")))
+            case 1:
+                out.append(("activities", RecordActivity(command_id=uuid.uuid4(), site_id=site,
+                                                         kind=ActivityKind.night_school, title="夜校", held_on=DAY,
+                                                         headcount=30)))
+            case 2:
+                out.append(("liaison", RecordVillageSupport(command_id=uuid.uuid4(), site_id=site, village="村",
+                                                            kind=SupportKind.donation, given_on=DAY,
+                                                            quantity=Decimal(100))))
+            case _:
+                out.append(("liaison", ReportDispute(command_id=uuid.uuid4(), site_id=site, case_id=f"c{i}",
+                                                     kind=DisputeKind.neighbours, reported_on=DAY, parties=["x"],
+                                                     description="d")))
+    return out
+
+
+async def platform_runs(settings: Settings, n: int, width: int, sites: int) -> tuple[dict, dict]:
+    client = await GongdiClient.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_url)
+    for s in range(sites):
+        assert (await client.send("membership", f.register(f"b{s}")))["ok"]
+    arrivals = await load(client, nc, [("membership", f.arrive(f"b{i % sites}", f"m{i}")) for i in range(n)], width)
+    await until_known(client, f"b{sites - 1}")
+    mix = await load(client, nc, mixed(n, sites), width)
     await nc.close()
     await client.close()
-    return {
-        "commands/s": n / elapsed,
-        "reply p50 ms": pct(replies, 50), "reply p99 ms": pct(replies, 99),
-        "visible p50 ms": pct(visible, 50), "visible p99 ms": pct(visible, 99),
-        "visible count": len(visible),
-    }
+    return arrivals, mix
+
+
+async def until_known(client: GongdiClient, site_id: str) -> None:
+    """Activities and liaison learn sites from membership events; wait until both know the last one."""
+    probes = [
+        ("liaison", "StartMediation", {"site_id": site_id, "case_id": "none", "mediator": "m",
+                                       "started_on": "2020-01-01"}),
+        ("activities", "RecordTalk", {"site_id": site_id, "obligation_id": str(uuid.UUID(int=0)), "talked_by": "x",
+                                      "talked_on": "2020-01-01"}),
+    ]
+    for service, name, body in probes:
+        while (await client.send_dict(service, name, body))["error"]["code"] == "SITE_NOT_FOUND":
+            await asyncio.sleep(0.1)
 
 
 async def raw_jetstream(url: str, n: int, size: int) -> float:
@@ -112,9 +161,15 @@ async def raw_asyncpg(dsn: str, n: int, width: int, size: int) -> float:
     return rate
 
 
+def report(name: str, r: dict, baseline: float) -> None:
+    print(f"  {name:<44}{r['rate']:>9,.0f} cmd/s   ({r['rate'] / baseline:.2f} × raw insert)")
+    print(f"    reply    p50 {r['reply50']:6.1f} ms   p99 {r['reply99']:6.1f} ms")
+    print(f"    visible  p50 {r['visible50']:6.1f} ms   p99 {r['visible99']:6.1f} ms   ({r['seen']}/{r['n']} seen)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("-n", type=int, default=3000, help="commands (arrivals) to send")
+    parser.add_argument("-n", type=int, default=3000, help="commands per run")
     parser.add_argument("--width", type=int, default=32, help="commands in flight")
     parser.add_argument("--sites", type=int, default=100)
     args = parser.parse_args()
@@ -124,26 +179,22 @@ def main() -> None:
         settings = Settings(nats_url=nats_srv.start(), database_url=pg.start(), log_level="warning")
         sup = Supervisor(settings.env(), root / "logs", say=print)
         try:
-            print(f"bench: {args.n} arrivals over {args.sites} sites, {args.width} in flight;"
+            print(f"bench: {args.n} commands per run over {args.sites} sites, {args.width} in flight;"
                   " fsync on for both servers")
             js_rate = asyncio.run(raw_jetstream(settings.nats_url, args.n, 700))
             pg_rate = asyncio.run(raw_asyncpg(settings.database_url, args.n, args.width, 700))
             sup.setup()
             sup.start()
-            time.sleep(2)
-            e2e = asyncio.run(end_to_end(settings, args.n, args.width, args.sites))
+            time.sleep(3)
+            arrivals, mix = asyncio.run(platform_runs(settings, args.n, args.width, args.sites))
         finally:
             sup.stop()
             pg.stop()
             nats_srv.stop()
-    print(f"  raw JetStream publish (pipelined, sync always)  {js_rate:>9,.0f} msg/s")
-    print(f"  raw asyncpg insert (1 row/tx, {args.width} in flight)    {pg_rate:>9,.0f} rows/s")
-    print(f"  end-to-end commands                             {e2e['commands/s']:>9,.0f} cmd/s")
-    print(f"    reply    p50 {e2e['reply p50 ms']:6.1f} ms   p99 {e2e['reply p99 ms']:6.1f} ms")
-    print(f"    visible  p50 {e2e['visible p50 ms']:6.1f} ms   p99 {e2e['visible p99 ms']:6.1f} ms"
-          f"   ({e2e['visible count']}/{args.n} seen)")
-    print(f"  ratio e2e / raw insert    {e2e['commands/s'] / pg_rate:.2f}")
-    print(f"  ratio e2e / raw publish   {e2e['commands/s'] / js_rate:.2f}")
+    print(f"  {'raw JetStream publish (pipelined, sync always)':<44}{js_rate:>9,.0f} msg/s")
+    print(f"  {'raw asyncpg insert (1 row/tx, ' + str(args.width) + ' in flight)':<44}{pg_rate:>9,.0f} rows/s")
+    report("end-to-end arrivals (membership)", arrivals, pg_rate)
+    report("end-to-end mixed (membership, activities, liaison)", mix, pg_rate)
 
 
 if __name__ == "__main__":

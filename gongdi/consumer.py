@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -82,10 +83,16 @@ class OrderedConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         sub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
         while not stop.is_set():
+            # Wait for one message, then take whatever else is already there. A single fetch of a whole batch
+            # would hold the first message until the batch filled or the fetch timed out: measured as ~0.5 s
+            # added to "visible in the view" under a trickle of commands.
             try:
-                msgs = await sub.fetch(self.batch, timeout=0.5)
+                msgs = await sub.fetch(1, timeout=1.0)
             except (NatsTimeoutError, TimeoutError):
                 continue
+            if self.batch > 1:
+                with contextlib.suppress(NatsTimeoutError, TimeoutError):
+                    msgs += await sub.fetch(self.batch - 1, timeout=0.05)
             await self.handle_batch(msgs)
 
     async def _last_seq(self, conn: asyncpg.Connection) -> int:

@@ -16,7 +16,7 @@ class Settings(BaseModel):
     pool_size: int = 10
     workers: int = 16
     relay_batch: int = 500
-    consumer_batch: int = 256
+    consumer_batch: int = 32
     consumer_ack_wait: float = 10.0
     consumer_max_deliver: int = 5
     stream_replicas: int = 1

@@ -129,15 +129,18 @@ class LivePublisher:
         self.nc = nc
 
     async def changed(self, events: list[Envelope]) -> None:
-        sites: dict[str, int] = {}
+        """One message per site changed, carrying the last position applied from the writing service's log."""
+        sites: dict[tuple[str, str], int] = {}
         for e in events:
             if e.site_id:
-                sites[e.site_id] = max(sites.get(e.site_id, 0), e.position)
-        for site_id, position in sites.items():
-            await self.nc.publish(live_subject("site", site_id), orjson.dumps({"site_id": site_id,
-                                                                               "position": position}))
+                key = (e.site_id, e.service)
+                sites[key] = max(sites.get(key, 0), e.position)
+        for (site_id, service), position in sites.items():
+            body = {"site_id": site_id, "service": service, "position": position}
+            await self.nc.publish(live_subject("site", site_id), orjson.dumps(body))
         last = events[-1]
         await self.nc.publish(
             live_subject("city", CITY),
-            orjson.dumps({"events": len(events), "sites": sorted(sites), "last_event": str(last.event_id)}),
+            orjson.dumps({"events": len(events), "sites": sorted({s for s, _ in sites}),
+                          "last_event": str(last.event_id)}),
         )
