@@ -127,10 +127,10 @@ def evolve(state: LiaisonSite | None, event: Event) -> LiaisonSite:
     match event:
         case JointMeetingHeld():
             items = dict(s.items)
-            for item_id in event.resolves:
-                items[item_id] = items[item_id].model_copy(update={"resolved_on": event.held_on})
             for i in event.items:
                 items[i.item_id] = Item(due_on=i.due_on)
+            for item_id in event.resolves:  # an item may be raised and settled in the same meeting
+                items[item_id] = items[item_id].model_copy(update={"resolved_on": event.held_on})
             return s.model_copy(update={"meetings": [*s.meetings, event.meeting_id], "items": items})
         case ComplianceLetterSigned():
             return s.model_copy(update={"letters": {**s.letters, event.letter_id: event.signed_on}})
@@ -209,8 +209,9 @@ def _meeting(command: HoldJointMeeting, site: LiaisonSite) -> Event:
     _new(command.meeting_id, site.meetings, "联席会议", "meeting_id")
     for item in command.items:
         _new(item.item_id, site.items, "议题", "items")
+    raised_now = {i.item_id: Item(due_on=i.due_on) for i in command.items}
     for item_id in command.resolves:
-        item = site.items.get(item_id)
+        item = site.items.get(item_id) or raised_now.get(item_id)
         if item is None:
             raise ItemNotFoundError(f"议题 {item_id} 不存在", "resolves")
         if item.resolved_on is not None:

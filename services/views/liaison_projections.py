@@ -71,11 +71,9 @@ class LiaisonProjection:
     async def joint_meeting_held(self, conn: asyncpg.Connection, env: Envelope, e: JointMeetingHeld) -> None:
         s = self.schema
         await conn.execute(
-            f"WITH m AS (INSERT INTO {s}.meeting (site_id, meeting_id, held_on, parties)"
-            " VALUES ($1, $2, $3, to_jsonb($4::text[])))"
-            f" UPDATE {s}.meeting_item SET resolved_on = $3, resolved_in = $2"
-            " WHERE site_id = $1 AND item_id = ANY($5::text[])",
-            e.site_id, e.meeting_id, e.held_on, [p.value for p in e.parties], list(e.resolves),
+            f"INSERT INTO {s}.meeting (site_id, meeting_id, held_on, parties)"
+            " VALUES ($1, $2, $3, to_jsonb($4::text[]))",
+            e.site_id, e.meeting_id, e.held_on, [p.value for p in e.parties],
         )
         if e.items:
             await conn.executemany(
@@ -83,6 +81,12 @@ class LiaisonProjection:
                 " raised_on, due_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 [(e.site_id, i.item_id, e.meeting_id, i.kind.value, i.description, i.responsible.value, e.held_on,
                   i.due_on) for i in e.items],
+            )
+        if e.resolves:  # after the inserts: an item may be raised and settled in the same meeting
+            await conn.execute(
+                f"UPDATE {s}.meeting_item SET resolved_on = $3, resolved_in = $2"
+                " WHERE site_id = $1 AND item_id = ANY($4::text[])",
+                e.site_id, e.meeting_id, e.held_on, list(e.resolves),
             )
 
     async def compliance_letter_signed(self, conn: asyncpg.Connection, env: Envelope,

@@ -88,6 +88,11 @@ def test_item_is_resolved_in_a_later_meeting():
     assert state.items["i1"].resolved_on == LATER
 
 
+def test_item_raised_and_resolved_in_the_same_meeting():
+    [event] = decide(meeting(resolves=("i1",)), given())
+    assert evolve(None, event).items["i1"].resolved_on == DAY
+
+
 def test_resolving_an_unknown_item_is_refused():
     with pytest.raises(domain.ItemNotFoundError):
         decide(meeting("mt2", items=(), resolves=("nope",)), given())
