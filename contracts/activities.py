@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from contracts.base import Command, Event, Name, NonNegative, Slug
+from contracts.base import Command, Event, Name, NonNegative, Slug, parse
 
 SERVICE = "activities"
 
@@ -307,7 +307,4 @@ EVENTS: dict[str, type[Event]] = {
 
 
 def parse_event(event_type: str, schema_version: int, payload: dict) -> Event:
-    cls = EVENTS[event_type]
-    if schema_version != cls.schema_version:
-        raise ValueError(f"no upcaster for {event_type} v{schema_version}")
-    return cls.model_validate(payload)
+    return parse(EVENTS, event_type, schema_version, payload)

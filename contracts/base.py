@@ -32,3 +32,11 @@ class Event(BaseModel):
 
 Positive = Annotated[int, Field(gt=0)]
 NonNegative = Annotated[int, Field(ge=0)]
+
+
+def parse(events: dict[str, type[Event]], event_type: str, schema_version: int, payload: dict) -> Event:
+    """Turn a stored payload back into its model; upcasters for older schema versions go here."""
+    cls = events[event_type]
+    if schema_version != cls.schema_version:
+        raise ValueError(f"no upcaster for {event_type} v{schema_version}")
+    return cls.model_validate(payload)

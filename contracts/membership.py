@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from contracts.base import Command, Event, Name, NonNegative, Positive, Slug
+from contracts.base import Command, Event, Name, NonNegative, Positive, Slug, parse
 from contracts.geo import TOWNSHIPS
 
 SERVICE = "membership"
@@ -213,8 +213,4 @@ EVENTS: dict[str, type[Event]] = {
 
 
 def parse_event(event_type: str, schema_version: int, payload: dict) -> Event:
-    """Turn a stored payload back into its model; upcasters for older versions go here."""
-    cls = EVENTS[event_type]
-    if schema_version != cls.schema_version:
-        raise ValueError(f"no upcaster for {event_type} v{schema_version}")
-    return cls.model_validate(payload)
+    return parse(EVENTS, event_type, schema_version, payload)

@@ -5,7 +5,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 import nats
@@ -122,3 +124,19 @@ async def run_relay(settings: Settings, service: str, schema: str, stop: asyncio
     finally:
         await nc.drain()
         await pool.close()
+
+
+def writer_main(argv: list[str], service: str, schema: str, build_app: Callable[[Settings], Any],
+                setup: Callable[[Settings], Awaitable[list[str]]]) -> None:
+    """`python -m services.<name> [serve|relay|setup]` for a service that writes events."""
+    settings = Settings.from_env()
+    what = argv[0] if argv else "serve"
+    if what == "serve":
+        asyncio.run(build_app(settings).run())
+    elif what == "relay":
+        run_until_signalled(lambda stop: run_relay(settings, service, schema, stop))
+    elif what == "setup":
+        for line in asyncio.run(setup(settings)):
+            print(line)
+    else:
+        sys.exit(f"usage: python -m services.{service} [serve|relay|setup], not {what!r}")

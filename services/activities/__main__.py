@@ -1,28 +1,11 @@
 """`python -m services.activities [serve|relay|setup]`."""
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from contracts.activities import SERVICE
-from gongdi.service import run_relay, run_until_signalled
-from gongdi.settings import Settings
+from gongdi.service import writer_main
 from services.activities.app import build_app, setup
 from services.activities.repository import SCHEMA
 
-
-def main(argv: list[str]) -> None:
-    settings = Settings.from_env()
-    what = argv[0] if argv else "serve"
-    if what == "serve":
-        asyncio.run(build_app(settings).run())
-    elif what == "relay":
-        run_until_signalled(lambda stop: run_relay(settings, SERVICE, SCHEMA, stop))
-    elif what == "setup":
-        for line in asyncio.run(setup(settings)):
-            print(line)
-    else:
-        sys.exit(f"usage: python -m services.activities [serve|relay|setup], not {what!r}")
-
-
-main(sys.argv[1:])
+writer_main(sys.argv[1:], SERVICE, SCHEMA, build_app, setup)

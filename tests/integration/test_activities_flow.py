@@ -29,17 +29,9 @@ from gongdi.jetstream import ensure_durable
 from gongdi.settings import Settings
 from gongdi.supervisor import Supervisor
 from tests import factories as f
+from tests.integration.waiting import eventually
 
 DAY = dt.date(2020, 7, 1)
-
-
-async def eventually(check, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.1)
 
 
 async def site_with_members(client: GongdiClient, site_id: str, members: list[str]) -> None:

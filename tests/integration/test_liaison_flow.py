@@ -6,7 +6,6 @@ import datetime as dt
 import os
 import random
 import signal
-import time
 import uuid
 from decimal import Decimal
 
@@ -33,17 +32,9 @@ from gongdi.supervisor import Supervisor
 from services.views import liaison_queries
 from services.views.app import rebuild
 from tests import factories as f
+from tests.integration.waiting import eventually
 
 DAY = dt.date(2020, 8, 1)
-
-
-async def eventually(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.1)
 
 
 def report(site_id: str, case_id: str, kind: DisputeKind = DisputeKind.wages) -> ReportDispute:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import asyncpg
 import nats
@@ -15,17 +14,9 @@ from contracts.subjects import stream_name
 from gongdi.client import GongdiClient
 from gongdi.settings import Settings
 from tests import factories as f
+from tests.integration.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("platform")
-
-
-async def wait_for(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.05)
 
 
 async def site_view(client: GongdiClient, site_id: str) -> dict:
@@ -47,7 +38,7 @@ async def test_command_reaches_store_bus_and_view(client: GongdiClient, pool: as
         async def on_bus():
             return (await js.stream_info(stream_name(SERVICE))).state.messages == 1
 
-        assert await wait_for(on_bus)
+        assert await eventually(on_bus)
         msg = await js.get_msg(stream_name(SERVICE), seq=1)
         assert msg.subject == "evt.bailin.membership.SiteRegistered"
         assert msg.headers["Nats-Msg-Id"] == event_id
@@ -59,7 +50,7 @@ async def test_command_reaches_store_bus_and_view(client: GongdiClient, pool: as
     async def in_view():
         return (await site_view(client, "alpha"))["ok"]
 
-    assert await wait_for(in_view)
+    assert await eventually(in_view)
     data = (await site_view(client, "alpha"))["data"]
     assert data["qualifies"] and data["gap"] and data["members_present"] == 0
 
@@ -107,7 +98,7 @@ async def test_arrival_elsewhere_moves_the_member(client: GongdiClient, pool: as
         east, west = (await site_view(client, "east"))["data"], (await site_view(client, "west"))["data"]
         return east["members_present"] == 0 and west["members_present"] == 1
 
-    assert await wait_for(settled)
+    assert await eventually(settled)
     city = (await client.query("views", "city"))["data"]
     assert city["members"] == 1
 
@@ -121,7 +112,7 @@ async def test_branch_covers_a_gap_and_live_change_is_published(client: GongdiCl
         city = (await client.query("views", "city"))["data"]
         return [g["site_id"] for g in city["should_form_branch"]] == ["delta"]
 
-    assert await wait_for(flagged)
+    assert await eventually(flagged)
     nc = await nats.connect(ready_settings.nats_url)
     live = await nc.subscribe("live.site.delta")
     try:
