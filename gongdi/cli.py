@@ -171,8 +171,8 @@ async def _with_client(settings: Settings, fn):
 
 
 def format_status(d: dict[str, Any]) -> str:
-    rows = (f"  {s['stream']}: 已处理 {s['applied']}/{s['last_seq']}，落后 {s['behind']}" for s in d["streams"])
-    return "\n".join(rows)
+    return "\n".join(f"  {s['stream']}: 已记录 {s['recorded']}，已发布 {s['last_seq']}，视图已处理 {s['applied']}，"
+                     f"落后 {s['recorded'] - s['applied']}" for s in d["streams"])
 
 
 VIEWS = {  # what: (query, needs a site, printer)
@@ -196,7 +196,11 @@ def cmd_view(args: argparse.Namespace) -> int:
         body["township" if args.what == "township" else "site_id"] = args.site_id
     if args.month:
         body["month"] = args.month
-    reply = asyncio.run(_with_client(settings, lambda c: c.query("views", query, body)))
+    if args.what == "status":
+        rows = asyncio.run(_with_client(settings, lambda c: pipeline(settings, c)))
+        reply = {"ok": True, "data": {"streams": rows}}
+    else:
+        reply = asyncio.run(_with_client(settings, lambda c: c.query("views", query, body)))
     if not reply["ok"]:
         print(f"错误 {reply['error']['code']}: {reply['error']['message']}", file=sys.stderr)
         return 1
@@ -302,16 +306,30 @@ def _wait_ready(settings: Settings, timeout: float = 60.0) -> None:
     asyncio.run(probe())
 
 
-async def caught_up(client: GongdiClient) -> bool:
-    """The views have applied everything the streams held when asked."""
-    status = (await client.query("views", "status"))["data"]["streams"]
-    return all(s["behind"] <= 0 for s in status)
+async def pipeline(settings: Settings, client: GongdiClient) -> list[dict[str, Any]]:
+    """Per writing service: events recorded in Postgres, published on its stream, applied by the views."""
+    import asyncpg
+
+    streams = (await client.query("views", "status"))["data"]["streams"]
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        for row in streams:
+            schema = row["stream"].removeprefix("EVT_").lower()
+            row["recorded"] = await conn.fetchval(f"SELECT count(*) FROM {schema}.events")
+    finally:
+        await conn.close()
+    return streams
+
+
+async def caught_up(settings: Settings, client: GongdiClient) -> bool:
+    """Every recorded event is on its stream and applied by the views (streams hold each event once)."""
+    return all(r["recorded"] == r["last_seq"] == r["applied"] for r in await pipeline(settings, client))
 
 
 def _wait_caught_up(settings: Settings, timeout: float = 60.0) -> dict[str, Any]:
     async def probe(client: GongdiClient) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
-        while not await caught_up(client) and time.monotonic() < deadline:
+        while not await caught_up(settings, client) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         return (await client.query("views", "city"))["data"]
 

@@ -175,7 +175,7 @@ async def test_views_exact_when_killed_during_5000_liaison_commands(
     async def settled() -> bool:
         platform.check()
         try:
-            return await caught_up(client)
+            return await caught_up(ready_settings, client)
         except Exception:  # the views process may still be starting
             return False
 
