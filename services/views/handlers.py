@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
 import orjson
@@ -43,6 +43,25 @@ def _invalid(exc: ValidationError) -> bytes:
     return _error("VALIDATION_FAILED", f"{field}: {first['msg']}", field)
 
 
+Q = TypeVar("Q", bound=BaseModel)
+
+
+def takes(model: type[Q]) -> Callable:
+    """A query handler receives its parsed query; bad input is answered with the typed error."""
+
+    def wrap(handler: Callable[[Any, Q], Awaitable[bytes]]) -> Callable[[Any, bytes], Awaitable[bytes]]:
+        async def parsed(self: Any, raw: bytes) -> bytes:
+            try:
+                query = model.model_validate_json(raw or b"{}")
+            except ValidationError as exc:
+                return _invalid(exc)
+            return await handler(self, query)
+
+        return parsed
+
+    return wrap
+
+
 class ViewQueries:
     def __init__(self, pool: asyncpg.Pool, schema: str, js: JetStreamContext, streams: list[str],
                  today: Callable[[], dt.date] = dt.date.today):
@@ -71,11 +90,8 @@ class ViewQueries:
             data["liaison"] = await liaison_queries.summary(conn, self.schema, "city", None, self.today())
         return orjson.dumps({"ok": True, "data": data})
 
-    async def township(self, raw: bytes) -> bytes:
-        try:
-            query = TownshipQuery.model_validate_json(raw or b"{}")
-        except ValidationError as exc:
-            return _invalid(exc)
+    @takes(TownshipQuery)
+    async def township(self, query: TownshipQuery) -> bytes:
         async with self.pool.acquire() as conn:
             city = await queries.city(conn, self.schema)
             row = next((t for t in city["townships"] if t["township"] == query.township), None)
@@ -85,11 +101,8 @@ class ViewQueries:
                                                            self.today())
         return orjson.dumps({"ok": True, "data": row})
 
-    async def site(self, raw: bytes) -> bytes:
-        try:
-            query = SiteQuery.model_validate_json(raw or b"{}")
-        except ValidationError as exc:
-            return _invalid(exc)
+    @takes(SiteQuery)
+    async def site(self, query: SiteQuery) -> bytes:
         async with self.pool.acquire() as conn:
             data = await queries.site(conn, self.schema, query.site_id)
             if data is None:
@@ -99,11 +112,8 @@ class ViewQueries:
             data["liaison"] = await liaison_queries.summary(conn, self.schema, "site", query.site_id, self.today())
         return orjson.dumps({"ok": True, "data": data})
 
-    async def birthdays(self, raw: bytes) -> bytes:
-        try:
-            query = BirthdayQuery.model_validate_json(raw or b"{}")
-        except ValidationError as exc:
-            return _invalid(exc)
+    @takes(BirthdayQuery)
+    async def birthdays(self, query: BirthdayQuery) -> bytes:
         today = self.today()
         year, month = (int(x) for x in query.month.split("-")) if query.month else (today.year, today.month)
         async with self.pool.acquire() as conn:
@@ -112,11 +122,8 @@ class ViewQueries:
         return orjson.dumps({"ok": True, "data": {"site_id": query.site_id, "month": f"{year}-{month:02d}",
                                                    "members": rows, "not_celebrated_this_year": waiting}})
 
-    async def talks(self, raw: bytes) -> bytes:
-        try:
-            query = SiteQuery.model_validate_json(raw or b"{}")
-        except ValidationError as exc:
-            return _invalid(exc)
+    @takes(SiteQuery)
+    async def talks(self, query: SiteQuery) -> bytes:
         async with self.pool.acquire() as conn:
             rows = await activity_queries.open_talks(conn, self.schema, query.site_id, self.today())
         return orjson.dumps({"ok": True, "data": {"site_id": query.site_id, "open": rows}})
