@@ -20,6 +20,7 @@ from contracts.activities import (
     parse_event,
 )
 from contracts.envelope import Envelope
+from services.views.projection import Projection
 
 
 def activity_tables_sql(schema: str) -> str:
@@ -66,12 +67,13 @@ def _json(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-class ActivityProjection:
+class ActivityProjection(Projection):
     """Applies activities events; counts and flags are computed on read from these rows."""
 
     def __init__(self, schema: str):
         self.schema = schema
-        self._methods = {
+        self.parse = parse_event
+        self.methods = {
             "VisitRecorded": self.visit_recorded,
             "SafetyViolationRecorded": self.safety_violation_recorded,
             "PersonalChangeReported": self.personal_change_reported,
@@ -86,10 +88,6 @@ class ActivityProjection:
             "InnovationRecorded": self.innovation_recorded,
         }
 
-    async def apply(self, conn: asyncpg.Connection, env: Envelope) -> None:
-        method = self._methods.get(env.type)
-        if method is not None:
-            await method(conn, env, parse_event(env.type, env.schema_version, env.payload))
 
     async def visit_recorded(self, conn: asyncpg.Connection, env: Envelope, e: VisitRecorded) -> None:
         await conn.execute(

@@ -17,6 +17,7 @@ from contracts.liaison import (
     VillageSupportRecorded,
     parse_event,
 )
+from services.views.projection import Projection
 
 
 def liaison_tables_sql(schema: str) -> str:
@@ -47,10 +48,11 @@ def liaison_tables_sql(schema: str) -> str:
     """
 
 
-class LiaisonProjection:
+class LiaisonProjection(Projection):
     def __init__(self, schema: str):
         self.schema = schema
-        self._methods = {
+        self.parse = parse_event
+        self.methods = {
             "JointMeetingHeld": self.joint_meeting_held,
             "ComplianceLetterSigned": self.compliance_letter_signed,
             "ComplianceAssessed": self.compliance_assessed,
@@ -63,10 +65,6 @@ class LiaisonProjection:
             "VillageSupportRecorded": self.village_support_recorded,
         }
 
-    async def apply(self, conn: asyncpg.Connection, env: Envelope) -> None:
-        method = self._methods.get(env.type)
-        if method is not None:
-            await method(conn, env, parse_event(env.type, env.schema_version, env.payload))
 
     async def joint_meeting_held(self, conn: asyncpg.Connection, env: Envelope, e: JointMeetingHeld) -> None:
         s = self.schema

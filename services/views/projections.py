@@ -17,6 +17,7 @@ from contracts.membership import (
 from contracts.rules import DEFAULT_RULES, Rules, qualifies_for_coverage
 from services.views.activity_projections import activity_tables_sql
 from services.views.liaison_projections import liaison_tables_sql
+from services.views.projection import Projection
 
 
 def tables_sql(schema: str) -> str:
@@ -68,13 +69,14 @@ def site_tables_sql(schema: str) -> str:
     """
 
 
-class SiteProjection:
+class SiteProjection(Projection):
     """Applies membership events to the per-site tables; the city view is aggregated from them on read."""
 
     def __init__(self, schema: str, rules: Rules = DEFAULT_RULES):
         self.schema = schema
         self.rules = rules
-        self._methods = {
+        self.parse = parse_event
+        self.methods = {
             "SiteRegistered": self.site_registered,
             "WorkforceReported": self.workforce_reported,
             "MemberArrived": self.member_arrived,
@@ -83,11 +85,6 @@ class SiteProjection:
             "PartyGroupFormed": self.party_group_formed,
         }
 
-    async def apply(self, conn: asyncpg.Connection, env: Envelope) -> None:
-        method = self._methods.get(env.type)
-        if method is None:
-            return  # an event type this projection does not show
-        await method(conn, env, parse_event(env.type, env.schema_version, env.payload))
 
     async def _with_touch(self, conn: asyncpg.Connection, env: Envelope, sql: str, *args: object) -> None:
         """Run `sql` and stamp the site with the event's position, in one round trip."""
