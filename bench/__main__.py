@@ -17,11 +17,11 @@ import orjson
 from contracts.activities import ActivityKind, RecordActivity
 from contracts.base import Command
 from contracts.liaison import DisputeKind, RecordVillageSupport, ReportDispute, SupportKind
-from gongdi.client import GongdiClient
-from gongdi.runtime import EmbeddedNats, EmbeddedPostgres
-from gongdi.settings import Settings
-from gongdi.supervisor import Supervisor
-from tests import factories as f
+from gongdi.demo import samples as f
+from gongdi.ops.client import GongdiClient
+from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres
+from gongdi.ops.supervisor import Supervisor
+from gongdi.service.settings import Settings
 
 DAY = dt.date(2020, 9, 1)
 

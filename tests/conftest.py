@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from gongdi.runtime import EmbeddedNats, EmbeddedPostgres
+from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from contracts.activities import SERVICE
-from gongdi.service import writer_main
+from gongdi.service.process import writer_main
 from services.activities.app import build_app, setup
 from services.activities.repository import SCHEMA
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from contracts.activities import COMMANDS, SERVICE
 from contracts.rules import DEFAULT_RULES
-from gongdi.siteservice import SiteService
-from gongdi.sitestream import Snapshots
+from gongdi.service.kit import SiteService
+from gongdi.store.sitestreams import Snapshots
 from services.activities.domain import ActivitySite, evolve
 from services.activities.handlers import MembershipPolicy, activity_commands
 from services.activities.repository import SCHEMA, TABLES_SQL

@@ -8,8 +8,8 @@ from contracts.activities import COMMANDS
 from contracts.envelope import Envelope
 from contracts.membership import MemberArrived, MemberDeparted, SiteRegistered, parse_event
 from contracts.rules import Rules
-from gongdi.eventstore import Meta
-from gongdi.sitestream import SiteCommands, SiteStream
+from gongdi.store.postgres import Meta
+from gongdi.store.sitestreams import SiteCommands, SiteStream
 from services.activities.domain import ActivitySite, decide, on_member_arrived
 from services.activities.repository import Directory
 

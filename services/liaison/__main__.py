@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from contracts.liaison import SERVICE
-from gongdi.service import writer_main
+from gongdi.service.process import writer_main
 from services.liaison.app import build_app, setup
 from services.liaison.repository import SCHEMA
 

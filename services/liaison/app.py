@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from contracts.liaison import COMMANDS, SERVICE
-from gongdi.siteservice import SiteService
-from gongdi.sitestream import Snapshots
+from gongdi.service.kit import SiteService
+from gongdi.store.sitestreams import Snapshots
 from services.liaison.domain import LiaisonSite, evolve
 from services.liaison.handlers import MembershipPolicy, liaison_commands
 from services.liaison.repository import SCHEMA, TABLES_SQL

@@ -7,7 +7,7 @@ import structlog
 from contracts.envelope import Envelope
 from contracts.liaison import COMMANDS
 from contracts.membership import BranchFormed, SiteRegistered, parse_event
-from gongdi.sitestream import SiteCommands, SiteStream
+from gongdi.store.sitestreams import SiteCommands, SiteStream
 from services.liaison.domain import LiaisonSite, decide
 from services.liaison.repository import Directory
 

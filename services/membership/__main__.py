@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from contracts.membership import SERVICE
-from gongdi.service import writer_main
+from gongdi.service.process import writer_main
 from services.membership.app import build_app, setup
 from services.membership.repository import SCHEMA
 

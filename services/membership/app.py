@@ -9,12 +9,12 @@ from faststream import FastStream
 from contracts.membership import COMMANDS, SERVICE
 from contracts.rules import DEFAULT_RULES
 from contracts.subjects import command_subject
-from gongdi.eventstore import EventStore, schema_sql
-from gongdi.jetstream import ensure_event_stream
-from gongdi.logging import configure
-from gongdi.service import apply_sql, connect_nats, create_pool, reply_handler
-from gongdi.service import broker as make_broker
-from gongdi.settings import Settings
+from gongdi.bus.streams import ensure_event_stream
+from gongdi.service.logging import configure
+from gongdi.service.process import apply_sql, connect_nats, create_pool, reply_handler
+from gongdi.service.process import broker as make_broker
+from gongdi.service.settings import Settings
+from gongdi.store.postgres import EventStore, schema_sql
 from services.membership.handlers import MembershipHandlers
 from services.membership.repository import SCHEMA, TABLES_SQL
 

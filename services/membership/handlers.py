@@ -11,9 +11,9 @@ from pydantic import ValidationError
 from contracts.base import Command
 from contracts.membership import COMMANDS, SiteRegistered
 from contracts.rules import Rules
-from gongdi.eventstore import ConcurrencyError, DuplicateCommandError, EventStore, Meta, Pending
-from gongdi.locks import KeyedLocks
-from gongdi.sitestream import MAX_ATTEMPTS, accepted_reply, conflict_reply, error_reply, validation_reply
+from gongdi.service.locks import KeyedLocks
+from gongdi.store.postgres import ConcurrencyError, DuplicateCommandError, EventStore, Meta, Pending
+from gongdi.store.sitestreams import MAX_ATTEMPTS, accepted_reply, conflict_reply, error_reply, validation_reply
 from services.membership.domain import DomainError, advise, decide
 from services.membership.repository import SiteRepository, stream_of
 

@@ -12,7 +12,7 @@ import asyncpg
 from contracts.base import Event
 from contracts.membership import MemberArrived, MemberDeparted, RecordArrival
 from contracts.replies import ErrorInfo
-from gongdi.eventstore import Batch, ConcurrencyError, StoredRow, StreamHead, conflict, insert_sql, warnings_json
+from gongdi.store.postgres import Batch, ConcurrencyError, StoredRow, StreamHead, conflict, insert_sql, warnings_json
 from services.membership.domain import Given, SiteState, evolve
 
 SCHEMA = "membership"

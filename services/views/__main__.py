@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from gongdi.settings import Settings
+from gongdi.service.settings import Settings
 from services.views.app import build_app, run_rebuild, setup
 
 

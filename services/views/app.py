@@ -16,12 +16,12 @@ from contracts.envelope import Envelope
 from contracts.liaison import SERVICE as LIAISON
 from contracts.membership import SERVICE as MEMBERSHIP
 from contracts.subjects import query_subject, stream_name, stream_subjects
-from gongdi.consumer import Handler, OrderedConsumer, checkpoint_sql
-from gongdi.jetstream import ensure_durable, require_stream
-from gongdi.logging import configure
-from gongdi.service import Background, apply_sql, connect_nats, create_pool, reply_handler
-from gongdi.service import broker as make_broker
-from gongdi.settings import Settings
+from gongdi.bus.consumer import Handler, OrderedConsumer, checkpoint_sql
+from gongdi.bus.streams import ensure_durable, require_stream
+from gongdi.service.logging import configure
+from gongdi.service.process import Background, apply_sql, connect_nats, create_pool, reply_handler
+from gongdi.service.process import broker as make_broker
+from gongdi.service.settings import Settings
 from services.views.activity_projections import ActivityProjection
 from services.views.handlers import LivePublisher, ViewQueries
 from services.views.liaison_projections import LiaisonProjection

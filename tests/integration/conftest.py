@@ -12,10 +12,10 @@ import nats
 import pytest
 from nats.js.errors import NotFoundError
 
-from gongdi.cli import services_ready
-from gongdi.client import GongdiClient
-from gongdi.settings import Settings
-from gongdi.supervisor import Supervisor
+from gongdi.ops.client import GongdiClient
+from gongdi.ops.readiness import services_ready
+from gongdi.ops.supervisor import Supervisor
+from gongdi.service.settings import Settings
 from tests.conftest import Servers, unique
 
 

@@ -24,11 +24,11 @@ from contracts.activities import (
 )
 from contracts.membership import SERVICE as MEMBERSHIP
 from contracts.subjects import stream_name
-from gongdi.client import GongdiClient
-from gongdi.jetstream import ensure_durable
-from gongdi.settings import Settings
-from gongdi.supervisor import Supervisor
-from tests import factories as f
+from gongdi.bus.streams import ensure_durable
+from gongdi.demo import samples as f
+from gongdi.ops.client import GongdiClient
+from gongdi.ops.supervisor import Supervisor
+from gongdi.service.settings import Settings
 from tests.integration.waiting import eventually
 
 DAY = dt.date(2020, 7, 1)

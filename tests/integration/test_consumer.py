@@ -9,12 +9,12 @@ import nats
 import orjson
 
 from contracts.envelope import Envelope
-from gongdi.consumer import OrderedConsumer, checkpoint_sql
-from gongdi.eventstore import EventStore
-from gongdi.jetstream import ensure_durable
-from gongdi.relay import Relay
-from gongdi.settings import Settings
-from tests.integration.test_eventstore_relay import SERVICE, append_one
+from gongdi.bus.consumer import OrderedConsumer, checkpoint_sql
+from gongdi.bus.relay import Relay
+from gongdi.bus.streams import ensure_durable
+from gongdi.service.settings import Settings
+from gongdi.store.postgres import EventStore
+from tests.integration.appending import SERVICE, append_one
 
 
 class Recorder:

@@ -13,12 +13,12 @@ import pytest
 
 from contracts.membership import SERVICE
 from contracts.subjects import stream_name
-from gongdi.client import GongdiClient
-from gongdi.settings import Settings
-from gongdi.supervisor import Supervisor
+from gongdi.demo import samples as f
+from gongdi.ops.client import GongdiClient
+from gongdi.ops.supervisor import Supervisor
+from gongdi.service.settings import Settings
 from services.views import queries
 from services.views.app import rebuild
-from tests import factories as f
 
 SITES, FIRST_ARRIVALS, MOVES, DEPARTURES, WORKFORCE = 200, 6000, 3000, 200, 600
 

@@ -11,39 +11,12 @@ import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from contracts.base import Event
 from contracts.envelope import Envelope
 from contracts.subjects import stream_name
-from gongdi.eventstore import Checkpoint, ConcurrencyError, EventStore, Meta, Pending, StreamHead
-from gongdi.relay import Relay
-from gongdi.settings import Settings
-
-SERVICE = "membership"  # the schema and stream that `setup` created
-
-
-class Happened(Event):
-    n: int
-
-
-async def head(conn: asyncpg.Connection, stream_id: str) -> StreamHead:
-    row = await conn.fetchrow(
-        "SELECT version, hash FROM membership.events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1", stream_id
-    )
-    return StreamHead(row["version"], row["hash"]) if row else StreamHead()
-
-
-async def append_one(store: EventStore, stream_id: str, n: int, hold: float = 0.0) -> None:
-    """Append with optimistic concurrency; `hold` keeps the transaction open after the insert."""
-    while True:
-        try:
-            async with store.pool.acquire() as conn, conn.transaction():
-                heads = {stream_id: await head(conn, stream_id)}
-                await store.append(conn, [Pending(Happened(n=n), stream_id, "bailin", None)], heads, Meta("test"))
-                if hold:
-                    await asyncio.sleep(hold)
-            return
-        except ConcurrencyError:
-            await asyncio.sleep(random.uniform(0, 0.003))
+from gongdi.bus.relay import Relay
+from gongdi.service.settings import Settings
+from gongdi.store.postgres import Checkpoint, ConcurrencyError, EventStore, Meta, Pending
+from tests.integration.appending import SERVICE, Happened, append_one
 
 
 @pytest.fixture

@@ -25,13 +25,13 @@ from contracts.liaison import (
     SupportKind,
 )
 from contracts.membership import SERVICE as MEMBERSHIP
-from gongdi.cli import caught_up
-from gongdi.client import GongdiClient
-from gongdi.settings import Settings
-from gongdi.supervisor import Supervisor
+from gongdi.demo import samples as f
+from gongdi.ops.client import GongdiClient
+from gongdi.ops.readiness import caught_up
+from gongdi.ops.supervisor import Supervisor
+from gongdi.service.settings import Settings
 from services.views import liaison_queries
 from services.views.app import rebuild
-from tests import factories as f
 from tests.integration.waiting import eventually
 
 DAY = dt.date(2020, 8, 1)

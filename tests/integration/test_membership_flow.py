@@ -11,9 +11,9 @@ import pytest
 from contracts.envelope import Envelope
 from contracts.membership import SERVICE
 from contracts.subjects import stream_name
-from gongdi.client import GongdiClient
-from gongdi.settings import Settings
-from tests import factories as f
+from gongdi.demo import samples as f
+from gongdi.ops.client import GongdiClient
+from gongdi.service.settings import Settings
 from tests.integration.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("platform")

@@ -8,7 +8,7 @@ from decimal import Decimal
 from contracts.envelope import chain_hash
 from contracts.rules import qualifies_for_coverage
 from contracts.subjects import event_subject, stream_name
-from gongdi.settings import Settings
+from gongdi.service.settings import Settings
 
 
 def _hash(prev: str | None, payload: dict) -> str:

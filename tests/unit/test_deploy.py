@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from gongdi.supervisor import PROCESSES
+from gongdi.ops.supervisor import PROCESSES
 
 ROOT = Path(__file__).resolve().parents[2]
 

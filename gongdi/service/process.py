@@ -14,7 +14,7 @@ import nats
 from faststream.nats import NatsBroker, NatsMessage
 from nats.aio.client import Client as NATS
 
-from gongdi.settings import Settings
+from gongdi.service.settings import Settings
 
 
 class Connection(asyncpg.Connection):
@@ -109,10 +109,10 @@ class Background:
 
 async def run_relay(settings: Settings, service: str, schema: str, stop: asyncio.Event) -> None:
     """The relay process of a writing service: its schema's events → its JetStream stream."""
-    from gongdi.eventstore import EventStore
-    from gongdi.jetstream import require_stream
-    from gongdi.logging import configure
-    from gongdi.relay import Relay
+    from gongdi.bus.relay import Relay
+    from gongdi.bus.streams import require_stream
+    from gongdi.service.logging import configure
+    from gongdi.store.postgres import EventStore
 
     log = configure(settings.log_format, settings.log_level, f"{service}-relay")
     pool = await create_pool(settings, 3)

@@ -13,8 +13,16 @@ from pydantic import BaseModel, ValidationError
 from contracts.base import Command, Event
 from contracts.errors import DomainError
 from contracts.replies import CommandReply, ErrorInfo, RecordedRef
-from gongdi.eventstore import ConcurrencyError, DuplicateCommandError, EventStore, Meta, Pending, StoredRow, StreamHead
-from gongdi.locks import KeyedLocks
+from gongdi.service.locks import KeyedLocks
+from gongdi.store.postgres import (
+    ConcurrencyError,
+    DuplicateCommandError,
+    EventStore,
+    Meta,
+    Pending,
+    StoredRow,
+    StreamHead,
+)
 
 MAX_ATTEMPTS = 20
 S = TypeVar("S", bound=BaseModel)

@@ -24,7 +24,7 @@ from contracts.liaison import (
     Target,
     TargetResult,
 )
-from gongdi.demo import PILOTS, cid
+from gongdi.demo.city import PILOTS, cid
 
 TANGYUAN_ITEMS = ["主题党日共建", "项目安征迁协调", "村道修缮", "农田灌溉设施修复", "困难党员慰问", "就业岗位推荐",
                   "人居环境整治"]

@@ -15,14 +15,14 @@ from faststream import FastStream
 from contracts.base import Command, Event
 from contracts.membership import SERVICE as MEMBERSHIP
 from contracts.subjects import command_subject, stream_name
-from gongdi.consumer import Handler, OrderedConsumer, checkpoint_sql
-from gongdi.eventstore import EventStore, schema_sql
-from gongdi.jetstream import ensure_durable, ensure_event_stream, require_stream
-from gongdi.logging import configure
-from gongdi.service import Background, apply_sql, connect_nats, create_pool, reply_handler
-from gongdi.service import broker as make_broker
-from gongdi.settings import Settings
-from gongdi.sitestream import SiteCommands, SiteStream, Snapshots
+from gongdi.bus.consumer import Handler, OrderedConsumer, checkpoint_sql
+from gongdi.bus.streams import ensure_durable, ensure_event_stream, require_stream
+from gongdi.service.logging import configure
+from gongdi.service.process import Background, apply_sql, connect_nats, create_pool, reply_handler
+from gongdi.service.process import broker as make_broker
+from gongdi.service.settings import Settings
+from gongdi.store.postgres import EventStore, schema_sql
+from gongdi.store.sitestreams import SiteCommands, SiteStream, Snapshots
 
 
 @dataclass(frozen=True)

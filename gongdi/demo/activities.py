@@ -23,8 +23,8 @@ from contracts.activities import (
 )
 from contracts.base import Command
 from contracts.membership import MemberFacts
-from gongdi.client import GongdiClient
-from gongdi.demo import PILOTS, cid
+from gongdi.demo.city import PILOTS, cid
+from gongdi.ops.client import GongdiClient
 
 ZONES_PER_PILOT = 6  # 10 pilots × 6 = 60 党员责任区
 TEAMS = [8, 6, 5, 5, 5, 4, 4, 3, 3, 2]  # 45 teams over the 10 pilots

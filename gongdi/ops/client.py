@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import nats
 import orjson
@@ -46,3 +47,15 @@ class GongdiClient:
     async def query(self, service: str, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         msg = await self.nc.request(query_subject(service, name), orjson.dumps(body or {}), timeout=self.timeout)
         return orjson.loads(msg.data)
+
+
+T = TypeVar("T")
+
+
+async def with_client(url: str, fn: Callable[[GongdiClient], Awaitable[T]]) -> T:
+    """Connect, run `fn(client)`, and close whatever happens."""
+    client = await GongdiClient.connect(url)
+    try:
+        return await fn(client)
+    finally:
+        await client.close()

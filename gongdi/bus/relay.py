@@ -11,7 +11,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
 from contracts.subjects import event_subject, stream_name
-from gongdi.eventstore import Checkpoint, EventStore
+from gongdi.store.postgres import Checkpoint, EventStore
 
 
 class RelayOutOfSyncError(RuntimeError):

@@ -1,0 +1,258 @@
+"""The `gongdi` command: run the platform, seed it, query views, send commands, verify and rebuild."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nats.errors
+import orjson
+
+from gongdi.cli.format import (
+    format_birthdays,
+    format_city,
+    format_site,
+    format_status,
+    format_talks,
+    format_township,
+)
+from gongdi.ops.client import with_client
+from gongdi.ops.readiness import stream_status, wait_caught_up, wait_ready
+from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres
+from gongdi.ops.supervisor import Supervisor
+from gongdi.service.settings import Settings
+
+DEFAULT_HOME = Path(os.environ.get("GONGDI_HOME", ".gongdi"))
+
+
+def runtime_settings(home: Path) -> Settings:
+    """Environment first (external servers), then what `gongdi up` wrote down."""
+    values: dict[str, Any] = {}
+    info = home / "runtime.json"
+    if info.exists():
+        values.update(json.loads(info.read_text()))
+    env = Settings.from_env()
+    if "NATS_URL" in os.environ or "nats_url" not in values:
+        values["nats_url"] = env.nats_url
+    if "DATABASE_URL" in os.environ or "database_url" not in values:
+        values["database_url"] = env.database_url
+    return env.model_copy(update=values)
+
+
+# ---- commands -----------------------------------------------------------------------------------
+
+
+
+
+
+VIEWS = {  # what: (query, needs a site, printer)
+    "city": ("city", False, format_city),
+    "site": ("site", True, format_site),
+    "township": ("township", True, format_township),
+    "birthdays": ("birthdays", True, format_birthdays),
+    "talks": ("talks", True, format_talks),
+    "status": ("status", False, format_status),
+}
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    settings = runtime_settings(args.home)
+    query, needs_site, printer = VIEWS[args.what]
+    body: dict[str, Any] = {}
+    if needs_site:
+        if not args.site_id:
+            print(f"用法: gongdi view {args.what} <site_id>", file=sys.stderr)
+            return 2
+        body["township" if args.what == "township" else "site_id"] = args.site_id
+    if args.month:
+        body["month"] = args.month
+    if args.what == "status":
+        rows = asyncio.run(with_client(settings.nats_url, lambda c: stream_status(settings, c)))
+        reply = {"ok": True, "data": {"streams": rows}}
+    else:
+        reply = asyncio.run(with_client(settings.nats_url, lambda c: c.query("views", query, body)))
+    if not reply["ok"]:
+        print(f"错误 {reply['error']['code']}: {reply['error']['message']}", file=sys.stderr)
+        return 1
+    print(orjson.dumps(reply["data"], option=orjson.OPT_INDENT_2).decode() if args.json else printer(reply["data"]))
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    settings = runtime_settings(args.home)
+    try:
+        body = json.loads(args.body)
+    except json.JSONDecodeError as exc:
+        print(f"body is not JSON: {exc}", file=sys.stderr)
+        return 2
+    reply = asyncio.run(with_client(settings.nats_url, lambda c: c.send_dict(args.service, args.name, body)))
+    print(orjson.dumps(reply, option=orjson.OPT_INDENT_2).decode())
+    return 0 if reply.get("ok") else 1
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    settings = runtime_settings(args.home)
+    _seed(settings)
+    return 0
+
+
+def _seed(settings: Settings) -> None:
+    from gongdi.demo.seeder import seed
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 25 == 0:
+            print(f"\r  演示数据 {done}/{total}", end="", flush=True)
+
+    started = time.monotonic()
+    counts = asyncio.run(with_client(settings.nats_url, lambda c: seed(c, progress)))
+    print(f"\n  新记录 {counts['recorded']} 条，已存在 {counts['already']} 条，用时 {time.monotonic() - started:.1f}s")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from gongdi.store.postgres import EventStore
+
+    settings = runtime_settings(args.home)
+
+    async def run() -> list[str]:
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+        try:
+            return await EventStore(pool, args.schema).verify()
+        finally:
+            await pool.close()
+
+    problems = asyncio.run(run())
+    for p in problems:
+        print(f"!! {p}")
+    print("哈希链完整 (all hash chains verify)" if not problems else f"{len(problems)} 处不一致")
+    return 0 if not problems else 1
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    settings = runtime_settings(args.home)
+    for line in Supervisor(settings.env(), args.home / "logs").setup():
+        print(f"  {line}")
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    _reset(args.home)
+    print(f"已清空 {args.home}")
+    return 0
+
+
+def _reset(home: Path) -> None:
+    for pidfile in (home / "nats" / "nats.pid", home / "postgres" / "data" / "postmaster.pid"):
+        from gongdi.ops.runtime import _kill_stale
+
+        _kill_stale(pidfile)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    home: Path = args.home
+    if args.reset:
+        _reset(home)
+    home.mkdir(parents=True, exist_ok=True)
+    nats_srv = pg = None
+    stopping = False
+
+    def on_term(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    supervisor = None
+    try:
+        print(f"gongdi: 数据目录 {home.resolve()}")
+        urls: dict[str, str] = {}
+        if "NATS_URL" in os.environ:
+            urls["nats_url"] = os.environ["NATS_URL"]
+        else:
+            nats_srv = EmbeddedNats(home / "nats")
+            urls["nats_url"] = nats_srv.start()
+        if "DATABASE_URL" in os.environ:
+            urls["database_url"] = os.environ["DATABASE_URL"]
+        else:
+            pg = EmbeddedPostgres(home / "postgres")
+            urls["database_url"] = pg.start()
+        (home / "runtime.json").write_text(json.dumps(urls, indent=2))
+        settings = Settings.from_env().model_copy(update=urls)
+        supervisor = Supervisor(settings.env(), home / "logs")
+        for line in supervisor.setup():
+            print(f"  {line}")
+        supervisor.start()
+        wait_ready(settings)
+        if args.seed:
+            _seed(settings)
+        city = wait_caught_up(settings)
+        print()
+        print(format_city(city))
+        print()
+        print(f"  NATS       {urls['nats_url']}")
+        print(f"  PostgreSQL {urls['database_url']}")
+        print(f"  日志       {(home / 'logs').resolve()}")
+        print("  试试: gongdi view city | gongdi view site shachengwan | gongdi send membership RecordArrival '{...}'")
+        print("  按 Ctrl-C 停止。")
+        while not stopping:
+            supervisor.check()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\n正在停止…")
+        if supervisor:
+            supervisor.stop()
+        if pg:
+            pg.stop()
+        if nats_srv:
+            nats_srv.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="gongdi", description="工地党建共享记录平台")
+    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="state folder (default .gongdi)")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="start NATS, Postgres and every service; Ctrl-C stops them")
+    up.add_argument("--seed", action="store_true", help="load the Fuding demo city")
+    up.add_argument("--reset", action="store_true", help="delete all state first")
+    up.set_defaults(fn=cmd_up)
+    sub.add_parser("setup", help="create schemas, streams and consumers (idempotent)").set_defaults(fn=cmd_setup)
+    sub.add_parser("seed", help="load the demo city into a running platform").set_defaults(fn=cmd_seed)
+    sub.add_parser("reset", help="stop leftover servers and delete the state folder").set_defaults(fn=cmd_reset)
+    view = sub.add_parser("view", help="show a view")
+    view.add_argument("what", choices=list(VIEWS))
+    view.add_argument("site_id", nargs="?", help="the site (or, for `township`, the township code)")
+    view.add_argument("--month", help="YYYY-MM, for birthdays (default: this month)")
+    view.add_argument("--json", action="store_true")
+    view.set_defaults(fn=cmd_view)
+    send = sub.add_parser("send", help="send a command, e.g. gongdi send membership RecordArrival '{...}'")
+    send.add_argument("service")
+    send.add_argument("name")
+    send.add_argument("body", help="the command as JSON; command_id is added when missing")
+    send.set_defaults(fn=cmd_send)
+    verify = sub.add_parser("verify", help="recompute every hash chain")
+    verify.add_argument("--schema", default="membership")
+    verify.set_defaults(fn=cmd_verify)
+    args = parser.parse_args(argv)
+    try:
+        code = args.fn(args)
+    except (nats.errors.NoServersError, ConnectionRefusedError, OSError) as exc:
+        print(f"无法连接平台 (cannot reach NATS: {exc}). 请先在项目目录运行 `make demo` / `gongdi up`，"
+              f"或设置 NATS_URL；状态目录 {args.home.resolve()}", file=sys.stderr)
+        code = 1
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+        print("平台已连接，但服务未响应 (no service answered); 查看日志: " f"{(args.home / 'logs').resolve()}",
+              file=sys.stderr)
+        code = 1
+    sys.exit(code)

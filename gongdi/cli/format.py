@@ -1,0 +1,129 @@
+"""How the CLI prints each view in Chinese."""
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.activities import LABELS
+from contracts.liaison import LABELS as LIAISON_LABELS
+
+
+def format_city(d: dict[str, Any]) -> str:
+    cov = d["coverage"]
+    lines = [
+        f"{d['city_name']} 工地党建 · 全市视图",
+        f"  重点工程项目 {d['projects']:>8,}",
+        f"  从业人员     {d['workers']:>8,}",
+        f"  党员         {d['members']:>8,}   (正式党员 {d['full_members']:,})",
+        f"  工地党支部   {d['branches']:>8,}",
+        f"  应覆盖工地   {cov['qualifying']:>8,}   已覆盖 {cov['covered']}，空白点 {len(d['gaps'])}  ({cov['rule']})",
+    ]
+    if d["gaps"]:
+        lines.append("  空白点: " + "、".join(g["name"] for g in d["gaps"][:8]) + (" …" if len(d["gaps"]) > 8 else ""))
+    if d["should_form_branch"]:
+        names = "、".join(f"{g['name']}({g['full_members']}名正式党员)" for g in d["should_form_branch"][:6])
+        more = " …" if len(d["should_form_branch"]) > 6 else ""
+        lines.append(f"  应组建党支部 ({len(d['should_form_branch'])}): {names}{more}")
+    if "activities" in d:
+        lines += format_activities(d["activities"])
+    if "liaison" in d:
+        lines += format_liaison(d["liaison"])
+    return "\n".join(lines)
+
+
+def format_activities(a: dict[str, Any]) -> list[str]:
+    teams = "，".join(f"{LABELS[k]} {n}" for k, n in a["teams"].items())
+    posts = "，".join(f"{LABELS[k]} {n}" for k, n in a["posts"].items())
+    lessons = "，".join(f"{LABELS[k]} {v['sessions']}场/{v['attendance']}人次"
+                       for k, v in a["lessons"].items() if v["sessions"])
+    visits = "，".join(f"{LABELS[k]} {n}" for k, n in a["visits"].items())
+    t = a["talks"]
+    return [
+        f"  党员责任区   {a['zones']:>8,}",
+        f"  党员队伍     {sum(a['teams'].values()):>8,}   ({teams})",
+        f"  党员示范岗   {sum(a['posts'].values()):>8,}   ({a['post_kinds']}类: {posts})",
+        f"  示范工点     {a['work_points']:>8,}",
+        f"  三进三必谈   待谈 {t['open']}（逾期 {t['overdue']}），已谈 {t['done']}；走访: {visits}",
+        f"  本月政治生日 {a['birthdays_this_month']:>8,}",
+        f"  创新成果     {a['innovations']:>8,}   (全项目推广 {a['innovations_adopted']})",
+        f"  活动         {lessons or '无'}",
+    ]
+
+
+def format_liaison(li: dict[str, Any]) -> list[str]:
+    mi, cb = li["meeting_items"], li["cobuilding"]
+    units = "，".join(f"{LIAISON_LABELS[u]} {v['open']}" for u, v in mi["by_unit"].items() if v["open"])
+    compliance = "，".join(f"{LIAISON_LABELS[t]} 达标{v['met']}/未达标{v['not_met']}"
+                           for t, v in li["compliance"].items())
+    disputes = "，".join(
+        f"{LIAISON_LABELS[k]} " + "/".join(f"{LIAISON_LABELS[st]}{n}" for st, n in v.items() if n)
+        for k, v in li["disputes"].items() if any(v.values())
+    )
+    support = "，".join(f"{LIAISON_LABELS[k]} {v['total']:,}{v['unit']}"
+                       for k, v in li["support"].items() if v["total"])
+    return [
+        f"  联席会议     {li['meetings']:>8,}   议题待办 {mi['open']}（逾期 {mi['overdue']}），已解决 {mi['resolved']}"
+        + (f"；待办单位: {units}" if units else ""),
+        f"  双达标       {compliance}",
+        f"  党建联创     协议 {cb['agreements']}，共建清单 {cb['completed']}/{cb['items']} 项完成",
+        f"  纠纷调解     {disputes or '无'}",
+        f"  上访         {li['petitions']} 起，其中薪资纠纷上访 {li['wage_petitions']} 起",
+        f"  帮扶驻地     {support or '无'}",
+    ]
+
+
+def format_township(d: dict[str, Any]) -> str:
+    lines = [f"{d['name']} [{d['township']}] 工地 {d['projects']}，从业人员 {d['workers']:,}，党员 {d['members']}，"
+             f"党支部 {d['branches']}"]
+    return "\n".join(lines + format_liaison(d["liaison"]))
+
+
+def format_site(d: dict[str, Any]) -> str:
+    b = d["branch"]
+    lines = [
+        f"{d['name']}  [{d['site_id']}]  {d['township_name']} · {d['department']}",
+        f"  造价 {d['cost_wan']}万元，工期 {d['planned_months']}个月，开工 {d['start_date']}",
+        f"  业主 {d['units']['owner']} / 设计 {d['units']['design']} / 施工 {d['units']['construction']}"
+        f" / 监理 {d['units']['supervision']}",
+        f"  从业人员 {d['workforce']:,}，在场党员 {d['members_present']}（正式 {d['full_members']}）",
+        f"  按单位: {d['by_unit_kind']}  按关系: {d['by_relation']}",
+        f"  按工段/班组: {d['by_section']}",
+    ]
+    if b:
+        lines.append(f"  党支部: {b['name']}，书记 {b['secretary']}，指导员 {b['instructor']}，联络员 {b['liaison']}")
+    else:
+        flags = ("（空白点）" if d["gap"] else "") + ("，应组建" if d["should_form_branch"] else "")
+        lines.append("  党支部: 未成立" + flags)
+    for g in d["groups"]:
+        lines.append(f"  党小组 {g['name']}: 组长 {g['leader']}，{len(g['members'])}名党员")
+    if "activities" in d:
+        lines += format_activities(d["activities"])
+    if "liaison" in d:
+        lines += format_liaison(d["liaison"])
+    for h in d.get("departed_holders", []):
+        what = "示范岗" if h["what"] == "post" else "责任区"
+        lines.append(f"  !! {what} {h['id']} 的党员 {h['member_id']} 已离场，需调整")
+    return "\n".join(lines)
+
+
+def format_birthdays(d: dict[str, Any]) -> str:
+    lines = [f"{d['site_id']} · {d['month']} 政治生日"]
+    for m in d["members"]:
+        done = f"已过 ({m['celebrated_on']})" if m["celebrated_on"] else "未过"
+        lines.append(f"  {m['member_id']} {m['name']}  入党 {m['admitted_on']}  {done}")
+    if not d["members"]:
+        lines[0] += "：本月无"
+    lines.append(f"  {d['month'][:4]}年尚未过政治生日: {len(d['not_celebrated_this_year'])}名")
+    return "\n".join(lines)
+
+
+def format_talks(d: dict[str, Any]) -> str:
+    lines = [f"{d['site_id']} · 待谈话 {len(d['open'])}"]
+    for t in d["open"]:
+        late = "  逾期" if t["overdue"] else ""
+        lines.append(f"  {t['obligation_id']}  {t['member_id']}  {LABELS[t['reason']]}  应于 {t['due_on']} 前{late}")
+    return "\n".join(lines)
+
+
+def format_status(d: dict[str, Any]) -> str:
+    return "\n".join(f"  {s['stream']}: 已记录 {s['recorded']}，已发布 {s['last_seq']}，视图已处理 {s['applied']}，"
+                     f"落后 {s['recorded'] - s['applied']}" for s in d["streams"])

@@ -1,0 +1,1 @@
+"""Operating the platform: embedded servers, the supervisor, the client, readiness and status."""

@@ -1,0 +1,1 @@
+"""The event store: events, commands, site streams and their snapshots, schema migrations."""
