@@ -1,41 +1,58 @@
-"""The event envelope: what every stored and published event carries around its payload."""
+"""The event envelope, described once: the stored row, the DDL, the insert, the published JSON and the hash follow."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
 from pydantic import BaseModel, ConfigDict
 
 
-def iso(ts: datetime) -> str:
-    """One canonical text form of a timestamp, so the hash is the same before and after storage."""
-    return ts.astimezone(UTC).isoformat(timespec="microseconds")
+@dataclass(frozen=True)
+class Stored:
+    """How an envelope field lives in a service's `events` table.
+
+    `written_by`: "writer" (the appending code supplies it) or "database" (a default or identity fills it in).
+    `hashed_as`: its key in the hash-chain input, or None when the field is outside the hash.
+    """
+
+    sql_type: str
+    constraints: str = ""
+    column: str | None = None
+    hashed_as: str | None = None
+    written_by: str = "writer"
+    read_as: str | None = None
 
 
 class Envelope(BaseModel):
+    """One event as stored and as published on JetStream. Field order is the table's column order."""
+
     model_config = ConfigDict(frozen=True)
-    event_id: UUID
-    type: str
-    schema_version: int
-    stream_id: str
-    version: int
-    position: int
-    tx_id: int
-    service: str
-    township: str
-    site_id: str | None
-    actor: str
-    command_id: UUID | None
-    correlation_id: UUID | None
-    causation_id: UUID | None
-    occurred_at: datetime
-    recorded_at: datetime
-    payload: dict[str, Any]
-    prev_hash: str | None
-    hash: str
+    position: Annotated[int, Stored("bigint", "GENERATED ALWAYS AS IDENTITY PRIMARY KEY", written_by="database")]
+    # The writing transaction: readers never pass a transaction that may still commit (see docs/architecture.md).
+    tx_id: Annotated[int, Stored("xid8", "NOT NULL DEFAULT pg_current_xact_id()", written_by="database",
+                                 read_as="tx_id::text::bigint")]
+    event_id: Annotated[UUID, Stored("uuid", "NOT NULL UNIQUE", hashed_as="id")]
+    type: Annotated[str, Stored("text", "NOT NULL", column="event_type", hashed_as="type")]
+    schema_version: Annotated[int, Stored("int", "NOT NULL", hashed_as="v")]
+    stream_id: Annotated[str, Stored("text", "NOT NULL", hashed_as="stream")]
+    version: Annotated[int, Stored("int", "NOT NULL CHECK (version > 0)", hashed_as="version")]
+    service: str  # not stored: every service has its own table
+    township: Annotated[str, Stored("text", "NOT NULL")]
+    site_id: Annotated[str | None, Stored("text")]
+    actor: Annotated[str, Stored("text", "NOT NULL", hashed_as="actor")]
+    command_id: Annotated[UUID | None, Stored("uuid")]
+    correlation_id: Annotated[UUID | None, Stored("uuid")]
+    causation_id: Annotated[UUID | None, Stored("uuid")]
+    occurred_at: Annotated[datetime, Stored("timestamptz", "NOT NULL", hashed_as="at")]
+    recorded_at: Annotated[datetime, Stored("timestamptz", "NOT NULL DEFAULT clock_timestamp()",
+                                            written_by="database")]
+    payload: Annotated[dict[str, Any], Stored("jsonb", "NOT NULL", hashed_as="payload", read_as="payload::text")]
+    prev_hash: Annotated[str | None, Stored("text", hashed_as="prev")]
+    hash: Annotated[str, Stored("text", "NOT NULL")]
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
@@ -45,31 +62,53 @@ class Envelope(BaseModel):
         return cls.model_validate_json(raw)
 
 
-def chain_hash(
-    prev_hash: str | None,
-    *,
-    event_id: UUID,
-    event_type: str,
-    schema_version: int,
-    stream_id: str,
-    version: int,
-    occurred_at: datetime,
-    actor: str,
-    payload: dict[str, Any],
-) -> str:
-    """sha256 over the previous hash and the event's identity and content (canonical JSON)."""
-    body = orjson.dumps(
-        {
-            "prev": prev_hash,
-            "id": str(event_id),
-            "type": event_type,
-            "v": schema_version,
-            "stream": stream_id,
-            "version": version,
-            "at": iso(occurred_at),
-            "actor": actor,
-            "payload": payload,
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )
+@dataclass(frozen=True)
+class StoredField:
+    name: str  # in the envelope and on the stored row
+    stored: Stored
+
+    @property
+    def column(self) -> str:
+        return self.stored.column or self.name
+
+    @property
+    def select(self) -> str:
+        """The select-list item that reads it back under its envelope name."""
+        return f"{self.stored.read_as or self.column} AS {self.name}"
+
+
+def _stored_fields() -> tuple[StoredField, ...]:
+    out = []
+    for name, info in Envelope.model_fields.items():
+        marks = [m for m in info.metadata if isinstance(m, Stored)]
+        if marks:
+            out.append(StoredField(name, marks[0]))
+    return tuple(out)
+
+
+STORED: tuple[StoredField, ...] = _stored_fields()
+WRITTEN: tuple[StoredField, ...] = tuple(f for f in STORED if f.stored.written_by == "writer")
+HASHED: tuple[StoredField, ...] = tuple(f for f in STORED if f.stored.hashed_as)
+
+
+def iso(ts: datetime) -> str:
+    """One canonical text form of a timestamp, so the hash is the same before and after storage."""
+    return ts.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return iso(value)
+    return value
+
+
+def chain_hash(values: dict[str, Any]) -> str:
+    """sha256 over the hashed fields (previous hash, identity and content) as canonical JSON.
+
+    `values` is keyed by envelope field name; `payload` is the decoded payload.
+    """
+    body = orjson.dumps({f.stored.hashed_as: _canonical(values[f.name]) for f in HASHED},
+                        option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(body).hexdigest()

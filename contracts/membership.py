@@ -142,9 +142,17 @@ class FormPartyGroup(Command):
         return self
 
 
+class CompleteSite(Command):
+    """The project is completed (竣工): the site takes no more arrivals and is no longer a coverage gap."""
+
+    site_id: Slug
+    completed_on: dt.date
+
+
 COMMANDS: dict[str, type[Command]] = {
     c.__name__: c
-    for c in (RegisterSite, ReportWorkforce, RecordArrival, RecordDeparture, FormBranch, FormPartyGroup)
+    for c in (RegisterSite, ReportWorkforce, RecordArrival, RecordDeparture, FormBranch, FormPartyGroup,
+              CompleteSite)
 }
 
 
@@ -206,9 +214,15 @@ class PartyGroupFormed(Event):
     formed_on: dt.date
 
 
+class SiteCompleted(Event):
+    site_id: str
+    completed_on: dt.date
+
+
 EVENTS: dict[str, type[Event]] = {
     e.__name__: e
-    for e in (SiteRegistered, WorkforceReported, MemberArrived, MemberDeparted, BranchFormed, PartyGroupFormed)
+    for e in (SiteRegistered, WorkforceReported, MemberArrived, MemberDeparted, BranchFormed, PartyGroupFormed,
+              SiteCompleted)
 }
 
 

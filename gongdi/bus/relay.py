@@ -11,7 +11,8 @@ from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
 from contracts.subjects import event_subject, stream_name
-from gongdi.store.postgres import Checkpoint, EventStore
+from gongdi.store.base import Checkpoint
+from gongdi.store.postgres import PostgresEventStore
 
 
 class RelayOutOfSyncError(RuntimeError):
@@ -34,7 +35,7 @@ class Relay:
 
     def __init__(
         self,
-        store: EventStore,
+        store: PostgresEventStore,
         js: JetStreamContext,
         service: str,
         batch: int = 500,
@@ -49,6 +50,7 @@ class Relay:
         self.idle_wait = idle_wait
         self.log = log or structlog.get_logger()
         self.published = 0
+        self.passes = 0  # reads of the log completed, found something or not: progress a test can wait on
         self._wake = asyncio.Event()
 
     async def resync(self) -> Position:
@@ -83,16 +85,18 @@ class Relay:
         """Publish one batch after `pos`; advances `pos` only past what the stream acknowledged."""
         rows = await self.store.read_all(pos.checkpoint, self.batch)
         if not rows:
+            self.passes += 1
             return 0
         futures = []
         for i, row in enumerate(rows):
             headers = {"Nats-Msg-Id": str(row.event_id), "Nats-Expected-Last-Sequence": str(pos.stream_seq + i)}
-            subject = event_subject(row.township, self.service, row.event_type)
+            subject = event_subject(row.township, self.service, row.type)
             futures.append(await self.js.publish_async(subject, row.envelope_json(self.service), headers=headers))
         acks = await asyncio.gather(*futures)
         pos.stream_seq = acks[-1].seq
         pos.checkpoint = rows[-1].checkpoint
         self.published += len(rows)
+        self.passes += 1
         return len(rows)
 
     def _on_notify(self, *_: object) -> None:

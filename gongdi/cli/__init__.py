@@ -9,12 +9,15 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import nats.errors
 import orjson
 
+from contracts.queries import QUERIES, Query
+from contracts.queries import SERVICE as VIEWS_SERVICE
 from gongdi.cli.format import (
     format_birthdays,
     format_city,
@@ -26,7 +29,7 @@ from gongdi.cli.format import (
 from gongdi.ops.client import with_client
 from gongdi.ops.readiness import stream_status, wait_caught_up, wait_ready
 from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres
-from gongdi.ops.supervisor import Supervisor
+from gongdi.ops.supervisor import WRITERS, Supervisor
 from gongdi.service.settings import Settings
 
 DEFAULT_HOME = Path(os.environ.get("GONGDI_HOME", ".gongdi"))
@@ -49,35 +52,31 @@ def runtime_settings(home: Path) -> Settings:
 # ---- commands -----------------------------------------------------------------------------------
 
 
-
-
-
-VIEWS = {  # what: (query, needs a site, printer)
-    "city": ("city", False, format_city),
-    "site": ("site", True, format_site),
-    "township": ("township", True, format_township),
-    "birthdays": ("birthdays", True, format_birthdays),
-    "talks": ("talks", True, format_talks),
-    "status": ("status", False, format_status),
-}
+Printer = Callable[[dict[str, Any]], str]
+PRINTERS: dict[str, Printer] = {"city": format_city, "site": format_site, "township": format_township,
+                                "birthdays": format_birthdays, "talks": format_talks, "status": format_status}
+VIEWS: dict[str, tuple[Query, Printer]] = {name: (q, PRINTERS[name]) for name, q in QUERIES.items()}  # the registry's
 
 
 def cmd_view(args: argparse.Namespace) -> int:
     settings = runtime_settings(args.home)
-    query, needs_site, printer = VIEWS[args.what]
+    query, printer = VIEWS[args.what]
     body: dict[str, Any] = {}
-    if needs_site:
+    if query.key:  # the site (or township) the view is of
         if not args.site_id:
-            print(f"用法: gongdi view {args.what} <site_id>", file=sys.stderr)
+            print(f"用法: gongdi view {args.what} <{query.key}>", file=sys.stderr)
             return 2
-        body["township" if args.what == "township" else "site_id"] = args.site_id
+        body[query.key] = args.site_id
     if args.month:
+        if "month" not in query.params.model_fields:
+            print(f"gongdi view {args.what} 不接受 --month", file=sys.stderr)
+            return 2
         body["month"] = args.month
     if args.what == "status":
         rows = asyncio.run(with_client(settings.nats_url, lambda c: stream_status(settings, c)))
         reply = {"ok": True, "data": {"streams": rows}}
     else:
-        reply = asyncio.run(with_client(settings.nats_url, lambda c: c.query("views", query, body)))
+        reply = asyncio.run(with_client(settings.nats_url, lambda c: c.query(VIEWS_SERVICE, query.name, body)))
     if not reply["ok"]:
         print(f"错误 {reply['error']['code']}: {reply['error']['message']}", file=sys.stderr)
         return 1
@@ -118,14 +117,15 @@ def _seed(settings: Settings) -> None:
 def cmd_verify(args: argparse.Namespace) -> int:
     import asyncpg
 
-    from gongdi.store.postgres import EventStore
+    from gongdi.store.postgres import PostgresEventStore
 
     settings = runtime_settings(args.home)
+    schemas = [args.schema] if args.schema else WRITERS
 
     async def run() -> list[str]:
         pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
         try:
-            return await EventStore(pool, args.schema).verify()
+            return [f"{schema}: {p}" for schema in schemas for p in await PostgresEventStore(pool, schema).verify()]
         finally:
             await pool.close()
 
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("setup", help="create schemas, streams and consumers (idempotent)").set_defaults(fn=cmd_setup)
     sub.add_parser("seed", help="load the demo city into a running platform").set_defaults(fn=cmd_seed)
     sub.add_parser("reset", help="stop leftover servers and delete the state folder").set_defaults(fn=cmd_reset)
-    view = sub.add_parser("view", help="show a view")
+    view = sub.add_parser("view", help="show a view: " + "，".join(f"{q.name} {q.title}" for q in QUERIES.values()))
     view.add_argument("what", choices=list(VIEWS))
     view.add_argument("site_id", nargs="?", help="the site (or, for `township`, the township code)")
     view.add_argument("--month", help="YYYY-MM, for birthdays (default: this month)")
@@ -241,8 +241,8 @@ def main(argv: list[str] | None = None) -> None:
     send.add_argument("name")
     send.add_argument("body", help="the command as JSON; command_id is added when missing")
     send.set_defaults(fn=cmd_send)
-    verify = sub.add_parser("verify", help="recompute every hash chain")
-    verify.add_argument("--schema", default="membership")
+    verify = sub.add_parser("verify", help="recompute every hash chain of every writing service")
+    verify.add_argument("--schema", help="one writing service (default: all of them)")
     verify.set_defaults(fn=cmd_verify)
     args = parser.parse_args(argv)
     try:

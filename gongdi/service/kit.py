@@ -1,46 +1,81 @@
-"""The composition every per-site writing service shares: command endpoints, a policy over membership events."""
+"""What a service declares, and the one composition that turns a declaration into its processes.
+
+A writing service's `app.py` is a `WritingService(...)`: its commands, repository, decide/advise, migrations and
+the policies it runs over other services' events. From that the kit builds the FastStream app (`serve`), the
+relay (`relay`) and the idempotent `setup`. A reading service (the views) is a `ReadingService(...)`: its
+projections, queries and migrations, giving `serve`, `setup` and `rebuild`. `python -m services.<name> …` calls
+`main`.
+"""
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import structlog
 from faststream import FastStream
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
 
 from contracts.base import Command, Event
-from contracts.membership import SERVICE as MEMBERSHIP
+from contracts.envelope import Envelope
+from contracts.queries import Query
+from contracts.replies import ErrorInfo
 from contracts.subjects import command_subject, stream_name
-from gongdi.bus.consumer import Handler, OrderedConsumer, checkpoint_sql
+from gongdi.bus.consumer import Handler, OrderedConsumer
+from gongdi.bus.projection import Projection
+from gongdi.bus.relay import Relay
+from gongdi.bus.replay import Progress, rebuild
 from gongdi.bus.streams import ensure_durable, ensure_event_stream, require_stream
 from gongdi.service.logging import configure
-from gongdi.service.process import Background, apply_sql, connect_nats, create_pool, reply_handler
+from gongdi.service.pipeline import CommandPipeline, Repository, no_advice, site_key
+from gongdi.service.process import (
+    Background,
+    connect_nats,
+    create_pool,
+    migrate_schema,
+    reply_handler,
+    run_until_signalled,
+)
 from gongdi.service.process import broker as make_broker
 from gongdi.service.settings import Settings
-from gongdi.store.postgres import EventStore, schema_sql
-from gongdi.store.sitestreams import SiteCommands, SiteStream, Snapshots
+from gongdi.store.migrations import Migration
+from gongdi.store.postgres import PostgresEventStore
 
 
 @dataclass(frozen=True)
-class SiteService:
-    """What a service declares; `app` and `setup` do the rest."""
+class Policy:
+    """Events of another service applied in this service's transactions (an ordered, exactly-once consumer)."""
 
-    name: str  # also its schema, its stream's service token and its durable consumer of membership events
+    source: str  # the service whose stream it reads; the durable consumer is named after the reading service
+    handler: Callable[[asyncpg.Pool], Handler]
+
+
+@dataclass(frozen=True)
+class WritingService:
+    name: str  # also its schema, its stream's service token and its queue group
     commands: dict[str, type[Command]]
-    snapshots: Snapshots
-    evolve: Callable[[Any, Event], Any]
-    tables_sql: str
-    make_commands: Callable[[asyncpg.Pool, SiteStream, structlog.BoundLogger], SiteCommands]
-    make_policy: Callable[[SiteStream], Handler]
+    repository: Callable[[asyncpg.Pool], Repository]
+    decide: Callable[[Command, Any], list[Event]]
+    migrations: Sequence[Migration]
+    routines: Sequence[Callable[[str], str]] = ()
+    advise: Callable[[Command, Any], list[ErrorInfo]] = no_advice
+    policies: Sequence[Policy] = field(default_factory=tuple)
+    key: Callable[[Command], str] = site_key
+
+    def pipeline(self, repository: Repository, log: structlog.BoundLogger | None = None) -> CommandPipeline:
+        return CommandPipeline(self.commands, repository, self.decide, self.advise, self.key, log)
 
     def app(self, settings: Settings) -> FastStream:
         log = configure(settings.log_format, settings.log_level, self.name)
         broker = make_broker(settings)
-        bound: list[SiteCommands] = []  # filled in the lifespan, before the broker starts
+        bound: list[CommandPipeline] = []  # filled in the lifespan, before the broker starts
         for command in self.commands:
             reply_handler(broker, command_subject(self.name, command), self.name, settings.workers,
                           lambda body, command=command: bound[0].handle(command, body))
@@ -48,36 +83,162 @@ class SiteService:
         @asynccontextmanager
         async def lifespan() -> AsyncIterator[None]:
             pool = await create_pool(settings)
-            stream = SiteStream(EventStore(pool, self.name), self.snapshots, self.evolve)
-            nc = await connect_nats(settings, f"{self.name}-policy")
-            await require_stream(nc.jetstream(), MEMBERSHIP)
-            policy = OrderedConsumer(nc, pool, self.name, MEMBERSHIP, self.name, self.make_policy(stream),
-                                     settings.consumer_batch, settings.consumer_max_deliver, log=log)
-            bound.append(self.make_commands(pool, stream, log))
-            # A dead policy must take the process down with it, so that the supervisor restarts it.
-            task = Background(policy.run, lambda: os.kill(os.getpid(), signal.SIGTERM))
-            log.info(f"{self.name} ready", commands=list(self.commands))
+            nc = await connect_nats(settings, f"{self.name}-policy") if self.policies else None
+            tasks = []
             try:
+                for policy in self.policies:
+                    assert nc is not None
+                    await require_stream(nc.jetstream(), policy.source)
+                    consumer = OrderedConsumer(nc, pool, self.name, policy.source, self.name, policy.handler(pool),
+                                               settings.consumer_batch, settings.consumer_max_deliver, log=log)
+                    # A dead policy must take the process down with it, so that the supervisor restarts it.
+                    tasks.append(Background(consumer.run, lambda: os.kill(os.getpid(), signal.SIGTERM)))
+                bound.append(self.pipeline(self.repository(pool), log))
+                log.info(f"{self.name} ready", commands=list(self.commands))
                 yield
             finally:
-                await task.close()
+                for task in tasks:
+                    await task.close()
+                if nc is not None:
+                    await nc.close()
+                await pool.close()
+
+        return FastStream(broker, lifespan=lifespan, logger=None)
+
+    async def setup(self, settings: Settings) -> list[str]:
+        """Idempotent: migrations, the service's stream, and its consumers of other services' events."""
+        lines = [await migrate_schema(settings, self.name, self.migrations, self.routines)]
+        nc = await connect_nats(settings, f"{self.name}-setup")
+        try:
+            js = nc.jetstream()
+            lines.append(f"stream of {self.name}: {await ensure_event_stream(js, self.name, settings.stream_replicas)}")
+            for policy in self.policies:
+                await require_stream(js, policy.source)
+                durable = await ensure_durable(js, policy.source, self.name, settings.consumer_ack_wait)
+                lines.append(f"consumer {self.name} on {stream_name(policy.source)}: {durable}")
+        finally:
+            await nc.close()
+        return lines
+
+    async def relay(self, settings: Settings, stop: asyncio.Event) -> None:
+        """The relay process: this service's committed events → its JetStream stream."""
+        log = configure(settings.log_format, settings.log_level, f"{self.name}-relay")
+        pool = await create_pool(settings, 3)
+        nc = await connect_nats(settings, f"{self.name}-relay")
+        try:
+            js = nc.jetstream()
+            await require_stream(js, self.name)
+            await Relay(PostgresEventStore(pool, self.name), js, self.name, settings.relay_batch, log=log).run(stop)
+        finally:
+            await nc.drain()
+            await pool.close()
+
+    def main(self, argv: list[str]) -> None:
+        """`python -m services.<name> [serve|relay|setup]`."""
+        settings = Settings.from_env()
+        what = argv[0] if argv else "serve"
+        if what == "serve":
+            asyncio.run(self.app(settings).run())
+        elif what == "relay":
+            run_until_signalled(lambda stop: self.relay(settings, stop))
+        elif what == "setup":
+            for line in asyncio.run(self.setup(settings)):
+                print(line)
+        else:
+            sys.exit(f"usage: python -m services.{self.name} [serve|relay|setup], not {what!r}")
+
+
+@dataclass(frozen=True)
+class ReadingService:
+    """Read models fed by other services' streams, and the queries over them."""
+
+    name: str  # also its schema, its durable consumers' name and its queue group
+    projections: Callable[[str], Sequence[Projection]]  # schema → one projection per source stream
+    queries: dict[str, Query]
+    handlers: Callable[[asyncpg.Pool, str, JetStreamContext, list[str]], Any]  # an object with @query methods
+    implementations: Callable[[type], dict[str, Callable[[Any, bytes], Awaitable[bytes]]]]
+    migrations: Sequence[Migration]
+    after_commit: Callable[[NATS], Callable[[list[Envelope]], Awaitable[None]]] | None = None
+    query_workers: int = 8
+
+    def feeds(self, schema: str) -> list[tuple[str, Projection]]:
+        return [(p.contract.SERVICE, p) for p in self.projections(schema)]
+
+    def app(self, settings: Settings) -> FastStream:
+        log = configure(settings.log_format, settings.log_level, self.name)
+        broker = make_broker(settings)
+        bound: list[Any] = []  # filled in the lifespan, before the broker starts
+        implemented = self.implementations(self.handlers)  # type: ignore[arg-type]
+        missing = sorted(set(self.queries) - set(implemented))
+        if missing:
+            raise TypeError(f"{self.name}: queries without an implementation: {missing}")
+        for name, q in self.queries.items():
+            reply_handler(broker, q.subject, self.name, self.query_workers,
+                          lambda body, h=implemented[name]: h(bound[0], body))
+
+        @asynccontextmanager
+        async def lifespan() -> AsyncIterator[None]:
+            pool = await create_pool(settings)
+            nc = await connect_nats(settings, f"{self.name}-consumer")
+            after = self.after_commit(nc) if self.after_commit else None
+            tasks = []
+            try:
+                feeds = self.feeds(self.name)
+                for service, projection in feeds:
+                    await require_stream(nc.jetstream(), service)
+                    consumer = OrderedConsumer(nc, pool, self.name, service, self.name, projection,
+                                               settings.consumer_batch, settings.consumer_max_deliver, after, log)
+                    # A dead consumer must take the process down with it, so that the supervisor restarts it.
+                    tasks.append(Background(consumer.run, lambda: os.kill(os.getpid(), signal.SIGTERM)))
+                bound.append(self.handlers(pool, self.name, nc.jetstream(), [stream_name(s) for s, _ in feeds]))
+                log.info(f"{self.name} ready")
+                yield
+            finally:
+                for task in tasks:
+                    await task.close()
                 await nc.close()
                 await pool.close()
 
         return FastStream(broker, lifespan=lifespan, logger=None)
 
     async def setup(self, settings: Settings) -> list[str]:
-        """Idempotent: schema, tables, the service's stream, and its consumer of membership events."""
-        schema = self.name
-        await apply_sql(settings, schema_sql(schema), self.snapshots.table_sql(), self.tables_sql,
-                        checkpoint_sql(schema))
+        """Idempotent: migrations, and one durable consumer per source stream."""
+        lines = [await migrate_schema(settings, self.name, self.migrations)]
         nc = await connect_nats(settings, f"{self.name}-setup")
         try:
             js = nc.jetstream()
-            stream = await ensure_event_stream(js, self.name, settings.stream_replicas)
-            await require_stream(js, MEMBERSHIP)
-            durable = await ensure_durable(js, MEMBERSHIP, self.name, settings.consumer_ack_wait)
+            for service, _ in self.feeds(self.name):
+                await require_stream(js, service)
+                durable = await ensure_durable(js, service, self.name, settings.consumer_ack_wait)
+                lines.append(f"consumer {self.name} on {stream_name(service)}: {durable}")
         finally:
             await nc.close()
-        return [f"schema {schema}: ready", f"stream of {self.name}: {stream}",
-                f"consumer {self.name} on {stream_name(MEMBERSHIP)}: {durable}"]
+        return lines
+
+    async def rebuild(self, settings: Settings, target: str, progress: Progress | None = None) -> int:
+        """Replay every source stream into schema `target` (dropped first); returns the events applied."""
+        pool = await create_pool(settings, 2)
+        nc = await connect_nats(settings, f"{self.name}-rebuild")
+        try:
+            return await rebuild(nc.jetstream(), pool, target, self.name, self.migrations, self.feeds(target),
+                                 progress)
+        finally:
+            await nc.close()
+            await pool.close()
+
+    def main(self, argv: list[str]) -> None:
+        """`python -m services.<name> [serve|setup|rebuild SCHEMA]`."""
+        settings = Settings.from_env()
+        what = argv[0] if argv else "serve"
+        if what == "serve":
+            asyncio.run(self.app(settings).run())
+        elif what == "setup":
+            for line in asyncio.run(self.setup(settings)):
+                print(line)
+        elif what == "rebuild":
+            target = argv[1] if len(argv) > 1 else f"{self.name}_rebuild"
+            n = asyncio.run(self.rebuild(settings, target, lambda done, total: print(
+                f"\r重建 {done}/{total}", end="", flush=True)))
+            print(f"\n{n} events replayed into schema {target}")
+        else:
+            sys.exit(f"usage: python -m services.{self.name} [serve|setup|rebuild SCHEMA], not {what!r}")

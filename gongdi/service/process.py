@@ -5,9 +5,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import nats
@@ -15,6 +13,7 @@ from faststream.nats import NatsBroker, NatsMessage
 from nats.aio.client import Client as NATS
 
 from gongdi.service.settings import Settings
+from gongdi.store.migrations import Migration, migrate
 
 
 class Connection(asyncpg.Connection):
@@ -33,14 +32,12 @@ async def create_pool(settings: Settings, size: int | None = None) -> asyncpg.Po
     return pool
 
 
-async def apply_sql(settings: Settings, *statements: str) -> None:
-    """Run idempotent DDL in one transaction, serialised with every other service's setup."""
+async def migrate_schema(settings: Settings, schema: str, migrations: Sequence[Migration],
+                         routines: Sequence[Callable[[str], str]] = ()) -> str:
+    """`setup`'s work on Postgres for one schema: its numbered migrations, then its routines."""
     conn = await asyncpg.connect(settings.database_url)
     try:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('gongdi-setup'))")
-            for sql in statements:
-                await conn.execute(sql)
+        return await migrate(conn, schema, migrations, routines)
     finally:
         await conn.close()
 
@@ -105,38 +102,3 @@ class Background:
             await asyncio.wait_for(self.task, 10)
         except TimeoutError:
             self.task.cancel()
-
-
-async def run_relay(settings: Settings, service: str, schema: str, stop: asyncio.Event) -> None:
-    """The relay process of a writing service: its schema's events → its JetStream stream."""
-    from gongdi.bus.relay import Relay
-    from gongdi.bus.streams import require_stream
-    from gongdi.service.logging import configure
-    from gongdi.store.postgres import EventStore
-
-    log = configure(settings.log_format, settings.log_level, f"{service}-relay")
-    pool = await create_pool(settings, 3)
-    nc = await connect_nats(settings, f"{service}-relay")
-    try:
-        js = nc.jetstream()
-        await require_stream(js, service)
-        await Relay(EventStore(pool, schema), js, service, settings.relay_batch, log=log).run(stop)
-    finally:
-        await nc.drain()
-        await pool.close()
-
-
-def writer_main(argv: list[str], service: str, schema: str, build_app: Callable[[Settings], Any],
-                setup: Callable[[Settings], Awaitable[list[str]]]) -> None:
-    """`python -m services.<name> [serve|relay|setup]` for a service that writes events."""
-    settings = Settings.from_env()
-    what = argv[0] if argv else "serve"
-    if what == "serve":
-        asyncio.run(build_app(settings).run())
-    elif what == "relay":
-        run_until_signalled(lambda stop: run_relay(settings, service, schema, stop))
-    elif what == "setup":
-        for line in asyncio.run(setup(settings)):
-            print(line)
-    else:
-        sys.exit(f"usage: python -m services.{service} [serve|relay|setup], not {what!r}")

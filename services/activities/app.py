@@ -1,24 +1,31 @@
-"""Activities composition root: which commands, state, policy and tables make up the service."""
+"""Activities composition root: the service as a declaration; the kit wires settings, pool, broker and relay."""
 from __future__ import annotations
 
+import asyncpg
+
 from contracts.activities import COMMANDS, SERVICE
+from contracts.membership import SERVICE as MEMBERSHIP
 from contracts.rules import DEFAULT_RULES
-from gongdi.service.kit import SiteService
-from gongdi.store.sitestreams import Snapshots
-from services.activities.domain import ActivitySite, evolve
-from services.activities.handlers import MembershipPolicy, activity_commands
-from services.activities.repository import SCHEMA, TABLES_SQL
+from gongdi.service.kit import Policy, WritingService
+from gongdi.store.postgres import PostgresEventStore, notify_sql
+from gongdi.store.sitestreams import SiteStream, SiteStreams
+from services.activities.domain import ActivitySite, decide, evolve
+from services.activities.handlers import MembershipPolicy
+from services.activities.repository import MIGRATIONS, SCHEMA, Directory
 
 assert SCHEMA == SERVICE
 
-ACTIVITIES = SiteService(
+
+def site_stream(pool: asyncpg.Pool) -> SiteStream[ActivitySite]:
+    return SiteStream(PostgresEventStore(pool, SCHEMA), ActivitySite, evolve)
+
+
+ACTIVITIES = WritingService(
     name=SERVICE,
     commands=COMMANDS,
-    snapshots=Snapshots(SCHEMA, ActivitySite),
-    evolve=evolve,
-    tables_sql=TABLES_SQL,
-    make_commands=lambda pool, stream, log: activity_commands(pool, stream, DEFAULT_RULES, log),
-    make_policy=lambda stream: MembershipPolicy(stream, DEFAULT_RULES),
+    repository=lambda pool: SiteStreams(site_stream(pool), Directory().context),
+    decide=lambda command, given: decide(command, given, DEFAULT_RULES),
+    migrations=MIGRATIONS,
+    routines=(notify_sql,),
+    policies=(Policy(MEMBERSHIP, lambda pool: MembershipPolicy(site_stream(pool), DEFAULT_RULES)),),
 )
-build_app = ACTIVITIES.app
-setup = ACTIVITIES.setup

@@ -4,24 +4,28 @@ from __future__ import annotations
 import asyncpg
 
 from contracts.membership import MemberArrived, MemberDeparted, SiteRegistered
+from gongdi.bus.consumer import checkpoint_sql
+from gongdi.store.migrations import Migration, numbered
+from gongdi.store.postgres import EVENT_STORE_MIGRATIONS
 from services.activities.domain import ActivitySite, Given, Present
 
 SCHEMA = "activities"
 
-TABLES_SQL = f"""
--- Learnt from membership events (consumer `activities`), to check that sites and members exist.
-CREATE TABLE IF NOT EXISTS {SCHEMA}.known_site (
-    site_id text PRIMARY KEY,
-    township text NOT NULL
-);
-CREATE TABLE IF NOT EXISTS {SCHEMA}.presence (
-    member_id text PRIMARY KEY,
-    site_id text NOT NULL,
-    name text NOT NULL,
-    admitted_on date NOT NULL
-);
-CREATE INDEX IF NOT EXISTS presence_site ON {SCHEMA}.presence (site_id);
-"""
+MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
+    Migration(2, "sites and members learnt from membership events; consumer checkpoint", lambda s: f"""
+        CREATE TABLE IF NOT EXISTS {s}.known_site (
+            site_id text PRIMARY KEY,
+            township text NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS {s}.presence (
+            member_id text PRIMARY KEY,
+            site_id text NOT NULL,
+            name text NOT NULL,
+            admitted_on date NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS presence_site ON {s}.presence (site_id);
+        {checkpoint_sql(s)}"""),
+])
 
 
 class Directory:

@@ -1,23 +1,24 @@
-"""Liaison composition root: which commands, state, policy and tables make up the service."""
+"""Liaison composition root: the service as a declaration; the kit wires settings, pool, broker and relay."""
 from __future__ import annotations
 
 from contracts.liaison import COMMANDS, SERVICE
-from gongdi.service.kit import SiteService
-from gongdi.store.sitestreams import Snapshots
-from services.liaison.domain import LiaisonSite, evolve
-from services.liaison.handlers import MembershipPolicy, liaison_commands
-from services.liaison.repository import SCHEMA, TABLES_SQL
+from contracts.membership import SERVICE as MEMBERSHIP
+from gongdi.service.kit import Policy, WritingService
+from gongdi.store.postgres import PostgresEventStore, notify_sql
+from gongdi.store.sitestreams import SiteStream, SiteStreams
+from services.liaison.domain import LiaisonSite, decide, evolve
+from services.liaison.handlers import MembershipPolicy
+from services.liaison.repository import MIGRATIONS, SCHEMA, Directory
 
 assert SCHEMA == SERVICE
 
-LIAISON = SiteService(
+LIAISON = WritingService(
     name=SERVICE,
     commands=COMMANDS,
-    snapshots=Snapshots(SCHEMA, LiaisonSite),
-    evolve=evolve,
-    tables_sql=TABLES_SQL,
-    make_commands=liaison_commands,
-    make_policy=lambda _stream: MembershipPolicy(),
+    repository=lambda pool: SiteStreams(SiteStream(PostgresEventStore(pool, SCHEMA), LiaisonSite, evolve),
+                                        Directory().context),
+    decide=decide,
+    migrations=MIGRATIONS,
+    routines=(notify_sql,),
+    policies=(Policy(MEMBERSHIP, lambda _pool: MembershipPolicy()),),
 )
-build_app = LIAISON.app
-setup = LIAISON.setup

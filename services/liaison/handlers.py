@@ -1,33 +1,28 @@
-"""Liaison handlers: the commands, and the policy that learns sites and branches from membership events."""
+"""Liaison handlers: the policy that learns sites and branches from membership events (commands go through the
+kit's pipeline)."""
 from __future__ import annotations
 
 import asyncpg
-import structlog
 
+from contracts import membership
 from contracts.envelope import Envelope
-from contracts.liaison import COMMANDS
-from contracts.membership import BranchFormed, SiteRegistered, parse_event
-from gongdi.store.sitestreams import SiteCommands, SiteStream
-from services.liaison.domain import LiaisonSite, decide
+from contracts.membership import BranchFormed, SiteRegistered
+from gongdi.bus.projection import Projection
 from services.liaison.repository import Directory
 
 
-def liaison_commands(pool: asyncpg.Pool, stream: SiteStream[LiaisonSite], log: structlog.BoundLogger
-                     ) -> SiteCommands[LiaisonSite]:
-    return SiteCommands(pool, stream, COMMANDS, Directory().context, decide, log)
-
-
-class MembershipPolicy:
+class MembershipPolicy(Projection):
     """Keeps `known_site` current, in the consumer's transaction with its checkpoint."""
 
+    contract = membership
+    reacts_only = True
+
     def __init__(self) -> None:
+        super().__init__()
         self.directory = Directory()
 
-    async def apply(self, conn: asyncpg.Connection, event: Envelope) -> None:
-        if event.type not in ("SiteRegistered", "BranchFormed"):
-            return
-        match parse_event(event.type, event.schema_version, event.payload):
-            case SiteRegistered() as e:
-                await self.directory.learn_site(conn, e)
-            case BranchFormed() as e:
-                await self.directory.branch_formed(conn, e)
+    async def site_registered(self, conn: asyncpg.Connection, env: Envelope, e: SiteRegistered) -> None:
+        await self.directory.learn_site(conn, e)
+
+    async def branch_formed(self, conn: asyncpg.Connection, env: Envelope, e: BranchFormed) -> None:
+        await self.directory.branch_formed(conn, e)

@@ -4,17 +4,22 @@ from __future__ import annotations
 import asyncpg
 
 from contracts.membership import BranchFormed, SiteRegistered
+from gongdi.bus.consumer import checkpoint_sql
+from gongdi.store.migrations import Migration, numbered
+from gongdi.store.postgres import EVENT_STORE_MIGRATIONS
 from services.liaison.domain import Given, LiaisonSite
 
 SCHEMA = "liaison"
 
-TABLES_SQL = f"""
-CREATE TABLE IF NOT EXISTS {SCHEMA}.known_site (
-    site_id text PRIMARY KEY,
-    township text NOT NULL,
-    has_branch boolean NOT NULL DEFAULT false
-);
-"""
+MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
+    Migration(2, "sites and branches learnt from membership events; consumer checkpoint", lambda s: f"""
+        CREATE TABLE IF NOT EXISTS {s}.known_site (
+            site_id text PRIMARY KEY,
+            township text NOT NULL,
+            has_branch boolean NOT NULL DEFAULT false
+        );
+        {checkpoint_sql(s)}"""),
+])
 
 
 class Directory:

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import sys
 
-from contracts.membership import SERVICE
-from gongdi.service.process import writer_main
-from services.membership.app import build_app, setup
-from services.membership.repository import SCHEMA
+from services.membership.app import MEMBERSHIP
 
-writer_main(sys.argv[1:], SERVICE, SCHEMA, build_app, setup)
+MEMBERSHIP.main(sys.argv[1:])

@@ -11,6 +11,7 @@ from contracts.base import Event
 from contracts.errors import DomainError
 from contracts.membership import (
     BranchFormed,
+    CompleteSite,
     FormBranch,
     FormPartyGroup,
     MemberArrived,
@@ -22,6 +23,7 @@ from contracts.membership import (
     RecordDeparture,
     RegisterSite,
     ReportWorkforce,
+    SiteCompleted,
     SiteRegistered,
     Units,
     WorkforceReported,
@@ -88,6 +90,14 @@ class LeaderNotInGroupError(DomainError):
     code = "LEADER_NOT_IN_GROUP"
 
 
+class SiteCompletedError(DomainError):
+    code = "SITE_COMPLETED"
+
+
+class CompletionBeforeStartError(DomainError):
+    code = "COMPLETION_BEFORE_START"
+
+
 # ---- state ------------------------------------------------------------------------------------
 
 
@@ -126,6 +136,7 @@ class SiteState(BaseModel):
     members: dict[str, MemberFacts] = {}
     branch: Branch | None = None
     groups: dict[str, Group] = {}
+    completed_on: dt.date | None = None
 
     def full_members(self) -> int:
         return sum(1 for m in self.members.values() if m.status is MemberStatus.full)
@@ -162,6 +173,8 @@ def evolve(state: SiteState | None, event: Event) -> SiteState | None:
             site = _site(state)
             group = Group(**event.model_dump(include=set(Group.model_fields)))
             return site.model_copy(update={"groups": {**site.groups, event.group_id: group}})
+        case SiteCompleted():
+            return _site(state).model_copy(update={"completed_on": event.completed_on})
     raise TypeError(f"membership cannot evolve {type(event).__name__}")
 
 
@@ -198,6 +211,8 @@ def decide(command: object, given: Given, rules: Rules = DEFAULT_RULES) -> list[
             return _form_branch(command, given, rules)
         case FormPartyGroup():
             return _form_party_group(command, given, rules)
+        case CompleteSite():
+            return _complete_site(command, given)
     raise TypeError(f"membership cannot decide {type(command).__name__}")
 
 
@@ -236,8 +251,24 @@ def _register_site(command: RegisterSite, given: Given) -> list[Event]:
     return [SiteRegistered(**fields)]
 
 
+def _open(given: Given, site_id: str) -> SiteState:
+    site = _existing(given, site_id)
+    if site.completed_on is not None:
+        raise SiteCompletedError(f"工地 {site_id} 已于 {site.completed_on} 竣工 (site completed)", "site_id")
+    return site
+
+
+def _complete_site(command: CompleteSite, given: Given) -> list[Event]:
+    site = _open(given, command.site_id)
+    if command.completed_on < site.start_date:
+        raise CompletionBeforeStartError(
+            f"竣工日期 {command.completed_on} 早于开工日期 {site.start_date} (completion before start)", "completed_on"
+        )
+    return [SiteCompleted(site_id=site.site_id, completed_on=command.completed_on)]
+
+
 def _record_arrival(command: RecordArrival, given: Given) -> list[Event]:
-    site = _existing(given, command.site_id)
+    site = _open(given, command.site_id)
     if command.member_id in site.members:
         raise MemberAlreadyPresentError(
             f"党员 {command.member_id} 已在工地 {site.site_id} (member already present)", "member_id"

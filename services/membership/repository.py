@@ -1,58 +1,84 @@
-"""Inline state the membership rules check, kept beside the events: site snapshots and member presence.
+"""Membership's store: site snapshots and member presence kept beside the events, in two round trips per command.
 
-A command costs two round trips: `load` (state, presence and whether the command was seen) and `commit`, one
-call of a SQL function that appends the events and updates the inline tables in the same transaction.
+`load` is one query (whether the command was seen, the site's state, the state of the site where the member is
+now); `commit` is one call of a SQL function that appends the events and updates the inline tables in the
+statement's transaction. A racing writer makes either a unique violation or GD409: a conflict, tried again.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
+import orjson
 
-from contracts.base import Event
-from contracts.membership import MemberArrived, MemberDeparted, RecordArrival
-from contracts.replies import ErrorInfo
-from gongdi.store.postgres import Batch, ConcurrencyError, StoredRow, StreamHead, conflict, insert_sql, warnings_json
+from contracts.base import Command, Event
+from contracts.membership import MemberArrived, MemberDeparted, RecordArrival, SiteRegistered
+from contracts.replies import ErrorInfo, RecordedRef
+from gongdi.service.pipeline import Loaded
+from gongdi.store.base import ConcurrencyError, Meta, Pending, StreamHead, prepare
+from gongdi.store.migrations import Migration, numbered
+from gongdi.store.postgres import (
+    EVENT_STORE_MIGRATIONS,
+    PostgresEventStore,
+    conflicts,
+    insert_sql,
+    notify_sql,
+    refs,
+    rows_json,
+    warnings_json,
+)
+from gongdi.store.sitestreams import stream_of
 from services.membership.domain import Given, SiteState, evolve
 
 SCHEMA = "membership"
 CONFLICT_SQLSTATE = "GD409"
 
-TABLES_SQL = f"""
-CREATE TABLE IF NOT EXISTS {SCHEMA}.site_state (
-    site_id text PRIMARY KEY,
-    version int NOT NULL,
-    hash text NOT NULL,
-    state jsonb NOT NULL
-);
-CREATE TABLE IF NOT EXISTS {SCHEMA}.member_presence (
-    member_id text PRIMARY KEY,
-    site_id text NOT NULL
-);
-CREATE OR REPLACE FUNCTION {SCHEMA}.commit(
-    uuid[], text[], int[], text[], int[], text[], text[], text, uuid, uuid, uuid, timestamptz, text[], text[], text[],
-    warnings jsonb, state_ids text[], state_versions int[], state_hashes text[], state_docs text[],
-    left_members text[], left_sites text[], came_members text[], came_sites text[]
-) RETURNS TABLE (event_id uuid, "position" bigint, tx_id bigint, recorded_at timestamptz)
+MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
+    Migration(2, "member presence: one site at a time", lambda s: f"""
+        CREATE TABLE IF NOT EXISTS {s}.member_presence (
+            member_id text PRIMARY KEY,
+            site_id text NOT NULL
+        );"""),
+    Migration(3, "commit takes a command's events as one JSON parameter (drops release 0.1's 24 arguments)",
+              lambda s: f"""
+        DROP FUNCTION IF EXISTS {s}.commit(uuid[], text[], int[], text[], int[], text[], text[], text, uuid, uuid,
+            uuid, timestamptz, text[], text[], text[], jsonb, text[], int[], text[], text[], text[], text[], text[],
+            text[]);"""),
+])
+
+
+def commit_function_sql(s: str) -> str:
+    return f"""
+CREATE OR REPLACE FUNCTION {s}.commit(p_command uuid, p_warnings jsonb, p_events jsonb, p_states jsonb,
+                                      p_left jsonb, p_came jsonb)
+RETURNS TABLE (event_id uuid, "position" bigint)
 LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
+DECLARE
+    moved record;
 BEGIN
-    INSERT INTO {SCHEMA}.commands (command_id, warnings) VALUES ($9, warnings);
-    RETURN QUERY {insert_sql(SCHEMA)};
-    FOR i IN 1 .. coalesce(array_length(left_members, 1), 0) LOOP
-        DELETE FROM {SCHEMA}.member_presence p WHERE p.member_id = left_members[i] AND p.site_id = left_sites[i];
+    INSERT INTO {s}.commands (command_id, warnings) VALUES (p_command, p_warnings);
+    RETURN QUERY {insert_sql(s, 'p_events')};
+    FOR moved IN SELECT * FROM jsonb_to_recordset(p_left) AS l(member_id text, site_id text) LOOP
+        DELETE FROM {s}.member_presence p WHERE p.member_id = moved.member_id AND p.site_id = moved.site_id;
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'presence of % changed concurrently', left_members[i] USING ERRCODE = '{CONFLICT_SQLSTATE}';
+            RAISE EXCEPTION 'presence of % changed concurrently', moved.member_id USING ERRCODE = '{CONFLICT_SQLSTATE}';
         END IF;
     END LOOP;
     -- The primary key is the rule "a member is at one site at a time": a racing arrival fails here.
-    INSERT INTO {SCHEMA}.member_presence (member_id, site_id) SELECT * FROM unnest(came_members, came_sites);
-    INSERT INTO {SCHEMA}.site_state (site_id, version, hash, state)
-        SELECT u.id, u.v, u.h, u.d::jsonb
-        FROM unnest(state_ids, state_versions, state_hashes, state_docs) AS u(id, v, h, d)
+    INSERT INTO {s}.member_presence (member_id, site_id)
+        SELECT c.member_id, c.site_id FROM jsonb_to_recordset(p_came) AS c(member_id text, site_id text);
+    INSERT INTO {s}.site_state (site_id, version, hash, state)
+        SELECT u.site_id, u.version, u.hash, u.state
+        FROM jsonb_to_recordset(p_states) AS u(site_id text, version int, hash text, state jsonb)
         ON CONFLICT (site_id) DO UPDATE SET version = EXCLUDED.version, hash = EXCLUDED.hash, state = EXCLUDED.state;
 END $fn$;
 """
+
+
+ROUTINES = (notify_sql, commit_function_sql)
 
 _LOAD = f"""
 SELECT EXISTS (SELECT 1 FROM {SCHEMA}.commands WHERE command_id = $1) AS done,
@@ -64,59 +90,73 @@ LEFT JOIN {SCHEMA}.member_presence p ON p.member_id = $3 AND p.site_id <> $2
 LEFT JOIN {SCHEMA}.site_state ps ON ps.site_id = p.site_id
 """
 
-_COMMIT = f"SELECT * FROM {SCHEMA}.commit({', '.join(f'${i}' for i in range(1, 25))})"
+_COMMIT = f"SELECT * FROM {SCHEMA}.commit($1, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb)"
 
 
-def stream_of(site_id: str) -> str:
-    return f"site-{site_id}"
+class MembershipRepository:
+    def __init__(self, pool: asyncpg.Pool):
+        self.store = PostgresEventStore(pool, SCHEMA)
+
+    @asynccontextmanager
+    async def attempt(self) -> AsyncIterator[_Attempt]:
+        # No explicit transaction: each of the two statements is atomic on its own, and commit re-checks
+        # everything load saw (stream versions, presence), so a stale load ends in a conflict, never a wrong write.
+        async with self.store.pool.acquire() as conn:
+            yield _Attempt(self.store, conn)
 
 
-@dataclass(frozen=True)
-class Loaded:
-    done: bool
-    given: Given
-    heads: dict[str, StreamHead]
+class _Attempt:
+    def __init__(self, store: PostgresEventStore, conn: asyncpg.Connection):
+        self.store = store
+        self.conn = conn
 
-
-class SiteRepository:
-    async def load(self, conn: asyncpg.Connection, command: object) -> Loaded:
+    async def load(self, command: Command) -> Loaded:
         site_id: str = command.site_id  # type: ignore[attr-defined]
         member_id = command.member_id if isinstance(command, RecordArrival) else None
-        r = await conn.fetchrow(_LOAD, command.command_id, site_id, member_id)  # type: ignore[attr-defined]
+        r = await self.conn.fetchrow(_LOAD, command.command_id, site_id, member_id)
+        if r["done"]:
+            return Loaded(None, reply=await self.store.find_command(command.command_id, self.conn))
         site = SiteState.model_validate_json(r["state"]) if r["state"] else None
         heads = {stream_of(site_id): StreamHead(r["version"], r["hash"]) if site else StreamHead()}
         previous = None
         if r["prev_id"] is not None:
             previous = SiteState.model_validate_json(r["prev_state"])
             heads[stream_of(r["prev_id"])] = StreamHead(r["prev_version"], r["prev_hash"])
-        return Loaded(r["done"], Given(site=site, previous_site=previous), heads)
+        return Loaded(Given(site=site, previous_site=previous), target=heads)
 
-    async def commit(
-        self, conn: asyncpg.Connection, batch: Batch, given: Given, events: list[Event], warnings: list[ErrorInfo]
-    ) -> list[StoredRow]:
+    async def commit(self, command: Command, loaded: Loaded, events: list[Event], warnings: list[ErrorInfo]
+                     ) -> list[RecordedRef]:
+        given: Given = loaded.given
         states: dict[str, SiteState | None] = {s.site_id: s for s in (given.site, given.previous_site) if s}
-        left: list[tuple[str, str]] = []
-        came: list[tuple[str, str]] = []
+        township = {site_id: s.township for site_id, s in states.items() if s}
+        pending: list[Pending] = []
+        left: list[dict[str, str]] = []
+        came: list[dict[str, str]] = []
         for event in events:
-            site_id = event.site_id  # type: ignore[attr-defined]
+            site_id: str = event.site_id  # type: ignore[attr-defined]
+            tw = event.township if isinstance(event, SiteRegistered) else township[site_id]
+            pending.append(Pending(event, stream_of(site_id), tw, site_id))
             states[site_id] = evolve(states.get(site_id), event)
             if isinstance(event, MemberDeparted):
-                left.append((event.member_id, site_id))
+                left.append({"member_id": event.member_id, "site_id": site_id})
             elif isinstance(event, MemberArrived):
-                came.append((event.member_id, site_id))
-        ids = list(states)
-        heads = [batch.heads[stream_of(i)] for i in ids]
+                came.append({"member_id": event.member_id, "site_id": site_id})
+        meta = Meta(actor=command.actor, command_id=command.command_id, correlation_id=command.correlation_id)
+        prepared = prepare(pending, loaded.target, meta)
+        snapshots = [_snapshot(site_id, state, prepared.heads[stream_of(site_id)])
+                     for site_id, state in states.items() if state is not None]
         try:
-            returned = await conn.fetch(
-                _COMMIT, *batch.args(), warnings_json(warnings),
-                ids, [h.version for h in heads], [h.hash for h in heads],
-                [states[i].model_dump_json() for i in ids],  # type: ignore[union-attr]
-                [m for m, _ in left], [s for _, s in left], [m for m, _ in came], [s for _, s in came],
-            )
-        except asyncpg.UniqueViolationError as exc:
-            raise conflict(exc) from exc
+            with conflicts():
+                returned = await self.conn.fetch(
+                    _COMMIT, command.command_id, warnings_json(warnings), rows_json(prepared),
+                    orjson.dumps(snapshots).decode(), orjson.dumps(left).decode(), orjson.dumps(came).decode(),
+                )
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == CONFLICT_SQLSTATE:
                 raise ConcurrencyError(str(exc)) from exc
             raise
-        return batch.stored(returned)
+        return refs(prepared, returned)
+
+
+def _snapshot(site_id: str, state: SiteState, head: StreamHead) -> dict[str, Any]:
+    return {"site_id": site_id, "version": head.version, "hash": head.hash, "state": state.model_dump(mode="json")}

@@ -1,36 +1,23 @@
-"""Views query handlers and the live-change publisher."""
+"""Views query handlers, each bound to its entry in contracts.queries, and the live-change publisher."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any
 
 import asyncpg
 import orjson
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import ValidationError
 
-from contracts.base import Slug
 from contracts.envelope import Envelope
 from contracts.geo import CITY
+from contracts.queries import QUERIES, BirthdayQuery, NoParams, Query, SiteQuery, TownshipQuery
 from contracts.replies import ErrorInfo, QueryReply
 from contracts.subjects import live_subject
-from services.views import activity_queries, liaison_queries, queries
-
-
-class SiteQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    site_id: Slug
-
-
-class TownshipQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    township: Slug
-
-
-class BirthdayQuery(SiteQuery):
-    month: Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] | None = None  # YYYY-MM
+from services.views import activities, liaison, membership
 
 
 def _error(code: str, message: str, field: str | None = None) -> bytes:
@@ -43,26 +30,49 @@ def _invalid(exc: ValidationError) -> bytes:
     return _error("VALIDATION_FAILED", f"{field}: {first['msg']}", field)
 
 
-Q = TypeVar("Q", bound=BaseModel)
+Reply = Callable[[Any, bytes], Awaitable[bytes]]
 
 
-def takes(model: type[Q]) -> Callable:
-    """A query handler receives its parsed query; bad input is answered with the typed error."""
+def query(q: Query) -> Callable[[Callable[[Any, Any], Awaitable[bytes]]], Reply]:
+    """Implements registry query `q`: the method receives its parsed parameters; bad input gets the typed error."""
 
-    def wrap(handler: Callable[[Any, Q], Awaitable[bytes]]) -> Callable[[Any, bytes], Awaitable[bytes]]:
+    def wrap(handler: Callable[[Any, Any], Awaitable[bytes]]) -> Reply:
+        @functools.wraps(handler)
         async def parsed(self: Any, raw: bytes) -> bytes:
             try:
-                query = model.model_validate_json(raw or b"{}")
+                params = q.params.model_validate_json(raw or b"{}")
             except ValidationError as exc:
                 return _invalid(exc)
-            return await handler(self, query)
+            return await handler(self, params)
 
+        parsed.implements = q  # type: ignore[attr-defined]
         return parsed
 
     return wrap
 
 
+def implementations(cls: type) -> dict[str, Reply]:
+    """Query name → the method of `cls` implementing it; raises unless every registered query has exactly one."""
+    found: dict[str, list[str]] = {}
+    methods: dict[str, Reply] = {}
+    for attr, value in vars(cls).items():
+        q = getattr(value, "implements", None)
+        if isinstance(q, Query):
+            found.setdefault(q.name, []).append(attr)
+            methods[q.name] = value
+            if QUERIES.get(q.name) is not q:
+                raise TypeError(f"{cls.__name__}.{attr} implements {q.name!r}, which is not the registered query")
+    problems = [f"no implementation of query {name!r}" for name in QUERIES if name not in found]
+    problems += [f"query {name!r} is implemented twice ({', '.join(attrs)})"
+                 for name, attrs in found.items() if len(attrs) > 1]
+    if problems:
+        raise TypeError(f"{cls.__name__}: " + "; ".join(problems))
+    return methods
+
+
 class ViewQueries:
+    """The registry's queries over one views schema; `implementations(ViewQueries)` maps each name to its method."""
+
     def __init__(self, pool: asyncpg.Pool, schema: str, js: JetStreamContext, streams: list[str],
                  today: Callable[[], dt.date] = dt.date.today):
         self.pool = pool
@@ -71,7 +81,8 @@ class ViewQueries:
         self.streams = streams
         self.today = today
 
-    async def status(self, _raw: bytes) -> bytes:
+    @query(QUERIES["status"])
+    async def status(self, _: NoParams) -> bytes:
         """How far the views are behind each stream they read: applied sequence against the stream's last."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(f"SELECT stream, stream_seq FROM {self.schema}.consumer_checkpoint")
@@ -83,50 +94,50 @@ class ViewQueries:
                             "behind": last - applied.get(name, 0)})
         return orjson.dumps({"ok": True, "data": {"streams": streams}})
 
-    async def city(self, _raw: bytes) -> bytes:
+    @query(QUERIES["city"])
+    async def city(self, _: NoParams) -> bytes:
         async with self.pool.acquire() as conn:
-            data = await queries.city(conn, self.schema)
-            data["activities"] = await activity_queries.summary(conn, self.schema, None, self.today())
-            data["liaison"] = await liaison_queries.summary(conn, self.schema, "city", None, self.today())
+            data = await membership.city(conn, self.schema)
+            data["activities"] = await activities.summary(conn, self.schema, None, self.today())
+            data["liaison"] = await liaison.summary(conn, self.schema, "city", None, self.today())
         return orjson.dumps({"ok": True, "data": data})
 
-    @takes(TownshipQuery)
-    async def township(self, query: TownshipQuery) -> bytes:
+    @query(QUERIES["township"])
+    async def township(self, params: TownshipQuery) -> bytes:
         async with self.pool.acquire() as conn:
-            city = await queries.city(conn, self.schema)
-            row = next((t for t in city["townships"] if t["township"] == query.township), None)
+            city = await membership.city(conn, self.schema)
+            row = next((t for t in city["townships"] if t["township"] == params.township), None)
             if row is None:
-                return _error("TOWNSHIP_NOT_FOUND", f"乡镇 {query.township} 没有登记的工地", "township")
-            row["liaison"] = await liaison_queries.summary(conn, self.schema, "township", query.township,
-                                                           self.today())
+                return _error("TOWNSHIP_NOT_FOUND", f"乡镇 {params.township} 没有登记的工地", "township")
+            row["liaison"] = await liaison.summary(conn, self.schema, "township", params.township, self.today())
         return orjson.dumps({"ok": True, "data": row})
 
-    @takes(SiteQuery)
-    async def site(self, query: SiteQuery) -> bytes:
+    @query(QUERIES["site"])
+    async def site(self, params: SiteQuery) -> bytes:
         async with self.pool.acquire() as conn:
-            data = await queries.site(conn, self.schema, query.site_id)
+            data = await membership.site(conn, self.schema, params.site_id)
             if data is None:
-                return _error("SITE_NOT_FOUND", f"工地 {query.site_id} 不在视图中 (no such site)", "site_id")
-            data["activities"] = await activity_queries.summary(conn, self.schema, query.site_id, self.today())
-            data["departed_holders"] = await activity_queries.departed_holders(conn, self.schema, query.site_id)
-            data["liaison"] = await liaison_queries.summary(conn, self.schema, "site", query.site_id, self.today())
+                return _error("SITE_NOT_FOUND", f"工地 {params.site_id} 不在视图中 (no such site)", "site_id")
+            data["activities"] = await activities.summary(conn, self.schema, params.site_id, self.today())
+            data["departed_holders"] = await activities.departed_holders(conn, self.schema, params.site_id)
+            data["liaison"] = await liaison.summary(conn, self.schema, "site", params.site_id, self.today())
         return orjson.dumps({"ok": True, "data": data})
 
-    @takes(BirthdayQuery)
-    async def birthdays(self, query: BirthdayQuery) -> bytes:
+    @query(QUERIES["birthdays"])
+    async def birthdays(self, params: BirthdayQuery) -> bytes:
         today = self.today()
-        year, month = (int(x) for x in query.month.split("-")) if query.month else (today.year, today.month)
+        year, month = (int(x) for x in params.month.split("-")) if params.month else (today.year, today.month)
         async with self.pool.acquire() as conn:
-            rows = await activity_queries.birthdays(conn, self.schema, query.site_id, year, month)
-            waiting = await activity_queries.not_celebrated(conn, self.schema, query.site_id, year)
-        return orjson.dumps({"ok": True, "data": {"site_id": query.site_id, "month": f"{year}-{month:02d}",
+            rows = await activities.birthdays(conn, self.schema, params.site_id, year, month)
+            waiting = await activities.not_celebrated(conn, self.schema, params.site_id, year)
+        return orjson.dumps({"ok": True, "data": {"site_id": params.site_id, "month": f"{year}-{month:02d}",
                                                    "members": rows, "not_celebrated_this_year": waiting}})
 
-    @takes(SiteQuery)
-    async def talks(self, query: SiteQuery) -> bytes:
+    @query(QUERIES["talks"])
+    async def talks(self, params: SiteQuery) -> bytes:
         async with self.pool.acquire() as conn:
-            rows = await activity_queries.open_talks(conn, self.schema, query.site_id, self.today())
-        return orjson.dumps({"ok": True, "data": {"site_id": query.site_id, "open": rows}})
+            rows = await activities.open_talks(conn, self.schema, params.site_id, self.today())
+        return orjson.dumps({"ok": True, "data": {"site_id": params.site_id, "open": rows}})
 
 
 class LivePublisher:

@@ -5,7 +5,6 @@ import asyncio
 import datetime as dt
 import os
 import signal
-import time
 import uuid
 
 import asyncpg
@@ -29,6 +28,7 @@ from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
 from gongdi.ops.supervisor import Supervisor
 from gongdi.service.settings import Settings
+from tests.integration.chaos import KillOnProgress, revive
 from tests.integration.waiting import eventually
 
 DAY = dt.date(2020, 7, 1)
@@ -48,16 +48,6 @@ async def site_with_members(client: GongdiClient, site_id: str, members: list[st
 
 async def obligations(pool: asyncpg.Pool) -> int:
     return await pool.fetchval("SELECT count(*) FROM activities.events WHERE event_type = 'TalkObligationCreated'")
-
-
-def restart(sup: Supervisor, name: str) -> None:
-    for _ in range(400):  # the supervisor backs off up to 30 s for a process that keeps dying young
-        sup.check()
-        child = next(c for c in sup.children if c.name == name)
-        if child.proc and child.proc.poll() is None:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{name} did not restart")
 
 
 @pytest.mark.usefixtures("platform")
@@ -154,7 +144,7 @@ async def test_replayed_arrivals_create_no_second_obligation(platform: Superviso
     js = nc.jetstream()
     await js.delete_consumer(stream_name(MEMBERSHIP), "activities")
     await ensure_durable(js, MEMBERSHIP, "activities", ack_wait=3.0)
-    restart(platform, "activities")
+    await revive(platform, "activities")
 
     async def drained():
         info = await js.consumer_info(stream_name(MEMBERSHIP), "activities")
@@ -167,41 +157,45 @@ async def test_replayed_arrivals_create_no_second_obligation(platform: Superviso
 
 @pytest.mark.slow
 async def test_killing_the_policy_mid_run_loses_and_doubles_nothing(platform: Supervisor, client: GongdiClient,
-                                                                    pool: asyncpg.Pool):
+                                                                    pool: asyncpg.Pool, ready_settings: Settings):
     sites, members = 20, 1500
     for s in range(sites):
         assert (await client.send(MEMBERSHIP, f.register(f"k{s}")))["ok"]
     gate = asyncio.Semaphore(32)
-    stop = asyncio.Event()
-    kills = 0
+    # The policy is killed as its obligations reach each count: every kill lands on a policy that has been working
+    # since its last restart, with hundreds of arrivals still to apply.
+    chaos = KillOnProgress(platform, ["activities"], at=[250, 650, 1050])
 
     async def one(n: int) -> None:
         async with gate:
             assert (await client.send(MEMBERSHIP, f.arrive(f"k{n % sites}", f"e{n}")))["ok"]
 
-    async def killer() -> None:
-        nonlocal kills
-        while not stop.is_set():
-            await asyncio.sleep(1.0)
-            child = next(c for c in platform.children if c.name == "activities")
-            if child.proc and child.proc.poll() is None:
-                os.kill(child.proc.pid, signal.SIGKILL)
-                kills += 1
-            await asyncio.to_thread(restart, platform, "activities")
-
-    chaos = asyncio.create_task(killer())
-    await asyncio.gather(*(one(n) for n in range(members)))
-    stop.set()
-    await chaos
-    assert kills >= 2
-    restart(platform, "activities")
+    watching = asyncio.create_task(chaos.watch(lambda: obligations(pool)))
+    try:
+        await asyncio.gather(*(one(n) for n in range(members)))
+        await watching
+    finally:
+        watching.cancel()
+    assert len(chaos.kills) == len(chaos.at), chaos.kills
+    assert all(k.seen < members for k in chaos.kills), chaos.kills  # each kill landed mid-run
 
     async def all_created():
         platform.check()  # restarts keep backing off after the chaos: keep the supervisor turning
         return await obligations(pool) >= members
 
     assert await eventually(all_created, timeout=120), f"{await obligations(pool)} of {members} obligations"
-    await asyncio.sleep(2)
+    nc = await nats.connect(ready_settings.nats_url)
+    try:
+        js = nc.jetstream()
+
+        async def drained():  # every membership event applied and acknowledged: no redelivery is still to come
+            platform.check()
+            info = await js.consumer_info(stream_name(MEMBERSHIP), "activities")
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
+        assert await eventually(drained, timeout=60)
+    finally:
+        await nc.close()
     assert await obligations(pool) == members
     per_cause = await pool.fetchval(
         "SELECT count(DISTINCT causation_id) FROM activities.events WHERE event_type = 'TalkObligationCreated'")

@@ -2,51 +2,12 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-GONGDI = [sys.executable, "-m", "gongdi"]
-
-
-def start_up(home: Path) -> subprocess.Popen:
-    return subprocess.Popen([*GONGDI, "--home", str(home), "up", "--seed"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=_env())
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
-
-
-def wait_for_line(proc: subprocess.Popen, marker: str, timeout: float = 120) -> str:
-    seen = []
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            break
-        seen.append(line)
-        if marker in line:
-            return "".join(seen)
-    raise AssertionError("".join(seen))
-
-
-def gongdi(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*GONGDI, "--home", str(home), *args], capture_output=True, text=True, env=_env(),
-                          timeout=30)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGINT)
-    proc.wait(60)
-
+from tests.integration.running import gongdi, start, stop, wait_for_line
 
 ARRIVAL = {
     "site_id": "xm-002", "member_id": "m9001", "arrived_on": "2020-09-01",
@@ -59,7 +20,7 @@ ARRIVAL = {
 @pytest.mark.slow
 def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
     home = tmp_path / "home"
-    proc = start_up(home)
+    proc = start(home, "--seed")
     try:
         out = wait_for_line(proc, "Ctrl-C")
         assert "重点工程项目       82" in out and "12,708" in out and "251" in out
@@ -109,7 +70,7 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
     assert proc.returncode == 0
 
     # State is kept between runs, and seeding again writes nothing twice.
-    again = start_up(home)
+    again = start(home, "--seed")
     try:
         out = wait_for_line(again, "Ctrl-C")
         assert "新记录 0 条" in out and "252" in out and "党员责任区         60" in out

@@ -13,8 +13,8 @@ from gongdi.bus.consumer import OrderedConsumer, checkpoint_sql
 from gongdi.bus.relay import Relay
 from gongdi.bus.streams import ensure_durable
 from gongdi.service.settings import Settings
-from gongdi.store.postgres import EventStore
-from tests.integration.appending import SERVICE, append_one
+from gongdi.store.postgres import PostgresEventStore
+from tests.appending import SERVICE, append_one
 
 
 class Recorder:
@@ -30,7 +30,7 @@ class Recorder:
 
 
 async def publish(pool: asyncpg.Pool, settings: Settings, count: int) -> None:
-    store = EventStore(pool, SERVICE)
+    store = PostgresEventStore(pool, SERVICE)
     for n in range(count):
         await append_one(store, "s-1", n)
     nc = await nats.connect(settings.nats_url)

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
 import time
 
 import asyncpg
@@ -17,10 +15,12 @@ from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
 from gongdi.ops.supervisor import Supervisor
 from gongdi.service.settings import Settings
-from services.views import queries
+from services.views import membership
 from services.views.app import rebuild
+from tests.integration.chaos import KillOnProgress, views_answer
 
 SITES, FIRST_ARRIVALS, MOVES, DEPARTURES, WORKFORCE = 200, 6000, 3000, 200, 600
+KILL_AT_REPLY = [800, 2300, 3800, 5300, 6800, 8300]
 
 
 def plan() -> tuple[list, list, list, int]:
@@ -42,7 +42,7 @@ def plan() -> tuple[list, list, list, int]:
         headcount.values())
 
 
-async def send_all(client: GongdiClient, commands: list, width: int = 48) -> None:
+async def send_all(client: GongdiClient, commands: list, width: int = 48, chaos: KillOnProgress | None = None) -> None:
     gate = asyncio.Semaphore(width)
 
     async def one(cmd) -> None:
@@ -54,25 +54,10 @@ async def send_all(client: GongdiClient, commands: list, width: int = 48) -> Non
                 except (nats.errors.TimeoutError, TimeoutError):
                     continue
             assert reply["ok"], reply
+        if chaos:
+            await chaos.progress()  # may kill and restart a process; the other senders keep going
 
     await asyncio.gather(*(one(c) for c in commands))
-
-
-async def killer(sup: Supervisor, stop: asyncio.Event, kills: list[str]) -> None:
-    victims = [c for c in sup.children if c.name in ("membership-relay", "views")]
-    i = 0
-    while not stop.is_set():
-        await asyncio.sleep(1.5)
-        child = victims[i % 2]
-        if child.proc and child.proc.poll() is None:
-            os.kill(child.proc.pid, signal.SIGKILL)
-            kills.append(child.name)
-        i += 1
-        for _ in range(40):
-            sup.check()
-            if child.proc and child.proc.poll() is None:
-                break
-            await asyncio.sleep(0.25)
 
 
 @pytest.mark.slow
@@ -81,22 +66,20 @@ async def test_kill_relay_and_views_mid_run(platform: Supervisor, client: Gongdi
     registrations, second, third, workers = plan()
     assert len(registrations) + len(second) + len(third) == 10_000
     await send_all(client, registrations)
-    stop, kills = asyncio.Event(), []
-    chaos = asyncio.create_task(killer(platform, stop, kills))
-    try:
-        await send_all(client, second)
-        await send_all(client, third)
-    finally:
-        stop.set()
-        await chaos
-    assert len(kills) >= 4, kills
+    # Relay and views killed in turn, at set replies of the 9,800 sent under chaos: each lands mid-load.
+    chaos = KillOnProgress(platform, ["membership-relay", "views"], at=KILL_AT_REPLY,
+                           ready={"views": views_answer(client)})
+    await send_all(client, second, chaos=chaos)
+    await send_all(client, third, chaos=chaos)
+    assert len(chaos.kills) == len(KILL_AT_REPLY), chaos.kills
+    assert [k.victim for k in chaos.kills] == ["membership-relay", "views"] * (len(KILL_AT_REPLY) // 2), chaos.kills
 
     expected = {"projects": SITES, "workers": workers, "members": FIRST_ARRIVALS - DEPARTURES}
     deadline = time.monotonic() + 120
     while True:
         platform.check()  # the supervisor's restart back-off can outlast the load: keep it turning
         async with pool.acquire() as conn:
-            city = await queries.city(conn, "views")
+            city = await membership.city(conn, "views")
         got = {k: city[k] for k in expected}
         if got == expected or time.monotonic() > deadline:
             break
@@ -127,7 +110,7 @@ async def test_kill_relay_and_views_mid_run(platform: Supervisor, client: Gongdi
 
     assert await rebuild(ready_settings, "views_rebuild") == events + talks
     async with pool.acquire() as conn:
-        assert await queries.city(conn, "views_rebuild") == city
+        assert await membership.city(conn, "views_rebuild") == city
         for table, key, cols in (
             ("site", "site_id", "site_id, workforce, branch::text, qualifies"),
             ("site_member", "site_id, member_id", "*"),

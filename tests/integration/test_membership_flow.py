@@ -96,7 +96,7 @@ async def test_arrival_elsewhere_moves_the_member(client: GongdiClient, pool: as
 
     async def settled():
         east, west = (await site_view(client, "east"))["data"], (await site_view(client, "west"))["data"]
-        return east["members_present"] == 0 and west["members_present"] == 1
+        return east and west and east["members_present"] == 0 and west["members_present"] == 1  # both projected
 
     assert await eventually(settled)
     city = (await client.query("views", "city"))["data"]
@@ -132,3 +132,29 @@ async def test_branch_covers_a_gap_and_live_change_is_published(client: GongdiCl
 async def test_unknown_site_query_gets_typed_error(client: GongdiClient):
     reply = await site_view(client, "nowhere")
     assert reply["error"]["code"] == "SITE_NOT_FOUND" and reply["error"]["field"] == "site_id"
+
+
+async def test_a_completed_site_leaves_the_gaps_and_takes_no_arrivals(client: GongdiClient, pool: asyncpg.Pool):
+    assert (await client.send(SERVICE, f.register("done", cost=9000, months=30)))["ok"]  # qualifies: a gap
+    assert (await client.send(SERVICE, f.arrive("done", "m1")))["ok"]
+
+    async def gap() -> bool:
+        city = (await client.query("views", "city"))["data"]
+        return [g["site_id"] for g in city["gaps"]] == ["done"]
+
+    assert await eventually(gap)
+    too_early = await client.send_dict(SERVICE, "CompleteSite", {"site_id": "done", "completed_on": "2019-01-01"})
+    assert too_early["error"]["code"] == "COMPLETION_BEFORE_START" and too_early["error"]["field"] == "completed_on"
+    done = await client.send_dict(SERVICE, "CompleteSite", {"site_id": "done", "completed_on": "2022-12-31"})
+    assert [e["type"] for e in done["events"]] == ["SiteCompleted"]
+    late = await client.send(SERVICE, f.arrive("done", "m2"))
+    assert late["error"]["code"] == "SITE_COMPLETED"
+
+    async def completed() -> dict | None:
+        city = (await client.query("views", "city"))["data"]
+        site = (await site_view(client, "done"))["data"]
+        return city if city["completed"] == 1 and site["completed_on"] == "2022-12-31" else None
+
+    city = await eventually(completed)
+    assert city["gaps"] == [] and city["coverage"]["qualifying"] == 0 and city["projects"] == 1
+    assert await pool.fetchval("SELECT count(*) FROM membership.events WHERE event_type = 'SiteCompleted'") == 1

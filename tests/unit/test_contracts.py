@@ -5,15 +5,27 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 
-from contracts.envelope import chain_hash
+from contracts.envelope import HASHED, STORED, Envelope, chain_hash
 from contracts.rules import qualifies_for_coverage
 from contracts.subjects import event_subject, stream_name
 from gongdi.service.settings import Settings
 
 
 def _hash(prev: str | None, payload: dict) -> str:
-    return chain_hash(prev, event_id=uuid.UUID(int=1), event_type="X", schema_version=1, stream_id="s", version=1,
-                      occurred_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC), actor="a", payload=payload)
+    return chain_hash({"prev_hash": prev, "event_id": uuid.UUID(int=1), "type": "X", "schema_version": 1,
+                       "stream_id": "s", "version": 1, "occurred_at": dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+                       "actor": "a", "payload": payload, "township": "ignored: outside the hash"})
+
+
+def test_hash_is_the_one_release_0_1_wrote():
+    """Chains written by earlier releases must still verify: the hash input may not change silently."""
+    assert _hash("f" * 64, {"a": 1}) == "a79beb9d0a2c0d2c7fcb50c1cc3df788c63b9c3ece27e2653ec41a73d99effda"
+
+
+def test_every_stored_column_is_an_envelope_field_and_the_hash_covers_identity_and_content():
+    assert [f.name for f in STORED] == [n for n in Envelope.model_fields if n != "service"]
+    assert {f.name for f in HASHED} == {"prev_hash", "event_id", "type", "schema_version", "stream_id", "version",
+                                        "occurred_at", "actor", "payload"}
 
 
 def test_hash_ignores_key_order():

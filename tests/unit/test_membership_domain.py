@@ -10,6 +10,7 @@ import pytest
 from contracts.base import Event
 from contracts.membership import (
     BranchFormed,
+    CompleteSite,
     FormBranch,
     FormPartyGroup,
     Gender,
@@ -24,6 +25,7 @@ from contracts.membership import (
     RegisterSite,
     Relation,
     ReportWorkforce,
+    SiteCompleted,
     SiteRegistered,
     UnitKind,
     Units,
@@ -304,3 +306,39 @@ def test_party_group_members_must_not_repeat():
 def test_error_codes_are_unique():
     codes = [c.code for c in domain.DomainError.__subclasses__() if c.__module__ == domain.__name__]
     assert len(codes) == len(set(codes)) and all(c.isupper() for c in codes)
+
+
+# ---- completion ---------------------------------------------------------------------------------
+
+
+def complete(on: dt.date = dt.date(2023, 6, 30)) -> CompleteSite:
+    return CompleteSite(command_id=cmd_id(), site_id="a", completed_on=on)
+
+
+def test_completing_a_site_records_site_completed():
+    expected = [SiteCompleted(site_id="a", completed_on=dt.date(2023, 6, 30))]
+    assert decide(complete(), Given(given(registered()))) == expected
+
+
+def test_completion_of_an_unknown_site_is_refused():
+    with pytest.raises(domain.SiteNotFoundError):
+        decide(complete(), Given(None))
+
+
+def test_completion_before_the_start_is_refused():
+    with pytest.raises(domain.CompletionBeforeStartError) as refused:
+        decide(complete(DAY - dt.timedelta(days=1)), Given(given(registered())))
+    assert refused.value.field == "completed_on"
+
+
+def test_a_site_is_completed_once():
+    done = given(registered(), SiteCompleted(site_id="a", completed_on=dt.date(2023, 6, 30)))
+    with pytest.raises(domain.SiteCompletedError):
+        decide(complete(), Given(done))
+
+
+def test_a_completed_site_takes_no_arrivals():
+    done = given(registered(), SiteCompleted(site_id="a", completed_on=dt.date(2023, 6, 30)))
+    assert done is not None and done.completed_on == dt.date(2023, 6, 30)
+    with pytest.raises(domain.SiteCompletedError):
+        decide(arrival("m1"), Given(done))

@@ -1,0 +1,112 @@
+"""The one command pipeline every writing service uses: parse → load → decide → append → reply, once per id."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from pydantic import ValidationError
+
+from contracts.base import Command, Event
+from contracts.errors import DomainError
+from contracts.replies import CommandReply, ErrorInfo, RecordedRef
+from gongdi.service.locks import KeyedLocks
+from gongdi.store.base import MAX_ATTEMPTS, ConflictsExhaustedError, retry_on_conflict
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What `load` found: the rule context `decide` needs, or the first reply if the command id was seen.
+
+    `target` is the repository's own note of where the events go (stream heads, township), handed back to
+    `commit` unchanged.
+    """
+
+    given: Any
+    reply: CommandReply | None = None
+    target: Any = None
+
+
+class Attempt(Protocol):
+    """One try at a command, inside whatever atomicity the repository needs."""
+
+    async def load(self, command: Command) -> Loaded: ...
+
+    async def commit(self, command: Command, loaded: Loaded, events: list[Event], warnings: list[ErrorInfo]
+                     ) -> list[RecordedRef]: ...
+
+
+class Repository(Protocol):
+    """A service's store as the pipeline sees it. A lost race raises ConcurrencyError or DuplicateCommandError
+    (from `commit`, or when the attempt ends) and the pipeline tries again."""
+
+    def attempt(self) -> AbstractAsyncContextManager[Attempt]: ...
+
+
+def error_reply(code: str, message: str, field: str | None = None, command_id: Any = None) -> bytes:
+    reply = CommandReply(ok=False, command_id=command_id, error=ErrorInfo(code=code, message=message, field=field))
+    return reply.model_dump_json().encode()
+
+
+def validation_reply(exc: ValidationError) -> bytes:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    return error_reply("VALIDATION_FAILED", f"{field or 'body'}: {first['msg']}", field)
+
+
+def accepted_reply(command: Command, refs: list[RecordedRef], warnings: list[ErrorInfo]) -> bytes:
+    return CommandReply(ok=True, command_id=command.command_id, warnings=warnings, events=refs
+                        ).model_dump_json().encode()
+
+
+def site_key(command: Command) -> str:
+    return command.site_id  # type: ignore[attr-defined]
+
+
+def no_advice(_command: Command, _given: Any) -> list[ErrorInfo]:
+    return []
+
+
+class CommandPipeline:
+    def __init__(self, commands: dict[str, type[Command]], repository: Repository,
+                 decide: Callable[[Command, Any], list[Event]],
+                 advise: Callable[[Command, Any], list[ErrorInfo]] = no_advice,
+                 key: Callable[[Command], str] = site_key, log: structlog.BoundLogger | None = None,
+                 attempts: int = MAX_ATTEMPTS):
+        self.commands = commands
+        self.repository = repository
+        self.decide = decide
+        self.advise = advise
+        self.key = key
+        self.log = log or structlog.get_logger()
+        self.attempts = attempts
+        self.locks = KeyedLocks()
+
+    async def handle(self, name: str, raw: bytes) -> bytes:
+        try:
+            command = self.commands[name].model_validate_json(raw)
+        except ValidationError as exc:
+            return validation_reply(exc)
+        # Optimistic concurrency is the guarantee across processes; the lock only spares this one the retries.
+        async with self.locks.hold(self.key(command)):
+            try:
+                return await retry_on_conflict(lambda: self._attempt(command), self.attempts)
+            except DomainError as exc:
+                return error_reply(exc.code, exc.message, exc.field, command.command_id)
+            except ConflictsExhaustedError:
+                self.log.warning("command gave up after conflicts", command_id=str(command.command_id), command=name)
+                return error_reply("CONCURRENCY_CONFLICT", "并发冲突，请重试 (too many concurrent writers)", None,
+                                   command.command_id)
+
+    async def _attempt(self, command: Command) -> bytes:
+        async with self.repository.attempt() as attempt:
+            loaded = await attempt.load(command)
+            if loaded.reply is not None:
+                return loaded.reply.model_dump_json().encode()
+            events = self.decide(command, loaded.given)
+            warnings = self.advise(command, loaded.given)
+            refs = await attempt.commit(command, loaded, events, warnings)
+        # Only now has the attempt committed: the reply never announces what might still roll back.
+        return accepted_reply(command, refs, warnings)

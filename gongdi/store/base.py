@@ -1,0 +1,194 @@
+"""What every event store offers, and the pure part of appending: numbering and hashing events against heads."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+import orjson
+
+from contracts.base import Event
+from contracts.envelope import STORED, Envelope, chain_hash
+from contracts.replies import CommandReply, ErrorInfo, RecordedRef
+
+
+class ConcurrencyError(Exception):
+    """Another writer appended to the stream first; reload and decide again."""
+
+
+class DuplicateCommandError(Exception):
+    """The command id was already recorded by a concurrent attempt."""
+
+
+class ConflictsExhaustedError(Exception):
+    """Every attempt lost a race to another writer."""
+
+
+MAX_ATTEMPTS = 20
+T = TypeVar("T")
+
+
+async def retry_on_conflict(work: Callable[[], Awaitable[T]], attempts: int = MAX_ATTEMPTS) -> T:
+    """Run `work` again after a conflict, after a short random pause that grows with each attempt."""
+    for attempt in range(attempts):
+        try:
+            return await work()
+        except (ConcurrencyError, DuplicateCommandError):
+            await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+    raise ConflictsExhaustedError(f"gave up after {attempts} conflicting attempts")
+
+
+@dataclass(frozen=True)
+class StreamHead:
+    version: int = 0
+    hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An event decided but not yet stored, with the stream it goes to."""
+
+    event: Event
+    stream_id: str
+    township: str
+    site_id: str | None
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Who and why, the same for every event of one command."""
+
+    actor: str
+    command_id: UUID | None = None
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True, order=True)
+class Checkpoint:
+    """A place in the log's gap-safe order: (writing transaction id, position)."""
+
+    tx_id: int = 0
+    position: int = 0
+
+
+def _checkpoint(self: Any) -> Checkpoint:
+    return Checkpoint(self.tx_id, self.position)
+
+
+def _envelope_json(self: Any, service: str) -> bytes:
+    """The published form, without decoding and re-encoding the payload."""
+    values = {f.name: getattr(self, f.name) for f in STORED}
+    values["payload"] = orjson.Fragment(self.payload)
+    values["service"] = service
+    return orjson.dumps(values, default=str)  # asyncpg returns its own UUID type
+
+
+def _envelope(self: Any, service: str) -> Envelope:
+    return Envelope.from_json(self.envelope_json(service))
+
+
+def _hash_values(self: Any) -> dict[str, Any]:
+    return {f.name: (orjson.loads(self.payload) if f.name == "payload" else getattr(self, f.name)) for f in STORED}
+
+
+# A raw event row, one attribute per stored envelope field; `payload` stays JSON text so that the relay can
+# forward it without re-encoding.
+StoredRow = dataclasses.make_dataclass(
+    "StoredRow",
+    [(f.name, str if f.name == "payload" else Envelope.model_fields[f.name].annotation) for f in STORED],
+    frozen=True,
+    namespace={"checkpoint": property(_checkpoint), "envelope_json": _envelope_json, "envelope": _envelope,
+               "hash_values": _hash_values, "__module__": __name__},
+)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Events numbered and hashed against their stream heads: `rows` are keyed by envelope field name."""
+
+    rows: list[dict[str, Any]]
+    heads: dict[str, StreamHead]
+
+
+def prepare(pending: Sequence[Pending], heads: dict[str, StreamHead], meta: Meta) -> Prepared:
+    """Number, hash and encode the events; nothing is written yet."""
+    occurred_at = meta.occurred_at or datetime.now(UTC)
+    heads = dict(heads)
+    rows: list[dict[str, Any]] = []
+    for p in pending:
+        head = heads.get(p.stream_id, StreamHead())
+        row = {
+            "event_id": uuid.uuid4(), "type": p.event.type_name(), "schema_version": p.event.schema_version,
+            "stream_id": p.stream_id, "version": head.version + 1, "township": p.township, "site_id": p.site_id,
+            "actor": meta.actor, "command_id": meta.command_id, "correlation_id": meta.correlation_id,
+            "causation_id": meta.causation_id, "occurred_at": occurred_at,
+            "payload": p.event.model_dump(mode="json"), "prev_hash": head.hash,
+        }
+        row["hash"] = chain_hash(row)
+        rows.append(row)
+        heads[p.stream_id] = StreamHead(row["version"], row["hash"])
+    return Prepared(rows, heads)
+
+
+def recorded(rows: list[dict[str, Any]], positions: Sequence[int]) -> list[RecordedRef]:
+    return [RecordedRef(event_id=r["event_id"], type=r["type"], stream_id=r["stream_id"], version=r["version"],
+                        position=p) for r, p in zip(rows, positions, strict=True)]
+
+
+def duplicate_reply(command_id: UUID, warnings: list[Any], refs: list[RecordedRef]) -> CommandReply:
+    return CommandReply(ok=True, command_id=command_id, duplicate=True, warnings=warnings, events=refs)
+
+
+def check_chains(rows: Sequence[Any]) -> list[str]:
+    """Recompute the hash chains of rows ordered by (stream, version); a description of each broken link."""
+    problems: list[str] = []
+    prev: dict[str, tuple[int, str | None]] = {}
+    for row in rows:
+        last_version, last_hash = prev.get(row.stream_id, (0, None))
+        if row.version != last_version + 1:
+            problems.append(f"{row.stream_id}: version {row.version} follows {last_version}")
+        if row.prev_hash != last_hash:
+            problems.append(f"{row.stream_id} v{row.version}: prev_hash does not match")
+        if chain_hash(row.hash_values()) != row.hash:
+            problems.append(f"{row.stream_id} v{row.version}: content does not match its hash")
+        prev[row.stream_id] = (row.version, row.hash)
+    return problems
+
+
+class EventStore(Protocol):
+    """The contract every event store keeps (tests/contract runs it against each implementation).
+
+    `transaction()` yields the handle that `append`, `head`, `find_command`, `save_command` and the snapshot
+    methods take: all that is done through one handle commits together or not at all. A snapshot is a stream's
+    folded state (JSON) with the head it was folded up to, kept current in the same transaction as the events.
+    """
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]: ...
+
+    async def append(self, tx: Any, pending: Sequence[Pending], heads: dict[str, StreamHead], meta: Meta
+                     ) -> tuple[list[RecordedRef], dict[str, StreamHead]]: ...
+
+    async def head(self, tx: Any, stream_id: str) -> StreamHead: ...
+
+    async def load(self, stream_id: str) -> list[Any]: ...
+
+    async def read_all(self, after: Checkpoint, limit: int = 1000) -> list[Any]: ...
+
+    async def find_command(self, command_id: UUID, tx: Any = None) -> CommandReply | None: ...
+
+    async def save_command(self, tx: Any, command_id: UUID, warnings: list[ErrorInfo]) -> None: ...
+
+    async def snapshot(self, tx: Any, key: str) -> tuple[bytes | str | None, StreamHead]: ...
+
+    async def save_snapshot(self, tx: Any, key: str, head: StreamHead, state: dict[str, Any]) -> None: ...
+
+    async def verify(self) -> list[str]: ...

@@ -1,0 +1,269 @@
+"""Views of membership: the site, member and party-group tables, their projection, and the site and city queries."""
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import orjson
+
+from contracts import membership
+from contracts.envelope import Envelope
+from contracts.geo import CITY, CITY_NAME, TOWNSHIPS
+from contracts.membership import (
+    BranchFormed,
+    MemberArrived,
+    MemberDeparted,
+    PartyGroupFormed,
+    SiteCompleted,
+    SiteRegistered,
+    WorkforceReported,
+)
+from contracts.rules import DEFAULT_RULES, Rules, qualifies_for_coverage
+from gongdi.bus.projection import Projection
+from gongdi.store.migrations import Migration
+
+# ---- tables ---------------------------------------------------------------------------------------
+
+
+# Changes to these tables after release 0.1, numbered in the views' one sequence (see app.py).
+MIGRATIONS = (
+    Migration(2, "sites: completion date",
+              lambda s: f"ALTER TABLE {s}.site ADD COLUMN IF NOT EXISTS completed_on date;"),
+)
+
+
+def tables_sql(schema: str) -> str:
+    """The schema itself and the membership tables (SQL is schema-parameterised: rebuild replays elsewhere)."""
+    return f"""
+    CREATE SCHEMA IF NOT EXISTS {schema};
+    CREATE TABLE IF NOT EXISTS {schema}.site (
+        site_id text PRIMARY KEY,
+        name text NOT NULL,
+        township text NOT NULL,
+        department text NOT NULL,
+        cost_wan numeric NOT NULL,
+        planned_months int NOT NULL,
+        start_date date NOT NULL,
+        units jsonb NOT NULL,
+        qualifies boolean NOT NULL,
+        workforce int NOT NULL DEFAULT 0,
+        branch jsonb,
+        last_position bigint NOT NULL,
+        updated_at timestamptz NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS {schema}.site_member (
+        site_id text NOT NULL,
+        member_id text NOT NULL,
+        name text NOT NULL,
+        status text NOT NULL,
+        unit_kind text NOT NULL,
+        unit_name text NOT NULL,
+        job text NOT NULL,
+        section text NOT NULL,
+        relation text NOT NULL,
+        admitted_on date NOT NULL,
+        arrived_on date NOT NULL,
+        PRIMARY KEY (site_id, member_id)
+    );
+    CREATE TABLE IF NOT EXISTS {schema}.party_group (
+        site_id text NOT NULL,
+        group_id text NOT NULL,
+        name text NOT NULL,
+        section text NOT NULL,
+        leader text NOT NULL,
+        members jsonb NOT NULL,
+        formed_on date NOT NULL,
+        PRIMARY KEY (site_id, group_id)
+    );
+    """
+
+
+# ---- projection -----------------------------------------------------------------------------------
+
+
+class MembershipProjection(Projection):
+    """Applies membership events to the per-site tables; the city view is aggregated from them on read."""
+
+    contract = membership
+
+    def __init__(self, schema: str, rules: Rules = DEFAULT_RULES):
+        super().__init__()
+        self.schema = schema
+        self.rules = rules
+
+    async def _with_touch(self, conn: asyncpg.Connection, env: Envelope, sql: str, *args: object) -> None:
+        """Run `sql` and stamp the site with the event's position, in one round trip."""
+        n = len(args)
+        await conn.execute(
+            f"WITH change AS ({sql}) UPDATE {self.schema}.site SET last_position = ${n + 1}, updated_at = ${n + 2}"
+            f" WHERE site_id = ${n + 3}",
+            *args, env.position, env.recorded_at, env.site_id,
+        )
+
+    async def site_registered(self, conn: asyncpg.Connection, env: Envelope, e: SiteRegistered) -> None:
+        await conn.execute(
+            f"INSERT INTO {self.schema}.site (site_id, name, township, department, cost_wan, planned_months,"
+            " start_date, units, qualifies, last_position, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11)",
+            e.site_id, e.name, e.township, e.department, e.cost_wan, e.planned_months, e.start_date,
+            orjson.dumps(e.units.model_dump()).decode(),
+            qualifies_for_coverage(e.cost_wan, e.planned_months, self.rules), env.position, env.recorded_at,
+        )
+
+    async def workforce_reported(self, conn: asyncpg.Connection, env: Envelope, e: WorkforceReported) -> None:
+        await conn.execute(
+            f"UPDATE {self.schema}.site SET workforce = $2, last_position = $3, updated_at = $4 WHERE site_id = $1",
+            e.site_id, e.headcount, env.position, env.recorded_at,
+        )
+
+    async def member_arrived(self, conn: asyncpg.Connection, env: Envelope, e: MemberArrived) -> None:
+        m = e.member
+        await self._with_touch(
+            conn, env,
+            f"INSERT INTO {self.schema}.site_member (site_id, member_id, name, status, unit_kind, unit_name, job,"
+            " section, relation, admitted_on, arrived_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            e.site_id, e.member_id, m.name, m.status.value, m.unit_kind.value, m.unit_name, m.job.value,
+            m.section, m.relation.value, m.admitted_on, e.arrived_on,
+        )
+
+    async def member_departed(self, conn: asyncpg.Connection, env: Envelope, e: MemberDeparted) -> None:
+        await self._with_touch(
+            conn, env, f"DELETE FROM {self.schema}.site_member WHERE site_id = $1 AND member_id = $2",
+            e.site_id, e.member_id,
+        )
+
+    async def branch_formed(self, conn: asyncpg.Connection, env: Envelope, e: BranchFormed) -> None:
+        branch = e.model_dump(mode="json", exclude={"site_id"})
+        await conn.execute(
+            f"UPDATE {self.schema}.site SET branch = $2::jsonb, last_position = $3, updated_at = $4 WHERE site_id = $1",
+            e.site_id, orjson.dumps(branch).decode(), env.position, env.recorded_at,
+        )
+
+    async def party_group_formed(self, conn: asyncpg.Connection, env: Envelope, e: PartyGroupFormed) -> None:
+        await self._with_touch(
+            conn, env,
+            f"INSERT INTO {self.schema}.party_group (site_id, group_id, name, section, leader, members, formed_on)"
+            " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",
+            e.site_id, e.group_id, e.name, e.section, e.leader, orjson.dumps(e.members).decode(), e.formed_on,
+        )
+
+    async def site_completed(self, conn: asyncpg.Connection, env: Envelope, e: SiteCompleted) -> None:
+        await conn.execute(
+            f"UPDATE {self.schema}.site SET completed_on = $2, last_position = $3, updated_at = $4 WHERE site_id = $1",
+            e.site_id, e.completed_on, env.position, env.recorded_at,
+        )
+
+
+# ---- queries --------------------------------------------------------------------------------------
+
+
+async def city(conn: asyncpg.Connection, schema: str, rules: Rules = DEFAULT_RULES) -> dict[str, Any]:
+    s = schema
+    rows = await conn.fetch(
+        f"""
+        SELECT s.site_id, s.name, s.township, s.department, s.workforce, s.qualifies,
+               s.branch IS NOT NULL AS has_branch, s.completed_on IS NOT NULL AS completed,
+               coalesce(m.members, 0) AS members, coalesce(m.full_members, 0) AS full_members
+        FROM {s}.site s
+        LEFT JOIN (SELECT site_id, count(*) AS members, count(*) FILTER (WHERE status = 'full') AS full_members
+                   FROM {s}.site_member GROUP BY site_id) m USING (site_id)
+        ORDER BY s.site_id"""
+    )
+    # A completed project needs no branch any more: it is neither a gap nor asked to form one.
+    building = [r for r in rows if not r["completed"]]
+    qualifying = [r for r in building if r["qualifies"]]
+    gaps = [_brief(r) for r in qualifying if not r["has_branch"]]
+    should_form = [
+        _brief(r) for r in building if not r["has_branch"] and r["full_members"] >= rules.branch_min_full_members
+    ]
+    townships: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        t = townships.setdefault(
+            r["township"],
+            {"township": r["township"], "name": TOWNSHIPS.get(r["township"], r["township"]), "projects": 0,
+             "workers": 0, "members": 0, "branches": 0},
+        )
+        t["projects"] += 1
+        t["workers"] += r["workforce"]
+        t["members"] += r["members"]
+        t["branches"] += int(r["has_branch"])
+    return {
+        "city": CITY,
+        "city_name": CITY_NAME,
+        "projects": len(rows),
+        "completed": len(rows) - len(building),
+        "workers": sum(r["workforce"] for r in rows),
+        "members": sum(r["members"] for r in rows),
+        "full_members": sum(r["full_members"] for r in rows),
+        "branches": sum(1 for r in rows if r["has_branch"]),
+        "coverage": {
+            "qualifying": len(qualifying),
+            "covered": sum(1 for r in qualifying if r["has_branch"]),
+            "rule": f"造价≥{rules.coverage_min_cost_wan}万元且工期≥{rules.coverage_min_months}个月",
+        },
+        "gaps": gaps,
+        "should_form_branch": should_form,
+        "townships": sorted(townships.values(), key=lambda t: t["township"]),
+    }
+
+
+def _brief(r: asyncpg.Record) -> dict[str, Any]:
+    return {"site_id": r["site_id"], "name": r["name"], "township": r["township"],
+            "full_members": r["full_members"]}
+
+
+async def site(conn: asyncpg.Connection, schema: str, site_id: str, rules: Rules = DEFAULT_RULES
+               ) -> dict[str, Any] | None:
+    s = schema
+    row = await conn.fetchrow(f"SELECT * FROM {s}.site WHERE site_id = $1", site_id)
+    if row is None:
+        return None
+    members = await conn.fetch(
+        f"SELECT member_id, name, status, unit_kind, unit_name, job, section, relation, arrived_on"
+        f" FROM {s}.site_member WHERE site_id = $1 ORDER BY member_id",
+        site_id,
+    )
+    groups = await conn.fetch(
+        f"SELECT group_id, name, section, leader, members::text AS members, formed_on FROM {s}.party_group"
+        " WHERE site_id = $1 ORDER BY group_id",
+        site_id,
+    )
+    full = sum(1 for m in members if m["status"] == "full")
+    branch = orjson.loads(row["branch"]) if row["branch"] else None
+    return {
+        "site_id": row["site_id"],
+        "name": row["name"],
+        "township": row["township"],
+        "township_name": TOWNSHIPS.get(row["township"], row["township"]),
+        "department": row["department"],
+        "cost_wan": str(row["cost_wan"]),
+        "planned_months": row["planned_months"],
+        "start_date": row["start_date"].isoformat(),
+        "units": orjson.loads(row["units"]),
+        "workforce": row["workforce"],
+        "qualifies": row["qualifies"],
+        "completed_on": row["completed_on"].isoformat() if row["completed_on"] else None,
+        "branch": branch,
+        "gap": row["qualifies"] and branch is None and row["completed_on"] is None,
+        "should_form_branch": branch is None and row["completed_on"] is None and full >= rules.branch_min_full_members,
+        "members_present": len(members),
+        "full_members": full,
+        "by_unit_kind": _count(members, "unit_kind"),
+        "by_section": _count(members, "section"),
+        "by_relation": _count(members, "relation"),
+        "members": [
+            {**dict(m), "arrived_on": m["arrived_on"].isoformat()} for m in members
+        ],
+        "groups": [
+            {**dict(g), "members": orjson.loads(g["members"]), "formed_on": g["formed_on"].isoformat()}
+            for g in groups
+        ],
+        "last_position": row["last_position"],
+    }
+
+
+def _count(rows: list[asyncpg.Record], key: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows:
+        out[r[key]] = out.get(r[key], 0) + 1
+    return dict(sorted(out.items()))

@@ -1,0 +1,35 @@
+"""Every event-store contract test runs against each implementation: Postgres (real server) and in memory."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from gongdi.store.base import EventStore
+from gongdi.store.memory import MemoryEventStore
+from gongdi.store.migrations import migrate
+from gongdi.store.postgres import EVENT_STORE_MIGRATIONS, PostgresEventStore, notify_sql
+from tests.conftest import Servers, unique
+
+SCHEMA = "contract"
+
+
+@pytest.fixture(params=["postgres", "memory"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[EventStore]:
+    if request.param == "memory":
+        yield MemoryEventStore()
+        return
+    servers: Servers = request.getfixturevalue("servers")
+    name = unique("store")
+    admin = await asyncpg.connect(servers.database_url("postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    pool = await asyncpg.create_pool(servers.database_url(name), min_size=1, max_size=12)
+    assert pool is not None
+    async with pool.acquire() as conn:
+        await migrate(conn, SCHEMA, EVENT_STORE_MIGRATIONS, (notify_sql,))
+    yield PostgresEventStore(pool, SCHEMA)
+    await pool.close()

@@ -1,0 +1,135 @@
+"""The command pipeline against the in-memory store, no processes: replies, idempotency, refusals, retries."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+
+from contracts.liaison import COMMANDS
+from gongdi.service.pipeline import CommandPipeline
+from gongdi.store.base import Meta, StreamHead
+from gongdi.store.memory import MemoryEventStore
+from gongdi.store.sitestreams import SiteStream, SiteStreams, stream_of
+from services.liaison.domain import Given, LiaisonSite, decide, evolve
+
+KNOWN = {"east": "bailin", "west": "diantou"}
+
+
+def dispute(case_id: str = "w-1", site_id: str = "east", **extra: Any) -> bytes:
+    body = {"command_id": str(uuid.uuid4()), "site_id": site_id, "case_id": case_id, "kind": "wages",
+            "reported_on": "2020-06-01", "parties": ["劳务班组"], "amount_yuan": "8000", "description": "欠薪"}
+    return orjson.dumps({**body, **extra})
+
+
+class Directory:
+    """The rule context liaison gets from membership events, here a fixed list of sites."""
+
+    def __init__(self) -> None:
+        self.loads = 0
+
+    async def context(self, _tx: Any, site_id: str, site: LiaisonSite | None) -> tuple[Given, str | None]:
+        self.loads += 1
+        township = KNOWN.get(site_id)
+        return Given(site=site, known=township is not None), township
+
+
+def build(store: MemoryEventStore, directory: Directory | None = None, attempts: int = 20) -> CommandPipeline:
+    repo = SiteStreams(SiteStream(store, LiaisonSite, evolve), (directory or Directory()).context)
+    return CommandPipeline(COMMANDS, repo, decide, attempts=attempts)
+
+
+async def handle(pipeline: CommandPipeline, name: str, raw: bytes) -> dict[str, Any]:
+    return orjson.loads(await pipeline.handle(name, raw))
+
+
+@pytest.fixture
+def store() -> MemoryEventStore:
+    return MemoryEventStore()
+
+
+async def test_an_accepted_command_is_stored_with_its_snapshot_and_answered(store: MemoryEventStore):
+    reply = await handle(build(store), "ReportDispute", dispute())
+    assert reply["ok"] and [e["type"] for e in reply["events"]] == ["DisputeReported"]
+    rows = await store.load(stream_of("east"))
+    assert [(r.type, r.township, r.site_id) for r in rows] == [("DisputeReported", "bailin", "east")]
+    assert reply["events"][0]["position"] == rows[0].position
+    async with store.transaction() as tx:
+        state, head = await store.snapshot(tx, "east")
+    assert head == StreamHead(1, rows[0].hash)
+    assert "w-1" in LiaisonSite.model_validate_json(state).cases
+
+
+async def test_a_retried_command_id_gets_the_first_reply_and_writes_nothing(store: MemoryEventStore):
+    pipeline, raw = build(store), dispute()
+    first = await handle(pipeline, "ReportDispute", raw)
+    again = await handle(pipeline, "ReportDispute", raw)
+    assert again["duplicate"] and again["events"] == first["events"]
+    assert len(store.rows) == 1
+
+
+async def test_invalid_input_names_the_field_and_writes_nothing(store: MemoryEventStore):
+    reply = await handle(build(store), "ReportDispute", dispute(kind="canteen"))
+    assert reply["error"]["code"] == "VALIDATION_FAILED" and reply["error"]["field"] == "kind"
+    broken = await handle(build(store), "ReportDispute", b"{not json")
+    assert broken["error"]["code"] == "VALIDATION_FAILED"
+    assert store.rows == [] and store.commands == {}
+
+
+async def test_a_broken_rule_is_refused_with_its_code_and_writes_nothing(store: MemoryEventStore):
+    pipeline = build(store)
+    unknown = await handle(pipeline, "ReportDispute", dispute(site_id="nowhere"))
+    assert unknown["error"]["code"] == "SITE_NOT_FOUND" and unknown["error"]["field"] == "site_id"
+    assert (await handle(pipeline, "ReportDispute", dispute()))["ok"]
+    twice = await handle(pipeline, "ReportDispute", dispute())
+    assert twice["error"]["code"] == "ALREADY_EXISTS"
+    resolve = {"command_id": str(uuid.uuid4()), "site_id": "east", "case_id": "w-1", "resolved_on": "2020-06-03",
+               "outcome": "结清", "amount_settled_yuan": "8000"}
+    skipped = await handle(pipeline, "ResolveMediation", orjson.dumps(resolve))
+    assert skipped["error"]["code"] == "ILLEGAL_TRANSITION"
+    assert len(store.rows) == 1 and len(store.commands) == 1
+
+
+class RacingDirectory(Directory):
+    """Another writer appends to the same stream right after this command loaded it, `races` times."""
+
+    def __init__(self, store: MemoryEventStore, races: int):
+        super().__init__()
+        self.store = store
+        self.races = races
+
+    async def context(self, tx: Any, site_id: str, site: LiaisonSite | None) -> tuple[Given, str | None]:
+        if self.races:
+            self.races -= 1
+            rival = SiteStream(self.store, LiaisonSite, evolve)
+            async with self.store.transaction() as other:
+                state, head = await rival.load(other, site_id)
+                events = decide(COMMANDS["ReportDispute"].model_validate_json(dispute(f"rival-{self.races}")),
+                                Given(site=state, known=True))
+                await rival.append(other, site_id, "bailin", state, head, events, Meta("rival"))
+        return await super().context(tx, site_id, site)
+
+
+async def test_a_lost_race_is_decided_again_on_the_new_state(store: MemoryEventStore):
+    directory = RacingDirectory(store, races=2)
+    reply = await handle(build(store, directory), "ReportDispute", dispute("mine"))
+    assert reply["ok"] and reply["events"][0]["version"] == 3
+    assert directory.loads == 3
+    assert [r.version for r in await store.load(stream_of("east"))] == [1, 2, 3]
+    assert await store.verify() == []
+
+
+async def test_too_many_lost_races_get_a_typed_refusal_and_write_nothing_of_this_command(store: MemoryEventStore):
+    reply = await handle(build(store, RacingDirectory(store, races=10), attempts=3), "ReportDispute", dispute("m"))
+    assert reply["error"]["code"] == "CONCURRENCY_CONFLICT"
+    assert {r.actor for r in store.rows} == {"rival"}
+
+
+async def test_the_same_command_racing_itself_is_recorded_once(store: MemoryEventStore):
+    raw = dispute()
+    replies = await asyncio.gather(*(handle(build(store), "ReportDispute", raw) for _ in range(5)))
+    assert all(r["ok"] for r in replies)
+    assert sum(1 for r in replies if not r["duplicate"]) == 1
+    assert len(store.rows) == 1 and len(store.commands) == 1

@@ -1,0 +1,47 @@
+"""The query registry: every views query is declared once, implemented once, and printable by the CLI."""
+from __future__ import annotations
+
+import pytest
+
+from contracts.queries import QUERIES, SiteQuery
+from gongdi.cli import VIEWS
+from services.views.handlers import ViewQueries, implementations, query
+
+
+def test_the_registry_names_the_views_queries():
+    assert list(QUERIES) == ["city", "site", "township", "birthdays", "talks", "status"]
+    assert {q.name: q.key for q in QUERIES.values()} == {
+        "city": None, "site": "site_id", "township": "township", "birthdays": "site_id", "talks": "site_id",
+        "status": None,
+    }
+    assert QUERIES["site"].subject == "qry.views.site"
+    assert all(q.title for q in QUERIES.values())
+
+
+def test_every_registered_query_has_an_implementation():
+    assert implementations(ViewQueries).keys() == QUERIES.keys()
+
+
+def test_a_missing_implementation_is_an_error():
+    class Partial:
+        @query(QUERIES["site"])
+        async def site(self, params: SiteQuery) -> bytes:
+            return b""
+
+    with pytest.raises(TypeError, match="no implementation of query 'city'"):
+        implementations(Partial)
+
+
+def test_the_cli_shows_every_registered_query():
+    assert VIEWS.keys() == QUERIES.keys()
+    assert all(VIEWS[name][0] is q for name, q in QUERIES.items())
+
+
+async def test_bad_parameters_get_the_typed_error_before_any_database_access():
+    views = ViewQueries(pool=None, schema="views", js=None, streams=[])  # type: ignore[arg-type]
+    assert await views.site(b'{"site_id": "Not A Slug"}') == (
+        b'{"ok":false,"data":null,"error":{"code":"VALIDATION_FAILED","message":"site_id: String should match'
+        b' pattern \'^[a-z0-9][a-z0-9_-]{0,62}$\'","field":"site_id"}}'
+    )
+    reply = await views.city(b'{"month": "2020-01"}')
+    assert b'"code":"VALIDATION_FAILED"' in reply and b'"field":"month"' in reply
