@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 
 from contracts.queries import QUERIES, SiteQuery
-from gongdi.cli import VIEWS
 from services.views.handlers import ViewQueries, implementations, query
 
 
@@ -30,11 +29,6 @@ def test_a_missing_implementation_is_an_error():
 
     with pytest.raises(TypeError, match="no implementation of query 'city'"):
         implementations(Partial)
-
-
-def test_the_cli_shows_every_registered_query():
-    assert VIEWS.keys() == QUERIES.keys()
-    assert all(VIEWS[name][0] is q for name, q in QUERIES.items())
 
 
 async def test_bad_parameters_get_the_typed_error_before_any_database_access():
