@@ -209,6 +209,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        # A second Ctrl-C while stopping would leave the servers running: stopping is not interruptible.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("\n正在停止…")
         if supervisor:
             supervisor.stop()
