@@ -1,1 +1,1 @@
-"""The platform kit every service uses: event store, relay, consumer, settings, logging, runtime, CLI."""
+"""The platform kit, by role: store, bus, service (pipeline and declarations), ops, cli, demo."""

@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import asyncpg
 import pytest
 
 from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres
@@ -17,6 +18,16 @@ class Servers:
 
     def database_url(self, name: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{name}"
+
+    async def new_database(self, prefix: str) -> str:
+        """A new, empty database on the shared server; its URL."""
+        name = unique(prefix)
+        conn = await asyncpg.connect(self.database_url("postgres"))
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        return self.database_url(name)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The `gongdi` command: run the platform, seed it, query views, send commands, verify and rebuild."""
+"""The `gongdi` command: run the platform, seed it, query views, send commands, verify the hash chains."""
 from __future__ import annotations
 
 import argparse

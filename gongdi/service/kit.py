@@ -135,17 +135,19 @@ class WritingService:
 
     def main(self, argv: list[str]) -> None:
         """`python -m services.<name> [serve|relay|setup]`."""
-        settings = Settings.from_env()
-        what = argv[0] if argv else "serve"
-        if what == "serve":
-            asyncio.run(self.app(settings).run())
-        elif what == "relay":
-            run_until_signalled(lambda stop: self.relay(settings, stop))
-        elif what == "setup":
-            for line in asyncio.run(self.setup(settings)):
-                print(line)
-        else:
-            sys.exit(f"usage: python -m services.{self.name} [serve|relay|setup], not {what!r}")
+        run_command(self.name, argv, {
+            "serve": lambda settings, _args: asyncio.run(self.app(settings).run()),
+            "relay": lambda settings, _args: run_until_signalled(lambda stop: self.relay(settings, stop)),
+            "setup": lambda settings, _args: print(*asyncio.run(self.setup(settings)), sep="\n"),
+        })
+
+
+def run_command(service: str, argv: list[str], actions: dict[str, Callable[[Settings, list[str]], None]]) -> None:
+    """A service process's command line: the first argument picks the action (default `serve`)."""
+    what, rest = (argv[0], argv[1:]) if argv else ("serve", [])
+    if what not in actions:
+        sys.exit(f"usage: python -m services.{service} [{'|'.join(actions)}], not {what!r}")
+    actions[what](Settings.from_env(), rest)
 
 
 @dataclass(frozen=True)
@@ -228,17 +230,15 @@ class ReadingService:
 
     def main(self, argv: list[str]) -> None:
         """`python -m services.<name> [serve|setup|rebuild SCHEMA]`."""
-        settings = Settings.from_env()
-        what = argv[0] if argv else "serve"
-        if what == "serve":
-            asyncio.run(self.app(settings).run())
-        elif what == "setup":
-            for line in asyncio.run(self.setup(settings)):
-                print(line)
-        elif what == "rebuild":
-            target = argv[1] if len(argv) > 1 else f"{self.name}_rebuild"
+
+        def rebuild_into(settings: Settings, args: list[str]) -> None:
+            target = args[0] if args else f"{self.name}_rebuild"
             n = asyncio.run(self.rebuild(settings, target, lambda done, total: print(
                 f"\r重建 {done}/{total}", end="", flush=True)))
             print(f"\n{n} events replayed into schema {target}")
-        else:
-            sys.exit(f"usage: python -m services.{self.name} [serve|setup|rebuild SCHEMA], not {what!r}")
+
+        run_command(self.name, argv, {
+            "serve": lambda settings, _args: asyncio.run(self.app(settings).run()),
+            "setup": lambda settings, _args: print(*asyncio.run(self.setup(settings)), sep="\n"),
+            "rebuild": rebuild_into,
+        })

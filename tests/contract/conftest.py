@@ -10,7 +10,7 @@ from gongdi.store.base import EventStore
 from gongdi.store.memory import MemoryEventStore
 from gongdi.store.migrations import migrate
 from gongdi.store.postgres import EVENT_STORE_MIGRATIONS, PostgresEventStore, notify_sql
-from tests.conftest import Servers, unique
+from tests.conftest import Servers
 
 SCHEMA = "contract"
 
@@ -21,13 +21,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[EventStore]:
         yield MemoryEventStore()
         return
     servers: Servers = request.getfixturevalue("servers")
-    name = unique("store")
-    admin = await asyncpg.connect(servers.database_url("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    pool = await asyncpg.create_pool(servers.database_url(name), min_size=1, max_size=12)
+    pool = await asyncpg.create_pool(await servers.new_database("store"), min_size=1, max_size=12)
     assert pool is not None
     async with pool.acquire() as conn:
         await migrate(conn, SCHEMA, EVENT_STORE_MIGRATIONS, (notify_sql,))

@@ -16,16 +16,11 @@ from gongdi.ops.client import GongdiClient
 from gongdi.ops.readiness import services_ready
 from gongdi.ops.supervisor import Supervisor
 from gongdi.service.settings import Settings
-from tests.conftest import Servers, unique
+from tests.conftest import Servers
 
 
 async def _fresh(servers: Servers) -> Settings:
-    name = unique("t")
-    conn = await asyncpg.connect(servers.database_url("postgres"))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
+    database_url = await servers.new_database("t")
     nc = await nats.connect(servers.nats_url)
     try:
         js = nc.jetstream()
@@ -34,7 +29,7 @@ async def _fresh(servers: Servers) -> Settings:
                 await js.delete_stream(info.config.name)
     finally:
         await nc.close()
-    return Settings(nats_url=servers.nats_url, database_url=servers.database_url(name), consumer_ack_wait=3.0)
+    return Settings(nats_url=servers.nats_url, database_url=database_url, consumer_ack_wait=3.0)
 
 
 @pytest.fixture
