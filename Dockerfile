@@ -5,6 +5,7 @@ COPY pyproject.toml README.md ./
 COPY contracts contracts
 COPY gongdi gongdi
 COPY services services
+COPY deploy/city.yaml deploy/city.yaml
 RUN pip install --no-cache-dir .
 USER nobody
 CMD ["python", "-m", "services.membership", "serve"]

@@ -6,10 +6,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.base import Command, Event, Name, NonNegative, Positive, Slug, parse
-from contracts.geo import TOWNSHIPS
 
 SERVICE = "membership"
 
@@ -57,26 +56,18 @@ class Units(BaseModel):
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 
 
-def _known_township(code: str) -> str:
-    if code not in TOWNSHIPS:
-        raise ValueError(f"unknown township code {code!r}; known: {', '.join(sorted(TOWNSHIPS))}")
-    return code
-
-
 # ---- commands ---------------------------------------------------------------------------------
 
 
 class RegisterSite(Command):
     site_id: Slug
     name: Name
-    township: str
-    department: Name
+    township: Slug  # one of the configured city's townships (checked by the rules)
+    department: Name  # one of its competent departments (checked by the rules)
     cost_wan: Money
     planned_months: Positive
     start_date: dt.date
     units: Units
-
-    _township = field_validator("township")(_known_township)
 
 
 class ReportWorkforce(Command):

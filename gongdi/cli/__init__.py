@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="state folder (default .gongdi)")
     sub = parser.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="start NATS, Postgres and every service; Ctrl-C stops them")
-    up.add_argument("--seed", action="store_true", help="load the Fuding demo city")
+    up.add_argument("--seed", action="store_true", help="load the demo city (the default city's 2020 report)")
     up.add_argument("--reset", action="store_true", help="delete all state first")
     up.set_defaults(fn=cmd_up)
     sub.add_parser("setup", help="create schemas, streams and consumers (idempotent)").set_defaults(fn=cmd_setup)

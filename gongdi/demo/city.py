@@ -6,7 +6,7 @@ import uuid
 from decimal import Decimal
 
 from contracts.base import Command
-from contracts.geo import TOWNSHIPS
+from contracts.city import DEFAULT_CITY_FILE, load_city
 from contracts.membership import (
     FormBranch,
     FormPartyGroup,
@@ -54,6 +54,11 @@ UNIT_KINDS = [UnitKind.construction, UnitKind.construction, UnitKind.constructio
 START = dt.date(2020, 3, 1)
 
 
+def demo_townships() -> dict[str, str]:
+    """The demo is the report's own city: the platform's default configuration."""
+    return load_city(DEFAULT_CITY_FILE).townships
+
+
 def cid(*key: object) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, "/".join(str(k) for k in key))
 
@@ -64,7 +69,8 @@ def sites() -> list[tuple[str, str, str, str, int, int, int, int]]:
     others = PROJECTS - len(PILOTS)
     workers_left = WORKERS - sum(p[6] for p in PILOTS)
     members_left = MEMBERS - sum(p[7] for p in PILOTS)
-    townships = sorted(TOWNSHIPS)
+    names = demo_townships()
+    townships = sorted(names)
     for i in range(others):
         kind, dept = OTHER_KINDS[i % len(OTHER_KINDS)]
         township = townships[i % len(townships)]
@@ -75,7 +81,7 @@ def sites() -> list[tuple[str, str, str, str, int, int, int, int]]:
         members = 3 if i < flagged else rest // (others - flagged) + (1 if j < rest % (others - flagged) else 0)
         big = i % 3 == 0  # every third one qualifies for mandatory coverage: a 空白点 until it forms a branch
         cost, months = (12000 + 500 * i, 24 + i % 12) if big else (800 + 60 * i, 6 + i % 14)
-        out.append((f"xm-{i + 1:03d}", f"{TOWNSHIPS[township]}{kind}{i + 1:02d}", township, dept, cost, months,
+        out.append((f"xm-{i + 1:03d}", f"{names[township]}{kind}{i + 1:02d}", township, dept, cost, months,
                     workers, members))
     return out
 
@@ -111,6 +117,7 @@ def plan() -> list[list[Command]]:
     """Commands in phases; the commands of one phase are independent of each other."""
     registrations, workforce, arrivals, branches, groups = [], [], [], [], []
     members_at = roster()
+    names = demo_townships()
     for site_id, name, township, dept, cost, months, workers, _ in sites():
         registrations.append(RegisterSite(
             command_id=cid("register", site_id), actor="demo", site_id=site_id, name=name, township=township,
@@ -128,7 +135,7 @@ def plan() -> list[list[Command]]:
             full = [m for m, f in present if f.status is MemberStatus.full]
             branches.append(FormBranch(
                 command_id=cid("branch", site_id), actor="demo", site_id=site_id, name=f"{name}工地兼合党支部",
-                secretary=full[0], instructor="市委两新工委指导员", liaison=f"{TOWNSHIPS[township]}联络员",
+                secretary=full[0], instructor="市委两新工委指导员", liaison=f"{names[township]}联络员",
                 member_units=["业主单位", "施工单位", "监理单位", "驻地乡镇"], formed_on=dt.date(2020, 4, 1),
             ))
             by_section: dict[str, list[str]] = {}

@@ -8,19 +8,23 @@ from typing import Any
 import asyncpg
 import nats.errors
 
+from contracts import activities, liaison, membership
 from gongdi.ops.client import GongdiClient, with_client
 from gongdi.service.settings import Settings
 
 
 async def services_ready(client: GongdiClient) -> bool:
-    """Both services answer: views a query, membership a command (an empty one, refused without writing)."""
+    """Every service answers: views a query, each writer a command (an empty one, refused without writing)."""
     try:
         if not (await client.query("views", "city"))["ok"]:
             return False
-        probe = await client.send_raw("membership", "ReportWorkforce", b"{}")
+        for contract in (membership, activities, liaison):
+            probe = await client.send_raw(contract.SERVICE, next(iter(contract.COMMANDS)), b"{}")
+            if (probe.get("error") or {}).get("code") != "VALIDATION_FAILED":
+                return False
     except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
         return False  # not up yet
-    return (probe.get("error") or {}).get("code") == "VALIDATION_FAILED"
+    return True
 
 
 def wait_ready(settings: Settings, timeout: float = 60.0) -> None:

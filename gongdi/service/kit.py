@@ -24,6 +24,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from contracts.base import Command, Event
+from contracts.city import City
 from contracts.envelope import Envelope
 from contracts.queries import Query
 from contracts.replies import ErrorInfo
@@ -61,7 +62,7 @@ class Policy:
 class WritingService:
     name: str  # also its schema, its stream's service token and its queue group
     commands: dict[str, type[Command]]
-    repository: Callable[[asyncpg.Pool], Repository]
+    repository: Callable[[asyncpg.Pool, City], Repository]
     decide: Callable[[Command, Any], list[Event]]
     migrations: Sequence[Migration]
     routines: Sequence[Callable[[str], str]] = ()
@@ -93,7 +94,7 @@ class WritingService:
                                                settings.consumer_batch, settings.consumer_max_deliver, log=log)
                     # A dead policy must take the process down with it, so that the supervisor restarts it.
                     tasks.append(Background(consumer.run, lambda: os.kill(os.getpid(), signal.SIGTERM)))
-                bound.append(self.pipeline(self.repository(pool), log))
+                bound.append(self.pipeline(self.repository(pool, settings.city()), log))
                 log.info(f"{self.name} ready", commands=list(self.commands))
                 yield
             finally:
@@ -157,10 +158,10 @@ class ReadingService:
     name: str  # also its schema, its durable consumers' name and its queue group
     projections: Callable[[str], Sequence[Projection]]  # schema → one projection per source stream
     queries: dict[str, Query]
-    handlers: Callable[[asyncpg.Pool, str, JetStreamContext, list[str]], Any]  # an object with @query methods
+    handlers: Callable[[asyncpg.Pool, str, JetStreamContext, list[str], City], Any]  # with @query methods
     implementations: Callable[[type], dict[str, Callable[[Any, bytes], Awaitable[bytes]]]]
     migrations: Sequence[Migration]
-    after_commit: Callable[[NATS], Callable[[list[Envelope]], Awaitable[None]]] | None = None
+    after_commit: Callable[[NATS, City], Callable[[list[Envelope]], Awaitable[None]]] | None = None
     query_workers: int = 8
 
     def feeds(self, schema: str) -> list[tuple[str, Projection]]:
@@ -180,9 +181,10 @@ class ReadingService:
 
         @asynccontextmanager
         async def lifespan() -> AsyncIterator[None]:
+            city = settings.city()
             pool = await create_pool(settings)
             nc = await connect_nats(settings, f"{self.name}-consumer")
-            after = self.after_commit(nc) if self.after_commit else None
+            after = self.after_commit(nc, city) if self.after_commit else None
             tasks = []
             try:
                 feeds = self.feeds(self.name)
@@ -192,7 +194,7 @@ class ReadingService:
                                                settings.consumer_batch, settings.consumer_max_deliver, after, log)
                     # A dead consumer must take the process down with it, so that the supervisor restarts it.
                     tasks.append(Background(consumer.run, lambda: os.kill(os.getpid(), signal.SIGTERM)))
-                bound.append(self.handlers(pool, self.name, nc.jetstream(), [stream_name(s) for s, _ in feeds]))
+                bound.append(self.handlers(pool, self.name, nc.jetstream(), [stream_name(s) for s, _ in feeds], city))
                 log.info(f"{self.name} ready")
                 yield
             finally:

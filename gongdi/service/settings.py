@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict
 
+from contracts.city import DEFAULT_CITY_FILE, City, load_city
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -20,6 +22,10 @@ class Settings(BaseModel):
     consumer_ack_wait: float = 10.0
     consumer_max_deliver: int = 5
     stream_replicas: int = 1
+    city_file: str = str(DEFAULT_CITY_FILE)  # GONGDI_CITY_FILE
+
+    def city(self) -> City:
+        return load_city(self.city_file)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:

@@ -23,7 +23,7 @@ def site_stream(pool: asyncpg.Pool) -> SiteStream[ActivitySite]:
 ACTIVITIES = WritingService(
     name=SERVICE,
     commands=COMMANDS,
-    repository=lambda pool: SiteStreams(site_stream(pool), Directory().context),
+    repository=lambda pool, _city: SiteStreams(site_stream(pool), Directory().context),
     decide=lambda command, given: decide(command, given, DEFAULT_RULES),
     migrations=MIGRATIONS,
     routines=(notify_sql,),

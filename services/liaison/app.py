@@ -15,7 +15,7 @@ assert SCHEMA == SERVICE
 LIAISON = WritingService(
     name=SERVICE,
     commands=COMMANDS,
-    repository=lambda pool: SiteStreams(SiteStream(PostgresEventStore(pool, SCHEMA), LiaisonSite, evolve),
+    repository=lambda pool, _city: SiteStreams(SiteStream(PostgresEventStore(pool, SCHEMA), LiaisonSite, evolve),
                                         Directory().context),
     decide=decide,
     migrations=MIGRATIONS,

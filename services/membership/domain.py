@@ -8,6 +8,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict
 
 from contracts.base import Event
+from contracts.city import City
 from contracts.errors import DomainError
 from contracts.membership import (
     BranchFormed,
@@ -40,6 +41,14 @@ class SiteNotFoundError(DomainError):
 
 class SiteAlreadyRegisteredError(DomainError):
     code = "SITE_ALREADY_REGISTERED"
+
+
+class UnknownTownshipError(DomainError):
+    code = "UNKNOWN_TOWNSHIP"
+
+
+class UnknownDepartmentError(DomainError):
+    code = "UNKNOWN_DEPARTMENT"
 
 
 class MemberAlreadyPresentError(DomainError):
@@ -144,10 +153,12 @@ class SiteState(BaseModel):
 
 @dataclass(frozen=True)
 class Given:
-    """What a decision sees: the target site, and for an arrival the site the member is at now."""
+    """What a decision sees: the target site, for an arrival the site the member is at now, and the city
+    (its townships and departments) when a site is registered."""
 
     site: SiteState | None
     previous_site: SiteState | None = None
+    city: City | None = None
 
 
 # ---- evolve -----------------------------------------------------------------------------------
@@ -247,6 +258,16 @@ def _present(site: SiteState, member_id: str, field: str) -> MemberFacts:
 def _register_site(command: RegisterSite, given: Given) -> list[Event]:
     if given.site is not None:
         raise SiteAlreadyRegisteredError(f"工地 {command.site_id} 已登记 (site already registered)", "site_id")
+    if given.city is None:
+        raise TypeError("registering a site needs the city's configuration in Given")
+    if command.township not in given.city.townships:
+        raise UnknownTownshipError(
+            f"{given.city.name}没有乡镇代码 {command.township}；可用: {'、'.join(sorted(given.city.townships))}"
+            " (unknown township)", "township")
+    if command.department not in given.city.departments:
+        raise UnknownDepartmentError(
+            f"{command.department} 不是{given.city.name}的项目主管部门；可用: {'、'.join(given.city.departments)}"
+            " (unknown department)", "department")
     fields = command.model_dump(include=set(SiteRegistered.model_fields))
     return [SiteRegistered(**fields)]
 

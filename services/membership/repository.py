@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 
 from contracts.base import Command, Event
+from contracts.city import City
 from contracts.membership import MemberArrived, MemberDeparted, RecordArrival, SiteRegistered
 from contracts.replies import ErrorInfo, RecordedRef
 from gongdi.service.pipeline import Loaded
@@ -94,21 +95,23 @@ _COMMIT = f"SELECT * FROM {SCHEMA}.commit($1, $2::jsonb, $3::jsonb, $4::jsonb, $
 
 
 class MembershipRepository:
-    def __init__(self, pool: asyncpg.Pool):
+    def __init__(self, pool: asyncpg.Pool, city: City):
         self.store = PostgresEventStore(pool, SCHEMA)
+        self.city = city
 
     @asynccontextmanager
     async def attempt(self) -> AsyncIterator[_Attempt]:
         # No explicit transaction: each of the two statements is atomic on its own, and commit re-checks
         # everything load saw (stream versions, presence), so a stale load ends in a conflict, never a wrong write.
         async with self.store.pool.acquire() as conn:
-            yield _Attempt(self.store, conn)
+            yield _Attempt(self.store, conn, self.city)
 
 
 class _Attempt:
-    def __init__(self, store: PostgresEventStore, conn: asyncpg.Connection):
+    def __init__(self, store: PostgresEventStore, conn: asyncpg.Connection, city: City):
         self.store = store
         self.conn = conn
+        self.city = city
 
     async def load(self, command: Command) -> Loaded:
         site_id: str = command.site_id  # type: ignore[attr-defined]
@@ -122,7 +125,7 @@ class _Attempt:
         if r["prev_id"] is not None:
             previous = SiteState.model_validate_json(r["prev_state"])
             heads[stream_of(r["prev_id"])] = StreamHead(r["prev_version"], r["prev_hash"])
-        return Loaded(Given(site=site, previous_site=previous), target=heads)
+        return Loaded(Given(site=site, previous_site=previous, city=self.city), target=heads)
 
     async def commit(self, command: Command, loaded: Loaded, events: list[Event], warnings: list[ErrorInfo]
                      ) -> list[RecordedRef]:

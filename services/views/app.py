@@ -28,6 +28,6 @@ VIEWS = ReadingService(
     handlers=ViewQueries,
     implementations=implementations,
     migrations=MIGRATIONS,
-    after_commit=lambda nc: LivePublisher(nc).changed,
+    after_commit=lambda nc, city: LivePublisher(nc, city).changed,
 )
 rebuild = VIEWS.rebuild

@@ -12,8 +12,8 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 
+from contracts.city import City
 from contracts.envelope import Envelope
-from contracts.geo import CITY
 from contracts.queries import QUERIES, BirthdayQuery, NoParams, Query, SiteQuery, TownshipQuery
 from contracts.replies import ErrorInfo, QueryReply
 from contracts.subjects import live_subject
@@ -73,12 +73,13 @@ def implementations(cls: type) -> dict[str, Reply]:
 class ViewQueries:
     """The registry's queries over one views schema; `implementations(ViewQueries)` maps each name to its method."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str, js: JetStreamContext, streams: list[str],
+    def __init__(self, pool: asyncpg.Pool, schema: str, js: JetStreamContext, streams: list[str], city: City,
                  today: Callable[[], dt.date] = dt.date.today):
         self.pool = pool
         self.schema = schema
         self.js = js
         self.streams = streams
+        self.city_config = city  # not `city`: that is the query of that name
         self.today = today
 
     @query(QUERIES["status"])
@@ -97,7 +98,7 @@ class ViewQueries:
     @query(QUERIES["city"])
     async def city(self, _: NoParams) -> bytes:
         async with self.pool.acquire() as conn:
-            data = await membership.city(conn, self.schema)
+            data = await membership.city(conn, self.schema, self.city_config)
             data["activities"] = await activities.summary(conn, self.schema, None, self.today())
             data["liaison"] = await liaison.summary(conn, self.schema, "city", None, self.today())
         return orjson.dumps({"ok": True, "data": data})
@@ -105,7 +106,7 @@ class ViewQueries:
     @query(QUERIES["township"])
     async def township(self, params: TownshipQuery) -> bytes:
         async with self.pool.acquire() as conn:
-            city = await membership.city(conn, self.schema)
+            city = await membership.city(conn, self.schema, self.city_config)
             row = next((t for t in city["townships"] if t["township"] == params.township), None)
             if row is None:
                 return _error("TOWNSHIP_NOT_FOUND", f"乡镇 {params.township} 没有登记的工地", "township")
@@ -115,7 +116,7 @@ class ViewQueries:
     @query(QUERIES["site"])
     async def site(self, params: SiteQuery) -> bytes:
         async with self.pool.acquire() as conn:
-            data = await membership.site(conn, self.schema, params.site_id)
+            data = await membership.site(conn, self.schema, params.site_id, self.city_config)
             if data is None:
                 return _error("SITE_NOT_FOUND", f"工地 {params.site_id} 不在视图中 (no such site)", "site_id")
             data["activities"] = await activities.summary(conn, self.schema, params.site_id, self.today())
@@ -143,8 +144,9 @@ class ViewQueries:
 class LivePublisher:
     """After each commit, tells dashboards which sites changed (live.site.<id>) and that the city did."""
 
-    def __init__(self, nc: NATS):
+    def __init__(self, nc: NATS, city: City):
         self.nc = nc
+        self.city = city
 
     async def changed(self, events: list[Envelope]) -> None:
         """One message per site changed, carrying the last position applied from the writing service's log."""
@@ -158,7 +160,7 @@ class LivePublisher:
             await self.nc.publish(live_subject("site", site_id), orjson.dumps(body))
         last = events[-1]
         await self.nc.publish(
-            live_subject("city", CITY),
+            live_subject("city", self.city.code),
             orjson.dumps({"events": len(events), "sites": sorted({s for s, _ in sites}),
                           "last_event": str(last.event_id)}),
         )

@@ -7,8 +7,8 @@ import asyncpg
 import orjson
 
 from contracts import membership
+from contracts.city import City
 from contracts.envelope import Envelope
-from contracts.geo import CITY, CITY_NAME, TOWNSHIPS
 from contracts.membership import (
     BranchFormed,
     MemberArrived,
@@ -157,7 +157,8 @@ class MembershipProjection(Projection):
 # ---- queries --------------------------------------------------------------------------------------
 
 
-async def city(conn: asyncpg.Connection, schema: str, rules: Rules = DEFAULT_RULES) -> dict[str, Any]:
+async def city(conn: asyncpg.Connection, schema: str, city: City, rules: Rules = DEFAULT_RULES
+               ) -> dict[str, Any]:
     s = schema
     rows = await conn.fetch(
         f"""
@@ -180,7 +181,7 @@ async def city(conn: asyncpg.Connection, schema: str, rules: Rules = DEFAULT_RUL
     for r in rows:
         t = townships.setdefault(
             r["township"],
-            {"township": r["township"], "name": TOWNSHIPS.get(r["township"], r["township"]), "projects": 0,
+            {"township": r["township"], "name": city.township_name(r["township"]), "projects": 0,
              "workers": 0, "members": 0, "branches": 0},
         )
         t["projects"] += 1
@@ -188,8 +189,8 @@ async def city(conn: asyncpg.Connection, schema: str, rules: Rules = DEFAULT_RUL
         t["members"] += r["members"]
         t["branches"] += int(r["has_branch"])
     return {
-        "city": CITY,
-        "city_name": CITY_NAME,
+        "city": city.code,
+        "city_name": city.name,
         "projects": len(rows),
         "completed": len(rows) - len(building),
         "workers": sum(r["workforce"] for r in rows),
@@ -212,7 +213,7 @@ def _brief(r: asyncpg.Record) -> dict[str, Any]:
             "full_members": r["full_members"]}
 
 
-async def site(conn: asyncpg.Connection, schema: str, site_id: str, rules: Rules = DEFAULT_RULES
+async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, rules: Rules = DEFAULT_RULES
                ) -> dict[str, Any] | None:
     s = schema
     row = await conn.fetchrow(f"SELECT * FROM {s}.site WHERE site_id = $1", site_id)
@@ -234,7 +235,7 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, rules: Rules
         "site_id": row["site_id"],
         "name": row["name"],
         "township": row["township"],
-        "township_name": TOWNSHIPS.get(row["township"], row["township"]),
+        "township_name": city.township_name(row["township"]),
         "department": row["department"],
         "cost_wan": str(row["cost_wan"]),
         "planned_months": row["planned_months"],

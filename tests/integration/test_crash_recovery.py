@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 
 import asyncpg
 import nats
@@ -13,11 +12,13 @@ from contracts.membership import SERVICE
 from contracts.subjects import stream_name
 from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
+from gongdi.ops.readiness import caught_up, stream_status
 from gongdi.ops.supervisor import Supervisor
 from gongdi.service.settings import Settings
 from services.views import membership
 from services.views.app import rebuild
 from tests.integration.chaos import KillOnProgress, views_answer
+from tests.integration.waiting import eventually
 
 SITES, FIRST_ARRIVALS, MOVES, DEPARTURES, WORKFORCE = 200, 6000, 3000, 200, 600
 KILL_AT_REPLY = [800, 2300, 3800, 5300, 6800, 8300]
@@ -74,17 +75,18 @@ async def test_kill_relay_and_views_mid_run(platform: Supervisor, client: Gongdi
     assert len(chaos.kills) == len(KILL_AT_REPLY), chaos.kills
     assert [k.victim for k in chaos.kills] == ["membership-relay", "views"] * (len(KILL_AT_REPLY) // 2), chaos.kills
 
-    expected = {"projects": SITES, "workers": workers, "members": FIRST_ARRIVALS - DEPARTURES}
-    deadline = time.monotonic() + 120
-    while True:
+    async def settled() -> bool:
         platform.check()  # the supervisor's restart back-off can outlast the load: keep it turning
-        async with pool.acquire() as conn:
-            city = await membership.city(conn, "views")
-        got = {k: city[k] for k in expected}
-        if got == expected or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.5)
-    assert got == expected
+        try:  # every recorded event published once and applied: the moment to compare, whatever the figures
+            return await caught_up(ready_settings, client)
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+            return False  # the views process is still starting
+
+    assert await eventually(settled, timeout=120), await stream_status(ready_settings, client)
+    async with pool.acquire() as conn:
+        city = await membership.city(conn, "views", ready_settings.city())
+    expected = {"projects": SITES, "workers": workers, "members": FIRST_ARRIVALS - DEPARTURES}
+    assert {k: city[k] for k in expected} == expected
 
     events = await pool.fetchval("SELECT count(*) FROM membership.events")
     assert events == SITES + WORKFORCE + FIRST_ARRIVALS + 2 * MOVES + DEPARTURES
@@ -102,15 +104,13 @@ async def test_kill_relay_and_views_mid_run(platform: Supervisor, client: Gongdi
         platform.check()
         return await pool.fetchval("SELECT count(*) FROM views.talk_obligation") >= talks
 
-    while not await talks_projected():
-        assert time.monotonic() < deadline, "talk obligations did not reach the views"
-        await asyncio.sleep(0.5)
+    assert await eventually(talks_projected, timeout=120), "talk obligations did not reach the views"
     assert await pool.fetchval("SELECT count(*) FROM activities.events") == talks
     assert await pool.fetchval("SELECT count(*) FROM views.talk_obligation") == talks
 
     assert await rebuild(ready_settings, "views_rebuild") == events + talks
     async with pool.acquire() as conn:
-        assert await membership.city(conn, "views_rebuild") == city
+        assert await membership.city(conn, "views_rebuild", ready_settings.city()) == city
         for table, key, cols in (
             ("site", "site_id", "site_id, workforce, branch::text, qualifies"),
             ("site_member", "site_id, member_id", "*"),

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from contracts.base import Event
+from contracts.city import City
 from contracts.membership import (
     BranchFormed,
     CompleteSite,
@@ -91,24 +92,42 @@ THREE_FULL = [arrived("m1"), arrived("m2"), arrived("m3")]
 # ---- registering and reporting ------------------------------------------------------------------
 
 
+# Not the default city: the rules read townships and departments from whatever city is configured.
+SEASIDE = City(code="seaside", name="海滨市", townships={"shacheng": "沙城镇", "east": "东湖镇"},
+               departments=["交通运输局", "水利局"])
+
+
+def registration(township: str = "shacheng", department: str = "交通运输局") -> RegisterSite:
+    return RegisterSite(command_id=cmd_id(), site_id="a", name="工地a", township=township, department=department,
+                        cost_wan=Decimal(6000), planned_months=30, start_date=DAY, units=UNITS)
+
+
 def test_register_site_records_site_registered():
-    cmd = RegisterSite(command_id=cmd_id(), site_id="a", name="工地a", township="shacheng", department="交通运输局",
-                       cost_wan=Decimal(6000), planned_months=30, start_date=DAY, units=UNITS)
-    assert decide(cmd, Given(None)) == [registered()]
+    assert decide(registration(), Given(None, city=SEASIDE)) == [registered()]
 
 
 def test_register_site_twice_is_refused():
-    cmd = RegisterSite(command_id=cmd_id(), site_id="a", name="x", township="shacheng", department="d",
-                       cost_wan=Decimal(1), planned_months=1, start_date=DAY, units=UNITS)
     with pytest.raises(domain.SiteAlreadyRegisteredError) as err:
-        decide(cmd, Given(given(registered())))
+        decide(registration(), Given(given(registered()), city=SEASIDE))
     assert err.value.code == "SITE_ALREADY_REGISTERED" and err.value.field == "site_id"
 
 
-def test_unknown_township_fails_validation():
-    with pytest.raises(ValueError, match="unknown township"):
-        RegisterSite(command_id=cmd_id(), site_id="a", name="x", township="atlantis", department="d",
-                     cost_wan=Decimal(1), planned_months=1, start_date=DAY, units=UNITS)
+def test_a_township_of_another_city_is_refused():
+    with pytest.raises(domain.UnknownTownshipError) as err:
+        decide(registration(township="tongshan"), Given(None, city=SEASIDE))  # a township of the default city
+    assert err.value.code == "UNKNOWN_TOWNSHIP" and err.value.field == "township"
+    assert "海滨市" in err.value.message
+
+
+def test_a_department_the_city_does_not_have_is_refused():
+    with pytest.raises(domain.UnknownDepartmentError) as err:
+        decide(registration(department="宇航局"), Given(None, city=SEASIDE))
+    assert err.value.code == "UNKNOWN_DEPARTMENT" and err.value.field == "department"
+
+
+def test_township_codes_must_be_slugs():
+    with pytest.raises(ValueError):
+        registration(township="沙城镇")
 
 
 def test_report_workforce_on_registered_site():

@@ -32,7 +32,7 @@ def test_a_missing_implementation_is_an_error():
 
 
 async def test_bad_parameters_get_the_typed_error_before_any_database_access():
-    views = ViewQueries(pool=None, schema="views", js=None, streams=[])  # type: ignore[arg-type]
+    views = ViewQueries(pool=None, schema="views", js=None, streams=[], city=None)  # type: ignore[arg-type]
     assert await views.site(b'{"site_id": "Not A Slug"}') == (
         b'{"ok":false,"data":null,"error":{"code":"VALIDATION_FAILED","message":"site_id: String should match'
         b' pattern \'^[a-z0-9][a-z0-9_-]{0,62}$\'","field":"site_id"}}'
