@@ -67,13 +67,28 @@ def events_table_sql(schema: str) -> str:
 EVENT_STORE_MIGRATIONS = (Migration(1, "events, commands, relay checkpoint, stream snapshots", events_table_sql),)
 
 
-def notify_sql(schema: str) -> str:
-    """Wakes the relay after each insert; re-created by every `setup`."""
+def routines_sql(schema: str) -> str:
+    """Re-created by every `setup`: the relay's wake-up, and the guard that keeps the record append-only."""
     return f"""
     CREATE OR REPLACE FUNCTION {schema}.notify_events() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN PERFORM pg_notify('{schema}_events', ''); RETURN NULL; END $$;
     CREATE OR REPLACE TRIGGER events_notify AFTER INSERT ON {schema}.events
         FOR EACH STATEMENT EXECUTE FUNCTION {schema}.notify_events();
+    -- Events and accepted command ids are never changed or removed, by the services or by a slip at a psql
+    -- prompt; the refusal names the table. (Per-service roles without these rights come with tenancy.)
+    CREATE OR REPLACE FUNCTION {schema}.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION '%.% is append-only: % refused', TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_OP
+                USING ERRCODE = 'GD403';
+        END $$;
+    CREATE OR REPLACE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON {schema}.events
+        FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_change();
+    CREATE OR REPLACE TRIGGER events_no_truncate BEFORE TRUNCATE ON {schema}.events
+        FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_change();
+    CREATE OR REPLACE TRIGGER commands_append_only BEFORE UPDATE OR DELETE ON {schema}.commands
+        FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_change();
+    CREATE OR REPLACE TRIGGER commands_no_truncate BEFORE TRUNCATE ON {schema}.commands
+        FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_change();
     """
 
 

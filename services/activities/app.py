@@ -7,7 +7,7 @@ from contracts.activities import COMMANDS, SERVICE
 from contracts.membership import SERVICE as MEMBERSHIP
 from contracts.rules import DEFAULT_RULES
 from gongdi.service.kit import Policy, WritingService
-from gongdi.store.postgres import PostgresEventStore, notify_sql
+from gongdi.store.postgres import PostgresEventStore, routines_sql
 from gongdi.store.sitestreams import SiteStream, SiteStreams
 from services.activities.domain import ActivitySite, decide, evolve
 from services.activities.handlers import MembershipPolicy
@@ -26,6 +26,6 @@ ACTIVITIES = WritingService(
     repository=lambda pool, _city: SiteStreams(site_stream(pool), Directory().context),
     decide=lambda command, given: decide(command, given, DEFAULT_RULES),
     migrations=MIGRATIONS,
-    routines=(notify_sql,),
+    routines=(routines_sql,),
     policies=(Policy(MEMBERSHIP, lambda pool: MembershipPolicy(site_stream(pool), DEFAULT_RULES)),),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 from contracts.liaison import COMMANDS, SERVICE
 from contracts.membership import SERVICE as MEMBERSHIP
 from gongdi.service.kit import Policy, WritingService
-from gongdi.store.postgres import PostgresEventStore, notify_sql
+from gongdi.store.postgres import PostgresEventStore, routines_sql
 from gongdi.store.sitestreams import SiteStream, SiteStreams
 from services.liaison.domain import LiaisonSite, decide, evolve
 from services.liaison.handlers import MembershipPolicy
@@ -19,6 +19,6 @@ LIAISON = WritingService(
                                         Directory().context),
     decide=decide,
     migrations=MIGRATIONS,
-    routines=(notify_sql,),
+    routines=(routines_sql,),
     policies=(Policy(MEMBERSHIP, lambda _pool: MembershipPolicy()),),
 )

@@ -25,8 +25,8 @@ from gongdi.store.postgres import (
     PostgresEventStore,
     conflicts,
     insert_sql,
-    notify_sql,
     refs,
+    routines_sql,
     rows_json,
     warnings_json,
 )
@@ -79,7 +79,7 @@ END $fn$;
 """
 
 
-ROUTINES = (notify_sql, commit_function_sql)
+ROUTINES = (routines_sql, commit_function_sql)
 
 _LOAD = f"""
 SELECT EXISTS (SELECT 1 FROM {SCHEMA}.commands WHERE command_id = $1) AS done,

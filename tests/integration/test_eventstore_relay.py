@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import Callable
 
 import asyncpg
@@ -28,10 +29,27 @@ async def store(pool: asyncpg.Pool) -> PostgresEventStore:
     return PostgresEventStore(pool, SERVICE)
 
 
-async def test_tampering_is_detected(store: PostgresEventStore, pool: asyncpg.Pool):
+async def test_events_and_command_ids_cannot_be_changed_or_removed(store: Store, pool: asyncpg.Pool):
+    await append_one(store, "s-1", 1)
+    async with store.transaction() as tx:
+        await store.save_command(tx, uuid.uuid4(), [])
+    for sql in ("""UPDATE membership.events SET payload = '{"n": 99}'""", "DELETE FROM membership.events",
+                "TRUNCATE membership.events CASCADE", "UPDATE membership.commands SET warnings = '[]'",
+                "DELETE FROM membership.commands", "TRUNCATE membership.commands"):
+        with pytest.raises(asyncpg.PostgresError, match="append-only") as refused:
+            await pool.execute(sql)
+        assert refused.value.sqlstate == "GD403", sql
+    assert [r.payload for r in await store.load("s-1")] == ['{"n": 1}']
+    assert await pool.fetchval("SELECT count(*) FROM membership.commands") == 1
+
+
+async def test_tampering_is_detected(store: Store, pool: asyncpg.Pool):
     for n in range(3):
         await append_one(store, "s-1", n)
-    await pool.execute("""UPDATE membership.events SET payload = '{"n": 99}' WHERE version = 2""")
+    async with pool.acquire() as conn, conn.transaction():
+        # What only a superuser can do: switch the guard triggers off for the session, then edit.
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute("""UPDATE membership.events SET payload = '{"n": 99}' WHERE version = 2""")
     problems = await store.verify()
     assert problems == ["s-1 v2: content does not match its hash"]
 

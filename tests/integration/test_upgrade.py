@@ -1,15 +1,29 @@
 """A state folder written by release 0.1 upgrades in place: `gongdi up` migrates it and every record is kept."""
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tests.integration.running import gongdi, start, stop, wait_for_line
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "release-0.1.tar.xz"
+
+
+async def refused_edit(database_url: str) -> bool:
+    """The append-only guard reached the old schemas: an edit of an old event is refused."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("DELETE FROM membership.events WHERE version = 1")
+    except asyncpg.PostgresError as exc:
+        return exc.sqlstate == "GD403"
+    finally:
+        await conn.close()
+    return False
 
 
 @pytest.mark.slow
@@ -31,6 +45,7 @@ def test_a_release_0_1_state_folder_keeps_its_records_after_upgrade(tmp_path: Pa
         assert site["members_present"] == 4 and site["branch"]["secretary"] == "r1"
         verified = gongdi(home, "verify")
         assert verified.returncode == 0, verified.stdout
+        assert asyncio.run(refused_edit(json.loads((home / "runtime.json").read_text())["database_url"]))
 
         # The old records take new commands and the new event: the site written by 0.1 is completed now.
         done = gongdi(home, "send", "membership", "CompleteSite", json.dumps(
