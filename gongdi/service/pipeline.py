@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
@@ -13,20 +12,7 @@ from contracts.base import Command, Event
 from contracts.errors import DomainError
 from contracts.replies import CommandReply, ErrorInfo, RecordedRef
 from gongdi.service.locks import KeyedLocks
-from gongdi.store.base import MAX_ATTEMPTS, ConflictsExhaustedError, retry_on_conflict
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """What `load` found: the rule context `decide` needs, or the first reply if the command id was seen.
-
-    `target` is the repository's own note of where the events go (stream heads, township), handed back to
-    `commit` unchanged.
-    """
-
-    given: Any
-    reply: CommandReply | None = None
-    target: Any = None
+from gongdi.store.base import MAX_ATTEMPTS, ConflictsExhaustedError, Loaded, retry_on_conflict
 
 
 class Attempt(Protocol):

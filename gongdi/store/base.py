@@ -112,6 +112,19 @@ StoredRow = dataclasses.make_dataclass(
 
 
 @dataclass(frozen=True)
+class Loaded:
+    """What `load` found: the rule context `decide` needs, or the first reply if the command id was seen.
+
+    `target` is the repository's own note of where the events go (stream heads, township), handed back to
+    `commit` unchanged.
+    """
+
+    given: Any
+    reply: CommandReply | None = None
+    target: Any = None
+
+
+@dataclass(frozen=True)
 class Prepared:
     """Events numbered and hashed against their stream heads: `rows` are keyed by envelope field name."""
 

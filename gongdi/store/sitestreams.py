@@ -10,8 +10,7 @@ from pydantic import BaseModel
 
 from contracts.base import Command, Event
 from contracts.replies import ErrorInfo, RecordedRef
-from gongdi.service.pipeline import Loaded
-from gongdi.store.base import EventStore, Meta, Pending, StreamHead, retry_on_conflict
+from gongdi.store.base import EventStore, Loaded, Meta, Pending, StreamHead, retry_on_conflict
 
 S = TypeVar("S", bound=BaseModel)
 

@@ -17,8 +17,7 @@ from contracts.base import Command, Event
 from contracts.city import City
 from contracts.membership import MemberArrived, MemberDeparted, RecordArrival, SiteRegistered
 from contracts.replies import ErrorInfo, RecordedRef
-from gongdi.service.pipeline import Loaded
-from gongdi.store.base import ConcurrencyError, Meta, Pending, StreamHead, prepare
+from gongdi.store.base import ConcurrencyError, Loaded, Meta, Pending, StreamHead, prepare
 from gongdi.store.migrations import Migration, numbered
 from gongdi.store.postgres import (
     EVENT_STORE_MIGRATIONS,

@@ -77,3 +77,10 @@ def test_tests_and_bench_import_neither_the_cli_nor_each_other():
         assert not tests, f"{path} imports test modules {sorted(tests)}"
         if path.is_relative_to(ROOT / "bench"):
             assert not {i for i in found if i.startswith("tests")}, f"{path} imports the tests"
+
+
+def test_the_store_depends_on_nothing_above_it():
+    for name, deps in graph(PACKAGES).items():
+        if name.startswith("gongdi.store"):
+            above = {d for d in deps if d.startswith(("gongdi.service", "gongdi.bus", "gongdi.ops", "gongdi.cli"))}
+            assert not above, f"{name} imports {sorted(above)}"
