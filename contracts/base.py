@@ -14,8 +14,9 @@ class Command(BaseModel):
     """A request to change the record; `command_id` makes retries safe."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Whether it brings a new site into the record (only townships and the city may): RegisterSite.
+    opens_site: ClassVar[bool] = False
     command_id: UUID
-    actor: Name = "system"
     correlation_id: UUID | None = None
 
 

@@ -18,7 +18,10 @@ class City(BaseModel):
     code: Slug
     name: Name
     townships: Annotated[dict[Slug, Name], Field(min_length=1)]
-    departments: Annotated[list[Name], Field(min_length=1)]
+    departments: Annotated[dict[Slug, Name], Field(min_length=1)]  # code (identities, subjects) → name
+
+    def department_code(self, name: str) -> str | None:
+        return next((code for code, n in self.departments.items() if n == name), None)
 
     def township_name(self, code: str) -> str:
         return self.townships.get(code, code)

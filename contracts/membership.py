@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -60,6 +60,7 @@ Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 
 
 class RegisterSite(Command):
+    opens_site: ClassVar[bool] = True
     site_id: Slug
     name: Name
     township: Slug  # one of the configured city's townships (checked by the rules)

@@ -39,6 +39,7 @@ class Query:
     name: str
     params: type[BaseModel]
     title: str
+    reads: str = "city"  # whose data it shows, for the rights check: "city" (anyone), "township" or "site"
 
     @property
     def subject(self) -> str:
@@ -57,10 +58,10 @@ QUERIES: dict[str, Query] = {
     q.name: q
     for q in (
         Query("city", NoParams, "全市视图"),
-        Query("site", SiteQuery, "工地视图"),
-        Query("township", TownshipQuery, "乡镇视图"),
-        Query("birthdays", BirthdayQuery, "政治生日"),
-        Query("talks", SiteQuery, "待谈话"),
+        Query("site", SiteQuery, "工地视图", reads="site"),
+        Query("township", TownshipQuery, "乡镇视图", reads="township"),
+        Query("birthdays", BirthdayQuery, "政治生日", reads="site"),
+        Query("talks", SiteQuery, "待谈话", reads="site"),
         Query("status", NoParams, "视图进度"),
     )
 }

@@ -6,8 +6,19 @@ def event_subject(township: str, service: str, event_type: str) -> str:
     return f"evt.{township}.{service}.{event_type}"
 
 
-def command_subject(service: str, command_name: str) -> str:
-    return f"cmd.{service}.{command_name}"
+def command_subject(scope: str, service: str, command_name: str) -> str:
+    """`scope` is the sender's tenant: its township's code, or `city` for the city work committee. NATS lets an
+    identity publish only on its own scope; the service then checks the target site against the same identity."""
+    return f"cmd.{scope}.{service}.{command_name}"
+
+
+def command_subscription(service: str, command_name: str) -> str:
+    """What a service listens on: the command from every scope."""
+    return f"cmd.*.{service}.{command_name}"
+
+
+def scope_of(subject: str) -> str:
+    return subject.split(".", 2)[1]
 
 
 def query_subject(service: str, query_name: str) -> str:

@@ -3,18 +3,54 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
 import pytest
 
-from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres
+from contracts.city import DEFAULT_CITY_FILE, City, load_city
+from gongdi.ops.accounts import AccountsConfig
+from gongdi.ops.credentials import Credentials
+from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres, free_port, reload_nats_accounts
+from gongdi.ops.supervisor import WRITERS
+from gongdi.service.settings import Settings
 
 
-@dataclass(frozen=True)
+@dataclass
 class Servers:
     nats_url: str
     pg_port: int
+    credentials: Credentials
+    nats_root: Path
+    cities: list[City] = field(default_factory=list)
+    leaf_url: str = ""  # where a township's leaf node connects
+
+    def accounts(self) -> str:
+        """Users for every city a test has run, so that each test's city finds its identities."""
+        users = {u.name: u for city in self.cities for u in self.credentials.users(city)}
+        return AccountsConfig(list(users.values()), self.credentials.password).render()
+
+    def add_city(self, city: City) -> None:
+        """A test running another city: its identities join the running server."""
+        if city in self.cities:
+            return
+        self.cities.append(city)
+        self.credentials.add_users(city)
+        reload_nats_accounts(self.nats_root, self.accounts())
+
+    def add_secretary(self, site_id: str, township: str) -> str:
+        identity = self.credentials.add_secretary(self.cities[0], site_id, township)
+        reload_nats_accounts(self.nats_root, self.accounts())
+        return identity.name
+
+    def settings(self, database_url: str, **more: object) -> Settings:
+        """A platform operator's settings (the `setup` user) on these servers."""
+        return Settings(nats_url=self.nats_url, database_url=database_url, nats_user="setup",
+                        nats_password=self.credentials.password("setup"), **more)
+
+    def as_identity(self, settings: Settings, name: str) -> Settings:
+        return settings.as_user(name, self.credentials.password(name))
 
     def database_url(self, name: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{name}"
@@ -33,12 +69,15 @@ class Servers:
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     root = tmp_path_factory.mktemp("servers")
-    nats_srv = EmbeddedNats(root / "nats")
+    city = load_city(DEFAULT_CITY_FILE)
+    credentials = Credentials.ensure(root, city, WRITERS)
+    nats_srv = EmbeddedNats(root / "nats", accounts=credentials.accounts(city).render(), leaf_port=free_port())
     pg = EmbeddedPostgres(root / "postgres", database="postgres")
     try:
         nats_srv.start()
         pg.start()
-        yield Servers(nats_srv.url, pg.port)
+        yield Servers(nats_srv.url, pg.port, credentials, root / "nats", [city],
+                      f"nats-leaf://127.0.0.1:{nats_srv.leaf_port}")
     finally:
         nats_srv.stop()
         pg.stop()

@@ -16,19 +16,23 @@ from typing import Any
 import nats.errors
 import orjson
 
+from contracts.identity import Identity, Role
 from contracts.queries import QUERIES, Query
 from contracts.queries import SERVICE as VIEWS_SERVICE
 from gongdi.cli.format import (
     format_birthdays,
     format_city,
+    format_identities,
     format_site,
     format_status,
     format_talks,
     format_township,
 )
 from gongdi.ops.client import with_client
+from gongdi.ops.credentials import FILE_NAME as CREDENTIALS
+from gongdi.ops.credentials import Credentials
 from gongdi.ops.readiness import stream_status, wait_caught_up, wait_ready
-from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres
+from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres, reload_nats_accounts
 from gongdi.ops.supervisor import WRITERS, Supervisor
 from gongdi.service.settings import Settings
 
@@ -36,7 +40,8 @@ DEFAULT_HOME = Path(os.environ.get("GONGDI_HOME", ".gongdi"))
 
 
 def runtime_settings(home: Path) -> Settings:
-    """Environment first (external servers), then what `gongdi up` wrote down."""
+    """The operator's settings: environment first (external servers), then what `gongdi up` wrote down, as the
+    platform's `setup` user when the state folder has the credentials."""
     values: dict[str, Any] = {}
     info = home / "runtime.json"
     if info.exists():
@@ -46,7 +51,33 @@ def runtime_settings(home: Path) -> Settings:
         values["nats_url"] = env.nats_url
     if "DATABASE_URL" in os.environ or "database_url" not in values:
         values["database_url"] = env.database_url
-    return env.model_copy(update=values)
+    settings = env.model_copy(update=values)
+    creds = Credentials.load(home / CREDENTIALS)
+    if "GONGDI_NATS_USER" not in os.environ and "setup" in creds.nats:
+        settings = settings.as_user("setup", creds.nats["setup"])
+    return settings
+
+
+def client_settings(args: argparse.Namespace) -> Settings:
+    """The settings of the identity the user acts as (`--as`, default the city work committee)."""
+    settings = runtime_settings(args.home)
+    who = args.identity
+    if "GONGDI_NATS_USER" in os.environ and who is None:
+        return Settings.from_env().model_copy(update={"nats_url": settings.nats_url})
+    who = who or Role.CITY.value
+    creds = Credentials.load(args.home / CREDENTIALS)
+    if who not in creds.nats:
+        known = ", ".join(sorted(u for u in creds.nats if _is_person(u))) or "(none yet: run `gongdi up`)"
+        raise SystemExit(f"没有身份 {who} (unknown identity); 可用: {known}")
+    return settings.as_user(who, creds.nats[who])
+
+
+def _is_person(user: str) -> bool:
+    try:
+        Identity.parse(user)
+    except ValueError:
+        return False
+    return True
 
 
 # ---- commands -----------------------------------------------------------------------------------
@@ -59,7 +90,7 @@ VIEWS: dict[str, tuple[Query, Printer]] = {name: (q, PRINTERS[name]) for name, q
 
 
 def cmd_view(args: argparse.Namespace) -> int:
-    settings = runtime_settings(args.home)
+    settings = client_settings(args)
     query, printer = VIEWS[args.what]
     body: dict[str, Any] = {}
     if query.key:  # the site (or township) the view is of
@@ -73,10 +104,10 @@ def cmd_view(args: argparse.Namespace) -> int:
             return 2
         body["month"] = args.month
     if args.what == "status":
-        rows = asyncio.run(with_client(settings.nats_url, lambda c: stream_status(settings, c)))
+        rows = asyncio.run(with_client(settings, lambda c: stream_status(runtime_settings(args.home), c)))
         reply = {"ok": True, "data": {"streams": rows}}
     else:
-        reply = asyncio.run(with_client(settings.nats_url, lambda c: c.query(VIEWS_SERVICE, query.name, body)))
+        reply = asyncio.run(with_client(settings, lambda c: c.query(VIEWS_SERVICE, query.name, body)))
     if not reply["ok"]:
         print(f"错误 {reply['error']['code']}: {reply['error']['message']}", file=sys.stderr)
         return 1
@@ -85,32 +116,31 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    settings = runtime_settings(args.home)
+    settings = client_settings(args)
     try:
         body = json.loads(args.body)
     except json.JSONDecodeError as exc:
         print(f"body is not JSON: {exc}", file=sys.stderr)
         return 2
-    reply = asyncio.run(with_client(settings.nats_url, lambda c: c.send_dict(args.service, args.name, body)))
+    reply = asyncio.run(with_client(settings, lambda c: c.send_dict(args.service, args.name, body)))
     print(orjson.dumps(reply, option=orjson.OPT_INDENT_2).decode())
     return 0 if reply.get("ok") else 1
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    settings = runtime_settings(args.home)
-    _seed(settings)
+    _seed(runtime_settings(args.home), Credentials.load(args.home / CREDENTIALS))
     return 0
 
 
-def _seed(settings: Settings) -> None:
-    from gongdi.demo.seeder import seed
+def _seed(settings: Settings, creds: Credentials) -> None:
+    from gongdi.demo.seeder import seed_as_townships
 
     def progress(done: int, total: int) -> None:
         if done == total or done % 25 == 0:
             print(f"\r  演示数据 {done}/{total}", end="", flush=True)
 
     started = time.monotonic()
-    counts = asyncio.run(with_client(settings.nats_url, lambda c: seed(c, progress)))
+    counts = asyncio.run(seed_as_townships(settings, creds.password, progress))
     print(f"\n  新记录 {counts['recorded']} 条，已存在 {counts['already']} 条，用时 {time.monotonic() - started:.1f}s")
 
 
@@ -138,7 +168,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_setup(args: argparse.Namespace) -> int:
     settings = runtime_settings(args.home)
-    for line in Supervisor(settings.env(), args.home / "logs").setup():
+    creds = Credentials.load(args.home / CREDENTIALS)
+    for line in Supervisor(settings, args.home / "logs", passwords=creds.nats or None).setup():
         print(f"  {line}")
     return 0
 
@@ -174,11 +205,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     supervisor = None
     try:
         print(f"gongdi: 数据目录 {home.resolve()}")
+        city = Settings.from_env().city()
         urls: dict[str, str] = {}
+        creds: Credentials | None = None
         if "NATS_URL" in os.environ:
             urls["nats_url"] = os.environ["NATS_URL"]
         else:
-            nats_srv = EmbeddedNats(home / "nats")
+            # Every identity's password, created once and kept in the state folder (owner-only).
+            creds = Credentials.ensure(home, city, WRITERS)
+            nats_srv = EmbeddedNats(home / "nats", accounts=creds.accounts(city).render())
             urls["nats_url"] = nats_srv.start()
         if "DATABASE_URL" in os.environ:
             urls["database_url"] = os.environ["DATABASE_URL"]
@@ -186,21 +221,26 @@ def cmd_up(args: argparse.Namespace) -> int:
             pg = EmbeddedPostgres(home / "postgres")
             urls["database_url"] = pg.start()
         (home / "runtime.json").write_text(json.dumps(urls, indent=2))
-        settings = Settings.from_env().model_copy(update=urls)
-        supervisor = Supervisor(settings.env(), home / "logs")
+        settings = runtime_settings(home)
+        supervisor = Supervisor(settings, home / "logs", passwords=creds.nats if creds else None)
         for line in supervisor.setup():
             print(f"  {line}")
         supervisor.start()
-        wait_ready(settings)
+        admin = client_settings(argparse.Namespace(home=home, identity=None))
+        wait_ready(admin)
         if args.seed:
-            _seed(settings)
-        city = wait_caught_up(settings)
+            _seed(settings, Credentials.load(home / CREDENTIALS))
+        view = wait_caught_up(admin)
         print()
-        print(format_city(city))
+        print(format_city(view))
         print()
         print(f"  NATS       {urls['nats_url']}")
         print(f"  PostgreSQL {urls['database_url']}")
         print(f"  日志       {(home / 'logs').resolve()}")
+        if creds:
+            print(f"  身份       {len([u for u in creds.nats if _is_person(u)])} 个，密码在 {creds.path.resolve()}"
+                  " (仅本用户可读)；`gongdi users` 列出全部")
+            print("             gongdi --as township.diantou view township diantou  (默认身份: city 市工委)")
         print("  试试: gongdi view city | gongdi view site shachengwan | gongdi send membership RecordArrival '{...}'")
         print("  按 Ctrl-C 停止。")
         while not stopping:
@@ -221,9 +261,26 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    settings = runtime_settings(args.home)
+    city = settings.city()
+    creds = Credentials.ensure(args.home, city, WRITERS)
+    if args.action == "add-secretary":
+        if not args.site_id or not args.township:
+            print("用法: gongdi users add-secretary <site_id> <township>", file=sys.stderr)
+            return 2
+        identity = creds.add_secretary(city, args.site_id, args.township)
+        live = reload_nats_accounts(args.home / "nats", creds.accounts(city).render())
+        print(f"已添加 {identity.name}" + ("，已生效" if live else "；下次 `gongdi up` 时生效"))
+    print(format_identities(city, [Identity.parse(u) for u in creds.nats if _is_person(u)], creds.path))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gongdi", description="工地党建共享记录平台")
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="state folder (default .gongdi)")
+    parser.add_argument("--as", dest="identity", metavar="IDENTITY",
+                        help="act as this identity (default: city, the city work committee); see `gongdi users`")
     sub = parser.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="start NATS, Postgres and every service; Ctrl-C stops them")
     up.add_argument("--seed", action="store_true", help="load the demo city (the default city's 2020 report)")
@@ -243,6 +300,11 @@ def main(argv: list[str] | None = None) -> None:
     send.add_argument("name")
     send.add_argument("body", help="the command as JSON; command_id is added when missing")
     send.set_defaults(fn=cmd_send)
+    users = sub.add_parser("users", help="list the identities; add-secretary SITE TOWNSHIP adds a site secretary")
+    users.add_argument("action", nargs="?", choices=["list", "add-secretary"], default="list")
+    users.add_argument("site_id", nargs="?")
+    users.add_argument("township", nargs="?")
+    users.set_defaults(fn=cmd_users)
     verify = sub.add_parser("verify", help="recompute every hash chain of every writing service")
     verify.add_argument("--schema", help="one writing service (default: all of them)")
     verify.set_defaults(fn=cmd_verify)

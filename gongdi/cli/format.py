@@ -1,9 +1,13 @@
 """How the CLI prints each view in Chinese."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from contracts.activities import LABELS
+from contracts.city import City
+from contracts.identity import LABELS as ROLE_LABELS
+from contracts.identity import Identity, Role
 from contracts.liaison import LABELS as LIAISON_LABELS
 
 
@@ -128,3 +132,20 @@ def format_talks(d: dict[str, Any]) -> str:
 def format_status(d: dict[str, Any]) -> str:
     return "\n".join(f"  {s['stream']}: 已记录 {s['recorded']}，已发布 {s['last_seq']}，视图已处理 {s['applied']}，"
                      f"落后 {s['recorded'] - s['applied']}" for s in d["streams"])
+
+
+def format_identities(city: City, identities: list[Identity], where: Path) -> str:
+    """The identities of the installation, by role, with the names people know them by."""
+    order = list(Role)
+    lines = [f"身份 ({len(identities)} 个; 用法 gongdi --as <身份> …; 密码在 {where}，仅本用户可读):"]
+    for identity in sorted(identities, key=lambda i: (order.index(i.role), i.name)):
+        if identity.role is Role.TOWNSHIP:
+            label = f"{city.township_name(identity.township or '')}党委"
+        elif identity.role is Role.DEPARTMENT:
+            label = city.departments.get(identity.department or "", identity.department or "")
+        elif identity.role is Role.SITE:
+            label = f"{city.township_name(identity.township or '')} 工地 {identity.site} 支部书记"
+        else:
+            label = ROLE_LABELS[identity.role]
+        lines.append(f"  {identity.name:<28} {ROLE_LABELS[identity.role]:<6} {label}")
+    return "\n".join(lines)

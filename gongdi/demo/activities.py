@@ -60,7 +60,7 @@ def activity_plan(roster: dict[str, list[tuple[str, MemberFacts]]]) -> list[Comm
         ids = [m for m, _ in roster[site_id]]
         for z in range(ZONES_PER_PILOT):
             out.append(DesignateZone(
-                command_id=cid("zone", site_id, z), actor="demo", site_id=site_id, zone_id=f"z{z + 1}",
+                command_id=cid("zone", site_id, z), site_id=site_id, zone_id=f"z{z + 1}",
                 name=f"党员责任区{z + 1}", area=f"第{z + 1}作业面", responsible=[ids[z % len(ids)]],
             ))
         kinds = list(TeamKind)
@@ -68,62 +68,62 @@ def activity_plan(roster: dict[str, list[tuple[str, MemberFacts]]]) -> list[Comm
             kind = kinds[t % 3]
             members = [ids[(t + k) % len(ids)] for k in range(min(3, len(ids)))]
             out.append(FormTeam(
-                command_id=cid("team", site_id, t), actor="demo", site_id=site_id, team_id=f"t{t + 1}", kind=kind,
+                command_id=cid("team", site_id, t), site_id=site_id, team_id=f"t{t + 1}", kind=kind,
                 name=f"{TEAM_NAMES[kind]}{t // 3 + 1}", leader=members[0], members=members,
                 purpose="攻坚克难、关键时刻冲锋在前",
             ))
         for k, kind in enumerate(PostKind):
             out.append(EstablishPost(
-                command_id=cid("post", site_id, kind.value), actor="demo", site_id=site_id, post_id=kind.value,
+                command_id=cid("post", site_id, kind.value), site_id=site_id, post_id=kind.value,
                 kind=kind, holder=ids[k % len(ids)], place=POST_PLACES[kind],
             ))
         out += _lessons(site_id, p, ids)
         out += _birthdays(site_id, roster[site_id])
         for v, kind in enumerate(VisitKind):
-            out.append(RecordVisit(command_id=cid("visit", site_id, kind.value), actor="demo", site_id=site_id,
+            out.append(RecordVisit(command_id=cid("visit", site_id, kind.value), site_id=site_id,
                                    kind=kind, place=f"{kind.value}-1", visitor="支部书记", visited_on=_day(v),
                                    members_met=(ids[v % len(ids)],)))
     for w, name in enumerate(WORK_POINTS):
-        out.append(DesignateWorkPoint(command_id=cid("point", w), actor="demo", site_id="shachengwan",
+        out.append(DesignateWorkPoint(command_id=cid("point", w), site_id="shachengwan",
                                       point_id=f"w{w + 1}", name=name, designated_on=dt.date(2020, 5, 1)))
     for site_id, ident, title, team in INNOVATIONS:
-        out.append(RecordInnovation(command_id=cid("innovation", ident), actor="demo", site_id=site_id,
+        out.append(RecordInnovation(command_id=cid("innovation", ident), site_id=site_id,
                                     innovation_id=ident, title=title, team=team, recorded_on=_day(20),
                                     adopted_project_wide=True))
     first = {site_id: roster[site_id][0][0] for site_id, *_ in PILOTS}
-    out.append(RecordSafetyViolation(command_id=cid("violation", "binhai-2"), actor="demo", site_id="binhai-2",
+    out.append(RecordSafetyViolation(command_id=cid("violation", "binhai-2"), site_id="binhai-2",
                                      member_id=first["binhai-2"], occurred_on=_day(25),
                                      description="高空作业未系安全带"))
-    out.append(ReportPersonalChange(command_id=cid("change", "dingsheng"), actor="demo", site_id="dingsheng",
+    out.append(ReportPersonalChange(command_id=cid("change", "dingsheng"), site_id="dingsheng",
                                     member_id=first["dingsheng"], reported_on=_day(26), description="家人患病住院"))
     return out
 
 
 def _lessons(site_id: str, p: int, ids: list[str]) -> list[Command]:
     out: list[Command] = [
-        RecordActivity(command_id=cid("night-school", site_id), actor="demo", site_id=site_id,
+        RecordActivity(command_id=cid("night-school", site_id), site_id=site_id,
                        kind=ActivityKind.night_school, title="工地夜校：安全生产法", held_on=_day(3),
                        headcount=30 + 5 * p, attendees=tuple(ids[:3])),
-        RecordActivity(command_id=cid("micro-lesson", site_id), actor="demo", site_id=site_id,
+        RecordActivity(command_id=cid("micro-lesson", site_id), site_id=site_id,
                        kind=ActivityKind.micro_lesson, title="微党课进工地", held_on=_day(5), headcount=len(ids)),
-        RecordActivity(command_id=cid("safety-month", site_id), actor="demo", site_id=site_id,
+        RecordActivity(command_id=cid("safety-month", site_id), site_id=site_id,
                        kind=ActivityKind.safety_month, title="安全生产月", held_on=dt.date(2020, 6, 10),
                        headcount=80 + 10 * p),
     ]
     if p < 4:
         organisation, service = SERVICES[p]
-        out.append(RecordActivity(command_id=cid("social", site_id), actor="demo", site_id=site_id,
+        out.append(RecordActivity(command_id=cid("social", site_id), site_id=site_id,
                                   kind=ActivityKind.social_service, title="社会组织送服务", held_on=_day(12),
                                   headcount=60, organisation=organisation, service=service))
     if site_id == "baolong":
-        out.append(RecordActivity(command_id=cid("drill", site_id), actor="demo", site_id=site_id,
+        out.append(RecordActivity(command_id=cid("drill", site_id), site_id=site_id,
                                   kind=ActivityKind.safety_drill, title="消防安全应急演练", held_on=_day(15),
                                   headcount=120))
     if site_id == "shachengwan":
-        out.append(RecordActivity(command_id=cid("evening", site_id), actor="demo", site_id=site_id,
+        out.append(RecordActivity(command_id=cid("evening", site_id), site_id=site_id,
                                   kind=ActivityKind.cultural_evening, title="沙埕湾跨海大桥合龙暨全线贯通联欢晚会",
                                   held_on=dt.date(2020, 8, 28), headcount=600))
-        out.append(RecordActivity(command_id=cid("contest", site_id), actor="demo", site_id=site_id,
+        out.append(RecordActivity(command_id=cid("contest", site_id), site_id=site_id,
                                   kind=ActivityKind.skills_contest, title="技能大练兵", held_on=_day(18),
                                   headcount=150))
     return out
@@ -134,7 +134,7 @@ def _birthdays(site_id: str, members: list[tuple[str, MemberFacts]]) -> list[Com
     july = [m for m, f in members if f.admitted_on.month == 7]
     if not july:
         return []
-    return [CelebrateBirthdays(command_id=cid("birthday", site_id, 2020, 7), actor="demo", site_id=site_id,
+    return [CelebrateBirthdays(command_id=cid("birthday", site_id, 2020, 7), site_id=site_id,
                                held_on=DAY, members=july, cards_sent=len(july))]
 
 
@@ -146,7 +146,7 @@ async def close_talks(client: GongdiClient, site_ids: list[str]) -> list[Command
         for t in talks:
             if t["reason"] != "new_arrival" or int(t["member_id"][1:]) % 5 == 0:
                 continue
-            out.append(RecordTalk(command_id=cid("talk", t["obligation_id"]), actor="demo", site_id=site_id,
+            out.append(RecordTalk(command_id=cid("talk", t["obligation_id"]), site_id=site_id,
                                   obligation_id=uuid.UUID(t["obligation_id"]), talked_by="支部书记",
                                   talked_on=dt.date(2020, 3, 5), note="了解思想、工作和家庭情况"))
     return out

@@ -120,21 +120,21 @@ def plan() -> list[list[Command]]:
     names = demo_townships()
     for site_id, name, township, dept, cost, months, workers, _ in sites():
         registrations.append(RegisterSite(
-            command_id=cid("register", site_id), actor="demo", site_id=site_id, name=name, township=township,
+            command_id=cid("register", site_id), site_id=site_id, name=name, township=township,
             department=dept, cost_wan=Decimal(cost), planned_months=months, start_date=START,
             units=Units(owner=f"{name}业主单位", design="福建省交通规划设计院", construction=f"{name}施工单位",
                         supervision="福州市建设监理公司"),
         ))
-        workforce.append(ReportWorkforce(command_id=cid("workforce", site_id), actor="demo", site_id=site_id,
+        workforce.append(ReportWorkforce(command_id=cid("workforce", site_id), site_id=site_id,
                                          headcount=workers, as_of=dt.date(2020, 8, 31)))
         present = members_at[site_id]
         for member_id, facts in present:
-            arrivals.append(RecordArrival(command_id=cid("arrive", member_id), actor="demo", site_id=site_id,
+            arrivals.append(RecordArrival(command_id=cid("arrive", member_id), site_id=site_id,
                                           member_id=member_id, member=facts, arrived_on=START))
         if site_id in {p[0] for p in PILOTS}:
             full = [m for m, f in present if f.status is MemberStatus.full]
             branches.append(FormBranch(
-                command_id=cid("branch", site_id), actor="demo", site_id=site_id, name=f"{name}工地兼合党支部",
+                command_id=cid("branch", site_id), site_id=site_id, name=f"{name}工地兼合党支部",
                 secretary=full[0], instructor="市委两新工委指导员", liaison=f"{names[township]}联络员",
                 member_units=["业主单位", "施工单位", "监理单位", "驻地乡镇"], formed_on=dt.date(2020, 4, 1),
             ))
@@ -145,7 +145,7 @@ def plan() -> list[list[Command]]:
                 if len(ids) >= 3 and any(m in full for m in ids):
                     leader = next(m for m in ids if m in full)
                     groups.append(FormPartyGroup(
-                        command_id=cid("group", site_id, section), actor="demo", site_id=site_id,
+                        command_id=cid("group", site_id, section), site_id=site_id,
                         group_id=f"g{k + 1}", name=f"{section}党小组", section=section, leader=leader, members=ids,
                         formed_on=dt.date(2020, 4, 15),
                     ))

@@ -57,18 +57,18 @@ def liaison_phases() -> list[list[Command]]:
     third: list[Command] = []
     for p, (site_id, *_rest) in enumerate(PILOTS):
         first.append(SignComplianceLetter(
-            command_id=cid("letter", site_id), actor="demo", site_id=site_id, letter_id="2020", signed_on=_d(4, 1),
+            command_id=cid("letter", site_id), site_id=site_id, letter_id="2020", signed_on=_d(4, 1),
             signatories=["项目业主单位", "工地兼合党支部", "项目主管部门"],
             targets={Target.quality: "分项工程合格率100%", Target.safety: "杜绝较大及以上安全事故",
                      Target.progress: "按节点工期完成", Target.civilised_site: "创建市级文明工地"},
         ))
         second.append(AssessCompliance(
-            command_id=cid("assess", site_id), actor="demo", site_id=site_id, letter_id="2020", assessed_on=_d(7, 31),
+            command_id=cid("assess", site_id), site_id=site_id, letter_id="2020", assessed_on=_d(7, 31),
             results=[TargetResult(target=t, met=not (site_id == "dingsheng" and t is Target.progress),
                                   note="半年考核") for t in Target],
         ))
         first.append(HoldJointMeeting(
-            command_id=cid("meeting", site_id, 1), actor="demo", site_id=site_id, meeting_id="2020-q2",
+            command_id=cid("meeting", site_id, 1), site_id=site_id, meeting_id="2020-q2",
             held_on=_d(5, 10), parties=ALL_PARTIES,
             items=(
                 MeetingItem(item_id="tech-1", kind=ItemKind.technical_bottleneck, description="关键工序施工难题攻关",
@@ -82,29 +82,29 @@ def liaison_phases() -> list[list[Command]]:
         # Items resolved at the next meeting; at every third site the education item stays open.
         resolves = ("tech-1", "risk-1") if p % 3 == 0 else ("tech-1", "risk-1", "edu-1")
         second.append(HoldJointMeeting(
-            command_id=cid("meeting", site_id, 2), actor="demo", site_id=site_id, meeting_id="2020-q3",
+            command_id=cid("meeting", site_id, 2), site_id=site_id, meeting_id="2020-q3",
             held_on=_d(7, 10), parties=[Party.owner, Party.township, Party.construction], resolves=resolves,
         ))
     first.append(SignCoBuildingAgreement(
-        command_id=cid("agreement", "tangyuan"), actor="demo", site_id="tangyuan-500kv", agreement_id="tangyuan-2020",
+        command_id=cid("agreement", "tangyuan"), site_id="tangyuan-500kv", agreement_id="tangyuan-2020",
         village="白琳镇棠园村", signed_on=_d(5, 20),
         items=[AgreementItem(item_id=f"t{i + 1}", title=title) for i, title in enumerate(TANGYUAN_ITEMS)],
     ))
-    second += [CompleteCoBuildingItem(command_id=cid("cobuild", i), actor="demo", site_id="tangyuan-500kv",
+    second += [CompleteCoBuildingItem(command_id=cid("cobuild", i), site_id="tangyuan-500kv",
                                       agreement_id="tangyuan-2020", item_id=f"t{i + 1}", completed_on=_d(8, 1))
                for i in range(5)]
     for site_id, village, kind, quantity, note in SUPPORT:
-        first.append(RecordVillageSupport(command_id=cid("support", site_id, kind.value), actor="demo",
+        first.append(RecordVillageSupport(command_id=cid("support", site_id, kind.value),
                                           site_id=site_id, village=village, kind=kind, given_on=_d(4, 15),
                                           quantity=Decimal(quantity), note=note))
     for site_id, case_id, kind, amount, resolved in DISPUTES:
-        first.append(ReportDispute(command_id=cid("dispute", case_id), actor="demo", site_id=site_id,
+        first.append(ReportDispute(command_id=cid("dispute", case_id), site_id=site_id,
                                    case_id=case_id, kind=kind, reported_on=_d(6, 1), parties=["当事双方"],
                                    amount_yuan=amount, description=f"{kind.value} 纠纷"))
-        second.append(StartMediation(command_id=cid("mediate", case_id), actor="demo", site_id=site_id,
+        second.append(StartMediation(command_id=cid("mediate", case_id), site_id=site_id,
                                      case_id=case_id, mediator="工地纠纷调解站", started_on=_d(6, 2)))
         if resolved:
-            third.append(ResolveMediation(command_id=cid("resolve", case_id), actor="demo", site_id=site_id,
+            third.append(ResolveMediation(command_id=cid("resolve", case_id), site_id=site_id,
                                           case_id=case_id, resolved_on=_d(6, 5), outcome="调解成功，双方签订协议",
                                           amount_settled_yuan=amount))
     return [first, second, third]

@@ -1,21 +1,32 @@
-"""Seeds the demo city through ordinary commands, service by service, waiting while the others catch up."""
+"""Seeds the demo city through ordinary commands, service by service, waiting while the others catch up.
+
+Each site's commands are sent by its township's identity, as its township's operator would; the reader (the
+city committee) watches the views."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from contracts.activities import SERVICE as ACTIVITIES
 from contracts.base import Command
+from contracts.identity import Identity, Role
 from contracts.liaison import SERVICE as LIAISON
 from contracts.membership import SERVICE
 from gongdi.demo.activities import activity_plan, close_talks
-from gongdi.demo.city import CATCHING_UP, MEMBERS, PILOTS, plan, roster
+from gongdi.demo.city import CATCHING_UP, MEMBERS, PILOTS, plan, roster, sites
 from gongdi.demo.liaison import liaison_phases
 from gongdi.ops.client import GongdiClient
+from gongdi.service.settings import Settings
 
 
-async def seed(client: GongdiClient, progress: Callable[[int, int], None] | None = None,
-               concurrency: int = 32) -> dict[str, int]:
+def demo_site_townships() -> dict[str, str]:
+    return {site[0]: site[2] for site in sites()}
+
+
+async def seed(writers: Mapping[str, GongdiClient], reader: GongdiClient,
+               progress: Callable[[int, int], None] | None = None, concurrency: int = 32) -> dict[str, int]:
+    """`writers`: a client per township code (connected as that township's identity)."""
+    township_of = demo_site_townships()
     membership_phases = plan()
     activity_phase = activity_plan(roster())
     liaison = liaison_phases()
@@ -28,7 +39,7 @@ async def seed(client: GongdiClient, progress: Callable[[int, int], None] | None
         nonlocal done
         for _ in range(100):
             async with gate:
-                reply = await client.send(service, command)
+                reply = await writers[township_of[command.site_id]].send(service, command)  # type: ignore[attr-defined]
             # Activities and liaison learn sites, members and branches from membership events a moment later.
             if reply["ok"] or reply["error"]["code"] not in CATCHING_UP:
                 break
@@ -43,9 +54,9 @@ async def seed(client: GongdiClient, progress: Callable[[int, int], None] | None
     for phase in membership_phases:
         await asyncio.gather(*(one(SERVICE, c) for c in phase))
     # Activities learns sites and members from membership events; every arrival's talk is the sign it has.
-    await _until_talks(client, MEMBERS)
+    await _until_talks(reader, MEMBERS)
     await asyncio.gather(*(one(ACTIVITIES, c) for c in activity_phase))
-    talks = await close_talks(client, [p[0] for p in PILOTS])
+    talks = await close_talks(reader, [p[0] for p in PILOTS])
     total += len(talks)
     await asyncio.gather(*(one(ACTIVITIES, c) for c in talks))
     for phase in liaison:
@@ -62,3 +73,21 @@ async def _until_talks(client: GongdiClient, at_least: int, timeout: float = 120
         if asyncio.get_running_loop().time() > deadline:
             raise RuntimeError(f"activities did not create the arrival talks in {timeout:.0f}s: {talks}")
         await asyncio.sleep(0.2)
+
+
+async def seed_as_townships(settings: Settings, password: Callable[[str], str],
+                            progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    """Seed with each township's own identity writing its sites, and the city committee reading."""
+    clients: list[GongdiClient] = []
+
+    async def connect(name: str) -> GongdiClient:
+        clients.append(await GongdiClient.connect(settings.as_user(name, password(name))))
+        return clients[-1]
+
+    try:
+        writers = {t: await connect(Identity(Role.TOWNSHIP, township=t).name)
+                   for t in sorted(set(demo_site_townships().values()))}
+        return await seed(writers, await connect(Identity(Role.CITY).name), progress)
+    finally:
+        for client in clients:
+            await client.close()

@@ -30,7 +30,7 @@ async def services_ready(client: GongdiClient) -> bool:
 def wait_ready(settings: Settings, timeout: float = 60.0) -> None:
     async def probe() -> None:
         deadline = time.monotonic() + timeout
-        client = await GongdiClient.connect(settings.nats_url, timeout=2)
+        client = await GongdiClient.connect(settings, timeout=2)
         try:
             while not await services_ready(client):
                 if time.monotonic() > deadline:
@@ -67,5 +67,5 @@ def wait_caught_up(settings: Settings, timeout: float = 60.0) -> dict[str, Any]:
             await asyncio.sleep(0.2)
         return (await client.query("views", "city"))["data"]
 
-    return asyncio.run(with_client(settings.nats_url, probe))
+    return asyncio.run(with_client(settings, probe))
 

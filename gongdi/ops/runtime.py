@@ -72,6 +72,25 @@ def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: flo
         proc.wait()
 
 
+def write_private(path: Path, text: str) -> None:
+    """A file that holds secrets: owner-only from the moment it exists."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(path, 0o600)
+
+
+def reload_nats_accounts(root: Path, accounts: str) -> bool:
+    """New users or rights for a running embedded nats-server, without a restart: rewrite its accounts file and
+    signal it to re-read its configuration. False when no server runs from `root`."""
+    write_private(root / "accounts.conf", accounts)
+    try:
+        os.kill(int((root / "nats.pid").read_text().split()[0]), signal.SIGHUP)
+    except (OSError, ValueError, IndexError):
+        return False
+    return True
+
+
 def nats_server_binary() -> str:
     candidate = Path(sys.executable).parent / "nats-server"
     if candidate.exists():
@@ -87,30 +106,41 @@ class EmbeddedNats:
     """nats-server with JetStream; `sync_interval: always` so an acknowledged publish is on disk."""
 
     root: Path
+    accounts: str = ""  # the `accounts {…}` block (gongdi.ops.accounts); without it anyone may connect
     port: int = 0
+    monitor: int = 0
+    leaf_port: int = 0  # set to listen for township leaf nodes (their own credentials decide their rights)
     proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self) -> str:
-        self.root.mkdir(parents=True, exist_ok=True)
-        pidfile = self.root / "nats.pid"
-        _kill_stale(pidfile)
-        self.port = self.port or free_port()
-        monitor = free_port()
+    def _write_config(self) -> Path:
         config = self.root / "nats.conf"
-        config.write_text(
+        if self.accounts:
+            write_private(self.root / "accounts.conf", self.accounts)
+        text = (
             f"listen: 127.0.0.1:{self.port}\n"
-            f"http: 127.0.0.1:{monitor}\n"
-            f'pid_file: "{pidfile}"\n'
+            f"http: 127.0.0.1:{self.monitor}\n"
+            f'pid_file: "{self.root / "nats.pid"}"\n'
             "max_payload: 8MB\n"
             "jetstream {\n"
             f'  store_dir: "{self.root / "jetstream"}"\n'
             "  sync_interval: always\n"
             "}\n"
+            + (f"leafnodes {{\n  listen: 127.0.0.1:{self.leaf_port}\n}}\n" if self.leaf_port else "")
+            + ("include ./accounts.conf\n" if self.accounts else "")
         )
+        write_private(config, text)
+        return config
+
+    def start(self) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        _kill_stale(self.root / "nats.pid")
+        self.port = self.port or free_port()
+        self.monitor = self.monitor or free_port()
+        config = self._write_config()
         log = self.root / "nats.log"
         with log.open("ab") as out:
             self.proc = subprocess.Popen(

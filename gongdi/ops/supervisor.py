@@ -6,8 +6,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from gongdi.service.settings import Settings
 
 # The platform's processes: (name, python module, argument).
 PROCESSES = [
@@ -29,24 +32,44 @@ class Child:
     argv: list[str]
     log: Path
     proc: subprocess.Popen | None = None
+    env: dict[str, str] = field(default_factory=dict)
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
 
 
+def bus_user(module: str, arg: str) -> str:
+    """The NATS user a platform process connects as (gongdi.ops.accounts gives each its rights)."""
+    service = module.rsplit(".", 1)[-1]
+    return {"setup": "setup", "relay": f"relay.{service}"}.get(arg, service)
+
+
 class Supervisor:
-    def __init__(self, env: dict[str, str], logdir: Path, say=print):
-        self.env = {**os.environ, **env}
+    """Runs every platform process, each as its own bus user when `passwords` are given (the embedded default),
+    else with the settings' own credentials (servers configured outside the project)."""
+
+    def __init__(self, settings: Settings, logdir: Path, say=print, passwords: Mapping[str, str] | None = None):
+        self.settings = settings
+        self.passwords = passwords
         self.logdir = logdir
         self.say = say
         self.children = [
-            Child(name, [sys.executable, "-m", module, arg], logdir / f"{name}.log") for name, module, arg in PROCESSES
+            Child(name, [sys.executable, "-m", module, arg], logdir / f"{name}.log", env=self.env_for(module, arg))
+            for name, module, arg in PROCESSES
         ]
+
+    def env_for(self, module: str, arg: str) -> dict[str, str]:
+        settings = self.settings
+        if self.passwords is not None:
+            user = bus_user(module, arg)
+            settings = settings.as_user(user, self.passwords[user])
+        return {**os.environ, **settings.env()}
 
     def setup(self) -> list[str]:
         lines = []
         for module in SETUP_ORDER:
-            out = subprocess.run([sys.executable, "-m", module, "setup"], env=self.env, capture_output=True, text=True)
+            out = subprocess.run([sys.executable, "-m", module, "setup"], env=self.env_for(module, "setup"),
+                                 capture_output=True, text=True)
             if out.returncode != 0:
                 raise RuntimeError(f"setup of {module} failed:\n{out.stderr[-3000:]}")
             lines += out.stdout.splitlines()
@@ -54,7 +77,7 @@ class Supervisor:
 
     def _start(self, child: Child) -> None:
         out = child.log.open("ab")
-        child.proc = subprocess.Popen(child.argv, env=self.env, stdout=out, stderr=out, start_new_session=True)
+        child.proc = subprocess.Popen(child.argv, env=child.env, stdout=out, stderr=out, start_new_session=True)
         out.close()
         child.started_at = time.monotonic()
 

@@ -28,7 +28,7 @@ from contracts.city import City
 from contracts.envelope import Envelope
 from contracts.queries import Query
 from contracts.replies import ErrorInfo
-from contracts.subjects import command_subject, stream_name
+from contracts.subjects import command_subscription, stream_name
 from gongdi.bus.consumer import Handler, OrderedConsumer
 from gongdi.bus.projection import Projection
 from gongdi.bus.relay import Relay
@@ -38,6 +38,7 @@ from gongdi.service.logging import configure
 from gongdi.service.pipeline import CommandPipeline, Repository, no_advice, site_key
 from gongdi.service.process import (
     Background,
+    Request,
     connect_nats,
     create_pool,
     migrate_schema,
@@ -78,8 +79,8 @@ class WritingService:
         broker = make_broker(settings)
         bound: list[CommandPipeline] = []  # filled in the lifespan, before the broker starts
         for command in self.commands:
-            reply_handler(broker, command_subject(self.name, command), self.name, settings.workers,
-                          lambda body, command=command: bound[0].handle(command, body))
+            reply_handler(broker, command_subscription(self.name, command), self.name, settings.workers,
+                          lambda request, command=command: bound[0].handle(command, request))
 
         @asynccontextmanager
         async def lifespan() -> AsyncIterator[None]:
@@ -159,7 +160,7 @@ class ReadingService:
     projections: Callable[[str], Sequence[Projection]]  # schema → one projection per source stream
     queries: dict[str, Query]
     handlers: Callable[[asyncpg.Pool, str, JetStreamContext, list[str], City], Any]  # with @query methods
-    implementations: Callable[[type], dict[str, Callable[[Any, bytes], Awaitable[bytes]]]]
+    implementations: Callable[[type], dict[str, Callable[[Any, Request], Awaitable[bytes]]]]
     migrations: Sequence[Migration]
     after_commit: Callable[[NATS, City], Callable[[list[Envelope]], Awaitable[None]]] | None = None
     query_workers: int = 8
@@ -177,7 +178,7 @@ class ReadingService:
             raise TypeError(f"{self.name}: queries without an implementation: {missing}")
         for name, q in self.queries.items():
             reply_handler(broker, q.subject, self.name, self.query_workers,
-                          lambda body, h=implemented[name]: h(bound[0], body))
+                          lambda request, h=implemented[name]: h(bound[0], request))
 
         @asynccontextmanager
         async def lifespan() -> AsyncIterator[None]:

@@ -10,8 +10,11 @@ from pydantic import ValidationError
 
 from contracts.base import Command, Event
 from contracts.errors import DomainError
+from contracts.identity import ForbiddenError, Identity, Role
 from contracts.replies import CommandReply, ErrorInfo, RecordedRef
+from contracts.subjects import scope_of
 from gongdi.service.locks import KeyedLocks
+from gongdi.service.process import Request
 from gongdi.store.base import MAX_ATTEMPTS, ConflictsExhaustedError, Loaded, retry_on_conflict
 
 
@@ -20,8 +23,8 @@ class Attempt(Protocol):
 
     async def load(self, command: Command) -> Loaded: ...
 
-    async def commit(self, command: Command, loaded: Loaded, events: list[Event], warnings: list[ErrorInfo]
-                     ) -> list[RecordedRef]: ...
+    async def commit(self, command: Command, loaded: Loaded, events: list[Event], warnings: list[ErrorInfo],
+                     actor: str) -> list[RecordedRef]: ...
 
 
 class Repository(Protocol):
@@ -40,6 +43,10 @@ def validation_reply(exc: ValidationError) -> bytes:
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or None
     return error_reply("VALIDATION_FAILED", f"{field or 'body'}: {first['msg']}", field)
+
+
+def forbidden_reply(exc: ForbiddenError, command_id: Any = None) -> bytes:
+    return error_reply("FORBIDDEN", f"{exc.message} [{exc.rule}]", exc.rule, command_id)
 
 
 def accepted_reply(command: Command, refs: list[RecordedRef], warnings: list[ErrorInfo]) -> bytes:
@@ -70,15 +77,24 @@ class CommandPipeline:
         self.attempts = attempts
         self.locks = KeyedLocks()
 
-    async def handle(self, name: str, raw: bytes) -> bytes:
+    async def handle(self, name: str, request: Request) -> bytes:
+        sender, scope = request.sender, scope_of(request.subject)
         try:
-            command = self.commands[name].model_validate_json(raw)
+            if sender is None:
+                raise ForbiddenError("NO_IDENTITY", "请求没有经平台认证的身份 (no identity asserted by the server)")
+            sender.check_write(scope, None, "")  # role and subject, before anything is read
+        except ForbiddenError as exc:
+            return forbidden_reply(exc)
+        try:
+            command = self.commands[name].model_validate_json(request.body)
         except ValidationError as exc:
             return validation_reply(exc)
         # Optimistic concurrency is the guarantee across processes; the lock only spares this one the retries.
         async with self.locks.hold(self.key(command)):
             try:
-                return await retry_on_conflict(lambda: self._attempt(command), self.attempts)
+                return await retry_on_conflict(lambda: self._attempt(command, sender, scope), self.attempts)
+            except ForbiddenError as exc:
+                return forbidden_reply(exc, command.command_id)
             except DomainError as exc:
                 return error_reply(exc.code, exc.message, exc.field, command.command_id)
             except ConflictsExhaustedError:
@@ -86,13 +102,18 @@ class CommandPipeline:
                 return error_reply("CONCURRENCY_CONFLICT", "并发冲突，请重试 (too many concurrent writers)", None,
                                    command.command_id)
 
-    async def _attempt(self, command: Command) -> bytes:
+    async def _attempt(self, command: Command, sender: Identity, scope: str) -> bytes:
         async with self.repository.attempt() as attempt:
             loaded = await attempt.load(command)
             if loaded.reply is not None:
                 return loaded.reply.model_dump_json().encode()
+            site_id = self.key(command)
+            sender.check_write(scope, loaded.township, site_id, registering=command.opens_site)
             events = self.decide(command, loaded.given)
+            if events and loaded.township is None and sender.role is not Role.CITY:
+                # The rules let something be written on a site this service cannot place: only the city may.
+                raise ForbiddenError("UNPLACED_SITE", f"工地 {site_id} 尚未登记到乡镇，只有市工委可以记录")
             warnings = self.advise(command, loaded.given)
-            refs = await attempt.commit(command, loaded, events, warnings)
+            refs = await attempt.commit(command, loaded, events, warnings, sender.name)
         # Only now has the attempt committed: the reply never announces what might still roll back.
         return accepted_reply(command, refs, warnings)

@@ -5,13 +5,16 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 import nats
+import orjson
 from faststream.nats import NatsBroker, NatsMessage
 from nats.aio.client import Client as NATS
 
+from contracts.identity import Identity
 from gongdi.service.settings import Settings
 from gongdi.store.migrations import Migration, migrate
 
@@ -55,19 +58,43 @@ def broker(settings: Settings) -> NatsBroker:
     )
 
 
-async def raw_body(msg: NatsMessage) -> bytes:
-    """Decoder that hands handlers the raw bytes, so that malformed JSON still gets a typed error reply."""
-    return msg.body
+REQUEST_INFO = "Nats-Request-Info"  # set by the server on requests crossing from USERS into PLATFORM
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a handler gets: the raw bytes (so that malformed JSON still gets a typed error reply), the subject,
+    and who sent it as the NATS server asserts, never as the sender says."""
+
+    body: bytes
+    subject: str
+    sender: Identity | None
+
+
+def sender_of(headers: Mapping[str, str] | None) -> Identity | None:
+    """The identity in the server's request info; None when there is none or it names no platform identity."""
+    info = (headers or {}).get(REQUEST_INFO)
+    if not info:
+        return None
+    try:
+        data = orjson.loads(info)
+        return Identity.parse(data["user"], data["acc"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+async def as_request(msg: NatsMessage) -> Request:
+    return Request(msg.body, msg.raw_message.subject, sender_of(msg.headers))
 
 
 def reply_handler(broker_: NatsBroker, subject: str, queue: str, workers: int,
-                  handle: Callable[[bytes], Awaitable[bytes]]) -> None:
-    """Subscribe `handle(body) -> reply` as a request/reply endpoint of a queue group."""
+                  handle: Callable[[Request], Awaitable[bytes]]) -> None:
+    """Subscribe `handle(request) -> reply` as a request/reply endpoint of a queue group."""
 
-    async def endpoint(body: bytes) -> bytes:
-        return await handle(body)
+    async def endpoint(request: Request) -> bytes:
+        return await handle(request)
 
-    broker_.subscriber(subject, queue=queue, max_workers=workers, decoder=raw_body)(endpoint)
+    broker_.subscriber(subject, queue=queue, max_workers=workers, decoder=as_request)(endpoint)
 
 
 async def connect_nats(settings: Settings, name: str) -> NATS:

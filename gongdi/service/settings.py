@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict
 
@@ -12,6 +13,8 @@ from contracts.city import DEFAULT_CITY_FILE, City, load_city
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
     nats_url: str = "nats://127.0.0.1:4222"
+    nats_user: str = ""  # GONGDI_NATS_USER: whom this process is on the bus (empty: no authentication)
+    nats_password: str = ""  # GONGDI_NATS_PASSWORD
     database_url: str = "postgresql://postgres@127.0.0.1:5432/gongdi"
     log_format: str = "console"
     log_level: str = "info"
@@ -38,8 +41,15 @@ class Settings(BaseModel):
 
     @property
     def nats_servers(self) -> list[str]:
-        """NATS_URL may list a cluster's nodes separated by commas."""
-        return [u.strip() for u in self.nats_url.split(",") if u.strip()]
+        """NATS_URL may list a cluster's nodes separated by commas; each carries this process's credentials."""
+        urls = [u.strip() for u in self.nats_url.split(",") if u.strip()]
+        if not self.nats_user:
+            return urls
+        auth = f"{quote(self.nats_user, safe='')}:{quote(self.nats_password, safe='')}@"
+        return [u.replace("://", f"://{auth}", 1) if "@" not in u else u for u in urls]
+
+    def as_user(self, user: str, password: str) -> Settings:
+        return self.model_copy(update={"nats_user": user, "nats_password": password})
 
     def env(self) -> dict[str, str]:
         """The same settings as environment variables, for child processes."""

@@ -116,12 +116,14 @@ class Loaded:
     """What `load` found: the rule context `decide` needs, or the first reply if the command id was seen.
 
     `target` is the repository's own note of where the events go (stream heads, township), handed back to
-    `commit` unchanged.
+    `commit` unchanged. `township` is the target site's, as the store knows it (None while the site is unknown):
+    the pipeline checks the sender's rights against it.
     """
 
     given: Any
     reply: CommandReply | None = None
     target: Any = None
+    township: str | None = None
 
 
 @dataclass(frozen=True)

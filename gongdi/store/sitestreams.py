@@ -92,12 +92,12 @@ class _SiteAttempt(Generic[S]):
         site_id: str = command.site_id  # type: ignore[attr-defined]
         state, head = await self.repo.stream.load(self.tx, site_id)
         given, township = await self.repo.context(self.tx, site_id, state)
-        return Loaded(given, target=_Target(site_id, township or "", state, head))
+        return Loaded(given, target=_Target(site_id, township or "", state, head), township=township)
 
-    async def commit(self, command: Command, loaded: Loaded, events: list[Event], warnings: list[ErrorInfo]
-                     ) -> list[RecordedRef]:
+    async def commit(self, command: Command, loaded: Loaded, events: list[Event], warnings: list[ErrorInfo],
+                     actor: str) -> list[RecordedRef]:
         t: _Target[S] = loaded.target
-        meta = Meta(actor=command.actor, command_id=command.command_id, correlation_id=command.correlation_id)
+        meta = Meta(actor=actor, command_id=command.command_id, correlation_id=command.correlation_id)
         refs = await self.repo.stream.append(self.tx, t.site_id, t.township, t.state, t.head, events, meta)
         await self.repo.stream.store.save_command(self.tx, command.command_id, warnings)
         return refs

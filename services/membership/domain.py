@@ -264,9 +264,10 @@ def _register_site(command: RegisterSite, given: Given) -> list[Event]:
         raise UnknownTownshipError(
             f"{given.city.name}没有乡镇代码 {command.township}；可用: {'、'.join(sorted(given.city.townships))}"
             " (unknown township)", "township")
-    if command.department not in given.city.departments:
+    if command.department not in given.city.departments.values():
         raise UnknownDepartmentError(
-            f"{command.department} 不是{given.city.name}的项目主管部门；可用: {'、'.join(given.city.departments)}"
+            f"{command.department} 不是{given.city.name}的项目主管部门；"
+            f"可用: {'、'.join(given.city.departments.values())}"
             " (unknown department)", "department")
     fields = command.model_dump(include=set(SiteRegistered.model_fields))
     return [SiteRegistered(**fields)]

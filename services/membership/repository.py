@@ -124,10 +124,11 @@ class _Attempt:
         if r["prev_id"] is not None:
             previous = SiteState.model_validate_json(r["prev_state"])
             heads[stream_of(r["prev_id"])] = StreamHead(r["prev_version"], r["prev_hash"])
-        return Loaded(Given(site=site, previous_site=previous, city=self.city), target=heads)
+        township = site.township if site else getattr(command, "township", None)  # RegisterSite names its own
+        return Loaded(Given(site=site, previous_site=previous, city=self.city), target=heads, township=township)
 
-    async def commit(self, command: Command, loaded: Loaded, events: list[Event], warnings: list[ErrorInfo]
-                     ) -> list[RecordedRef]:
+    async def commit(self, command: Command, loaded: Loaded, events: list[Event], warnings: list[ErrorInfo],
+                     actor: str) -> list[RecordedRef]:
         given: Given = loaded.given
         states: dict[str, SiteState | None] = {s.site_id: s for s in (given.site, given.previous_site) if s}
         township = {site_id: s.township for site_id, s in states.items() if s}
@@ -143,7 +144,7 @@ class _Attempt:
                 left.append({"member_id": event.member_id, "site_id": site_id})
             elif isinstance(event, MemberArrived):
                 came.append({"member_id": event.member_id, "site_id": site_id})
-        meta = Meta(actor=command.actor, command_id=command.command_id, correlation_id=command.correlation_id)
+        meta = Meta(actor=actor, command_id=command.command_id, correlation_id=command.correlation_id)
         prepared = prepare(pending, loaded.target, meta)
         snapshots = [_snapshot(site_id, state, prepared.heads[stream_of(site_id)])
                      for site_id, state in states.items() if state is not None]

@@ -14,9 +14,11 @@ from pydantic import ValidationError
 
 from contracts.city import City
 from contracts.envelope import Envelope
+from contracts.identity import Identity, Role
 from contracts.queries import QUERIES, BirthdayQuery, NoParams, Query, SiteQuery, TownshipQuery
 from contracts.replies import ErrorInfo, QueryReply
 from contracts.subjects import live_subject
+from gongdi.service.process import Request
 from services.views import activities, liaison, membership
 
 
@@ -30,19 +32,25 @@ def _invalid(exc: ValidationError) -> bytes:
     return _error("VALIDATION_FAILED", f"{field}: {first['msg']}", field)
 
 
-Reply = Callable[[Any, bytes], Awaitable[bytes]]
+Reply = Callable[[Any, Request], Awaitable[bytes]]
 
 
 def query(q: Query) -> Callable[[Callable[[Any, Any], Awaitable[bytes]]], Reply]:
-    """Implements registry query `q`: the method receives its parsed parameters; bad input gets the typed error."""
+    """Implements registry query `q`: the method receives its parsed parameters once the sender's rights are
+    checked; bad input gets the typed error, a denied read `FORBIDDEN`."""
 
     def wrap(handler: Callable[[Any, Any], Awaitable[bytes]]) -> Reply:
         @functools.wraps(handler)
-        async def parsed(self: Any, raw: bytes) -> bytes:
+        async def parsed(self: ViewQueries, request: Request) -> bytes:
+            if request.sender is None:
+                return _error("FORBIDDEN", "请求没有经平台认证的身份 (no identity asserted by the server)"
+                              " [NO_IDENTITY]", "NO_IDENTITY")
             try:
-                params = q.params.model_validate_json(raw or b"{}")
+                params = q.params.model_validate_json(request.body or b"{}")
             except ValidationError as exc:
                 return _invalid(exc)
+            if not await self.may_read(request.sender, q, params):
+                return _error("FORBIDDEN", f"{request.sender.name} 无权查看这一{q.title} [NOT_YOURS]", "NOT_YOURS")
             return await handler(self, params)
 
         parsed.implements = q  # type: ignore[attr-defined]
@@ -81,6 +89,19 @@ class ViewQueries:
         self.streams = streams
         self.city_config = city  # not `city`: that is the query of that name
         self.today = today
+
+    async def may_read(self, sender: Identity, q: Query, params: Any) -> bool:
+        if q.reads == "township":
+            return sender.may_read_township(params.township)
+        if q.reads == "site":
+            async with self.pool.acquire() as conn:
+                row = await conn.fetchrow(f"SELECT township, department FROM {self.schema}.site WHERE site_id = $1",
+                                          params.site_id)
+            if row is None:  # nothing to show; the query itself says so
+                return sender.role is not Role.DASHBOARD
+            department = self.city_config.department_code(row["department"])
+            return sender.may_read_site(row["township"], department, params.site_id)
+        return True
 
     @query(QUERIES["status"])
     async def status(self, _: NoParams) -> bytes:

@@ -21,7 +21,8 @@ from tests.conftest import Servers
 
 async def _fresh(servers: Servers) -> Settings:
     database_url = await servers.new_database("t")
-    nc = await nats.connect(servers.nats_url)
+    settings = servers.settings(database_url, consumer_ack_wait=3.0)
+    nc = await nats.connect(settings.nats_servers)
     try:
         js = nc.jetstream()
         for info in await js.streams_info():
@@ -29,7 +30,7 @@ async def _fresh(servers: Servers) -> Settings:
                 await js.delete_stream(info.config.name)
     finally:
         await nc.close()
-    return Settings(nats_url=servers.nats_url, database_url=database_url, consumer_ack_wait=3.0)
+    return settings
 
 
 @pytest.fixture
@@ -38,26 +39,33 @@ def settings(servers: Servers) -> Settings:
 
 
 @pytest.fixture
-def ready_settings(settings: Settings, tmp_path: Path) -> Settings:
+def ready_settings(settings: Settings, servers: Servers, tmp_path: Path) -> Settings:
     """Schemas, stream and consumer created, as `gongdi setup` does."""
-    Supervisor(settings.env(), tmp_path / "logs").setup()
+    Supervisor(settings, tmp_path / "logs", passwords=servers.credentials.nats).setup()
     return settings
 
 
 @pytest.fixture
-def platform(ready_settings: Settings, tmp_path: Path) -> Iterator[Supervisor]:
-    """Every service as its own process, the way `gongdi up` runs them."""
-    sup = Supervisor(ready_settings.env(), tmp_path / "logs", say=lambda *_: None)
+def admin_settings(ready_settings: Settings, servers: Servers) -> Settings:
+    """The city work committee's identity: what the CLI acts as by default."""
+    return servers.as_identity(ready_settings, "city")
+
+
+@pytest.fixture
+def platform(ready_settings: Settings, admin_settings: Settings, servers: Servers, tmp_path: Path
+             ) -> Iterator[Supervisor]:
+    """Every service as its own process and bus user, the way `gongdi up` runs them."""
+    sup = Supervisor(ready_settings, tmp_path / "logs", say=lambda *_: None, passwords=servers.credentials.nats)
     sup.start()
     try:
-        asyncio.run(_wait_ready(ready_settings))
+        asyncio.run(_wait_ready(admin_settings))
         yield sup
     finally:
         sup.stop()
 
 
 async def _wait_ready(settings: Settings, timeout: float = 30.0) -> None:
-    client = await GongdiClient.connect(settings.nats_url, timeout=1)
+    client = await GongdiClient.connect(settings, timeout=1)
     deadline = time.monotonic() + timeout
     try:
         while not await services_ready(client):
@@ -68,8 +76,8 @@ async def _wait_ready(settings: Settings, timeout: float = 30.0) -> None:
 
 
 @pytest.fixture
-async def client(ready_settings: Settings) -> AsyncIterator[GongdiClient]:
-    c = await GongdiClient.connect(ready_settings.nats_url)
+async def client(admin_settings: Settings) -> AsyncIterator[GongdiClient]:
+    c = await GongdiClient.connect(admin_settings)
     yield c
     await c.close()
 

@@ -140,7 +140,7 @@ async def test_replayed_arrivals_create_no_second_obligation(platform: Superviso
     child = next(c for c in platform.children if c.name == "activities")
     os.kill(child.proc.pid, signal.SIGKILL)
     child.proc.wait()
-    nc = await nats.connect(ready_settings.nats_url)
+    nc = await nats.connect(ready_settings.nats_servers)
     js = nc.jetstream()
     await js.delete_consumer(stream_name(MEMBERSHIP), "activities")
     await ensure_durable(js, MEMBERSHIP, "activities", ack_wait=3.0)
@@ -184,7 +184,7 @@ async def test_killing_the_policy_mid_run_loses_and_doubles_nothing(platform: Su
         return await obligations(pool) >= members
 
     assert await eventually(all_created, timeout=120), f"{await obligations(pool)} of {members} obligations"
-    nc = await nats.connect(ready_settings.nats_url)
+    nc = await nats.connect(ready_settings.nats_servers)
     try:
         js = nc.jetstream()
 

@@ -6,10 +6,12 @@ from pathlib import Path
 import orjson
 import pytest
 
+from contracts.city import load_city
 from contracts.membership import SERVICE
 from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
 from gongdi.service.settings import Settings
+from tests.conftest import Servers
 from tests.integration.waiting import eventually
 
 SEASIDE = """
@@ -18,15 +20,16 @@ name: 海滨市
 townships:
   east: 东湖镇
   west: 西岭乡
-departments: [水利局, 交通运输局]
+departments: {shuili: 水利局, jiaotong: 交通运输局}
 """
 
 
 @pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    """Every process of this test's platform reads the made-up city's file."""
+def settings(settings: Settings, servers: Servers, tmp_path: Path) -> Settings:
+    """Every process of this test's platform reads the made-up city's file; its identities join the bus."""
     path = tmp_path / "seaside.yaml"
     path.write_text(SEASIDE, encoding="utf-8")
+    servers.add_city(load_city(path))
     return settings.model_copy(update={"city_file": str(path)})
 
 

@@ -33,7 +33,7 @@ async def publish(pool: asyncpg.Pool, settings: Settings, count: int) -> None:
     store = PostgresEventStore(pool, SERVICE)
     for n in range(count):
         await append_one(store, "s-1", n)
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_servers)
     stop = asyncio.Event()
     relay = Relay(store, nc.jetstream(), SERVICE)
     task = asyncio.create_task(relay.run(stop))
@@ -45,7 +45,7 @@ async def publish(pool: asyncpg.Pool, settings: Settings, count: int) -> None:
 
 
 async def run_consumer(settings: Settings, pool: asyncpg.Pool, handler: Recorder, until, seconds: float = 20):
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_servers)
     consumer = OrderedConsumer(nc, pool, "t", SERVICE, "t-consumer", handler, batch=4, max_deliver=2)
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
@@ -60,7 +60,7 @@ async def run_consumer(settings: Settings, pool: asyncpg.Pool, handler: Recorder
 
 
 async def durable(settings: Settings) -> None:
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_servers)
     await ensure_durable(nc.jetstream(), SERVICE, "t-consumer", ack_wait=1.0)
     await nc.close()
 
@@ -79,13 +79,13 @@ async def test_redelivery_after_checkpoint_has_no_effect(pool: asyncpg.Pool, rea
 
     await run_consumer(ready_settings, pool, Recorder(), all_applied)
     # Pretend every ack was lost: replay the whole stream to the same consumer.
-    nc = await nats.connect(ready_settings.nats_url)
+    nc = await nats.connect(ready_settings.nats_servers)
     await nc.jetstream().delete_consumer("EVT_MEMBERSHIP", "t-consumer")
     await nc.close()
     await durable(ready_settings)
 
     async def drained() -> bool:
-        nc2 = await nats.connect(ready_settings.nats_url)
+        nc2 = await nats.connect(ready_settings.nats_servers)
         info = await nc2.jetstream().consumer_info("EVT_MEMBERSHIP", "t-consumer")
         await nc2.close()
         return info.num_pending == 0 and info.num_ack_pending == 0
@@ -98,7 +98,7 @@ async def test_redelivery_after_checkpoint_has_no_effect(pool: asyncpg.Pool, rea
 async def test_poison_event_is_dead_lettered_and_the_rest_applied(pool: asyncpg.Pool, ready_settings: Settings):
     await prepare(pool, ready_settings)
     await publish(pool, ready_settings, 8)
-    nc = await nats.connect(ready_settings.nats_url)
+    nc = await nats.connect(ready_settings.nats_servers)
     dlq = await nc.subscribe("dlq.t-consumer")
 
     async def rest_applied() -> bool:

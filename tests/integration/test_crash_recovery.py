@@ -90,7 +90,7 @@ async def test_kill_relay_and_views_mid_run(platform: Supervisor, client: Gongdi
 
     events = await pool.fetchval("SELECT count(*) FROM membership.events")
     assert events == SITES + WORKFORCE + FIRST_ARRIVALS + 2 * MOVES + DEPARTURES
-    nc = await nats.connect(ready_settings.nats_url)
+    nc = await nats.connect(ready_settings.nats_servers)
     try:
         info = await nc.jetstream().stream_info(stream_name(SERVICE))
         assert info.state.messages == events  # nothing lost, nothing published twice

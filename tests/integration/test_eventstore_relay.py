@@ -55,7 +55,7 @@ async def test_tampering_is_detected(store: Store, pool: asyncpg.Pool):
 
 
 async def read_stream(settings: Settings) -> list[Envelope]:
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_servers)
     try:
         js = nc.jetstream()
         total = (await js.stream_info(stream_name(SERVICE))).state.messages
@@ -72,7 +72,7 @@ async def read_stream(settings: Settings) -> list[Envelope]:
 
 
 async def test_eight_writers_reach_the_bus_complete_unique_and_in_order(store: Store, ready_settings: Settings):
-    nc = await nats.connect(ready_settings.nats_url)
+    nc = await nats.connect(ready_settings.nats_servers)
     stop = asyncio.Event()
     relay = Relay(store, nc.jetstream(), SERVICE, batch=50)
     task = asyncio.create_task(relay.run(stop))
@@ -116,7 +116,7 @@ async def run_until(store: Store, nc: nats.NATS, done: Callable[[Relay], bool]) 
 async def test_relay_resumes_from_the_stream_tail_without_duplicates(store: Store, ready_settings: Settings):
     for n in range(30):
         await append_one(store, f"s-{n % 4}", n)
-    nc = await nats.connect(ready_settings.nats_url)
+    nc = await nats.connect(ready_settings.nats_servers)
     try:
         for life in range(2):  # a second relay life must find nothing left to publish
             relay = await run_until(store, nc, lambda r, life=life: r.published == 30 or (life and r.passes > 0))

@@ -31,7 +31,7 @@ async def test_command_reaches_store_bus_and_view(client: GongdiClient, pool: as
     row = await pool.fetchrow("SELECT event_type, stream_id, version, hash FROM membership.events")
     assert (row["event_type"], row["stream_id"], row["version"]) == ("SiteRegistered", "site-alpha", 1)
 
-    nc = await nats.connect(ready_settings.nats_url)
+    nc = await nats.connect(ready_settings.nats_servers)
     try:
         js = nc.jetstream()
 
@@ -113,7 +113,7 @@ async def test_branch_covers_a_gap_and_live_change_is_published(client: GongdiCl
         return [g["site_id"] for g in city["should_form_branch"]] == ["delta"]
 
     assert await eventually(flagged)
-    nc = await nats.connect(ready_settings.nats_url)
+    nc = await nats.connect(ready_settings.nats_servers)
     live = await nc.subscribe("live.site.delta")
     try:
         formed = await client.send(SERVICE, f.form_branch("delta", "d1"))

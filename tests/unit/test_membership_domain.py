@@ -94,7 +94,7 @@ THREE_FULL = [arrived("m1"), arrived("m2"), arrived("m3")]
 
 # Not the default city: the rules read townships and departments from whatever city is configured.
 SEASIDE = City(code="seaside", name="海滨市", townships={"shacheng": "沙城镇", "east": "东湖镇"},
-               departments=["交通运输局", "水利局"])
+               departments={"jiaotong": "交通运输局", "shuili": "水利局"})
 
 
 def registration(township: str = "shacheng", department: str = "交通运输局") -> RegisterSite:

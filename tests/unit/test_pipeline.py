@@ -8,8 +8,11 @@ from typing import Any
 import orjson
 import pytest
 
+from contracts.identity import Identity, Role
 from contracts.liaison import COMMANDS
+from contracts.subjects import command_subject
 from gongdi.service.pipeline import CommandPipeline
+from gongdi.service.process import Request
 from gongdi.store.base import Meta, StreamHead
 from gongdi.store.memory import MemoryEventStore
 from gongdi.store.sitestreams import SiteStream, SiteStreams, stream_of
@@ -41,8 +44,15 @@ def build(store: MemoryEventStore, directory: Directory | None = None, attempts:
     return CommandPipeline(COMMANDS, repo, decide, attempts=attempts)
 
 
-async def handle(pipeline: CommandPipeline, name: str, raw: bytes) -> dict[str, Any]:
-    return orjson.loads(await pipeline.handle(name, raw))
+CITY = Identity(Role.CITY)
+
+
+async def handle(pipeline: CommandPipeline, name: str, raw: bytes, sender: Identity | None = CITY,
+                 scope: str | None = None) -> dict[str, Any]:
+    """As the service gets it: the sender the server asserted, on the sender's own command subject."""
+    scope = scope or (sender.scope if sender and sender.scope else "city")
+    request = Request(raw, command_subject(scope, "liaison", name), sender)
+    return orjson.loads(await pipeline.handle(name, request))
 
 
 @pytest.fixture
@@ -133,3 +143,55 @@ async def test_the_same_command_racing_itself_is_recorded_once(store: MemoryEven
     assert all(r["ok"] for r in replies)
     assert sum(1 for r in replies if not r["duplicate"]) == 1
     assert len(store.rows) == 1 and len(store.commands) == 1
+
+
+BAILIN = Identity(Role.TOWNSHIP, township="bailin")
+
+
+async def test_the_actor_recorded_is_the_identity_the_server_asserted(store: MemoryEventStore):
+    assert (await handle(build(store), "ReportDispute", dispute(), BAILIN))["ok"]
+    assert [r.actor for r in store.rows] == ["township.bailin"]
+
+
+async def test_a_payload_cannot_name_its_own_actor(store: MemoryEventStore):
+    reply = await handle(build(store), "ReportDispute", dispute(actor="policy:新来党员必谈"), BAILIN)
+    assert reply["error"]["code"] == "VALIDATION_FAILED" and reply["error"]["field"] == "actor"
+    assert store.rows == []
+
+
+async def test_a_township_writing_another_townships_site_is_forbidden_and_writes_nothing(store: MemoryEventStore):
+    reply = await handle(build(store), "ReportDispute", dispute(site_id="west"), BAILIN)
+    assert reply["error"]["code"] == "FORBIDDEN" and reply["error"]["field"] == "OTHER_TOWNSHIP"
+    assert store.rows == [] and store.commands == {}
+
+
+async def test_a_command_on_another_townships_subject_is_forbidden(store: MemoryEventStore):
+    reply = await handle(build(store), "ReportDispute", dispute(), BAILIN, scope="diantou")
+    assert reply["error"]["field"] == "SUBJECT_SCOPE" and store.rows == []
+
+
+@pytest.mark.parametrize("reader", [Identity(Role.AUDITOR), Identity(Role.DASHBOARD),
+                                    Identity(Role.DEPARTMENT, department="shuili")])
+async def test_read_only_roles_cannot_write(store: MemoryEventStore, reader: Identity):
+    reply = await handle(build(store), "ReportDispute", dispute(), reader, scope="bailin")
+    assert reply["error"]["code"] == "FORBIDDEN" and reply["error"]["field"] == "READ_ONLY_ROLE"
+    assert store.rows == []
+
+
+async def test_a_request_without_an_asserted_identity_is_forbidden(store: MemoryEventStore):
+    reply = await handle(build(store), "ReportDispute", dispute(), sender=None)
+    assert reply["error"]["field"] == "NO_IDENTITY" and store.rows == []
+
+
+async def test_a_secretary_writes_its_own_site_only(store: MemoryEventStore):
+    secretary = Identity(Role.SITE, township="bailin", site="east")
+    assert (await handle(build(store), "ReportDispute", dispute(), secretary))["ok"]
+    other = Identity(Role.SITE, township="bailin", site="elsewhere")
+    reply = await handle(build(store), "ReportDispute", dispute("w-2"), other)
+    assert reply["error"]["field"] == "OTHER_SITE"
+    assert [r.actor for r in store.rows] == ["site.bailin.east"]
+
+
+async def test_a_township_gets_the_rules_refusal_for_a_site_nobody_registered(store: MemoryEventStore):
+    reply = await handle(build(store), "ReportDispute", dispute(site_id="nowhere"), BAILIN)
+    assert reply["error"]["code"] == "SITE_NOT_FOUND" and store.rows == []

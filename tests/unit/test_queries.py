@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from contracts.identity import Identity, Role
 from contracts.queries import QUERIES, SiteQuery
+from gongdi.service.process import Request
 from services.views.handlers import ViewQueries, implementations, query
 
 
@@ -30,12 +32,17 @@ def test_a_missing_implementation_is_an_error():
     with pytest.raises(TypeError, match="no implementation of query 'city'"):
         implementations(Partial)
 
+CITY = Identity(Role.CITY)
+
 
 async def test_bad_parameters_get_the_typed_error_before_any_database_access():
     views = ViewQueries(pool=None, schema="views", js=None, streams=[], city=None)  # type: ignore[arg-type]
-    assert await views.site(b'{"site_id": "Not A Slug"}') == (
+    assert await views.site(Request(b'{"site_id": "Not A Slug"}', "qry.views.site", CITY)) == (
         b'{"ok":false,"data":null,"error":{"code":"VALIDATION_FAILED","message":"site_id: String should match'
         b' pattern \'^[a-z0-9][a-z0-9_-]{0,62}$\'","field":"site_id"}}'
     )
-    reply = await views.city(b'{"month": "2020-01"}')
+    reply = await views.city(Request(b'{"month": "2020-01"}', "qry.views.city", CITY))
+    assert b'"code":"VALIDATION_FAILED"' in reply and b'"field":"month"' in reply
+    anonymous = await views.site(Request(b'{"site_id": "x"}', "qry.views.site", None))
+    assert b'"code":"FORBIDDEN"' in anonymous and b'NO_IDENTITY' in anonymous
     assert b'"code":"VALIDATION_FAILED"' in reply and b'"field":"month"' in reply

@@ -1,0 +1,87 @@
+"""The embedded default's secrets: one password per NATS user and database role, kept in the state folder (0600)."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from contracts.city import City
+from contracts.identity import Identity, Role
+from gongdi.ops.accounts import AccountsConfig, User, all_users
+
+FILE_NAME = "credentials.json"
+
+
+def new_password() -> str:
+    # URL-safe, so that it can sit in a nats:// or postgresql:// URL without escaping.
+    return secrets.token_urlsafe(24)
+
+
+@dataclass
+class Credentials:
+    """Created once by `gongdi up` (or a test's servers), extended when a township, department or secretary is
+    added, never rotated silently: a password handed to a township keeps working."""
+
+    path: Path
+    nats: dict[str, str] = field(default_factory=dict)
+    postgres: dict[str, str] = field(default_factory=dict)
+    secretaries: dict[str, str] = field(default_factory=dict)  # site id → township code
+    writers: list[str] = field(default_factory=list)  # the writing services (not stored: the code's list)
+
+    @classmethod
+    def load(cls, path: Path) -> Credentials:
+        raw = json.loads(path.read_text()) if path.exists() else {}
+        return cls(path, raw.get("nats", {}), raw.get("postgres", {}), raw.get("secretaries", {}))
+
+    @classmethod
+    def ensure(cls, home: Path, city: City, writers: Iterable[str]) -> Credentials:
+        """The state folder's credentials, with a password for every user the city and services need."""
+        creds = cls.load(home / FILE_NAME)
+        creds.writers = list(writers)
+        creds.add_users(city)
+        return creds
+
+    def users(self, city: City) -> list[User]:
+        return all_users(city, self.writers, self.secretaries)
+
+    def add_users(self, city: City) -> None:
+        changed = False
+        for user in self.users(city):
+            if user.name not in self.nats:
+                self.nats[user.name] = new_password()
+                changed = True
+        if changed or not self.path.exists():
+            self.save()
+
+    def add_secretary(self, city: City, site_id: str, township: str) -> Identity:
+        if township not in city.townships:
+            raise ValueError(f"{city.name}没有乡镇代码 {township}")
+        identity = Identity(Role.SITE, township=township, site=site_id)
+        self.secretaries[site_id] = township
+        self.add_users(city)
+        return identity
+
+    def password(self, user: str) -> str:
+        try:
+            return self.nats[user]
+        except KeyError:
+            raise KeyError(f"no NATS user {user!r} in {self.path}") from None
+
+    def accounts(self, city: City) -> AccountsConfig:
+        return AccountsConfig(self.users(city), self.password)
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        body = json.dumps({"nats": self.nats, "postgres": self.postgres, "secretaries": self.secretaries},
+                          indent=2, ensure_ascii=False)
+        # Written under a temporary name with owner-only rights, then renamed: never readable by others,
+        # never half-written.
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(body)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.path)

@@ -1,0 +1,50 @@
+"""Identities and their rights as pure rules: names parse, each role may write and read what it should."""
+from __future__ import annotations
+
+import pytest
+
+from contracts.identity import PLATFORM_ACCOUNT, ForbiddenError, Identity, Role
+
+
+@pytest.mark.parametrize("name", ["city", "auditor", "dashboard", "township.diantou", "site.diantou.binhai-2",
+                                  "department.shuili"])
+def test_names_round_trip(name: str):
+    assert Identity.parse(name).name == name
+
+
+@pytest.mark.parametrize("name", ["", "admin", "township.", "township.Diantou", "site.diantou", "township.a.b",
+                                  "policy:新来党员必谈"])
+def test_names_no_role_has_are_refused(name: str):
+    with pytest.raises(ValueError):
+        Identity.parse(name)
+
+
+def test_users_of_another_account_are_not_people():
+    assert Identity.parse("membership", PLATFORM_ACCOUNT).role is Role.PLATFORM
+    with pytest.raises(ValueError):
+        Identity.parse("city", "SOMEONE_ELSES")
+
+
+def test_scope_is_the_token_of_the_command_subject():
+    assert Identity(Role.CITY).scope == "city"
+    assert Identity(Role.TOWNSHIP, township="bailin").scope == "bailin"
+    assert Identity(Role.SITE, township="bailin", site="x").scope == "bailin"
+    assert Identity(Role.AUDITOR).scope is None and Identity(Role.DASHBOARD).scope is None
+
+
+def test_a_secretary_may_not_register_a_site_even_its_own():
+    secretary = Identity(Role.SITE, township="bailin", site="x")
+    with pytest.raises(ForbiddenError) as denied:
+        secretary.check_write("bailin", "bailin", "x", registering=True)
+    assert denied.value.rule == "OTHER_SITE"
+    Identity(Role.TOWNSHIP, township="bailin").check_write("bailin", "bailin", "x", registering=True)
+
+
+def test_reading_a_site():
+    assert Identity(Role.TOWNSHIP, township="bailin").may_read_site("bailin", None, "x")
+    assert not Identity(Role.TOWNSHIP, township="bailin").may_read_site("diantou", None, "x")
+    assert Identity(Role.DEPARTMENT, department="shuili").may_read_site("diantou", "shuili", "x")
+    assert not Identity(Role.DEPARTMENT, department="shuili").may_read_site("diantou", "jiaotong", "x")
+    assert not Identity(Role.DASHBOARD).may_read_site("diantou", "shuili", "x")
+    assert Identity(Role.AUDITOR).may_read_site("diantou", "shuili", "x")
+    assert not Identity(Role.SITE, township="diantou", site="y").may_read_site("diantou", None, "x")
