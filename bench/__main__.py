@@ -19,8 +19,10 @@ from contracts.base import Command
 from contracts.liaison import DisputeKind, RecordVillageSupport, ReportDispute, SupportKind
 from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
+from gongdi.ops.credentials import SUPERUSER, Credentials
+from gongdi.ops.readiness import wait_ready
 from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres
-from gongdi.ops.supervisor import Supervisor
+from gongdi.ops.supervisor import DATABASE_ROLES, WRITERS, Supervisor
 from gongdi.service.settings import Settings
 
 DAY = dt.date(2020, 9, 1)
@@ -103,8 +105,8 @@ def mixed(n: int, sites: int) -> list[tuple[str, Command]]:
 
 
 async def platform_runs(settings: Settings, n: int, width: int, sites: int) -> tuple[dict, dict]:
-    client = await GongdiClient.connect(settings.nats_url)
-    nc = await nats.connect(settings.nats_url)
+    client = await GongdiClient.connect(settings)
+    nc = await nats.connect(settings.nats_servers)
     for s in range(sites):
         assert (await client.send("membership", f.register(f"b{s}")))["ok"]
     arrivals = await load(client, nc, [("membership", f.arrive(f"b{i % sites}", f"m{i}")) for i in range(n)], width)
@@ -128,8 +130,8 @@ async def until_known(client: GongdiClient, site_id: str) -> None:
             await asyncio.sleep(0.1)
 
 
-async def raw_jetstream(url: str, n: int, size: int) -> float:
-    nc = await nats.connect(url)
+async def raw_jetstream(servers: list[str], n: int, size: int) -> float:
+    nc = await nats.connect(servers)
     js = nc.jetstream()
     await js.add_stream(name="BENCH", subjects=["bench.>"])
     payload = b"x" * size
@@ -175,18 +177,25 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gongdi-bench-") as tmp:
         root = Path(tmp)
-        nats_srv, pg = EmbeddedNats(root / "nats"), EmbeddedPostgres(root / "pg")
-        settings = Settings(nats_url=nats_srv.start(), database_url=pg.start(), log_level="warning")
-        sup = Supervisor(settings.env(), root / "logs", say=print)
+        # Every process as its own bus user and database role, the client as the city committee: as under `gongdi up`.
+        city = Settings().city()
+        creds = Credentials.ensure(root, city, WRITERS)
+        creds.ensure_postgres(DATABASE_ROLES)
+        nats_srv = EmbeddedNats(root / "nats", accounts=creds.accounts(city).render())
+        pg = EmbeddedPostgres(root / "pg", password=creds.postgres[SUPERUSER])
+        settings = Settings(nats_url=nats_srv.start(), database_url=pg.start(), log_level="warning",
+                            nats_user="setup", nats_password=creds.password("setup"))
+        admin = settings.as_user("city", creds.password("city"))
+        sup = Supervisor(settings, root / "logs", say=print, passwords=creds.nats, database_passwords=creds.postgres)
         try:
             print(f"bench: {args.n} commands per run over {args.sites} sites, {args.width} in flight;"
                   " fsync on for both servers")
-            js_rate = asyncio.run(raw_jetstream(settings.nats_url, args.n, 700))
+            js_rate = asyncio.run(raw_jetstream(settings.nats_servers, args.n, 700))
             pg_rate = asyncio.run(raw_asyncpg(settings.database_url, args.n, args.width, 700))
             sup.setup()
             sup.start()
-            time.sleep(3)
-            arrivals, mix = asyncio.run(platform_runs(settings, args.n, args.width, args.sites))
+            wait_ready(admin)
+            arrivals, mix = asyncio.run(platform_runs(admin, args.n, args.width, args.sites))
         finally:
             sup.stop()
             pg.stop()

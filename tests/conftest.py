@@ -11,9 +11,9 @@ import pytest
 
 from contracts.city import DEFAULT_CITY_FILE, City, load_city
 from gongdi.ops.accounts import AccountsConfig
-from gongdi.ops.credentials import Credentials
+from gongdi.ops.credentials import SUPERUSER, Credentials
 from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres, free_port, reload_nats_accounts
-from gongdi.ops.supervisor import WRITERS
+from gongdi.ops.supervisor import DATABASE_ROLES, WRITERS
 from gongdi.service.settings import Settings
 
 
@@ -53,7 +53,8 @@ class Servers:
         return settings.as_user(name, self.credentials.password(name))
 
     def database_url(self, name: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{name}"
+        """The superuser's URL (setup's, the tests' own): the password is required."""
+        return f"postgresql://postgres:{self.credentials.postgres[SUPERUSER]}@127.0.0.1:{self.pg_port}/{name}"
 
     async def new_database(self, prefix: str) -> str:
         """A new, empty database on the shared server; its URL."""
@@ -72,7 +73,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     city = load_city(DEFAULT_CITY_FILE)
     credentials = Credentials.ensure(root, city, WRITERS)
     nats_srv = EmbeddedNats(root / "nats", accounts=credentials.accounts(city).render(), leaf_port=free_port())
-    pg = EmbeddedPostgres(root / "postgres", database="postgres")
+    credentials.ensure_postgres(DATABASE_ROLES)
+    pg = EmbeddedPostgres(root / "postgres", database="postgres", password=credentials.postgres[SUPERUSER])
     try:
         nats_srv.start()
         pg.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import asyncpg
@@ -15,6 +16,8 @@ from nats.errors import TimeoutError as NatsTimeoutError
 
 from contracts.envelope import Envelope
 from contracts.subjects import dead_letter_subject, stream_name
+from gongdi.bus.continuity import StreamContinuityError, Verdict, check
+from gongdi.store.base import StaleTransactionError, StreamHead
 
 
 class Handler(Protocol):
@@ -43,12 +46,82 @@ def checkpoint_sql(schema: str) -> str:
     """
 
 
+def stream_heads_sql(schema: str) -> str:
+    """A later migration of every schema that runs consumers: the head of each event stream a consumer applied.
+
+    `heads_from` is the checkpoint each consumer had when heads began to be kept (0 for a consumer started
+    since): the streams it applied before that have no head, and their next event is taken as their start.
+    """
+    return f"""
+    CREATE TABLE IF NOT EXISTS {schema}.stream_head (
+        consumer text NOT NULL,
+        stream text NOT NULL,
+        stream_id text NOT NULL,
+        version int NOT NULL,
+        hash text NOT NULL,
+        PRIMARY KEY (consumer, stream, stream_id)
+    );
+    ALTER TABLE {schema}.consumer_checkpoint ADD COLUMN IF NOT EXISTS heads_from bigint NOT NULL DEFAULT 0;
+    UPDATE {schema}.consumer_checkpoint SET heads_from = stream_seq;
+    """
+
+
+async def read_heads(conn: asyncpg.Connection, schema: str, consumer: str, stream: str, stream_ids: set[str]
+                     ) -> dict[str, StreamHead]:
+    """The applied heads of the given event streams, in one query."""
+    if not stream_ids:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT stream_id, version, hash FROM {schema}.stream_head"
+        " WHERE consumer = $1 AND stream = $2 AND stream_id = ANY($3::text[])",
+        consumer, stream, list(stream_ids),
+    )
+    return {r["stream_id"]: StreamHead(r["version"], r["hash"]) for r in rows}
+
+
+async def save_position(conn: asyncpg.Connection, schema: str, consumer: str, stream: str, seq: int,
+                        heads: dict[str, StreamHead]) -> None:
+    """The checkpoint and the heads that moved with it, in one statement."""
+    await conn.execute(
+        f"""WITH heads AS (
+            INSERT INTO {schema}.stream_head (consumer, stream, stream_id, version, hash)
+            SELECT $1, $2, h.stream_id, h.version, h.hash
+            FROM unnest($4::text[], $5::int[], $6::text[]) AS h (stream_id, version, hash)
+            ON CONFLICT (consumer, stream, stream_id) DO UPDATE SET version = EXCLUDED.version, hash = EXCLUDED.hash
+        )
+        INSERT INTO {schema}.consumer_checkpoint (consumer, stream, stream_seq) VALUES ($1, $2, $3)
+        ON CONFLICT (consumer, stream) DO UPDATE SET stream_seq = $3, updated_at = now()""",
+        consumer, stream, seq, list(heads), [h.version for h in heads.values()], [h.hash for h in heads.values()],
+    )
+
+
+def parse(msg: Msg) -> Envelope | Exception:
+    """The event, or why it is not one: a failure handled like any other (retried, then dead-lettered)."""
+    try:
+        return Envelope.from_json(msg.data)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        return exc
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A message not applied: why, and the event when it did continue its stream (its handler failed)."""
+
+    msg: Msg
+    error: Exception
+    event: Envelope | None = None
+
+
 class OrderedConsumer:
     """Applies a service's stream in stream order, each message exactly once in effect.
 
     The checkpoint (last applied stream sequence) lives beside the read models and moves in the same
     transaction as the effect, so a redelivery after a crash is recognised and acknowledged without effect.
     A message that arrives ahead of a gap is held back (nak with delay) until the gap is filled.
+
+    The head (version, hash) of every event stream it applied moves in that transaction too, and an event that
+    does not continue its stream from that head (`continuity.check`) is refused: not applied, logged as an
+    error and dead-lettered at once, since the same heads give the same verdict on every redelivery.
     """
 
     def __init__(
@@ -95,13 +168,14 @@ class OrderedConsumer:
                     msgs += await sub.fetch(self.batch - 1, timeout=0.05)
             await self.handle_batch(msgs)
 
-    async def _last_seq(self, conn: asyncpg.Connection) -> int:
-        seq = await conn.fetchval(
-            f"SELECT stream_seq FROM {self.schema}.consumer_checkpoint WHERE consumer = $1 AND stream = $2"
-            " FOR UPDATE",
+    async def _position(self, conn: asyncpg.Connection) -> tuple[int, int]:
+        """(checkpoint, heads_from), the checkpoint row locked until the transaction ends."""
+        row = await conn.fetchrow(
+            f"SELECT stream_seq, heads_from FROM {self.schema}.consumer_checkpoint"
+            " WHERE consumer = $1 AND stream = $2 FOR UPDATE",
             self.durable, self.stream,
         )
-        return seq or 0
+        return (row["stream_seq"], row["heads_from"]) if row else (0, 0)
 
     async def handle_batch(self, msgs: list[Msg]) -> None:
         msgs = sorted(msgs, key=lambda m: m.metadata.sequence.stream)
@@ -110,7 +184,9 @@ class OrderedConsumer:
         except Exception:
             # The batch rolled back as a whole; redo it one savepoint per event to isolate the failing one.
             outcome = await self._apply(msgs, isolate=True)
-        applied, done, later, _ = outcome
+        applied, done, later, failed = outcome
+        if failed is not None:  # after the batch committed, outside the retry above: it is handled exactly once
+            await self._failed(failed)
         for msg in done:
             await msg.ack()
         for msg in later:
@@ -121,73 +197,109 @@ class OrderedConsumer:
 
     async def _apply(
         self, msgs: list[Msg], isolate: bool
-    ) -> tuple[list[Envelope], list[Msg], list[Msg], tuple[Msg, Exception] | None]:
+    ) -> tuple[list[Envelope], list[Msg], list[Msg], Failure | None]:
         """Apply the contiguous run after the checkpoint in one transaction.
 
         Without `isolate` any failure aborts the whole batch (the fast path: no savepoint round trips). With it,
-        each event gets a savepoint, so the events before a failing one still commit.
+        each event gets a savepoint, so the events before a failing one still commit. A message that is not an
+        event, or an event refused for its stream's continuity, is never applied, so it needs neither: the events
+        before it commit, the ones after it wait.
         """
         applied: list[Envelope] = []
         done: list[Msg] = []
         later: list[Msg] = []
-        failed: tuple[Msg, Exception] | None = None
-        async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                last = await self._last_seq(conn)
-                start = last
-                for msg in msgs:
-                    seq = msg.metadata.sequence.stream
-                    if seq <= last:
-                        done.append(msg)  # already applied: a redelivery
-                        continue
-                    if seq > last + 1 or failed is not None:
-                        later.append(msg)  # a gap before it, or a failure earlier in the batch
-                        continue
-                    if not isolate:
-                        event = Envelope.from_json(msg.data)
-                        await self.handler.apply(conn, event)
-                    else:
-                        try:
-                            async with conn.transaction():  # savepoint: a failing event leaves no trace
-                                event = Envelope.from_json(msg.data)
-                                await self.handler.apply(conn, event)
-                        except Exception as exc:
-                            failed = (msg, exc)  # reported, retried with backoff, then dead-lettered
-                            continue
-                    applied.append(event)
+        failed: Failure | None = None
+        events = [parse(msg) for msg in msgs]
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Two statements, not one: the heads must be read after the checkpoint lock is granted, so that
+            # they include what the transaction we waited for committed.
+            last, heads_from = await self._position(conn)
+            start = last
+            heads = await read_heads(conn, self.schema, self.durable, self.stream, {
+                e.stream_id for m, e in zip(msgs, events, strict=True)
+                if isinstance(e, Envelope) and m.metadata.sequence.stream > last})
+            moved: dict[str, StreamHead] = {}
+            for msg, event in zip(msgs, events, strict=True):
+                seq = msg.metadata.sequence.stream
+                if seq <= last:
+                    done.append(msg)  # already applied: a redelivery
+                    continue
+                if seq > last + 1 or failed is not None:
+                    later.append(msg)  # a gap before it, or a failure earlier in the batch
+                    continue
+                if isinstance(event, Exception):
+                    failed = Failure(msg, event)  # not an event: retried with backoff, then dead-lettered
+                    continue
+                # A consumer that applied events before it kept heads (a state folder of an earlier release:
+                # its checkpoint was past the start when the heads table came, so heads_from > 0) cannot know
+                # where those streams stood. Refusing their next event would stop every old site for good, so
+                # it takes the first event it sees of a stream without a head as that stream's start; the hash
+                # must still recompute and every later event must follow it. A consumer that kept heads from
+                # its first event (heads_from = 0) requires version 1 of every new stream.
+                verdict = check(heads.get(event.stream_id, StreamHead()), event, adopt=heads_from > 0)
+                if verdict.verdict is Verdict.REFUSE:
+                    failed = Failure(msg, verdict.error(event))
+                    continue
+                if verdict.verdict is Verdict.DUPLICATE:
+                    self.log.warning("event already applied at the head of its stream; skipped",
+                                     stream=self.stream, stream_id=event.stream_id, version=event.version,
+                                     stream_seq=seq, event_id=str(event.event_id))
                     done.append(msg)
                     last = seq
-                if last != start:
-                    await self._save(conn, last)
-            if failed is not None:
-                await self._failed(conn, *failed)
+                    continue
+                if not isolate:
+                    await self.handler.apply(conn, event)
+                else:
+                    try:
+                        async with conn.transaction():  # savepoint: a failing event leaves no trace
+                            await self.handler.apply(conn, event)
+                    except Exception as exc:
+                        failed = Failure(msg, exc, event)  # reported, retried with backoff, then dead-lettered
+                        continue
+                applied.append(event)
+                done.append(msg)
+                last = seq
+                heads[event.stream_id] = moved[event.stream_id] = StreamHead(event.version, event.hash)
+            if last != start:
+                await save_position(conn, self.schema, self.durable, self.stream, last, moved)
         return applied, done, later, failed
 
-    async def _save(self, conn: asyncpg.Connection, seq: int) -> None:
-        await conn.execute(
-            f"INSERT INTO {self.schema}.consumer_checkpoint (consumer, stream, stream_seq) VALUES ($1, $2, $3)"
-            " ON CONFLICT (consumer, stream) DO UPDATE SET stream_seq = $3, updated_at = now()",
-            self.durable, self.stream, seq,
-        )
-
-    async def _failed(self, conn: asyncpg.Connection, msg: Msg, exc: Exception) -> None:
+    async def _failed(self, failure: Failure) -> None:
+        """Retry a failing event, and dead-letter it after `max_deliver` failures; a refused one at once."""
+        msg, exc = failure.msg, failure.error
         seq = msg.metadata.sequence.stream
-        delivered = self._failures[seq] = self._failures.get(seq, 0) + 1
-        if delivered < self.max_deliver:
-            self.log.warning("event failed; will retry", stream_seq=seq, attempts=delivered, error=repr(exc))
-            await msg.nak(delay=min(0.5 * 2**delivered, 10.0))
+        if isinstance(exc, StreamContinuityError):
+            self.log.error("event refused: it does not continue its stream", stream=self.stream,
+                           stream_id=exc.stream_id, version=exc.version, stream_seq=seq, expected=exc.expected,
+                           got=exc.got)
+        elif isinstance(exc, StaleTransactionError):
+            # Not the event's fault: its append raced a command and needs a newer transaction, which the next
+            # delivery has. Never counted towards dead-lettering.
+            self.log.info("event retried in a new transaction", stream_seq=seq)
+            await msg.nak(delay=0.05)
             return
-        del self._failures[seq]
-        # Poison: record it, move the checkpoint past it, and tell whoever watches the dead-letter subject.
-        self.log.error("event dead-lettered", stream_seq=seq, attempts=delivered, error=repr(exc))
-        async with conn.transaction():
+        else:
+            delivered = self._failures[seq] = self._failures.get(seq, 0) + 1
+            if delivered < self.max_deliver:
+                self.log.warning("event failed; will retry", stream_seq=seq, attempts=delivered, error=repr(exc))
+                await msg.nak(delay=min(0.5 * 2**delivered, 10.0))
+                return
+            del self._failures[seq]
+            self.log.error("event dead-lettered", stream_seq=seq, attempts=delivered, error=repr(exc))
+        # Poison: record it, move the checkpoint past it, and tell whoever watches the dead-letter subject. An event
+        # that continued its stream but failed in the handler is passed like any poison, so its stream's head moves
+        # past it too: otherwise every later event of that stream would be refused as a gap.
+        passed = failure.event
+        moved = {} if passed is None else {passed.stream_id: StreamHead(passed.version, passed.hash)}
+        async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 f"INSERT INTO {self.schema}.dead_letters (consumer, stream, stream_seq, error, body)"
                 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 self.durable, self.stream, seq, repr(exc), msg.data,
             )
-            if await self._last_seq(conn) == seq - 1:
-                await self._save(conn, seq)
+            last, _ = await self._position(conn)
+            if last == seq - 1:
+                await save_position(conn, self.schema, self.durable, self.stream, seq, moved)
         await self.nc.publish(
             dead_letter_subject(self.durable),
             orjson.dumps({"stream": self.stream, "stream_seq": seq, "error": repr(exc)}),

@@ -4,12 +4,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import asyncpg
+import structlog
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from contracts.envelope import Envelope
 from contracts.subjects import stream_name, stream_subjects
-from gongdi.bus.consumer import Handler
+from gongdi.bus.consumer import Handler, save_position
+from gongdi.bus.continuity import Verdict, check
+from gongdi.store.base import StreamHead
 from gongdi.store.migrations import Migration, migrate
 
 Progress = Callable[[int, int], None]
@@ -38,22 +41,42 @@ async def _replay(js: JetStreamContext, pool: asyncpg.Pool, target: str, durable
         stream_subjects(service)[0], stream=stream,
         config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=60.0),
     )
+    log = structlog.get_logger()
+    # The schema is new, so every stream must start at version 1; the heads stay here for the whole replay and
+    # go to the schema with each transaction's checkpoint, as the live consumer keeps them.
+    heads: dict[str, StreamHead] = {}
     seq = applied = 0
     while seq < last:
         msgs = await sub.fetch(1000, timeout=5)
+        moved: dict[str, StreamHead] = {}
         async with pool.acquire() as conn, conn.transaction():
             for msg in msgs:
                 seq = msg.metadata.sequence.stream
                 if seq > last:
                     break
-                await handler.apply(conn, Envelope.from_json(msg.data))
+                event = Envelope.from_json(msg.data)
+                verdict = check(heads.get(event.stream_id, StreamHead()), event)
+                if verdict.verdict is Verdict.REFUSE:
+                    # The live consumer refused it as well: dead-lettered there, dead-lettered here, never applied.
+                    error = verdict.error(event)
+                    log.error("event refused: it does not continue its stream", stream=stream,
+                              stream_id=event.stream_id, version=event.version, stream_seq=seq,
+                              expected=error.expected, got=error.got)
+                    await conn.execute(
+                        f"INSERT INTO {target}.dead_letters (consumer, stream, stream_seq, error, body)"
+                        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        durable, stream, seq, repr(error), msg.data,
+                    )
+                    continue
+                if verdict.verdict is Verdict.DUPLICATE:
+                    log.warning("event already applied at the head of its stream; skipped", stream=stream,
+                                stream_id=event.stream_id, version=event.version, stream_seq=seq)
+                    continue
+                await handler.apply(conn, event)
                 applied += 1
+                heads[event.stream_id] = moved[event.stream_id] = StreamHead(event.version, event.hash)
             # The rebuilt schema knows how far it got, like the live one, so it could be swapped in and go on.
-            await conn.execute(
-                f"INSERT INTO {target}.consumer_checkpoint (consumer, stream, stream_seq) VALUES ($1, $2, $3)"
-                " ON CONFLICT (consumer, stream) DO UPDATE SET stream_seq = $3",
-                durable, stream, min(seq, last),
-            )
+            await save_position(conn, target, durable, stream, min(seq, last), moved)
         if progress:
             progress(min(seq, last), last)
     await sub.unsubscribe()

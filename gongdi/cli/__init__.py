@@ -30,10 +30,10 @@ from gongdi.cli.format import (
 )
 from gongdi.ops.client import with_client
 from gongdi.ops.credentials import FILE_NAME as CREDENTIALS
-from gongdi.ops.credentials import Credentials
+from gongdi.ops.credentials import SUPERUSER, Credentials
 from gongdi.ops.readiness import stream_status, wait_caught_up, wait_ready
-from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres, reload_nats_accounts
-from gongdi.ops.supervisor import WRITERS, Supervisor
+from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres, reload_nats_accounts, without_password, write_private
+from gongdi.ops.supervisor import DATABASE_ROLES, WRITERS, Supervisor
 from gongdi.service.settings import Settings
 
 DEFAULT_HOME = Path(os.environ.get("GONGDI_HOME", ".gongdi"))
@@ -169,7 +169,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_setup(args: argparse.Namespace) -> int:
     settings = runtime_settings(args.home)
     creds = Credentials.load(args.home / CREDENTIALS)
-    for line in Supervisor(settings, args.home / "logs", passwords=creds.nats or None).setup():
+    # The services' database roles get their passwords when the database is the embedded one.
+    database_passwords = creds.postgres if creds.postgres and "DATABASE_URL" not in os.environ else None
+    for line in Supervisor(settings, args.home / "logs", passwords=creds.nats or None,
+                           database_passwords=database_passwords).setup():
         print(f"  {line}")
     return 0
 
@@ -208,6 +211,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         city = Settings.from_env().city()
         urls: dict[str, str] = {}
         creds: Credentials | None = None
+        database_passwords: dict[str, str] | None = None
         if "NATS_URL" in os.environ:
             urls["nats_url"] = os.environ["NATS_URL"]
         else:
@@ -218,11 +222,16 @@ def cmd_up(args: argparse.Namespace) -> int:
         if "DATABASE_URL" in os.environ:
             urls["database_url"] = os.environ["DATABASE_URL"]
         else:
-            pg = EmbeddedPostgres(home / "postgres")
+            # The superuser's and every service role's password, created once beside the NATS ones.
+            db_creds = creds or Credentials.load(home / CREDENTIALS)
+            db_creds.ensure_postgres(DATABASE_ROLES)
+            database_passwords = db_creds.postgres
+            pg = EmbeddedPostgres(home / "postgres", password=db_creds.postgres[SUPERUSER])
             urls["database_url"] = pg.start()
-        (home / "runtime.json").write_text(json.dumps(urls, indent=2))
+        write_private(home / "runtime.json", json.dumps(urls, indent=2))  # the database URL carries a password
         settings = runtime_settings(home)
-        supervisor = Supervisor(settings, home / "logs", passwords=creds.nats if creds else None)
+        supervisor = Supervisor(settings, home / "logs", passwords=creds.nats if creds else None,
+                                database_passwords=database_passwords)
         for line in supervisor.setup():
             print(f"  {line}")
         supervisor.start()
@@ -235,7 +244,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(format_city(view))
         print()
         print(f"  NATS       {urls['nats_url']}")
-        print(f"  PostgreSQL {urls['database_url']}")
+        print(f"  PostgreSQL {without_password(urls['database_url'])}")
         print(f"  日志       {(home / 'logs').resolve()}")
         if creds:
             print(f"  身份       {len([u for u in creds.nats if _is_person(u)])} 个，密码在 {creds.path.resolve()}"

@@ -104,6 +104,9 @@ def format_site(d: dict[str, Any]) -> str:
         lines += format_activities(d["activities"])
     if "liaison" in d:
         lines += format_liaison(d["liaison"])
+    for m in d.get("recent_departures", []):
+        moved = f"，转至 {m['moved_to_site']}" if m["moved_to_site"] else ""
+        lines.append(f"  离场 {m['departed_on']} {m['name'] or m['member_id']}{moved}（{m['recorded_by']} 记录）")
     for h in d.get("departed_holders", []):
         what = "示范岗" if h["what"] == "post" else "责任区"
         lines.append(f"  !! {what} {h['id']} 的党员 {h['member_id']} 已离场，需调整")

@@ -74,7 +74,14 @@ def client_user(identity: Identity) -> User:
         reads = ["qry.views.city", "qry.views.township", "qry.views.status"]
         live = ["live.city.>"]
     writes = [f"cmd.{identity.scope}.>"] if identity.scope else []
-    return User(identity.name, USERS_ACCOUNT, publish=[*writes, *reads], subscribe=[INBOX, *live])
+    # Replies come back on the identity's own inbox prefix: with `_INBOX.>` anyone could read everyone's answers.
+    return User(identity.name, USERS_ACCOUNT, publish=[*writes, *reads], subscribe=[f"{inbox_prefix(identity.name)}.>",
+                                                                                    *live])
+
+
+def inbox_prefix(user: str) -> str:
+    """Where a person's replies arrive; the client must request with this prefix (nats-py `inbox_prefix`)."""
+    return f"_INBOX.{user}"
 
 
 def all_users(city: City, writers: Sequence[str], secretaries: Mapping[str, str] = {}) -> list[User]:

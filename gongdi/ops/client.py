@@ -14,6 +14,7 @@ from nats.aio.client import Client as NATS
 from contracts.base import Command
 from contracts.identity import Identity
 from contracts.subjects import command_subject, query_subject
+from gongdi.ops.accounts import inbox_prefix
 from gongdi.service.settings import Settings
 
 _DENIED = re.compile(r'permissions violation for publish to "([^"]+)"', re.IGNORECASE)
@@ -51,8 +52,11 @@ class GongdiClient:
                         waiter.set_result(None)
 
         # A short-lived client: fail fast with one clear error instead of logging each reconnect attempt.
+        # Replies arrive under the identity's own prefix, the only inbox NATS lets it subscribe to.
+        prefix = inbox_prefix(settings.nats_user) if settings.nats_user else "_INBOX"
         nc = await nats.connect(settings.nats_servers, name="gongdi-client", connect_timeout=2,
-                                max_reconnect_attempts=2, reconnect_time_wait=0.2, error_cb=on_error)
+                                max_reconnect_attempts=2, reconnect_time_wait=0.2, error_cb=on_error,
+                                inbox_prefix=prefix)
         client = cls(nc, timeout, settings.nats_user)
         client._waiting = waiting
         return client

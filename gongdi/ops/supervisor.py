@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gongdi.service.settings import Settings
+from gongdi.store.roles import ROLE_PASSWORD_ENV, login_url, role_name
 
 # The platform's processes: (name, python module, argument).
 PROCESSES = [
@@ -38,6 +39,15 @@ class Child:
     started_at: float = field(default=0.0)
 
 
+def database_role(module: str) -> str:
+    """The database role a service's serve and relay processes log in as: its schema's, named after it."""
+    return role_name(module.rsplit(".", 1)[-1])
+
+
+# One login role per service schema (made by each service's setup); the superuser is kept for setup and operators.
+DATABASE_ROLES = [database_role(module) for module in SETUP_ORDER]
+
+
 def bus_user(module: str, arg: str) -> str:
     """The NATS user a platform process connects as (gongdi.ops.accounts gives each its rights)."""
     service = module.rsplit(".", 1)[-1]
@@ -46,11 +56,15 @@ def bus_user(module: str, arg: str) -> str:
 
 class Supervisor:
     """Runs every platform process, each as its own bus user when `passwords` are given (the embedded default),
-    else with the settings' own credentials (servers configured outside the project)."""
+    else with the settings' own credentials (servers configured outside the project). With `database_passwords`
+    (role → password, the embedded default) each serve and relay process logs in to PostgreSQL as its service's
+    role, and each setup, still connecting as the settings' (admin) user, is told that role's password to set."""
 
-    def __init__(self, settings: Settings, logdir: Path, say=print, passwords: Mapping[str, str] | None = None):
+    def __init__(self, settings: Settings, logdir: Path, say=print, passwords: Mapping[str, str] | None = None,
+                 database_passwords: Mapping[str, str] | None = None):
         self.settings = settings
         self.passwords = passwords
+        self.database_passwords = database_passwords
         self.logdir = logdir
         self.say = say
         self.children = [
@@ -63,7 +77,16 @@ class Supervisor:
         if self.passwords is not None:
             user = bus_user(module, arg)
             settings = settings.as_user(user, self.passwords[user])
-        return {**os.environ, **settings.env()}
+        env = {**os.environ, **settings.env()}
+        if arg != "setup":
+            env.pop(ROLE_PASSWORD_ENV, None)  # only a setup sets a role's password
+        if self.database_passwords is not None:
+            role = database_role(module)
+            if arg == "setup":
+                env[ROLE_PASSWORD_ENV] = self.database_passwords[role]
+            else:
+                env["DATABASE_URL"] = login_url(settings.database_url, role, self.database_passwords[role])
+        return env
 
     def setup(self) -> list[str]:
         lines = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from nats.aio.client import Client as NATS
 from contracts.identity import Identity
 from gongdi.service.settings import Settings
 from gongdi.store.migrations import Migration, migrate
+from gongdi.store.roles import ROLE_PASSWORD_ENV, grant_service_role
 
 
 class Connection(asyncpg.Connection):
@@ -37,10 +39,15 @@ async def create_pool(settings: Settings, size: int | None = None) -> asyncpg.Po
 
 async def migrate_schema(settings: Settings, schema: str, migrations: Sequence[Migration],
                          routines: Sequence[Callable[[str], str]] = ()) -> str:
-    """`setup`'s work on Postgres for one schema: its numbered migrations, then its routines."""
+    """`setup`'s work on Postgres for one schema, as its owner: its numbered migrations, its routines, then the
+    service's own login role and its rights (gongdi.store.roles), re-granted every time."""
     conn = await asyncpg.connect(settings.database_url)
     try:
-        return await migrate(conn, schema, migrations, routines)
+        migrated = await migrate(conn, schema, migrations, routines)
+        # Read here, not from Settings: only a setup process is given it (by the supervisor), and no process
+        # but setup should carry it.
+        granted = await grant_service_role(conn, schema, os.environ.get(ROLE_PASSWORD_ENV))
+        return f"{migrated}\n{granted}"
     finally:
         await conn.close()
 

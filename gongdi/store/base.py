@@ -31,16 +31,24 @@ class ConflictsExhaustedError(Exception):
     """Every attempt lost a race to another writer."""
 
 
+class StaleTransactionError(Exception):
+    """The stream's last event was written by a transaction that began writing after this one: appending here
+    would put the stream out of order in the log's (transaction, position) order, which relays publish in. Only a
+    new transaction can append (a savepoint keeps the old transaction id)."""
+
+
 MAX_ATTEMPTS = 20
 T = TypeVar("T")
+RETRYABLE: tuple[type[Exception], ...] = (ConcurrencyError, DuplicateCommandError, StaleTransactionError)
 
 
-async def retry_on_conflict(work: Callable[[], Awaitable[T]], attempts: int = MAX_ATTEMPTS) -> T:
+async def retry_on_conflict(work: Callable[[], Awaitable[T]], attempts: int = MAX_ATTEMPTS,
+                            retry_on: tuple[type[Exception], ...] = RETRYABLE) -> T:
     """Run `work` again after a conflict, after a short random pause that grows with each attempt."""
     for attempt in range(attempts):
         try:
             return await work()
-        except (ConcurrencyError, DuplicateCommandError):
+        except retry_on:
             await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
     raise ConflictsExhaustedError(f"gave up after {attempts} conflicting attempts")
 

@@ -18,6 +18,7 @@ from gongdi.store.base import (
     Meta,
     Pending,
     Prepared,
+    StaleTransactionError,
     StoredRow,
     StreamHead,
     check_chains,
@@ -67,6 +68,9 @@ def events_table_sql(schema: str) -> str:
 EVENT_STORE_MIGRATIONS = (Migration(1, "events, commands, relay checkpoint, stream snapshots", events_table_sql),)
 
 
+ORDER_SQLSTATE = "GD410"  # keep_commit_order: the append needs a new transaction
+
+
 def routines_sql(schema: str) -> str:
     """Re-created by every `setup`: the relay's wake-up, and the guard that keeps the record append-only."""
     return f"""
@@ -89,6 +93,21 @@ def routines_sql(schema: str) -> str:
         FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_change();
     CREATE OR REPLACE TRIGGER commands_no_truncate BEFORE TRUNCATE ON {schema}.commands
         FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_change();
+    -- Relays publish in (transaction id, position) order, and a transaction id is taken at a transaction's first
+    -- write, not at its commit. A long transaction (a policy applying a batch) that took its id before a command
+    -- committed version n of a stream must not append version n + 1: the stream would be published out of order.
+    CREATE OR REPLACE FUNCTION {schema}.keep_commit_order() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.version > 1 AND EXISTS (
+                SELECT 1 FROM {schema}.events
+                WHERE stream_id = NEW.stream_id AND version = NEW.version - 1 AND tx_id > NEW.tx_id) THEN
+                RAISE EXCEPTION 'stream % version %: its predecessor was written by a later transaction',
+                    NEW.stream_id, NEW.version USING ERRCODE = '{ORDER_SQLSTATE}';
+            END IF;
+            RETURN NEW;
+        END $$;
+    CREATE OR REPLACE TRIGGER events_commit_order BEFORE INSERT ON {schema}.events
+        FOR EACH ROW EXECUTE FUNCTION {schema}.keep_commit_order();
     """
 
 
@@ -126,6 +145,10 @@ def conflicts() -> Iterator[None]:
         if exc.constraint_name == "commands_pkey":
             raise DuplicateCommandError(str(exc)) from exc
         raise ConcurrencyError(str(exc)) from exc
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == ORDER_SQLSTATE:
+            raise StaleTransactionError(str(exc)) from exc
+        raise
 
 
 def warnings_json(warnings: list[ErrorInfo]) -> str:

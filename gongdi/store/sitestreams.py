@@ -10,7 +10,16 @@ from pydantic import BaseModel
 
 from contracts.base import Command, Event
 from contracts.replies import ErrorInfo, RecordedRef
-from gongdi.store.base import EventStore, Loaded, Meta, Pending, StreamHead, retry_on_conflict
+from gongdi.store.base import (
+    ConcurrencyError,
+    DuplicateCommandError,
+    EventStore,
+    Loaded,
+    Meta,
+    Pending,
+    StreamHead,
+    retry_on_conflict,
+)
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -43,14 +52,15 @@ class SiteStream(Generic[S]):
 
     async def append_retrying(self, conn: Any, site_id: str, township: str,
                               decide: Callable[[S | None], list[Event]], meta: Meta) -> list[RecordedRef]:
-        """For policies inside a consumer's transaction: a race lost to a command is retried in a savepoint."""
+        """For policies inside a consumer's transaction: a race lost to a command is retried in a savepoint. A
+        StaleTransactionError is not: it goes up, and the consumer applies the batch again in a new transaction."""
 
         async def attempt() -> list[RecordedRef]:
             async with conn.transaction():
                 state, head = await self.load(conn, site_id)
                 return await self.append(conn, site_id, township, state, head, decide(state), meta)
 
-        return await retry_on_conflict(attempt)
+        return await retry_on_conflict(attempt, retry_on=(ConcurrencyError, DuplicateCommandError))
 
 
 # The rule context a service needs besides its own snapshot: (given, township or None if the site is unknown).

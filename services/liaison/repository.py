@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncpg
 
 from contracts.membership import BranchFormed, SiteRegistered
-from gongdi.bus.consumer import checkpoint_sql
+from gongdi.bus.consumer import checkpoint_sql, stream_heads_sql
 from gongdi.store.migrations import Migration, numbered
 from gongdi.store.postgres import EVENT_STORE_MIGRATIONS
 from services.liaison.domain import Given, LiaisonSite
@@ -19,6 +19,7 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
             has_branch boolean NOT NULL DEFAULT false
         );
         {checkpoint_sql(s)}"""),
+    Migration(3, "the policy consumer keeps the head of every membership event stream it applied", stream_heads_sql),
 ])
 
 

@@ -29,7 +29,21 @@ from gongdi.store.migrations import Migration
 MIGRATIONS = (
     Migration(2, "sites: completion date",
               lambda s: f"ALTER TABLE {s}.site ADD COLUMN IF NOT EXISTS completed_on date;"),
+    # A site's township sees who recorded each departure: another township's arrival moves members away too.
+    Migration(4, "departures and who recorded them", lambda s: f"""
+        CREATE TABLE IF NOT EXISTS {s}.site_departure (
+            position bigint PRIMARY KEY,
+            site_id text NOT NULL,
+            member_id text NOT NULL,
+            name text NOT NULL,
+            departed_on date NOT NULL,
+            moved_to_site text,
+            recorded_by text NOT NULL,
+            recorded_at timestamptz NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS site_departure_site ON {s}.site_departure (site_id, position);"""),
 )
+RECENT_DEPARTURES = 20
 
 
 def tables_sql(schema: str) -> str:
@@ -127,9 +141,14 @@ class MembershipProjection(Projection):
         )
 
     async def member_departed(self, conn: asyncpg.Connection, env: Envelope, e: MemberDeparted) -> None:
-        await self._with_touch(
-            conn, env, f"DELETE FROM {self.schema}.site_member WHERE site_id = $1 AND member_id = $2",
-            e.site_id, e.member_id,
+        s = self.schema
+        await conn.execute(
+            f"""WITH gone AS (DELETE FROM {s}.site_member WHERE site_id = $1 AND member_id = $2 RETURNING name),
+                logged AS (INSERT INTO {s}.site_departure (position, site_id, member_id, name, departed_on,
+                                                         moved_to_site, recorded_by, recorded_at)
+                           SELECT $3, $1, $2, coalesce((SELECT name FROM gone), ''), $4, $5, $6, $7)
+            UPDATE {s}.site SET last_position = $3, updated_at = $7 WHERE site_id = $1""",
+            e.site_id, e.member_id, env.position, e.departed_on, e.moved_to_site, env.actor, env.recorded_at,
         )
 
     async def branch_formed(self, conn: asyncpg.Connection, env: Envelope, e: BranchFormed) -> None:
@@ -229,6 +248,11 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, 
         " WHERE site_id = $1 ORDER BY group_id",
         site_id,
     )
+    departures = await conn.fetch(
+        f"SELECT member_id, name, departed_on, moved_to_site, recorded_by FROM {s}.site_departure"
+        f" WHERE site_id = $1 ORDER BY position DESC LIMIT {RECENT_DEPARTURES}",
+        site_id,
+    )
     full = sum(1 for m in members if m["status"] == "full")
     branch = orjson.loads(row["branch"]) if row["branch"] else None
     return {
@@ -259,6 +283,7 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, 
             {**dict(g), "members": orjson.loads(g["members"]), "formed_on": g["formed_on"].isoformat()}
             for g in groups
         ],
+        "recent_departures": [{**dict(d), "departed_on": d["departed_on"].isoformat()} for d in departures],
         "last_position": row["last_position"],
     }
 

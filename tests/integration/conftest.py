@@ -41,7 +41,8 @@ def settings(servers: Servers) -> Settings:
 @pytest.fixture
 def ready_settings(settings: Settings, servers: Servers, tmp_path: Path) -> Settings:
     """Schemas, stream and consumer created, as `gongdi setup` does."""
-    Supervisor(settings, tmp_path / "logs", passwords=servers.credentials.nats).setup()
+    Supervisor(settings, tmp_path / "logs", passwords=servers.credentials.nats,
+               database_passwords=servers.credentials.postgres).setup()
     return settings
 
 
@@ -55,7 +56,8 @@ def admin_settings(ready_settings: Settings, servers: Servers) -> Settings:
 def platform(ready_settings: Settings, admin_settings: Settings, servers: Servers, tmp_path: Path
              ) -> Iterator[Supervisor]:
     """Every service as its own process and bus user, the way `gongdi up` runs them."""
-    sup = Supervisor(ready_settings, tmp_path / "logs", say=lambda *_: None, passwords=servers.credentials.nats)
+    sup = Supervisor(ready_settings, tmp_path / "logs", say=lambda *_: None, passwords=servers.credentials.nats,
+                     database_passwords=servers.credentials.postgres)
     sup.start()
     try:
         asyncio.run(_wait_ready(admin_settings))

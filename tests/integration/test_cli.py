@@ -46,6 +46,21 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
         assert refused.returncode == 1 and "MEMBER_ALREADY_PRESENT" in refused.stdout
         assert gongdi(home, "verify").returncode == 0
 
+        # Identities: the passwords are the owner's alone; each township writes its own sites only.
+        assert (home / "credentials.json").stat().st_mode & 0o777 == 0o600
+        listed = gongdi(home, "users").stdout
+        assert "township.diantou" in listed and "点头镇党委" in listed and "dashboard" in listed
+        headcount = json.dumps({"site_id": "baolong", "headcount": 1500, "as_of": "2020-09-01"})
+        foreign = gongdi(home, "--as", "township.diantou", "send", "membership", "ReportWorkforce", headcount)
+        assert foreign.returncode == 1 and "FORBIDDEN" in foreign.stdout and "OTHER_TOWNSHIP" in foreign.stdout
+        own = gongdi(home, "--as", "township.tongshan", "send", "membership", "ReportWorkforce", headcount)
+        assert own.returncode == 0, own.stdout
+        names = gongdi(home, "--as", "dashboard", "view", "site", "baolong")
+        assert names.returncode == 1 and "FORBIDDEN" in names.stderr
+        assert "全市视图" in gongdi(home, "--as", "dashboard", "view", "city").stdout
+        unknown = gongdi(home, "--as", "mayor", "view", "city")
+        assert unknown.returncode != 0 and "mayor" in unknown.stderr
+
         # A wage dispute reported and resolved at a site, as the mediation station would record it.
         def wages() -> dict:
             return json.loads(gongdi(home, "view", "city", "--json").stdout)["liaison"]["disputes"]["wages"]

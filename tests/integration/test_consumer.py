@@ -9,7 +9,7 @@ import nats
 import orjson
 
 from contracts.envelope import Envelope
-from gongdi.bus.consumer import OrderedConsumer, checkpoint_sql
+from gongdi.bus.consumer import OrderedConsumer, checkpoint_sql, stream_heads_sql
 from gongdi.bus.relay import Relay
 from gongdi.bus.streams import ensure_durable
 from gongdi.service.settings import Settings
@@ -66,7 +66,8 @@ async def durable(settings: Settings) -> None:
 
 
 async def prepare(pool: asyncpg.Pool, settings: Settings) -> None:
-    await pool.execute(checkpoint_sql("t") + "CREATE TABLE t.applied (event_id uuid PRIMARY KEY, n int NOT NULL);")
+    await pool.execute(checkpoint_sql("t") + stream_heads_sql("t")
+                       + "CREATE TABLE t.applied (event_id uuid PRIMARY KEY, n int NOT NULL);")
     await durable(settings)
 
 
@@ -93,6 +94,8 @@ async def test_redelivery_after_checkpoint_has_no_effect(pool: asyncpg.Pool, rea
     await run_consumer(ready_settings, pool, Recorder(), drained)
     assert await pool.fetchval("SELECT count(*) FROM t.applied") == 10
     assert await pool.fetchval("SELECT stream_seq FROM t.consumer_checkpoint") == 10
+    last = (await PostgresEventStore(pool, SERVICE).load("s-1"))[-1]
+    assert tuple(await pool.fetchrow("SELECT version, hash FROM t.stream_head")) == (10, last.hash)
 
 
 async def test_poison_event_is_dead_lettered_and_the_rest_applied(pool: asyncpg.Pool, ready_settings: Settings):
@@ -110,3 +113,5 @@ async def test_poison_event_is_dead_lettered_and_the_rest_applied(pool: asyncpg.
     assert letter["stream_seq"] == 4 and "poison" in letter["error"]
     assert sorted(r["n"] for r in await pool.fetch("SELECT n FROM t.applied")) == [0, 1, 2, 4, 5, 6, 7]
     assert await pool.fetchval("SELECT count(*) FROM t.dead_letters") == 1
+    # The poison event continued its stream: passing it moved the stream's head, so the events after it followed.
+    assert await pool.fetchval("SELECT version FROM t.stream_head WHERE stream_id = 's-1'") == 8

@@ -1,13 +1,24 @@
 """The deployment files parse and agree with the code: every process the supervisor runs is deployed."""
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
-from gongdi.ops.supervisor import PROCESSES
+from contracts.city import DEFAULT_CITY_FILE, load_city
+from gongdi.ops.accounts import env_name
+from gongdi.ops.deployfiles import LEAF_URL_VAR, PLACEHOLDER, generated, password, production_users, read_env
+from gongdi.ops.runtime import nats_server_binary
+from gongdi.ops.supervisor import PROCESSES, bus_user
 
 ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+NODES = ["single.conf", "cluster-1.conf", "cluster-2.conf", "cluster-3.conf"]
+SECRETS_EXAMPLE = DEPLOY / "env/nats-secrets.env.example"
 
 
 def compose() -> dict:
@@ -36,5 +47,71 @@ def test_services_wait_for_setup():
         assert services[name]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
 
 
-def test_single_node_config_fsyncs_every_write():
-    assert "sync_interval: always" in (ROOT / "deploy/nats/single.conf").read_text()
+def test_every_process_connects_as_its_own_user_with_its_own_password():
+    services = compose()["services"]
+    users = {u.name for u in production_users(load_city(DEFAULT_CITY_FILE))}
+    deployed = [(name, bus_user(module, arg)) for name, module, arg in PROCESSES] + [("setup", "setup")]
+    for name, user in deployed:
+        env = services[name]["environment"]
+        assert env["GONGDI_NATS_USER"] == user and user in users, name
+        # compose substitutes it from the secrets file, and refuses to start without it
+        assert env["GONGDI_NATS_PASSWORD"].startswith("${" + env_name(user) + ":?"), name
+    assert len({user for _, user in deployed}) == len(deployed)
+
+
+def test_nats_nodes_get_the_accounts_file_and_the_secrets():
+    services = compose()["services"]
+    for node in [s for s in services if s.startswith("nats-")]:
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in services[node]["volumes"]}
+        assert mounts["/etc/nats/accounts.conf"] == "./deploy/nats/accounts.conf"
+        assert services[node]["env_file"] == "deploy/env/nats-secrets.env"
+
+
+@pytest.mark.parametrize("conf", NODES)
+def test_every_node_fsyncs_includes_the_accounts_and_listens_for_townships(conf: str):
+    text = (DEPLOY / "nats" / conf).read_text()
+    live = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    assert "sync_interval: always" in live
+    assert re.search(r"^include \./accounts\.conf$", live, re.M)
+    assert re.search(r"leafnodes \{\s*listen: 0\.0\.0\.0:7422", live)
+    assert "tls" not in live, "TLS is documented, not enabled"
+    assert "verify:" in text and "cert_file:" in text
+
+
+def test_generated_files_are_committed_as_the_code_generates_them():
+    for path, text in generated(load_city(DEFAULT_CITY_FILE)).items():
+        assert (DEPLOY / path).read_text() == text, f"deploy/{path} is stale: run python -m gongdi.ops.deployfiles"
+
+
+def test_every_user_has_its_password_variable_in_the_secrets_example():
+    accounts = (DEPLOY / "nats/accounts.conf").read_text()
+    entries = re.findall(r'\{user: "([^"]+)", password: ([^,}]+)', accounts)
+    assert {u for u, _ in entries} == {u.name for u in production_users(load_city(DEFAULT_CITY_FILE))}
+    example = read_env(SECRETS_EXAMPLE)
+    for user, secret in entries:
+        assert secret == f"${env_name(user)}", user  # a reference, never a password in the repository
+        assert example[env_name(user)] == PLACEHOLDER
+    assert set(example) == {env_name(u) for u, _ in entries}
+    assert "township.diantou" in {u for u, _ in entries}
+
+
+def test_generated_passwords_survive_the_servers_reading_of_the_environment():
+    for _ in range(200):
+        pw = password()
+        assert pw[0].isalpha() and pw.isalnum() and len(pw) == 32
+
+
+@pytest.mark.parametrize("conf", [*NODES, "township-leaf.conf"])
+def test_nats_server_accepts_every_config(conf: str):
+    env = {**os.environ, **read_env(SECRETS_EXAMPLE), **read_env(DEPLOY / "env/township-leaf.env.example")}
+    assert LEAF_URL_VAR in env
+    out = subprocess.run([nats_server_binary(), "-c", str(DEPLOY / "nats" / conf), "-t"], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+
+
+def test_a_missing_password_stops_the_server():
+    env = {k: v for k, v in {**os.environ, **read_env(SECRETS_EXAMPLE)}.items() if k != "NATS_PW_CITY"}
+    out = subprocess.run([nats_server_binary(), "-c", str(DEPLOY / "nats/cluster-1.conf"), "-t"], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "NATS_PW_CITY" in out.stderr

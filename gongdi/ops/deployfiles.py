@@ -1,0 +1,189 @@
+"""The production NATS files generated from the city file: accounts.conf, the secrets example, the township leaf."""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import string
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from contracts.city import DEFAULT_CITY_FILE, City, load_city
+from contracts.identity import Identity, Role
+from gongdi.ops.accounts import AccountsConfig, User, all_users, env_name
+from gongdi.ops.runtime import write_private
+from gongdi.ops.supervisor import WRITERS
+
+DEPLOY = DEFAULT_CITY_FILE.parent  # the repository's deploy/ folder
+ACCOUNTS = Path("nats/accounts.conf")
+SECRETS_EXAMPLE = Path("env/nats-secrets.env.example")
+SECRETS = Path("env/nats-secrets.env")  # the real one: made by `secrets`, never committed (deploy/env/.gitignore)
+TOWNSHIP_LEAF = Path("nats/township-leaf.conf")
+LEAF_URL_VAR = "CITY_LEAF_URL"  # the township leaf's whole address of the city, its user and password included
+LEAF_PORT = 7422
+PLACEHOLDER = "change-me"
+
+_LETTERS = string.ascii_letters
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def password(length: int = 32) -> str:
+    """A password nats-server can take from the environment. The server reads a `$VARIABLE`'s value as a config
+    token, not as a string: `123`, `true`, `on` become a number or a boolean and a leading `-`, a space, `,`, `;`,
+    `}` or a quote break the file (tried with nats-server 2.15). Letters and digits, starting with a letter, are
+    always a string."""
+    return secrets.choice(_LETTERS) + "".join(secrets.choice(_ALPHABET) for _ in range(length - 1))
+
+
+def production_users(city: City) -> list[User]:
+    """Every NATS user of a production installation: the platform's processes and the city's people.
+    Site secretaries are registered while the platform runs, so they are not in the generated file."""
+    return all_users(city, WRITERS)
+
+
+def accounts_conf(city: City) -> str:
+    header = (
+        f"# Generated for {city.name} from its city file by `python -m gongdi.ops.deployfiles`: do not edit,\n"
+        "# regenerate (tests/unit/test_deploy.py fails when this file differs from what the code generates).\n"
+        "# Each password is the environment variable $NATS_PW_<USER> of the nats-server process, read when the\n"
+        "# server starts; a missing variable stops it. The values live in deploy/env/nats-secrets.env\n"
+        "# (`python -m gongdi.ops.deployfiles secrets`); the example lists every variable.\n"
+    )
+    return header + AccountsConfig(production_users(city)).render()
+
+
+def _secrets_header(what: str) -> str:
+    return (
+        f"# {what}\n"
+        "# One password per NATS user of deploy/nats/accounts.conf. nats-server reads them (docker compose passes\n"
+        "# this file to the nats-* containers) and each platform process gets its own as GONGDI_NATS_PASSWORD\n"
+        "# (docker compose --env-file deploy/env/nats-secrets.env up). A township's leaf node needs its\n"
+        "# NATS_PW_TOWNSHIP_<CODE> in its CITY_LEAF_URL (deploy/env/township-leaf.env.example).\n"
+        "# Letters and digits only, starting with a letter: nats-server reads each value as a config token, so a\n"
+        "# number, true/false, a leading '-', spaces, commas or quotes break it.\n"
+    )
+
+
+def secrets_example(city: City) -> str:
+    """The committed example: every variable accounts.conf refers to, with a placeholder."""
+    header = _secrets_header(
+        "Example only: make the real file with `python -m gongdi.ops.deployfiles secrets` (random passwords).")
+    return header + "".join(f"{env_name(u.name)}={PLACEHOLDER}\n" for u in production_users(city))
+
+
+def read_env(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines, as docker compose reads an env file (no quotes, no expansion)."""
+    out: dict[str, str] = {}
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+def ensure_secrets(city: City, path: Path) -> list[str]:
+    """The real secrets file, with a random password for every user that has none yet; returns the variables
+    added. A password already handed out (a township's leaf uses it) is never replaced."""
+    current = read_env(path)
+    added = [env_name(u.name) for u in production_users(city) if env_name(u.name) not in current]
+    if added or not path.exists():
+        current.update({name: password() for name in added})
+        header = _secrets_header("Secrets of this installation: owner-only, never committed, back it up.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_private(path, header + "".join(f"{k}={v}\n" for k, v in current.items()))
+    return added
+
+
+def leaf_url(township: str, host: str, secrets_: dict[str, str], port: int = LEAF_PORT) -> str:
+    """The CITY_LEAF_URL a township's office sets: its user and password, the city's leafnode address."""
+    user = Identity(Role.TOWNSHIP, township=township).name
+    return f"nats-leaf://{user}:{secrets_[env_name(user)]}@{host}:{port}"
+
+
+def township_leaf_conf(listen: str = "0.0.0.0:4222", http: str = "127.0.0.1:8222") -> str:
+    """A township office's leaf node; the same text for every township, whose identity is in CITY_LEAF_URL."""
+    return f"""\
+# A township office's leaf node (generated by `python -m gongdi.ops.deployfiles`; do not edit, regenerate).
+# The office's computers connect here without a password, and the node connects to the city cluster as the
+# township's user (township.<code>): the city applies that user's rights to everything crossing the link, and
+# the services see the township as the sender of every request (Nats-Request-Info user township.<code>,
+# kind Leafnode). So whoever reaches this port acts as the township: open it to the office network only.
+# Nothing is stored here (no JetStream): commands and queries need the city's services; while the link is down
+# a request fails at once (no responders) and works again when the node has reconnected by itself.
+listen: {listen}
+# Monitoring (/leafz shows the link to the city); no authentication, so local only.
+http: {http}
+max_payload: 8MB
+leafnodes {{
+  remotes: [
+    {{
+      # ${LEAF_URL_VAR} = nats-leaf://township.<code>:<its NATS_PW_TOWNSHIP_<CODE>>@<city host>:{LEAF_PORT}, one
+      # variable because nats-server expands $VARIABLES only as whole values, never inside a string
+      # (deploy/env/township-leaf.env.example; `python -m gongdi.ops.deployfiles leaf-url <code> <host>`).
+      urls: [${LEAF_URL_VAR}]
+      # TLS to the city (not enabled). With it, the link is encrypted and the city's certificate is checked;
+      # the client certificate is needed when the city's leafnodes block sets `verify: true`.
+      # tls {{
+      #   ca_file: "/etc/nats/tls/city-ca.pem"
+      #   cert_file: "/etc/nats/tls/township.pem"
+      #   key_file: "/etc/nats/tls/township-key.pem"
+      # }}
+    }}
+  ]
+}}
+"""
+
+
+def township_leaf_env_example() -> str:
+    return (
+        "# Environment of a township office's leaf node (deploy/nats/township-leaf.conf), here for 点头镇 (diantou).\n"
+        "# The city's administrator makes the line with\n"
+        "#   python -m gongdi.ops.deployfiles leaf-url diantou <city host>\n"
+        "# from deploy/env/nats-secrets.env, and hands it to the township only: it is the township's password.\n"
+        f"{LEAF_URL_VAR}=nats-leaf://township.diantou:{PLACEHOLDER}@city.example.invalid:{LEAF_PORT}\n"
+    )
+
+
+def generated(city: City) -> dict[Path, str]:
+    """Every generated file under deploy/, by its path there."""
+    return {ACCOUNTS: accounts_conf(city), SECRETS_EXAMPLE: secrets_example(city),
+            TOWNSHIP_LEAF: township_leaf_conf(), Path("env/township-leaf.env.example"): township_leaf_env_example()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gongdi.ops.deployfiles", description=__doc__)
+    parser.add_argument("--city", type=Path, default=Path(os.environ.get("GONGDI_CITY_FILE", DEFAULT_CITY_FILE)))
+    parser.add_argument("--deploy", type=Path, default=DEPLOY, help="the deploy folder (default: the repository's)")
+    sub = parser.add_subparsers(dest="action")
+    sub.add_parser("write", help="write accounts.conf, township-leaf.conf and the env examples (the default)")
+    sub.add_parser("secrets", help="create or complete env/nats-secrets.env with random passwords")
+    leaf = sub.add_parser("leaf-url", help="print a township's CITY_LEAF_URL from env/nats-secrets.env")
+    leaf.add_argument("township")
+    leaf.add_argument("host")
+    args = parser.parse_args(argv)
+    city = load_city(args.city)
+    if args.action == "secrets":
+        added = ensure_secrets(city, args.deploy / SECRETS)
+        print(f"{args.deploy / SECRETS}: {len(added)} new password(s)" + (f" ({', '.join(added)})" if added else ""))
+    elif args.action == "leaf-url":
+        if args.township not in city.townships:
+            print(f"{city.name}没有乡镇代码 {args.township}", file=sys.stderr)
+            return 2
+        try:
+            print(f"{LEAF_URL_VAR}={leaf_url(args.township, args.host, read_env(args.deploy / SECRETS))}")
+        except KeyError:
+            print(f"{args.deploy / SECRETS} has no password for {args.township}: run `secrets` first", file=sys.stderr)
+            return 2
+    else:
+        for path, text in generated(city).items():
+            (args.deploy / path).write_text(text)
+            print(args.deploy / path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

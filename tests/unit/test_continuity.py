@@ -1,0 +1,117 @@
+"""Stream continuity as given/when/then: the head a consumer applied, an arriving event, the verdict. No I/O."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from contracts.base import Event
+from contracts.envelope import Envelope
+from gongdi.bus.continuity import Verdict, check, own_hash
+from gongdi.store.base import Meta, Pending, StreamHead, prepare
+
+AT = dt.datetime(2020, 5, 1, 8, 30, tzinfo=dt.UTC)
+
+
+class Happened(Event):
+    n: int
+
+
+def chain(stream_id: str, count: int) -> list[Envelope]:
+    """`count` events of one stream as the writer numbers and hashes them, in their published form."""
+    prepared = prepare([Pending(Happened(n=n), stream_id, "bailin", None) for n in range(count)], {},
+                       Meta("test", occurred_at=AT))
+    return [Envelope.from_json(Envelope(**row, position=i + 1, tx_id=1, service="membership", recorded_at=AT)
+                               .to_json()) for i, row in enumerate(prepared.rows)]
+
+
+def head_of(event: Envelope) -> StreamHead:
+    return StreamHead(event.version, event.hash)
+
+
+def forged(event: Envelope, **changes: Any) -> Envelope:
+    """An event changed by someone who also recomputed its hash, as anyone can: the hash has no secret."""
+    changed = event.model_copy(update=changes)
+    return changed.model_copy(update={"hash": own_hash(changed)})
+
+
+def test_the_first_event_of_a_stream_starts_it():
+    first = chain("s", 1)[0]
+    assert first.prev_hash is None  # the writer starts every stream from StreamHead(): nothing before it
+    assert check(StreamHead(), first).verdict is Verdict.APPLY
+
+
+def test_each_event_continues_from_the_one_before_it():
+    events = chain("s", 4)
+    head = StreamHead()
+    for event in events:
+        assert check(head, event).verdict is Verdict.APPLY
+        head = head_of(event)
+
+
+def test_a_stream_first_seen_in_its_middle_is_refused():
+    third = chain("s", 3)[2]
+    verdict = check(StreamHead(), third)
+    assert verdict.verdict is Verdict.REFUSE
+    assert verdict.expected == "version 1 after nothing"
+    assert verdict.got == f"version 3 after {third.prev_hash}"
+
+
+def test_a_consumer_that_applied_events_before_it_kept_heads_takes_the_first_it_sees_as_the_start():
+    third = chain("s", 3)[2]
+    assert check(StreamHead(), third, adopt=True).verdict is Verdict.APPLY
+
+
+def test_even_then_a_first_version_claiming_a_predecessor_is_refused():
+    first = chain("s", 1)[0]
+    assert check(StreamHead(), forged(first, prev_hash="0" * 64), adopt=True).verdict is Verdict.REFUSE
+
+
+def test_adoption_stops_at_the_head():
+    one, _, three = chain("s", 3)
+    assert check(head_of(one), three, adopt=True).verdict is Verdict.REFUSE
+
+
+def test_a_skipped_version_is_refused():
+    one, _, three = chain("s", 3)
+    verdict = check(head_of(one), forged(three, prev_hash=one.hash))
+    assert verdict.verdict is Verdict.REFUSE
+    assert (verdict.expected, verdict.got) == (f"version 2 after {one.hash}", f"version 3 after {one.hash}")
+
+
+def test_a_wrong_prev_hash_is_refused_even_with_a_recomputed_hash():
+    one, two = chain("s", 2)
+    verdict = check(head_of(one), forged(two, prev_hash="0" * 64))
+    assert verdict.verdict is Verdict.REFUSE
+    assert verdict.got == f"version 2 after {'0' * 64}"
+
+
+def test_content_that_does_not_match_its_hash_is_refused():
+    one, two = chain("s", 2)
+    tampered = two.model_copy(update={"payload": {"n": 666}})
+    verdict = check(head_of(one), tampered)
+    assert verdict.verdict is Verdict.REFUSE
+    assert verdict.got == f"hash {two.hash}" and verdict.expected.startswith(f"hash {own_hash(tampered)}")
+
+
+def test_the_event_at_the_head_again_is_a_duplicate():
+    _, two = chain("s", 2)
+    assert check(head_of(two), two).verdict is Verdict.DUPLICATE
+
+
+def test_another_event_claiming_the_head_version_is_refused():
+    _, two = chain("s", 2)
+    assert check(head_of(two), forged(two, payload={"n": 666})).verdict is Verdict.REFUSE
+
+
+def test_an_older_event_again_is_refused_since_only_the_head_hash_is_kept():
+    one, two = chain("s", 2)
+    assert check(head_of(two), one).verdict is Verdict.REFUSE
+
+
+def test_the_refusal_names_the_stream_what_was_expected_and_what_came():
+    one, two = chain("site-7", 2)
+    verdict = check(StreamHead(), two)
+    error = verdict.error(two)
+    assert (error.stream_id, error.version) == ("site-7", 2)
+    assert str(error) == ("site-7 v2 does not continue its stream: expected version 1 after nothing, got"
+                          f" version 2 after {one.hash}")
