@@ -84,7 +84,18 @@ def leaf(servers: Servers, tmp_path: Path) -> Iterator[Leaf]:
 @pytest.fixture
 async def office(leaf: Leaf) -> AsyncIterator[GongdiClient]:
     """A computer in the office: no password (the leaf asks none); the user name only tells the client its scope."""
-    c = await GongdiClient.connect(Settings(nats_url=leaf.url, nats_user=TOWNSHIP))
+    c = await GongdiClient.connect(Settings(nats_url=leaf.url, nats_user=TOWNSHIP), timeout=2)
+
+    async def round_trip() -> bool:
+        # The link is up once a request from the office is answered through it: the city has both the office's
+        # interest in its reply inbox and the township's imports bound to the link.
+        try:
+            return (await c.query("views", "status"))["ok"]
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+            return False
+
+    assert await eventually(round_trip, timeout=30), "no answer through the leaf"
+    c.timeout = 10.0
     yield c
     await c.close()
 
