@@ -1,6 +1,7 @@
 """Base models for commands and events: strict, frozen, JSON-friendly."""
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, ClassVar
 from uuid import UUID
 
@@ -18,6 +19,12 @@ class Command(BaseModel):
     opens_site: ClassVar[bool] = False
     command_id: UUID
     correlation_id: UUID | None = None
+
+    def fingerprint(self, sender: str) -> str:
+        """Who asked what, without the id: the same id sent with another command, body or sender is told apart
+        from a retry (and nobody learns another identity's reply by guessing its id)."""
+        body = self.model_dump_json(exclude={"command_id"})
+        return hashlib.sha256(f"{sender}\n{type(self).__name__}\n{body}".encode()).hexdigest()[:32]
 
 
 class Event(BaseModel):

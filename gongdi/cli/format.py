@@ -1,6 +1,7 @@
 """How the CLI prints each view in Chinese."""
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +82,17 @@ def format_township(d: dict[str, Any]) -> str:
     return "\n".join(lines + format_liaison(d["liaison"]))
 
 
+def plain_number(value: str | int | float) -> str:
+    """A decimal as people write it: 20000, 1.5, never 2E+4."""
+    text = format(Decimal(str(value)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def format_site(d: dict[str, Any]) -> str:
     b = d["branch"]
     lines = [
         f"{d['name']}  [{d['site_id']}]  {d['township_name']} · {d['department']}",
-        f"  造价 {d['cost_wan']}万元，工期 {d['planned_months']}个月，开工 {d['start_date']}"
+        f"  造价 {plain_number(d['cost_wan'])}万元，工期 {d['planned_months']}个月，开工 {d['start_date']}"
         + (f"，{d['completed_on']} 竣工" if d["completed_on"] else ""),
         f"  业主 {d['units']['owner']} / 设计 {d['units']['design']} / 施工 {d['units']['construction']}"
         f" / 监理 {d['units']['supervision']}",

@@ -9,7 +9,9 @@ import asyncpg
 import nats.errors
 
 from contracts import activities, liaison, membership
+from contracts.subjects import stream_name
 from gongdi.ops.client import GongdiClient, with_client
+from gongdi.ops.supervisor import WRITERS
 from gongdi.service.settings import Settings
 
 
@@ -45,11 +47,13 @@ def wait_ready(settings: Settings, timeout: float = 60.0) -> None:
 async def stream_status(settings: Settings, client: GongdiClient) -> list[dict[str, Any]]:
     """Per writing service: events recorded in Postgres, published on its stream, applied by the views."""
     streams = (await client.query("views", "status"))["data"]["streams"]
+    # The schema comes from the platform's own list, never from the reply: a name from the bus is not SQL.
+    schemas = {stream_name(w): w for w in WRITERS}
+    streams = [row for row in streams if row.get("stream") in schemas]
     conn = await asyncpg.connect(settings.database_url)
     try:
         for row in streams:
-            schema = row["stream"].removeprefix("EVT_").lower()
-            row["recorded"] = await conn.fetchval(f"SELECT count(*) FROM {schema}.events")
+            row["recorded"] = await conn.fetchval(f"SELECT count(*) FROM {schemas[row['stream']]}.events")
     finally:
         await conn.close()
     return streams

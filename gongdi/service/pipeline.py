@@ -106,6 +106,10 @@ class CommandPipeline:
         async with self.repository.attempt() as attempt:
             loaded = await attempt.load(command)
             if loaded.reply is not None:
+                if loaded.asked is not None and loaded.asked != command.fingerprint(sender.name):
+                    return error_reply("COMMAND_ID_REUSED", f"命令编号 {command.command_id} 已用于另一条命令"
+                                       "或另一身份，请用新的编号 (command id already used for something else)",
+                                       "command_id", command.command_id)
                 return loaded.reply.model_dump_json().encode()
             site_id = self.key(command)
             sender.check_write(scope, loaded.township, site_id, registering=command.opens_site)

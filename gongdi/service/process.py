@@ -6,12 +6,15 @@ import contextlib
 import logging
 import os
 import signal
+import traceback
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
 import nats
 import orjson
+import structlog
 from faststream.nats import NatsBroker, NatsMessage
 from nats.aio.client import Client as NATS
 
@@ -90,16 +93,43 @@ def sender_of(headers: Mapping[str, str] | None) -> Identity | None:
         return None
 
 
+def _origin(exc: BaseException) -> str:
+    """file:line of the innermost frame, for the operator; no values."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+
+
 async def as_request(msg: NatsMessage) -> Request:
     return Request(msg.body, msg.raw_message.subject, sender_of(msg.headers))
 
 
+MAX_REQUEST_BYTES = 256 * 1024  # no command or query of the contracts comes near; refused before parsing
+
+
+def refusal(code: str, message: str, field: str | None = None) -> bytes:
+    """A typed error in the shape every command and query reply shares."""
+    return orjson.dumps({"ok": False, "error": {"code": code, "message": message, "field": field}})
+
+
 def reply_handler(broker_: NatsBroker, subject: str, queue: str, workers: int,
-                  handle: Callable[[Request], Awaitable[bytes]]) -> None:
-    """Subscribe `handle(request) -> reply` as a request/reply endpoint of a queue group."""
+                  handle: Callable[[Request], Awaitable[bytes]], max_bytes: int = MAX_REQUEST_BYTES) -> None:
+    """Subscribe `handle(request) -> reply` as a request/reply endpoint of a queue group. Every request gets an
+    answer: an oversized one is refused unread, and an unexpected failure (a transaction that rolled back, so
+    nothing was written) becomes a typed INTERNAL reply with an id to find the log line by, never the input."""
+    log = structlog.get_logger()
 
     async def endpoint(request: Request) -> bytes:
-        return await handle(request)
+        if len(request.body) > max_bytes:
+            return refusal("REQUEST_TOO_LARGE", f"请求超过 {max_bytes // 1024} KiB (request too large)")
+        try:
+            return await handle(request)
+        except Exception as exc:
+            incident = uuid.uuid4().hex[:12]
+            # The exception's type and where it came from, not its text: texts quote the input (names, ids).
+            log.error("request failed", subject=subject, incident=incident, error=type(exc).__name__,
+                      where=_origin(exc))
+            return refusal("INTERNAL", f"平台内部错误，未记录任何内容；请联系管理员，编号 {incident}"
+                                       f" (internal error, nothing recorded)")
 
     broker_.subscriber(subject, queue=queue, max_workers=workers, decoder=as_request)(endpoint)
 

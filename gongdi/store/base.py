@@ -132,6 +132,7 @@ class Loaded:
     reply: CommandReply | None = None
     target: Any = None
     township: str | None = None
+    asked: str | None = None  # with `reply`: the fingerprint of the command first accepted under this id
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,10 @@ class EventStore(Protocol):
 
     async def find_command(self, command_id: UUID, tx: Any = None) -> CommandReply | None: ...
 
-    async def save_command(self, tx: Any, command_id: UUID, warnings: list[ErrorInfo]) -> None: ...
+    async def save_command(self, tx: Any, command_id: UUID, warnings: list[ErrorInfo],
+                           fingerprint: str | None = None) -> None: ...
+
+    async def command_fingerprint(self, command_id: UUID, tx: Any = None) -> str | None: ...
 
     async def snapshot(self, tx: Any, key: str) -> tuple[bytes | str | None, StreamHead]: ...
 

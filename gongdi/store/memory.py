@@ -33,12 +33,14 @@ class MemoryTx:
     rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     commands: dict[UUID, list[ErrorInfo]] = dataclasses.field(default_factory=dict)
     snapshots: dict[str, tuple[bytes, StreamHead]] = dataclasses.field(default_factory=dict)
+    fingerprints: dict[UUID, str | None] = dataclasses.field(default_factory=dict)
 
 
 class MemoryEventStore:
     def __init__(self) -> None:
         self.rows: list[StoredRow] = []
         self.commands: dict[UUID, list[ErrorInfo]] = {}
+        self.fingerprints: dict[UUID, str | None] = {}
         self.snapshots: dict[str, tuple[bytes, StreamHead]] = {}
         self._tx = 0
 
@@ -62,6 +64,7 @@ class MemoryEventStore:
             self.rows.append(StoredRow(**values))
             row["position"] = values["position"]
         self.commands.update(tx.commands)
+        self.fingerprints.update(tx.fingerprints)
         self.snapshots.update(tx.snapshots)
 
     def _heads(self, tx: MemoryTx) -> dict[str, StreamHead]:
@@ -100,10 +103,15 @@ class MemoryEventStore:
                             position=r.position) for r in self.rows if r.command_id == command_id]
         return duplicate_reply(command_id, [w.model_dump() for w in self.commands[command_id]], refs)
 
-    async def save_command(self, tx: MemoryTx, command_id: UUID, warnings: list[ErrorInfo]) -> None:
+    async def save_command(self, tx: MemoryTx, command_id: UUID, warnings: list[ErrorInfo],
+                           fingerprint: str | None = None) -> None:
         if command_id in self.commands or command_id in tx.commands:
             raise DuplicateCommandError(str(command_id))
         tx.commands[command_id] = list(warnings)
+        tx.fingerprints[command_id] = fingerprint
+
+    async def command_fingerprint(self, command_id: UUID, tx: MemoryTx | None = None) -> str | None:
+        return self.fingerprints.get(command_id)
 
     async def snapshot(self, tx: MemoryTx, key: str) -> tuple[bytes | None, StreamHead]:
         state, head = tx.snapshots.get(key) or self.snapshots.get(key) or (None, StreamHead())

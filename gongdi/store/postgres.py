@@ -68,6 +68,13 @@ def events_table_sql(schema: str) -> str:
 EVENT_STORE_MIGRATIONS = (Migration(1, "events, commands, relay checkpoint, stream snapshots", events_table_sql),)
 
 
+def command_fingerprints(number: int) -> Migration:
+    """Every writing service's migration `number`: a command id sent again with another command, body or sender
+    must be refused, not answered with the first reply, so commands remember what was asked (NULL before)."""
+    return Migration(number, "commands remember a fingerprint of what was asked",
+                     lambda s: f"ALTER TABLE {s}.commands ADD COLUMN IF NOT EXISTS fingerprint text;")
+
+
 ORDER_SQLSTATE = "GD410"  # keep_commit_order: the append needs a new transaction
 
 
@@ -220,10 +227,19 @@ class PostgresEventStore:
             for r in rows if r["event_id"] is not None
         ])
 
-    async def save_command(self, tx: asyncpg.Connection, command_id: UUID, warnings: list[ErrorInfo]) -> None:
+    async def save_command(self, tx: asyncpg.Connection, command_id: UUID, warnings: list[ErrorInfo],
+                           fingerprint: str | None = None) -> None:
         with conflicts():
-            await tx.execute(f"INSERT INTO {self.schema}.commands (command_id, warnings) VALUES ($1, $2::jsonb)",
-                             command_id, warnings_json(warnings))
+            await tx.execute(f"INSERT INTO {self.schema}.commands (command_id, warnings, fingerprint)"
+                             " VALUES ($1, $2::jsonb, $3)", command_id, warnings_json(warnings), fingerprint)
+
+    async def command_fingerprint(self, command_id: UUID, tx: asyncpg.Connection | None = None) -> str | None:
+        """What the command first accepted under this id asked (None for commands from before fingerprints)."""
+        sql = f"SELECT fingerprint FROM {self.schema}.commands WHERE command_id = $1"
+        if tx is not None:
+            return await tx.fetchval(sql, command_id)
+        async with self.pool.acquire() as conn:
+            return await conn.fetchval(sql, command_id)
 
     async def snapshot(self, tx: asyncpg.Connection, key: str) -> tuple[str | None, StreamHead]:
         row = await tx.fetchrow(

@@ -98,7 +98,7 @@ class _SiteAttempt(Generic[S]):
         store = self.repo.stream.store
         reply = await store.find_command(command.command_id, self.tx)
         if reply is not None:
-            return Loaded(None, reply=reply)
+            return Loaded(None, reply=reply, asked=await store.command_fingerprint(command.command_id, self.tx))
         site_id: str = command.site_id  # type: ignore[attr-defined]
         state, head = await self.repo.stream.load(self.tx, site_id)
         given, township = await self.repo.context(self.tx, site_id, state)
@@ -109,5 +109,6 @@ class _SiteAttempt(Generic[S]):
         t: _Target[S] = loaded.target
         meta = Meta(actor=actor, command_id=command.command_id, correlation_id=command.correlation_id)
         refs = await self.repo.stream.append(self.tx, t.site_id, t.township, t.state, t.head, events, meta)
-        await self.repo.stream.store.save_command(self.tx, command.command_id, warnings)
+        await self.repo.stream.store.save_command(self.tx, command.command_id, warnings,
+                                                  command.fingerprint(actor))
         return refs

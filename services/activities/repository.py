@@ -6,7 +6,7 @@ import asyncpg
 from contracts.membership import MemberArrived, MemberDeparted, SiteRegistered
 from gongdi.bus.consumer import checkpoint_sql, stream_heads_sql
 from gongdi.store.migrations import Migration, numbered
-from gongdi.store.postgres import EVENT_STORE_MIGRATIONS
+from gongdi.store.postgres import EVENT_STORE_MIGRATIONS, command_fingerprints
 from services.activities.domain import ActivitySite, Given, Present
 
 SCHEMA = "activities"
@@ -26,6 +26,7 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
         CREATE INDEX IF NOT EXISTS presence_site ON {s}.presence (site_id);
         {checkpoint_sql(s)}"""),
     Migration(3, "the policy consumer keeps the head of every membership event stream it applied", stream_heads_sql),
+    command_fingerprints(4),
 ])
 
 

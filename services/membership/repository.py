@@ -22,6 +22,7 @@ from gongdi.store.migrations import Migration, numbered
 from gongdi.store.postgres import (
     EVENT_STORE_MIGRATIONS,
     PostgresEventStore,
+    command_fingerprints,
     conflicts,
     insert_sql,
     refs,
@@ -46,20 +47,23 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
         DROP FUNCTION IF EXISTS {s}.commit(uuid[], text[], int[], text[], int[], text[], text[], text, uuid, uuid,
             uuid, timestamptz, text[], text[], text[], jsonb, text[], int[], text[], text[], text[], text[], text[],
             text[]);"""),
+    command_fingerprints(4),
+    Migration(5, "commit also records the command's fingerprint (drops the six-argument commit)", lambda s: f"""
+        DROP FUNCTION IF EXISTS {s}.commit(uuid, jsonb, jsonb, jsonb, jsonb, jsonb);"""),
 ])
 
 
 def commit_function_sql(s: str) -> str:
     return f"""
 CREATE OR REPLACE FUNCTION {s}.commit(p_command uuid, p_warnings jsonb, p_events jsonb, p_states jsonb,
-                                      p_left jsonb, p_came jsonb)
+                                      p_left jsonb, p_came jsonb, p_fingerprint text)
 RETURNS TABLE (event_id uuid, "position" bigint)
 LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 DECLARE
     moved record;
 BEGIN
-    INSERT INTO {s}.commands (command_id, warnings) VALUES (p_command, p_warnings);
+    INSERT INTO {s}.commands (command_id, warnings, fingerprint) VALUES (p_command, p_warnings, p_fingerprint);
     RETURN QUERY {insert_sql(s, 'p_events')};
     FOR moved IN SELECT * FROM jsonb_to_recordset(p_left) AS l(member_id text, site_id text) LOOP
         DELETE FROM {s}.member_presence p WHERE p.member_id = moved.member_id AND p.site_id = moved.site_id;
@@ -90,7 +94,7 @@ LEFT JOIN {SCHEMA}.member_presence p ON p.member_id = $3 AND p.site_id <> $2
 LEFT JOIN {SCHEMA}.site_state ps ON ps.site_id = p.site_id
 """
 
-_COMMIT = f"SELECT * FROM {SCHEMA}.commit($1, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb)"
+_COMMIT = f"SELECT * FROM {SCHEMA}.commit($1, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb, $7)"
 
 
 class MembershipRepository:
@@ -117,7 +121,8 @@ class _Attempt:
         member_id = command.member_id if isinstance(command, RecordArrival) else None
         r = await self.conn.fetchrow(_LOAD, command.command_id, site_id, member_id)
         if r["done"]:
-            return Loaded(None, reply=await self.store.find_command(command.command_id, self.conn))
+            return Loaded(None, reply=await self.store.find_command(command.command_id, self.conn),
+                          asked=await self.store.command_fingerprint(command.command_id, self.conn))
         site = SiteState.model_validate_json(r["state"]) if r["state"] else None
         heads = {stream_of(site_id): StreamHead(r["version"], r["hash"]) if site else StreamHead()}
         previous = None
@@ -153,6 +158,7 @@ class _Attempt:
                 returned = await self.conn.fetch(
                     _COMMIT, command.command_id, warnings_json(warnings), rows_json(prepared),
                     orjson.dumps(snapshots).decode(), orjson.dumps(left).decode(), orjson.dumps(came).decode(),
+                    command.fingerprint(actor),
                 )
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == CONFLICT_SQLSTATE:

@@ -261,7 +261,7 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, 
         "township": row["township"],
         "township_name": city.township_name(row["township"]),
         "department": row["department"],
-        "cost_wan": str(row["cost_wan"]),
+        "cost_wan": format(row["cost_wan"], "f"),  # 20000, not 2E+4 (numeric keeps the sender's exponent)
         "planned_months": row["planned_months"],
         "start_date": row["start_date"].isoformat(),
         "units": orjson.loads(row["units"]),

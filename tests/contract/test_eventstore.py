@@ -153,3 +153,15 @@ async def test_reader_never_skips_a_slower_transaction(store: EventStore):
     for s in ("s-0", "s-1", "s-2"):
         versions = [v for sid, v in seen if sid == s]
         assert versions == list(range(1, len(versions) + 1))
+
+
+async def test_a_command_remembers_what_was_asked(store: EventStore):
+    asked, before_fingerprints = uuid.uuid4(), uuid.uuid4()
+    async with store.transaction() as tx:
+        await store.save_command(tx, asked, [], "f1")
+        await store.save_command(tx, before_fingerprints, [])  # as commands of release 0.1 were stored
+    assert await store.command_fingerprint(asked) == "f1"
+    async with store.transaction() as tx:
+        assert await store.command_fingerprint(asked, tx) == "f1"
+    assert await store.command_fingerprint(before_fingerprints) is None
+    assert await store.command_fingerprint(uuid.uuid4()) is None

@@ -195,3 +195,15 @@ async def test_a_secretary_writes_its_own_site_only(store: MemoryEventStore):
 async def test_a_township_gets_the_rules_refusal_for_a_site_nobody_registered(store: MemoryEventStore):
     reply = await handle(build(store), "ReportDispute", dispute(site_id="nowhere"), BAILIN)
     assert reply["error"]["code"] == "SITE_NOT_FOUND" and store.rows == []
+
+
+async def test_a_command_id_reused_for_another_command_is_refused_not_answered_twice(store: MemoryEventStore):
+    pipeline, raw = build(store), dispute()
+    assert (await handle(pipeline, "ReportDispute", raw))["ok"]
+    other = orjson.dumps({**orjson.loads(raw), "case_id": "w-2"})
+    reused = await handle(pipeline, "ReportDispute", other)
+    assert reused["error"]["code"] == "COMMAND_ID_REUSED" and reused["error"]["field"] == "command_id"
+    by_someone_else = await handle(pipeline, "ReportDispute", raw, BAILIN)
+    assert by_someone_else["error"]["code"] == "COMMAND_ID_REUSED"
+    assert (await handle(pipeline, "ReportDispute", raw))["duplicate"]
+    assert len(store.rows) == 1
