@@ -8,11 +8,10 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from contracts.base import Command, Event, Name, NonNegative, Slug, parse
+from contracts.base import Command, Event, Name, NonNegative, Note, Slug, parse
 
 SERVICE = "activities"
 
-Note = Annotated[str, Field(max_length=500)]
 Members = Annotated[list[Slug], Field(min_length=1, max_length=500)]
 
 

@@ -2,13 +2,39 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Annotated, ClassVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+# Characters no one types into a record: C0/C1 controls (NUL included) and the bidirectional overrides and
+# isolates that make a text display differently from what it says.
+_UNSEEN = re.compile("[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_UNSEEN_IN_NOTES = re.compile("[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200e\u200f"
+                              "\u202a-\u202e\u2066-\u2069\ufeff]")  # notes may keep line breaks and tabs
+# An ID-card number (18 characters) or a mobile number (11 digits) inside a name is personal data in the wrong
+# place: it would be shown on every view and big screen.
+_LONG_NUMBER = re.compile(r"\d{11,}|\d{17}[\dXx]")
+
+
+def _name(value: str) -> str:
+    if _UNSEEN.search(value):
+        raise ValueError("contains control or direction characters (不可见控制字符)")
+    if _LONG_NUMBER.search(value):
+        raise ValueError("contains an ID-card or phone number (名称中不得含身份证号或手机号)")
+    return value
+
+
+def _note(value: str) -> str:
+    if _UNSEEN_IN_NOTES.search(value):
+        raise ValueError("contains control or direction characters (不可见控制字符)")
+    return value
+
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_name)]
+Note = Annotated[str, Field(max_length=500), AfterValidator(_note)]
 
 
 class Command(BaseModel):

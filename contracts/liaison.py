@@ -8,12 +8,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.base import Command, Event, Name, Slug, parse
+from contracts.base import Command, Event, Name, Note, Slug, parse
 
 SERVICE = "liaison"
 
 Yuan = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
-Note = Annotated[str, Field(max_length=500)]
 
 
 class Party(StrEnum):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,6 +23,16 @@ from gongdi.store.base import StaleTransactionError, StreamHead
 
 class Handler(Protocol):
     async def apply(self, conn: asyncpg.Connection, event: Envelope) -> None: ...
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong, for logs, the dead-letter table and its subject: the error's type and where it was raised,
+    never its text, which quotes the input (a member's name, an ID number). A continuity refusal is all ids."""
+    if isinstance(exc, StreamContinuityError):
+        return f"StreamContinuityError: {exc}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}{where}"
 
 
 def checkpoint_sql(schema: str) -> str:
@@ -281,11 +292,11 @@ class OrderedConsumer:
         else:
             delivered = self._failures[seq] = self._failures.get(seq, 0) + 1
             if delivered < self.max_deliver:
-                self.log.warning("event failed; will retry", stream_seq=seq, attempts=delivered, error=repr(exc))
+                self.log.warning("event failed; will retry", stream_seq=seq, attempts=delivered, error=describe(exc))
                 await msg.nak(delay=min(0.5 * 2**delivered, 10.0))
                 return
             del self._failures[seq]
-            self.log.error("event dead-lettered", stream_seq=seq, attempts=delivered, error=repr(exc))
+            self.log.error("event dead-lettered", stream_seq=seq, attempts=delivered, error=describe(exc))
         # Poison: record it, move the checkpoint past it, and tell whoever watches the dead-letter subject. An event
         # that continued its stream but failed in the handler is passed like any poison, so its stream's head moves
         # past it too: otherwise every later event of that stream would be refused as a gap.
@@ -295,14 +306,14 @@ class OrderedConsumer:
             await conn.execute(
                 f"INSERT INTO {self.schema}.dead_letters (consumer, stream, stream_seq, error, body)"
                 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                self.durable, self.stream, seq, repr(exc), msg.data,
+                self.durable, self.stream, seq, describe(exc), msg.data,
             )
             last, _ = await self._position(conn)
             if last == seq - 1:
                 await save_position(conn, self.schema, self.durable, self.stream, seq, moved)
         await self.nc.publish(
             dead_letter_subject(self.durable),
-            orjson.dumps({"stream": self.stream, "stream_seq": seq, "error": repr(exc)}),
+            orjson.dumps({"stream": self.stream, "stream_seq": seq, "error": describe(exc)}),
             headers={"Nats-Msg-Id": f"{self.stream}:{seq}"},
         )
         await msg.term()

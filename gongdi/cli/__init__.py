@@ -242,6 +242,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         view = wait_caught_up(admin)
         print()
         print(format_city(view))
+        status = asyncio.run(with_client(admin, lambda c: stream_status(settings, c)))
+        if any(row["dead_letters"] for row in status):  # the views are not complete: say so where people look
+            print(format_status({"streams": status}))
         print()
         print(f"  NATS       {urls['nats_url']}")
         print(f"  PostgreSQL {without_password(urls['database_url'])}")

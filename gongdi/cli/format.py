@@ -140,8 +140,13 @@ def format_talks(d: dict[str, Any]) -> str:
 
 
 def format_status(d: dict[str, Any]) -> str:
-    return "\n".join(f"  {s['stream']}: 已记录 {s['recorded']}，已发布 {s['last_seq']}，视图已处理 {s['applied']}，"
-                     f"落后 {s['recorded'] - s['applied']}" for s in d["streams"])
+    lines = [f"  {s['stream']}: 已记录 {s['recorded']}，已发布 {s['last_seq']}，视图已处理 {s['applied']}，"
+             f"落后 {s['recorded'] - s['applied']}，死信 {s.get('dead_letters', 0)}" for s in d["streams"]]
+    dead = sum(s.get("dead_letters", 0) for s in d["streams"])
+    if dead:
+        lines.append(f"  !! {dead} 个事件未能进入视图 (dead letters in views.dead_letters)：视图不完整，"
+                     "请查看 views 日志")
+    return "\n".join(lines)
 
 
 def format_identities(city: City, identities: list[Identity], where: Path) -> str:

@@ -60,14 +60,21 @@ async def stream_status(settings: Settings, client: GongdiClient) -> list[dict[s
 
 
 async def caught_up(settings: Settings, client: GongdiClient) -> bool:
-    """Every recorded event is on its stream and applied by the views (streams hold each event once)."""
+    """Every recorded event is on its stream and applied by the views (streams hold each event once), and none
+    was passed as a dead letter."""
+    return all(r["recorded"] == r["last_seq"] == r["applied"] and not r["dead_letters"]
+               for r in await stream_status(settings, client))
+
+
+async def settled(settings: Settings, client: GongdiClient) -> bool:
+    """Nothing is on its way: every recorded event is published and passed by the views, applied or not."""
     return all(r["recorded"] == r["last_seq"] == r["applied"] for r in await stream_status(settings, client))
 
 
 def wait_caught_up(settings: Settings, timeout: float = 60.0) -> dict[str, Any]:
     async def probe(client: GongdiClient) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
-        while not await caught_up(settings, client) and time.monotonic() < deadline:
+        while not await settled(settings, client) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         return (await client.query("views", "city"))["data"]
 

@@ -108,12 +108,15 @@ class ViewQueries:
         """How far the views are behind each stream they read: applied sequence against the stream's last."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(f"SELECT stream, stream_seq FROM {self.schema}.consumer_checkpoint")
+            dead = await conn.fetch(f"SELECT stream, count(*) AS n FROM {self.schema}.dead_letters GROUP BY stream")
         applied = {r["stream"]: r["stream_seq"] for r in rows}
+        dead_letters = {r["stream"]: r["n"] for r in dead}
         streams = []
         for name in self.streams:
             last = (await self.js.stream_info(name)).state.last_seq
+            # A dead letter is an event passed without being applied: the views are not complete while one exists.
             streams.append({"stream": name, "last_seq": last, "applied": applied.get(name, 0),
-                            "behind": last - applied.get(name, 0)})
+                            "behind": last - applied.get(name, 0), "dead_letters": dead_letters.get(name, 0)})
         return orjson.dumps({"ok": True, "data": {"streams": streams}})
 
     @query(QUERIES["city"])

@@ -110,7 +110,9 @@ async def test_poison_event_is_dead_lettered_and_the_rest_applied(pool: asyncpg.
     await run_consumer(ready_settings, pool, Recorder(poison=3), rest_applied)
     letter = orjson.loads((await dlq.next_msg(timeout=5)).data)
     await nc.close()
-    assert letter["stream_seq"] == 4 and "poison" in letter["error"]
+    # The error's type and place, never its text (texts quote the input: names, ID numbers).
+    assert letter["stream_seq"] == 4 and letter["error"].startswith("ValueError at test_consumer.py:")
+    assert "poison" not in letter["error"]
     assert sorted(r["n"] for r in await pool.fetch("SELECT n FROM t.applied")) == [0, 1, 2, 4, 5, 6, 7]
     assert await pool.fetchval("SELECT count(*) FROM t.dead_letters") == 1
     # The poison event continued its stream: passing it moved the stream's head, so the events after it followed.

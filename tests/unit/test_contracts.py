@@ -5,9 +5,16 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from contracts.activities import RecordTalk
 from contracts.envelope import HASHED, STORED, Envelope, chain_hash
+from contracts.membership import RecordArrival
 from contracts.rules import qualifies_for_coverage
 from contracts.subjects import event_subject, stream_name
+from gongdi.demo import samples as f
 from gongdi.service.settings import Settings
 
 
@@ -52,3 +59,28 @@ def test_event_subject_carries_township():
 def test_settings_round_trip_through_environment():
     s = Settings(nats_url="nats://x:1", database_url="postgresql://y/z", workers=3)
     assert Settings.from_env(s.env()) == s
+
+
+@pytest.mark.parametrize("name", ["张三\u0000", "李四\u202e", "王五\u2066x\u2069", "赵\n六", "\u200f钱七",
+                                  "张三 350982199001011234", "张三 35098219900101123X", "李四13800138000"])
+def test_names_refuse_unseen_characters_and_personal_numbers(name: str):
+    body = orjson.loads(f.arrive("s", "m1").model_dump_json())
+    body["member"]["name"] = name
+    with pytest.raises(ValidationError) as refused:
+        RecordArrival.model_validate(body)
+    assert refused.value.errors()[0]["loc"] == ("member", "name")
+
+
+@pytest.mark.parametrize("name", ["孟令奇", "棠园500KV输变电工程", "沙埕湾跨海公路通道工程", "Zhang San", "欧阳·娜娜"])
+def test_ordinary_names_pass(name: str):
+    body = orjson.loads(f.arrive("s", "m1").model_dump_json())
+    body["member"]["name"] = name
+    assert RecordArrival.model_validate(body).member.name == name
+
+
+def test_notes_keep_line_breaks_but_not_controls():
+    talk = {"command_id": str(uuid.uuid4()), "site_id": "s", "obligation_id": str(uuid.uuid4()), "talked_by": "书记",
+            "talked_on": "2020-06-02", "note": "第一行\n第二行\t完"}
+    assert RecordTalk.model_validate(talk).note == "第一行\n第二行\t完"
+    with pytest.raises(ValidationError):
+        RecordTalk.model_validate({**talk, "note": "bell\u0007"})
