@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
-from contracts.base import Command, Event, Name, NonNegative, Note, Slug, parse
+from contracts.base import Command, Day, Event, Ids, Name, NonNegative, Note, Slug, SomeIds, parse
 
 SERVICE = "activities"
 
-Members = Annotated[list[Slug], Field(min_length=1, max_length=500)]
+Members = Ids
 
 
 class VisitKind(StrEnum):
@@ -71,22 +70,22 @@ class RecordVisit(Command):
     kind: VisitKind
     place: Name
     visitor: Name
-    visited_on: dt.date
-    members_met: tuple[Slug, ...] = ()
+    visited_on: Day
+    members_met: SomeIds = ()
     note: Note = ""
 
 
 class RecordSafetyViolation(Command):
     site_id: Slug
     member_id: Slug
-    occurred_on: dt.date
+    occurred_on: Day
     description: Name
 
 
 class ReportPersonalChange(Command):
     site_id: Slug
     member_id: Slug
-    reported_on: dt.date
+    reported_on: Day
     description: Name
 
 
@@ -94,7 +93,7 @@ class RecordTalk(Command):
     site_id: Slug
     obligation_id: UUID
     talked_by: Name
-    talked_on: dt.date
+    talked_on: Day
     note: Note = ""
 
 
@@ -102,7 +101,7 @@ class CelebrateBirthdays(Command):
     """A collective 红色生日会 for the members whose political birthday falls in the month."""
 
     site_id: Slug
-    held_on: dt.date
+    held_on: Day
     members: Members
     cards_sent: NonNegative = 0
 
@@ -151,16 +150,16 @@ class DesignateWorkPoint(Command):
     site_id: Slug
     point_id: Slug
     name: Name
-    designated_on: dt.date
+    designated_on: Day
 
 
 class RecordActivity(Command):
     site_id: Slug
     kind: ActivityKind
     title: Name
-    held_on: dt.date
+    held_on: Day
     headcount: NonNegative
-    attendees: tuple[Slug, ...] = ()
+    attendees: SomeIds = ()
     organisation: Name | None = None  # 社会组织送服务: which organisation
     service: Name | None = None  # … and what service
 
@@ -180,7 +179,7 @@ class RecordInnovation(Command):
     innovation_id: Slug
     title: Name
     team: Name
-    recorded_on: dt.date
+    recorded_on: Day
     adopted_project_wide: bool = False
 
 

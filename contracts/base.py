@@ -1,12 +1,16 @@
 """Base models for commands and events: strict, frozen, JSON-friendly."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
+from decimal import Decimal
 from typing import Annotated, ClassVar
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from contracts.rules import LIMITS
 
 # Characters no one types into a record: C0/C1 controls (NUL included) and the bidirectional overrides and
 # isolates that make a text display differently from what it says.
@@ -32,6 +36,28 @@ def _note(value: str) -> str:
     return value
 
 
+def _day(value: dt.date) -> dt.date:
+    latest = dt.date.today() + dt.timedelta(days=LIMITS.future_days)
+    if not LIMITS.earliest_day <= value <= latest:
+        raise ValueError(f"must lie between {LIMITS.earliest_day} and {latest} (日期不合理)")
+    return value
+
+
+def _plan_day(value: dt.date) -> dt.date:
+    latest = dt.date.today().replace(year=dt.date.today().year + LIMITS.plan_years)
+    if not LIMITS.earliest_day <= value <= latest:
+        raise ValueError(f"must lie between {LIMITS.earliest_day} and {latest} (日期不合理)")
+    return value
+
+
+def _distinct(values: list) -> list:
+    if len(set(values)) != len(values):
+        raise ValueError("repeats a name or id (重复)")
+    return values
+
+
+Day = Annotated[dt.date, AfterValidator(_day)]  # a day something happened
+PlanDay = Annotated[dt.date, AfterValidator(_plan_day)]  # a day something is planned for
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_name)]
 Note = Annotated[str, Field(max_length=500), AfterValidator(_note)]
@@ -64,8 +90,15 @@ class Event(BaseModel):
         return cls.__name__
 
 
-Positive = Annotated[int, Field(gt=0)]
-NonNegative = Annotated[int, Field(ge=0)]
+Positive = Annotated[int, Field(gt=0, le=LIMITS.max_count)]
+NonNegative = Annotated[int, Field(ge=0, le=LIMITS.max_count)]
+Months = Annotated[int, Field(gt=0, le=LIMITS.max_months)]
+CostWan = Annotated[Decimal, Field(gt=0, le=LIMITS.max_cost_wan, max_digits=14, decimal_places=2)]
+Yuan = Annotated[Decimal, Field(ge=0, le=LIMITS.max_yuan, max_digits=14, decimal_places=2)]
+People = Annotated[list[Name], Field(min_length=1, max_length=LIMITS.max_people), AfterValidator(_distinct)]
+# Members named by id in one fact (attendees, a team): each once, and no more than a site could hold.
+Ids = Annotated[list[Slug], Field(min_length=1, max_length=500), AfterValidator(_distinct)]
+SomeIds = Annotated[tuple[Slug, ...], Field(max_length=500), AfterValidator(_distinct)]
 
 
 def parse(events: dict[str, type[Event]], event_type: str, schema_version: int, payload: dict) -> Event:

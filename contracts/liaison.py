@@ -8,11 +8,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.base import Command, Event, Name, Note, Slug, parse
+from contracts.base import Command, Day, Event, Name, Note, People, Slug, Yuan, parse
+from contracts.rules import LIMITS
 
 SERVICE = "liaison"
 
-Yuan = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 
 
 class Party(StrEnum):
@@ -90,7 +90,7 @@ class MeetingItem(Strict):
     kind: ItemKind
     description: Name
     responsible: Party
-    due_on: dt.date
+    due_on: Day
 
 
 class TargetResult(Strict):
@@ -117,10 +117,10 @@ class HoldJointMeeting(Command):
 
     site_id: Slug
     meeting_id: Slug
-    held_on: dt.date
+    held_on: Day
     parties: Annotated[list[Party], Field(min_length=2)]
-    items: tuple[MeetingItem, ...] = ()
-    resolves: tuple[Slug, ...] = ()
+    items: Annotated[tuple[MeetingItem, ...], Field(max_length=LIMITS.max_items)] = ()
+    resolves: Annotated[tuple[Slug, ...], Field(max_length=LIMITS.max_items)] = ()
 
     @model_validator(mode="after")
     def _check(self) -> HoldJointMeeting:
@@ -137,8 +137,8 @@ class SignComplianceLetter(Command):
 
     site_id: Slug
     letter_id: Slug
-    signed_on: dt.date
-    signatories: Annotated[list[Name], Field(min_length=2)]
+    signed_on: Day
+    signatories: Annotated[People, Field(min_length=2)]
     targets: dict[Target, Name]
 
     @model_validator(mode="after")
@@ -152,7 +152,7 @@ class SignComplianceLetter(Command):
 class AssessCompliance(Command):
     site_id: Slug
     letter_id: Slug
-    assessed_on: dt.date
+    assessed_on: Day
     results: Annotated[list[TargetResult], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -167,8 +167,8 @@ class SignCoBuildingAgreement(Command):
     site_id: Slug
     agreement_id: Slug
     village: Name
-    signed_on: dt.date
-    items: Annotated[list[AgreementItem], Field(min_length=1)]
+    signed_on: Day
+    items: Annotated[list[AgreementItem], Field(min_length=1, max_length=LIMITS.max_items)]
 
     @model_validator(mode="after")
     def _check(self) -> SignCoBuildingAgreement:
@@ -180,7 +180,7 @@ class CompleteCoBuildingItem(Command):
     site_id: Slug
     agreement_id: Slug
     item_id: Slug
-    completed_on: dt.date
+    completed_on: Day
     note: Note = ""
 
 
@@ -188,15 +188,15 @@ class ReportDispute(Command):
     site_id: Slug
     case_id: Slug
     kind: DisputeKind
-    reported_on: dt.date
-    parties: Annotated[list[Name], Field(min_length=1)]
+    reported_on: Day
+    parties: People
     amount_yuan: Yuan | None = None
     description: Name
 
     @model_validator(mode="after")
     def _wages_have_amount(self) -> ReportDispute:
-        if self.kind is DisputeKind.wages and self.amount_yuan is None:
-            raise ValueError("a wage dispute states the amount in dispute (amount_yuan)")
+        if self.kind is DisputeKind.wages and not self.amount_yuan:
+            raise ValueError("a wage dispute states the amount in dispute, more than 0 (amount_yuan)")
         return self
 
 
@@ -204,13 +204,13 @@ class StartMediation(Command):
     site_id: Slug
     case_id: Slug
     mediator: Name
-    started_on: dt.date
+    started_on: Day
 
 
 class ResolveMediation(Command):
     site_id: Slug
     case_id: Slug
-    resolved_on: dt.date
+    resolved_on: Day
     outcome: Name
     amount_settled_yuan: Yuan | None = None
 
@@ -218,7 +218,7 @@ class ResolveMediation(Command):
 class EscalateToPetition(Command):
     site_id: Slug
     case_id: Slug
-    escalated_on: dt.date
+    escalated_on: Day
     reason: Name
 
 
@@ -226,9 +226,16 @@ class RecordVillageSupport(Command):
     site_id: Slug
     village: Name
     kind: SupportKind
-    given_on: dt.date
-    quantity: Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]
+    given_on: Day
+    quantity: Annotated[Decimal, Field(gt=0, le=LIMITS.max_quantity, max_digits=14, decimal_places=2)]
     note: Note = ""
+
+    @model_validator(mode="after")
+    def _whole_counts(self) -> RecordVillageSupport:
+        # Trips, patrols and helps are counted, metres and yuan measured: 0.01 of a trip is a typing slip.
+        if UNITS[self.kind] in ("车次", "次") and self.quantity != self.quantity.to_integral_value():
+            raise ValueError(f"{self.kind.value} is counted in whole {UNITS[self.kind]} (quantity)")
+        return self
 
 
 COMMANDS: dict[str, type[Command]] = {

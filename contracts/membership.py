@@ -8,7 +8,21 @@ from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.base import Command, Event, Name, NonNegative, Positive, Slug, parse
+from contracts.base import (
+    Command,
+    CostWan,
+    Day,
+    Event,
+    Ids,
+    Months,
+    Name,
+    NonNegative,
+    People,
+    PlanDay,
+    Slug,
+    SomeIds,
+    parse,
+)
 
 SERVICE = "membership"
 
@@ -53,7 +67,6 @@ class Units(BaseModel):
     supervision: Name
 
 
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 
 
 # ---- commands ---------------------------------------------------------------------------------
@@ -65,16 +78,16 @@ class RegisterSite(Command):
     name: Name
     township: Slug  # one of the configured city's townships (checked by the rules)
     department: Name  # one of its competent departments (checked by the rules)
-    cost_wan: Money
-    planned_months: Positive
-    start_date: dt.date
+    cost_wan: CostWan
+    planned_months: Months
+    start_date: PlanDay
     units: Units
 
 
 class ReportWorkforce(Command):
     site_id: Slug
     headcount: NonNegative
-    as_of: dt.date
+    as_of: Day
 
 
 class MemberFacts(BaseModel):
@@ -83,7 +96,7 @@ class MemberFacts(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: Name
     gender: Gender
-    admitted_on: dt.date
+    admitted_on: Day
     status: MemberStatus
     unit_kind: UnitKind
     unit_name: Name
@@ -97,13 +110,13 @@ class RecordArrival(Command):
     site_id: Slug
     member_id: Slug
     member: MemberFacts
-    arrived_on: dt.date
+    arrived_on: Day
 
 
 class RecordDeparture(Command):
     site_id: Slug
     member_id: Slug
-    departed_on: dt.date
+    departed_on: Day
     reason: Annotated[str, Field(max_length=200)] = ""
 
 
@@ -113,9 +126,9 @@ class FormBranch(Command):
     secretary: Slug
     instructor: Name
     liaison: Name
-    member_units: Annotated[list[Name], Field(min_length=1)]
-    committee: tuple[Slug, ...] = ()
-    formed_on: dt.date
+    member_units: People
+    committee: SomeIds = ()
+    formed_on: Day
 
 
 class FormPartyGroup(Command):
@@ -124,8 +137,8 @@ class FormPartyGroup(Command):
     name: Name
     section: Name
     leader: Slug
-    members: Annotated[list[Slug], Field(min_length=1)]
-    formed_on: dt.date
+    members: Ids
+    formed_on: Day
 
     @model_validator(mode="after")
     def _members_unique(self) -> FormPartyGroup:
@@ -138,7 +151,7 @@ class CompleteSite(Command):
     """The project is completed (竣工): the site takes no more arrivals and is no longer a coverage gap."""
 
     site_id: Slug
-    completed_on: dt.date
+    completed_on: Day
 
 
 COMMANDS: dict[str, type[Command]] = {

@@ -1,6 +1,7 @@
 """Numbered rules from the branch work regulations, as named settings a city may adjust."""
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
@@ -24,6 +25,26 @@ class Rules(BaseModel):
 
 
 DEFAULT_RULES = Rules()
+
+
+class Limits(BaseModel):
+    """What a plausible fact looks like: the bounds every command is checked against (VALIDATION_FAILED with the
+    field). Dates are checked against the day the command arrives."""
+
+    model_config = ConfigDict(frozen=True)
+    earliest_day: dt.date = dt.date(1921, 7, 1)  # nothing in a party record happened before the Party's founding
+    future_days: int = 7  # a fact may be recorded a few days ahead (a meeting planned this week), no more
+    plan_years: int = 5  # a project's planned start may lie this far ahead
+    max_count: int = 1_000_000  # headcounts, workforce, cards, attendees: real sites have far fewer; fits int32
+    max_months: int = 240  # planned duration of a project: 20 years
+    max_cost_wan: Decimal = Decimal(10_000_000)  # 1,000亿元: more than any single project
+    max_yuan: Decimal = Decimal(100_000_000)  # 1亿元: wages in dispute, donations, settlements
+    max_quantity: Decimal = Decimal(1_000_000)  # metres of road, trips, patrols
+    max_people: int = 50  # names listed in one fact: parties, signatories, committee
+    max_items: int = 100  # items of one meeting or agreement
+
+
+LIMITS = Limits()
 
 
 def qualifies_for_coverage(cost_wan: Decimal, planned_months: int, rules: Rules = DEFAULT_RULES) -> bool:

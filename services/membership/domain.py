@@ -107,6 +107,14 @@ class CompletionBeforeStartError(DomainError):
     code = "COMPLETION_BEFORE_START"
 
 
+class ArrivalBeforeStartError(DomainError):
+    code = "ARRIVAL_BEFORE_START"
+
+
+class AdmittedAfterArrivalError(DomainError):
+    code = "ADMITTED_AFTER_ARRIVAL"
+
+
 # ---- state ------------------------------------------------------------------------------------
 
 
@@ -291,6 +299,14 @@ def _complete_site(command: CompleteSite, given: Given) -> list[Event]:
 
 def _record_arrival(command: RecordArrival, given: Given) -> list[Event]:
     site = _open(given, command.site_id)
+    if command.arrived_on < site.start_date:
+        raise ArrivalBeforeStartError(
+            f"进场日期 {command.arrived_on} 早于开工日期 {site.start_date} (arrival before the site started)",
+            "arrived_on")
+    if command.member.admitted_on > command.arrived_on:
+        raise AdmittedAfterArrivalError(
+            f"入党日期 {command.member.admitted_on} 晚于进场日期 {command.arrived_on}：进场登记的是已入党的党员"
+            " (admitted after arriving)", "member.admitted_on")
     if command.member_id in site.members:
         raise MemberAlreadyPresentError(
             f"党员 {command.member_id} 已在工地 {site.site_id} (member already present)", "member_id"

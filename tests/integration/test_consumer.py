@@ -11,8 +11,10 @@ import orjson
 from contracts.envelope import Envelope
 from gongdi.bus.consumer import OrderedConsumer, checkpoint_sql, stream_heads_sql
 from gongdi.bus.relay import Relay
+from gongdi.bus.replay import rebuild
 from gongdi.bus.streams import ensure_durable
 from gongdi.service.settings import Settings
+from gongdi.store.migrations import Migration
 from gongdi.store.postgres import PostgresEventStore
 from tests.appending import SERVICE, append_one
 
@@ -117,3 +119,34 @@ async def test_poison_event_is_dead_lettered_and_the_rest_applied(pool: asyncpg.
     assert await pool.fetchval("SELECT count(*) FROM t.dead_letters") == 1
     # The poison event continued its stream: passing it moved the stream's head, so the events after it followed.
     assert await pool.fetchval("SELECT version FROM t.stream_head WHERE stream_id = 's-1'") == 8
+
+
+class Poisoned:
+    """A projection into `schema` that cannot store event number `poison`."""
+
+    def __init__(self, schema: str, poison: int):
+        self.schema, self.poison = schema, poison
+
+    async def apply(self, conn: asyncpg.Connection, event: Envelope) -> None:
+        if event.payload["n"] == self.poison:
+            raise ValueError("value out of range for 张三")
+        await conn.execute(f"INSERT INTO {self.schema}.applied (event_id, n) VALUES ($1, $2)", event.event_id,
+                           event.payload["n"])
+
+
+async def test_a_rebuild_dead_letters_what_it_cannot_store_and_goes_on(pool: asyncpg.Pool, ready_settings: Settings):
+    await publish(pool, ready_settings, 6)
+    tables = Migration(1, "checkpoint, heads, dead letters, the projection", lambda s: checkpoint_sql(s)
+                       + stream_heads_sql(s) + f"CREATE TABLE {s}.applied (event_id uuid PRIMARY KEY, n int NOT NULL);")
+    nc = await nats.connect(ready_settings.nats_servers)
+    try:
+        replayed = await rebuild(nc.jetstream(), pool, "t_rebuilt", "t-consumer", [tables],
+                                 [(SERVICE, Poisoned("t_rebuilt", 2))])
+    finally:
+        await nc.close()
+    assert replayed == 5
+    assert sorted(r["n"] for r in await pool.fetch("SELECT n FROM t_rebuilt.applied")) == [0, 1, 3, 4, 5]
+    letter = await pool.fetchrow("SELECT stream_seq, error FROM t_rebuilt.dead_letters")
+    assert letter["stream_seq"] == 3 and letter["error"].startswith("ValueError at test_consumer.py:")
+    assert "张三" not in letter["error"]
+    assert await pool.fetchval("SELECT stream_seq FROM t_rebuilt.consumer_checkpoint") == 6

@@ -169,6 +169,20 @@ def test_arrival_of_member_already_present_is_refused():
         decide(arrival("m1"), Given(given(registered(), arrived("m1"))))
 
 
+def test_an_arrival_before_the_site_started_is_refused():
+    early = arrival("m1").model_copy(update={"arrived_on": DAY - dt.timedelta(days=1)})
+    with pytest.raises(domain.ArrivalBeforeStartError) as refused:
+        decide(early, Given(given(registered())))
+    assert refused.value.field == "arrived_on"
+
+
+def test_a_member_admitted_after_arriving_is_refused():
+    later = arrival("m1").model_copy(update={"member": facts().model_copy(update={"admitted_on": DAY.replace(day=2)})})
+    with pytest.raises(domain.AdmittedAfterArrivalError) as refused:
+        decide(later, Given(given(registered())))
+    assert refused.value.field == "member.admitted_on"
+
+
 def test_arrival_elsewhere_ends_the_earlier_stay():
     b = given(registered("b"), arrived("m1", "b"))
     events = decide(arrival("m1"), Given(given(registered()), previous_site=b))
