@@ -9,6 +9,7 @@ import shutil
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -122,9 +123,30 @@ def cmd_send(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         print(f"body is not JSON: {exc}", file=sys.stderr)
         return 2
-    reply = asyncio.run(with_client(settings, lambda c: c.send_dict(args.service, args.name, body)))
+    if not isinstance(body, dict):
+        print("body must be a JSON object", file=sys.stderr)
+        return 2
+    # The id is fixed once: a retry after a lost reply or an outage is the same command, recorded at most once.
+    body = {"command_id": str(uuid.uuid4()), **body}
+    raw = orjson.dumps(body)
+    deadline = time.monotonic() + args.wait
+    while True:
+        try:
+            reply = asyncio.run(with_client(settings, lambda c: c.send_raw(args.service, args.name, raw)))
+            break
+        except UNREACHABLE as exc:
+            if time.monotonic() >= deadline:
+                raise
+            print(f"平台暂不可用 ({type(exc).__name__})，用同一命令编号 {body['command_id']} 重试…"
+                  " (unavailable; retrying with the same command id)", file=sys.stderr)
+            time.sleep(1.0)
     print(orjson.dumps(reply, option=orjson.OPT_INDENT_2).decode())
     return 0 if reply.get("ok") else 1
+
+
+# Failures after which a command may or may not have been recorded, or never arrived: retried with the same id.
+UNREACHABLE = (nats.errors.NoServersError, nats.errors.NoRespondersError, nats.errors.TimeoutError,
+               ConnectionRefusedError, OSError)
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
@@ -311,6 +333,8 @@ def main(argv: list[str] | None = None) -> None:
     send.add_argument("service")
     send.add_argument("name")
     send.add_argument("body", help="the command as JSON; command_id is added when missing")
+    send.add_argument("--wait", type=float, default=30.0,
+                      help="seconds to keep retrying (same command id) while the platform is unreachable")
     send.set_defaults(fn=cmd_send)
     users = sub.add_parser("users", help="list the identities; add-secretary SITE TOWNSHIP adds a site secretary")
     users.add_argument("action", nargs="?", choices=["list", "add-secretary"], default="list")
