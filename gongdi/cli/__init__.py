@@ -298,12 +298,19 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_users(args: argparse.Namespace) -> int:
     settings = runtime_settings(args.home)
     city = settings.city()
+    if not (args.home / CREDENTIALS).exists():
+        print(f"{args.home.resolve()} 还没有身份：请先运行 `gongdi up` (no identities yet)", file=sys.stderr)
+        return 1
     creds = Credentials.ensure(args.home, city, WRITERS)
     if args.action == "add-secretary":
         if not args.site_id or not args.township:
             print("用法: gongdi users add-secretary <site_id> <township>", file=sys.stderr)
             return 2
-        identity = creds.add_secretary(city, args.site_id, args.township)
+        try:
+            identity = creds.add_secretary(city, args.site_id, args.township)
+        except ValueError as exc:
+            print(f"错误: {exc}", file=sys.stderr)
+            return 2
         live = reload_nats_accounts(args.home / "nats", creds.accounts(city).render())
         print(f"已添加 {identity.name}" + ("，已生效" if live else "；下次 `gongdi up` 时生效"))
     print(format_identities(city, [Identity.parse(u) for u in creds.nats if _is_person(u)], creds.path))

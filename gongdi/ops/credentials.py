@@ -71,8 +71,14 @@ class Credentials:
 
     def add_secretary(self, city: City, site_id: str, township: str) -> Identity:
         if township not in city.townships:
-            raise ValueError(f"{city.name}没有乡镇代码 {township}")
+            raise ValueError(f"{city.name}没有乡镇代码 {township}；可用: {'、'.join(sorted(city.townships))}")
         identity = Identity(Role.SITE, township=township, site=site_id)
+        try:  # a site id that is no slug would make a user no role has
+            valid = Identity.parse(identity.name) == identity
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ValueError(f"工地编号 {site_id!r} 不合规：小写字母、数字、-、_ (site id is not a slug)")
         self.secretaries[site_id] = township
         self.add_users(city)
         return identity

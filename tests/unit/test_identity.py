@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from contracts.city import DEFAULT_CITY_FILE, load_city
 from contracts.identity import PLATFORM_ACCOUNT, ForbiddenError, Identity, Role
+from gongdi.ops.credentials import Credentials
 
 
 @pytest.mark.parametrize("name", ["city", "auditor", "dashboard", "township.diantou", "site.diantou.binhai-2",
@@ -48,3 +50,15 @@ def test_reading_a_site():
     assert not Identity(Role.DASHBOARD).may_read_site("diantou", "shuili", "x")
     assert Identity(Role.AUDITOR).may_read_site("diantou", "shuili", "x")
     assert not Identity(Role.SITE, township="diantou", site="y").may_read_site("diantou", None, "x")
+
+
+def test_a_secretary_is_added_only_for_a_known_township_and_a_slug_site(tmp_path):
+    city = load_city(DEFAULT_CITY_FILE)
+    creds = Credentials.ensure(tmp_path, city, ["membership"])
+    before = (tmp_path / "credentials.json").read_text()
+    for site, township in (("Bad Site", "diantou"), ("x", "atlantis"), ("a.b", "diantou")):
+        with pytest.raises(ValueError):
+            creds.add_secretary(city, site, township)
+    assert (tmp_path / "credentials.json").read_text() == before and creds.secretaries == {}
+    assert creds.add_secretary(city, "binhai-2", "diantou").name == "site.diantou.binhai-2"
+    assert "site.diantou.binhai-2" in Credentials.load(tmp_path / "credentials.json").nats
