@@ -36,18 +36,19 @@ def _note(value: str) -> str:
     return value
 
 
-def _day(value: dt.date) -> dt.date:
-    latest = dt.date.today() + dt.timedelta(days=LIMITS.future_days)
+def _between(value: dt.date, latest: dt.date) -> dt.date:
     if not LIMITS.earliest_day <= value <= latest:
         raise ValueError(f"must lie between {LIMITS.earliest_day} and {latest} (日期不合理)")
     return value
+
+
+def _day(value: dt.date) -> dt.date:
+    return _between(value, dt.date.today() + dt.timedelta(days=LIMITS.future_days))
 
 
 def _plan_day(value: dt.date) -> dt.date:
-    latest = dt.date.today().replace(year=dt.date.today().year + LIMITS.plan_years)
-    if not LIMITS.earliest_day <= value <= latest:
-        raise ValueError(f"must lie between {LIMITS.earliest_day} and {latest} (日期不合理)")
-    return value
+    # Days, not year arithmetic: replace(year=…) fails on 29 February.
+    return _between(value, dt.date.today() + dt.timedelta(days=366 * LIMITS.plan_years))
 
 
 def _distinct(values: list) -> list:
