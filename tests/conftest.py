@@ -1,6 +1,7 @@
 """Real servers for the whole test session: nats-server and PostgreSQL from the project's wheels."""
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -67,22 +68,38 @@ class Servers:
         return self.database_url(name)
 
 
-@pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    root = tmp_path_factory.mktemp("servers")
+@dataclass
+class Running:
+    """Servers a test started itself, with their handles: a test that kills them needs the processes."""
+
+    servers: Servers
+    nats: EmbeddedNats
+    postgres: EmbeddedPostgres
+
+
+@contextlib.contextmanager
+def running_servers(root: Path, leaf: bool = False) -> Iterator[Running]:
+    """nats-server and PostgreSQL in `root`, as `gongdi up` starts them, stopped at the end."""
     city = load_city(DEFAULT_CITY_FILE)
     credentials = Credentials.ensure(root, city, WRITERS)
-    nats_srv = EmbeddedNats(root / "nats", accounts=credentials.accounts(city).render(), leaf_port=free_port())
+    nats_srv = EmbeddedNats(root / "nats", accounts=credentials.accounts(city).render(),
+                            leaf_port=free_port() if leaf else 0)
     credentials.ensure_postgres(DATABASE_ROLES)
     pg = EmbeddedPostgres(root / "postgres", database="postgres", password=credentials.postgres[SUPERUSER])
     try:
         nats_srv.start()
         pg.start()
-        yield Servers(nats_srv.url, pg.port, credentials, root / "nats", [city],
-                      f"nats-leaf://127.0.0.1:{nats_srv.leaf_port}")
+        leaf_url = f"nats-leaf://127.0.0.1:{nats_srv.leaf_port}" if leaf else ""
+        yield Running(Servers(nats_srv.url, pg.port, credentials, root / "nats", [city], leaf_url), nats_srv, pg)
     finally:
         nats_srv.stop()
         pg.stop()
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    with running_servers(tmp_path_factory.mktemp("servers"), leaf=True) as run:
+        yield run.servers
 
 
 def unique(prefix: str) -> str:

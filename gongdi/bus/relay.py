@@ -6,23 +6,39 @@ import contextlib
 from dataclasses import dataclass
 from uuid import UUID
 
+import nats.errors
 import structlog
 from nats.js import JetStreamContext
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import NotFoundError
 
 from contracts.subjects import event_subject, stream_name
 from gongdi.store.base import Checkpoint
 from gongdi.store.postgres import PostgresEventStore
 
+REPAIR = "gongdi repair-stream {service}"  # documented in the README: republish the stream from PostgreSQL
 
-class RelayOutOfSyncError(RuntimeError):
+
+class StreamUnusableError(RuntimeError):
+    """The stream cannot be continued from what this database holds: it was deleted, purged past the relay's
+    record, or written by someone else. The relay says so and waits; it never guesses."""
+
+
+class RelayOutOfSyncError(StreamUnusableError):
     """The stream holds an event this database does not: they belong to different installations."""
+
+
+class EventTooLargeError(RuntimeError):
+    """An event larger than the bus accepts (only a row written before the size limit could be)."""
 
 
 @dataclass
 class Position:
     checkpoint: Checkpoint
     stream_seq: int
+
+
+ACK_TIMEOUT = 10.0  # a publish unacknowledged this long is taken as lost: the server went away holding it
+REPORT_EVERY = 30.0  # how often a relay that cannot go on repeats why, until someone repairs it
 
 
 class Relay:
@@ -54,23 +70,44 @@ class Relay:
         self._wake = asyncio.Event()
 
     async def resync(self) -> Position:
-        info = await self.js.stream_info(self.stream)
+        """Where the stream stands, from the stream itself: its last message names the last event it holds."""
+        try:
+            info = await self.js.stream_info(self.stream)
+        except NotFoundError as exc:
+            raise StreamUnusableError(f"stream {self.stream} does not exist (deleted?)") from exc
         last_seq = info.state.last_seq
         if last_seq == 0:
             return Position(Checkpoint(), 0)
-        msg = await self.js.get_msg(self.stream, seq=last_seq, direct=True)
+        try:
+            msg = await self.js.get_msg(self.stream, seq=last_seq, direct=True)
+        except NotFoundError as exc:
+            # Purged, or its last message deleted: the relay's own record of where it stood still holds if it
+            # names that very sequence.
+            saved = await self.saved()
+            if saved is not None and saved.stream_seq == last_seq:
+                return saved
+            raise StreamUnusableError(
+                f"stream {self.stream}: its last message {last_seq} is gone (purged or deleted) and the relay's"
+                f" record stands at {saved.stream_seq if saved else 'nothing'}") from exc
         event_id = (msg.headers or {}).get("Nats-Msg-Id")
         async with self.store.pool.acquire() as conn:
             row = await conn.fetchrow(
                 f"SELECT tx_id::text::bigint AS tx_id, position FROM {self.store.schema}.events"
                 " WHERE event_id = $1",
-                UUID(event_id) if event_id else None,
+                _uuid(event_id),
             )
         if row is None:
             raise RelayOutOfSyncError(
-                f"stream {self.stream} ends with event {event_id}, unknown to schema {self.store.schema}"
+                f"stream {self.stream} ends with message {last_seq} ({event_id or 'no id'}), not an event of schema"
+                f" {self.store.schema}: written by someone else or another installation"
             )
         return Position(Checkpoint(row["tx_id"], row["position"]), last_seq)
+
+    async def saved(self) -> Position | None:
+        async with self.store.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"SELECT tx_id, position, stream_seq FROM {self.store.schema}.relay_checkpoint WHERE id = 1")
+        return Position(Checkpoint(row["tx_id"], row["position"]), row["stream_seq"]) if row else None
 
     async def save(self, pos: Position) -> None:
         async with self.store.pool.acquire() as conn:
@@ -87,12 +124,23 @@ class Relay:
         if not rows:
             self.passes += 1
             return 0
+        limit = self.js._nc.max_payload  # what the server we are connected to accepts
         futures = []
-        for i, row in enumerate(rows):
-            headers = {"Nats-Msg-Id": str(row.event_id), "Nats-Expected-Last-Sequence": str(pos.stream_seq + i)}
-            subject = event_subject(row.township, self.service, row.type)
-            futures.append(await self.js.publish_async(subject, row.envelope_json(self.service), headers=headers))
-        acks = await asyncio.gather(*futures)
+        try:
+            for i, row in enumerate(rows):
+                data = row.envelope_json(self.service)
+                if len(data) > limit:
+                    raise EventTooLargeError(
+                        f"event {row.event_id} ({row.type}, {len(data)} bytes) is larger than the bus accepts"
+                        f" ({limit} bytes): raise max_payload in the NATS configuration above {len(data)}")
+                headers = {"Nats-Msg-Id": str(row.event_id), "Nats-Expected-Last-Sequence": str(pos.stream_seq + i)}
+                subject = event_subject(row.township, self.service, row.type)
+                futures.append(await self.js.publish_async(subject, data, headers=headers))
+            # Bounded: a server that dies holding the publishes never answers them, and the relay must notice.
+            acks = await asyncio.wait_for(asyncio.gather(*futures), ACK_TIMEOUT)
+        finally:
+            for future in futures:
+                future.cancel()  # no-op for the answered; frees the client's slots held by the lost ones
         pos.stream_seq = acks[-1].seq
         pos.checkpoint = rows[-1].checkpoint
         self.published += len(rows)
@@ -105,19 +153,33 @@ class Relay:
     async def run(self, stop: asyncio.Event) -> None:
         channel = f"{self.store.schema}_events"
         listener = await self.store.pool.acquire()
+        pos: Position | None = None
+        failures = 0
         try:
             await listener.add_listener(channel, self._on_notify)
-            pos = await self.resync()
-            await self.save(pos)
-            self.log.info("relay resumed", stream=self.stream, stream_seq=pos.stream_seq)
             while not stop.is_set():
                 try:
+                    if pos is None:
+                        pos = await self.resync()
+                        await self.save(pos)
+                        self.log.info("relay resumed", stream=self.stream, stream_seq=pos.stream_seq)
                     n = await self.pump(pos)
-                except (APIError, NotFoundError, TimeoutError) as exc:
-                    self.log.warning("relay publish failed; resyncing from stream tail", error=str(exc))
-                    await asyncio.sleep(0.5)
-                    pos = await self.resync()
+                except (StreamUnusableError, EventTooLargeError) as exc:
+                    # Nothing a retry can mend: say what and how to repair, again every REPORT_EVERY seconds.
+                    self.log.error("relay cannot go on", stream=self.stream, problem=str(exc),
+                                   repair=REPAIR.format(service=self.service))
+                    pos = None
+                    await self._pause(stop, REPORT_EVERY)
                     continue
+                except (nats.errors.Error, TimeoutError) as exc:
+                    # The bus went away or refused a publish: what landed is read back from the stream's tail.
+                    failures += 1
+                    self.log.warning("relay publish failed; resyncing from the stream tail",
+                                     error=type(exc).__name__, attempts=failures)
+                    pos = None
+                    await self._pause(stop, min(0.5 * failures, 5.0))
+                    continue
+                failures = 0
                 if n:
                     await self.save(pos)
                 if n < self.batch:
@@ -127,3 +189,14 @@ class Relay:
         finally:
             await listener.remove_listener(channel, self._on_notify)
             await self.store.pool.release(listener)
+
+    async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+
+def _uuid(text: str | None) -> UUID | None:
+    try:
+        return UUID(text) if text else None
+    except ValueError:
+        return None  # a foreign message's id: matches no event

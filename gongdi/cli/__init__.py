@@ -29,7 +29,7 @@ from gongdi.cli.format import (
     format_talks,
     format_township,
 )
-from gongdi.ops.client import with_client
+from gongdi.ops.client import send_retrying, with_client
 from gongdi.ops.credentials import FILE_NAME as CREDENTIALS
 from gongdi.ops.credentials import SUPERUSER, Credentials
 from gongdi.ops.readiness import stream_status, wait_caught_up, wait_ready
@@ -104,9 +104,13 @@ def cmd_view(args: argparse.Namespace) -> int:
             print(f"gongdi view {args.what} 不接受 --month", file=sys.stderr)
             return 2
         body["month"] = args.month
-    if args.what == "status":
-        rows = asyncio.run(with_client(settings, lambda c: stream_status(runtime_settings(args.home), c)))
-        reply = {"ok": True, "data": {"streams": rows}}
+    if args.what == "status":  # every service's own status: the views' consumers and the writers' policies
+        from gongdi.ops.readiness import ServiceRefused
+
+        try:
+            reply = {"ok": True, "data": asyncio.run(with_client(settings, lambda c: stream_status(None, c)))}
+        except ServiceRefused as exc:
+            reply = {"ok": False, "error": {"code": exc.code, "message": f"{exc.service}: {exc.message}"}}
     else:
         reply = asyncio.run(with_client(settings, lambda c: c.query(VIEWS_SERVICE, query.name, body)))
     if not reply["ok"]:
@@ -129,24 +133,14 @@ def cmd_send(args: argparse.Namespace) -> int:
     # The id is fixed once: a retry after a lost reply or an outage is the same command, recorded at most once.
     body = {"command_id": str(uuid.uuid4()), **body}
     raw = orjson.dumps(body)
-    deadline = time.monotonic() + args.wait
-    while True:
-        try:
-            reply = asyncio.run(with_client(settings, lambda c: c.send_raw(args.service, args.name, raw)))
-            break
-        except UNREACHABLE as exc:
-            if time.monotonic() >= deadline:
-                raise
-            print(f"平台暂不可用 ({type(exc).__name__})，用同一命令编号 {body['command_id']} 重试…"
-                  " (unavailable; retrying with the same command id)", file=sys.stderr)
-            time.sleep(1.0)
+
+    def retrying(exc: BaseException) -> None:
+        print(f"平台暂不可用 ({type(exc).__name__})，用同一命令编号 {body['command_id']} 重试…"
+              " (unavailable; retrying with the same command id)", file=sys.stderr)
+
+    reply = asyncio.run(send_retrying(settings, args.service, args.name, raw, args.wait, retrying))
     print(orjson.dumps(reply, option=orjson.OPT_INDENT_2).decode())
     return 0 if reply.get("ok") else 1
-
-
-# Failures after which a command may or may not have been recorded, or never arrived: retried with the same id.
-UNREACHABLE = (nats.errors.NoServersError, nats.errors.NoRespondersError, nats.errors.TimeoutError,
-               ConnectionRefusedError, OSError)
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
@@ -252,8 +246,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             urls["database_url"] = pg.start()
         write_private(home / "runtime.json", json.dumps(urls, indent=2))  # the database URL carries a password
         settings = runtime_settings(home)
+        # The servers the platform started itself are watched too: killed, they are restarted in place.
         supervisor = Supervisor(settings, home / "logs", passwords=creds.nats if creds else None,
-                                database_passwords=database_passwords)
+                                database_passwords=database_passwords,
+                                servers=[s for s in (nats_srv, pg) if s is not None])
         for line in supervisor.setup():
             print(f"  {line}")
         supervisor.start()
@@ -264,9 +260,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         view = wait_caught_up(admin)
         print()
         print(format_city(view))
-        status = asyncio.run(with_client(admin, lambda c: stream_status(settings, c)))
-        if any(row["dead_letters"] for row in status):  # the views are not complete: say so where people look
-            print(format_status({"streams": status}))
+        status = asyncio.run(with_client(admin, lambda c: stream_status(None, c)))
+        if any(c["dead_letters"] for c in status["consumers"]):  # a view or a policy is incomplete: say so here
+            print(format_status(status))
         print()
         print(f"  NATS       {urls['nats_url']}")
         print(f"  PostgreSQL {without_password(urls['database_url'])}")
@@ -317,6 +313,48 @@ def cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deadletters(args: argparse.Namespace) -> int:
+    """List every consumer's dead letters (from each service's status), or have the services retry them."""
+    from gongdi.cli.format import format_dead_letters, format_retry
+    from gongdi.ops.client import GongdiClient
+    from gongdi.ops.readiness import ServiceRefused
+
+    if args.action == "list":
+        try:
+            status = asyncio.run(with_client(client_settings(args), lambda c: stream_status(None, c)))
+        except ServiceRefused as exc:
+            print(f"错误 {exc.code}: {exc.service}: {exc.message}", file=sys.stderr)
+            return 1
+        print(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode() if args.json else format_dead_letters(status))
+        return 0
+    # Retry is the platform operator's: asked as `setup` on `ops.<service>.deadletters.retry`, which only the
+    # PLATFORM account reaches. Each service re-applies its own consumers' letters with its own handlers.
+    from contracts.queries import retry_subject
+
+    services = [args.service] if args.service else [*WRITERS, VIEWS_SERVICE]
+
+    async def retry() -> list[dict[str, Any]]:
+        client = await GongdiClient.connect(runtime_settings(args.home), timeout=args.timeout)
+        try:
+            results = []
+            for service in services:
+                reply = await client.request(retry_subject(service), b"{}")
+                if not reply.get("ok"):
+                    raise ServiceRefused(service, reply.get("error") or {})
+                results += reply["data"]["results"]
+            return results
+        finally:
+            await client.close()
+
+    try:
+        results = asyncio.run(retry())
+    except ServiceRefused as exc:
+        print(f"错误 {exc.code}: {exc.service}: {exc.message}", file=sys.stderr)
+        return 1
+    print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode() if args.json else format_retry(results))
+    return 0 if all(r["outcome"] in ("applied", "gone") for r in results) else 1
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gongdi", description="工地党建共享记录平台")
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="state folder (default .gongdi)")
@@ -348,6 +386,13 @@ def main(argv: list[str] | None = None) -> None:
     users.add_argument("site_id", nargs="?")
     users.add_argument("township", nargs="?")
     users.set_defaults(fn=cmd_users)
+    dead = sub.add_parser("deadletters", help="list every consumer's dead letters; `retry` re-applies them once"
+                                                 " their cause is fixed")
+    dead.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
+    dead.add_argument("--service", choices=[*WRITERS, VIEWS_SERVICE], help="retry this service's consumers only")
+    dead.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each service's retry")
+    dead.add_argument("--json", action="store_true")
+    dead.set_defaults(fn=cmd_deadletters)
     verify = sub.add_parser("verify", help="recompute every hash chain of every writing service")
     verify.add_argument("--schema", help="one writing service (default: all of them)")
     verify.set_defaults(fn=cmd_verify)

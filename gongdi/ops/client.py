@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import nats
+import nats.errors
 import orjson
 from nats.aio.client import Client as NATS
 
@@ -112,3 +114,24 @@ async def with_client(settings: Settings, fn: Callable[[GongdiClient], Awaitable
         return await fn(client)
     finally:
         await client.close()
+
+
+# Failures after which a command may or may not have been recorded, or never arrived: retried with the same id.
+UNREACHABLE = (nats.errors.NoServersError, nats.errors.NoRespondersError, nats.errors.TimeoutError,
+               nats.errors.ConnectionClosedError, OSError)
+
+
+async def send_retrying(settings: Settings, service: str, name: str, body: bytes, wait: float,
+                        on_retry: Callable[[BaseException], None]) -> dict[str, Any]:
+    """Send one command (its `command_id` already in `body`) until it is answered or `wait` seconds have passed,
+    on a fresh connection each time. The id stays the same, so a command whose reply was lost in an outage is
+    recorded once: the retry gets the first reply back (`duplicate: true`). `on_retry` is told of each outage."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return await with_client(settings, lambda c: c.send_raw(service, name, body))
+        except UNREACHABLE as exc:
+            if time.monotonic() >= deadline:
+                raise
+            on_retry(exc)
+            await asyncio.sleep(1.0)

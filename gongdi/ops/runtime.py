@@ -76,6 +76,30 @@ def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: flo
         proc.wait()
 
 
+def _reap(proc: subprocess.Popen | None) -> int | None:
+    """Collect a dead server's exit status (a killed child stays a zombie until then, and a zombie still looks
+    alive to whoever checks its pid); its exit code, or None when it still runs."""
+    if proc is None:
+        return None
+    return proc.poll()
+
+
+def _clear_group(pid: int, timeout: float = 30.0) -> None:
+    """After a server was killed: end what is left of its process group (PostgreSQL's backends outlive a killed
+    postmaster for a moment and hold its shared memory, which makes a new postmaster refuse to start)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
 def write_private(path: Path, text: str) -> None:
     """A file that holds secrets: owner-only from the moment it exists."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -152,6 +176,19 @@ class EmbeddedNats:
             )
         _wait_for_port(self.port, "nats-server", self.proc, log)
         return self.url
+
+    name = "nats-server"
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def restart(self) -> str:
+        """After the server died: reap it and start it again, same ports and configuration. JetStream recovers
+        its streams from the store directory; clients reconnect to the same URL by themselves."""
+        if self.proc is not None and _reap(self.proc) is not None:
+            _clear_group(self.proc.pid)
+            (self.root / "nats.pid").unlink(missing_ok=True)  # the dead server's: its pid may be reused
+        return self.start()
 
     def stop(self) -> None:
         _stop(self.proc)
@@ -351,6 +388,19 @@ class EmbeddedPostgres:
         if not exists:
             subprocess.run([*psql, "-c", f'create database "{self.database}"'], check=True, capture_output=True,
                            env=env)
+
+    name = "postgres"
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def restart(self) -> str:
+        """After the postmaster died: reap it, end its orphaned backends, drop its lock file, start again on the
+        same port. PostgreSQL replays its WAL, so every committed transaction is there."""
+        if self.proc is not None and _reap(self.proc) is not None:
+            _clear_group(self.proc.pid)
+            (self.root / "data" / "postmaster.pid").unlink(missing_ok=True)
+        return self.start()
 
     def stop(self) -> None:
         # SIGINT is PostgreSQL's "fast" shutdown: roll back sessions, checkpoint, exit cleanly.

@@ -6,9 +6,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from gongdi.service.settings import Settings
 from gongdi.store.roles import ROLE_PASSWORD_ENV, login_url, role_name
@@ -39,6 +40,24 @@ class Child:
     started_at: float = field(default=0.0)
 
 
+class Server(Protocol):
+    """A server the platform started itself (the embedded default) and so must keep running."""
+
+    name: str
+    proc: subprocess.Popen | None
+
+    def running(self) -> bool: ...
+
+    def restart(self) -> str: ...
+
+
+@dataclass
+class Watched:
+    server: Server
+    failures: int = 0
+    next_try: float = 0.0
+
+
 def database_role(module: str) -> str:
     """The database role a service's serve and relay processes log in as: its schema's, named after it."""
     return role_name(module.rsplit(".", 1)[-1])
@@ -61,8 +80,9 @@ class Supervisor:
     role, and each setup, still connecting as the settings' (admin) user, is told that role's password to set."""
 
     def __init__(self, settings: Settings, logdir: Path, say=print, passwords: Mapping[str, str] | None = None,
-                 database_passwords: Mapping[str, str] | None = None):
+                 database_passwords: Mapping[str, str] | None = None, servers: Sequence[Server] = ()):
         self.settings = settings
+        self.servers = [Watched(server) for server in servers]
         self.passwords = passwords
         self.database_passwords = database_passwords
         self.logdir = logdir
@@ -110,7 +130,9 @@ class Supervisor:
             self._start(child)
 
     def check(self) -> None:
-        """Restart any child that died; the delay doubles while it keeps dying young."""
+        """Restart a server that died, then any child that died; a child's delay doubles while it keeps dying
+        young."""
+        self._check_servers()
         now = time.monotonic()
         for child in self.children:
             if child.proc is None or child.proc.poll() is None:
@@ -124,6 +146,30 @@ class Supervisor:
             elif now >= child.next_start:
                 child.next_start = 0.0
                 self._start(child)
+
+    def _check_servers(self) -> None:
+        """The embedded servers come back on their own ports: the services' clients reconnect to the same URLs.
+        Children that died while a server was down start again at once instead of after their back-off."""
+        for watched in self.servers:
+            server = watched.server
+            if server.running() or time.monotonic() < watched.next_try:
+                continue
+            code = server.proc.poll() if server.proc else None
+            self.say(f"!! {server.name} 退出 (exit {code})，正在重启")
+            try:
+                server.restart()
+            except (RuntimeError, OSError) as exc:
+                watched.failures += 1
+                delay = min(2.0 ** watched.failures, 30.0)
+                watched.next_try = time.monotonic() + delay
+                self.say(f"!! {server.name} 重启失败，{delay:.0f}秒后再试: {exc}")
+                continue
+            watched.failures = 0
+            self.say(f"{server.name} 已重启")
+            for child in self.children:
+                if child.next_start:
+                    child.next_start = time.monotonic()
+                    child.restarts = 0
 
     def stop(self) -> None:
         for child in self.children:

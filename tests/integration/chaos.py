@@ -19,13 +19,18 @@ from dataclasses import dataclass
 import nats.errors
 
 from gongdi.ops.client import GongdiClient
-from gongdi.ops.supervisor import Child, Supervisor
+from gongdi.ops.supervisor import Child, Server, Supervisor
 
 Probe = Callable[[], Awaitable[bool]]
 
 
-def _child(sup: Supervisor, name: str) -> Child:
-    return next(c for c in sup.children if c.name == name)
+def _victims(sup: Supervisor) -> dict[str, Child | Server]:
+    """What a test may kill: the platform's processes and the servers the supervisor watches."""
+    return {c.name: c for c in sup.children} | {w.server.name: w.server for w in sup.servers}
+
+
+def _child(sup: Supervisor, name: str) -> Child | Server:
+    return _victims(sup)[name]
 
 
 def _alive(sup: Supervisor, name: str) -> bool:
@@ -68,7 +73,7 @@ class KillOnProgress:
     def __init__(self, sup: Supervisor, victims: Sequence[str], at: Sequence[int],
                  ready: Mapping[str, Probe] | None = None, revive_within: float = 90.0):
         assert victims and at and list(at) == sorted(set(at)) and at[0] > 0, (victims, at)
-        names = {c.name for c in sup.children}
+        names = set(_victims(sup))
         assert set(victims) <= names, f"unknown victims {set(victims) - names}"
         self.sup = sup
         self.victims = list(victims)
