@@ -12,10 +12,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from contracts.rules import LIMITS
 
-# Characters no one types into a record: C0/C1 controls (NUL included) and the bidirectional overrides and
-# isolates that make a text display differently from what it says.
-_UNSEEN = re.compile("[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_UNSEEN_IN_NOTES = re.compile("[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200e\u200f"
+# Characters no one types into a record: C0/C1 controls (NUL included) and the bidirectional marks (U+061C,
+# U+200E, U+200F), overrides and isolates that make a text display differently from what it says. (Lone
+# surrogates never get this far: pydantic refuses them in any str.)
+_UNSEEN = re.compile("[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_UNSEEN_IN_NOTES = re.compile("[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u061c\u200e\u200f"
                               "\u202a-\u202e\u2066-\u2069\ufeff]")  # notes may keep line breaks and tabs
 # An ID-card number (18 characters) or a mobile number (11 digits) inside a name is personal data in the wrong
 # place: it would be shown on every view and big screen.
@@ -62,6 +63,7 @@ PlanDay = Annotated[dt.date, AfterValidator(_plan_day)]  # a day something is pl
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_name)]
 Note = Annotated[str, Field(max_length=500), AfterValidator(_note)]
+ShortNote = Annotated[str, Field(max_length=200), AfterValidator(_note)]  # a reason given in a line or two
 
 
 class Command(BaseModel):

@@ -4,9 +4,9 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from contracts.base import (
     Command,
@@ -19,6 +19,7 @@ from contracts.base import (
     NonNegative,
     People,
     PlanDay,
+    ShortNote,
     Slug,
     SomeIds,
     parse,
@@ -117,7 +118,7 @@ class RecordDeparture(Command):
     site_id: Slug
     member_id: Slug
     departed_on: Day
-    reason: Annotated[str, Field(max_length=200)] = ""
+    reason: ShortNote = ""
 
 
 class FormBranch(Command):

@@ -1,8 +1,9 @@
-"""The views queries as wire contract: each query's name, parameter model and title, declared once."""
+"""The queries as wire contract: each views query's name, parameters and title, and every service's status."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
@@ -40,6 +41,9 @@ class Query:
     params: type[BaseModel]
     title: str
     reads: str = "city"  # whose data it shows, for the rights check: "city" (anyone), "township" or "site"
+    # The platform's own tools may ask it too: a request from inside the PLATFORM account carries no identity
+    # (only `setup` may publish there). Only for figures that name nobody.
+    platform: bool = False
 
     @property
     def subject(self) -> str:
@@ -62,6 +66,81 @@ QUERIES: dict[str, Query] = {
         Query("township", TownshipQuery, "乡镇视图", reads="township"),
         Query("birthdays", BirthdayQuery, "政治生日", reads="site"),
         Query("talks", SiteQuery, "待谈话", reads="site"),
-        Query("status", NoParams, "视图进度"),
+        Query("status", NoParams, "视图进度", platform=True),
     )
 }
+
+
+# ---- status: every service answers `qry.<service>.status` ----------------------------------------------------
+
+STATUS = "status"
+
+
+def status_subject(service: str) -> str:
+    """Where a service answers its status: the views (registry query `status`) and every writing service (kit)."""
+    return query_subject(service, STATUS)
+
+
+# Platform-only requests: `ops.>` is not exported to the USERS account, and only `setup` may publish on it.
+OPS_PREFIX = "ops"
+
+
+def retry_subject(service: str) -> str:
+    """Where a service re-applies its consumers' dead letters when the platform's operator asks."""
+    return f"{OPS_PREFIX}.{service}.deadletters.retry"
+
+
+class DeadLetter(BaseModel):
+    """An event a consumer passed without applying it, described by ids, type and error code: never its payload."""
+
+    stream_seq: int
+    event_type: str | None  # None: the message was not an event
+    event_id: str | None
+    stream_id: str | None
+    site_id: str | None
+    code: str  # the error's type, and SQLSTATE for a database error (gongdi.bus.consumer.error_code)
+    error: str  # type and place (gongdi.bus.consumer.describe)
+    recorded_at: datetime
+    retries: int = 0
+    last_retry_at: datetime | None = None
+
+
+class ConsumerStatus(BaseModel):
+    """One ordered consumer: what it applied of its stream, and what it passed as dead letters."""
+
+    service: str  # the service running it
+    consumer: str  # its durable name
+    stream: str
+    applied: int  # its checkpoint: the last stream sequence applied or passed
+    published: int  # the stream's last sequence when asked
+    dead_letters: int
+    letters: list[DeadLetter]  # in stream order, the first LETTERS_LISTED of them
+
+
+LETTERS_LISTED = 100
+
+
+class ServiceStatus(BaseModel):
+    """A service's answer to `status`: a writing service's events recorded and published, and its consumers."""
+
+    service: str
+    stream: str | None = None  # the writing service's own stream (None for the views)
+    recorded: int | None = None  # events in its store
+    published: int | None = None  # its stream's last sequence
+    consumers: list[ConsumerStatus] = []
+
+
+class RetryResult(BaseModel):
+    """What became of one dead letter when it was retried."""
+
+    service: str
+    consumer: str
+    stream: str
+    stream_seq: int
+    event_type: str | None
+    site_id: str | None
+    # applied: its handler committed and the letter is gone; failed: the handler failed again, kept;
+    # refused: it cannot be applied (not an event, or it does not continue its stream), kept;
+    # gone: another retry took it meanwhile.
+    outcome: Literal["applied", "failed", "refused", "gone"]
+    code: str | None = None

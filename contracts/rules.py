@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Rules(BaseModel):
@@ -21,7 +21,9 @@ class Rules(BaseModel):
     party_group_min_full: int = 1
     coverage_min_cost_wan: Decimal = Decimal(5000)
     coverage_min_months: int = 24
-    talk_due_days: int = 7  # 三必谈: days from the cause to the talk before the obligation is overdue
+    # 三必谈: days from the cause to the talk before the obligation is overdue. Bounded: a due day never precedes
+    # its cause, and only a cause in the calendar's last year needs the cap in activities' `talk_due`.
+    talk_due_days: int = Field(default=7, ge=0, le=366)
 
 
 DEFAULT_RULES = Rules()
@@ -42,6 +44,10 @@ class Limits(BaseModel):
     max_quantity: Decimal = Decimal(1_000_000)  # metres of road, trips, patrols
     max_people: int = 50  # names listed in one fact: parties, signatories, committee
     max_items: int = 100  # items of one meeting or agreement
+    # One event as the relay publishes it (envelope and payload, encoded; EVENT_TOO_LARGE otherwise): well above
+    # what the bounds above let a command make (a joint meeting at every limit, 4-byte characters, is ~65 KiB),
+    # well below the 1 MB nats-server and nats-py default to (8 MB configured here): a stored event always fits.
+    max_event_bytes: int = 256 * 1024
 
 
 LIMITS = Limits()

@@ -32,7 +32,20 @@ def describe(exc: BaseException) -> str:
         return f"StreamContinuityError: {exc}"
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-    return f"{type(exc).__name__}{where}"
+    return f"{error_code(exc)}{where}"
+
+
+def error_code(exc: BaseException) -> str:
+    """The short code of an error: its type, and for a database error its SQLSTATE (a trigger's `RAISE` is
+    `RaiseError[P0001]`); no text and no place. `describe` starts with it, so a dead letter's code is read back
+    from its `error` (`code_of`), rows written before included."""
+    state = getattr(exc, "sqlstate", None) if isinstance(exc, asyncpg.PostgresError) else None
+    return f"{type(exc).__name__}[{state}]" if state else type(exc).__name__
+
+
+def code_of(error: str) -> str:
+    """The code at the start of a `describe` text: `RaiseError[P0001] at x.py:3` → `RaiseError[P0001]`."""
+    return error.split(" at ", 1)[0].split(":", 1)[0].strip()
 
 
 def checkpoint_sql(schema: str) -> str:
@@ -303,17 +316,22 @@ class OrderedConsumer:
         passed = failure.event
         moved = {} if passed is None else {passed.stream_id: StreamHead(passed.version, passed.hash)}
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                f"INSERT INTO {self.schema}.dead_letters (consumer, stream, stream_seq, error, body)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                self.durable, self.stream, seq, describe(exc), msg.data,
-            )
+            # The checkpoint row first, then the letter: the order a retry takes them (gongdi.bus.deadletters),
+            # so that the two never wait for each other.
             last, _ = await self._position(conn)
+            # Already at or past it: another instance of this consumer applied or passed it meanwhile. A letter
+            # recorded now would be retried later and applied a second time.
+            if last < seq:
+                await conn.execute(
+                    f"INSERT INTO {self.schema}.dead_letters (consumer, stream, stream_seq, error, body)"
+                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    self.durable, self.stream, seq, describe(exc), msg.data,
+                )
             if last == seq - 1:
                 await save_position(conn, self.schema, self.durable, self.stream, seq, moved)
         await self.nc.publish(
             dead_letter_subject(self.durable),
-            orjson.dumps({"stream": self.stream, "stream_seq": seq, "error": describe(exc)}),
+            orjson.dumps({"stream": self.stream, "stream_seq": seq, "error": describe(exc), "code": error_code(exc)}),
             headers={"Nats-Msg-Id": f"{self.stream}:{seq}"},
         )
         await msg.term()

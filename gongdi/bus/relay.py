@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from uuid import UUID
 
+import asyncpg
 import nats.errors
 import structlog
 from nats.js import JetStreamContext
@@ -76,6 +78,11 @@ class Relay:
         except NotFoundError as exc:
             raise StreamUnusableError(f"stream {self.stream} does not exist (deleted?)") from exc
         last_seq = info.state.last_seq
+        saved = await self.saved()
+        if saved is not None and last_seq < saved.stream_seq:
+            raise StreamUnusableError(
+                f"stream {self.stream} ends at {last_seq} but the relay had published up to {saved.stream_seq}:"
+                " deleted and made again, or restored from an older copy")
         if last_seq == 0:
             return Position(Checkpoint(), 0)
         try:
@@ -83,7 +90,6 @@ class Relay:
         except NotFoundError as exc:
             # Purged, or its last message deleted: the relay's own record of where it stood still holds if it
             # names that very sequence.
-            saved = await self.saved()
             if saved is not None and saved.stream_seq == last_seq:
                 return saved
             raise StreamUnusableError(
@@ -155,6 +161,7 @@ class Relay:
         listener = await self.store.pool.acquire()
         pos: Position | None = None
         failures = 0
+        reported = 0.0  # when the relay may next repeat why it cannot go on
         try:
             await listener.add_listener(channel, self._on_notify)
             while not stop.is_set():
@@ -165,11 +172,14 @@ class Relay:
                         self.log.info("relay resumed", stream=self.stream, stream_seq=pos.stream_seq)
                     n = await self.pump(pos)
                 except (StreamUnusableError, EventTooLargeError) as exc:
-                    # Nothing a retry can mend: say what and how to repair, again every REPORT_EVERY seconds.
-                    self.log.error("relay cannot go on", stream=self.stream, problem=str(exc),
-                                   repair=REPAIR.format(service=self.service))
+                    # Nothing a retry can mend: say what and how to repair, and again every REPORT_EVERY seconds;
+                    # look often, so that the relay goes on as soon as the repair is done.
+                    if time.monotonic() >= reported:
+                        self.log.error("relay cannot go on", stream=self.stream, problem=str(exc),
+                                       repair=REPAIR.format(service=self.service))
+                        reported = time.monotonic() + REPORT_EVERY
                     pos = None
-                    await self._pause(stop, REPORT_EVERY)
+                    await self._pause(stop, 1.0)
                     continue
                 except (nats.errors.Error, TimeoutError) as exc:
                     # The bus went away or refused a publish: what landed is read back from the stream's tail.
@@ -180,6 +190,7 @@ class Relay:
                     await self._pause(stop, min(0.5 * failures, 5.0))
                     continue
                 failures = 0
+                reported = 0.0
                 if n:
                     await self.save(pos)
                 if n < self.batch:
@@ -193,6 +204,16 @@ class Relay:
     async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def fill_from_start(database_url: str, schema: str) -> None:
+    """A stream made anew is filled from the first event: the relay's record of where it stood in an earlier stream
+    no longer holds. Consumers keep their checkpoints: the relay numbers the events in the same commit order."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f"DELETE FROM {schema}.relay_checkpoint")
+    finally:
+        await conn.close()
 
 
 def _uuid(text: str | None) -> UUID | None:

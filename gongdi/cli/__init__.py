@@ -34,7 +34,7 @@ from gongdi.ops.credentials import FILE_NAME as CREDENTIALS
 from gongdi.ops.credentials import SUPERUSER, Credentials
 from gongdi.ops.readiness import stream_status, wait_caught_up, wait_ready
 from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres, reload_nats_accounts, without_password, write_private
-from gongdi.ops.supervisor import DATABASE_ROLES, WRITERS, Supervisor
+from gongdi.ops.supervisor import DATABASE_ROLES, SETUP_ORDER, WRITERS, Supervisor
 from gongdi.service.settings import Settings
 
 DEFAULT_HOME = Path(os.environ.get("GONGDI_HOME", ".gongdi"))
@@ -190,6 +190,32 @@ def cmd_setup(args: argparse.Namespace) -> int:
     for line in Supervisor(settings, args.home / "logs", passwords=creds.nats or None,
                            database_passwords=database_passwords).setup():
         print(f"  {line}")
+    return 0
+
+
+def cmd_repair_stream(args: argparse.Namespace) -> int:
+    """Make a writing service's stream anew from PostgreSQL (see gongdi.bus.repair), then set it up again."""
+    import asyncpg
+
+    from gongdi.bus.repair import repair_stream
+    from gongdi.service.process import connect_nats
+    from gongdi.store.postgres import PostgresEventStore
+
+    settings = runtime_settings(args.home)
+    schemas = [module.rsplit(".", 1)[-1] for module in SETUP_ORDER]
+
+    async def run() -> None:
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+        nc = await connect_nats(settings, "gongdi-repair")
+        try:
+            await repair_stream(nc.jetstream(), PostgresEventStore(pool, args.service), schemas)
+        finally:
+            await nc.close()
+            await pool.close()
+
+    asyncio.run(run())
+    cmd_setup(args)  # the stream and every consumer of it made again; the relay then republishes into it
+    print(f"已修复 {args.service} 的流；`gongdi view status` 显示重新发布的进度 (republishing; watch the status)")
     return 0
 
 
@@ -393,6 +419,10 @@ def main(argv: list[str] | None = None) -> None:
     dead.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each service's retry")
     dead.add_argument("--json", action="store_true")
     dead.set_defaults(fn=cmd_deadletters)
+    repair = sub.add_parser("repair-stream", help="a writing service's stream was deleted, purged or written by"
+                            " someone else: republish it from PostgreSQL and re-point its consumers")
+    repair.add_argument("service", choices=WRITERS)
+    repair.set_defaults(fn=cmd_repair_stream)
     verify = sub.add_parser("verify", help="recompute every hash chain of every writing service")
     verify.add_argument("--schema", help="one writing service (default: all of them)")
     verify.set_defaults(fn=cmd_verify)

@@ -1,6 +1,8 @@
 """How the CLI prints each view in Chinese."""
 from __future__ import annotations
 
+import unicodedata
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -140,12 +142,76 @@ def format_talks(d: dict[str, Any]) -> str:
 
 
 def format_status(d: dict[str, Any]) -> str:
-    lines = [f"  {s['stream']}: 已记录 {s['recorded']}，已发布 {s['last_seq']}，视图已处理 {s['applied']}，"
-             f"落后 {s['recorded'] - s['applied']}，死信 {s.get('dead_letters', 0)}" for s in d["streams"]]
-    dead = sum(s.get("dead_letters", 0) for s in d["streams"])
+    """Per stream: recorded and published; per consumer of it (views and policies): applied of recorded and
+    published, how far behind, and its dead letters with event type and error code."""
+    lines = []
+    for s in d["streams"]:
+        lines.append(f"  {s['stream']} ({s['service']}): 已记录 {s['recorded']}，已发布 {s['published']}")
+        for c in (c for c in d["consumers"] if c["stream"] == s["stream"]):
+            recorded = c["recorded"] if c["recorded"] is not None else c["published"]
+            lines.append(f"    {c['service']:<11} 已处理/已记录/已发布 {c['applied']}/{recorded}/{c['published']}，"
+                         f"落后 {recorded - c['applied']}，死信 {c['dead_letters']}")
+            lines += [f"      !! {_letter(letter)}" for letter in c["letters"]]
+            if c["dead_letters"] > len(c["letters"]):
+                lines.append(f"      … 另有 {c['dead_letters'] - len(c['letters'])} 个")
+    dead = sum(c["dead_letters"] for c in d["consumers"])
     if dead:
-        lines.append(f"  !! {dead} 个事件未能进入视图 (dead letters in views.dead_letters)：视图不完整，"
-                     "请查看 views 日志")
+        lines.append(f"  !! {dead} 个事件未能处理 (dead letters)：相应的视图或策略不完整；排除原因后运行"
+                     " `gongdi deadletters retry`")
+    return "\n".join(lines)
+
+
+def _letter(letter: dict[str, Any]) -> str:
+    site = f" 工地 {letter['site_id']}" if letter.get("site_id") else ""
+    retried = f"，已重试 {letter['retries']} 次" if letter.get("retries") else ""
+    return (f"#{letter['stream_seq']} {letter.get('event_type') or '(不是事件)'}{site} 错误 {letter['code']}"
+            f"{retried}")
+
+
+def format_dead_letters(d: dict[str, Any]) -> str:
+    """Every consumer's dead letters, one line each: service, consumer, stream, sequence, event, site, error, when."""
+    rows = [(c["service"], c["consumer"], c["stream"], str(letter["stream_seq"]), letter.get("event_type") or "-",
+             letter.get("site_id") or "-", letter["code"] + (f" (重试 {letter['retries']} 次)" if letter["retries"]
+                                                            else ""), _when(letter["recorded_at"]))
+            for c in d["consumers"] for letter in c["letters"]]
+    total = sum(c["dead_letters"] for c in d["consumers"])
+    if not total:
+        return "没有死信 (no dead letters)"
+    head = ("服务", "消费者", "流", "序号", "事件", "工地", "错误", "时间")
+    widths = [max(_width(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(r, widths, strict=True)).rstrip()
+             for r in [head, *rows]]
+    if total > len(rows):
+        lines.append(f"… 另有 {total - len(rows)} 个未列出 (listed: the first of each consumer)")
+    lines.append(f"共 {total} 个死信；排除原因后运行 `gongdi deadletters retry [--service 服务]` 重新处理")
+    return "\n".join(lines)
+
+
+def _width(text: str) -> int:
+    """Columns a terminal gives `text`: a Chinese character takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _when(stamp: str) -> str:
+    """An ISO timestamp in this computer's time zone, to the second."""
+    return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+OUTCOMES = {"applied": "已重新处理", "failed": "仍失败", "refused": "不能重新处理", "gone": "已由另一次重试处理"}
+
+
+def format_retry(results: list[dict[str, Any]]) -> str:
+    """What became of each dead letter retried."""
+    if not results:
+        return "没有死信需要重新处理 (nothing to retry)"
+    lines = []
+    for r in results:
+        site = f" 工地 {r['site_id']}" if r.get("site_id") else ""
+        code = f" 错误 {r['code']}" if r.get("code") else ""
+        lines.append(f"  {r['service']} {r['consumer']} {r['stream']} #{r['stream_seq']} {r.get('event_type') or '-'}"
+                     f"{site}: {OUTCOMES[r['outcome']]}{code}")
+    applied = sum(r["outcome"] == "applied" for r in results)
+    lines.append(f"重新处理 {applied}/{len(results)} 个")
     return "\n".join(lines)
 
 

@@ -4,6 +4,8 @@ Two accounts. PLATFORM holds the services, relays and operator tools and is the 
 USERS holds people and their programs, which reach the platform only through PLATFORM's exported `cmd.>` and
 `qry.>` services (imported with `share`, so the server tells the responder who asked, in `Nats-Request-Info`)
 and its `live.>` stream. A USERS identity therefore cannot publish events, answer commands, or touch streams.
+PLATFORM does not export `ops.>`: the operator's requests to the services (the retry of dead letters) come from
+its `setup` user only.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from dataclasses import dataclass, field
 
 from contracts.city import City
 from contracts.identity import PLATFORM_ACCOUNT, USERS_ACCOUNT, Identity, Role
+from contracts.queries import OPS_PREFIX, STATUS, status_subject
+from contracts.queries import SERVICE as VIEWS
 from contracts.subjects import stream_name
 
 INBOX = "_INBOX.>"
@@ -44,15 +48,18 @@ class User:
 def platform_users(writers: Sequence[str], reader: str = "views") -> list[User]:
     users = [User("setup", PLATFORM_ACCOUNT, everything=True, title="安装与运维工具 (setup, status, verify, rebuild)")]
     for w in writers:
-        users.append(User(w, PLATFORM_ACCOUNT, publish=_CONSUME, subscribe=[f"cmd.*.{w}.>", INBOX],
+        # Commands, its status, the operator's retry of its dead letters; stream info (in _CONSUME) for status.
+        users.append(User(w, PLATFORM_ACCOUNT, publish=_CONSUME,
+                          subscribe=[f"cmd.*.{w}.>", status_subject(w), f"{OPS_PREFIX}.{w}.>", INBOX],
                           allow_responses=True, title=f"{w} 服务"))
         stream = stream_name(w)
         users.append(User(f"relay.{w}", PLATFORM_ACCOUNT, subscribe=[INBOX], title=f"{w} 事件转发",
                           publish=[f"evt.*.{w}.>", "$JS.API.INFO", f"$JS.API.STREAM.INFO.{stream}",
                                    f"$JS.API.DIRECT.GET.{stream}", f"$JS.API.DIRECT.GET.{stream}.>",
                                    f"$JS.API.STREAM.MSG.GET.{stream}"]))
-    users.append(User(reader, PLATFORM_ACCOUNT, publish=[*_CONSUME, "live.>"], subscribe=[f"qry.{reader}.>", INBOX],
-                      allow_responses=True, title="视图服务"))
+    users.append(User(reader, PLATFORM_ACCOUNT, publish=[*_CONSUME, "live.>"],
+                      subscribe=[f"qry.{reader}.>", f"{OPS_PREFIX}.{reader}.>", INBOX], allow_responses=True,
+                      title="视图服务"))
     return users
 
 
@@ -67,11 +74,12 @@ def user_identities(city: City, secretaries: Mapping[str, str] = {}) -> list[Ide
 
 
 def client_user(identity: Identity) -> User:
-    """What NATS lets an identity do; the services check the same rights again on every request."""
+    """What NATS lets an identity do; the services check the same rights again on every request (a writing
+    service's status, for one, answers the city, the auditor and the dashboard only: gongdi.service.kit)."""
     reads = ["qry.>"]
     live = ["live.>"]
-    if identity.role is Role.DASHBOARD:
-        reads = ["qry.views.city", "qry.views.township", "qry.views.status"]
+    if identity.role is Role.DASHBOARD:  # the city's and townships' figures, and every service's status
+        reads = [f"qry.{VIEWS}.city", f"qry.{VIEWS}.township", f"qry.*.{STATUS}"]
         live = ["live.city.>"]
     writes = [f"cmd.{identity.scope}.>"] if identity.scope else []
     # Replies come back on the identity's own inbox prefix: with `_INBOX.>` anyone could read everyone's answers.

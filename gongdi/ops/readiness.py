@@ -1,15 +1,15 @@
-"""Readiness and progress of a running platform: do the services answer, have the views caught up."""
+"""Readiness and progress of a running platform: do the services answer, has every consumer caught up."""
 from __future__ import annotations
 
 import asyncio
 import time
 from typing import Any
 
-import asyncpg
 import nats.errors
 
 from contracts import activities, liaison, membership
-from contracts.subjects import stream_name
+from contracts.queries import SERVICE as VIEWS
+from contracts.queries import ServiceStatus, status_subject
 from gongdi.ops.client import GongdiClient, with_client
 from gongdi.ops.supervisor import WRITERS
 from gongdi.service.settings import Settings
@@ -44,31 +44,63 @@ def wait_ready(settings: Settings, timeout: float = 60.0) -> None:
     asyncio.run(probe())
 
 
-async def stream_status(settings: Settings, client: GongdiClient) -> list[dict[str, Any]]:
-    """Per writing service: events recorded in Postgres, published on its stream, applied by the views."""
-    streams = (await client.query("views", "status"))["data"]["streams"]
-    # The schema comes from the platform's own list, never from the reply: a name from the bus is not SQL.
-    schemas = {stream_name(w): w for w in WRITERS}
-    streams = [row for row in streams if row.get("stream") in schemas]
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        for row in streams:
-            row["recorded"] = await conn.fetchval(f"SELECT count(*) FROM {schemas[row['stream']]}.events")
-    finally:
-        await conn.close()
-    return streams
+class ServiceRefused(RuntimeError):
+    """A service refused a status or retry request (the identity asking may not, or the request failed)."""
+
+    def __init__(self, service: str, error: dict[str, Any]):
+        super().__init__(f"{service}: {error.get('code')}: {error.get('message')}")
+        self.service = service
+        self.code = str(error.get("code"))
+        self.message = str(error.get("message"))
 
 
-async def caught_up(settings: Settings, client: GongdiClient) -> bool:
-    """Every recorded event is on its stream and applied by the views (streams hold each event once), and none
-    was passed as a dead letter."""
-    return all(r["recorded"] == r["last_seq"] == r["applied"] and not r["dead_letters"]
-               for r in await stream_status(settings, client))
+async def service_status(client: GongdiClient, service: str) -> ServiceStatus:
+    """One service's answer to `qry.<service>.status`, checked against the contract."""
+    reply = await client.request(status_subject(service), b"{}")
+    if not reply.get("ok"):
+        raise ServiceRefused(service, reply.get("error") or {})
+    return ServiceStatus.model_validate(reply["data"])
 
 
-async def settled(settings: Settings, client: GongdiClient) -> bool:
-    """Nothing is on its way: every recorded event is published and passed by the views, applied or not."""
-    return all(r["recorded"] == r["last_seq"] == r["applied"] for r in await stream_status(settings, client))
+async def stream_status(_settings: Settings | None, client: GongdiClient) -> dict[str, Any]:
+    """Every writing service's stream (events recorded, published) and every consumer of it, views and policies
+    (applied, dead letters), as the services themselves answer over NATS: nothing here reads a database.
+
+    The consumers are asked before the counts they are compared with (the views first, membership, whose stream
+    the policies read, last), so a reading in between can only make the platform look behind, never caught up
+    too soon. `_settings` is unused: kept for the callers written when this read the counts by SQL.
+    """
+    answers = {VIEWS: await service_status(client, VIEWS)}
+    for w in reversed(WRITERS):
+        answers[w] = await service_status(client, w)
+    streams = [{"service": w, "stream": answers[w].stream, "recorded": answers[w].recorded,
+                "published": answers[w].published} for w in WRITERS]
+    recorded = {s["stream"]: s["recorded"] for s in streams}
+    consumers = [{**c.model_dump(mode="json"), "recorded": recorded.get(c.stream)}
+                 for service in (VIEWS, *WRITERS) for c in answers[service].consumers]
+    return {"streams": streams, "consumers": consumers}
+
+
+def dead_letter_count(status: dict[str, Any]) -> int:
+    return sum(c["dead_letters"] for c in status["consumers"])
+
+
+def all_applied(status: dict[str, Any]) -> bool:
+    """Every recorded event is on its stream (a stream holds each event once) and every consumer passed it."""
+    return (all(s["recorded"] == s["published"] for s in status["streams"])
+            and all(c["recorded"] is not None and c["applied"] == c["recorded"] for c in status["consumers"]))
+
+
+async def caught_up(settings: Settings | None, client: GongdiClient) -> bool:
+    """Every recorded event published and applied by every consumer, views and policies, and no dead letter
+    anywhere: an event passed without being applied leaves a view or a policy incomplete."""
+    status = await stream_status(settings, client)
+    return all_applied(status) and dead_letter_count(status) == 0
+
+
+async def settled(settings: Settings | None, client: GongdiClient) -> bool:
+    """Nothing is on its way: every recorded event is published and passed by every consumer, applied or not."""
+    return all_applied(await stream_status(settings, client))
 
 
 def wait_caught_up(settings: Settings, timeout: float = 60.0) -> dict[str, Any]:

@@ -5,6 +5,11 @@ the policies it runs over other services' events. From that the kit builds the F
 relay (`relay`) and the idempotent `setup`. A reading service (the views) is a `ReadingService(...)`: its
 projections, queries and migrations, giving `serve`, `setup` and `rebuild`. `python -m services.<name> …` calls
 `main`.
+
+Every service also gets, from the kit, what the platform's operator needs of its consumers: a writing service
+answers `qry.<name>.status` (events recorded and published, and each policy consumer's position and dead
+letters; the views answer the registry's `status`), and every service re-applies its consumers' dead letters on
+the platform-only `ops.<name>.deadletters.retry`.
 """
 from __future__ import annotations
 
@@ -18,20 +23,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import orjson
 import structlog
 from faststream import FastStream
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from pydantic import ValidationError
 
 from contracts.base import Command, Event
 from contracts.city import City
 from contracts.envelope import Envelope
-from contracts.queries import Query
+from contracts.identity import Identity, Role
+from contracts.queries import (
+    ConsumerStatus,
+    NoParams,
+    Query,
+    RetryResult,
+    ServiceStatus,
+    retry_subject,
+    status_subject,
+)
 from contracts.replies import ErrorInfo
 from contracts.subjects import command_subscription, stream_name
+from gongdi.bus import deadletters
 from gongdi.bus.consumer import Handler, OrderedConsumer
 from gongdi.bus.projection import Projection
-from gongdi.bus.relay import Relay
+from gongdi.bus.relay import Relay, fill_from_start
 from gongdi.bus.replay import Progress, rebuild
 from gongdi.bus.streams import ensure_durable, ensure_event_stream, require_stream
 from gongdi.service.logging import configure
@@ -42,6 +59,7 @@ from gongdi.service.process import (
     connect_nats,
     create_pool,
     migrate_schema,
+    refusal,
     reply_handler,
     run_until_signalled,
 )
@@ -57,6 +75,80 @@ class Policy:
 
     source: str  # the service whose stream it reads; the durable consumer is named after the reading service
     handler: Callable[[asyncpg.Pool], Handler]
+
+
+# Who may read a writing service's status: it names no one (counts, event types, site ids, error codes), but it is
+# the platform's state, not a township's: the city, the auditor, the dashboard and the platform's own tools.
+STATUS_READERS = frozenset({Role.CITY, Role.AUDITOR, Role.DASHBOARD, Role.PLATFORM})
+
+
+def may_read_status(sender: Identity | None) -> bool:
+    """None is a request from inside the PLATFORM account, where only `setup` may publish on `qry.>`."""
+    return sender is None or sender.role in STATUS_READERS
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One ordered consumer of a service, as its status and its retry see it."""
+
+    source: str  # the service whose stream it reads
+    handler: Handler
+    after_commit: Callable[[list[Envelope]], Awaitable[None]] | None = None
+
+    @property
+    def stream(self) -> str:
+        return stream_name(self.source)
+
+
+class Consumers:
+    """A service's consumers, for the operator: where each stands, and the retry of their dead letters."""
+
+    def __init__(self, service: str, pool: asyncpg.Pool, js: JetStreamContext, feeds: Sequence[Feed],
+                 log: structlog.BoundLogger):
+        self.service = service  # also the schema and the durable name of each of its consumers
+        self.pool = pool
+        self.js = js
+        self.feeds = list(feeds)
+        self.log = log
+
+    async def status(self) -> list[ConsumerStatus]:
+        return [await deadletters.consumer_status(self.pool, self.js, self.service, self.service, self.service,
+                                                  feed.stream) for feed in self.feeds]
+
+    async def retry(self) -> list[RetryResult]:
+        results: list[RetryResult] = []
+        for feed in self.feeds:
+            results += await deadletters.retry(self.pool, self.service, self.service, self.service, feed.stream,
+                                               feed.handler, feed.after_commit, self.log)
+        return results
+
+
+def _params_refused(request: Request) -> bytes | None:
+    try:
+        NoParams.model_validate_json(request.body or b"{}")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field_ = ".".join(str(p) for p in first["loc"]) or None
+        return refusal("VALIDATION_FAILED", f"{field_}: {first['msg']}", field_)
+    return None
+
+
+def serve_retry(broker: Any, service: str, bound: list[Consumers]) -> None:
+    """`ops.<service>.deadletters.retry`: the platform's operator re-applies the service's dead letters. One at a
+    time in a process; the database locks order it with the consumers and with other processes."""
+
+    async def retry(request: Request) -> bytes:
+        if request.sender is not None:  # `ops.>` is not exported: a person's request cannot even arrive here
+            return refusal("FORBIDDEN", f"{request.sender.name} 不能重新处理死信 (platform only) [PLATFORM_ONLY]",
+                           "PLATFORM_ONLY")
+        refused = _params_refused(request)
+        if refused is not None:
+            return refused
+        results = await bound[0].retry()
+        return orjson.dumps({"ok": True, "data": {"service": service,
+                                                  "results": [r.model_dump(mode="json") for r in results]}})
+
+    reply_handler(broker, retry_subject(service), service, 1, retry)
 
 
 @dataclass(frozen=True)
@@ -78,34 +170,59 @@ class WritingService:
         log = configure(settings.log_format, settings.log_level, self.name)
         broker = make_broker(settings)
         bound: list[CommandPipeline] = []  # filled in the lifespan, before the broker starts
+        consumers: list[Consumers] = []  # likewise
         for command in self.commands:
             reply_handler(broker, command_subscription(self.name, command), self.name, settings.workers,
                           lambda request, command=command: bound[0].handle(command, request))
+        reply_handler(broker, status_subject(self.name), self.name, 4, lambda request: self.status(request, consumers))
+        serve_retry(broker, self.name, consumers)
 
         @asynccontextmanager
         async def lifespan() -> AsyncIterator[None]:
             pool = await create_pool(settings)
-            nc = await connect_nats(settings, f"{self.name}-policy") if self.policies else None
+            # Every writer has a bus connection of its own: its policies consume on it, and its status reads the
+            # streams' last sequences.
+            nc = await connect_nats(settings, f"{self.name}-policy" if self.policies else f"{self.name}-status")
             tasks = []
             try:
+                feeds = []
                 for policy in self.policies:
-                    assert nc is not None
                     await require_stream(nc.jetstream(), policy.source)
-                    consumer = OrderedConsumer(nc, pool, self.name, policy.source, self.name, policy.handler(pool),
+                    handler = policy.handler(pool)
+                    consumer = OrderedConsumer(nc, pool, self.name, policy.source, self.name, handler,
                                                settings.consumer_batch, settings.consumer_max_deliver, log=log)
+                    feeds.append(Feed(policy.source, handler))
                     # A dead policy must take the process down with it, so that the supervisor restarts it.
                     tasks.append(Background(consumer.run, lambda: os.kill(os.getpid(), signal.SIGTERM)))
+                consumers.append(Consumers(self.name, pool, nc.jetstream(), feeds, log))
                 bound.append(self.pipeline(self.repository(pool, settings.city()), log))
                 log.info(f"{self.name} ready", commands=list(self.commands))
                 yield
             finally:
                 for task in tasks:
                     await task.close()
-                if nc is not None:
-                    await nc.close()
+                await nc.close()
                 await pool.close()
 
         return FastStream(broker, lifespan=lifespan, logger=None)
+
+    async def status(self, request: Request, bound: list[Consumers]) -> bytes:
+        """`qry.<name>.status`: events recorded and published, then each policy consumer (applied position, dead
+        letters). The consumers are read before the count, and the count before the stream: compared, an earlier
+        reading can only make the platform look further behind, never caught up too soon."""
+        if not may_read_status(request.sender):
+            who = request.sender.name if request.sender else ""
+            return refusal("FORBIDDEN", f"{who} 无权查看 {self.name} 的状态 [NOT_YOURS]", "NOT_YOURS")
+        refused = _params_refused(request)
+        if refused is not None:
+            return refused
+        ops = bound[0]
+        consumers = await ops.status()
+        recorded = await ops.pool.fetchval(f"SELECT count(*) FROM {self.name}.events")
+        published = (await ops.js.stream_info(stream_name(self.name))).state.last_seq
+        data = ServiceStatus(service=self.name, stream=stream_name(self.name), recorded=recorded,
+                             published=published, consumers=consumers)
+        return orjson.dumps({"ok": True, "data": data.model_dump(mode="json")})
 
     async def setup(self, settings: Settings) -> list[str]:
         """Idempotent: migrations, the service's stream, and its consumers of other services' events."""
@@ -113,7 +230,10 @@ class WritingService:
         nc = await connect_nats(settings, f"{self.name}-setup")
         try:
             js = nc.jetstream()
-            lines.append(f"stream of {self.name}: {await ensure_event_stream(js, self.name, settings.stream_replicas)}")
+            made = await ensure_event_stream(js, self.name, settings.stream_replicas)
+            if made == "created":  # first setup, an upgrade from release 0.1 (streams in another account), a repair
+                await fill_from_start(settings.database_url, self.name)
+            lines.append(f"stream of {self.name}: {made}")
             for policy in self.policies:
                 await require_stream(js, policy.source)
                 durable = await ensure_durable(js, policy.source, self.name, settings.consumer_ack_wait)
@@ -179,6 +299,8 @@ class ReadingService:
         for name, q in self.queries.items():
             reply_handler(broker, q.subject, self.name, self.query_workers,
                           lambda request, h=implemented[name]: h(bound[0], request))
+        consumers: list[Consumers] = []  # filled in the lifespan
+        serve_retry(broker, self.name, consumers)
 
         @asynccontextmanager
         async def lifespan() -> AsyncIterator[None]:
@@ -195,6 +317,9 @@ class ReadingService:
                                                settings.consumer_batch, settings.consumer_max_deliver, after, log)
                     # A dead consumer must take the process down with it, so that the supervisor restarts it.
                     tasks.append(Background(consumer.run, lambda: os.kill(os.getpid(), signal.SIGTERM)))
+                # A retried letter is shown like any applied event: the live subjects say so after its commit.
+                consumers.append(Consumers(self.name, pool, nc.jetstream(),
+                                           [Feed(service, projection, after) for service, projection in feeds], log))
                 bound.append(self.handlers(pool, self.name, nc.jetstream(), [stream_name(s) for s, _ in feeds], city))
                 log.info(f"{self.name} ready")
                 yield

@@ -12,10 +12,36 @@ from contracts.base import Command, Event
 from contracts.errors import DomainError
 from contracts.identity import ForbiddenError, Identity, Role
 from contracts.replies import CommandReply, ErrorInfo, RecordedRef
+from contracts.rules import LIMITS
 from contracts.subjects import scope_of
 from gongdi.service.locks import KeyedLocks
 from gongdi.service.process import Request
-from gongdi.store.base import MAX_ATTEMPTS, ConflictsExhaustedError, Loaded, retry_on_conflict
+from gongdi.store.base import (
+    MAX_ATTEMPTS,
+    WIDEST_TIME,
+    ConflictsExhaustedError,
+    Loaded,
+    Meta,
+    Pending,
+    StreamHead,
+    prepare,
+    published_size,
+    retry_on_conflict,
+)
+from gongdi.store.sitestreams import stream_of
+
+
+class EventTooLargeError(DomainError):
+    """An event this command would record is larger, encoded as the relay publishes it, than `max_event_bytes`:
+    stored, it could never reach the bus (or every consumer would have to take it), so nothing is written."""
+
+    code = "EVENT_TOO_LARGE"
+
+
+# What is not known before the commit, at its widest: a stream far into its life (int version, a previous hash)
+# and another site's township (a member moving away from it), a slug at its longest.
+_WIDEST_HEAD = StreamHead(2**31 - 2, "f" * 64)
+_WIDEST_SLUG = "x" * 63
 
 
 class Attempt(Protocol):
@@ -92,7 +118,8 @@ class CommandPipeline:
         # Optimistic concurrency is the guarantee across processes; the lock only spares this one the retries.
         async with self.locks.hold(self.key(command)):
             try:
-                return await retry_on_conflict(lambda: self._attempt(command, sender, scope), self.attempts)
+                return await retry_on_conflict(lambda: self._attempt(command, sender, request.subject),
+                                               self.attempts)
             except ForbiddenError as exc:
                 return forbidden_reply(exc, command.command_id)
             except DomainError as exc:
@@ -102,7 +129,24 @@ class CommandPipeline:
                 return error_reply("CONCURRENCY_CONFLICT", "并发冲突，请重试 (too many concurrent writers)", None,
                                    command.command_id)
 
-    async def _attempt(self, command: Command, sender: Identity, scope: str) -> bytes:
+    def check_sizes(self, command: Command, loaded: Loaded, events: list[Event], actor: str, service: str) -> None:
+        """Refuse the command if one of its events, encoded as the relay will publish it, exceeds the limit."""
+        site_id = self.key(command)
+        meta = Meta(actor=actor, command_id=command.command_id, correlation_id=command.correlation_id,
+                    occurred_at=WIDEST_TIME)
+        for event in events:
+            target = getattr(event, "site_id", None) or site_id
+            township = loaded.township if target == site_id and loaded.township else _WIDEST_SLUG
+            stream = stream_of(target)
+            [row] = prepare([Pending(event, stream, township, target)], {stream: _WIDEST_HEAD}, meta).rows
+            size = published_size(row, service)
+            if size > LIMITS.max_event_bytes:
+                raise EventTooLargeError(
+                    f"事件 {event.type_name()} 编码后超过上限，请分成几条记录"
+                    f" (rule max_event_bytes: {size} > {LIMITS.max_event_bytes} bytes)")
+
+    async def _attempt(self, command: Command, sender: Identity, subject: str) -> bytes:
+        scope, service = scope_of(subject), subject.split(".")[2]  # cmd.<scope>.<service>.<Name>
         async with self.repository.attempt() as attempt:
             loaded = await attempt.load(command)
             if loaded.reply is not None:
@@ -117,6 +161,7 @@ class CommandPipeline:
             if events and loaded.township is None and sender.role is not Role.CITY:
                 # The rules let something be written on a site this service cannot place: only the city may.
                 raise ForbiddenError("UNPLACED_SITE", f"工地 {site_id} 尚未登记到乡镇，只有市工委可以记录")
+            self.check_sizes(command, loaded, events, sender.name, service)
             warnings = self.advise(command, loaded.given)
             refs = await attempt.commit(command, loaded, events, warnings, sender.name)
         # Only now has the attempt committed: the reply never announces what might still roll back.

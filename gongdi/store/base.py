@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -117,6 +118,26 @@ StoredRow = dataclasses.make_dataclass(
     namespace={"checkpoint": property(_checkpoint), "envelope_json": _envelope_json, "envelope": _envelope,
                "hash_values": _hash_values, "__module__": __name__},
 )
+
+
+# What only the database fills in, at its widest, to measure an event before it is stored.
+_WIDEST_BIGINT = 2**63 - 1
+WIDEST_TIME = datetime.max.replace(tzinfo=UTC)  # with microseconds: orjson leaves a zero fraction out
+
+
+def jsonb_text(payload: Any) -> str:
+    """`payload` as PostgreSQL prints a jsonb value, which is what the relay reads and forwards: a space after
+    every ':' and ',' and the same escapes as here; jsonb orders keys differently, which changes no length."""
+    return json.dumps(payload, ensure_ascii=False, separators=(", ", ": "))
+
+
+def published_size(row: dict[str, Any], service: str) -> int:
+    """The bytes the relay will publish for a row that `prepare` made: the relay's own encoder
+    (`StoredRow.envelope_json`) over the row, with the payload as jsonb prints it and position, transaction id and
+    recorded_at at their widest; so never less than what is published, and more only by those widths."""
+    values = {**row, "payload": jsonb_text(row["payload"]), "position": _WIDEST_BIGINT, "tx_id": _WIDEST_BIGINT,
+              "recorded_at": WIDEST_TIME}
+    return len(StoredRow(**values).envelope_json(service))
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,15 @@ def obligation_id(cause: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(OBLIGATIONS, str(cause))
 
 
+def talk_due(cause_on: dt.date, rules: Rules) -> dt.date:
+    """The day a talk is due. Contracts keep new dates within a week of today, but events are never re-checked:
+    an arrival recorded before the limits (9999-12-30, say) must still give an obligation, not an OverflowError
+    that dead-letters it, so the due day stops at the last day a date can hold."""
+    if cause_on > dt.date.max - dt.timedelta(days=rules.talk_due_days):
+        return dt.date.max
+    return cause_on + dt.timedelta(days=rules.talk_due_days)
+
+
 # ---- errors -----------------------------------------------------------------------------------
 
 
@@ -212,7 +221,7 @@ def on_member_arrived(site_id: str, member_id: str, arrived_on: dt.date, cause: 
     return [
         TalkObligationCreated(
             site_id=site_id, obligation_id=obligation_id(cause), member_id=member_id, reason=TalkReason.new_arrival,
-            created_on=arrived_on, due_on=arrived_on + dt.timedelta(days=rules.talk_due_days),
+            created_on=arrived_on, due_on=talk_due(arrived_on, rules),
         )
     ]
 
@@ -220,7 +229,7 @@ def on_member_arrived(site_id: str, member_id: str, arrived_on: dt.date, cause: 
 def _obligation(command: Command, member_id: str, reason: TalkReason, on: dt.date, rules: Rules) -> Event:
     return TalkObligationCreated(
         site_id=command.site_id, obligation_id=obligation_id(command.command_id),  # type: ignore[attr-defined]
-        member_id=member_id, reason=reason, created_on=on, due_on=on + dt.timedelta(days=rules.talk_due_days),
+        member_id=member_id, reason=reason, created_on=on, due_on=talk_due(on, rules),
     )
 
 

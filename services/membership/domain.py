@@ -115,6 +115,10 @@ class AdmittedAfterArrivalError(DomainError):
     code = "ADMITTED_AFTER_ARRIVAL"
 
 
+class DepartureBeforeArrivalError(DomainError):
+    code = "DEPARTURE_BEFORE_ARRIVAL"
+
+
 # ---- state ------------------------------------------------------------------------------------
 
 
@@ -151,6 +155,9 @@ class SiteState(BaseModel):
     units: Units
     workforce: int = 0
     members: dict[str, MemberFacts] = {}
+    # The arrival date of each member present: a departure is not dated before it. Snapshots written before this
+    # field existed get it from membership migration 6; a member missing here is not checked.
+    arrived: dict[str, dt.date] = {}
     branch: Branch | None = None
     groups: dict[str, Group] = {}
     completed_on: dt.date | None = None
@@ -180,11 +187,13 @@ def evolve(state: SiteState | None, event: Event) -> SiteState | None:
             return _site(state).model_copy(update={"workforce": event.headcount})
         case MemberArrived():
             site = _site(state)
-            return site.model_copy(update={"members": {**site.members, event.member_id: event.member}})
+            return site.model_copy(update={"members": {**site.members, event.member_id: event.member},
+                                           "arrived": {**site.arrived, event.member_id: event.arrived_on}})
         case MemberDeparted():
             site = _site(state)
             members = {k: v for k, v in site.members.items() if k != event.member_id}
-            return site.model_copy(update={"members": members})
+            arrived = {k: v for k, v in site.arrived.items() if k != event.member_id}
+            return site.model_copy(update={"members": members, "arrived": arrived})
         case BranchFormed():
             branch = Branch(**event.model_dump(include=set(Branch.model_fields)))
             return _site(state).model_copy(update={"branch": branch})
@@ -218,6 +227,7 @@ def decide(command: object, given: Given, rules: Rules = DEFAULT_RULES) -> list[
         case RecordDeparture():
             site = _existing(given, command.site_id)
             _present(site, command.member_id, "member_id")
+            _not_before_arrival(site, command.member_id, command.departed_on, "departed_on")
             return [
                 MemberDeparted(
                     site_id=site.site_id,
@@ -261,6 +271,15 @@ def _present(site: SiteState, member_id: str, field: str) -> MemberFacts:
     if member_id not in site.members:
         raise MemberNotPresentError(f"党员 {member_id} 不在工地 {site.site_id} (member not present)", field)
     return site.members[member_id]
+
+
+def _not_before_arrival(site: SiteState, member_id: str, departed_on: dt.date, field: str,
+                        what: str = "离场日期") -> None:
+    arrived_on = site.arrived.get(member_id)
+    if arrived_on is not None and departed_on < arrived_on:
+        raise DepartureBeforeArrivalError(
+            f"党员 {member_id} 于 {arrived_on} 进场工地 {site.site_id}，{what} {departed_on} 不能早于进场日期"
+            " (departure before arrival)", field)
 
 
 def _register_site(command: RegisterSite, given: Given) -> list[Event]:
@@ -314,6 +333,9 @@ def _record_arrival(command: RecordArrival, given: Given) -> list[Event]:
     events: list[Event] = []
     previous = given.previous_site
     if previous is not None and command.member_id in previous.members:
+        # Arriving here ends the stay there on the same day: that departure may not precede the arrival there.
+        _not_before_arrival(previous, command.member_id, command.arrived_on, "arrived_on",
+                            f"调往工地 {site.site_id} 的进场日期")
         events.append(
             MemberDeparted(
                 site_id=previous.site_id,

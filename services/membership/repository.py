@@ -50,6 +50,18 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
     command_fingerprints(4),
     Migration(5, "commit also records the command's fingerprint (drops the six-argument commit)", lambda s: f"""
         DROP FUNCTION IF EXISTS {s}.commit(uuid, jsonb, jsonb, jsonb, jsonb, jsonb);"""),
+    # The rule DEPARTURE_BEFORE_ARRIVAL reads each present member's arrival date from the snapshot; snapshots
+    # written before learn it from the member's latest arrival event on that site.
+    Migration(6, "site snapshots keep each present member's arrival date", lambda s: f"""
+        UPDATE {s}.site_state st SET state = jsonb_set(st.state, '{{arrived}}', coalesce((
+            SELECT jsonb_object_agg(m.member_id, a.arrived_on)
+            FROM jsonb_object_keys(st.state->'members') AS m(member_id)
+            CROSS JOIN LATERAL (
+                SELECT e.payload->'arrived_on' AS arrived_on FROM {s}.events e
+                WHERE e.stream_id = '{stream_of("")}' || st.site_id AND e.event_type = 'MemberArrived'
+                  AND e.payload->>'member_id' = m.member_id
+                ORDER BY e.version DESC LIMIT 1) a), '{{}}'::jsonb))
+        WHERE NOT st.state ? 'arrived';"""),
 ])
 
 

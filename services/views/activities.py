@@ -204,8 +204,11 @@ async def summary(conn: asyncpg.Connection, schema: str, site_id: str | None, to
         f" count(*) FILTER (WHERE closed_on IS NOT NULL) AS done FROM {s}.talk_obligation {w}",
         site_id, today,
     )
+    # sum() of an int column is a bigint; it was cast back to int, which 2,148 activities of the largest allowed
+    # headcount (1,000,000) overflow. Casting to bigint keeps the value an int for the JSON reply.
     lessons = await conn.fetch(
-        f"SELECT kind, count(*) AS sessions, sum(headcount)::int AS attendance FROM {s}.activity {w} GROUP BY kind",
+        f"SELECT kind, count(*) AS sessions, sum(headcount)::bigint AS attendance FROM {s}.activity {w}"
+        " GROUP BY kind",
         site_id,
     )
     per_kind = {r["kind"]: {"sessions": r["sessions"], "attendance": r["attendance"]} for r in lessons}

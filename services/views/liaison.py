@@ -247,5 +247,9 @@ async def summary(conn: asyncpg.Connection, schema: str, scope: str, key: str | 
 
 
 def _num(value: Decimal | int) -> int | float:
-    """Whole numbers print as integers (metres, yuan); anything else keeps its fraction."""
-    return int(value) if value == int(value) else float(value)
+    """Whole numbers print as integers (metres, yuan); anything else keeps its fraction. A total beyond 64 bits
+    (only events from before the limits can make one) prints as a float: the JSON encoder refuses such an int,
+    and one old event must not make every city, township and site query fail."""
+    if value == int(value) and abs(value) < 2**63:
+        return int(value)
+    return float(value)

@@ -34,7 +34,7 @@ def test_a_release_0_1_state_folder_keeps_its_records_after_upgrade(tmp_path: Pa
     try:
         out = wait_for_line(proc, "Ctrl-C")
         # Release 0.1 kept no record of migrations: 1 (its own tables, all `IF NOT EXISTS`) runs as a no-op.
-        assert "schema membership: migration 5 (applied 1, 2, 3, 4, 5)" in out
+        assert "schema membership: migration 6 (applied 1, 2, 3, 4, 5, 6)" in out
         assert "schema views: migration" in out
 
         city = json.loads(gongdi(home, "view", "city", "--json").stdout)
@@ -57,6 +57,10 @@ def test_a_release_0_1_state_folder_keeps_its_records_after_upgrade(tmp_path: Pa
                        "unit_kind": "construction", "unit_name": "施工单位", "job": "worker", "section": "一工段",
                        "home_org": "某村党支部", "relation": "mobile"}}))
         assert late.returncode == 1 and "SITE_COMPLETED" in late.stdout
+        # Snapshots written by 0.1 learnt their members' arrival dates (membership migration 6).
+        early = gongdi(home, "send", "membership", "RecordDeparture", json.dumps(
+            {"site_id": "old-bridge", "member_id": "r3", "departed_on": "2020-03-09"}))
+        assert early.returncode == 1 and "DEPARTURE_BEFORE_ARRIVAL" in early.stdout, early.stdout
         moved = gongdi(home, "send", "membership", "RecordDeparture", json.dumps(
             {"site_id": "old-bridge", "member_id": "r2", "departed_on": "2021-05-01"}))
         assert moved.returncode == 0, moved.stdout
@@ -69,7 +73,7 @@ def test_a_release_0_1_state_folder_keeps_its_records_after_upgrade(tmp_path: Pa
     again = start(home)
     try:
         out = wait_for_line(again, "Ctrl-C")
-        assert "schema membership: migration 5 (nothing to apply)" in out
+        assert "schema membership: migration 6 (nothing to apply)" in out
         site = json.loads(gongdi(home, "view", "site", "old-school", "--json").stdout)
         assert site["completed_on"] == "2021-04-30"
         city = json.loads(gongdi(home, "view", "city", "--json").stdout)

@@ -75,6 +75,21 @@ def test_talk_due_days_is_a_setting():
     assert event.due_on == dt.date(2020, 7, 13)  # type: ignore[attr-defined]
 
 
+def test_an_arrival_at_the_end_of_the_calendar_is_due_on_its_last_day():
+    # Contracts keep new dates near today; an event from before the limits is never re-checked.
+    [event] = on_member_arrived("a", "m1", dt.date(9999, 12, 30), uuid.uuid4())
+    assert event.due_on == dt.date.max  # type: ignore[attr-defined]
+    [exact] = on_member_arrived("a", "m1", dt.date(9999, 12, 24), uuid.uuid4())
+    assert exact.due_on == dt.date.max  # type: ignore[attr-defined]
+
+
+def test_the_talk_due_days_setting_is_bounded():
+    with pytest.raises(ValueError):
+        Rules(talk_due_days=-1)
+    with pytest.raises(ValueError):
+        Rules(talk_due_days=367)
+
+
 def test_same_cause_same_obligation_id():
     cause = uuid.uuid4()
     assert on_member_arrived("a", "m1", DAY, cause) == on_member_arrived("a", "m1", DAY, cause)

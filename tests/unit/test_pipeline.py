@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
+import re
 import uuid
 from typing import Any
 
@@ -9,11 +12,12 @@ import orjson
 import pytest
 
 from contracts.identity import Identity, Role
-from contracts.liaison import COMMANDS
+from contracts.liaison import COMMANDS, Party
+from contracts.rules import LIMITS
 from contracts.subjects import command_subject
 from gongdi.service.pipeline import CommandPipeline
 from gongdi.service.process import Request
-from gongdi.store.base import Meta, StreamHead
+from gongdi.store.base import WIDEST_TIME, Meta, StreamHead, jsonb_text
 from gongdi.store.memory import MemoryEventStore
 from gongdi.store.sitestreams import SiteStream, SiteStreams, stream_of
 from services.liaison.domain import Given, LiaisonSite, decide, evolve
@@ -207,3 +211,68 @@ async def test_a_command_id_reused_for_another_command_is_refused_not_answered_t
     assert by_someone_else["error"]["code"] == "COMMAND_ID_REUSED"
     assert (await handle(pipeline, "ReportDispute", raw))["duplicate"]
     assert len(store.rows) == 1
+
+
+# ---- the size of an event ---------------------------------------------------------------------
+
+
+def padded(description: int) -> Any:
+    """The liaison rules, except that the dispute's description is `description` characters long: what a bug or a
+    laxer contract could produce (the contracts allow 100)."""
+
+    def decide_padded(command: Any, given: Given) -> list[Any]:
+        return [e.model_copy(update={"description": "x" * description}) for e in decide(command, given)]
+
+    return decide_padded
+
+
+def build_padded(store: MemoryEventStore, description: int) -> CommandPipeline:
+    repo = SiteStreams(SiteStream(store, LiaisonSite, evolve), Directory().context)
+    return CommandPipeline(COMMANDS, repo, padded(description))
+
+
+def measured(reply: dict[str, Any]) -> int:
+    """The size the refusal reports, as `<size> > <limit> bytes`."""
+    size, limit = re.search(r"(\d+) > (\d+) bytes", reply["error"]["message"]).groups()
+    assert int(limit) == LIMITS.max_event_bytes
+    return int(size)
+
+
+async def test_a_command_whose_event_is_too_large_is_refused_and_writes_nothing(store: MemoryEventStore):
+    raw = dispute()
+    reply = await handle(build_padded(store, 300_000), "ReportDispute", raw)
+    assert reply["error"]["code"] == "EVENT_TOO_LARGE" and reply["error"]["field"] is None
+    assert measured(reply) > 300_000
+    assert store.rows == [] and store.commands == {} and store.snapshots == {}
+    again = await handle(build_padded(store, 300_000), "ReportDispute", raw)  # nothing was recorded to repeat
+    assert again["error"]["code"] == "EVENT_TOO_LARGE" and not again.get("duplicate")
+
+
+async def test_an_event_of_exactly_the_limit_is_accepted_and_one_byte_more_is_not(store: MemoryEventStore):
+    over = measured(await handle(build_padded(store, LIMITS.max_event_bytes), "ReportDispute", dispute("w-1")))
+    fits = LIMITS.max_event_bytes - (over - LIMITS.max_event_bytes)  # one character of padding is one byte
+    assert (await handle(build_padded(store, fits), "ReportDispute", dispute("w-1")))["ok"]
+    one_more = await handle(build_padded(store, fits + 1), "ReportDispute", dispute("w-2"))
+    assert measured(one_more) == LIMITS.max_event_bytes + 1
+    [row] = store.rows
+    # What the relay publishes for it (the payload as PostgreSQL prints jsonb) is what was measured, less what the
+    # measure took at its widest because the commit had not chosen it yet.
+    published = dataclasses.replace(row, payload=jsonb_text(orjson.loads(row.payload))).envelope_json("liaison")
+    widest = {"position": 2**63 - 1, "tx_id": 2**63 - 1, "version": 2**31 - 1, "prev_hash": "f" * 64,
+              "recorded_at": WIDEST_TIME, "occurred_at": WIDEST_TIME}
+    unknown = sum(len(orjson.dumps(value)) - len(orjson.dumps(getattr(row, name))) for name, value in widest.items())
+    assert len(published) + unknown == LIMITS.max_event_bytes
+
+
+async def test_a_joint_meeting_at_every_limit_is_well_under_the_event_size_limit(store: MemoryEventStore):
+    today = dt.date.today()
+    slug = [f"{i:03d}" + "a" * 60 for i in range(LIMITS.max_items)]  # 63 characters, the longest id
+    meeting = {"command_id": str(uuid.uuid4()), "site_id": "east", "meeting_id": "m" * 63,
+               "held_on": today.isoformat(), "parties": [p.value for p in Party], "resolves": slug,
+               "items": [{"item_id": s, "kind": "technical_bottleneck", "description": "𠀀" * 100,
+                          "responsible": "supervision", "due_on": today.isoformat()} for s in slug]}
+    reply = await handle(build(store), "HoldJointMeeting", orjson.dumps(meeting))
+    assert reply["ok"], reply
+    [row] = store.rows
+    published = dataclasses.replace(row, payload=jsonb_text(orjson.loads(row.payload))).envelope_json("liaison")
+    assert len(published) < LIMITS.max_event_bytes // 3

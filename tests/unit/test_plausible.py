@@ -77,3 +77,25 @@ def test_the_plausible_version_of_each_passes():
     liaison.RecordVillageSupport.model_validate({**SUPPORT, "kind": "transport", "quantity": "40"})
     liaison.ReportDispute.model_validate(DISPUTE)
     activities.RecordActivity.model_validate(ACTIVITY)
+
+
+@pytest.mark.parametrize("reason", ["工程结束\x00", "调\u202e走", "\x1b[2J", "\u061c", "x" * 201])
+def test_a_departure_reason_refuses_what_no_note_may_hold(reason: str):
+    """Found by the fuzz test: a NUL in the reason reached PostgreSQL, which cannot store it (INTERNAL)."""
+    with pytest.raises(ValidationError) as refused:
+        membership.RecordDeparture.model_validate_json(orjson.dumps(body(f.depart("s", "m1"), reason=reason)))
+    assert refused.value.errors()[0]["loc"] == ("reason",)
+
+
+def test_a_departure_reason_keeps_line_breaks_and_tabs():
+    reason = "分项工程结束\n调往二标段\t" + "x" * 180
+    assert membership.RecordDeparture.model_validate(body(f.depart("s", "m1"), reason=reason)).reason == reason
+
+
+def test_the_arabic_letter_mark_is_refused_like_the_other_direction_marks():
+    with pytest.raises(ValidationError) as refused:
+        membership.RegisterSite.model_validate(body(f.register("s"), name="工地\u061c一号"))
+    assert refused.value.errors()[0]["loc"] == ("name",)
+    with pytest.raises(ValidationError) as refused:
+        liaison.RecordVillageSupport.model_validate({**SUPPORT, "note": "送\u061c水泥"})
+    assert refused.value.errors()[0]["loc"] == ("note",)

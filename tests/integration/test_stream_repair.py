@@ -1,0 +1,101 @@
+"""A stream deleted or purged under the platform: relay and consumers say so; `gongdi repair-stream` mends it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import asyncpg
+import nats
+import nats.errors
+
+from contracts.membership import SERVICE
+from contracts.subjects import stream_name
+from gongdi.demo import samples as f
+from gongdi.ops.client import GongdiClient
+from gongdi.ops.readiness import caught_up, stream_status
+from gongdi.ops.supervisor import Supervisor
+from gongdi.service.settings import Settings
+from services.views import membership
+from services.views.app import rebuild
+from tests.conftest import Servers
+from tests.integration.running import GONGDI, _env
+from tests.integration.waiting import eventually
+
+STREAM = stream_name(SERVICE)
+
+
+def home_for(tmp_path: Path, settings: Settings, servers: Servers) -> Path:
+    """A state folder that points the `gongdi` command at the test's servers, as `gongdi up` would have left it."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    (home / "runtime.json").write_text(json.dumps({"nats_url": settings.nats_url,
+                                                   "database_url": settings.database_url}))
+    if not (home / "credentials.json").exists():
+        os.symlink(servers.credentials.path, home / "credentials.json")
+    return home
+
+
+async def send(client: GongdiClient, commands: list) -> None:
+    for command in commands:
+        reply = await client.send(SERVICE, command)
+        assert reply["ok"], reply
+
+
+async def settle(platform: Supervisor, settings: Settings, client: GongdiClient) -> None:
+    async def done() -> bool:
+        platform.check()  # a process that stopped on the broken stream comes back
+        try:
+            return await caught_up(settings, client)
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+            return False
+
+    assert await eventually(done, timeout=90), await stream_status(settings, client)
+
+
+def logged(platform: Supervisor, name: str, text: str) -> bool:
+    log = next(c.log for c in platform.children if c.name == name)
+    return text in log.read_text(errors="replace")
+
+
+async def assert_views_exact(pool: asyncpg.Pool, settings: Settings, sites: int, members: int) -> None:
+    events = await pool.fetchval("SELECT count(*) FROM membership.events")
+    nc = await nats.connect(settings.nats_servers)
+    try:
+        assert (await nc.jetstream().stream_info(STREAM)).state.messages == events  # each event once, none lost
+    finally:
+        await nc.close()
+    async with pool.acquire() as conn:
+        city = await membership.city(conn, "views", settings.city())
+        assert (city["projects"], city["members"]) == (sites, members)
+        await rebuild(settings, "views_rebuild")
+        assert await membership.city(conn, "views_rebuild", settings.city()) == city
+    assert await pool.fetchval("SELECT count(*) FROM views.talk_obligation") == members
+
+
+def repair(home: Path) -> str:
+    out = subprocess.run([*GONGDI, "--home", str(home), "repair-stream", SERVICE], capture_output=True, text=True,
+                         env=_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+async def test_deleted_stream_is_reported_and_repaired(platform: Supervisor, client: GongdiClient,
+                                                       pool: asyncpg.Pool, ready_settings: Settings,
+                                                       servers: Servers, tmp_path: Path):
+    await send(client, [f.register("r1"), *(f.arrive("r1", f"m{i:03d}") for i in range(30))])
+    await settle(platform, ready_settings, client)
+    nc = await nats.connect(ready_settings.nats_servers)
+    try:
+        await nc.jetstream().delete_stream(STREAM)
+    finally:
+        await nc.close()
+    await send(client, [f.arrive("r1", f"m{i:03d}") for i in range(30, 40)])  # recorded; the bus cannot take them
+    assert await eventually(lambda: logged(platform, "membership-relay", "relay cannot go on"), timeout=30)
+    assert logged(platform, "membership-relay", "gongdi repair-stream membership")
+
+    said = repair(home_for(tmp_path, ready_settings, servers))
+    assert "检查点" in said
+    await settle(platform, ready_settings, client)
+    await assert_views_exact(pool, ready_settings, sites=1, members=40)
