@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ from contracts.envelope import Envelope
 from contracts.subjects import dead_letter_subject, stream_name
 from gongdi.bus.continuity import StreamContinuityError, Verdict, check
 from gongdi.store.base import StaleTransactionError, StreamHead
+
+GAP_CHECK_EVERY = 5.0  # a gap is normally a message on its way: look at the stream only now and then
+GAP_REPORT_EVERY = 30.0
 
 
 class Handler(Protocol):
@@ -165,6 +169,7 @@ class OrderedConsumer:
         self.js = nc.jetstream()
         self.pool = pool
         self.schema = schema
+        self.service = service
         self.stream = stream_name(service)
         self.durable = durable
         self.handler = handler
@@ -176,6 +181,8 @@ class OrderedConsumer:
         # Failures per stream sequence, counted here: JetStream's delivery count also counts the naks of
         # messages held back behind a gap, which says nothing about whether the message itself is poison.
         self._failures: dict[int, int] = {}
+        self._gap_checked = 0.0  # when a gap may next be looked into
+        self._gap_reported = 0.0  # when a gap that cannot fill may next be reported
 
     async def run(self, stop: asyncio.Event) -> None:
         sub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
@@ -186,11 +193,30 @@ class OrderedConsumer:
             try:
                 msgs = await sub.fetch(1, timeout=1.0)
             except (NatsTimeoutError, TimeoutError):
+                await self._check_gap()  # nothing comes: maybe what comes next is gone
                 continue
             if self.batch > 1:
                 with contextlib.suppress(NatsTimeoutError, TimeoutError):
                     msgs += await sub.fetch(self.batch - 1, timeout=0.05)
             await self.handle_batch(msgs)
+
+    async def _check_gap(self) -> None:
+        """Behind the stream with nothing to apply: normally a message on its way. If the stream no longer holds the
+        messages after the checkpoint (purged, deleted), they never come: say so and how to repair, every
+        GAP_REPORT_EVERY seconds at most, looking at the stream every GAP_CHECK_EVERY seconds at most."""
+        now = time.monotonic()
+        if now < self._gap_checked:
+            return
+        self._gap_checked = now + GAP_CHECK_EVERY
+        last = await self.pool.fetchval(
+            f"SELECT stream_seq FROM {self.schema}.consumer_checkpoint WHERE consumer = $1 AND stream = $2",
+            self.durable, self.stream) or 0
+        state = (await self.js.stream_info(self.stream)).state
+        if state.last_seq > last and state.first_seq > last + 1 and now >= self._gap_reported:
+            self._gap_reported = now + GAP_REPORT_EVERY
+            self.log.error("consumer cannot go on: the messages it needs are gone from the stream", stream=self.stream,
+                           consumer=self.durable, applied=last, stream_starts_at=state.first_seq,
+                           repair=f"gongdi repair-stream {self.service}")
 
     async def _position(self, conn: asyncpg.Connection) -> tuple[int, int]:
         """(checkpoint, heads_from), the checkpoint row locked until the transaction ends."""
@@ -215,6 +241,8 @@ class OrderedConsumer:
             await msg.ack()
         for msg in later:
             await msg.nak(delay=0.2)
+        if later and not applied and failed is None:
+            await self._check_gap()
         self.applied += len(applied)
         if applied and self.after_commit is not None:
             await self.after_commit(applied)

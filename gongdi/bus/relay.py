@@ -41,6 +41,7 @@ class Position:
 
 ACK_TIMEOUT = 10.0  # a publish unacknowledged this long is taken as lost: the server went away holding it
 REPORT_EVERY = 30.0  # how often a relay that cannot go on repeats why, until someone repairs it
+LOOK_EVERY = 5.0  # how often an idle relay checks that its stream still ends where it left it
 
 
 class Relay:
@@ -162,6 +163,7 @@ class Relay:
         pos: Position | None = None
         failures = 0
         reported = 0.0  # when the relay may next repeat why it cannot go on
+        look_again = 0.0  # when an idle relay next checks that the stream still ends where it left it
         try:
             await listener.add_listener(channel, self._on_notify)
             while not stop.is_set():
@@ -171,6 +173,12 @@ class Relay:
                         await self.save(pos)
                         self.log.info("relay resumed", stream=self.stream, stream_seq=pos.stream_seq)
                     n = await self.pump(pos)
+                    if n == 0 and time.monotonic() >= look_again:
+                        # Idle: nothing would tell it that the stream was deleted, purged or made anew.
+                        look_again = time.monotonic() + LOOK_EVERY
+                        if (await self.js.stream_info(self.stream)).state.last_seq != pos.stream_seq:
+                            pos = None
+                            continue
                 except (StreamUnusableError, EventTooLargeError) as exc:
                     # Nothing a retry can mend: say what and how to repair, and again every REPORT_EVERY seconds;
                     # look often, so that the relay goes on as soon as the repair is done.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -99,3 +100,32 @@ async def test_deleted_stream_is_reported_and_repaired(platform: Supervisor, cli
     assert "检查点" in said
     await settle(platform, ready_settings, client)
     await assert_views_exact(pool, ready_settings, sites=1, members=40)
+
+
+async def test_stream_purged_behind_a_consumer_is_reported_and_repaired(
+        platform: Supervisor, client: GongdiClient, pool: asyncpg.Pool, ready_settings: Settings, servers: Servers,
+        tmp_path: Path):
+    await send(client, [f.register("r2"), *(f.arrive("r2", f"m{i:03d}") for i in range(20))])
+    await settle(platform, ready_settings, client)
+    views = next(c for c in platform.children if c.name == "views")
+    os.kill(views.proc.pid, signal.SIGKILL)  # the views fall behind while the stream loses its messages
+    views.proc.wait(10)
+    await send(client, [f.arrive("r2", f"m{i:03d}") for i in range(20, 30)])
+    nc = await nats.connect(ready_settings.nats_servers)
+    try:
+        js = nc.jetstream()
+        recorded = await pool.fetchval("SELECT count(*) FROM membership.events")
+
+        async def published() -> bool:
+            return (await js.stream_info(STREAM)).state.last_seq == recorded
+
+        assert await eventually(published, timeout=30)
+        await js.purge_stream(STREAM)
+    finally:
+        await nc.close()
+    assert await eventually(lambda: logged(platform, "views", "gongdi repair-stream membership") or
+                            platform.check(), timeout=60), "the views did not report the missing messages"
+
+    repair(home_for(tmp_path, ready_settings, servers))
+    await settle(platform, ready_settings, client)
+    await assert_views_exact(pool, ready_settings, sites=1, members=30)
