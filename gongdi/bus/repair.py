@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from uuid import UUID
 
 import asyncpg
+import orjson
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
@@ -109,4 +111,34 @@ async def repair_stream(js: JetStreamContext, store: PostgresEventStore, schemas
                 f"UPDATE {p.durable}.consumer_checkpoint SET stream_seq = $3, updated_at = now()"
                 " WHERE consumer = $1 AND stream = $2", p.durable, stream, p.new)
             say(f"  消费者 {p.durable}: 检查点 {p.old} → {p.new}")
+            for seq in await drop_foreign_letters(conn, p.durable, service):
+                say(f"  消费者 {p.durable}: 死信 {seq} 不是本服务的事件 (written by someone else), 已随旧流删除")
     return plans
+
+
+async def drop_foreign_letters(conn: asyncpg.Connection, durable: str, service: str) -> list[int]:
+    """Dead letters of the old stream that are no event of the service (a foreign or garbled message): they go
+    with the stream they were written into, since no retry could ever apply them. Real events stay retryable."""
+    stream = stream_name(service)
+    rows = await conn.fetch(
+        f"SELECT stream_seq, body FROM {durable}.dead_letters WHERE consumer = $1 AND stream = $2", durable, stream)
+    foreign = []
+    for row in rows:
+        event_id = _event_id(row["body"])
+        known = event_id is not None and await conn.fetchval(
+            f"SELECT 1 FROM {service}.events WHERE event_id = $1", event_id)
+        if not known:
+            foreign.append(row["stream_seq"])
+    if foreign:
+        await conn.execute(
+            f"DELETE FROM {durable}.dead_letters WHERE consumer = $1 AND stream = $2"
+            " AND stream_seq = ANY($3::bigint[])", durable, stream, foreign)
+    return foreign
+
+
+def _event_id(body: bytes) -> UUID | None:
+    try:
+        data = orjson.loads(body)
+        return UUID(str(data["event_id"]))
+    except (ValueError, KeyError, TypeError):  # not JSON, not an object, no id, not a UUID
+        return None

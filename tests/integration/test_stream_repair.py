@@ -15,7 +15,7 @@ from contracts.membership import SERVICE
 from contracts.subjects import stream_name
 from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
-from gongdi.ops.readiness import caught_up, stream_status
+from gongdi.ops.readiness import caught_up, dead_letter_count, stream_status
 from gongdi.ops.supervisor import Supervisor
 from gongdi.service.settings import Settings
 from services.views import membership
@@ -129,3 +129,27 @@ async def test_stream_purged_behind_a_consumer_is_reported_and_repaired(
     repair(home_for(tmp_path, ready_settings, servers))
     await settle(platform, ready_settings, client)
     await assert_views_exact(pool, ready_settings, sites=1, members=30)
+
+
+async def test_foreign_message_in_the_stream_is_reported_and_repaired(
+        platform: Supervisor, client: GongdiClient, pool: asyncpg.Pool, ready_settings: Settings, servers: Servers,
+        tmp_path: Path):
+    await send(client, [f.register("r3"), *(f.arrive("r3", f"m{i:03d}") for i in range(10))])
+    await settle(platform, ready_settings, client)
+    nc = await nats.connect(ready_settings.nats_servers)
+    try:  # someone with the rights writes into the stream: the consumers refuse it, the relay's next publish fails
+        await nc.jetstream().publish("evt.bailin.membership.MemberArrived", b'{"member_id": "m999"}')
+    finally:
+        await nc.close()
+
+    async def dead_lettered() -> bool:
+        return dead_letter_count(await stream_status(ready_settings, client)) == 3  # views, activities, liaison
+
+    assert await eventually(dead_lettered, timeout=90), await stream_status(ready_settings, client)
+    await send(client, [f.arrive("r3", f"m{i:03d}") for i in range(10, 15)])
+    assert await eventually(lambda: logged(platform, "membership-relay", "relay cannot go on"), timeout=30)
+
+    said = repair(home_for(tmp_path, ready_settings, servers))
+    assert "不是本服务的事件" in said  # the foreign message's dead letters went with the old stream
+    await settle(platform, ready_settings, client)
+    await assert_views_exact(pool, ready_settings, sites=1, members=15)
