@@ -112,7 +112,8 @@ class CommandPipeline:
         except ForbiddenError as exc:
             return forbidden_reply(exc)
         try:
-            command = self.commands[name].model_validate_json(request.body)
+            # Strict: a count is a JSON integer, not `true` or "12"; dates, ids and amounts still come as text.
+            command = self.commands[name].model_validate_json(request.body, strict=True)
         except ValidationError as exc:
             return validation_reply(exc)
         # Optimistic concurrency is the guarantee across processes; the lock only spares this one the retries.

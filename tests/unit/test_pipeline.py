@@ -84,6 +84,13 @@ async def test_a_retried_command_id_gets_the_first_reply_and_writes_nothing(stor
     assert len(store.rows) == 1
 
 
+async def test_a_date_must_be_written_as_a_date_not_a_timestamp(store: MemoryEventStore):
+    # 1590969600 is 2020-06-01 at midnight UTC: pydantic's lax mode would take it; the pipeline parses strictly.
+    reply = await handle(build(store), "ReportDispute", dispute(reported_on=1590969600))
+    assert reply["error"]["code"] == "VALIDATION_FAILED" and reply["error"]["field"] == "reported_on"
+    assert store.rows == []
+
+
 async def test_invalid_input_names_the_field_and_writes_nothing(store: MemoryEventStore):
     reply = await handle(build(store), "ReportDispute", dispute(kind="canteen"))
     assert reply["error"]["code"] == "VALIDATION_FAILED" and reply["error"]["field"] == "kind"
