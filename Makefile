@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+WEB := services/gateway/web
+ASSETS := $(WEB)/node_modules/.installed
 
 .PHONY: demo test lint bench reset clean
 
@@ -12,10 +14,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The dashboard's scripts (ECharts, Swagger UI, the AsyncAPI viewer) from the npm registry, pinned by the lockfile.
+$(ASSETS): $(WEB)/package-lock.json
+	npm ci --prefix $(WEB) --no-audit --no-fund --loglevel=error
+	touch $(ASSETS)
+
+demo: $(STAMP) $(ASSETS)
 	$(BIN)/gongdi up --seed $(if $(RESET),--reset,)
 
-test: $(STAMP)
+test: $(STAMP) $(ASSETS)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 

@@ -14,14 +14,15 @@ import asyncpg
 import nats
 import orjson
 
+from bench.live import live_latency
 from contracts.activities import ActivityKind, RecordActivity
 from contracts.base import Command
 from contracts.liaison import DisputeKind, RecordVillageSupport, ReportDispute, SupportKind
 from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
 from gongdi.ops.credentials import SUPERUSER, Credentials
-from gongdi.ops.readiness import wait_ready
-from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres
+from gongdi.ops.readiness import wait_http, wait_ready
+from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres, free_port
 from gongdi.ops.supervisor import DATABASE_ROLES, WRITERS, Supervisor
 from gongdi.service.settings import Settings
 
@@ -174,6 +175,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=3000, help="commands per run")
     parser.add_argument("--width", type=int, default=32, help="commands in flight")
     parser.add_argument("--sites", type=int, default=100)
+    parser.add_argument("--live", type=int, default=100, help="arrivals timed from HTTP command to live push")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gongdi-bench-") as tmp:
         root = Path(tmp)
@@ -184,7 +186,7 @@ def main() -> None:
         nats_srv = EmbeddedNats(root / "nats", accounts=creds.accounts(city).render())
         pg = EmbeddedPostgres(root / "pg", password=creds.postgres[SUPERUSER])
         settings = Settings(nats_url=nats_srv.start(), database_url=pg.start(), log_level="warning",
-                            nats_user="setup", nats_password=creds.password("setup"))
+                            http_port=free_port(), nats_user="setup", nats_password=creds.password("setup"))
         admin = settings.as_user("city", creds.password("city"))
         sup = Supervisor(settings, root / "logs", say=print, passwords=creds.nats, database_passwords=creds.postgres)
         try:
@@ -196,6 +198,9 @@ def main() -> None:
             sup.start()
             wait_ready(admin)
             arrivals, mix = asyncio.run(platform_runs(admin, args.n, args.width, args.sites))
+            wait_http(f"http://127.0.0.1:{settings.http_port}/health")
+            pushes = asyncio.run(live_latency(f"http://127.0.0.1:{settings.http_port}", creds.password("city"),
+                                              args.live))
         finally:
             sup.stop()
             pg.stop()
@@ -204,6 +209,10 @@ def main() -> None:
     print(f"  {'raw asyncpg insert (1 row/tx, ' + str(args.width) + ' in flight)':<44}{pg_rate:>9,.0f} rows/s")
     report("end-to-end arrivals (membership)", arrivals, pg_rate)
     report("end-to-end mixed (membership, activities, liaison)", mix, pg_rate)
+    r, p = pushes["reply"], pushes["pushed"]
+    print(f"  {'live: HTTP command → city snapshot pushed':<44} p50 {pct(p, 50) * 1000:>5.0f} ms  p99"
+          f" {pct(p, 99) * 1000:>5.0f} ms  ({len(p)} arrivals, one at a time; the command's own reply p50"
+          f" {pct(r, 50) * 1000:.0f} ms, ratio {pct(p, 50) / pct(r, 50):.1f})")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,12 @@
-"""The base of every domain error: a machine code, a human message, and the field at fault."""
+"""The base of every domain error: a machine code, a human message, and the field at fault; and the one reply to
+input that does not parse (`validation_error`), shared by the command pipeline, the kit and the views."""
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
 
 from contracts.replies import ErrorInfo
 
@@ -14,3 +21,138 @@ class DomainError(Exception):
 
     def info(self) -> ErrorInfo:
         return ErrorInfo(code=self.code, message=self.message, field=self.field)
+
+
+# ---- input that does not parse ------------------------------------------------------------------------------
+
+VALIDATION_FAILED = "VALIDATION_FAILED"
+DATE = "应为日期，格式 YYYY-MM-DD"
+DATETIME = "应为时间，格式 YYYY-MM-DDTHH:MM:SS+08:00"
+NUMBER = "应为数字"
+OBJECT = "应为 JSON 对象"
+
+Explain = Callable[[dict[str, Any]], str]
+
+
+def _one_of(ctx: dict[str, Any]) -> str:
+    # pydantic writes the choices as "'full' or 'probationary'": the values a sender may use, never the input.
+    choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+    return "应为以下之一: " + (", ".join(choices) if choices else str(ctx.get("expected", "")))
+
+
+def _short(ctx: dict[str, Any]) -> str:
+    n = ctx.get("min_length", 1)
+    return "不能为空" if n == 1 else f"太短（至少 {n} 个字符）"
+
+
+def _few(ctx: dict[str, Any]) -> str:
+    n = ctx.get("min_length", 1)
+    return "不能为空（至少 1 项）" if n == 1 else f"太少（至少 {n} 项）"
+
+
+# pydantic's error type → what is wrong with the field, in Chinese. The English message follows in parentheses.
+EXPLAINED: dict[str, str | Explain] = {
+    "missing": "必填",
+    "extra_forbidden": "不认识的字段",
+    "json_invalid": "不是有效的 JSON",
+    "json_type": "应为 JSON 文本",
+    "recursion_loop": "嵌套太深",
+    "model_type": OBJECT,
+    "model_attributes_type": OBJECT,
+    "dataclass_type": OBJECT,
+    "dict_type": OBJECT,
+    "list_type": "应为列表",
+    "tuple_type": "应为列表",
+    "set_type": "应为列表",
+    "frozen_set_type": "应为列表",
+    "string_type": "应为文字",
+    "string_unicode": "应为有效的 Unicode 文字",
+    "string_too_short": _short,
+    "string_too_long": lambda ctx: f"太长（最多 {ctx.get('max_length', '?')} 个字符）",
+    "string_pattern_mismatch": "格式不对",
+    "too_short": _few,
+    "too_long": lambda ctx: f"太多（最多 {ctx.get('max_length', '?')} 项）",
+    "int_type": "应为整数",
+    "int_parsing": "应为整数",
+    "int_from_float": "应为整数",
+    "int_parsing_size": "数值太大",
+    "float_type": NUMBER,
+    "float_parsing": NUMBER,
+    "decimal_type": NUMBER,
+    "decimal_parsing": NUMBER,
+    "finite_number": "应为有限的数",
+    "decimal_max_digits": lambda ctx: f"位数太多（最多 {ctx.get('max_digits', '?')} 位）",
+    "decimal_max_places": lambda ctx: f"小数位太多（最多 {ctx.get('decimal_places', '?')} 位）",
+    "decimal_whole_digits": lambda ctx: f"整数部分位数太多（最多 {ctx.get('whole_digits', '?')} 位）",
+    "greater_than": lambda ctx: f"应大于 {ctx.get('gt', '?')}",
+    "greater_than_equal": lambda ctx: f"应不小于 {ctx.get('ge', '?')}",
+    "less_than": lambda ctx: f"应小于 {ctx.get('lt', '?')}",
+    "less_than_equal": lambda ctx: f"应不大于 {ctx.get('le', '?')}",
+    "multiple_of": lambda ctx: f"应为 {ctx.get('multiple_of', '?')} 的倍数",
+    "bool_type": "应为 true 或 false",
+    "bool_parsing": "应为 true 或 false",
+    "date_type": DATE,
+    "date_parsing": DATE,
+    "date_from_datetime_parsing": DATE,
+    "date_from_datetime_inexact": DATE,
+    "date_past": "应为过去的日期",
+    "date_future": "应为将来的日期",
+    "datetime_type": DATETIME,
+    "datetime_parsing": DATETIME,
+    "datetime_from_date_parsing": DATETIME,
+    "datetime_object_invalid": DATETIME,
+    "timezone_naive": "不应带时区",
+    "timezone_aware": "应带时区",
+    "enum": _one_of,
+    "literal_error": _one_of,
+    "uuid_type": "应为 UUID",
+    "uuid_parsing": "应为 UUID",
+    "uuid_version": "应为 UUID",
+    "none_required": "应为空 (null)",
+    "union_tag_invalid": "类型标记不对",
+    "union_tag_not_found": "缺少类型标记",
+}
+GENERIC = "不合要求"
+_CJK = re.compile("[\u3400-\u9fff\uff00-\uffef]")
+
+
+def _english(error: dict[str, Any]) -> str:
+    """pydantic's message without any part of the input: a character it found (uuid), the tag it was sent."""
+    kind, msg = error["type"], str(error.get("msg", ""))
+    if kind == "union_tag_invalid":
+        return "the tag does not match any of the expected tags: " + str((error.get("ctx") or {}).get("expected_tags"))
+    return re.sub(r"found `[^`]*`", "found a character not allowed", msg)
+
+
+def _problem(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind in ("value_error", "assertion_error"):
+        # Our own validators' words (AfterValidator, model_validator): they name the rule, never the input.
+        text = str(error.get("msg", "")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        return text if _CJK.search(text) else f"{GENERIC} ({text})"
+    explain = EXPLAINED.get(kind, GENERIC)
+    chinese = explain if isinstance(explain, str) else explain(error.get("ctx") or {})
+    return f"{chinese} ({_english(error)})"
+
+
+_LAYERS = ("body", "query", "header", "path")
+
+
+def validation_error(exc: ValidationError) -> ErrorInfo:
+    """The reply to input that does not parse: VALIDATION_FAILED, the field at fault (its location joined by
+    "."), and what is wrong with it in Chinese, pydantic's words in parentheses. Never the value sent."""
+    return explain(exc.errors(include_input=False, include_url=False))
+
+
+def explain(errors: list[Any]) -> ErrorInfo:
+    """`validation_error` for pydantic's error list as another layer reports it (FastAPI's, over HTTP); a location's
+    leading `body`/`query`/`header` is the layer's, not the contract's, and is left out of the field."""
+    errors = [{**e, "loc": tuple(p for p in e.get("loc", ()) if p not in _LAYERS)} for e in errors]
+    if not errors:
+        return ErrorInfo(code=VALIDATION_FAILED, message=f"请求: {GENERIC}", field=None)
+    first = errors[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    message = f"{field or '请求'}: {_problem(first)}"
+    if len(errors) > 1:
+        message += f"；另有 {len(errors) - 1} 处不合要求"
+    return ErrorInfo(code=VALIDATION_FAILED, message=message, field=field)

@@ -114,6 +114,15 @@ class Identity:
             return township == self.township
         return True
 
+    def may_read_department(self, department: str) -> bool:
+        """A competent department's figures (`department`: its code): counts and project names, no members'
+        names. Its own department, and those who see the whole city; not a township's or a site's people."""
+        if self.role in (Role.CITY, Role.AUDITOR, Role.DASHBOARD, Role.PLATFORM):
+            return True
+        if self.role is Role.DEPARTMENT:
+            return department == self.department
+        return False
+
 
 def _name_of(identity: Identity) -> str:
     if identity.role is Role.TOWNSHIP:

@@ -29,6 +29,11 @@ class TownshipQuery(BaseModel):
     township: Slug
 
 
+class DepartmentQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    department: Slug  # its code in the city file (contracts.city.City.departments); the sites store its name
+
+
 class BirthdayQuery(SiteQuery):
     month: Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] | None = None  # YYYY-MM
 
@@ -40,7 +45,8 @@ class Query:
     name: str
     params: type[BaseModel]
     title: str
-    reads: str = "city"  # whose data it shows, for the rights check: "city" (anyone), "township" or "site"
+    # Whose data it shows, for the rights check: "city" (anyone), "township", "department" or "site".
+    reads: str = "city"
     # The platform's own tools may ask it too: a request from inside the PLATFORM account carries no identity
     # (only `setup` may publish there). Only for figures that name nobody.
     platform: bool = False
@@ -51,7 +57,8 @@ class Query:
 
     @property
     def key(self) -> str | None:
-        """The required parameter naming what is viewed (`site_id`, `township`), or None for city-wide queries."""
+        """The required parameter naming what is viewed (`site_id`, `township`, `department`), or None for city-wide
+        queries."""
         required = [name for name, field in self.params.model_fields.items() if field.is_required()]
         if len(required) > 1:
             raise TypeError(f"query {self.name} has more than one required parameter: {required}")
@@ -64,6 +71,7 @@ QUERIES: dict[str, Query] = {
         Query("city", NoParams, "全市视图"),
         Query("site", SiteQuery, "工地视图", reads="site"),
         Query("township", TownshipQuery, "乡镇视图", reads="township"),
+        Query("department", DepartmentQuery, "主管部门视图", reads="department"),
         Query("birthdays", BirthdayQuery, "政治生日", reads="site"),
         Query("talks", SiteQuery, "待谈话", reads="site"),
         Query("status", NoParams, "视图进度", platform=True),

@@ -17,12 +17,13 @@ from typing import Any
 import nats.errors
 import orjson
 
-from contracts.identity import Identity, Role
+from contracts.identity import LABELS, Identity, Role
 from contracts.queries import QUERIES, Query
 from contracts.queries import SERVICE as VIEWS_SERVICE
 from gongdi.cli.format import (
     format_birthdays,
     format_city,
+    format_department,
     format_identities,
     format_site,
     format_status,
@@ -32,8 +33,16 @@ from gongdi.cli.format import (
 from gongdi.ops.client import send_retrying, with_client
 from gongdi.ops.credentials import FILE_NAME as CREDENTIALS
 from gongdi.ops.credentials import SUPERUSER, Credentials
-from gongdi.ops.readiness import stream_status, wait_caught_up, wait_ready
-from gongdi.ops.runtime import EmbeddedNats, EmbeddedPostgres, reload_nats_accounts, without_password, write_private
+from gongdi.ops.readiness import stream_status, wait_caught_up, wait_http, wait_ready
+from gongdi.ops.runtime import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    free_port,
+    port_free,
+    reload_nats_accounts,
+    without_password,
+    write_private,
+)
 from gongdi.ops.supervisor import DATABASE_ROLES, SETUP_ORDER, WRITERS, Supervisor
 from gongdi.service.settings import Settings
 
@@ -86,7 +95,8 @@ def _is_person(user: str) -> bool:
 
 Printer = Callable[[dict[str, Any]], str]
 PRINTERS: dict[str, Printer] = {"city": format_city, "site": format_site, "township": format_township,
-                                "birthdays": format_birthdays, "talks": format_talks, "status": format_status}
+                                "department": format_department, "birthdays": format_birthdays,
+                                "talks": format_talks, "status": format_status}
 VIEWS: dict[str, tuple[Query, Printer]] = {name: (q, PRINTERS[name]) for name, q in QUERIES.items()}  # the registry's
 
 
@@ -94,7 +104,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     settings = client_settings(args)
     query, printer = VIEWS[args.what]
     body: dict[str, Any] = {}
-    if query.key:  # the site (or township) the view is of
+    if query.key:  # the site (or township, or department) the view is of
         if not args.site_id:
             print(f"用法: gongdi view {args.what} <{query.key}>", file=sys.stderr)
             return 2
@@ -259,6 +269,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         else:
             # Every identity's password, created once and kept in the state folder (owner-only).
             creds = Credentials.ensure(home, city, WRITERS)
+            if args.seed and DEMO_SECRETARY[0] not in creds.secretaries:
+                # The demo's site branch secretary, so the record forms can be tried as the person who uses them;
+                # added before the server starts: a reload under running requests loses their replies.
+                creds.add_secretary(city, *DEMO_SECRETARY)
             nats_srv = EmbeddedNats(home / "nats", accounts=creds.accounts(city).render())
             urls["nats_url"] = nats_srv.start()
         if "DATABASE_URL" in os.environ:
@@ -270,6 +284,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             database_passwords = db_creds.postgres
             pg = EmbeddedPostgres(home / "postgres", password=db_creds.postgres[SUPERUSER])
             urls["database_url"] = pg.start()
+        urls["http_port"] = _http_port(home)
         write_private(home / "runtime.json", json.dumps(urls, indent=2))  # the database URL carries a password
         settings = runtime_settings(home)
         # The servers the platform started itself are watched too: killed, they are restarted in place.
@@ -281,6 +296,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         supervisor.start()
         admin = client_settings(argparse.Namespace(home=home, identity=None))
         wait_ready(admin)
+        web = f"http://{settings.http_host}:{settings.http_port}"
+        wait_http(f"{web}/health")
         if args.seed:
             _seed(settings, Credentials.load(home / CREDENTIALS))
         view = wait_caught_up(admin)
@@ -293,6 +310,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  NATS       {urls['nats_url']}")
         print(f"  PostgreSQL {without_password(urls['database_url'])}")
         print(f"  日志       {(home / 'logs').resolve()}")
+        print(f"  网页       {web}/   (全市大屏 {web}/city，接口文档 {web}/docs，总线文档 {web}/asyncapi)")
+        if creds and args.seed:
+            print(format_logins(creds.nats, ["city", "dashboard", "township.shacheng", "site.shacheng.shachengwan",
+                                             "department.jiaotong", "auditor"]))
         if creds:
             print(f"  身份       {len([u for u in creds.nats if _is_person(u)])} 个，密码在 {creds.path.resolve()}"
                   " (仅本用户可读)；`gongdi users` 列出全部")
@@ -315,6 +336,31 @@ def cmd_up(args: argparse.Namespace) -> int:
         if nats_srv:
             nats_srv.stop()
     return 0
+
+
+DEMO_SECRETARY = ("shachengwan", "shacheng")  # site, township
+
+
+def format_logins(passwords: dict[str, str], users: list[str]) -> str:
+    """The demo's logins for the dashboard: a few identities of each role with their passwords."""
+    lines = ["  登录       (演示身份；全部身份见 `gongdi users`)"]
+    for user in users:
+        if user in passwords:
+            role = LABELS[Identity.parse(user).role]
+            lines.append(f"             {role:<6} 用户 {user:<28} 密码 {passwords[user]}")
+    return "\n".join(lines)
+
+
+def _http_port(home: Path) -> int:
+    """The gateway's port: GONGDI_HTTP_PORT, else the one this state folder had, else 8480, else any free one."""
+    if "GONGDI_HTTP_PORT" in os.environ:
+        return int(os.environ["GONGDI_HTTP_PORT"])
+    info = home / "runtime.json"
+    before = json.loads(info.read_text()).get("http_port") if info.exists() else None
+    for port in (before, Settings().http_port):
+        if port and port_free(int(port)):
+            return int(port)
+    return free_port()
 
 
 def cmd_users(args: argparse.Namespace) -> int:
@@ -396,7 +442,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("reset", help="stop leftover servers and delete the state folder").set_defaults(fn=cmd_reset)
     view = sub.add_parser("view", help="show a view: " + "，".join(f"{q.name} {q.title}" for q in QUERIES.values()))
     view.add_argument("what", choices=list(VIEWS))
-    view.add_argument("site_id", nargs="?", help="the site (or, for `township`, the township code)")
+    view.add_argument("site_id", nargs="?", help="the site (or the township's code, or the department's)")
     view.add_argument("--month", help="YYYY-MM, for birthdays (default: this month)")
     view.add_argument("--json", action="store_true")
     view.set_defaults(fn=cmd_view)

@@ -81,7 +81,27 @@ def format_liaison(li: dict[str, Any]) -> list[str]:
 def format_township(d: dict[str, Any]) -> str:
     lines = [f"{d['name']} [{d['township']}] 工地 {d['projects']}，从业人员 {d['workers']:,}，党员 {d['members']}，"
              f"党支部 {d['branches']}"]
+    lines += [_site_line(x, x["department"]) for x in d.get("sites", [])]
+    if "activities" in d:
+        lines += format_activities(d["activities"])
     return "\n".join(lines + format_liaison(d["liaison"]))
+
+
+def format_department(d: dict[str, Any]) -> str:
+    lines = [f"{d['name']} [{d['department']}] 主管工地 {d['projects']}，从业人员 {d['workers']:,}，"
+             f"党员 {d['members']}，党支部 {d['branches']}"]
+    lines += [_site_line(x, x.get("township_name") or x["township"]) for x in d["sites"]]
+    if "activities" in d:
+        lines += format_activities(d["activities"])
+    return "\n".join(lines + format_liaison(d["liaison"]))
+
+
+def _site_line(x: dict[str, Any], where: str) -> str:
+    """One site of a township's or a department's list: figures, branch and what it lacks."""
+    flags = ("，空白点" if x["gap"] else "") + ("，应组建党支部" if x["should_form_branch"] else "")
+    done = f"，{x['completed_on']} 竣工" if x["completed_on"] else ""
+    return (f"  · {x['name']} [{x['site_id']}] {where}：从业人员 {x['workforce']:,}，在场党员 {x['members_present']}"
+            f"（正式 {x['full_members']}），党支部 {x['branch'] or '未成立'}{flags}{done}")
 
 
 def plain_number(value: str | int | float) -> str:
@@ -103,12 +123,15 @@ def format_site(d: dict[str, Any]) -> str:
         f"  按工段/班组: {d['by_section']}",
     ]
     if b:
-        lines.append(f"  党支部: {b['name']}，书记 {b['secretary']}，指导员 {b['instructor']}，联络员 {b['liaison']}")
+        secretary = b.get("secretary_name") or b["secretary"]
+        lines.append(f"  党支部: {b['name']}，书记 {secretary}，指导员 {b['instructor']}，联络员 {b['liaison']}")
     else:
         flags = ("（空白点）" if d["gap"] else "") + ("，应组建" if d["should_form_branch"] else "")
         lines.append("  党支部: 未成立" + flags)
     for g in d["groups"]:
-        lines.append(f"  党小组 {g['name']}: 组长 {g['leader']}，{len(g['members'])}名党员")
+        names = [n or m for m, n in zip(g["members"], g.get("member_names") or g["members"], strict=True)]
+        lines.append(f"  党小组 {g['name']}: 组长 {g.get('leader_name') or g['leader']}，{len(g['members'])}名党员"
+                     f"（{'、'.join(names)}）")
     if "activities" in d:
         lines += format_activities(d["activities"])
     if "liaison" in d:

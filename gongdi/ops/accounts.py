@@ -20,6 +20,7 @@ from contracts.queries import SERVICE as VIEWS
 from contracts.subjects import stream_name
 
 INBOX = "_INBOX.>"
+GATEWAY = "gateway"  # the HTTP gateway's platform user
 # What a consumer of a stream needs from the JetStream API, and no more (no creating or deleting anything).
 _CONSUME = ["$JS.API.INFO", "$JS.API.STREAM.INFO.*", "$JS.API.CONSUMER.INFO.*.*", "$JS.API.CONSUMER.MSG.NEXT.*.*",
             "$JS.ACK.>", "dlq.>"]
@@ -60,6 +61,10 @@ def platform_users(writers: Sequence[str], reader: str = "views") -> list[User]:
     users.append(User(reader, PLATFORM_ACCOUNT, publish=[*_CONSUME, "live.>"],
                       subscribe=[f"qry.{reader}.>", f"{OPS_PREFIX}.{reader}.>", INBOX], allow_responses=True,
                       title="视图服务"))
+    # The HTTP gateway's own connection asks only for every service's progress (health, metrics). What people do
+    # through it goes over a connection made with their own identity (services.gateway.sessions).
+    users.append(User(GATEWAY, PLATFORM_ACCOUNT, publish=[f"qry.*.{STATUS}"], subscribe=[INBOX],
+                      title="网关 (健康与指标)"))
     return users
 
 
@@ -78,8 +83,8 @@ def client_user(identity: Identity) -> User:
     service's status, for one, answers the city, the auditor and the dashboard only: gongdi.service.kit)."""
     reads = ["qry.>"]
     live = ["live.>"]
-    if identity.role is Role.DASHBOARD:  # the city's and townships' figures, and every service's status
-        reads = [f"qry.{VIEWS}.city", f"qry.{VIEWS}.township", f"qry.*.{STATUS}"]
+    if identity.role is Role.DASHBOARD:  # the city's, townships' and departments' figures, every service's status
+        reads = [f"qry.{VIEWS}.city", f"qry.{VIEWS}.township", f"qry.{VIEWS}.department", f"qry.*.{STATUS}"]
         live = ["live.city.>"]
     writes = [f"cmd.{identity.scope}.>"] if identity.scope else []
     # Replies come back on the identity's own inbox prefix: with `_INBOX.>` anyone could read everyone's answers.

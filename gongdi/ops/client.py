@@ -41,7 +41,9 @@ class GongdiClient:
         self._waiting: dict[str, set[asyncio.Future[None]]] = {}
 
     @classmethod
-    async def connect(cls, settings: Settings, timeout: float = 10.0) -> GongdiClient:
+    async def connect(cls, settings: Settings, timeout: float = 10.0, lasting: bool = False) -> GongdiClient:
+        """A client as the settings' identity. Short-lived by default (fails fast once the bus is gone); a
+        `lasting` one (a gateway session) reconnects for as long as it is open."""
         waiting: dict[str, set[asyncio.Future[None]]] = {}
 
         async def on_error(exc: Exception) -> None:
@@ -57,8 +59,8 @@ class GongdiClient:
         # Replies arrive under the identity's own prefix, the only inbox NATS lets it subscribe to.
         prefix = inbox_prefix(settings.nats_user) if settings.nats_user else "_INBOX"
         nc = await nats.connect(settings.nats_servers, name="gongdi-client", connect_timeout=2,
-                                max_reconnect_attempts=2, reconnect_time_wait=0.2, error_cb=on_error,
-                                inbox_prefix=prefix)
+                                max_reconnect_attempts=-1 if lasting else 2,
+                                reconnect_time_wait=0.5 if lasting else 0.2, error_cb=on_error, inbox_prefix=prefix)
         client = cls(nc, timeout, settings.nats_user)
         client._waiting = waiting
         return client

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 from typing import Any
 
 import nats.errors
@@ -112,3 +113,15 @@ def wait_caught_up(settings: Settings, timeout: float = 60.0) -> dict[str, Any]:
 
     return asyncio.run(with_client(settings, probe))
 
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    """Until the gateway answers its health check (it starts after the services it asks)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except (OSError, ValueError) as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"网关没有应答 {url}: {exc}; 见 logs/gateway.log") from exc
+            time.sleep(0.2)

@@ -23,7 +23,10 @@ PROCESSES = [
     ("liaison", "services.liaison", "serve"),
     ("liaison-relay", "services.liaison", "relay"),
     ("views", "services.views", "serve"),
+    ("gateway", "services.gateway", "serve"),
 ]
+# Processes that never touch PostgreSQL: they are given no database URL at all.
+WITHOUT_DATABASE = {"services.gateway"}
 WRITERS = ["membership", "activities", "liaison"]  # the services that record events, each in its own schema
 SETUP_ORDER = [*(f"services.{w}" for w in WRITERS), "services.views"]
 
@@ -98,6 +101,9 @@ class Supervisor:
             user = bus_user(module, arg)
             settings = settings.as_user(user, self.passwords[user])
         env = {**os.environ, **settings.env()}
+        if module in WITHOUT_DATABASE:
+            env.pop("DATABASE_URL", None)
+            return env
         if arg != "setup":
             env.pop(ROLE_PASSWORD_ENV, None)  # only a setup sets a role's password
         if self.database_passwords is not None:

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from contracts.base import Command, Event
 from contracts.city import City
 from contracts.envelope import Envelope
+from contracts.errors import validation_error
 from contracts.identity import Identity, Role
 from contracts.queries import (
     ConsumerStatus,
@@ -127,9 +128,8 @@ def _params_refused(request: Request) -> bytes | None:
     try:
         NoParams.model_validate_json(request.body or b"{}")
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field_ = ".".join(str(p) for p in first["loc"]) or None
-        return refusal("VALIDATION_FAILED", f"{field_}: {first['msg']}", field_)
+        info = validation_error(exc)
+        return refusal(info.code, info.message, info.field)
     return None
 
 

@@ -9,7 +9,7 @@ import structlog
 from pydantic import ValidationError
 
 from contracts.base import Command, Event
-from contracts.errors import DomainError
+from contracts.errors import DomainError, validation_error
 from contracts.identity import ForbiddenError, Identity, Role
 from contracts.replies import CommandReply, ErrorInfo, RecordedRef
 from contracts.rules import LIMITS
@@ -66,9 +66,8 @@ def error_reply(code: str, message: str, field: str | None = None, command_id: A
 
 
 def validation_reply(exc: ValidationError) -> bytes:
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or None
-    return error_reply("VALIDATION_FAILED", f"{field or 'body'}: {first['msg']}", field)
+    info = validation_error(exc)
+    return error_reply(info.code, info.message, info.field)
 
 
 def forbidden_reply(exc: ForbiddenError, command_id: Any = None) -> bytes:

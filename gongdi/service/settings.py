@@ -26,6 +26,8 @@ class Settings(BaseModel):
     consumer_max_deliver: int = 5
     stream_replicas: int = 1
     city_file: str = str(DEFAULT_CITY_FILE)  # GONGDI_CITY_FILE
+    http_host: str = "127.0.0.1"  # GONGDI_HTTP_HOST: where the gateway listens (0.0.0.0 in a container)
+    http_port: int = 8480  # GONGDI_HTTP_PORT
 
     def city(self) -> City:
         return load_city(self.city_file)

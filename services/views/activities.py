@@ -29,6 +29,7 @@ from contracts.activities import (
 from contracts.envelope import Envelope
 from gongdi.bus.projection import Projection
 from gongdi.store.migrations import Migration
+from services.views.membership import scope_filter
 
 # ---- tables ---------------------------------------------------------------------------------------
 
@@ -184,16 +185,14 @@ class ActivitiesProjection(Projection):
 # ---- queries --------------------------------------------------------------------------------------
 
 
-def _where(site_id: str | None, column: str = "site_id") -> str:
-    return f"WHERE {column} = $1" if site_id else f"WHERE ($1::text IS NULL OR {column} = $1)"
-
-
-async def summary(conn: asyncpg.Connection, schema: str, site_id: str | None, today: dt.date) -> dict[str, Any]:
-    """Counts for one site, or for the whole city when `site_id` is None."""
-    s, w = schema, _where(site_id)
+async def summary(conn: asyncpg.Connection, schema: str, scope: str, key: str | None, today: dt.date
+                  ) -> dict[str, Any]:
+    """Counts for a scope (membership.scope_filter): the city (key None), a township, a department (its name, as
+    the sites store it) or one site."""
+    s, w = schema, f"WHERE {scope_filter(schema, scope)}"
 
     async def by_kind(table: str, kinds: list[str]) -> dict[str, int]:
-        rows = await conn.fetch(f"SELECT kind, count(*) AS n FROM {s}.{table} {w} GROUP BY kind", site_id)
+        rows = await conn.fetch(f"SELECT kind, count(*) AS n FROM {s}.{table} {w} GROUP BY kind", key)
         counts = {r["kind"]: r["n"] for r in rows}
         return {k: counts.get(k, 0) for k in kinds}
 
@@ -202,29 +201,29 @@ async def summary(conn: asyncpg.Connection, schema: str, site_id: str | None, to
         f"SELECT count(*) FILTER (WHERE closed_on IS NULL) AS open,"
         f" count(*) FILTER (WHERE closed_on IS NULL AND due_on < $2) AS overdue,"
         f" count(*) FILTER (WHERE closed_on IS NOT NULL) AS done FROM {s}.talk_obligation {w}",
-        site_id, today,
+        key, today,
     )
     # sum() of an int column is a bigint; it was cast back to int, which 2,148 activities of the largest allowed
     # headcount (1,000,000) overflow. Casting to bigint keeps the value an int for the JSON reply.
     lessons = await conn.fetch(
         f"SELECT kind, count(*) AS sessions, sum(headcount)::bigint AS attendance FROM {s}.activity {w}"
         " GROUP BY kind",
-        site_id,
+        key,
     )
     per_kind = {r["kind"]: {"sessions": r["sessions"], "attendance": r["attendance"]} for r in lessons}
     birthdays = await conn.fetchval(
         f"SELECT count(*) FROM {s}.site_member {w} AND extract(month FROM admitted_on) = $2",
-        site_id, today.month,
+        key, today.month,
     )
     return {
-        "zones": await conn.fetchval(f"SELECT count(*) FROM {s}.zone {w}", site_id),
+        "zones": await conn.fetchval(f"SELECT count(*) FROM {s}.zone {w}", key),
         "teams": await by_kind("team", [k.value for k in TeamKind]),
         "posts": posts,
         "post_kinds": sum(1 for n in posts.values() if n),
-        "work_points": await conn.fetchval(f"SELECT count(*) FROM {s}.work_point {w}", site_id),
-        "innovations": await conn.fetchval(f"SELECT count(*) FROM {s}.innovation {w}", site_id),
+        "work_points": await conn.fetchval(f"SELECT count(*) FROM {s}.work_point {w}", key),
+        "innovations": await conn.fetchval(f"SELECT count(*) FROM {s}.innovation {w}", key),
         "innovations_adopted": await conn.fetchval(
-            f"SELECT count(*) FROM {s}.innovation {w} AND adopted_project_wide", site_id),
+            f"SELECT count(*) FROM {s}.innovation {w} AND adopted_project_wide", key),
         "visits": await by_kind("visit", [k.value for k in VisitKind]),
         "talks": {"open": talks["open"], "overdue": talks["overdue"], "done": talks["done"]},
         "birthdays_this_month": birthdays,

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -14,11 +15,13 @@ from pydantic import ValidationError
 
 from contracts.city import City
 from contracts.envelope import Envelope
+from contracts.errors import validation_error
 from contracts.identity import Identity, Role
 from contracts.queries import (
     QUERIES,
     SERVICE,
     BirthdayQuery,
+    DepartmentQuery,
     NoParams,
     Query,
     ServiceStatus,
@@ -37,9 +40,17 @@ def _error(code: str, message: str, field: str | None = None) -> bytes:
 
 
 def _invalid(exc: ValidationError) -> bytes:
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or None
-    return _error("VALIDATION_FAILED", f"{field}: {first['msg']}", field)
+    return QueryReply(ok=False, error=validation_error(exc)).model_dump_json().encode()
+
+
+async def snapshot(conn: asyncpg.Connection, schema: str) -> dict[str, Any]:
+    """What a reply read: `seq`, the sum of the views' consumer checkpoints (each only grows as events are
+    applied, and moves in the transaction of their effects), and `at`, the time of the reading transaction.
+    Read in the transaction of the figures it marks, a page can drop any reply with a smaller `seq` than one it
+    has shown. (A stream repair, `gongdi repair-stream`, renumbers checkpoints: after one, seq may start lower.)"""
+    row = await conn.fetchrow(
+        f"SELECT coalesce(sum(stream_seq), 0)::bigint AS seq, now() AS at FROM {schema}.consumer_checkpoint")
+    return {"seq": row["seq"], "at": row["at"].isoformat()}
 
 
 Reply = Callable[[Any, Request], Awaitable[bytes]]
@@ -102,9 +113,18 @@ class ViewQueries:
         self.city_config = city  # not `city`: that is the query of that name
         self.today = today
 
+    @asynccontextmanager
+    async def consistent(self) -> AsyncIterator[asyncpg.Connection]:
+        """One read-only REPEATABLE READ transaction: every statement of a reply sees the same committed state,
+        the one its `snapshot` marks."""
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            yield conn
+
     async def may_read(self, sender: Identity, q: Query, params: Any) -> bool:
         if q.reads == "township":
             return sender.may_read_township(params.township)
+        if q.reads == "department":
+            return sender.may_read_department(params.department)
         if q.reads == "site":
             async with self.pool.acquire() as conn:
                 row = await conn.fetchrow(f"SELECT township, department FROM {self.schema}.site WHERE site_id = $1",
@@ -126,31 +146,56 @@ class ViewQueries:
 
     @query(QUERIES["city"])
     async def city(self, _: NoParams) -> bytes:
-        async with self.pool.acquire() as conn:
+        today = self.today()
+        async with self.consistent() as conn:
             data = await membership.city(conn, self.schema, self.city_config)
-            data["activities"] = await activities.summary(conn, self.schema, None, self.today())
-            data["liaison"] = await liaison.summary(conn, self.schema, "city", None, self.today())
+            data["activities"] = await activities.summary(conn, self.schema, "city", None, today)
+            data["liaison"] = await liaison.summary(conn, self.schema, "city", None, today)
+            data["snapshot"] = await snapshot(conn, self.schema)
         return orjson.dumps({"ok": True, "data": data})
 
     @query(QUERIES["township"])
     async def township(self, params: TownshipQuery) -> bytes:
-        async with self.pool.acquire() as conn:
-            city = await membership.city(conn, self.schema, self.city_config)
-            row = next((t for t in city["townships"] if t["township"] == params.township), None)
-            if row is None:
-                return _error("TOWNSHIP_NOT_FOUND", f"乡镇 {params.township} 没有登记的工地", "township")
-            row["liaison"] = await liaison.summary(conn, self.schema, "township", params.township, self.today())
-        return orjson.dumps({"ok": True, "data": row})
+        today, code = self.today(), params.township
+        async with self.consistent() as conn:
+            figures = await membership.area(conn, self.schema, "township", code, self.city_config)
+            if figures is None:
+                return _error("TOWNSHIP_NOT_FOUND", f"乡镇 {code} 没有登记的工地", "township")
+            data = {"township": code, "name": self.city_config.township_name(code), **figures,
+                    "activities": await activities.summary(conn, self.schema, "township", code, today),
+                    "liaison": await liaison.summary(conn, self.schema, "township", code, today),
+                    "snapshot": await snapshot(conn, self.schema)}
+        return orjson.dumps({"ok": True, "data": data})
+
+    @query(QUERIES["department"])
+    async def department(self, params: DepartmentQuery) -> bytes:
+        """A competent department's sites: the township's figures over the sites it supervises. The city file
+        maps its code to its name, which is what the sites record."""
+        today, code = self.today(), params.department
+        name = self.city_config.departments.get(code)
+        if name is None:
+            return _error("DEPARTMENT_NOT_FOUND", f"主管部门 {code} 不在本市的配置中 (no such department)",
+                          "department")
+        async with self.consistent() as conn:
+            figures = await membership.area(conn, self.schema, "department", name, self.city_config)
+            data = {"department": code, "name": name,
+                    **(figures or {"projects": 0, "workers": 0, "members": 0, "branches": 0, "sites": []}),
+                    "activities": await activities.summary(conn, self.schema, "department", name, today),
+                    "liaison": await liaison.summary(conn, self.schema, "department", name, today),
+                    "snapshot": await snapshot(conn, self.schema)}
+        return orjson.dumps({"ok": True, "data": data})
 
     @query(QUERIES["site"])
     async def site(self, params: SiteQuery) -> bytes:
-        async with self.pool.acquire() as conn:
+        today = self.today()
+        async with self.consistent() as conn:
             data = await membership.site(conn, self.schema, params.site_id, self.city_config)
             if data is None:
                 return _error("SITE_NOT_FOUND", f"工地 {params.site_id} 不在视图中 (no such site)", "site_id")
-            data["activities"] = await activities.summary(conn, self.schema, params.site_id, self.today())
+            data["activities"] = await activities.summary(conn, self.schema, "site", params.site_id, today)
             data["departed_holders"] = await activities.departed_holders(conn, self.schema, params.site_id)
-            data["liaison"] = await liaison.summary(conn, self.schema, "site", params.site_id, self.today())
+            data["liaison"] = await liaison.summary(conn, self.schema, "site", params.site_id, today)
+            data["snapshot"] = await snapshot(conn, self.schema)
         return orjson.dumps({"ok": True, "data": data})
 
     @query(QUERIES["birthdays"])

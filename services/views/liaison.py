@@ -28,6 +28,7 @@ from contracts.liaison import (
 )
 from gongdi.bus.projection import Projection
 from gongdi.store.migrations import Migration
+from services.views.membership import scope_filter
 
 # ---- tables ---------------------------------------------------------------------------------------
 
@@ -37,7 +38,7 @@ MIGRATIONS: tuple[Migration, ...] = ()
 
 
 def tables_sql(schema: str) -> str:
-    """The liaison tables; the township scope joins them to the membership `site` table on read."""
+    """The liaison tables; the township and department scopes join them to the membership `site` table on read."""
     s = schema
     return f"""
     CREATE TABLE IF NOT EXISTS {s}.meeting (
@@ -170,17 +171,10 @@ class LiaisonProjection(Projection):
 # ---- queries --------------------------------------------------------------------------------------
 
 
-def scope_filter(schema: str, scope: str) -> str:
-    """A condition on `site_id` selecting the scope's sites; its parameter is $1 (None for the city)."""
-    if scope == "site":
-        return "site_id = $1"
-    if scope == "township":
-        return f"site_id IN (SELECT site_id FROM {schema}.site WHERE township = $1)"
-    return "$1::text IS NULL"
-
-
 async def summary(conn: asyncpg.Connection, schema: str, scope: str, key: str | None, today: dt.date
                   ) -> dict[str, Any]:
+    """The liaison figures of a scope (membership.scope_filter): city (key None), township, department (its name,
+    as the sites store it) or site."""
     s, w = schema, scope_filter(schema, scope)
     items = await conn.fetch(
         f"SELECT responsible, count(*) FILTER (WHERE resolved_on IS NULL) AS open,"

@@ -42,6 +42,10 @@ MIGRATIONS = (
             recorded_at timestamptz NOT NULL
         );
         CREATE INDEX IF NOT EXISTS site_departure_site ON {s}.site_departure (site_id, position);"""),
+    # The city's arrivals by month count every stay, ended or not: a departure keeps the arrival date of the stay
+    # it ends (departures recorded before this migration have none until a rebuild).
+    Migration(6, "departures keep the arrival date of the stay they end",
+              lambda s: f"ALTER TABLE {s}.site_departure ADD COLUMN IF NOT EXISTS arrived_on date;"),
 )
 RECENT_DEPARTURES = 20
 
@@ -143,10 +147,12 @@ class MembershipProjection(Projection):
     async def member_departed(self, conn: asyncpg.Connection, env: Envelope, e: MemberDeparted) -> None:
         s = self.schema
         await conn.execute(
-            f"""WITH gone AS (DELETE FROM {s}.site_member WHERE site_id = $1 AND member_id = $2 RETURNING name),
+            f"""WITH gone AS (DELETE FROM {s}.site_member WHERE site_id = $1 AND member_id = $2
+                              RETURNING name, arrived_on),
                 logged AS (INSERT INTO {s}.site_departure (position, site_id, member_id, name, departed_on,
-                                                         moved_to_site, recorded_by, recorded_at)
-                           SELECT $3, $1, $2, coalesce((SELECT name FROM gone), ''), $4, $5, $6, $7)
+                                                         moved_to_site, recorded_by, recorded_at, arrived_on)
+                           SELECT $3, $1, $2, coalesce((SELECT name FROM gone), ''), $4, $5, $6, $7,
+                                  (SELECT arrived_on FROM gone))
             UPDATE {s}.site SET last_position = $3, updated_at = $7 WHERE site_id = $1""",
             e.site_id, e.member_id, env.position, e.departed_on, e.moved_to_site, env.actor, env.recorded_at,
         )
@@ -174,6 +180,20 @@ class MembershipProjection(Projection):
 
 
 # ---- queries --------------------------------------------------------------------------------------
+
+AREAS = ("township", "department")  # the columns of `site` that group sites into an area: code / name
+
+
+def scope_filter(schema: str, scope: str) -> str:
+    """A condition on `site_id` selecting the scope's sites; its parameter is $1: the site id, the township code,
+    the department's name (what a site stores), or None for the city."""
+    if scope == "site":
+        return "site_id = $1"
+    if scope in AREAS:
+        return f"site_id IN (SELECT site_id FROM {schema}.site WHERE {scope} = $1)"
+    if scope == "city":
+        return "$1::text IS NULL"
+    raise ValueError(f"no such scope {scope!r}")
 
 
 async def city(conn: asyncpg.Connection, schema: str, city: City, rules: Rules = DEFAULT_RULES
@@ -224,6 +244,81 @@ async def city(conn: asyncpg.Connection, schema: str, city: City, rules: Rules =
         "gaps": gaps,
         "should_form_branch": should_form,
         "townships": sorted(townships.values(), key=lambda t: t["township"]),
+        "by_month": await by_month(conn, schema),
+    }
+
+
+async def by_month(conn: asyncpg.Connection, schema: str) -> list[dict[str, Any]]:
+    """Per month, from the first to the last with anything in it (months between with nothing included): members'
+    arrivals (every stay, present or ended), departures (moves to another site included) and sites started."""
+    s = schema
+    rows = await conn.fetch(
+        f"""
+        WITH dated AS (
+            SELECT arrived_on AS day, 1 AS arrivals, 0 AS departures, 0 AS started FROM {s}.site_member
+            UNION ALL SELECT arrived_on, 1, 0, 0 FROM {s}.site_departure WHERE arrived_on IS NOT NULL
+            UNION ALL SELECT departed_on, 0, 1, 0 FROM {s}.site_departure
+            UNION ALL SELECT start_date, 0, 0, 1 FROM {s}.site),
+        monthly AS (
+            SELECT date_trunc('month', day::timestamp) AS month, sum(arrivals) AS arrivals,
+                   sum(departures) AS departures, sum(started) AS started
+            FROM dated GROUP BY 1)
+        SELECT to_char(m, 'YYYY-MM') AS month, coalesce(monthly.arrivals, 0)::bigint AS arrivals,
+               coalesce(monthly.departures, 0)::bigint AS departures, coalesce(monthly.started, 0)::bigint AS started
+        FROM generate_series((SELECT min(month) FROM monthly), (SELECT max(month) FROM monthly), interval '1 month')
+             AS m
+        LEFT JOIN monthly ON monthly.month = m
+        ORDER BY m"""
+    )
+    return [{"month": r["month"], "arrivals": r["arrivals"], "departures": r["departures"],
+             "sites_started": r["started"]} for r in rows]
+
+
+async def area(conn: asyncpg.Connection, schema: str, column: str, value: str, city: City,
+               rules: Rules = DEFAULT_RULES) -> dict[str, Any] | None:
+    """The figures of the sites whose `column` (township code or department name) is `value`, and the sites
+    themselves by name; None when there is none. Counts and project names: no member is named."""
+    if column not in AREAS:
+        raise ValueError(f"no such area {column!r}")
+    s = schema
+    rows = await conn.fetch(
+        f"""
+        SELECT s.site_id, s.name, s.township, s.department, s.workforce, s.qualifies, s.branch->>'name' AS branch,
+               s.completed_on, coalesce(m.members, 0) AS members, coalesce(m.full_members, 0) AS full_members
+        FROM {s}.site s
+        LEFT JOIN (SELECT site_id, count(*) AS members, count(*) FILTER (WHERE status = 'full') AS full_members
+                   FROM {s}.site_member WHERE {scope_filter(s, column)} GROUP BY site_id) m USING (site_id)
+        WHERE s.{column} = $1
+        ORDER BY s.name, s.site_id""",
+        value,
+    )
+    if not rows:
+        return None
+    sites = []
+    for r in rows:
+        building = r["completed_on"] is None
+        sites.append({
+            "site_id": r["site_id"],
+            "name": r["name"],
+            "township": r["township"],
+            "township_name": city.township_name(r["township"]),
+            "department": r["department"],
+            "workforce": r["workforce"],
+            "members_present": r["members"],
+            "full_members": r["full_members"],
+            "branch": r["branch"],
+            "qualifies": r["qualifies"],
+            "gap": r["qualifies"] and r["branch"] is None and building,
+            "should_form_branch": r["branch"] is None and building
+                                  and r["full_members"] >= rules.branch_min_full_members,
+            "completed_on": r["completed_on"].isoformat() if r["completed_on"] else None,
+        })
+    return {
+        "projects": len(sites),
+        "workers": sum(x["workforce"] for x in sites),
+        "members": sum(x["members_present"] for x in sites),
+        "branches": sum(1 for x in sites if x["branch"] is not None),
+        "sites": sites,
     }
 
 
@@ -254,7 +349,10 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, 
         site_id,
     )
     full = sum(1 for m in members if m["status"] == "full")
+    names = {m["member_id"]: m["name"] for m in members}  # members present; one who left is named by id only
     branch = orjson.loads(row["branch"]) if row["branch"] else None
+    if branch is not None:
+        branch["secretary_name"] = names.get(branch.get("secretary", ""))
     return {
         "site_id": row["site_id"],
         "name": row["name"],
@@ -279,13 +377,16 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, 
         "members": [
             {**dict(m), "arrived_on": m["arrived_on"].isoformat()} for m in members
         ],
-        "groups": [
-            {**dict(g), "members": orjson.loads(g["members"]), "formed_on": g["formed_on"].isoformat()}
-            for g in groups
-        ],
+        "groups": [_group(g, names) for g in groups],
         "recent_departures": [{**dict(d), "departed_on": d["departed_on"].isoformat()} for d in departures],
         "last_position": row["last_position"],
     }
+
+
+def _group(g: asyncpg.Record, names: dict[str, str]) -> dict[str, Any]:
+    ids = orjson.loads(g["members"])
+    return {**dict(g), "members": ids, "formed_on": g["formed_on"].isoformat(),
+            "leader_name": names.get(g["leader"]), "member_names": [names.get(m) for m in ids]}
 
 
 def _count(rows: list[asyncpg.Record], key: str) -> dict[str, int]:

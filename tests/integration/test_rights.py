@@ -146,9 +146,11 @@ def expected_read(who: str, query: str, target: str | None) -> str | None:
     if who in ("city", "auditor"):
         return None
     if who == "dashboard":
-        return None if query in ("city", "township", "status") else NATS_PERMISSION
+        return None if query in ("city", "township", "department", "status") else NATS_PERMISSION
     if query in ("city", "status"):
         return None
+    if query == "department":  # OWN is supervised by 交通运输局 (jiaotong), OTHER by 水利局 (shuili)
+        return None if who == f"department.{target}" else "NOT_YOURS"
     if query == "township":
         home = {"township.diantou": "diantou", SECRETARY: "diantou", "township.bailin": "bailin"}
         return None if who == "department.jiaotong" or home[who] == target else "NOT_YOURS"
@@ -162,8 +164,8 @@ async def test_every_role_on_every_query(clients: dict[str, GongdiClient]):
     want: dict[tuple[str, str, str | None], str | None] = {}
     for who in PEOPLE:
         for q in QUERIES.values():
-            targets: list[str | None] = {"site_id": [OWN, OTHER], "township": ["diantou", "bailin"]}.get(q.key or "",
-                                                                                                          [None])
+            targets: list[str | None] = {"site_id": [OWN, OTHER], "township": ["diantou", "bailin"],
+                                         "department": ["jiaotong", "shuili"]}.get(q.key or "", [None])
             for target in targets:
                 reply = await clients[who].query("views", q.name, {q.key: target} if q.key else {})
                 error = reply.get("error") or {}
@@ -279,7 +281,8 @@ async def test_the_dashboard_sees_figures_never_names(clients: dict[str, GongdiC
 
     assert await eventually(counted)
     dashboard = clients["dashboard"]
-    for name, body in (("city", {}), ("township", {"township": "diantou"}), ("status", {})):
+    for name, body in (("city", {}), ("township", {"township": "diantou"}), ("department", {"department": "jiaotong"}),
+                       ("status", {})):
         reply = await dashboard.query("views", name, body)
         text = orjson.dumps(reply).decode()
         assert reply["ok"] and "李四" not in text and "m-dash" not in text

@@ -69,7 +69,8 @@ def test_nats_lets_the_services_answer_and_only_the_platform_retry():
     assert users["setup"].everything
     people = [u for u in users.values() if u.account == USERS_ACCOUNT]
     assert not any(p.startswith("ops") or p == ">" for u in people for p in u.publish)
-    assert users["dashboard"].publish == ["qry.views.city", "qry.views.township", "qry.*.status"]
+    assert users["dashboard"].publish == ["qry.views.city", "qry.views.township", "qry.views.department",
+                                          "qry.*.status"]
     for u in people:
         if Identity.parse(u.name).role is not Role.DASHBOARD:  # the writers' status refuses a township itself
             assert [p for p in u.publish if p.startswith("qry.")] == ["qry.>"], u.name

@@ -62,3 +62,13 @@ def test_a_secretary_is_added_only_for_a_known_township_and_a_slug_site(tmp_path
     assert (tmp_path / "credentials.json").read_text() == before and creds.secretaries == {}
     assert creds.add_secretary(city, "binhai-2", "diantou").name == "site.diantou.binhai-2"
     assert "site.diantou.binhai-2" in Credentials.load(tmp_path / "credentials.json").nats
+
+
+def test_reading_a_department():
+    for everything in (Identity(Role.CITY), Identity(Role.AUDITOR), Identity(Role.DASHBOARD),
+                       Identity.parse("views", PLATFORM_ACCOUNT)):
+        assert everything.may_read_department("jiaotong") and everything.may_read_department("shuili")
+    shuili = Identity.parse("department.shuili")
+    assert shuili.may_read_department("shuili") and not shuili.may_read_department("jiaotong")
+    assert not Identity(Role.TOWNSHIP, township="diantou").may_read_department("shuili")
+    assert not Identity(Role.SITE, township="diantou", site="x").may_read_department("shuili")

@@ -1,0 +1,219 @@
+"""The HTTP API, generated from the contracts: one route per command and per query, answered over the bus."""
+
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import nats.errors
+import orjson
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from contracts import activities, liaison, membership
+from contracts.base import Command
+from contracts.queries import QUERIES, ServiceStatus
+from contracts.queries import Query as ViewQuery
+from contracts.replies import CommandReply, ErrorInfo, QueryReply
+from gongdi.ops.client import UNREACHABLE
+from services.gateway.metrics import Metrics
+from services.gateway.sessions import COOKIE, LoginFailed, Session, Sessions
+
+CONTRACTS = (membership, activities, liaison)
+# An Idempotency-Key that is no UUID becomes one, per identity: two people's keys never collide.
+KEY_NAMESPACE = uuid.UUID("5b0f6f1e-3c2a-4f8e-9d1e-6a7c1b2e9f40")
+SERVICES_WITH_STATUS = [c.SERVICE for c in CONTRACTS]
+
+# The HTTP status each kind of refusal is answered with; the body is the bus's typed error either way.
+STATUS_OF = {"VALIDATION_FAILED": 422, "FORBIDDEN": 403, "LOGIN_REQUIRED": 401, "LOGIN_FAILED": 401,
+             "REQUEST_TOO_LARGE": 413, "COMMAND_ID_REUSED": 409, "UNREACHABLE": 503, "INTERNAL": 500}
+
+
+def status_for(code: str) -> int:
+    if code in STATUS_OF:
+        return STATUS_OF[code]
+    return 404 if code.endswith("_NOT_FOUND") else 409  # any other: a rule of the domain refused it
+
+
+def refused(code: str, message: str, field: str | None = None) -> JSONResponse:
+    body = {"ok": False, "error": ErrorInfo(code=code, message=message, field=field).model_dump()}
+    return JSONResponse(body, status_code=status_for(code))
+
+
+def answer(reply: dict[str, Any]) -> Response:
+    """The service's reply as it came, with the HTTP status its outcome deserves."""
+    status = 200 if reply.get("ok") else status_for(str((reply.get("error") or {}).get("code")))
+    return Response(orjson.dumps(reply), status_code=status, media_type="application/json")
+
+
+class NotLoggedIn(Exception):
+    """No valid session on a request that needs one."""
+
+
+def bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.cookies.get(COOKIE)
+
+
+def session_dependency(sessions: Sessions) -> Callable[[Request], Session]:
+    def current(request: Request) -> Session:
+        session = sessions.get(bearer(request))
+        if session is None:
+            raise NotLoggedIn()
+        return session
+
+    return current
+
+
+class Login(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user: Annotated[str, Field(min_length=1, max_length=100, description="身份，如 city、township.diantou")]
+    password: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Me(BaseModel):
+    user: str
+    role: str
+    role_label: str
+    township: str | None
+    site: str | None
+    department: str | None
+    scope: str | None
+    may_write: bool
+    city: dict[str, Any]
+
+
+class MeReply(BaseModel):
+    ok: bool
+    data: Me | None = None
+    error: ErrorInfo | None = None
+
+
+def http_body(command: type[Command]) -> type[BaseModel]:
+    """The command as an HTTP body: the same contract, with `command_id` optional (the Idempotency-Key header or
+    a new id fills it)."""
+    return create_model(command.__name__, __base__=command, __module__=command.__module__,
+                        command_id=(uuid.UUID | None, None))
+
+
+def command_id_for(key: str | None, body_id: Any, user: str) -> str:
+    if key:
+        try:
+            return str(uuid.UUID(key))
+        except ValueError:
+            return str(uuid.uuid5(KEY_NAMESPACE, f"{user}\n{key}"))
+    return str(body_id) if body_id else str(uuid.uuid4())
+
+
+async def over_bus(metrics: Metrics, kind: str, name: str, ask: Callable[[], Any]) -> Response:
+    try:
+        reply = await ask()
+    except UNREACHABLE:
+        metrics.count(kind, name, "UNREACHABLE")
+        return refused("UNREACHABLE", "平台暂时无法访问，请稍后重试 (the platform did not answer)")
+    except nats.errors.Error:
+        metrics.count(kind, name, "UNREACHABLE")
+        return refused("UNREACHABLE", "平台暂时无法访问，请稍后重试 (bus error)")
+    outcome = "ok" if reply.get("ok") else str((reply.get("error") or {}).get("code"))
+    if reply.get("duplicate"):
+        outcome = "duplicate"
+    metrics.count(kind, name, outcome)
+    return answer(reply)
+
+
+def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str, Any]) -> None:
+    current = session_dependency(sessions)
+    Current = Annotated[Session, Depends(current)]
+    errors = {401: {"model": QueryReply, "description": "未登录"}, 403: {"model": QueryReply, "description": "无权"},
+              422: {"model": QueryReply, "description": "输入不合要求"},
+              503: {"model": QueryReply, "description": "平台暂时无法访问"}}
+
+    auth = APIRouter(prefix="/api", tags=["登录"])
+
+    @auth.post("/login", response_model=MeReply, responses={401: {"model": MeReply}}, summary="登录")
+    async def login(body: Login) -> Response:
+        try:
+            session = await sessions.login(body.user, body.password)
+        except LoginFailed:
+            return refused("LOGIN_FAILED", "用户名或密码不对 (login failed)", "password")
+        except UNREACHABLE:
+            return refused("UNREACHABLE", "平台暂时无法访问，请稍后重试 (the bus did not answer)")
+        response = JSONResponse({"ok": True, "data": session.me(city)})
+        response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict", max_age=12 * 3600)
+        response.headers["X-Session-Token"] = session.token  # for programs using `Authorization: Bearer`
+        return response
+
+    @auth.post("/logout", summary="退出")
+    async def logout(request: Request) -> Response:
+        await sessions.logout(bearer(request))
+        response = JSONResponse({"ok": True})
+        response.delete_cookie(COOKIE)
+        return response
+
+    @auth.get("/me", response_model=MeReply, responses={401: errors[401]}, summary="当前身份")
+    async def me(session: Current) -> dict[str, Any]:
+        return {"ok": True, "data": session.me(city)}
+
+    app.include_router(auth)
+
+    views = APIRouter(prefix="/api/views", tags=["视图"])
+    for q in QUERIES.values():
+        views.add_api_route(f"/{q.name}", _query_route(q, current, metrics), methods=["GET"], summary=q.title,
+                            response_model=QueryReply, responses={**errors, 404: {"model": QueryReply}},
+                            name=f"view_{q.name}")
+    app.include_router(views)
+
+    status = APIRouter(prefix="/api/status", tags=["运行状态"])
+    for service in SERVICES_WITH_STATUS:
+        status.add_api_route(f"/{service}", _status_route(service, current, metrics), methods=["GET"],
+                             summary=f"{service} 服务进度", response_model=QueryReply, responses=errors,
+                             name=f"status_{service}")
+    app.include_router(status)
+
+    for contract in CONTRACTS:
+        router = APIRouter(prefix=f"/api/commands/{contract.SERVICE}", tags=[f"命令: {contract.SERVICE}"])
+        for name, command in contract.COMMANDS.items():
+            router.add_api_route(f"/{name}", _command_route(contract.SERVICE, name, command, current, metrics),
+                                 methods=["POST"], summary=(command.__doc__ or name).strip().splitlines()[0],
+                                 response_model=CommandReply, name=f"{contract.SERVICE}_{name}",
+                                 responses={**errors, 404: {"model": CommandReply}, 409: {"model": CommandReply}})
+        app.include_router(router)
+
+
+def _query_route(q: ViewQuery, current: Callable[..., Session], metrics: Metrics) -> Callable[..., Any]:
+    async def route(params: Annotated[q.params, Query()], session: Annotated[Session, Depends(current)]
+                    ) -> Response:  # type: ignore[valid-type]
+        body = params.model_dump(exclude_none=True)
+        return await over_bus(metrics, "query", q.name, lambda: session.client.query("views", q.name, body))
+
+    route.__doc__ = f"{q.title}。与总线上的 `{q.subject}` 相同，按登录身份检查权限。"
+    return route
+
+
+def _status_route(service: str, current: Callable[..., Session], metrics: Metrics) -> Callable[..., Any]:
+    async def route(session: Annotated[Session, Depends(current)]) -> Response:
+        return await over_bus(metrics, "query", f"{service}.status",
+                              lambda: session.client.request(f"qry.{service}.status", b"{}"))
+
+    route.__doc__ = f"{service} 的事件记录与发布进度、其消费者的死信。数据形状: {ServiceStatus.__name__}。"
+    return route
+
+
+def _command_route(service: str, name: str, command: type[Command], current: Callable[..., Session],
+                   metrics: Metrics) -> Callable[..., Any]:
+    model = http_body(command)
+
+    async def route(body: Annotated[model, Body()], request: Request,  # type: ignore[valid-type]
+                    session: Annotated[Session, Depends(current)],
+                    idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Response:
+        # The service parses the body itself, strictly: it gets the bytes as sent, with the command id set.
+        raw = orjson.loads(await request.body())
+        raw["command_id"] = command_id_for(idempotency_key, raw.get("command_id"), session.identity.name)
+        return await over_bus(metrics, "command", f"{service}.{name}",
+                              lambda: session.client.send_raw(service, name, orjson.dumps(raw)))
+
+    route.__doc__ = (f"{(command.__doc__ or name).strip()}\n\n发往 `cmd.<scope>.{service}.{name}`；"
+                     "`Idempotency-Key` 头即命令编号：同一键重发只记录一次。")
+    return route

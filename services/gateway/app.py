@@ -1,0 +1,114 @@
+"""The gateway's composition root: settings, the platform connection, sessions, the HTTP app and its server."""
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import structlog
+import uvicorn
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from contracts.errors import explain
+from gongdi.ops.client import GongdiClient
+from gongdi.service.logging import configure
+from gongdi.service.settings import Settings
+from services.gateway import api, live, metrics, pages
+from services.gateway.asyncapi import specification
+from services.gateway.sessions import Session, Sessions
+
+VERSION = "0.2.0"
+SWEEP_EVERY = 300.0  # seconds between closing idle sessions
+
+
+def build(settings: Settings) -> FastAPI:
+    """The whole HTTP app; nothing connects until its lifespan starts."""
+    city = settings.city()
+    city_info: dict[str, Any] = {"code": city.code, "name": city.name, "townships": dict(city.townships),
+                                 "departments": dict(city.departments)}
+    sessions = Sessions(settings)
+    counts = metrics.Metrics()
+    platform: dict[str, GongdiClient] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        platform["client"] = await GongdiClient.connect(settings, timeout=5, lasting=True)
+        sweeper = asyncio.create_task(_sweep(sessions))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await sessions.close()
+            await platform["client"].close()
+
+    app = FastAPI(title=f"{city.name} 工地党建 HTTP API", version=VERSION, lifespan=lifespan, docs_url=None,
+                  redoc_url=None, description="每个命令与查询都与 NATS 总线上的相同，由同一份 contracts 生成；"
+                  "登录后以该身份的权限执行。错误形如 `{ok: false, error: {code, message, field}}`。")
+
+    @app.exception_handler(api.NotLoggedIn)
+    async def not_logged_in(_: Request, __: Exception) -> Response:
+        return api.refused("LOGIN_REQUIRED", "请先登录 (log in first)")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> Response:
+        info = explain(list(exc.errors()))
+        return api.refused(info.code, info.message, info.field)
+
+    api.build_api(app, sessions, counts, city_info)
+    current = api.session_dependency(sessions)
+
+    @app.get("/api/live", tags=["实时"], summary="视图的实时推送 (Server-Sent Events)",
+             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+    async def live_view(request: Request, session: Annotated[Session, Depends(current)],
+                        view: Annotated[live.LiveView, Query()] = "city",
+                        key: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+        """先推送一份完整快照，之后每次变化后一秒内再推送；`seq` 只增不减，断线重连从新的快照开始。"""
+        last = request.headers.get("last-event-id", "")
+        stream = live.snapshots(session, view, key, city.code, counts, int(last) if last.isdigit() else -1)
+        return StreamingResponse(stream, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.get("/health", tags=["运行状态"], summary="健康检查")
+    async def health() -> Response:
+        status = await metrics.platform_status(platform["client"])
+        ok = status is not None
+        body = {"ok": ok, "bus": platform["client"].nc.is_connected, "services": "answering" if ok else "missing",
+                "sessions": len(sessions.by_token)}
+        if status is not None:
+            body["dead_letters"] = sum(c["dead_letters"] for c in status["consumers"])
+            body["lag"] = sum(max(0, (c["recorded"] or 0) - c["applied"]) for c in status["consumers"])
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["运行状态"], summary="Prometheus 指标", response_class=Response)
+    async def prometheus() -> Response:
+        status = await metrics.platform_status(platform["client"])
+        return Response(metrics.render(counts, status, len(sessions.by_token)),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    spec = specification(city.code, VERSION).to_specification()
+    pages.build_pages(app, sessions, spec.to_json(), pages.asyncapi_page_html(spec))
+    return app
+
+
+async def _sweep(sessions: Sessions) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_EVERY)
+        await sessions.sweep()
+
+
+def main(argv: list[str]) -> None:
+    what = argv[0] if argv else "serve"
+    if what != "serve":
+        sys.exit(f"usage: python -m services.gateway [serve], not {what!r}")
+    settings = Settings.from_env()
+    configure(settings.log_format, settings.log_level, "gateway")
+    missing = pages.missing_assets()
+    if missing:
+        structlog.get_logger().warning("dashboard assets missing; run `make` (npm ci in services/gateway/web)",
+                                       packages=missing)
+    config = uvicorn.Config(build(settings), host=settings.http_host, port=settings.http_port, log_level="warning",
+                            access_log=False, lifespan="on")
+    uvicorn.Server(config).run()

@@ -1,0 +1,64 @@
+"""Health and Prometheus metrics: what passed through the gateway, and every service's progress over the bus."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from gongdi.ops.client import UNREACHABLE, GongdiClient
+from gongdi.ops.readiness import ServiceRefused, stream_status
+
+
+class Metrics:
+    """Counts of requests by kind, name and outcome (the reply's code, `ok` or `duplicate`)."""
+
+    def __init__(self) -> None:
+        self.requests: Counter[tuple[str, str, str]] = Counter()
+        self.live_streams = 0
+
+    def count(self, kind: str, name: str, outcome: str) -> None:
+        self.requests[(kind, name, outcome)] += 1
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+async def platform_status(client: GongdiClient) -> dict[str, Any] | None:
+    """Every service's status merged (gongdi.ops.readiness), or None when some service does not answer."""
+    try:
+        return await stream_status(None, client)
+    except (ServiceRefused, *UNREACHABLE):
+        return None
+
+
+def render(metrics: Metrics, status: dict[str, Any] | None, sessions: int) -> str:
+    out = ["# HELP gongdi_gateway_requests_total Commands and queries through the gateway, by outcome.",
+           "# TYPE gongdi_gateway_requests_total counter"]
+    for (kind, name, outcome), n in sorted(metrics.requests.items()):
+        out.append(f'gongdi_gateway_requests_total{{kind="{kind}",name="{_label(name)}",'
+                   f'outcome="{_label(outcome)}"}} {n}')
+    out += ["# HELP gongdi_gateway_sessions Logged-in sessions.", "# TYPE gongdi_gateway_sessions gauge",
+            f"gongdi_gateway_sessions {sessions}",
+            "# HELP gongdi_gateway_live_streams Open live (SSE) streams.", "# TYPE gongdi_gateway_live_streams gauge",
+            f"gongdi_gateway_live_streams {metrics.live_streams}",
+            "# HELP gongdi_platform_up 1 when every service answered its status.",
+            "# TYPE gongdi_platform_up gauge", f"gongdi_platform_up {0 if status is None else 1}"]
+    if status is None:
+        return "\n".join(out) + "\n"
+    out += ["# HELP gongdi_events_recorded Events in a writing service's store.",
+            "# TYPE gongdi_events_recorded gauge",
+            "# HELP gongdi_events_published Events in a writing service's stream.",
+            "# TYPE gongdi_events_published gauge"]
+    for s in status["streams"]:
+        out.append(f'gongdi_events_recorded{{service="{s["service"]}"}} {s["recorded"]}')
+        out.append(f'gongdi_events_published{{service="{s["service"]}"}} {s["published"]}')
+    out += ["# HELP gongdi_consumer_lag Stream messages a consumer has not applied yet.",
+            "# TYPE gongdi_consumer_lag gauge",
+            "# HELP gongdi_dead_letters Events a consumer passed without applying them.",
+            "# TYPE gongdi_dead_letters gauge"]
+    for c in status["consumers"]:
+        labels = f'service="{c["service"]}",consumer="{c["consumer"]}",stream="{c["stream"]}"'
+        behind = (c["recorded"] if c.get("recorded") is not None else c["published"]) - c["applied"]
+        out.append(f"gongdi_consumer_lag{{{labels}}} {max(0, behind)}")
+        out.append(f"gongdi_dead_letters{{{labels}}} {c['dead_letters']}")
+    return "\n".join(out) + "\n"

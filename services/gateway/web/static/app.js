@@ -1,0 +1,572 @@
+// 工地党建 · shared browser code: API access, login state, header, Chinese labels, live updates, small renderers.
+// Plain ES module, no build step. Every text taken from data goes through textContent (never innerHTML).
+
+// ---- Chinese labels ------------------------------------------------------------------------------------------
+
+export const LABELS = {
+  unitKind: {
+    owner: '建设单位', design: '设计单位', construction: '施工单位', supervision: '监理单位',
+    department: '主管部门', township: '驻地乡镇/村',
+  },
+  status: { full: '正式党员', probationary: '预备党员' },
+  statusShort: { full: '正式', probationary: '预备' },
+  relation: { transferred: '转入', mobile: '流动' },
+  relationLong: { transferred: '组织关系转入', mobile: '流动党员' },
+  job: { worker: '农民工', technician: '技术人员', manager: '管理人员' },
+  gender: { male: '男', female: '女' },
+  team: { vanguard: '工建先锋小组', assault: '党员突击队', emergency: '党员应急小组' },
+  post: {
+    policy_consultation: '政策宣传咨询岗', opinion_collection: '民意收集反馈岗', safety_patrol: '安全生产巡查岗',
+    quality_supervision: '工程质量监督岗', skills_mentoring: '技能帮带岗', epidemic_prevention: '防疫专管岗',
+  },
+  visit: { section: '进工段', crew: '进班组', dormitory: '进宿舍' },
+  talkReason: { new_arrival: '新来党员必谈', safety_violation: '施工违章必谈', personal_change: '个人或家庭变故必谈' },
+  activity: {
+    night_school: '工地夜校', micro_lesson: '微党课', safety_month: '安全生产月', skills_contest: '技能大练兵',
+    safety_drill: '安全应急演练', social_service: '社会组织送服务', cultural_evening: '文艺晚会',
+  },
+  party: {
+    owner: '业主', department: '项目主管部门', township: '驻地乡镇', village: '村', design: '设计',
+    construction: '施工', supervision: '监理',
+  },
+  target: { quality: '工程质量', safety: '安全生产', progress: '工程进度', civilised_site: '文明工地' },
+  dispute: { wages: '薪资', land_acquisition: '征地拆迁', work_obstruction: '阻工', neighbours: '邻里', other: '其他' },
+  caseState: { reported: '已受理', mediating: '调解中', resolved: '调解成功', petitioned: '上访' },
+  support: {
+    road_hardening: '硬化道路', donation: '捐款', poverty_visit: '慰问贫困户', transport: '免费运输',
+    joint_patrol: '联合巡逻', epidemic_help: '疫情防控协助',
+  },
+  supportUnit: { road_hardening: '米', donation: '元', poverty_visit: '元', transport: '车次', joint_patrol: '次', epidemic_help: '次' },
+  role: { city: '市工委', township: '乡镇', site: '工地书记', department: '主管部门', auditor: '审计', dashboard: '大屏' },
+  event: {
+    MemberArrived: '党员进场', MemberDeparted: '党员离场', TalkObligationCreated: '生成必谈任务', TalkHeld: '谈心谈话',
+    ActivityHeld: '活动', DisputeReported: '纠纷受理', MediationStarted: '开始调解', MediationResolved: '调解成功',
+    DisputeEscalated: '转为上访', BranchFormed: '党支部成立', PartyGroupFormed: '党小组成立',
+    WorkforceReported: '从业人员上报', SiteRegistered: '工地登记', SiteCompleted: '项目竣工',
+  },
+};
+
+export const DISPUTE_KINDS = ['wages', 'land_acquisition', 'work_obstruction', 'neighbours', 'other'];
+export const CASE_STATES = ['reported', 'mediating', 'resolved', 'petitioned'];
+export const TEAM_KINDS = ['vanguard', 'assault', 'emergency'];
+export const POST_KINDS = Object.keys(LABELS.post);
+export const UNIT_KINDS = Object.keys(LABELS.unitKind);
+
+export function label(map, key) {
+  if (key === null || key === undefined) return '';
+  return Object.prototype.hasOwnProperty.call(map, key) ? map[key] : String(key);
+}
+
+// ---- formatting ----------------------------------------------------------------------------------------------
+
+const NUMBER = new Intl.NumberFormat('zh-CN', { maximumFractionDigits: 2 });
+
+export function fmt(n) {
+  if (n === null || n === undefined || n === '') return '—';
+  const x = typeof n === 'number' ? n : Number(n);
+  return Number.isFinite(x) ? NUMBER.format(x) : String(n);
+}
+
+export function pad2(n) { return String(n).padStart(2, '0'); }
+
+export function clockTime(date) {
+  return `${pad2(date.getHours())}:${pad2(date.getMinutes())}:${pad2(date.getSeconds())}`;
+}
+
+export function today() {
+  const d = new Date();
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}`;
+}
+
+export function thisMonth() { return today().slice(0, 7); }
+
+export function sum(values) { return values.reduce((a, b) => a + (Number(b) || 0), 0); }
+
+// ---- DOM helpers ---------------------------------------------------------------------------------------------
+
+// h('a', {href: '/x', class: 'link', dataset: {figure: 'members'}}, 'text', child, [more, children])
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  if (attrs) {
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'class') el.className = v;
+      else if (k === 'dataset') { for (const [dk, dv] of Object.entries(v)) if (dv !== undefined && dv !== null) el.dataset[dk] = String(dv); }
+      else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+      else if (v === true) el.setAttribute(k, '');
+      else el.setAttribute(k, String(v));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children) {
+    if (c === undefined || c === null || c === false) continue;
+    if (Array.isArray(c)) append(el, c);
+    else el.append(c instanceof Node ? c : String(c));
+  }
+}
+
+export function $(selector, root = document) { return root.querySelector(selector); }
+
+// Replace an element's content: views re-render whole, so nothing grows over a day on screen.
+export function fill(target, ...children) {
+  const el = typeof target === 'string' ? document.getElementById(target) : target;
+  if (!el) return null;
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+// A figure tests and screens rely on: <span data-figure="members">251</span>
+// Counts are shown as plain digits (251, 12708): what tests read and a wall screen shows.
+export function fig(name, value, cls = 'num') {
+  const x = typeof value === 'number' ? value : Number(value);
+  const text = value === null || value === undefined || value === '' ? '—' : (Number.isFinite(x) ? String(x) : String(value));
+  return h('span', { class: cls, dataset: { figure: name, value: Number.isFinite(x) ? String(x) : undefined } }, text);
+}
+
+export function card(name, title, value, { unit, sub, accent } = {}) {
+  return h('div', { class: `card${accent ? ' card-accent' : ''}` },
+    h('div', { class: 'card-title' }, title),
+    h('div', { class: 'card-value' }, fig(name, value), unit ? h('span', { class: 'unit' }, unit) : null),
+    sub ? h('div', { class: 'card-sub' }, sub) : null);
+}
+
+export function table(headers, rows, { cls = 'data', empty = '暂无记录', dataset } = {}) {
+  if (!rows.length) return h('p', { class: 'empty' }, empty);
+  return h('table', { class: cls, dataset },
+    h('thead', null, h('tr', null, headers.map((x) => h('th', null, x)))),
+    h('tbody', null, rows.map((r) => (r instanceof Node ? r : h('tr', null, r.map((c) => h('td', null, c)))))));
+}
+
+export function flag(text, kind) { return h('span', { class: `flag flag-${kind}` }, text); }
+
+// ---- API -----------------------------------------------------------------------------------------------------
+
+const HTTP_MESSAGES = {
+  0: '无法连接服务器，请检查网络后重试',
+  401: '请先登录',
+  403: '无权查看',
+  404: '没有找到',
+  409: '不符合规定，未记录',
+  413: '内容过大',
+  422: '填写有误',
+  503: '平台暂时无法连接，请稍后再试',
+};
+
+export class ApiError extends Error {
+  constructor(status, error) {
+    const info = error || {};
+    super(info.message || HTTP_MESSAGES[status] || `请求失败（${status}）`);
+    this.status = status;
+    this.code = info.code || (status ? `HTTP_${status}` : 'NETWORK');
+    this.field = info.field ?? null;
+  }
+  get forbidden() { return this.status === 403 || this.code === 'FORBIDDEN'; }
+  get notFound() { return this.status === 404 || /_NOT_FOUND$/.test(this.code); }
+  // Worth sending again as is: no answer, or the platform was unreachable.
+  get retryable() { return this.status === 0 || this.status === 502 || this.status === 503 || this.status === 504; }
+}
+
+export function loginUrl() {
+  return `/login?next=${encodeURIComponent(location.pathname + location.search + location.hash)}`;
+}
+
+export function goLogin() {
+  if (location.pathname !== '/login') location.assign(loginUrl());
+}
+
+// fetch the gateway: same-origin credentials, JSON both ways; 401 goes to the login page (unless told not to).
+export async function api(path, { method = 'GET', body, headers = {}, redirectOn401 = true } = {}) {
+  const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json', ...headers }, cache: 'no-store' };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, null);
+  }
+  let payload = null;
+  try { payload = await res.json(); } catch { payload = null; }
+  if (res.status === 401 && redirectOn401) {
+    goLogin();
+    throw new ApiError(401, payload && payload.error);
+  }
+  if (!res.ok || !payload || payload.ok !== true) {
+    throw new ApiError(res.ok ? 500 : res.status, payload && payload.error);
+  }
+  return payload;
+}
+
+export async function view(name, params = {}) {
+  const q = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== ''));
+  const reply = await api(`/api/views/${name}${q.toString() ? `?${q}` : ''}`);
+  return reply.data;
+}
+
+// A UUID for Idempotency-Key: crypto.randomUUID needs a secure context (https or localhost), which an intranet
+// served over plain http is not; getRandomValues works everywhere.
+export function newKey() {
+  if (globalThis.crypto && typeof crypto.randomUUID === 'function' && globalThis.isSecureContext) {
+    return crypto.randomUUID();
+  }
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const x = [...b].map((v) => v.toString(16).padStart(2, '0')).join('');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
+// ---- who is logged in ----------------------------------------------------------------------------------------
+
+let mePromise = null;
+
+export function loadMe() {
+  if (!mePromise) mePromise = api('/api/me').then((r) => r.data);
+  return mePromise;
+}
+
+export function homeOf(me) {
+  switch (me.role) {
+    case 'township': return `/township/${encodeURIComponent(me.township)}`;
+    case 'department': return `/department/${encodeURIComponent(me.department)}`;
+    case 'site': return `/site/${encodeURIComponent(me.site)}`;
+    default: return '/city';
+  }
+}
+
+export function townshipName(me, code) {
+  return (me && me.city && me.city.townships && me.city.townships[code]) || code || '';
+}
+
+export function departmentName(me, code) {
+  return (me && me.city && me.city.departments && me.city.departments[code]) || code || '';
+}
+
+// Whether the views service lets this login read a site's page (names of members): see contracts/identity.py.
+export function mayReadSite(me, site) {
+  if (!me || !site) return false;
+  switch (me.role) {
+    case 'city': case 'auditor': return true;
+    case 'township': return site.township === me.township;
+    case 'site': return site.site_id === me.site;
+    case 'department': {
+      const mine = departmentName(me, me.department);
+      return Boolean(site.department) && (site.department === mine || site.department === me.department);
+    }
+    default: return false;
+  }
+}
+
+export function mayReadTownship(me, code) {
+  if (!me) return false;
+  if (me.role === 'township' || me.role === 'site') return me.township === code;
+  return true;
+}
+
+export function siteLink(me, site, text) {
+  const name = text ?? site.name ?? site.site_id;
+  if (mayReadSite(me, site)) {
+    return h('a', { href: `/site/${encodeURIComponent(site.site_id)}`, dataset: { siteId: site.site_id } }, name);
+  }
+  return h('span', { dataset: { siteId: site.site_id } }, name);
+}
+
+// ---- header --------------------------------------------------------------------------------------------------
+
+export async function logout() {
+  try { await api('/api/logout', { method: 'POST', redirectOn401: false }); } catch { /* gone anyway */ }
+  location.assign('/login');
+}
+
+// Fills #user-box with the login and the 退出 button, and #nav with links fitting the role.
+export function header(me, { nav = true } = {}) {
+  fill('user-box',
+    h('span', { class: 'user-role', dataset: { role: me.role } }, me.role_label || label(LABELS.role, me.role)),
+    h('span', { class: 'user-name', id: 'user-name' }, me.user),
+    h('button', { type: 'button', class: 'btn btn-logout', id: 'logout', onclick: logout }, '退出'));
+  const navEl = document.getElementById('nav');
+  if (nav && navEl) {
+    const links = [h('a', { href: '/city' }, '全市')];
+    if (me.township) links.push(h('a', { href: `/township/${encodeURIComponent(me.township)}` }, townshipName(me, me.township)));
+    if (me.department) links.push(h('a', { href: `/department/${encodeURIComponent(me.department)}` }, departmentName(me, me.department)));
+    if (me.site) links.push(h('a', { href: `/site/${encodeURIComponent(me.site)}` }, '本工地'));
+    const here = location.pathname;
+    for (const a of links) if (a.getAttribute('href') === here) a.setAttribute('aria-current', 'page');
+    fill(navEl, links);
+  }
+}
+
+// A whole-page message in place of a view: 无权查看, 没有找到, 无法连接.
+export function showProblem(err, target = 'content') {
+  const el = typeof target === 'string' ? document.getElementById(target) : target;
+  let title = '加载失败';
+  let state = 'error';
+  if (err instanceof ApiError && err.forbidden) { title = '无权查看'; state = 'forbidden'; }
+  else if (err instanceof ApiError && err.notFound) { title = '没有找到'; state = 'not-found'; }
+  else if (err instanceof ApiError && err.retryable) { title = '暂时无法连接'; state = 'unreachable'; }
+  const message = err && err.message && err.message !== title ? err.message : '';
+  fill(el, h('div', { class: 'problem', id: 'problem', dataset: { state, code: err && err.code } },
+    h('h2', null, title),
+    message ? h('p', null, message) : null,
+    h('p', null, h('a', { href: '/' }, '返回首页'))));
+  setLive('off');
+}
+
+// ---- live: Server-Sent Events ---------------------------------------------------------------------------------
+
+const LIVE_TEXT = { live: '实时', connecting: '连接中…', down: '连接中断，重连中', off: '未连接' };
+
+export function setLive(state, detail) {
+  const el = document.getElementById('live-status');
+  if (!el) return;
+  el.dataset.state = state;
+  el.className = `live live-${state === 'live' ? 'ok' : 'down'}`;
+  el.textContent = LIVE_TEXT[state] || state;
+  el.title = detail || '';
+}
+
+export function setFreshness(at, seq) {
+  const el = document.getElementById('freshness');
+  if (!el || !at) return;
+  const d = new Date(at);
+  if (Number.isNaN(d.getTime())) return;
+  el.textContent = `数据更新于 ${clockTime(d)}`;
+  el.dataset.at = at;
+  if (seq !== undefined && seq !== null) el.dataset.seq = String(seq);
+  el.title = d.toLocaleString('zh-CN', { hour12: false });
+}
+
+export function snapshotOf(data) {
+  return (data && data.snapshot) || {};
+}
+
+// live('site', 'shachengwan', (data, msg) => render(data), {initialSeq}) → {close()}
+// Each (re)connection starts with a full snapshot; snapshots older than the one shown are ignored.
+export function live(viewName, key, onSnapshot, { initialSeq = -1, onFailure } = {}) {
+  let seq = Number.isFinite(initialSeq) ? initialSeq : -1;
+  let es = null;
+  let timer = null;
+  let delay = 1000;
+  let stopped = false;
+  const url = `/api/live?view=${encodeURIComponent(viewName)}${key ? `&key=${encodeURIComponent(key)}` : ''}`;
+
+  function reconnectLater() {
+    if (stopped || timer) return;
+    setLive('down');
+    timer = setTimeout(async () => {
+      timer = null;
+      try { await api('/api/me'); } catch (err) { if (err.status === 401) return; } // 401 → login page
+      connect();
+    }, delay);
+    delay = Math.min(delay * 2, 30000);
+  }
+
+  function connect() {
+    if (stopped) return;
+    if (es) es.close();
+    setLive('connecting');
+    es = new EventSource(url, { withCredentials: false });
+    es.onopen = () => { delay = 1000; setLive('live'); };
+    es.addEventListener('snapshot', (ev) => {
+      let msg;
+      try { msg = JSON.parse(ev.data); } catch { return; }
+      setLive('live');
+      const raw = msg.seq ?? snapshotOf(msg.data).seq ?? (ev.lastEventId || undefined);
+      const s = raw === undefined || raw === null ? NaN : Number(raw);
+      if (Number.isFinite(s) && s < seq) return; // older than what is shown
+      const unchanged = Number.isFinite(s) && s === seq;
+      if (Number.isFinite(s)) seq = s;
+      setFreshness(msg.at || snapshotOf(msg.data).at, seq);
+      if (unchanged) return;
+      try { onSnapshot(msg.data, msg); } catch (err) { console.error('render failed', err); }
+    });
+    es.addEventListener('failure', (ev) => {
+      let info = {};
+      try { info = JSON.parse(ev.data); } catch { /* keep empty */ }
+      if (info.code === 'LOGIN_REQUIRED') { stop(); goLogin(); return; }
+      if (info.code === 'FORBIDDEN' || /_NOT_FOUND$/.test(info.code || '')) {
+        stop();
+        setLive('off', info.message);
+        if (onFailure) onFailure(new ApiError(info.code === 'FORBIDDEN' ? 403 : 404, info));
+        return;
+      }
+      if (info.code === 'UNREACHABLE') { setLive('down', info.message); return; } // the gateway keeps trying
+      // Any other refusal ends the stream: reconnect on our own, slowly, instead of the browser's every second.
+      if (es) es.close();
+      reconnectLater();
+      setLive('down', info.message);
+    });
+    es.onerror = () => {
+      if (stopped) return;
+      if (es.readyState === EventSource.CLOSED) reconnectLater(); // refused (HTTP error): we retry ourselves
+      else setLive('down'); // the browser is already reconnecting
+    };
+  }
+
+  function stop() {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    timer = null;
+    if (es) es.close();
+    es = null;
+  }
+
+  addEventListener('pagehide', stop);
+  // Back to a page kept in the browser's cache: its stream was stopped, so load it afresh.
+  addEventListener('pageshow', (ev) => { if (ev.persisted) location.reload(); });
+  connect();
+  return { close: stop, get seq() { return seq; } };
+}
+
+// Calls fn at most once per `ms`, always with the latest arguments (for side queries refreshed on snapshots).
+export function throttle(fn, ms) {
+  let last = 0;
+  let timer = null;
+  return () => {
+    const wait = last + ms - Date.now();
+    if (wait <= 0) { last = Date.now(); fn(); return; }
+    if (!timer) timer = setTimeout(() => { timer = null; last = Date.now(); fn(); }, wait);
+  };
+}
+
+// ---- shared summaries (site, township, department pages) ------------------------------------------------------
+
+export function kindCounts(map, labels) {
+  const keys = Object.keys(labels).concat(Object.keys(map || {}).filter((k) => !(k in labels)));
+  return keys.map((k) => [label(labels, k), fmt((map || {})[k] ?? 0)]);
+}
+
+function dl(pairs, cls = 'facts') {
+  return h('dl', { class: cls }, pairs.map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
+}
+
+export function activitiesSummary(a) {
+  if (!a) return h('p', { class: 'empty' }, '暂无活动数据');
+  const teams = a.teams || {};
+  const posts = a.posts || {};
+  const talks = a.talks || {};
+  const lessons = a.lessons || {};
+  return h('div', { class: 'summary-grid' },
+    h('div', { class: 'summary-block' },
+      h('h3', null, '党员作用发挥'),
+      dl([
+        ['党员责任区', fig('zones', a.zones ?? 0)],
+        ['党员队伍', fig('teams', sum(Object.values(teams)))],
+        ...TEAM_KINDS.map((k) => [`　${LABELS.team[k]}`, fig(`teams.${k}`, teams[k] ?? 0)]),
+        ['党员示范岗', h('span', null, fig('posts', sum(Object.values(posts))), `（${fmt(a.post_kinds ?? 0)} 类）`)],
+        ['党建引领示范工点', fig('work_points', a.work_points ?? 0)],
+        ['小发明小革新小改良', h('span', null, fig('innovations', a.innovations ?? 0), `（全项目推广 ${fmt(a.innovations_adopted ?? 0)}）`)],
+      ])),
+    h('div', { class: 'summary-block' },
+      h('h3', null, '党员示范岗'),
+      table(['岗位', '数量'], POST_KINDS.map((k) => [LABELS.post[k], fmt(posts[k] ?? 0)]), { cls: 'data compact' })),
+    h('div', { class: 'summary-block' },
+      h('h3', null, '三进三必谈'),
+      dl([
+        ...Object.keys(LABELS.visit).map((k) => [LABELS.visit[k], `${fmt((a.visits || {})[k] ?? 0)} 次`]),
+        ['必谈待谈', fig('talks_open', talks.open ?? 0)],
+        ['其中逾期', h('span', { class: talks.overdue ? 'warn' : '' }, fig('talks_overdue', talks.overdue ?? 0))],
+        ['已谈', fig('talks_done', talks.done ?? 0)],
+        ['本月政治生日', fig('birthdays_this_month', a.birthdays_this_month ?? 0)],
+      ])),
+    h('div', { class: 'summary-block' },
+      h('h3', null, '教育培训与活动'),
+      table(['活动', '场次', '参加人次'], Object.keys(LABELS.activity).map((k) => [
+        LABELS.activity[k], fmt((lessons[k] || {}).sessions ?? 0), fmt((lessons[k] || {}).attendance ?? 0)]),
+      { cls: 'data compact' })));
+}
+
+export function disputesTable(disputes) {
+  const d = disputes || {};
+  const rows = DISPUTE_KINDS.map((k) => {
+    const s = d[k] || {};
+    return h('tr', { dataset: { kind: k } }, h('th', null, LABELS.dispute[k]),
+      CASE_STATES.map((st) => h('td', { class: st === 'petitioned' && s[st] ? 'warn' : '' }, fmt(s[st] ?? 0))),
+      h('td', null, fmt(sum(CASE_STATES.map((st) => s[st])))));
+  });
+  const totals = CASE_STATES.map((st) => sum(DISPUTE_KINDS.map((k) => (d[k] || {})[st])));
+  return h('table', { class: 'data compact disputes' },
+    h('thead', null, h('tr', null, h('th', null, '类别'), CASE_STATES.map((st) => h('th', null, LABELS.caseState[st])), h('th', null, '合计'))),
+    h('tbody', null, rows),
+    h('tfoot', null, h('tr', null, h('th', null, '合计'), totals.map((t) => h('td', null, fmt(t))), h('td', null, fmt(sum(totals))))));
+}
+
+export function supportList(support, { cls = 'support' } = {}) {
+  const s = support || {};
+  const keys = Object.keys(LABELS.support).concat(Object.keys(s).filter((k) => !(k in LABELS.support)));
+  return h('ul', { class: cls }, keys.map((k) => {
+    const item = s[k] || {};
+    return h('li', { dataset: { kind: k } }, h('span', { class: 'support-label' }, label(LABELS.support, k)),
+      h('span', { class: 'support-value' }, fig(`support.${k}`, item.total ?? 0), h('span', { class: 'unit' }, item.unit || LABELS.supportUnit[k] || '')));
+  }));
+}
+
+export function liaisonSummary(l) {
+  if (!l) return h('p', { class: 'empty' }, '暂无联络数据');
+  const items = l.meeting_items || {};
+  const comp = l.compliance || {};
+  const co = l.cobuilding || {};
+  return h('div', { class: 'summary-grid' },
+    h('div', { class: 'summary-block' },
+      h('h3', null, '联席会议'),
+      dl([
+        ['召开联席会议', `${fmt(l.meetings ?? 0)} 次`],
+        ['议定事项 已解决', fmt(items.resolved ?? 0)],
+        ['议定事项 未解决', fmt(items.open ?? 0)],
+        ['其中逾期', h('span', { class: items.overdue ? 'warn' : '' }, fmt(items.overdue ?? 0))],
+      ]),
+      Object.keys(items.by_unit || {}).length
+        ? table(['责任方', '未解决', '逾期'], Object.entries(items.by_unit).map(([k, v]) => [
+          label(LABELS.party, k), fmt(v.open ?? 0), fmt(v.overdue ?? 0)]), { cls: 'data compact' })
+        : null),
+    h('div', { class: 'summary-block' },
+      h('h3', null, '双达标责任书'),
+      table(['目标', '达标', '未达标', '未考核'], Object.keys(LABELS.target).map((k) => {
+        const c = comp[k] || {};
+        return [LABELS.target[k], fmt(c.met ?? 0), h('span', { class: c.not_met ? 'warn' : '' }, fmt(c.not_met ?? 0)), fmt(c.unassessed ?? 0)];
+      }), { cls: 'data compact' })),
+    h('div', { class: 'summary-block' },
+      h('h3', null, '党建联创'),
+      dl([
+        ['联创协议', `${fmt(co.agreements ?? 0)} 份`],
+        ['共建清单', `${fmt(co.completed ?? 0)} / ${fmt(co.items ?? 0)} 项完成`],
+      ]),
+      (co.by_agreement || []).length
+        ? table(['村', '完成', '共建事项'], co.by_agreement.map((x) => [x.village, fmt(x.completed), fmt(x.items)]), { cls: 'data compact' })
+        : null),
+    h('div', { class: 'summary-block wide' },
+      h('h3', null, '纠纷调解'),
+      disputesTable(l.disputes),
+      dl([
+        ['上访', h('span', { class: l.petitions ? 'warn' : '' }, fig('petitions', l.petitions ?? 0))],
+        ['其中薪资纠纷上访', fig('wage_petitions', l.wage_petitions ?? 0)],
+      ])),
+    h('div', { class: 'summary-block' },
+      h('h3', null, '帮扶驻地'),
+      supportList(l.support),
+      (l.support_by_village || []).length
+        ? table(['村（社区）', '帮扶', '数量'], l.support_by_village.map((x) => [x.village, label(LABELS.support, x.kind), `${fmt(x.total)} ${x.unit || ''}`]), { cls: 'data compact' })
+        : null));
+}
+
+// Runs the page's main function, showing any unexpected failure instead of a blank page.
+export function start(main) {
+  const run = async () => {
+    try {
+      await main();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return; // on the way to the login page
+      console.error(err);
+      showProblem(err);
+    }
+  };
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', run);
+  else run();
+}

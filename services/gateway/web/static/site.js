@@ -1,0 +1,222 @@
+// 工地 page: project facts, branch, groups, members, counts, talks due, political birthdays, activities, liaison.
+import {
+  ApiError, LABELS, activitiesSummary, card, fig, fill, flag, fmt, h, header, label, liaisonSummary, live, loadMe,
+  setFreshness, showProblem, snapshotOf, start, table, thisMonth, throttle, townshipName, view,
+} from '/static/app.js';
+
+let me = null;
+let siteId = '';
+let current = null;
+let names = new Map();
+
+function siteFromPath() {
+  const parts = location.pathname.split('/').filter(Boolean); // ['site', '<id>', ...]
+  if (parts[0] === 'site' && parts[1]) return decodeURIComponent(parts[1]);
+  return new URLSearchParams(location.search).get('site_id') || (me && me.site) || '';
+}
+
+function nameOf(id) { return names.get(id) || id; }
+
+function addMonths(iso, months) {
+  const [y, m] = iso.split('-').map(Number);
+  const total = y * 12 + (m - 1) + Number(months);
+  return `${Math.floor(total / 12)}年${(total % 12) + 1}月`;
+}
+
+function bars(map, labels) {
+  const entries = Object.entries(map || {});
+  if (!entries.length) return h('p', { class: 'empty' }, '暂无');
+  const max = Math.max(...entries.map(([, v]) => Number(v) || 0), 1);
+  return h('ul', { class: 'bars' }, entries.map(([k, v]) => {
+    const bar = h('span');
+    bar.style.width = `${Math.round(((Number(v) || 0) / max) * 100)}%`;
+    return h('li', { dataset: { key: k } }, h('span', null, labels ? label(labels, k) : k), h('span', { class: 'bar' }, bar), h('span', { class: 'n' }, fmt(v)));
+  }));
+}
+
+function renderFigures(d) {
+  const probationary = Math.max(0, (d.members_present ?? 0) - (d.full_members ?? 0));
+  const rel = d.by_relation || {};
+  const talks = (d.activities && d.activities.talks) || {};
+  fill('figures',
+    card('workforce', '从业人员', d.workforce ?? 0, { unit: '人', accent: true }),
+    card('members_present', '在场党员', d.members_present ?? 0, { unit: '名', accent: true, sub: ['正式 ', fig('full_members', d.full_members ?? 0), ' · 预备 ', fig('probationary_members', probationary)] }),
+    card('mobile', '流动党员', rel.mobile ?? 0, { unit: '名', sub: ['组织关系转入 ', fig('transferred', rel.transferred ?? 0)] }),
+    card('groups', '党小组', (d.groups || []).length, { unit: '个' }),
+    card('talks_open', '必谈待谈', talks.open ?? 0, { sub: ['其中逾期 ', fig('talks_overdue', talks.overdue ?? 0)] }));
+}
+
+function renderProject(d) {
+  const units = d.units || {};
+  const flags = [];
+  if (d.completed_on) flags.push(flag(`已竣工 ${d.completed_on}`, 'done'));
+  else flags.push(flag('在建', 'info'));
+  if (d.qualifies) flags.push(flag('强制覆盖', 'info'));
+  if (d.gap) flags.push(flag('空白点', 'gap'));
+  if (d.should_form_branch) flags.push(flag('应组建党支部', 'should'));
+  const cost = Number(d.cost_wan);
+  fill('project', h('dl', { class: 'facts wide' },
+    h('dt', null, '项目名称'), h('dd', { dataset: { figure: 'site_name' } }, d.name),
+    h('dt', null, '状态'), h('dd', null, flags),
+    h('dt', null, '所在乡镇'), h('dd', null, d.township_name || townshipName(me, d.township)),
+    h('dt', null, '项目主管部门'), h('dd', null, d.department || '—'),
+    h('dt', null, '总投资'), h('dd', null, fig('cost_wan', d.cost_wan), ' 万元', Number.isFinite(cost) && cost >= 10000 ? h('span', { class: 'muted' }, `（${fmt(cost / 10000)} 亿元）`) : null),
+    h('dt', null, '计划工期'), h('dd', null, fig('planned_months', d.planned_months), ' 个月',
+      d.start_date ? h('span', { class: 'muted' }, `（${d.start_date} 开工，计划 ${addMonths(d.start_date, d.planned_months)} 完工）`) : null),
+    ['owner', 'design', 'construction', 'supervision'].map((k) => [h('dt', null, LABELS.unitKind[k]), h('dd', null, units[k] || '—')]),
+    Object.keys(units).filter((k) => !['owner', 'design', 'construction', 'supervision'].includes(k))
+      .map((k) => [h('dt', null, label(LABELS.unitKind, k)), h('dd', null, units[k])])));
+}
+
+function renderBranch(d) {
+  const b = d.branch;
+  if (!b) {
+    fill('branch', h('p', { class: 'empty', id: 'no-branch' }, '尚未组建工地兼合党支部'),
+      d.should_form_branch ? h('p', null, flag('应组建党支部', 'should'), `在场正式党员 ${fmt(d.full_members)} 名，已达到组建条件（≥3 名）。`) : null,
+      d.gap ? h('p', null, flag('空白点', 'gap'), '本项目属强制覆盖范围，尚未建立党组织。') : null);
+    return;
+  }
+  const committee = b.committee_names || (b.committee || []).map(nameOf);
+  fill('branch', h('dl', { class: 'facts wide' },
+    h('dt', null, '支部名称'), h('dd', { dataset: { figure: 'branch_name' } }, b.name),
+    h('dt', null, '成立日期'), h('dd', null, b.formed_on || '—'),
+    h('dt', null, '支部书记'), h('dd', { dataset: { figure: 'secretary_name' } }, b.secretary_name || nameOf(b.secretary) || '—'),
+    h('dt', null, '党建工作指导员'), h('dd', null, b.instructor || '—'),
+    h('dt', null, '联络员'), h('dd', null, b.liaison || '—'),
+    h('dt', null, '支部委员'), h('dd', null, committee.length ? committee.join('、') : h('span', { class: 'muted' }, '未设支委会')),
+    h('dt', null, '组成单位'), h('dd', null, (b.member_units || []).join('、') || '—'),
+    h('dt', null, '成立时党员'), h('dd', null, `${fmt(b.members)} 名（正式党员 ${fmt(b.full_members)} 名）`)));
+}
+
+function renderGroups(d) {
+  const groups = d.groups || [];
+  fill('groups', table(['党小组', '工段/班组', '组长', '成员', '成立日期'], groups.map((g) => {
+    const members = g.member_names || (g.members || []).map(nameOf);
+    return h('tr', { dataset: { groupId: g.group_id } },
+      h('td', null, g.name), h('td', null, g.section), h('td', null, g.leader_name || nameOf(g.leader)),
+      h('td', null, `${members.join('、')}（${fmt(members.length)} 人）`), h('td', null, g.formed_on));
+  }), { empty: '尚未成立党小组' }));
+}
+
+function renderMembers() {
+  const d = current;
+  if (!d) return;
+  const filter = (document.getElementById('members-filter').value || '').trim();
+  const list = (d.members || []).filter((m) => !filter
+    || [m.name, m.unit_name, m.section, label(LABELS.unitKind, m.unit_kind), m.member_id].some((x) => String(x || '').includes(filter)));
+  const secretary = d.branch && d.branch.secretary;
+  const leaders = new Set((d.groups || []).map((g) => g.leader));
+  fill('members-note', `共 ${fmt((d.members || []).length)} 名${filter ? `，筛选出 ${fmt(list.length)} 名` : ''}`);
+  if (!list.length) {
+    fill('members', h('p', { class: 'empty' }, (d.members || []).length ? '没有符合条件的党员' : '暂无在场党员'));
+    return;
+  }
+  fill('members', h('div', { class: 'table-scroll' }, h('table', { class: 'data', id: 'members-table' },
+    h('thead', null, h('tr', null, ['姓名', '党员类别', '单位类别', '单位名称', '岗位', '工段/班组', '组织关系', '进场日期'].map((x) => h('th', null, x)))),
+    h('tbody', null, list.map((m) => h('tr', { dataset: { memberId: m.member_id } },
+      h('td', null, m.name,
+        m.member_id === secretary ? h('span', { class: 'member-tags' }, flag('书记', 'ok')) : null,
+        leaders.has(m.member_id) ? h('span', { class: 'member-tags' }, flag('组长', 'info')) : null),
+      h('td', null, label(LABELS.statusShort, m.status)),
+      h('td', null, label(LABELS.unitKind, m.unit_kind)),
+      h('td', null, m.unit_name),
+      h('td', null, label(LABELS.job, m.job)),
+      h('td', null, m.section),
+      h('td', null, label(LABELS.relation, m.relation)),
+      h('td', null, m.arrived_on)))))));
+}
+
+function renderCounts(d) {
+  fill('counts',
+    h('div', null, h('h3', null, '按单位类别'), bars(d.by_unit_kind, LABELS.unitKind)),
+    h('div', null, h('h3', null, '按工段/班组'), bars(d.by_section)),
+    h('div', null, h('h3', null, '按组织关系'), bars(d.by_relation, LABELS.relationLong)));
+}
+
+function renderDepartures(d) {
+  const out = d.recent_departures || [];
+  const holders = d.departed_holders || [];
+  fill('departures',
+    table(['姓名', '离场日期', '去向', '记录人'], out.map((x) => [
+      x.name || x.member_id, x.departed_on, x.moved_to_site ? `转至工地 ${x.moved_to_site}` : '离开工地', x.recorded_by || '']),
+    { empty: '近期无人离场' }),
+    holders.length ? h('div', null, h('h3', null, '需调整的负责人（已离场）'),
+      h('ul', { class: 'plain' }, holders.map((x) => h('li', { class: 'warn' },
+        x.what === 'post' ? `示范岗「${label(LABELS.post, x.kind)}」（${x.id}）` : `责任区「${x.kind}」（${x.id}）`,
+        `负责人 ${nameOf(x.member_id)} 已离场，请重新指定`)))) : null);
+}
+
+async function loadTalks() {
+  try {
+    const t = await view('talks', { site_id: siteId });
+    const rows = (t.open || []);
+    fill('talks', table(['党员', '必谈事由', '产生日期', '应谈日期', '状态'], rows.map((x) => h('tr', { dataset: { obligationId: x.obligation_id, overdue: x.overdue ? 'true' : 'false' } },
+      h('td', null, nameOf(x.member_id)), h('td', null, label(LABELS.talkReason, x.reason)), h('td', null, x.created_on),
+      h('td', null, x.due_on), h('td', null, x.overdue ? flag('已逾期', 'gap') : flag('待谈', 'should')))),
+    { empty: '没有待谈的必谈任务' }));
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return;
+    fill('talks', h('p', { class: 'warn' }, `无法加载：${err.message}`));
+  }
+}
+
+async function loadBirthdays() {
+  try {
+    const month = thisMonth();
+    const b = await view('birthdays', { site_id: siteId, month });
+    const [y, m] = (b.month || month).split('-').map(Number);
+    fill('birthdays-title', `${y}年${m}月政治生日`);
+    fill('birthdays', table(['姓名', '入党日期', '党龄', '红色生日会'], (b.members || []).map((x) => h('tr', { dataset: { memberId: x.member_id } },
+      h('td', null, x.name), h('td', null, x.admitted_on), h('td', null, `${y - Number(String(x.admitted_on).slice(0, 4))} 年`),
+      h('td', null, x.celebrated_on ? flag(`已过 ${x.celebrated_on}`, 'ok') : flag('待过', 'should')))),
+    { empty: '本月没有党员过政治生日' }),
+    (b.not_celebrated_this_year || []).length
+      ? h('p', { class: 'muted' }, `今年尚未过政治生日的在场党员：${fmt(b.not_celebrated_this_year.length)} 名`) : null);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return;
+    fill('birthdays', h('p', { class: 'warn' }, `无法加载：${err.message}`));
+  }
+}
+
+const refreshSide = throttle(() => { loadTalks(); loadBirthdays(); }, 5000);
+
+function render(d, { side = true } = {}) {
+  if (!d) return;
+  current = d;
+  names = new Map((d.members || []).map((m) => [m.member_id, m.name]));
+  for (const x of d.recent_departures || []) if (x.name && !names.has(x.member_id)) names.set(x.member_id, x.name);
+  fill('title', `${d.name} · 工地党建`);
+  document.title = `${d.name} · 工地党建`;
+  renderFigures(d);
+  renderProject(d);
+  renderBranch(d);
+  renderGroups(d);
+  renderMembers();
+  renderCounts(d);
+  renderDepartures(d);
+  fill('activities', activitiesSummary(d.activities));
+  fill('liaison', liaisonSummary(d.liaison));
+  if (side) refreshSide();
+}
+
+start(async () => {
+  me = await loadMe();
+  header(me);
+  siteId = siteFromPath();
+  if (me.may_write) {
+    const link = document.getElementById('record-link');
+    link.href = `/site/${encodeURIComponent(siteId)}/record`;
+    link.hidden = false;
+  }
+  document.getElementById('members-filter').addEventListener('input', renderMembers);
+  const data = await view('site', { site_id: siteId });
+  const snap = snapshotOf(data);
+  setFreshness(snap.at, snap.seq);
+  render(data, { side: false });
+  loadTalks();
+  loadBirthdays();
+  live('site', siteId, (d) => render(d), {
+    initialSeq: Number.isFinite(snap.seq) ? snap.seq : -1,
+    onFailure: (err) => showProblem(err),
+  });
+});
