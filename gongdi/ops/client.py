@@ -26,7 +26,7 @@ NATS_PERMISSION = "NATS_PERMISSION"
 def denied_reply(subject: str, who: str) -> dict[str, Any]:
     """The server refused the publish itself: answered like a service's refusal, so callers handle one shape."""
     return {"ok": False, "error": {"code": "FORBIDDEN", "field": NATS_PERMISSION,
-                                   "message": f"NATS 拒绝 {who or '匿名'} 发布到 {subject} (permissions violation)"}}
+                                   "message": f"{who or '匿名'} 无权访问 {subject}：NATS 拒绝了请求 (permissions violation)"}}
 
 
 class GongdiClient:

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import sys
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -22,6 +23,9 @@ from services.gateway.sessions import Session, Sessions
 
 VERSION = "0.2.0"
 SWEEP_EVERY = 300.0  # seconds between closing idle sessions
+# Seconds a stopping gateway waits for open requests. Live streams never end by themselves: without a bound, a
+# stopped gateway would keep feeding keep-alives to screens that then look live on a dead process.
+GRACE = 2
 
 
 def build(settings: Settings) -> FastAPI:
@@ -88,8 +92,8 @@ def build(settings: Settings) -> FastAPI:
         return Response(metrics.render(counts, status, len(sessions.by_token)),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    spec = specification(city.code, VERSION).to_specification()
-    pages.build_pages(app, sessions, spec.to_json(), pages.asyncapi_page_html(spec))
+    document = specification(city.code, VERSION).to_specification().to_json()
+    pages.build_pages(app, sessions, document, pages.asyncapi_page_html(json.loads(document)))
     return app
 
 
@@ -110,5 +114,5 @@ def main(argv: list[str]) -> None:
         structlog.get_logger().warning("dashboard assets missing; run `make` (npm ci in services/gateway/web)",
                                        packages=missing)
     config = uvicorn.Config(build(settings), host=settings.http_host, port=settings.http_port, log_level="warning",
-                            access_log=False, lifespan="on")
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=GRACE)
     uvicorn.Server(config).run()

@@ -1,14 +1,13 @@
 """The dashboard's pages and assets, all served from this machine: no CDN is reachable on a government intranet."""
 from __future__ import annotations
 
-import re
+import json
+from html import escape
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from faststream.specification.asyncapi.site import get_asyncapi_html
 
 from contracts.identity import Identity, Role
 from services.gateway.sessions import Sessions
@@ -17,13 +16,13 @@ WEB = Path(__file__).resolve().parent / "web"
 STATIC = WEB / "static"
 MODULES = WEB / "node_modules"
 # npm packages (pinned by web/package-lock.json, installed by `make`) served under /vendor/<name>.
-VENDOR = ["echarts", "swagger-ui-dist", "@asyncapi/react-component"]
+VENDOR = ["echarts", "swagger-ui-dist"]
 # Page path → file in static/ (the path's parameters are read by the page's script from location).
 PAGES = {"/login": "login.html", "/city": "city.html", "/township/{code}": "township.html",
          "/department/{code}": "department.html", "/site/{site_id}": "site.html",
          "/site/{site_id}/record": "record.html"}
-# Only this machine's own assets and API; inline styles for charts and the documentation pages' own scripts.
-CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+# Only this machine's own scripts (files, never inline or eval'd), assets and API; inline styles for the charts.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'")
 
 
@@ -68,12 +67,8 @@ def build_pages(app: FastAPI, sessions: Sessions, asyncapi_json: str, asyncapi_h
         session = sessions.get(bearer(request))
         return RedirectResponse(home(session.identity) if session else "/login", status_code=303)
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="工地党建 HTTP API",
-                                   swagger_js_url="/vendor/swagger-ui-dist/swagger-ui-bundle.js",
-                                   swagger_css_url="/vendor/swagger-ui-dist/swagger-ui.css",
-                                   swagger_favicon_url="/static/favicon.svg")
+    # Swagger UI from the local package, started by a script file (docs.js), so no page needs an inline script.
+    app.add_api_route("/docs", page("docs.html", public=True), methods=["GET"], include_in_schema=False)
 
     @app.get("/asyncapi", include_in_schema=False)
     async def asyncapi_page() -> HTMLResponse:
@@ -96,9 +91,37 @@ def build_pages(app: FastAPI, sessions: Sessions, asyncapi_json: str, asyncapi_h
                             "<p>找不到这个页面。<a href='/'>回到首页</a></p>", status_code=404)
 
 
-def asyncapi_page_html(schema) -> str:  # type: ignore[no-untyped-def]
-    """FastStream's AsyncAPI page with the viewer from /vendor; its favicon links to the internet are dropped."""
-    html = get_asyncapi_html(schema, asyncapi_js_url="/vendor/@asyncapi/react-component/browser/standalone/index.js",
-                             asyncapi_css_url="/vendor/@asyncapi/react-component/styles/default.min.css",
-                             try_it_out_path=None)
-    return re.sub(r'\s*<link rel="icon"[^>]*https?://[^>]*>', "", html)
+def asyncapi_page_html(document: dict) -> str:
+    """FastStream's AsyncAPI document as a page of its own: channels by kind, each with its message's schema. Drawn
+    here rather than by the AsyncAPI React viewer, whose npm package brings 246 others (119 MB) for one page."""
+    schemas = document.get("components", {}).get("schemas", {})
+    messages = document.get("components", {}).get("messages", {})
+    kinds = {"cmd": "命令 (请求/应答)", "qry": "查询 (请求/应答)", "evt": "事件 (JetStream)", "live": "实时变化"}
+    rows: dict[str, list[str]] = {k: [] for k in kinds}
+    for name, channel in sorted(document.get("channels", {}).items()):
+        payload = ""
+        for ref in channel.get("messages", {}).values():
+            message = messages.get(ref.get("$ref", "").rsplit("/", 1)[-1], {})
+            target = message.get("payload", {}).get("$ref", "")
+            if target:
+                payload = target.rsplit("/", 1)[-1]
+                payload = f'<a href="#schema-{escape(payload)}">{escape(payload)}</a>'
+        kind = name.split(".", 1)[0]
+        rows.setdefault(kind, []).append(
+            f"<tr><td><code>{escape(channel.get('address', name))}</code></td><td>{payload}</td>"
+            f"<td>{escape(channel.get('description', ''))}</td></tr>")
+    sections = ""
+    for kind, lines in rows.items():
+        if lines:
+            sections += (f"<h2>{escape(kinds.get(kind, kind))} · {len(lines)}</h2><table><tr><th>主题</th><th>消息</th>"
+                         "<th>说明</th></tr>" + "".join(lines) + "</table>")
+    defs = "".join(f'<details id="schema-{escape(n)}"><summary>{escape(n)}</summary><pre>'
+                   f"{escape(json.dumps(schema, ensure_ascii=False, indent=2))}</pre></details>"
+                   for n, schema in sorted(schemas.items()))
+    info = document.get("info", {})
+    return (f"<!doctype html><html lang=zh-CN><meta charset=utf-8><title>{escape(info.get('title', ''))} AsyncAPI"
+            "</title><link rel=stylesheet href=/static/style.css><link rel=icon href=/static/favicon.svg>"
+            f"<body class=doc><main class=doc><h1>{escape(info.get('title', ''))}</h1>"
+            f"<p>AsyncAPI {escape(document.get('asyncapi', ''))} · {escape(info.get('description', ''))} · "
+            "<a href=/asyncapi.json>asyncapi.json</a> · <a href=/docs>HTTP API</a></p>"
+            f"{sections}<h2>消息结构</h2>{defs}</main></body></html>")
