@@ -25,8 +25,8 @@ NATS_PERMISSION = "NATS_PERMISSION"
 
 def denied_reply(subject: str, who: str) -> dict[str, Any]:
     """The server refused the publish itself: answered like a service's refusal, so callers handle one shape."""
-    return {"ok": False, "error": {"code": "FORBIDDEN", "field": NATS_PERMISSION,
-                                   "message": f"{who or '匿名'} 无权访问 {subject}：NATS 拒绝了请求 (permissions violation)"}}
+    message = f"{who or '匿名'} 无权访问 {subject}：NATS 拒绝了请求 (permissions violation)"
+    return {"ok": False, "error": {"code": "FORBIDDEN", "field": NATS_PERMISSION, "message": message}}
 
 
 class GongdiClient:

@@ -26,7 +26,8 @@ SERVICES_WITH_STATUS = [c.SERVICE for c in CONTRACTS]
 
 # The HTTP status each kind of refusal is answered with; the body is the bus's typed error either way.
 STATUS_OF = {"VALIDATION_FAILED": 422, "FORBIDDEN": 403, "LOGIN_REQUIRED": 401, "LOGIN_FAILED": 401,
-             "REQUEST_TOO_LARGE": 413, "COMMAND_ID_REUSED": 409, "UNREACHABLE": 503, "INTERNAL": 500}
+             "REQUEST_TOO_LARGE": 413, "METHOD_NOT_ALLOWED": 405, "COMMAND_ID_REUSED": 409, "UNREACHABLE": 503,
+             "INTERNAL": 500}
 
 
 def status_for(code: str) -> int:
@@ -209,7 +210,7 @@ def _command_route(service: str, name: str, command: type[Command], current: Cal
                     session: Annotated[Session, Depends(current)],
                     idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Response:
         # The service parses the body itself, strictly: it gets the bytes as sent, with the command id set.
-        raw = orjson.loads(await request.body())
+        raw = orjson.loads((await request.body()).removeprefix(b"\xef\xbb\xbf"))
         raw["command_id"] = command_id_for(idempotency_key, raw.get("command_id"), session.identity.name)
         return await over_bus(metrics, "command", f"{service}.{name}",
                               lambda: session.client.send_raw(service, name, orjson.dumps(raw)))

@@ -26,6 +26,7 @@ SWEEP_EVERY = 300.0  # seconds between closing idle sessions
 # Seconds a stopping gateway waits for open requests. Live streams never end by themselves: without a bound, a
 # stopped gateway would keep feeding keep-alives to screens that then look live on a dead process.
 GRACE = 2
+SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # a live view's key: a site id, township or department code
 
 
 def build(settings: Settings) -> FastAPI:
@@ -58,8 +59,20 @@ def build(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Response:
-        info = explain(list(exc.errors()))
+        # A JSON syntax error's location is a position in the text, not a field.
+        errors = [{**e, "loc": ()} if e.get("type") == "json_invalid" else e for e in exc.errors()]
+        info = explain(errors)
         return api.refused(info.code, info.message, info.field)
+
+    @app.exception_handler(400)
+    async def unreadable(_: Request, __: Exception) -> Response:  # FastAPI: a body it could not decode at all
+        return api.refused("VALIDATION_FAILED", "请求: 不是有效的 JSON (the body is no valid UTF-8 JSON)")
+
+    @app.exception_handler(405)
+    async def wrong_method(_: Request, exc: Exception) -> Response:
+        reply = api.refused("METHOD_NOT_ALLOWED", "这个接口不接受这种请求方法 (method not allowed)")
+        reply.headers.update(getattr(exc, "headers", None) or {})
+        return reply
 
     api.build_api(app, sessions, counts, city_info)
     current = api.session_dependency(sessions)
@@ -68,10 +81,13 @@ def build(settings: Settings) -> FastAPI:
              response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
     async def live_view(request: Request, session: Annotated[Session, Depends(current)],
                         view: Annotated[live.LiveView, Query()] = "city",
-                        key: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+                        key: Annotated[str | None, Query(pattern=SLUG)] = None) -> Response:
         """先推送一份完整快照，之后每次变化后一秒内再推送；`seq` 只增不减，断线重连从新的快照开始。"""
+        if view != "city" and key is None:
+            return api.refused("VALIDATION_FAILED", "key: 必填 (Field required)", "key")
         last = request.headers.get("last-event-id", "")
-        stream = live.snapshots(session, view, key, city.code, counts, int(last) if last.isdigit() else -1)
+        seen = int(last) if last.isascii() and last.isdigit() and len(last) <= 18 else -1
+        stream = live.snapshots(session, view, key, city.code, counts, seen)
         return StreamingResponse(stream, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

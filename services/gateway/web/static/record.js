@@ -54,6 +54,8 @@ function chinese(err) {
   const raw = String(err.message || '');
   let text = err.field && raw.startsWith(`${err.field}: `) ? raw.slice(err.field.length + 2) : raw;
   if (err.code === 'VALIDATION_FAILED') text = text.replace(/^[\w.]+: /, '');
+  // The platform's own words come first in Chinese, its English detail in parentheses after them.
+  if (/^[\u4e00-\u9fff]/.test(text)) return text.replace(/\s*\([\x20-\x7e]*\)\s*$/, '') || text;
   if (err.code === 'VALIDATION_FAILED' || !CJK.test(text)) {
     for (const [re, make] of PATTERNS) {
       const m = text.match(re);

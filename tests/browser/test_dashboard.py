@@ -1,0 +1,200 @@
+"""The dashboard pages in chromium against the demo city: logging in through the login page, the city's figures as
+the API gives them, a record form whose arrival reaches two open pages live (no reload), form errors in Chinese
+next to their field, and a dashboard login that sees figures but no member's name."""
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gongdi.demo.city import roster
+from tests.browser.conftest import DEMO_SITE, DEMO_TOWNSHIP
+from tests.integration.gateway import Gateway
+
+BIG_SCREEN = {"width": 1920, "height": 1080}
+LAPTOP = {"width": 1366, "height": 900}
+CITY_FIGURES = ["projects", "workers", "members", "branches", "full_members"]
+LIVE_DEADLINE_MS = 5_000  # generous for a loaded 2-core machine; the measured time is printed
+CJK = re.compile("[\u4e00-\u9fff]")
+SECRETARY = f"site.{DEMO_TOWNSHIP}.{DEMO_SITE}"
+
+# Records every change of a figure's text, in this page's clock (Date.now(), shared by every page on the machine).
+WATCH_FIGURE = """([selector, target]) => {
+  window.__noReload = true;
+  window.__changedAt = null;
+  const seen = () => {
+    const el = document.querySelector(selector);
+    if (el && el.textContent.trim() === target && window.__changedAt === null) window.__changedAt = Date.now();
+  };
+  new MutationObserver(seen).observe(document.body, {subtree: true, childList: true, characterData: true});
+  seen();
+}"""
+
+
+def view(gw: Gateway, user: str, name: str, **params: str) -> dict[str, Any]:
+    with gw.client(user) as c:
+        reply = c.get(f"/api/views/{name}", params=params)
+    assert reply.status_code == 200, reply.text
+    return reply.json()["data"]
+
+
+def log_in(browser: Any, gw: Gateway, user: str, path: str, viewport: dict[str, int] = LAPTOP) -> Any:
+    """A new browser context logged in as `user` through the login page, then at `path`."""
+    context = browser.new_context(viewport=viewport, locale="zh-CN", base_url=gw.url)
+    page = context.new_page()
+    page.goto(path)
+    page.wait_for_url(re.compile(r"/login\?next="))  # no session: the page sends the browser to log in
+    page.fill("#user", user)
+    page.fill("#password", gw.password(user))
+    page.click("#login-submit")
+    page.wait_for_url(re.compile(re.escape(path) + r"(#.*)?$"))
+    return page
+
+
+def figure(page: Any, name: str) -> str:
+    return page.locator(f'[data-figure="{name}"]').first.inner_text(timeout=10_000).strip()
+
+
+def wait_figure(page: Any, name: str, value: object, timeout: float = 10_000) -> None:
+    page.wait_for_function(
+        "([sel, v]) => { const el = document.querySelector(sel); return el && el.textContent.trim() === v; }",
+        arg=[f'[data-figure="{name}"]', str(value)], timeout=timeout)
+
+
+def wait_live(page: Any) -> None:
+    page.wait_for_selector('#live-status[data-state="live"]', timeout=10_000)
+
+
+@pytest.fixture
+def pages(browser: Any) -> Iterator[list[Any]]:
+    """Pages a test opened, closed with their contexts afterwards."""
+    opened: list[Any] = []
+    yield opened
+    for page in opened:
+        page.context.close()
+
+
+def test_the_city_logs_in_through_the_login_page_and_sees_the_demo_figures(
+        browser: Any, demo: Gateway, artefacts: Path, pages: list[Any]):
+    page = log_in(browser, demo, "city", "/city", BIG_SCREEN)
+    pages.append(page)
+    city = view(demo, "city", "city")
+    assert (city["projects"], city["members"]) == (82, 251)  # the demo's report
+    for name in CITY_FIGURES:
+        wait_figure(page, name, city[name])
+    wait_live(page)
+    assert CJK.search(page.locator("#freshness").inner_text())
+    page.wait_for_selector("#chart-townships svg", timeout=10_000)  # the charts drawn before the screenshot
+    page.screenshot(path=str(artefacts / "city-big-screen-1920x1080.png"))
+    assert page.viewport_size == BIG_SCREEN
+
+
+def arrival_form(page: Any, member_id: str, name: str, arrived_on: str | None = None) -> None:
+    """Fill the arrival form (人员进场) as a secretary would."""
+    page.wait_for_selector("#form-arrival")
+    page.fill('[name="member_id"]', member_id)
+    page.fill('[name="member.name"]', name)
+    page.select_option('[name="member.gender"]', "female")
+    page.fill('[name="member.admitted_on"]', "2010-07-01")
+    page.select_option('[name="member.status"]', "full")
+    page.select_option('[name="member.relation"]', "mobile")
+    page.select_option('[name="member.unit_kind"]', "construction")
+    page.fill('[name="member.unit_name"]', "中交三航局")
+    page.select_option('[name="member.job"]', "worker")
+    page.fill('[name="member.section"]', "一工段")
+    page.fill('[name="member.home_org"]', "福鼎某村党支部")
+    if arrived_on is not None:
+        page.fill('[name="arrived_on"]', arrived_on)
+
+
+def test_an_arrival_recorded_in_the_form_reaches_the_city_and_site_pages_live(
+        browser: Any, demo: Gateway, artefacts: Path, pages: list[Any]):
+    city_page = log_in(browser, demo, "city", "/city", BIG_SCREEN)
+    site_page = log_in(browser, demo, "city", f"/site/{DEMO_SITE}")
+    form = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record")
+    pages += [city_page, site_page, form]
+    city = view(demo, "city", "city")
+    site = view(demo, "city", "site", site_id=DEMO_SITE)
+    wait_figure(city_page, "members", city["members"])
+    wait_figure(site_page, "members_present", site["members_present"])
+    for page in (city_page, site_page, form):
+        wait_live(page)
+    city_page.evaluate(WATCH_FIGURE, ['[data-figure="members"]', str(city["members"] + 1)])
+    site_page.evaluate(WATCH_FIGURE, ['[data-figure="members_present"]', str(site["members_present"] + 1)])
+
+    arrival_form(form, "m9001", "林晓燕")
+    form.click('#form-arrival button[type="submit"]')
+    form.wait_for_selector('#form-arrival .form-result[data-state="ok"]', timeout=15_000)
+    recorded_at = form.evaluate("Date.now()")
+    started = time.monotonic()
+    city_page.wait_for_function("() => window.__changedAt !== null", timeout=LIVE_DEADLINE_MS)
+    site_page.wait_for_function("() => window.__changedAt !== null", timeout=LIVE_DEADLINE_MS)
+    waited = time.monotonic() - started
+    lags = {name: max(0, page.evaluate("window.__changedAt") - recorded_at)
+            for name, page in (("city", city_page), ("site", site_page))}
+    print(f"\nform success → figure changed: city page {lags['city']} ms, site page {lags['site']} ms "
+          f"(waited {waited:.3f}s)")
+    assert city_page.evaluate("window.__noReload") and site_page.evaluate("window.__noReload"), "a page reloaded"
+    assert max(lags.values()) <= LIVE_DEADLINE_MS
+    assert figure(city_page, "members") == str(city["members"] + 1)
+    assert figure(site_page, "members_present") == str(site["members_present"] + 1)
+    assert "林晓燕" in site_page.locator("#members").inner_text()
+    city_page.screenshot(path=str(artefacts / "city-after-arrival-1920x1080.png"))
+    site_page.screenshot(path=str(artefacts / "site-after-arrival.png"), full_page=True)
+
+
+@pytest.mark.parametrize(("case", "field"), [("empty-name", "member.name"), ("before-start", "arrived_on")])
+def test_a_form_error_shows_in_chinese_next_to_its_field(
+        browser: Any, demo: Gateway, artefacts: Path, pages: list[Any], case: str, field: str):
+    form = log_in(browser, demo, "city", f"/site/{DEMO_SITE}/record")
+    pages.append(form)
+    wait_live(form)
+    before = view(demo, "city", "site", site_id=DEMO_SITE)["members_present"]
+    if case == "empty-name":
+        arrival_form(form, "m9101", "")
+    else:  # the demo's sites started on 2020-03-01
+        arrival_form(form, "m9102", "郑海波", arrived_on="2019-05-01")
+    form.click('#form-arrival button[type="submit"]')
+    error = form.locator(f'#form-arrival .field-error[data-field="{field}"]')
+    error.wait_for(timeout=10_000)
+    text = error.inner_text()
+    said = re.sub(r"\s*[(（][^()（）]*[)）]", "", text)  # the project's style: Chinese, the English in parentheses
+    assert CJK.search(said) and not re.search(r"[A-Za-z]{3,}", said), f"not in Chinese: {text!r}"
+    # Next to its field: inside the same labelled field as the input it names.
+    assert form.locator(f'.field:has([name="{field}"]) .field-error[data-field="{field}"]').count() == 1
+    assert form.locator(f'[name="{field}"][aria-invalid="true"]').count() == 1
+    assert form.locator('#form-arrival .form-result[data-state="error"]').count() == 1
+    form.screenshot(path=str(artefacts / f"record-error-{case}.png"), full_page=True)
+    assert view(demo, "city", "site", site_id=DEMO_SITE)["members_present"] == before  # nothing recorded
+
+
+def test_the_dashboard_sees_the_city_figures_but_no_member_names(
+        browser: Any, demo: Gateway, artefacts: Path, pages: list[Any]):
+    page = log_in(browser, demo, "dashboard", "/city", BIG_SCREEN)
+    pages.append(page)
+    city = view(demo, "dashboard", "city")
+    for name in CITY_FIGURES:
+        wait_figure(page, name, city[name])
+    wait_live(page)
+    text = page.locator("body").inner_text()
+    names = {facts.name for members in roster().values() for _, facts in members}
+    shown = sorted(n for n in names if n in text)
+    assert not shown, f"member names on the dashboard's city page: {shown[:10]}"
+    page.screenshot(path=str(artefacts / "dashboard-city-1920x1080.png"))
+
+    page.goto(f"/site/{DEMO_SITE}")
+    problem = page.locator('#problem[data-state="forbidden"]')
+    problem.wait_for(timeout=10_000)
+    assert "无权查看" in problem.inner_text()
+    body = page.locator("body").inner_text()
+    assert not sorted(n for n in names if n in body), "member names on a forbidden site page"
+    page.screenshot(path=str(artefacts / "dashboard-site-forbidden.png"))
+    # And the API agrees: no site view for a dashboard.
+    with httpx.Client(base_url=demo.url, timeout=10,
+                      headers={"Authorization": f"Bearer {demo.token('dashboard')}"}) as c:
+        assert c.get("/api/views/site", params={"site_id": DEMO_SITE}).status_code == 403
