@@ -210,9 +210,9 @@ def main() -> None:
     report("end-to-end arrivals (membership)", arrivals, pg_rate)
     report("end-to-end mixed (membership, activities, liaison)", mix, pg_rate)
     r, p = pushes["reply"], pushes["pushed"]
-    print(f"  {'live: HTTP command → city snapshot pushed':<44} p50 {pct(p, 50) * 1000:>5.0f} ms  p99"
-          f" {pct(p, 99) * 1000:>5.0f} ms  ({len(p)} arrivals, one at a time; the command's own reply p50"
-          f" {pct(r, 50) * 1000:.0f} ms, ratio {pct(p, 50) / pct(r, 50):.1f})")
+    print(f"  {'live: HTTP command → city snapshot pushed':<44}p50 {pct(p, 50):>5.1f} ms  p99 {pct(p, 99):>5.1f} ms"
+          f"  ({len(p)} arrivals, one at a time; the command's own HTTP reply p50 {pct(r, 50):.1f} ms,"
+          f" ratio {pct(p, 50) / pct(r, 50):.1f})")
 
 
 if __name__ == "__main__":
