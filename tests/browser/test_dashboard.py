@@ -14,7 +14,7 @@ import pytest
 
 from gongdi.demo.city import roster
 from tests.browser.conftest import DEMO_SITE, DEMO_TOWNSHIP
-from tests.integration.gateway import Gateway
+from tests.integration.gateway import Gateway, arrival, post
 
 BIG_SCREEN = {"width": 1920, "height": 1080}
 LAPTOP = {"width": 1366, "height": 900}
@@ -198,3 +198,27 @@ def test_the_dashboard_sees_the_city_figures_but_no_member_names(
     with httpx.Client(base_url=demo.url, timeout=10,
                       headers={"Authorization": f"Bearer {demo.token('dashboard')}"}) as c:
         assert c.get("/api/views/site", params={"site_id": DEMO_SITE}).status_code == 403
+
+
+def test_a_page_on_screen_keeps_its_size_through_many_changes(
+        browser: Any, demo: Gateway, pages: list[Any]):
+    """A big screen shows the city for a whole day: each snapshot replaces what the page shows, so after many
+    changes it holds as many elements (and chart instances) as after the first."""
+    page = log_in(browser, demo, "city", "/city", BIG_SCREEN)
+    pages.append(page)
+    members = view(demo, "city", "city")["members"]
+    wait_figure(page, "members", members)
+    wait_live(page)
+    page.wait_for_selector("#chart-months svg", timeout=10_000)
+    # Elements of the page, and charts by their drawing surfaces. Inside a chart the count follows the data (an axis
+    # that reaches a new round number gains a tick), so it is compared by charts, not by elements.
+    count = "() => [document.querySelectorAll('body *:not(svg):not(svg *)').length, " \
+            "document.querySelectorAll('svg').length]"
+    before = page.evaluate(count)
+    changes = 12
+    with demo.client("city") as c:
+        for i in range(changes):
+            reply = post(c, "membership", "RecordArrival", arrival(DEMO_SITE, f"m-screen-{i}", "陈静", "2020-03-20"))
+            assert reply.status_code == 200, reply.text
+            wait_figure(page, "members", members + i + 1)  # one snapshot at least per change
+    assert page.evaluate(count) == before
