@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
+from typing import ClassVar
 from uuid import UUID
 
 from pydantic import model_validator
 
 from contracts.base import Command, Day, Event, Ids, Name, NonNegative, Note, Slug, SomeIds, parse
+from contracts.upcasting import upcaster
 
 SERVICE = "activities"
 
@@ -24,6 +26,11 @@ class TalkReason(StrEnum):
     new_arrival = "new_arrival"  # 新来的党员必谈
     safety_violation = "safety_violation"  # 施工违章必谈
     personal_change = "personal_change"  # 个人或家庭发生变故必谈
+
+
+class TalkMethod(StrEnum):
+    in_person = "in_person"  # 面谈
+    phone = "phone"  # 电话
 
 
 class TeamKind(StrEnum):
@@ -54,6 +61,7 @@ class ActivityKind(StrEnum):
 LABELS: dict[str, str] = {
     "section": "进工段", "crew": "进班组", "dormitory": "进宿舍",
     "new_arrival": "新来党员必谈", "safety_violation": "施工违章必谈", "personal_change": "个人或家庭变故必谈",
+    "in_person": "面谈", "phone": "电话",
     "vanguard": "工建先锋小组", "assault": "党员突击队", "emergency": "党员应急小组",
     "policy_consultation": "政策宣传咨询岗", "opinion_collection": "民意收集反馈岗", "safety_patrol": "安全生产巡查岗",
     "quality_supervision": "工程质量监督岗", "skills_mentoring": "技能帮带岗", "epidemic_prevention": "防疫专管岗",
@@ -94,6 +102,7 @@ class RecordTalk(Command):
     obligation_id: UUID
     talked_by: Name
     talked_on: Day
+    method: TalkMethod = TalkMethod.in_person  # 谈话方式
     note: Note = ""
 
 
@@ -227,12 +236,22 @@ class TalkObligationCreated(Event):
 
 
 class TalkHeld(Event):
+    """v2 says how the talk was held (谈话方式); v1 events, from before the command asked, read as 面谈."""
+
+    schema_version: ClassVar[int] = 2
     site_id: str
     obligation_id: UUID
     member_id: str
     talked_by: str
     talked_on: dt.date
+    method: TalkMethod = TalkMethod.in_person
     note: str
+
+
+@upcaster("TalkHeld", 1)
+def _talk_held_v2(payload: dict) -> dict:
+    """Every talk recorded before v2 was recorded as held face to face: the command offered nothing else."""
+    return {**payload, "method": TalkMethod.in_person.value}
 
 
 class BirthdaysCelebrated(Event):

@@ -11,6 +11,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from contracts.rules import LIMITS
+from contracts.upcasting import UPCASTERS, Upcasters
 
 # Characters no one types into a record: C0/C1 controls (NUL included) and the bidirectional marks (U+061C,
 # U+200E, U+200F), overrides and isolates that make a text display differently from what it says. (Lone
@@ -83,7 +84,10 @@ class Command(BaseModel):
 
 
 class Event(BaseModel):
-    """A fact that happened; the class name is the event type."""
+    """A fact that happened; the class name is the event type.
+
+    `schema_version` is the shape this code writes; a change of shape raises it and registers an upcaster from
+    the version before (`contracts.upcasting`), so events stored in the older shape are read in the new one."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     schema_version: ClassVar[int] = 1
@@ -104,9 +108,11 @@ Ids = Annotated[list[Slug], Field(min_length=1, max_length=500), AfterValidator(
 SomeIds = Annotated[tuple[Slug, ...], Field(max_length=500), AfterValidator(_distinct)]
 
 
-def parse(events: dict[str, type[Event]], event_type: str, schema_version: int, payload: dict) -> Event:
-    """Turn a stored payload back into its model; upcasters for older schema versions go here."""
+def parse(events: dict[str, type[Event]], event_type: str, schema_version: int, payload: dict,
+          upcasters: Upcasters = UPCASTERS) -> Event:
+    """Turn a stored or published payload back into its model in the current shape: the upcasters registered for
+    the type bring a payload of an older schema version up to the class's `schema_version`, step by step, before
+    it is validated. The payload given is not changed (stored events are never rewritten); a version newer than the
+    class, or a missing step, is a `SchemaVersionError`."""
     cls = events[event_type]
-    if schema_version != cls.schema_version:
-        raise ValueError(f"no upcaster for {event_type} v{schema_version}")
-    return cls.model_validate(payload)
+    return cls.model_validate(upcasters.upcast(event_type, schema_version, cls.schema_version, payload))

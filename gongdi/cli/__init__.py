@@ -17,6 +17,7 @@ from typing import Any
 import nats.errors
 import orjson
 
+from contracts.history import SUBJECTS
 from contracts.identity import LABELS, Identity, Role
 from contracts.queries import QUERIES, Query
 from contracts.queries import SERVICE as VIEWS_SERVICE
@@ -33,6 +34,7 @@ from gongdi.cli.format import (
 from gongdi.ops.client import send_retrying, with_client
 from gongdi.ops.credentials import FILE_NAME as CREDENTIALS
 from gongdi.ops.credentials import SUPERUSER, Credentials
+from gongdi.ops.history import format_history, history
 from gongdi.ops.readiness import stream_status, wait_caught_up, wait_http, wait_ready
 from gongdi.ops.runtime import (
     EmbeddedNats,
@@ -127,6 +129,17 @@ def cmd_view(args: argparse.Namespace) -> int:
         print(f"错误 {reply['error']['code']}: {reply['error']['message']}", file=sys.stderr)
         return 1
     print(orjson.dumps(reply["data"], option=orjson.OPT_INDENT_2).decode() if args.json else printer(reply["data"]))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Every event touching a site, member, case or branch, from every writing service, with what it caused."""
+    reply = asyncio.run(with_client(client_settings(args), lambda c: history(c, args.kind, args.ident)))
+    if not reply["ok"]:
+        print(f"错误 {reply['error']['code']}: {reply['error']['message']}", file=sys.stderr)
+        return 1
+    print(orjson.dumps(reply["data"], option=orjson.OPT_INDENT_2).decode() if args.json
+          else format_history(reply["data"]))
     return 0
 
 
@@ -446,6 +459,12 @@ def main(argv: list[str] | None = None) -> None:
     view.add_argument("--month", help="YYYY-MM, for birthdays (default: this month)")
     view.add_argument("--json", action="store_true")
     view.set_defaults(fn=cmd_view)
+    hist = sub.add_parser("history", help="every event touching it, with when, who, which command and what it"
+                          " caused: " + "，".join(f"{k} {v}" for k, v in SUBJECTS.items()))
+    hist.add_argument("kind", choices=list(SUBJECTS))
+    hist.add_argument("ident", metavar="ID", help="the site's, member's or case's id (a branch: its site's)")
+    hist.add_argument("--json", action="store_true")
+    hist.set_defaults(fn=cmd_history)
     send = sub.add_parser("send", help="send a command, e.g. gongdi send membership RecordArrival '{...}'")
     send.add_argument("service")
     send.add_argument("name")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from contracts.city import City
+from contracts.history import history_subject
 from contracts.identity import PLATFORM_ACCOUNT, USERS_ACCOUNT, Identity, Role
 from contracts.queries import OPS_PREFIX, STATUS, status_subject
 from contracts.queries import SERVICE as VIEWS
@@ -49,9 +50,11 @@ class User:
 def platform_users(writers: Sequence[str], reader: str = "views") -> list[User]:
     users = [User("setup", PLATFORM_ACCOUNT, everything=True, title="安装与运维工具 (setup, status, verify, rebuild)")]
     for w in writers:
-        # Commands, its status, the operator's retry of its dead letters; stream info (in _CONSUME) for status.
+        # Commands, its status and history, the operator's retry of its dead letters; stream info (in _CONSUME) for
+        # status. People ask histories through `qry.>` (not the dashboard: its reads are listed in client_user).
         users.append(User(w, PLATFORM_ACCOUNT, publish=_CONSUME,
-                          subscribe=[f"cmd.*.{w}.>", status_subject(w), f"{OPS_PREFIX}.{w}.>", INBOX],
+                          subscribe=[f"cmd.*.{w}.>", status_subject(w), history_subject(w), f"{OPS_PREFIX}.{w}.>",
+                                     INBOX],
                           allow_responses=True, title=f"{w} 服务"))
         stream = stream_name(w)
         users.append(User(f"relay.{w}", PLATFORM_ACCOUNT, subscribe=[INBOX], title=f"{w} 事件转发",

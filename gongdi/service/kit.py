@@ -9,7 +9,8 @@ projections, queries and migrations, giving `serve`, `setup` and `rebuild`. `pyt
 Every service also gets, from the kit, what the platform's operator needs of its consumers: a writing service
 answers `qry.<name>.status` (events recorded and published, and each policy consumer's position and dead
 letters; the views answer the registry's `status`), and every service re-applies its consumers' dead letters on
-the platform-only `ops.<name>.deadletters.retry`.
+the platform-only `ops.<name>.deadletters.retry`. A writing service also answers `qry.<name>.history`: the events
+of its log touching a site, member, case or branch, or following given events (contracts.history).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from contracts.base import Command, Event
 from contracts.city import City
 from contracts.envelope import Envelope
 from contracts.errors import validation_error
+from contracts.history import HistoryQuery, history_subject, may_ask_history
 from contracts.identity import Identity, Role
 from contracts.queries import (
     ConsumerStatus,
@@ -66,6 +68,7 @@ from gongdi.service.process import (
 )
 from gongdi.service.process import broker as make_broker
 from gongdi.service.settings import Settings
+from gongdi.store.history import read_history
 from gongdi.store.migrations import Migration
 from gongdi.store.postgres import PostgresEventStore
 
@@ -175,6 +178,8 @@ class WritingService:
             reply_handler(broker, command_subscription(self.name, command), self.name, settings.workers,
                           lambda request, command=command: bound[0].handle(command, request))
         reply_handler(broker, status_subject(self.name), self.name, 4, lambda request: self.status(request, consumers))
+        reply_handler(broker, history_subject(self.name), self.name, 4,
+                      lambda request: self.history(request, consumers))
         serve_retry(broker, self.name, consumers)
 
         @asynccontextmanager
@@ -223,6 +228,32 @@ class WritingService:
         data = ServiceStatus(service=self.name, stream=stream_name(self.name), recorded=recorded,
                              published=published, consumers=consumers)
         return orjson.dumps({"ok": True, "data": data.model_dump(mode="json")})
+
+    async def history(self, request: Request, bound: list[Consumers]) -> bytes:
+        """`qry.<name>.history`: the events of this service's log a history asks for (contracts.history), those on
+        sites the sender may read. A site's or branch's history on a site the sender may not read is refused; a
+        member's or case's lists what it may read and counts the rest as `withheld`."""
+        sender = request.sender
+        if sender is None:  # histories name people: never for the platform's anonymous tools
+            return refusal("FORBIDDEN", "请求没有经平台认证的身份 (no identity asserted by the server) [NO_IDENTITY]",
+                           "NO_IDENTITY")
+        if not may_ask_history(sender):
+            return refusal("FORBIDDEN", f"{sender.name} 无权查看历史记录：历史记录含人员姓名 [NOT_YOURS]", "NOT_YOURS")
+        try:
+            params = HistoryQuery.model_validate_json(request.body or b"{}")
+        except ValidationError as exc:
+            info = validation_error(exc)
+            return refusal(info.code, info.message, info.field)
+        if params.kind in ("site", "branch") and sender.role is Role.SITE and params.id != sender.site:
+            return refusal("FORBIDDEN", f"{sender.name} 只能查看本工地 {sender.site} 的历史 [NOT_YOURS]", "NOT_YOURS")
+        found = await read_history(bound[0].pool, self.name, params, sender)
+        if params.kind in ("site", "branch") and found.withheld:
+            return refusal("FORBIDDEN", f"工地 {params.id} 不属于 {sender.name} 的辖区，无权查看其历史 [NOT_YOURS]",
+                           "NOT_YOURS")
+        data = {"service": self.name, "kind": params.kind, "id": params.id,
+                "events": [{"service": self.name, **e} for e in found.events], "withheld": found.withheld,
+                "truncated": found.truncated}
+        return orjson.dumps({"ok": True, "data": data}, default=str)
 
     async def setup(self, settings: Settings) -> list[str]:
         """Idempotent: migrations, the service's stream, and its consumers of other services' events."""

@@ -253,7 +253,8 @@ def _talk(command: RecordTalk, site: ActivitySite) -> Event:
     if command.talked_on < o.created_on:
         raise TalkBeforeCauseError(f"谈话日期早于事由日期 {o.created_on}", "talked_on")
     return TalkHeld(site_id=command.site_id, obligation_id=command.obligation_id, member_id=o.member_id,
-                    talked_by=command.talked_by, talked_on=command.talked_on, note=command.note)
+                    talked_by=command.talked_by, talked_on=command.talked_on, method=command.method,
+                    note=command.note)
 
 
 def _birthdays(command: CelebrateBirthdays, site: ActivitySite, given: Given) -> Event:

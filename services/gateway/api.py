@@ -6,16 +6,18 @@ from typing import Annotated, Any
 
 import nats.errors
 import orjson
-from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from contracts import activities, liaison, membership
-from contracts.base import Command
+from contracts.base import Command, Slug
+from contracts.history import SUBJECTS, History, Subject
 from contracts.queries import QUERIES, ServiceStatus
 from contracts.queries import Query as ViewQuery
 from contracts.replies import CommandReply, ErrorInfo, QueryReply
 from gongdi.ops.client import UNREACHABLE
+from gongdi.ops.history import history
 from services.gateway.metrics import Metrics
 from services.gateway.sessions import COOKIE, LoginFailed, Session, Sessions
 
@@ -172,6 +174,22 @@ def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str
                              summary=f"{service} 服务进度", response_model=QueryReply, responses=errors,
                              name=f"status_{service}")
     app.include_router(status)
+
+    past = APIRouter(prefix="/api/history", tags=["历史记录"])
+    kinds = "、".join(f"{k} {v}" for k, v in SUBJECTS.items())
+    about = ("涉及它的每一条记录，来自每个记录服务，按记录时间排列：发生与记录时间、记录人、命令编号，以及因果链"
+             f"（进场 → 谈话任务 → 谈话）。数据形状: {History.__name__}。与总线上各服务的 `qry.<服务>.history` 相同，"
+             "按登录身份检查权限：市工委与审计可查看全部，乡镇本乡镇的工地，工地书记本工地；主管部门与大屏不可查看"
+             "（含人员姓名）。")
+
+    @past.get("/{kind}/{ident}", response_model=QueryReply, responses=errors, summary="历史记录", description=about,
+              name="history")
+    async def history_route(kind: Annotated[Subject, Path(description=kinds)],
+                            ident: Annotated[Slug, Path(description="工地、党员或案件编号（党支部：其工地编号）")],
+                            session: Current) -> Response:
+        return await over_bus(metrics, "query", "history", lambda: history(session.client, kind, ident))
+
+    app.include_router(past)
 
     for contract in CONTRACTS:
         router = APIRouter(prefix=f"/api/commands/{contract.SERVICE}", tags=[f"命令: {contract.SERVICE}"])

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from contracts import activities, liaison, membership
 from contracts.envelope import Envelope
+from contracts.history import HistoryQuery, history_subject
 from contracts.queries import QUERIES, NoParams, ServiceStatus, status_subject
 from contracts.replies import CommandReply, QueryReply
 from contracts.subjects import command_subscription, event_subject, live_subject
@@ -42,6 +43,9 @@ def specification(city_code: str, version: str) -> AsyncAPI:
                                           f"事件信封 ({', '.join(Envelope.model_fields)})，payload 即此结构。"))
         broker.subscriber(status_subject(contract.SERVICE), title=f"qry.{contract.SERVICE}.status",
                           description="服务进度")(_documented(NoParams, ServiceStatus))
+        broker.subscriber(history_subject(contract.SERVICE), title=f"qry.{contract.SERVICE}.history",
+                          description="涉及某工地、党员、纠纷或支部的全部事件 (审计)",
+                          )(_documented(HistoryQuery, QueryReply))
     for q in QUERIES.values():
         broker.subscriber(q.subject, title=q.subject, description=q.title)(_documented(q.params, QueryReply))
     broker.publisher(live_subject("city", city_code), title="live.city", schema=dict,

@@ -18,6 +18,7 @@ from contracts.activities import (
     PostKind,
     SafetyViolationRecorded,
     TalkHeld,
+    TalkMethod,
     TalkObligationCreated,
     TeamFormed,
     TeamKind,
@@ -35,7 +36,14 @@ from services.views.membership import scope_filter
 
 
 # Changes to these tables after release 0.1, numbered in the views' one sequence (see app.py).
-MIGRATIONS: tuple[Migration, ...] = ()
+MIGRATIONS: tuple[Migration, ...] = (
+    # TalkHeld v2 says how a talk was held. Every talk recorded before it reads as 面谈 (the v1 → v2 upcaster), so
+    # rows already applied get that value here, as a rebuild would give them.
+    Migration(7, "talks: how each was held (面谈, 电话)", lambda s: f"""
+        ALTER TABLE {s}.talk_obligation ADD COLUMN IF NOT EXISTS method text;
+        UPDATE {s}.talk_obligation SET method = 'in_person' WHERE closed_on IS NOT NULL AND method IS NULL;
+        """),
+)
 
 
 def tables_sql(schema: str) -> str:
@@ -127,9 +135,9 @@ class ActivitiesProjection(Projection):
 
     async def talk_held(self, conn: asyncpg.Connection, env: Envelope, e: TalkHeld) -> None:
         await conn.execute(
-            f"UPDATE {self.schema}.talk_obligation SET closed_on = $2, talked_by = $3, note = $4"
+            f"UPDATE {self.schema}.talk_obligation SET closed_on = $2, talked_by = $3, note = $4, method = $5"
             " WHERE obligation_id = $1",
-            e.obligation_id, e.talked_on, e.talked_by, e.note,
+            e.obligation_id, e.talked_on, e.talked_by, e.note, e.method.value,
         )
 
     async def birthdays_celebrated(self, conn: asyncpg.Connection, env: Envelope, e: BirthdaysCelebrated) -> None:
@@ -203,6 +211,9 @@ async def summary(conn: asyncpg.Connection, schema: str, scope: str, key: str | 
         f" count(*) FILTER (WHERE closed_on IS NOT NULL) AS done FROM {s}.talk_obligation {w}",
         key, today,
     )
+    held = await conn.fetch(
+        f"SELECT method, count(*) AS n FROM {s}.talk_obligation {w} AND closed_on IS NOT NULL GROUP BY method", key)
+    by_method = {r["method"]: r["n"] for r in held}
     # sum() of an int column is a bigint; it was cast back to int, which 2,148 activities of the largest allowed
     # headcount (1,000,000) overflow. Casting to bigint keeps the value an int for the JSON reply.
     lessons = await conn.fetch(
@@ -226,6 +237,7 @@ async def summary(conn: asyncpg.Connection, schema: str, scope: str, key: str | 
             f"SELECT count(*) FROM {s}.innovation {w} AND adopted_project_wide", key),
         "visits": await by_kind("visit", [k.value for k in VisitKind]),
         "talks": {"open": talks["open"], "overdue": talks["overdue"], "done": talks["done"]},
+        "talks_by_method": {m.value: by_method.get(m.value, 0) for m in TalkMethod},  # talks done, 面谈 / 电话
         "birthdays_this_month": birthdays,
         "lessons": {k.value: per_kind.get(k.value, {"sessions": 0, "attendance": 0}) for k in ActivityKind},
     }

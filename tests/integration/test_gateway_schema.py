@@ -53,6 +53,7 @@ def operations() -> list[tuple[str, str]]:
     ops = [("POST", f"/api/commands/{c.SERVICE}/{name}") for c in contracts for name in c.COMMANDS]
     ops += [("GET", f"/api/views/{name}") for name in QUERIES]
     ops += [("GET", f"/api/status/{c.SERVICE}") for c in contracts]
+    ops += [("GET", "/api/history/{kind}/{ident}")]
     return [*ops, ("POST", "/api/login"), ("GET", "/api/me"), ("GET", "/health"), ("GET", "/metrics")]
 
 

@@ -1,0 +1,156 @@
+"""History as wire contract: every event touching a site, a member, a dispute case or a site's party branch.
+
+Every writing service answers `qry.<service>.history` (the kit, gongdi.service.kit) from its own log with a
+`HistoryPage`; `gongdi.ops.history` asks all of them, follows the causes across services and merges the answers
+into one `History` (the CLI's `gongdi history`, the gateway's `GET /api/history/{kind}/{ident}`).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from contracts import activities, liaison, membership
+from contracts.base import Slug
+from contracts.identity import Identity, Role
+from contracts.subjects import query_subject
+
+HISTORY = "history"
+SERVICES = (membership.SERVICE, activities.SERVICE, liaison.SERVICE)  # the writers, in the order they are merged
+
+
+def history_subject(service: str) -> str:
+    return query_subject(service, HISTORY)
+
+
+# What a history is of; `branch` is the party branch of the site with that id (a site has at most one).
+SUBJECTS: dict[str, str] = {"site": "工地", "member": "党员", "case": "纠纷案件", "branch": "工地党支部"}
+Subject = Literal["site", "member", "case", "branch"]
+# The follow-ups: events caused by given events (`causation_id`), and events closing given obligations.
+Follow = Literal["caused_by", "closing"]
+MAX_IDS = 500  # ids per follow-up request (about 20 KiB); the merge sends more in several requests
+LIMIT = 2000  # events per answer, the first in recorded order; `truncated` says there were more
+
+
+class HistoryQuery(BaseModel):
+    """`{kind, id}` for a subject's events; `{kind: caused_by|closing, ids}` for the follow-ups."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Subject | Follow
+    id: Slug | None = None  # site id, member id, case id, or the site id of the branch
+    ids: Annotated[list[UUID], Field(max_length=MAX_IDS)] = []  # event ids (caused_by), obligation ids (closing)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> HistoryQuery:
+        if self.kind in SUBJECTS and (self.id is None or self.ids):
+            raise ValueError(f"kind {self.kind} takes an id and no ids")
+        if self.kind not in SUBJECTS and (self.id is not None or not self.ids):
+            raise ValueError(f"kind {self.kind} takes ids and no id")
+        return self
+
+
+# Which payload fields name a member: one id, or a list of ids.
+MEMBER_FIELDS = ("member_id", "secretary", "leader", "holder")
+MEMBER_LISTS = ("members", "attendees", "members_met", "responsible", "committee")
+CASE_FIELD = "case_id"
+
+# A branch's history: its forming, its party groups, the teams, posts and zones of its members, its birthdays and
+# lessons, and its co-building with villages (which needs a branch).
+BRANCH_EVENTS: dict[str, frozenset[str]] = {
+    membership.SERVICE: frozenset({membership.BranchFormed.__name__, membership.PartyGroupFormed.__name__}),
+    activities.SERVICE: frozenset({activities.TeamFormed.__name__, activities.PostEstablished.__name__,
+                                   activities.ZoneDesignated.__name__, activities.BirthdaysCelebrated.__name__,
+                                   activities.ActivityHeld.__name__}),
+    liaison.SERVICE: frozenset({liaison.CoBuildingAgreementSigned.__name__, liaison.CoBuildingItemCompleted.__name__}),
+}
+
+# Something opened by one event and closed by another naming the same id in the same field: a talk obligation and
+# the talk held for it.
+OPENS: dict[str, str] = {activities.TalkObligationCreated.__name__: "obligation_id"}
+CLOSES: dict[str, str] = {activities.TalkHeld.__name__: "obligation_id"}
+
+EVENT_LABELS: dict[str, str] = {
+    # membership
+    "SiteRegistered": "工地登记", "WorkforceReported": "报告从业人数", "MemberArrived": "党员进场",
+    "MemberDeparted": "党员离场", "BranchFormed": "成立党支部", "PartyGroupFormed": "成立党小组",
+    "SiteCompleted": "工程竣工",
+    # activities
+    "VisitRecorded": "走访", "SafetyViolationRecorded": "施工违章", "PersonalChangeReported": "个人或家庭变故",
+    "TalkObligationCreated": "产生谈话任务", "TalkHeld": "谈话完成", "BirthdaysCelebrated": "过政治生日",
+    "ZoneDesignated": "划定党员责任区", "TeamFormed": "组建党员队伍", "PostEstablished": "设立党员示范岗",
+    "WorkPointDesignated": "确定示范工点", "ActivityHeld": "开展活动", "InnovationRecorded": "创新成果",
+    # liaison
+    "JointMeetingHeld": "召开联席会议", "ComplianceLetterSigned": "签订双达标承诺书",
+    "ComplianceAssessed": "双达标考核",
+    "CoBuildingAgreementSigned": "签订党建联创协议", "CoBuildingItemCompleted": "完成共建事项",
+    "DisputeReported": "受理纠纷", "MediationStarted": "开始调解", "MediationResolved": "调解成功",
+    "DisputeEscalated": "纠纷上访", "VillageSupportRecorded": "帮扶驻地",
+}
+
+
+# ---- rights ---------------------------------------------------------------------------------------------------
+
+# A history names people and who recorded what: the city and the auditor read every one, a township its own
+# sites', a site's secretary its own site's. Departments and the dashboard see figures only.
+HISTORY_READERS = frozenset({Role.CITY, Role.AUDITOR, Role.TOWNSHIP, Role.SITE})
+
+
+def may_ask_history(sender: Identity) -> bool:
+    return sender.role in HISTORY_READERS
+
+
+def may_read_event(sender: Identity, township: str, site_id: str | None) -> bool:
+    """One event of a history, by the site it was recorded on (the department is not asked: departments do not
+    read histories at all)."""
+    return may_ask_history(sender) and sender.may_read_site(township, None, site_id or "")
+
+
+# ---- replies --------------------------------------------------------------------------------------------------
+
+
+class HistoryEvent(BaseModel):
+    """One event as its service recorded it."""
+
+    service: str
+    position: int  # in its service's log
+    event_id: UUID
+    type: str
+    stream_id: str
+    version: int
+    site_id: str | None
+    township: str
+    actor: str  # the identity that recorded it (contracts.identity), or `policy:<rule>` for a policy's event
+    command_id: UUID | None
+    correlation_id: UUID | None
+    causation_id: UUID | None  # the event it follows from, when a policy recorded it
+    occurred_at: datetime  # when it happened, as the command said
+    recorded_at: datetime  # when the store committed it
+    payload: dict[str, Any]
+
+
+class HistoryPage(BaseModel):
+    """One service's answer, in recorded order."""
+
+    service: str
+    kind: str
+    id: str | None = None
+    events: list[HistoryEvent]
+    withheld: int = 0  # events that match but lie on sites the sender may not read (a member who moved on)
+    truncated: bool = False  # more than LIMIT matched: the first LIMIT are listed
+
+
+class HistoryEntry(HistoryEvent):
+    cause: UUID | None = None  # the event of the list this one follows from (原因 → 结果)
+    followed: bool = False  # found by following causes, not because it touches the subject itself
+
+
+class History(BaseModel):
+    """Every service's events on the subject and what they caused, merged by recorded time."""
+
+    kind: Subject
+    id: str
+    events: list[HistoryEntry]
+    withheld: int = 0
+    truncated: bool = False

@@ -1,0 +1,217 @@
+"""A history across the writing services: ask each its events on the subject, follow what they caused, merge by
+recorded time and link each event to its cause (the CLI's `gongdi history`, the gateway's `/api/history`); and how
+it reads in Chinese.
+
+Causes, in the order they are looked for: the event named by `causation_id` (an arrival → the talk obligation the
+activities policy created for it); the event opening what this one closes (an obligation → the talk held for it,
+contracts.history.OPENS/CLOSES); for an obligation recorded by a command, the event recorded before it by the same
+command (a safety violation → its talk obligation).
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from contracts.activities import LABELS as ACTIVITY_LABELS
+from contracts.history import (
+    CLOSES,
+    EVENT_LABELS,
+    MAX_IDS,
+    OPENS,
+    SERVICES,
+    SUBJECTS,
+    History,
+    history_subject,
+)
+from contracts.identity import LABELS as ROLE_LABELS
+from contracts.identity import Identity
+from contracts.liaison import LABELS as LIAISON_LABELS
+from gongdi.ops.client import GongdiClient
+
+Reply = dict[str, Any]
+ROUNDS = 4  # follow-ups: an arrival → its obligation → its talk is two; more would be a chain no rule makes yet
+
+
+class Refused(Exception):
+    def __init__(self, reply: Reply):
+        super().__init__(str(reply.get("error")))
+        self.reply = reply
+
+
+async def _ask(client: GongdiClient, body: dict[str, Any]) -> list[Reply]:
+    """Every writing service's page for `body`; a refusal by any of them refuses the whole history."""
+    raw = orjson.dumps(body)
+    replies = await asyncio.gather(*(client.request(history_subject(s), raw) for s in SERVICES))
+    for reply in replies:
+        if not reply.get("ok"):
+            raise Refused(reply)
+    return [r["data"] for r in replies]
+
+
+def _chunks(ids: list[str]) -> Iterable[list[str]]:
+    for i in range(0, len(ids), MAX_IDS):
+        yield ids[i:i + MAX_IDS]
+
+
+async def history(client: GongdiClient, kind: str, ident: str) -> Reply:
+    """`{"ok": true, "data": History}` for `kind` (site, member, case, branch) `ident`, as the client's identity
+    may read it, or the first refusal (typed like every query's)."""
+    try:
+        return {"ok": True, "data": await _history(client, kind, ident)}
+    except Refused as exc:
+        return exc.reply
+
+
+async def _history(client: GongdiClient, kind: str, ident: str) -> dict[str, Any]:
+    pages = await _ask(client, {"kind": kind, "id": ident})
+    events: dict[str, dict[str, Any]] = {}
+    withheld, truncated = 0, False
+
+    def take(pages: list[Reply], followed: bool) -> list[dict[str, Any]]:
+        nonlocal withheld, truncated
+        new = []
+        for page in pages:
+            if not followed:  # a follow-up's withheld events may be counted already: it lists, never counts
+                withheld += page["withheld"]
+            truncated |= page["truncated"]
+            for e in page["events"]:
+                if e["event_id"] not in events:
+                    events[e["event_id"]] = {**e, "followed": followed}
+                    new.append(e)
+        return new
+
+    fresh = take(pages, False)
+    for _ in range(ROUNDS):
+        if not fresh:
+            break
+        asks = [{"kind": "caused_by", "ids": ids} for ids in _chunks([e["event_id"] for e in fresh])]
+        opened = sorted({str(e["payload"][OPENS[e["type"]]]) for e in fresh if e["type"] in OPENS})
+        asks += [{"kind": "closing", "ids": ids} for ids in _chunks(opened)]
+        found = await asyncio.gather(*(_ask(client, body) for body in asks))
+        fresh = take([page for pages in found for page in pages], True)
+    if not events and withheld:  # it exists, but nowhere the sender may read
+        raise Refused({"ok": False, "error": {
+            "code": "FORBIDDEN", "field": "NOT_YOURS",
+            "message": f"{SUBJECTS[kind]} {ident} 的记录都不在 {client.user} 的辖区内，无权查看 [NOT_YOURS]"}})
+    listed = sorted(events.values(), key=lambda e: (datetime.fromisoformat(e["recorded_at"]),
+                                                    SERVICES.index(e["service"]), e["position"]))
+    link(listed)
+    return History.model_validate({"kind": kind, "id": ident, "events": listed, "withheld": withheld,
+                                   "truncated": truncated}).model_dump(mode="json")
+
+
+def link(events: list[dict[str, Any]]) -> None:
+    """Set each event's `cause` to the event of the list it follows from (see the module's doc), or None."""
+    by_id = {e["event_id"]: e for e in events}
+    opener = {(field, str(e["payload"].get(field))): e["event_id"] for e in events
+              if (field := OPENS.get(e["type"])) is not None}
+    first_of_command: dict[tuple[str, str], str] = {}
+    for e in events:
+        cause = None
+        if e.get("causation_id") in by_id:
+            cause = e["causation_id"]
+        elif e["type"] in CLOSES:
+            cause = opener.get((CLOSES[e["type"]], str(e["payload"].get(CLOSES[e["type"]]))))
+        elif e["type"] in OPENS and e.get("command_id"):
+            cause = first_of_command.get((e["service"], e["command_id"]))
+        if e.get("command_id"):
+            first_of_command.setdefault((e["service"], e["command_id"]), e["event_id"])
+        e["cause"] = cause if cause != e["event_id"] else None
+
+
+# ---- in Chinese ------------------------------------------------------------------------------------------------
+
+LOCAL = ZoneInfo("Asia/Shanghai")
+PAYLOAD_LABELS = {**ACTIVITY_LABELS, **LIAISON_LABELS}
+
+
+def local_time(stamp: str) -> str:
+    return datetime.fromisoformat(stamp).astimezone(LOCAL).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def actor_label(actor: str) -> str:
+    """`township.bailin` → `乡镇 township.bailin`; a policy's actor → `平台规则 新来党员必谈`."""
+    if actor.startswith("policy:"):
+        return f"平台规则 {actor.removeprefix('policy:')}"
+    try:
+        return f"{ROLE_LABELS[Identity.parse(actor).role]} {actor}"
+    except ValueError:
+        return actor
+
+
+def business_day(payload: dict[str, Any]) -> str | None:
+    """The day the fact itself names (arrived_on, talked_on, …), if it names one."""
+    for key, value in payload.items():
+        if (key.endswith("_on") or key == "as_of") and isinstance(value, str) and key != "due_on":
+            return value
+    return None
+
+
+def summary(e: dict[str, Any]) -> str:
+    """A few words of the payload: whom or what it is about."""
+    p = e["payload"]
+    parts = []
+    if isinstance(p.get("member"), dict) and p["member"].get("name"):
+        parts.append(f"{p['member']['name']}({p.get('member_id')})")
+    elif p.get("member_id"):
+        parts.append(f"党员 {p['member_id']}")
+    for key, label in (("name", ""), ("title", ""), ("case_id", "案件 "), ("reason", ""), ("kind", ""),
+                       ("talked_by", "谈话人 "), ("mediator", "调解 "), ("outcome", "结果 "), ("due_on", "应于 "),
+                       ("moved_to_site", "转至 ")):
+        value = p.get(key)
+        if value and isinstance(value, str):
+            text = PAYLOAD_LABELS.get(value, value) if key in ("reason", "kind") else value
+            parts.append(f"{label}{text}" + (" 前" if key == "due_on" else ""))
+    for key in ("members", "attendees", "members_met", "responsible"):
+        if isinstance(p.get(key), list) and p[key]:
+            parts.append(f"{len(p[key])}名党员")
+            break
+    return "，".join(parts)
+
+
+def format_history(d: dict[str, Any]) -> str:
+    """The history as lines: each event at its cause's depth + 1 (原因 → 结果), in recorded order among siblings;
+    when it happened (the fact's own day, and the time the command gave), when it was recorded, by whom, by which
+    command (its first 8 characters)."""
+    events = d["events"]
+    head = f"{SUBJECTS.get(d['kind'], d['kind'])} {d['id']} 的历史记录：{len(events)} 条"
+    lines = [head + ("（含因果关联的其他事件）" if any(e["followed"] for e in events) else "")]
+    if not events:
+        lines.append("  （没有记录）")
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for e in events:
+        children.setdefault(e.get("cause"), []).append(e)
+
+    shown: set[str] = set()
+
+    def show(e: dict[str, Any], depth: int) -> None:
+        shown.add(e["event_id"])
+        indent = "  " + "    " * depth
+        arrow = "→ " if depth else ""
+        day = business_day(e["payload"])
+        what = " ".join(x for x in (day, EVENT_LABELS.get(e["type"], e["type"]), summary(e)) if x)
+        where = f"  [工地 {e['site_id']}]" if e.get("site_id") and d["kind"] != "site" else ""
+        lines.append(f"{indent}{arrow}{what}{where}")
+        command = f" · 命令 {e['command_id'][:8]}" if e.get("command_id") else ""
+        lines.append(f"{indent}{'  ' if depth else ''}  发生 {local_time(e['occurred_at'])} · 记录 "
+                     f"{local_time(e['recorded_at'])} · {actor_label(e['actor'])}{command} · {e['service']}")
+        for child in children.get(e["event_id"], []):
+            if child["event_id"] not in shown:
+                show(child, depth + 1)
+
+    for e in children.get(None, []):  # in recorded order, each with what it caused beneath it
+        show(e, 0)
+    for e in events:  # a cause that is itself caused by its effect: none is, but nothing goes unshown
+        if e["event_id"] not in shown:
+            show(e, 0)
+    if d.get("truncated"):
+        lines.append("  … 记录过多，只列出每个服务最早的一部分 (truncated)")
+    if d.get("withheld"):
+        lines.append(f"  另有 {d['withheld']} 条记录在您无权查看的工地上，未列出")
+    lines.append("  (时间为北京时间；→ 表示由上一条引起)")
+    return "\n".join(lines)

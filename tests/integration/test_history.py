@@ -1,0 +1,191 @@
+"""History through the real processes and the gateway: a member's arrival → talk obligation → talk linked across
+services, a site's events with actor and command, a case's steps, a branch; who may read which history."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from contracts.history import History, history_subject
+from gongdi.ops.client import GongdiClient
+from gongdi.ops.history import format_history, history
+from tests.conftest import Servers
+from tests.integration.gateway import ARRIVED, LATER, Gateway, arrival, eventually, post, running_gateway, site
+
+TOWNSHIP = "township.bailin"
+MEMBERS = ["h1-m1", "h1-m2", "h1-m3"]
+
+
+@pytest.fixture(scope="module")
+def gw(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with running_gateway(servers, tmp_path_factory.mktemp("history")) as gateway:
+        yield gateway
+
+
+def ok(reply: httpx.Response) -> dict[str, Any]:
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+@pytest.fixture(scope="module")
+def story(gw: Gateway) -> dict[str, str]:
+    """Site h1 of 白琳镇, recorded by the township: three members, a talk held, a safety violation, a branch, a
+    dispute mediated to the end; then h1-m3 moves to h2 in 点头镇 (recorded by the city)."""
+    with gw.client(TOWNSHIP) as township, gw.client("city") as city:
+        ok(post(township, "membership", "RegisterSite", site("h1", "bailin")))
+        for m in MEMBERS:
+            ok(post(township, "membership", "RecordArrival", arrival("h1", m, name=f"党员{m[-1]}")))
+
+        def open_talks() -> list[dict[str, Any]]:
+            talks = township.get("/api/views/talks", params={"site_id": "h1"})
+            return talks.json()["data"]["open"] if talks.status_code == 200 else []
+
+        assert eventually(lambda: len(open_talks()) == len(MEMBERS)), "the arrivals' talk obligations"
+        obligation = next(t["obligation_id"] for t in open_talks() if t["member_id"] == "h1-m1")
+        talk = ok(post(city, "activities", "RecordTalk", {"site_id": "h1", "obligation_id": obligation,
+                                                          "talked_by": "支部书记", "talked_on": LATER}))
+        ok(post(township, "activities", "RecordSafetyViolation", {
+            "site_id": "h1", "member_id": "h1-m2", "occurred_on": LATER, "description": "未系安全带"},
+            catching_up=10))
+        ok(post(township, "membership", "FormBranch", {
+            "site_id": "h1", "name": "h1联合党支部", "secretary": "h1-m1", "instructor": "指导员", "liaison": "联络员",
+            "member_units": ["施工单位"], "formed_on": LATER}))
+        case = {"site_id": "h1", "case_id": "h1-k1"}
+        ok(post(township, "liaison", "ReportDispute", {**case, "kind": "wages", "reported_on": LATER,
+                                                       "amount_yuan": "8600", "parties": ["班组", "农民工"],
+                                                       "description": "工资结算"}, catching_up=10))
+        ok(post(township, "liaison", "StartMediation", {**case, "mediator": "调解站", "started_on": LATER}))
+        ok(post(township, "liaison", "ResolveMediation", {**case, "resolved_on": LATER, "outcome": "结清"}))
+        ok(post(city, "membership", "RegisterSite", site("h2", "diantou")))
+        ok(post(city, "membership", "RecordArrival", arrival("h2", "h1-m3", arrived_on=LATER)))
+        with gw.client("auditor") as auditor:  # the moved member's new talk obligation, made by the policy on h2
+            assert eventually(lambda: len(ok(auditor.get("/api/history/member/h1-m3"))["data"]["events"]) == 5)
+        return {"obligation": obligation, "talk_command": talk["command_id"]}
+
+
+def by_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] == kind]
+
+
+def test_a_members_history_links_arrival_obligation_and_talk(gw: Gateway, story: dict[str, str]):
+    with gw.client("auditor") as auditor:
+        data = ok(auditor.get("/api/history/member/h1-m1"))["data"]
+    History.model_validate(data)
+    events = data["events"]
+    assert [e["type"] for e in events] == ["MemberArrived", "TalkObligationCreated", "TalkHeld", "BranchFormed"]
+    arrived, obliged, talked, branch = events
+    assert (arrived["service"], arrived["actor"], arrived["cause"]) == ("membership", TOWNSHIP, None)
+    assert obliged["causation_id"] == obliged["cause"] == arrived["event_id"]
+    assert obliged["actor"] == "policy:新来党员必谈" and obliged["command_id"] is None
+    assert obliged["payload"]["obligation_id"] == talked["payload"]["obligation_id"] == story["obligation"]
+    assert talked["cause"] == obliged["event_id"] and talked["command_id"] == story["talk_command"]
+    assert talked["actor"] == "city" and branch["payload"]["secretary"] == "h1-m1"
+    times = [dt.datetime.fromisoformat(e["recorded_at"]) for e in events]
+    assert times == sorted(times)
+    assert all(dt.datetime.fromisoformat(e["occurred_at"]) <= t for e, t in zip(events, times, strict=True))
+    printed = format_history(data)
+    assert "党员 h1-m1 的历史记录：4 条" in printed and "→ 2020-07-01 产生谈话任务" in printed
+    assert "        → 2020-07-10 谈话完成" in printed and "乡镇 township.bailin" in printed
+
+
+def test_a_violations_obligation_is_caused_by_the_violation(gw: Gateway, story: dict[str, str]):
+    with gw.client("city") as city:
+        events = ok(city.get("/api/history/member/h1-m2"))["data"]["events"]
+    [violation] = by_type(events, "SafetyViolationRecorded")
+    obligations = by_type(events, "TalkObligationCreated")
+    assert [o["payload"]["reason"] for o in obligations] == ["new_arrival", "safety_violation"]
+    assert obligations[1]["cause"] == violation["event_id"]
+    assert obligations[1]["command_id"] == violation["command_id"] is not None
+
+
+def test_a_sites_history_lists_every_service_with_actor_and_command(gw: Gateway, story: dict[str, str]):
+    with gw.client(TOWNSHIP) as township:
+        data = ok(township.get("/api/history/site/h1"))["data"]
+    events = data["events"]
+    assert {e["site_id"] for e in events} == {"h1"} and data["withheld"] == 0
+    assert events[0]["type"] == "SiteRegistered" and events[0]["actor"] == TOWNSHIP
+    assert {e["service"] for e in events} == {"membership", "activities", "liaison"}
+    assert len(by_type(events, "MemberArrived")) == 3 and len(by_type(events, "TalkObligationCreated")) == 4
+    assert by_type(events, "MemberDeparted")[0]["payload"]["moved_to_site"] == "h2"
+    assert by_type(events, "MemberDeparted")[0]["actor"] == "city"
+    assert all(e["command_id"] for e in events if not e["actor"].startswith("policy:"))
+    assert len({e["event_id"] for e in events}) == len(events)
+
+
+def test_a_cases_history_is_its_steps_and_a_branchs_its_forming(gw: Gateway, story: dict[str, str]):
+    with gw.client("auditor") as auditor:
+        case = ok(auditor.get("/api/history/case/h1-k1"))["data"]["events"]
+        branch = ok(auditor.get("/api/history/branch/h1"))["data"]["events"]
+    assert [e["type"] for e in case] == ["DisputeReported", "MediationStarted", "MediationResolved"]
+    assert all(e["service"] == "liaison" and e["actor"] == TOWNSHIP for e in case)
+    assert len({e["command_id"] for e in case}) == 3
+    assert [e["type"] for e in branch] == ["BranchFormed"]
+
+
+def test_who_may_read_which_history(gw: Gateway, story: dict[str, str]):
+    def refused(user: str, path: str) -> dict[str, Any]:
+        with gw.client(user) as c:
+            reply = c.get(path)
+        assert reply.status_code == 403, (user, path, reply.text)
+        return reply.json()["error"]
+
+    assert refused("township.diantou", "/api/history/site/h1")["code"] == "FORBIDDEN"
+    assert refused("township.diantou", "/api/history/member/h1-m1")["field"] == "NOT_YOURS"
+    assert refused("dashboard", "/api/history/site/h1")["code"] == "FORBIDDEN"  # NATS refuses it first
+    assert refused("department.jiaotong", "/api/history/site/h1")["field"] == "NOT_YOURS"
+    # A member who moved on: each township sees its own part of the story.
+    with gw.client(TOWNSHIP) as bailin, gw.client("township.diantou") as diantou:
+        own = ok(bailin.get("/api/history/member/h1-m3"))["data"]
+        there = ok(diantou.get("/api/history/member/h1-m3"))["data"]
+        bad = bailin.get("/api/history/township/bailin")
+        bad_id = bailin.get("/api/history/site/Not A Slug")
+    assert [e["type"] for e in own["events"]] == ["MemberArrived", "TalkObligationCreated", "MemberDeparted"]
+    assert own["withheld"] == 2 and "另有 2 条记录在您无权查看的工地上" in format_history(own)
+    assert [(e["type"], e["site_id"]) for e in there["events"]] == [("MemberArrived", "h2"),
+                                                                    ("TalkObligationCreated", "h2")]
+    assert there["withheld"] == 3
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "VALIDATION_FAILED"
+    assert bad_id.status_code == 422 and bad_id.json()["error"]["field"] == "ident"
+
+
+def test_a_site_secretary_reads_its_own_site_only_and_anonymous_tools_none(gw: Gateway, servers: Servers,
+                                                                          story: dict[str, str]):
+    secretary = servers.add_secretary("h1", "bailin")
+
+    async def ask() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+        deadline = time.monotonic() + 10
+        while True:  # the bus re-reads its accounts on SIGHUP: the new identity may take a moment to be known
+            try:
+                client = await GongdiClient.connect(servers.as_identity(gw.settings, secretary))
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+        platform = await GongdiClient.connect(gw.settings)  # `setup`: no identity in the request
+        try:
+            own = await history(client, "site", "h1")
+            other = await history(client, "site", "h2")
+            member = await history(client, "member", "h1-m3")
+            anonymous = await platform.request(history_subject("membership"), b'{"kind": "site", "id": "h1"}')
+            return own, other, member, anonymous
+        finally:
+            await client.close()
+            await platform.close()
+
+    own, other, member, anonymous = asyncio.run(ask())
+    assert own["ok"] and len(own["data"]["events"]) > 10, own
+    assert other["error"]["code"] == "FORBIDDEN" and other["error"]["field"] == "NOT_YOURS"
+    assert member["ok"] and {e["site_id"] for e in member["data"]["events"]} == {"h1"}
+    assert anonymous["error"]["field"] == "NO_IDENTITY"
+
+
+def test_arrived_day_is_the_business_time(gw: Gateway, story: dict[str, str]):
+    with gw.client("city") as city:
+        [arrived] = by_type(ok(city.get("/api/history/member/h1-m2"))["data"]["events"], "MemberArrived")
+    assert arrived["payload"]["arrived_on"] == ARRIVED

@@ -1,0 +1,159 @@
+"""History without servers: the query contract, the SQL it becomes, the kit's refusals before any database access,
+how causes are linked, and how a fixed history prints in Chinese."""
+from __future__ import annotations
+
+import uuid
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from contracts import activities, liaison, membership
+from contracts.history import (
+    EVENT_LABELS,
+    MAX_IDS,
+    History,
+    HistoryQuery,
+    history_subject,
+    may_ask_history,
+    may_read_event,
+)
+from contracts.identity import Identity, Role
+from gongdi.ops.accounts import platform_users
+from gongdi.ops.history import actor_label, format_history, link
+from gongdi.service.process import Request
+from gongdi.store.history import matching, readable
+from services.liaison.app import LIAISON
+
+
+def test_every_event_type_has_a_chinese_name():
+    types = {*membership.EVENTS, *activities.EVENTS, *liaison.EVENTS}
+    assert types <= EVENT_LABELS.keys()
+    assert all(EVENT_LABELS[t] and not EVENT_LABELS[t].isascii() for t in types)
+
+
+def test_a_query_names_a_subject_or_follows_event_ids():
+    assert HistoryQuery.model_validate({"kind": "member", "id": "m-1"}).id == "m-1"
+    assert len(HistoryQuery.model_validate({"kind": "caused_by", "ids": [str(uuid.uuid4())]}).ids) == 1
+    for bad in ({"kind": "site"}, {"kind": "site", "id": "Not A Slug"}, {"kind": "township", "id": "bailin"},
+                {"kind": "caused_by", "id": "x"}, {"kind": "closing", "ids": []}, {"kind": "case", "id": "k",
+                                                                                   "extra": 1},
+                {"kind": "caused_by", "ids": [str(uuid.uuid4()) for _ in range(MAX_IDS + 1)]}):
+        with pytest.raises(ValidationError):
+            HistoryQuery.model_validate(bad)
+    assert history_subject("liaison") == "qry.liaison.history"
+
+
+def test_the_writers_answer_on_their_history_subject():
+    users = {u.name: u for u in platform_users(["membership", "activities", "liaison"])}
+    for w in ("membership", "activities", "liaison"):
+        assert history_subject(w) in users[w].subscribe
+
+
+def test_who_may_read_a_history():
+    township = Identity(Role.TOWNSHIP, township="bailin")
+    secretary = Identity(Role.SITE, township="bailin", site="h1")
+    for who in (Identity(Role.CITY), Identity(Role.AUDITOR), township, secretary):
+        assert may_ask_history(who)
+    for who in (Identity(Role.DASHBOARD), Identity(Role.DEPARTMENT, department="jiaotong")):
+        assert not may_ask_history(who) and not may_read_event(who, "bailin", "h1")
+    assert may_read_event(township, "bailin", "h2") and not may_read_event(township, "diantou", "h2")
+    assert may_read_event(secretary, "bailin", "h1") and not may_read_event(secretary, "bailin", "h2")
+
+
+def test_the_sql_of_each_kind():
+    site = matching("membership", HistoryQuery(kind="branch", id="h1"))
+    assert site.text() == "stream_id = $1 AND event_type = ANY($2::text[])"
+    assert site.args == ["site-h1", ["BranchFormed", "PartyGroupFormed"]]
+    member = matching("activities", HistoryQuery(kind="member", id="m1"))
+    assert '{"member_id":"m1"}' in member.args and '{"attendees":["m1"]}' in member.args
+    assert member.text().count("payload @>") == len(member.args)
+    closing = matching("activities", HistoryQuery(kind="closing", ids=[uuid.UUID(int=1)]))
+    assert closing.args == [[str(uuid.UUID(int=1))], "TalkHeld", "obligation_id"]
+    assert readable(closing, Identity(Role.SITE, township="bailin", site="h1")) == (
+        "(township = $4 AND site_id IS NOT DISTINCT FROM $5)")
+    assert closing.args[3:] == ["bailin", "h1"] and readable(closing, Identity(Role.AUDITOR)) == "true"
+
+
+@pytest.mark.parametrize(("sender", "body", "field"), [
+    (None, b'{"kind": "site", "id": "h1"}', "NO_IDENTITY"),
+    (Identity(Role.DASHBOARD), b'{"kind": "site", "id": "h1"}', "NOT_YOURS"),
+    (Identity(Role.DEPARTMENT, department="jiaotong"), b'{"kind": "site", "id": "h1"}', "NOT_YOURS"),
+    (Identity(Role.SITE, township="bailin", site="h1"), b'{"kind": "branch", "id": "h2"}', "NOT_YOURS"),
+    (Identity(Role.CITY), b'{"kind": "site"}', None),
+    (Identity(Role.CITY), b'not json', None),
+])
+async def test_the_kit_refuses_before_reading_the_log(sender: Identity | None, body: bytes, field: str | None):
+    reply = orjson.loads(await LIAISON.history(Request(body, history_subject("liaison"), sender), []))
+    assert reply["ok"] is False
+    assert reply["error"]["code"] == ("FORBIDDEN" if field else "VALIDATION_FAILED")
+    if field:
+        assert reply["error"]["field"] == field
+
+
+def event(n: int, kind: str, service: str, **more: object) -> dict:
+    base = {"service": service, "position": n, "event_id": str(uuid.UUID(int=n)), "type": kind,
+            "stream_id": "site-h1", "version": n, "site_id": "h1", "township": "bailin", "actor": "township.bailin",
+            "command_id": str(uuid.UUID(int=100 + n)), "correlation_id": None, "causation_id": None,
+            "occurred_at": f"2026-03-01T02:00:0{n}Z", "recorded_at": f"2026-03-01T02:00:0{n}.5Z", "payload": {},
+            "followed": False}
+    return {**base, **more}
+
+
+OBLIGATION = str(uuid.UUID(int=77))
+FIXED = [
+    event(1, "MemberArrived", "membership", payload={
+        "site_id": "h1", "member_id": "m1", "arrived_on": "2020-07-01", "member": {"name": "李四"}}),
+    event(2, "TalkObligationCreated", "activities", actor="policy:新来党员必谈", command_id=None,
+          causation_id=str(uuid.UUID(int=1)), payload={
+              "due_on": "2020-07-08", "reason": "new_arrival", "member_id": "m1", "created_on": "2020-07-01",
+              "obligation_id": OBLIGATION}),
+    event(3, "SafetyViolationRecorded", "activities", payload={"member_id": "m1", "occurred_on": "2020-07-09"}),
+    event(4, "TalkObligationCreated", "activities", command_id=str(uuid.UUID(int=103)), payload={
+        "due_on": "2020-07-16", "reason": "safety_violation", "member_id": "m1", "created_on": "2020-07-09",
+        "obligation_id": str(uuid.UUID(int=78))}),
+    event(5, "TalkHeld", "activities", actor="site.bailin.h1", payload={
+        "member_id": "m1", "talked_by": "支部书记", "talked_on": "2020-07-10", "obligation_id": OBLIGATION}),
+    event(6, "DisputeReported", "liaison", actor="city", followed=True, payload={
+        "case_id": "k1", "kind": "wages", "reported_on": "2020-07-11"}),
+]
+
+
+def test_causes_are_linked_by_causation_by_what_is_closed_and_by_the_command():
+    events = [dict(e) for e in FIXED]
+    link(events)
+    ids = [e["event_id"] for e in events]
+    assert [e["cause"] for e in events] == [None, ids[0], None, ids[2], ids[1], None]
+    History.model_validate({"kind": "member", "id": "m1", "events": events})
+
+
+def test_a_fixed_history_prints_as_a_chain_in_beijing_time():
+    events = [dict(e) for e in FIXED]
+    link(events)
+    printed = format_history({"kind": "member", "id": "m1", "events": events, "withheld": 2, "truncated": False})
+    c = "命令 00000000"  # the first 8 characters of each fixed command id
+    assert printed.splitlines() == [
+        "党员 m1 的历史记录：6 条（含因果关联的其他事件）",
+        "  2020-07-01 党员进场 李四(m1)  [工地 h1]",
+        f"    发生 2026-03-01 10:00:01 · 记录 2026-03-01 10:00:01 · 乡镇 township.bailin · {c} · membership",
+        "      → 2020-07-01 产生谈话任务 党员 m1，新来党员必谈，应于 2020-07-08 前  [工地 h1]",
+        "          发生 2026-03-01 10:00:02 · 记录 2026-03-01 10:00:02 · 平台规则 新来党员必谈 · activities",
+        "          → 2020-07-10 谈话完成 党员 m1，谈话人 支部书记  [工地 h1]",
+        f"              发生 2026-03-01 10:00:05 · 记录 2026-03-01 10:00:05 · 工地书记 site.bailin.h1 · {c} ·"
+        " activities",
+        "  2020-07-09 施工违章 党员 m1  [工地 h1]",
+        f"    发生 2026-03-01 10:00:03 · 记录 2026-03-01 10:00:03 · 乡镇 township.bailin · {c} · activities",
+        "      → 2020-07-09 产生谈话任务 党员 m1，施工违章必谈，应于 2020-07-16 前  [工地 h1]",
+        f"          发生 2026-03-01 10:00:04 · 记录 2026-03-01 10:00:04 · 乡镇 township.bailin · {c} · activities",
+        "  2020-07-11 受理纠纷 案件 k1，薪资  [工地 h1]",
+        f"    发生 2026-03-01 10:00:06 · 记录 2026-03-01 10:00:06 · 市工委 city · {c} · liaison",
+        "  另有 2 条记录在您无权查看的工地上，未列出",
+        "  (时间为北京时间；→ 表示由上一条引起)",
+    ]
+
+
+def test_an_empty_history_and_actors_of_every_kind():
+    assert "（没有记录）" in format_history({"kind": "site", "id": "x", "events": []})
+    assert actor_label("auditor") == "审计 auditor"
+    assert actor_label("policy:新来党员必谈") == "平台规则 新来党员必谈"
+    assert actor_label("someone-from-0.1") == "someone-from-0.1"
