@@ -14,6 +14,7 @@ export const LABELS = {
   relationLong: { transferred: '组织关系转入', mobile: '流动党员' },
   job: { worker: '农民工', technician: '技术人员', manager: '管理人员' },
   gender: { male: '男', female: '女' },
+  talkMethod: { in_person: '面谈', phone: '电话' },
   team: { vanguard: '工建先锋小组', assault: '党员突击队', emergency: '党员应急小组' },
   post: {
     policy_consultation: '政策宣传咨询岗', opinion_collection: '民意收集反馈岗', safety_patrol: '安全生产巡查岗',

@@ -169,7 +169,7 @@ const BUILD = {
   }),
   'form-talk': (f) => ({
     command: 'activities/RecordTalk',
-    body: { site_id: siteId, obligation_id: text(f, 'obligation_id'), talked_by: text(f, 'talked_by'), talked_on: text(f, 'talked_on'), note: text(f, 'note') },
+    body: { site_id: siteId, obligation_id: text(f, 'obligation_id'), talked_by: text(f, 'talked_by'), talked_on: text(f, 'talked_on'), method: text(f, 'method'), note: text(f, 'note') },
   }),
   'form-activity': (f) => {
     const social = text(f, 'kind') === 'social_service';
