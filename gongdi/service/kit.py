@@ -34,7 +34,6 @@ from pydantic import ValidationError
 from contracts.base import Command, Event
 from contracts.city import City
 from contracts.envelope import Envelope
-from contracts.errors import validation_error
 from contracts.history import HistoryQuery, history_subject, may_ask_history
 from contracts.identity import Identity, Role
 from contracts.queries import (
@@ -61,6 +60,7 @@ from gongdi.service.process import (
     Request,
     connect_nats,
     create_pool,
+    invalid,
     migrate_schema,
     refusal,
     reply_handler,
@@ -131,8 +131,7 @@ def _params_refused(request: Request) -> bytes | None:
     try:
         NoParams.model_validate_json(request.body or b"{}")
     except ValidationError as exc:
-        info = validation_error(exc)
-        return refusal(info.code, info.message, info.field)
+        return invalid(exc)
     return None
 
 
@@ -242,8 +241,7 @@ class WritingService:
         try:
             params = HistoryQuery.model_validate_json(request.body or b"{}")
         except ValidationError as exc:
-            info = validation_error(exc)
-            return refusal(info.code, info.message, info.field)
+            return invalid(exc)
         if params.kind in ("site", "branch") and sender.role is Role.SITE and params.id != sender.site:
             return refusal("FORBIDDEN", f"{sender.name} 只能查看本工地 {sender.site} 的历史 [NOT_YOURS]", "NOT_YOURS")
         found = await read_history(bound[0].pool, self.name, params, sender)

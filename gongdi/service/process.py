@@ -17,7 +17,9 @@ import orjson
 import structlog
 from faststream.nats import NatsBroker, NatsMessage
 from nats.aio.client import Client as NATS
+from pydantic import ValidationError
 
+from contracts.errors import validation_error
 from contracts.identity import Identity
 from gongdi.service.settings import Settings
 from gongdi.store.migrations import Migration, migrate
@@ -110,6 +112,12 @@ MAX_REQUEST_BYTES = 256 * 1024  # no command or query of the contracts comes nea
 def refusal(code: str, message: str, field: str | None = None) -> bytes:
     """A typed error in the shape every command and query reply shares."""
     return orjson.dumps({"ok": False, "error": {"code": code, "message": message, "field": field}})
+
+
+def invalid(exc: ValidationError) -> bytes:
+    """The typed refusal of input that does not parse (contracts.errors.validation_error), as a reply."""
+    info = validation_error(exc)
+    return refusal(info.code, info.message, info.field)
 
 
 def reply_handler(broker_: NatsBroker, subject: str, queue: str, workers: int,

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 
 from contracts.identity import Identity, Role
+from services.gateway.api import bearer
 from services.gateway.sessions import Sessions
 
 WEB = Path(__file__).resolve().parent / "web"
@@ -41,8 +42,6 @@ def missing_assets() -> list[str]:
 
 
 def build_pages(app: FastAPI, sessions: Sessions, asyncapi_json: str, asyncapi_html: str) -> None:
-    from services.gateway.api import bearer
-
     @app.middleware("http")
     async def no_foreign_content(request: Request, call_next):  # type: ignore[no-untyped-def]
         response: Response = await call_next(request)

@@ -11,7 +11,6 @@ import pytest
 
 from contracts.activities import SERVICE as ACTIVITIES
 from contracts.activities import RecordTalk, TalkMethod, parse_event
-from contracts.base import Event
 from contracts.membership import SERVICE as MEMBERSHIP
 from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
@@ -23,21 +22,10 @@ from services.activities.domain import ActivitySite, evolve
 from services.views import activities
 from services.views.app import rebuild
 from tests.integration.waiting import eventually
+from tests.releases import Release01
 
 DAY = dt.date(2020, 7, 1)
 SITE = "up1"
-
-
-class Release01:
-    """TalkHeld as releases before v2 wrote it: schema version 1, no `method`."""
-
-    class TalkHeld(Event):
-        site_id: str
-        obligation_id: uuid.UUID
-        member_id: str
-        talked_by: str
-        talked_on: dt.date
-        note: str
 
 
 async def open_talks(client: GongdiClient) -> dict[str, str]:

@@ -17,6 +17,7 @@ from gongdi.store.base import Meta, Pending, StreamHead, prepare
 from gongdi.store.memory import MemoryEventStore
 from services.activities import domain
 from services.views.activities import ActivitiesProjection
+from tests.releases import Release01
 
 DAY = dt.date(2020, 7, 1)
 OBLIGATION = uuid.UUID(int=1)
@@ -95,18 +96,6 @@ def test_every_contract_has_the_whole_chain_of_every_event_type():
 
 
 # ---- the real change: TalkHeld v2 says how the talk was held (谈话方式) ---------------------------------------
-
-
-class Release01:
-    """Events as releases before TalkHeld v2 wrote them: the same type name, schema version 1, no `method`."""
-
-    class TalkHeld(Event):
-        site_id: str
-        obligation_id: uuid.UUID
-        member_id: str
-        talked_by: str
-        talked_on: dt.date
-        note: str
 
 
 OLD_TALK = Release01.TalkHeld(site_id="a", obligation_id=OBLIGATION, member_id="m1", talked_by="书记",
