@@ -176,7 +176,11 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=32, help="commands in flight")
     parser.add_argument("--sites", type=int, default=100)
     parser.add_argument("--live", type=int, default=100, help="arrivals timed from HTTP command to live push")
+    parser.add_argument("--rebuild", type=int, metavar="N", help="only the rebuild bench, over N generated events")
     args = parser.parse_args()
+    if args.rebuild:
+        rebuild_bench(args.rebuild)
+        return
     with tempfile.TemporaryDirectory(prefix="gongdi-bench-") as tmp:
         root = Path(tmp)
         # Every process as its own bus user and database role, the client as the city committee: as under `gongdi up`.
@@ -213,6 +217,30 @@ def main() -> None:
     print(f"  {'live: HTTP command → city snapshot pushed':<44}p50 {pct(p, 50):>5.1f} ms  p99 {pct(p, 99):>5.1f} ms"
           f"  ({len(p)} arrivals, one at a time; the command's own HTTP reply p50 {pct(r, 50):.1f} ms,"
           f" ratio {pct(p, 50) / pct(r, 50):.1f})")
+
+
+def rebuild_bench(n: int) -> None:
+    """The views rebuilt into their shadow from a log of `n` events, against a raw read + decode of that log."""
+    from bench import rebuild
+
+    with tempfile.TemporaryDirectory(prefix="gongdi-bench-") as tmp:
+        root = Path(tmp)
+        city = Settings().city()
+        creds = Credentials.ensure(root, city, WRITERS)
+        creds.ensure_postgres(DATABASE_ROLES)
+        nats_srv = EmbeddedNats(root / "nats", accounts=creds.accounts(city).render())
+        pg = EmbeddedPostgres(root / "pg", password=creds.postgres[SUPERUSER])
+        settings = Settings(nats_url=nats_srv.start(), database_url=pg.start(), log_level="warning",
+                            nats_user="setup", nats_password=creds.password("setup"))
+        try:
+            Supervisor(settings, root / "logs", say=print, passwords=creds.nats,
+                       database_passwords=creds.postgres).setup()
+            print(f"bench: rebuild of the views from {n:,} membership events; fsync on")
+            result = asyncio.run(rebuild.bench(settings.database_url, n))
+        finally:
+            pg.stop()
+            nats_srv.stop()
+    rebuild.report(result)
 
 
 if __name__ == "__main__":

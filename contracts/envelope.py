@@ -17,6 +17,8 @@ class Stored:
 
     `written_by`: "writer" (the appending code supplies it) or "database" (a default or identity fills it in).
     `hashed_as`: its key in the hash-chain input, or None when the field is outside the hash.
+    `since_scheme`: the first hash scheme whose input holds it (scheme 1: release 0.1's; scheme 2: every field the
+    writer knows, and the command's digest; see `chain_hash`).
     """
 
     sql_type: str
@@ -25,6 +27,7 @@ class Stored:
     hashed_as: str | None = None
     written_by: str = "writer"
     read_as: str | None = None
+    since_scheme: int = 1
 
 
 class Envelope(BaseModel):
@@ -41,18 +44,24 @@ class Envelope(BaseModel):
     stream_id: Annotated[str, Stored("text", "NOT NULL", hashed_as="stream")]
     version: Annotated[int, Stored("int", "NOT NULL CHECK (version > 0)", hashed_as="version")]
     service: str  # not stored: every service has its own table
-    township: Annotated[str, Stored("text", "NOT NULL")]
-    site_id: Annotated[str | None, Stored("text")]
+    township: Annotated[str, Stored("text", "NOT NULL", hashed_as="township", since_scheme=2)]
+    site_id: Annotated[str | None, Stored("text", hashed_as="site", since_scheme=2)]
     actor: Annotated[str, Stored("text", "NOT NULL", hashed_as="actor")]
-    command_id: Annotated[UUID | None, Stored("uuid")]
-    correlation_id: Annotated[UUID | None, Stored("uuid")]
-    causation_id: Annotated[UUID | None, Stored("uuid")]
+    command_id: Annotated[UUID | None, Stored("uuid", hashed_as="command", since_scheme=2)]
+    correlation_id: Annotated[UUID | None, Stored("uuid", hashed_as="correlation", since_scheme=2)]
+    causation_id: Annotated[UUID | None, Stored("uuid", hashed_as="causation", since_scheme=2)]
     occurred_at: Annotated[datetime, Stored("timestamptz", "NOT NULL", hashed_as="at")]
     recorded_at: Annotated[datetime, Stored("timestamptz", "NOT NULL DEFAULT clock_timestamp()",
                                             written_by="database")]
     payload: Annotated[dict[str, Any], Stored("jsonb", "NOT NULL", hashed_as="payload", read_as="payload::text")]
     prev_hash: Annotated[str | None, Stored("text", hashed_as="prev")]
     hash: Annotated[str, Stored("text", "NOT NULL")]
+    # Which hash input `hash` was computed over: rows written before scheme 2 keep 1 (the migration's default) and
+    # verify as they were written. Messages published before it lack the field: 1 as well.
+    hash_scheme: Annotated[int, Stored("smallint", "NOT NULL DEFAULT 1", hashed_as="scheme", since_scheme=2)] = 1
+    # Scheme 2: the digest of the command's `commands` row (`command_digest`), so that the row cannot be removed,
+    # edited or made up for events without breaking their hashes. None for events no command wrote (a policy's).
+    command_digest: Annotated[str | None, Stored("text", hashed_as="cmd", since_scheme=2)] = None
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
@@ -88,7 +97,13 @@ def _stored_fields() -> tuple[StoredField, ...]:
 
 STORED: tuple[StoredField, ...] = _stored_fields()
 WRITTEN: tuple[StoredField, ...] = tuple(f for f in STORED if f.stored.written_by == "writer")
-HASHED: tuple[StoredField, ...] = tuple(f for f in STORED if f.stored.hashed_as)
+HASH_SCHEME = 2  # what `prepare` writes now
+# The hash input of each scheme. Outside every scheme: position, tx_id and recorded_at, which only the database
+# knows (filled in by the insert; hashing them would cost a second statement per command), and the hash itself.
+# They are checked against the JetStream copy and the signed heads instead (docs/architecture.md, Tamper evidence).
+HASHED_BY_SCHEME: dict[int, tuple[StoredField, ...]] = {
+    n: tuple(f for f in STORED if f.stored.hashed_as and f.stored.since_scheme <= n) for n in (1, HASH_SCHEME)}
+HASHED: tuple[StoredField, ...] = HASHED_BY_SCHEME[1]  # release 0.1's
 
 
 def iso(ts: datetime) -> str:
@@ -105,10 +120,17 @@ def _canonical(value: Any) -> Any:
 
 
 def chain_hash(values: dict[str, Any]) -> str:
-    """sha256 over the hashed fields (previous hash, identity and content) as canonical JSON.
+    """sha256 over the hashed fields of the row's scheme (`hash_scheme`, 1 when absent) as canonical JSON.
 
     `values` is keyed by envelope field name; `payload` is the decoded payload.
     """
-    body = orjson.dumps({f.stored.hashed_as: _canonical(values[f.name]) for f in HASHED},
-                        option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(body).hexdigest()
+    scheme = values.get("hash_scheme") or 1
+    body = {f.stored.hashed_as: _canonical(values.get(f.name)) for f in HASHED_BY_SCHEME[scheme]}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def command_digest(command_id: UUID, fingerprint: str | None, warnings: Any, events: int) -> str:
+    """A `commands` row as the events of its command bind it: its id, what was asked, the warnings answered (as
+    decoded JSON) and how many events it wrote."""
+    body = {"id": str(command_id), "fingerprint": fingerprint, "warnings": warnings, "events": events}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()

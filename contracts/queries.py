@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from contracts.base import Slug
 from contracts.subjects import query_subject
+from contracts.timeline import AsOf
 
 SERVICE = "views"
 
@@ -19,18 +20,19 @@ class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SiteQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CityQuery(AsOf):
+    """The city view, live or as of a moment (contracts.timeline)."""
+
+
+class SiteQuery(AsOf):
     site_id: Slug
 
 
-class TownshipQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TownshipQuery(AsOf):
     township: Slug
 
 
-class DepartmentQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DepartmentQuery(AsOf):
     department: Slug  # its code in the city file (contracts.city.City.departments); the sites store its name
 
 
@@ -68,7 +70,7 @@ class Query:
 QUERIES: dict[str, Query] = {
     q.name: q
     for q in (
-        Query("city", NoParams, "全市视图"),
+        Query("city", CityQuery, "全市视图"),
         Query("site", SiteQuery, "工地视图", reads="site"),
         Query("township", TownshipQuery, "乡镇视图", reads="township"),
         Query("department", DepartmentQuery, "主管部门视图", reads="department"),

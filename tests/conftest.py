@@ -48,6 +48,7 @@ class Servers:
     def settings(self, database_url: str, **more: object) -> Settings:
         """A platform operator's settings (the `setup` user) on these servers; the gateway on a port of its own."""
         more.setdefault("http_port", free_port())
+        more.setdefault("head_key", self.credentials.head_key)
         return Settings(nats_url=self.nats_url, database_url=database_url, nats_user="setup",
                         nats_password=self.credentials.password("setup"), **more)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from contracts.envelope import HASHED, Envelope, chain_hash
+from contracts.envelope import STORED, Envelope, chain_hash
 from gongdi.store.base import StreamHead
 
 
@@ -33,8 +33,9 @@ class StreamContinuityError(ValueError):
 
 
 def own_hash(event: Envelope) -> str:
-    """The hash the writer computed, recomputed from the event's hashed fields (as `check_chains` does)."""
-    return chain_hash({f.name: getattr(event, f.name) for f in HASHED})
+    """The hash the writer computed, recomputed from the event's hashed fields (as `check_chains` does; the
+    event's `hash_scheme` says which)."""
+    return chain_hash({f.name: getattr(event, f.name) for f in STORED})
 
 
 def _link(version: int, prev_hash: str | None) -> str:

@@ -71,6 +71,10 @@ class Projection:
     # A policy reacts to a few event types of another service and lets the rest pass by design; a projection
     # (the default) must account for every type, so that a new one is shown or ignored on purpose.
     reacts_only: ClassVar[bool] = False
+    # True when the writes for events of different event streams (stream_id) touch different rows, so that only
+    # each stream's own order matters: a rebuild may then send one statement for many streams' events at once
+    # (gongdi.bus.shadow.Batcher). Left False, the rebuild keeps the log's order exactly.
+    streams_commute: ClassVar[bool] = False
     _dispatch: ClassVar[dict[str, str | None]]
 
     def __init_subclass__(cls, **kwargs: object) -> None:

@@ -21,6 +21,7 @@ from contracts.history import SUBJECTS
 from contracts.identity import LABELS, Identity, Role
 from contracts.queries import QUERIES, Query
 from contracts.queries import SERVICE as VIEWS_SERVICE
+from contracts.timeline import Basis
 from gongdi.cli.format import (
     format_birthdays,
     format_city,
@@ -67,6 +68,8 @@ def runtime_settings(home: Path) -> Settings:
     creds = Credentials.load(home / CREDENTIALS)
     if "GONGDI_NATS_USER" not in os.environ and "setup" in creds.nats:
         settings = settings.as_user("setup", creds.nats["setup"])
+    if creds.head_key and "GONGDI_HEAD_KEY" not in os.environ:  # the supervisor hands it to the writers only
+        settings = settings.model_copy(update={"head_key": creds.head_key})
     return settings
 
 
@@ -116,6 +119,11 @@ def cmd_view(args: argparse.Namespace) -> int:
             print(f"gongdi view {args.what} 不接受 --month", file=sys.stderr)
             return 2
         body["month"] = args.month
+    if args.as_of:
+        if "as_of" not in query.params.model_fields:
+            print(f"gongdi view {args.what} 不接受 --as-of", file=sys.stderr)
+            return 2
+        body.update(as_of=args.as_of, as_of_basis=args.basis)
     if args.what == "status":  # every service's own status: the views' consumers and the writers' policies
         from gongdi.ops.readiness import ServiceRefused
 
@@ -128,7 +136,14 @@ def cmd_view(args: argparse.Namespace) -> int:
     if not reply["ok"]:
         print(f"错误 {reply['error']['code']}: {reply['error']['message']}", file=sys.stderr)
         return 1
-    print(orjson.dumps(reply["data"], option=orjson.OPT_INDENT_2).decode() if args.json else printer(reply["data"]))
+    data = reply["data"]
+    if args.json:
+        print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    if "as_of" in data:  # which moment, in which sense, and how much of the log it shows
+        past = data["as_of"]
+        print(f"{past['title']}：日志 {past['read']} 条事件中的 {past['events']} 条\n")
+    print(printer(data))
     return 0
 
 
@@ -140,6 +155,25 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 1
     print(orjson.dumps(reply["data"], option=orjson.OPT_INDENT_2).decode() if args.json
           else format_history(reply["data"]))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The city's yearly report in Chinese, as HTML and PDF, from the views as of the year's end (gongdi.report)."""
+    from gongdi.report import ReportError, make_report, refusal, write_report
+
+    settings = client_settings(args)
+    refused = refusal(settings.nats_user)
+    if refused:
+        print(f"错误 FORBIDDEN: {refused}", file=sys.stderr)
+        return 1
+    try:
+        report = asyncio.run(make_report(settings, args.year))
+    except ReportError as exc:
+        print(f"错误 {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    html, pdf = write_report(report, args.out)
+    print(f"{args.year}年度报告: {html.resolve()}\n              {pdf.resolve()}")
     return 0
 
 
@@ -184,24 +218,30 @@ def _seed(settings: Settings, creds: Credentials) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    import asyncpg
-
-    from gongdi.store.postgres import PostgresEventStore
+    """Every writing service (or `--schema`): chains, commands, signed heads, JetStream copy (gongdi.ops.audit)."""
+    from gongdi.ops.audit import summary, verify_all
+    from gongdi.service.process import connect_nats
+    from gongdi.store.heads import HeadKey
 
     settings = runtime_settings(args.home)
-    schemas = [args.schema] if args.schema else WRITERS
+    creds = Credentials.load(args.home / CREDENTIALS)
+    public = HeadKey(creds.head_key).public_hex if creds.head_key else None
 
-    async def run() -> list[str]:
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    async def run() -> list:
+        nc = await connect_nats(settings, "gongdi-verify")
         try:
-            return [f"{schema}: {p}" for schema in schemas for p in await PostgresEventStore(pool, schema).verify()]
+            return await verify_all(settings.database_url, nc.jetstream(), [args.schema] if args.schema else WRITERS,
+                                    public, args.heads, args.export_heads)
         finally:
-            await pool.close()
+            await nc.close()
 
-    problems = asyncio.run(run())
+    reports = asyncio.run(run())
+    problems = [p for r in reports for p in r.problems]
+    for r in reports:
+        print(summary(r))
     for p in problems:
         print(f"!! {p}")
-    print("哈希链完整 (all hash chains verify)" if not problems else f"{len(problems)} 处不一致")
+    print("哈希链、命令、签名日志头与 JetStream 副本一致 (all verify)" if not problems else f"{len(problems)} 处不一致")
     return 0 if not problems else 1
 
 
@@ -239,6 +279,21 @@ def cmd_repair_stream(args: argparse.Namespace) -> int:
     asyncio.run(run())
     cmd_setup(args)  # the stream and every consumer of it made again; the relay then republishes into it
     print(f"已修复 {args.service} 的流；`gongdi view status` 显示重新发布的进度 (republishing; watch the status)")
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    """Rebuild a reading service's schema in its shadow and swap it in, while it keeps answering (gongdi.bus.shadow)."""
+    from gongdi.bus.shadow import RebuildError
+    from gongdi.ops.rebuilding import ProgressBar, result_line
+    from services.views.app import VIEWS as READING
+
+    try:
+        outcome = asyncio.run(READING.rebuild_swap(runtime_settings(args.home), args.fresh, ProgressBar()))
+    except RebuildError as exc:
+        print(f"无法重建 (cannot rebuild): {exc}", file=sys.stderr)
+        return 1
+    print(result_line(READING.name, outcome))
     return 0
 
 
@@ -457,6 +512,11 @@ def main(argv: list[str] | None = None) -> None:
     view.add_argument("what", choices=list(VIEWS))
     view.add_argument("site_id", nargs="?", help="the site (or the township's code, or the department's)")
     view.add_argument("--month", help="YYYY-MM, for birthdays (default: this month)")
+    view.add_argument("--as-of", metavar="WHEN", help="the view as of a day (YYYY-MM-DD: its end, city time) or a"
+                      " moment (YYYY-MM-DDTHH:MM[+08:00]) instead of now")
+    view.add_argument("--basis", choices=[b.value for b in Basis], default=Basis.business.value,
+                      help="with --as-of: business = what was true then, by the facts' own dates, including facts"
+                      " recorded later (按业务日期, default); recorded = what the platform showed then (按记录时间)")
     view.add_argument("--json", action="store_true")
     view.set_defaults(fn=cmd_view)
     hist = sub.add_parser("history", help="every event touching it, with when, who, which command and what it"
@@ -465,6 +525,12 @@ def main(argv: list[str] | None = None) -> None:
     hist.add_argument("ident", metavar="ID", help="the site's, member's or case's id (a branch: its site's)")
     hist.add_argument("--json", action="store_true")
     hist.set_defaults(fn=cmd_history)
+    report = sub.add_parser("report", help="the city's yearly report (HTML with charts, and PDF) from the views as"
+                            " of the year's end")
+    report.add_argument("--year", type=int, required=True)
+    report.add_argument("--out", type=Path, default=Path("."), help="folder for report-<year>.html and .pdf"
+                        " (default: the current folder)")
+    report.set_defaults(fn=cmd_report)
     send = sub.add_parser("send", help="send a command, e.g. gongdi send membership RecordArrival '{...}'")
     send.add_argument("service")
     send.add_argument("name")
@@ -488,8 +554,15 @@ def main(argv: list[str] | None = None) -> None:
                             " someone else: republish it from PostgreSQL and re-point its consumers")
     repair.add_argument("service", choices=WRITERS)
     repair.set_defaults(fn=cmd_repair_stream)
-    verify = sub.add_parser("verify", help="recompute every hash chain of every writing service")
+    rebuild = sub.add_parser("rebuild", help="rebuild the views from the writers' logs in a shadow schema and swap it"
+                             " in; queries keep answering; a killed rebuild goes on where it stopped")
+    rebuild.add_argument("schema", nargs="?", choices=[VIEWS_SERVICE], default=VIEWS_SERVICE)
+    rebuild.add_argument("--fresh", action="store_true", help="drop a shadow left by a killed rebuild; start over")
+    rebuild.set_defaults(fn=cmd_rebuild)
+    verify = sub.add_parser("verify", help="check every writing service's log: chains, commands, signed heads, copy")
     verify.add_argument("--schema", help="one writing service (default: all of them)")
+    verify.add_argument("--heads", type=Path, help="also check against the latest heads in this kept file")
+    verify.add_argument("--export-heads", type=Path, help="append each service's latest signed head to this file")
     verify.set_defaults(fn=cmd_verify)
     args = parser.parse_args(argv)
     try:

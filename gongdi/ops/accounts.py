@@ -19,6 +19,7 @@ from contracts.identity import PLATFORM_ACCOUNT, USERS_ACCOUNT, Identity, Role
 from contracts.queries import OPS_PREFIX, STATUS, status_subject
 from contracts.queries import SERVICE as VIEWS
 from contracts.subjects import stream_name
+from gongdi.bus.heads import head_subject
 
 INBOX = "_INBOX.>"
 GATEWAY = "gateway"  # the HTTP gateway's platform user
@@ -52,7 +53,8 @@ def platform_users(writers: Sequence[str], reader: str = "views") -> list[User]:
     for w in writers:
         # Commands, its status and history, the operator's retry of its dead letters; stream info (in _CONSUME) for
         # status. People ask histories through `qry.>` (not the dashboard: its reads are listed in client_user).
-        users.append(User(w, PLATFORM_ACCOUNT, publish=_CONSUME,
+        # ... and its own signed log head, on its own subject only (gongdi.bus.heads).
+        users.append(User(w, PLATFORM_ACCOUNT, publish=[*_CONSUME, head_subject(w)],
                           subscribe=[f"cmd.*.{w}.>", status_subject(w), history_subject(w), f"{OPS_PREFIX}.{w}.>",
                                      INBOX],
                           allow_responses=True, title=f"{w} 服务"))
@@ -61,7 +63,10 @@ def platform_users(writers: Sequence[str], reader: str = "views") -> list[User]:
                           publish=[f"evt.*.{w}.>", "$JS.API.INFO", f"$JS.API.STREAM.INFO.{stream}",
                                    f"$JS.API.DIRECT.GET.{stream}", f"$JS.API.DIRECT.GET.{stream}.>",
                                    f"$JS.API.STREAM.MSG.GET.{stream}"]))
-    users.append(User(reader, PLATFORM_ACCOUNT, publish=[*_CONSUME, "live.>"],
+    # As-of views read the streams again through short-lived consumers of their own (gongdi.bus.asof).
+    reread = [f"$JS.API.CONSUMER.{verb}.{stream_name(w)}{tail}" for w in writers
+              for verb, tail in (("CREATE", ""), ("CREATE", ".>"), ("DELETE", ".*"))]
+    users.append(User(reader, PLATFORM_ACCOUNT, publish=[*_CONSUME, *reread, "live.>"],
                       subscribe=[f"qry.{reader}.>", f"{OPS_PREFIX}.{reader}.>", INBOX], allow_responses=True,
                       title="视图服务"))
     # The HTTP gateway's own connection asks only for every service's progress (health, metrics). What people do

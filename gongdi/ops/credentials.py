@@ -12,6 +12,7 @@ from pathlib import Path
 from contracts.city import City
 from contracts.identity import Identity, Role
 from gongdi.ops.accounts import AccountsConfig, User, all_users
+from gongdi.store.heads import new_seed
 
 FILE_NAME = "credentials.json"
 SUPERUSER = "postgres"  # the embedded PostgreSQL's superuser: setup, migrations and the operator's tools
@@ -33,18 +34,23 @@ class Credentials:
     nats: dict[str, str] = field(default_factory=dict)
     postgres: dict[str, str] = field(default_factory=dict)
     secretaries: dict[str, str] = field(default_factory=dict)  # site id → township code
+    head_key: str = ""  # the Ed25519 seed that signs the log heads (gongdi.store.heads): here, never in PostgreSQL
     writers: list[str] = field(default_factory=list)  # the writing services (not stored: the code's list)
 
     @classmethod
     def load(cls, path: Path) -> Credentials:
         raw = json.loads(path.read_text()) if path.exists() else {}
-        return cls(path, raw.get("nats", {}), raw.get("postgres", {}), raw.get("secretaries", {}))
+        return cls(path, raw.get("nats", {}), raw.get("postgres", {}), raw.get("secretaries", {}),
+                   raw.get("head_key", ""))
 
     @classmethod
     def ensure(cls, home: Path, city: City, writers: Iterable[str]) -> Credentials:
         """The state folder's credentials, with a password for every user the city and services need."""
         creds = cls.load(home / FILE_NAME)
         creds.writers = list(writers)
+        if not creds.head_key:  # a state folder from before signed heads gets its key on its first start
+            creds.head_key = new_seed()
+            creds.save()
         creds.add_users(city)
         return creds
 
@@ -94,8 +100,8 @@ class Credentials:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"nats": self.nats, "postgres": self.postgres, "secretaries": self.secretaries},
-                          indent=2, ensure_ascii=False)
+        body = json.dumps({"nats": self.nats, "postgres": self.postgres, "secretaries": self.secretaries,
+                           "head_key": self.head_key}, indent=2, ensure_ascii=False)
         # Written under a temporary name with owner-only rights, then renamed: never readable by others,
         # never half-written.
         tmp = self.path.with_suffix(".tmp")

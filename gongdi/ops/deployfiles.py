@@ -14,6 +14,7 @@ from contracts.identity import Identity, Role
 from gongdi.ops.accounts import AccountsConfig, User, all_users, env_name
 from gongdi.ops.runtime import write_private
 from gongdi.ops.supervisor import WRITERS
+from gongdi.store.heads import new_seed
 
 DEPLOY = DEFAULT_CITY_FILE.parent  # the repository's deploy/ folder
 ACCOUNTS = Path("nats/accounts.conf")
@@ -65,11 +66,17 @@ def _secrets_header(what: str) -> str:
     )
 
 
+# The Ed25519 seed the writing services sign their log heads with (gongdi.store.heads): kept here, with the
+# passwords, and never in PostgreSQL, so that whoever can rewrite the database cannot sign a rewritten head.
+HEAD_KEY = "GONGDI_HEAD_KEY"
+
+
 def secrets_example(city: City) -> str:
-    """The committed example: every variable accounts.conf refers to, with a placeholder."""
+    """The committed example: every variable accounts.conf refers to, and the head-signing key, with a placeholder."""
     header = _secrets_header(
         "Example only: make the real file with `python -m gongdi.ops.deployfiles secrets` (random passwords).")
-    return header + "".join(f"{env_name(u.name)}={PLACEHOLDER}\n" for u in production_users(city))
+    return header + "".join(f"{env_name(u.name)}={PLACEHOLDER}\n" for u in production_users(city)) + \
+        f"{HEAD_KEY}={PLACEHOLDER}\n"
 
 
 def read_env(path: Path) -> dict[str, str]:
@@ -90,8 +97,11 @@ def ensure_secrets(city: City, path: Path) -> list[str]:
     added. A password already handed out (a township's leaf uses it) is never replaced."""
     current = read_env(path)
     added = [env_name(u.name) for u in production_users(city) if env_name(u.name) not in current]
-    if added or not path.exists():
+    if added or HEAD_KEY not in current or not path.exists():
         current.update({name: password() for name in added})
+        if HEAD_KEY not in current:  # a key already signing heads is never replaced: old heads verify with it
+            current[HEAD_KEY] = new_seed()
+            added.append(HEAD_KEY)
         header = _secrets_header("Secrets of this installation: owner-only, never committed, back it up.")
         path.parent.mkdir(parents=True, exist_ok=True)
         write_private(path, header + "".join(f"{k}={v}\n" for k, v in current.items()))

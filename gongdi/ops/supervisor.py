@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from gongdi.bus.shadow import REBUILD_NEEDED
 from gongdi.service.settings import Settings
 from gongdi.store.roles import ROLE_PASSWORD_ENV, login_url, role_name
 
@@ -29,6 +30,8 @@ PROCESSES = [
 WITHOUT_DATABASE = {"services.gateway"}
 WRITERS = ["membership", "activities", "liaison"]  # the services that record events, each in its own schema
 SETUP_ORDER = [*(f"services.{w}" for w in WRITERS), "services.views"]
+# A reading service's setup that reports its schema built by another code version gets this job after the start.
+REBUILD_JOB = ("views-rebuild", "services.views", "swap", "--if-stale")
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
+    once: bool = False  # a job: restarted only when it fails (a rebuild goes on where it stopped), done at exit 0
 
 
 class Server(Protocol):
@@ -94,6 +98,7 @@ class Supervisor:
             Child(name, [sys.executable, "-m", module, arg], logdir / f"{name}.log", env=self.env_for(module, arg))
             for name, module, arg in PROCESSES
         ]
+        self.rebuild_needed = False
 
     def env_for(self, module: str, arg: str) -> dict[str, str]:
         settings = self.settings
@@ -101,6 +106,8 @@ class Supervisor:
             user = bus_user(module, arg)
             settings = settings.as_user(user, self.passwords[user])
         env = {**os.environ, **settings.env()}
+        if not (arg == "serve" and module.rsplit(".", 1)[-1] in WRITERS):
+            env.pop("GONGDI_HEAD_KEY", None)  # the head-signing key goes to the writing services' serve only
         if module in WITHOUT_DATABASE:
             env.pop("DATABASE_URL", None)
             return env
@@ -122,6 +129,7 @@ class Supervisor:
             if out.returncode != 0:
                 raise RuntimeError(f"setup of {module} failed:\n{out.stderr[-3000:]}")
             lines += out.stdout.splitlines()
+        self.rebuild_needed = any(line.startswith(REBUILD_NEEDED) for line in lines)
         return lines
 
     def _start(self, child: Child) -> None:
@@ -132,6 +140,15 @@ class Supervisor:
 
     def start(self) -> None:
         self.logdir.mkdir(parents=True, exist_ok=True)
+        if self.rebuild_needed:
+            # The owner's rights, as `gongdi rebuild`: it makes, fills and renames schemas. The old views answer
+            # meanwhile; the job swaps the new ones in and exits.
+            name, module, arg, flag = REBUILD_JOB
+            env = self.env_for(module, "setup")
+            env.pop(ROLE_PASSWORD_ENV, None)
+            self.children.append(Child(name, [sys.executable, "-m", module, arg, flag], self.logdir / f"{name}.log",
+                                       env=env, once=True))
+            self.rebuild_needed = False
         for child in self.children:
             self._start(child)
 
@@ -142,6 +159,8 @@ class Supervisor:
         now = time.monotonic()
         for child in self.children:
             if child.proc is None or child.proc.poll() is None:
+                continue
+            if child.once and child.proc.returncode == 0:
                 continue
             if child.next_start == 0.0:
                 lived = now - child.started_at

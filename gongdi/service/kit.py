@@ -3,8 +3,8 @@
 A writing service's `app.py` is a `WritingService(...)`: its commands, repository, decide/advise, migrations and
 the policies it runs over other services' events. From that the kit builds the FastStream app (`serve`), the
 relay (`relay`) and the idempotent `setup`. A reading service (the views) is a `ReadingService(...)`: its
-projections, queries and migrations, giving `serve`, `setup` and `rebuild`. `python -m services.<name> …` calls
-`main`.
+projections, queries and migrations, giving `serve`, `setup`, `rebuild` and `swap` (gongdi.bus.shadow).
+`python -m services.<name> …` calls `main`.
 
 Every service also gets, from the kit, what the platform's operator needs of its consumers: a writing service
 answers `qry.<name>.status` (events recorded and published, and each policy consumer's position and dead
@@ -48,10 +48,14 @@ from contracts.queries import (
 from contracts.replies import ErrorInfo
 from contracts.subjects import command_subscription, stream_name
 from gongdi.bus import deadletters
+from gongdi.bus.asof import Past
 from gongdi.bus.consumer import Handler, OrderedConsumer
+from gongdi.bus.heads import HEADS_STREAM, HeadPublisher, ensure_heads_stream
 from gongdi.bus.projection import Projection
 from gongdi.bus.relay import Relay, fill_from_start
 from gongdi.bus.replay import Progress, rebuild
+from gongdi.bus.shadow import BATCH, Outcome, ShadowRebuild, check_version, shadow_of, stored_version
+from gongdi.bus.shadow import Feed as Source
 from gongdi.bus.streams import ensure_durable, ensure_event_stream, require_stream
 from gongdi.service.logging import configure
 from gongdi.service.pipeline import CommandPipeline, Repository, no_advice, site_key
@@ -68,6 +72,7 @@ from gongdi.service.process import (
 )
 from gongdi.service.process import broker as make_broker
 from gongdi.service.settings import Settings
+from gongdi.store.heads import HeadKey
 from gongdi.store.history import read_history
 from gongdi.store.migrations import Migration
 from gongdi.store.postgres import PostgresEventStore
@@ -199,6 +204,10 @@ class WritingService:
                     # A dead policy must take the process down with it, so that the supervisor restarts it.
                     tasks.append(Background(consumer.run, lambda: os.kill(os.getpid(), signal.SIGTERM)))
                 consumers.append(Consumers(self.name, pool, nc.jetstream(), feeds, log))
+                if settings.head_key:  # the signed log heads (gongdi.bus.heads); the last one on shutdown
+                    heads = HeadPublisher(pool, nc.jetstream(), self.name, HeadKey(settings.head_key),
+                                          settings.head_interval, log)
+                    tasks.append(Background(heads.run, lambda: None))
                 bound.append(self.pipeline(self.repository(pool, settings.city()), log))
                 log.info(f"{self.name} ready", commands=list(self.commands))
                 yield
@@ -260,6 +269,7 @@ class WritingService:
         try:
             js = nc.jetstream()
             made = await ensure_event_stream(js, self.name, settings.stream_replicas)
+            lines.append(f"stream {HEADS_STREAM}: {await ensure_heads_stream(js, settings.stream_replicas)}")
             if made == "created":  # first setup, an upgrade from release 0.1 (streams in another account), a repair
                 await fill_from_start(settings.database_url, self.name)
             lines.append(f"stream of {self.name}: {made}")
@@ -313,6 +323,9 @@ class ReadingService:
     migrations: Sequence[Migration]
     after_commit: Callable[[NATS, City], Callable[[list[Envelope]], Awaitable[None]]] | None = None
     query_workers: int = 8
+    # The projections' code version, recorded on the schema: a schema built by another version is rebuilt in its
+    # shadow and swapped in (gongdi.bus.shadow), started by `setup`'s report, while the old one keeps answering.
+    version: str = "1"
 
     def feeds(self, schema: str) -> list[tuple[str, Projection]]:
         return [(p.contract.SERVICE, p) for p in self.projections(schema)]
@@ -338,6 +351,9 @@ class ReadingService:
             nc = await connect_nats(settings, f"{self.name}-consumer")
             after = self.after_commit(nc, city) if self.after_commit else None
             tasks = []
+            # As-of answers replay the log on a connection of their own, into its temporary tables.
+            past = Past(connect=lambda: asyncpg.connect(settings.database_url), migrations=self.migrations,
+                        feeds=self.feeds, js=nc.jetstream())
             try:
                 feeds = self.feeds(self.name)
                 for service, projection in feeds:
@@ -349,20 +365,28 @@ class ReadingService:
                 # A retried letter is shown like any applied event: the live subjects say so after its commit.
                 consumers.append(Consumers(self.name, pool, nc.jetstream(),
                                            [Feed(service, projection, after) for service, projection in feeds], log))
-                bound.append(self.handlers(pool, self.name, nc.jetstream(), [stream_name(s) for s, _ in feeds], city))
+                bound.append(self.handlers(pool, self.name, nc.jetstream(), [stream_name(s) for s, _ in feeds], city,
+                                           past=past))
                 log.info(f"{self.name} ready")
                 yield
             finally:
                 for task in tasks:
                     await task.close()
+                await past.close()
                 await nc.close()
                 await pool.close()
 
         return FastStream(broker, lifespan=lifespan, logger=None)
 
     async def setup(self, settings: Settings) -> list[str]:
-        """Idempotent: migrations, and one durable consumer per source stream."""
+        """Idempotent: migrations, and one durable consumer per source stream; a line `rebuild needed: …` when the
+        schema was built by another code version."""
         lines = [await migrate_schema(settings, self.name, self.migrations)]
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            stale = await check_version(conn, self.name, self.version)
+        finally:
+            await conn.close()
         nc = await connect_nats(settings, f"{self.name}-setup")
         try:
             js = nc.jetstream()
@@ -372,7 +396,29 @@ class ReadingService:
                 lines.append(f"consumer {self.name} on {stream_name(service)}: {durable}")
         finally:
             await nc.close()
-        return lines
+        return lines + ([stale] if stale else [])
+
+    async def stale(self, settings: Settings) -> bool:
+        """Whether the live schema was built by another code version than this one."""
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await stored_version(conn, self.name) != self.version
+        finally:
+            await conn.close()
+
+    async def rebuild_swap(self, settings: Settings, fresh: bool = False, progress: Progress | None = None,
+                           swap: bool = True, batch: int = BATCH) -> Outcome:
+        """Rebuild the live schema in its shadow from the writers' logs (resuming a killed rebuild unless `fresh`)
+        and swap it in while queries and the live consumer go on; as the owner (gongdi.bus.shadow)."""
+        pool = await create_pool(settings, 4)
+        nc = await connect_nats(settings, f"{self.name}-rebuild")
+        try:
+            sources = [Source(service, p) for service, p in self.feeds(shadow_of(self.name))]
+            return await ShadowRebuild(pool, self.name, self.name, self.version, self.migrations, sources,
+                                       nc.jetstream(), batch, progress).run(fresh, swap)
+        finally:
+            await nc.close()
+            await pool.close()
 
     async def rebuild(self, settings: Settings, target: str, progress: Progress | None = None) -> int:
         """Replay every source stream into schema `target` (dropped first); returns the events applied."""
@@ -386,7 +432,7 @@ class ReadingService:
             await pool.close()
 
     def main(self, argv: list[str]) -> None:
-        """`python -m services.<name> [serve|setup|rebuild SCHEMA]`."""
+        """`python -m services.<name> [serve|setup|rebuild SCHEMA|swap [--fresh] [--if-stale] [--batch N]]`."""
 
         def rebuild_into(settings: Settings, args: list[str]) -> None:
             target = args[0] if args else f"{self.name}_rebuild"
@@ -394,8 +440,20 @@ class ReadingService:
                 f"\r重建 {done}/{total}", end="", flush=True)))
             print(f"\n{n} events replayed into schema {target}")
 
+        def rebuild_and_swap(settings: Settings, args: list[str]) -> None:
+            from gongdi.ops.rebuilding import ProgressBar, result_line
+
+            if "--if-stale" in args and not asyncio.run(self.stale(settings)):
+                print(f"{self.name}: 代码版本 {self.version}，无需重建 (up to date)")
+                return
+            bar = ProgressBar() if sys.stderr.isatty() else None
+            batch = int(args[args.index("--batch") + 1]) if "--batch" in args else BATCH
+            print(result_line(self.name, asyncio.run(self.rebuild_swap(settings, "--fresh" in args, bar,
+                                                                       batch=batch))), flush=True)
+
         run_command(self.name, argv, {
             "serve": lambda settings, _args: asyncio.run(self.app(settings).run()),
             "setup": lambda settings, _args: print(*asyncio.run(self.setup(settings)), sep="\n"),
             "rebuild": rebuild_into,
+            "swap": rebuild_and_swap,
         })

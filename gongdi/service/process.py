@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
-import nats
 import orjson
 import structlog
 from faststream.nats import NatsBroker, NatsMessage
@@ -143,12 +142,14 @@ def reply_handler(broker_: NatsBroker, subject: str, queue: str, workers: int,
     broker_.subscriber(subject, queue=queue, max_workers=workers, decoder=as_request)(endpoint)
 
 
-def bus_watch(name: str) -> dict[str, Callable[[], Awaitable[None]]]:
+def bus_watch(name: str, closed: Callable[[], bool] = lambda: False) -> dict[str, Callable[[], Awaitable[None]]]:
     """Connection callbacks that put losing and regaining the bus in the log: an outage is visible per process,
-    and so is the moment it healed."""
+    and so is the moment it healed. `closed` tells a close asked for (nats-py calls the same callback) from a loss."""
     log = structlog.get_logger()
 
     async def lost() -> None:
+        if closed():
+            return
         log.warning("bus connection lost; reconnecting", connection=name)
 
     async def regained() -> None:
@@ -159,7 +160,10 @@ def bus_watch(name: str) -> dict[str, Callable[[], Awaitable[None]]]:
 
 async def connect_nats(settings: Settings, name: str) -> NATS:
     # Reconnects forever: the supervisor brings the embedded server back, a cluster another node.
-    return await nats.connect(settings.nats_servers, name=name, max_reconnect_attempts=-1, **bus_watch(name))
+    nc = NATS()
+    await nc.connect(settings.nats_servers, name=name, max_reconnect_attempts=-1,
+                     **bus_watch(name, lambda: nc.is_closed))
+    return nc
 
 
 def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:

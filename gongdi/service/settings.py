@@ -28,6 +28,10 @@ class Settings(BaseModel):
     city_file: str = str(DEFAULT_CITY_FILE)  # GONGDI_CITY_FILE
     http_host: str = "127.0.0.1"  # GONGDI_HTTP_HOST: where the gateway listens (0.0.0.0 in a container)
     http_port: int = 8480  # GONGDI_HTTP_PORT
+    # GONGDI_HEAD_KEY: the platform's head-signing key (hex seed, from the state folder's credentials), given only to
+    # the writing services' serve processes; empty: no signed heads. GONGDI_HEAD_INTERVAL: seconds between heads.
+    head_key: str = ""
+    head_interval: float = 60.0
 
     def city(self) -> City:
         return load_city(self.city_file)

@@ -16,7 +16,7 @@ from uuid import UUID
 import orjson
 
 from contracts.base import Event
-from contracts.envelope import STORED, Envelope, chain_hash
+from contracts.envelope import HASH_SCHEME, STORED, Envelope, chain_hash, command_digest
 from contracts.replies import CommandReply, ErrorInfo, RecordedRef
 
 
@@ -79,6 +79,10 @@ class Meta:
     correlation_id: UUID | None = None
     causation_id: UUID | None = None
     occurred_at: datetime | None = None
+    # What the command's `commands` row will hold, bound into its events' hashes (scheme 2): None for events that
+    # no command wrote (a policy's).
+    fingerprint: str | None = None
+    warnings: Sequence[Any] = ()
 
 
 @dataclass(frozen=True, order=True)
@@ -167,6 +171,11 @@ class Prepared:
 def prepare(pending: Sequence[Pending], heads: dict[str, StreamHead], meta: Meta) -> Prepared:
     """Number, hash and encode the events; nothing is written yet."""
     occurred_at = meta.occurred_at or datetime.now(UTC)
+    digest = None
+    if meta.command_id is not None:
+        # As the `commands` row will read back: warnings through JSON, the way they are stored.
+        warnings = orjson.loads(orjson.dumps([_plain(w) for w in meta.warnings]))
+        digest = command_digest(meta.command_id, meta.fingerprint, warnings, len(pending))
     heads = dict(heads)
     rows: list[dict[str, Any]] = []
     for p in pending:
@@ -176,12 +185,17 @@ def prepare(pending: Sequence[Pending], heads: dict[str, StreamHead], meta: Meta
             "stream_id": p.stream_id, "version": head.version + 1, "township": p.township, "site_id": p.site_id,
             "actor": meta.actor, "command_id": meta.command_id, "correlation_id": meta.correlation_id,
             "causation_id": meta.causation_id, "occurred_at": occurred_at,
-            "payload": p.event.model_dump(mode="json"), "prev_hash": head.hash,
+            "payload": p.event.model_dump(mode="json"), "prev_hash": head.hash, "hash_scheme": HASH_SCHEME,
+            "command_digest": digest,
         }
         row["hash"] = chain_hash(row)
         rows.append(row)
         heads[p.stream_id] = StreamHead(row["version"], row["hash"])
     return Prepared(rows, heads)
+
+
+def _plain(warning: Any) -> Any:
+    return warning.model_dump() if hasattr(warning, "model_dump") else warning
 
 
 def recorded(rows: list[dict[str, Any]], positions: Sequence[int]) -> list[RecordedRef]:
@@ -193,20 +207,37 @@ def duplicate_reply(command_id: UUID, warnings: list[Any], refs: list[RecordedRe
     return CommandReply(ok=True, command_id=command_id, duplicate=True, warnings=warnings, events=refs)
 
 
-def check_chains(rows: Sequence[Any]) -> list[str]:
-    """Recompute the hash chains of rows ordered by (stream, version); a description of each broken link."""
+def check_chains(rows: Sequence[Any], digests: dict[UUID, str] | None = None) -> list[str]:
+    """Recompute the hash chains of rows ordered by (stream, version); a description of each broken link.
+
+    `digests`: each command's digest from its `commands` row (`command_digests`): a scheme 2 event must carry its
+    command's (a missing or changed `commands` row, or an event added to or taken from a command, shows here)."""
     problems: list[str] = []
-    prev: dict[str, tuple[int, str | None]] = {}
+    prev: dict[str, tuple[int, str | None, int]] = {}
     for row in rows:
-        last_version, last_hash = prev.get(row.stream_id, (0, None))
+        last_version, last_hash, last_scheme = prev.get(row.stream_id, (0, None, 1))
         if row.version != last_version + 1:
             problems.append(f"{row.stream_id}: version {row.version} follows {last_version}")
         if row.prev_hash != last_hash:
             problems.append(f"{row.stream_id} v{row.version}: prev_hash does not match")
+        scheme = getattr(row, "hash_scheme", 1)
+        if scheme < last_scheme:
+            problems.append(f"{row.stream_id} v{row.version}: hash scheme {scheme} after {last_scheme}")
         if chain_hash(row.hash_values()) != row.hash:
             problems.append(f"{row.stream_id} v{row.version}: content does not match its hash")
-        prev[row.stream_id] = (row.version, row.hash)
+        if scheme >= 2 and row.command_id is not None and (digests or {}).get(row.command_id) != row.command_digest:
+            problems.append(f"{row.stream_id} v{row.version}: its command's row is missing or differs")
+        prev[row.stream_id] = (row.version, row.hash, scheme)
     return problems
+
+
+def command_digests(commands: dict[UUID, tuple[str | None, Any]], rows: Sequence[Any]) -> dict[UUID, str]:
+    """Each command's digest from its row (command id → fingerprint, decoded warnings) and its events among `rows`."""
+    counts: dict[UUID, int] = {}
+    for row in rows:
+        if row.command_id is not None:
+            counts[row.command_id] = counts.get(row.command_id, 0) + 1
+    return {cid: command_digest(cid, fp, warnings, counts.get(cid, 0)) for cid, (fp, warnings) in commands.items()}
 
 
 class EventStore(Protocol):

@@ -20,6 +20,7 @@ from gongdi.store.base import (
     StoredRow,
     StreamHead,
     check_chains,
+    command_digests,
     duplicate_reply,
     prepare,
     recorded,
@@ -121,4 +122,7 @@ class MemoryEventStore:
         tx.snapshots[key] = (orjson.dumps(state), head)
 
     async def verify(self) -> list[str]:
-        return check_chains(sorted(self.rows, key=lambda r: (r.stream_id, r.version)))
+        commands = {cid: (self.fingerprints.get(cid), orjson.loads(orjson.dumps([w.model_dump() for w in warnings])))
+                    for cid, warnings in self.commands.items()}
+        return check_chains(sorted(self.rows, key=lambda r: (r.stream_id, r.version)),
+                            command_digests(commands, self.rows))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +23,7 @@ from gongdi.store.base import (
     StoredRow,
     StreamHead,
     check_chains,
+    command_digests,
     duplicate_reply,
     prepare,
     recorded,
@@ -33,7 +35,8 @@ SELECT_LIST = ", ".join(f.select for f in STORED)
 
 def events_table_sql(schema: str) -> str:
     """The tables every writing service's schema has, as release 0.1 created them (all `IF NOT EXISTS`)."""
-    columns = ",\n        ".join(f"{f.column} {f.stored.sql_type} {f.stored.constraints}".rstrip() for f in STORED)
+    columns = ",\n        ".join(f"{f.column} {f.stored.sql_type} {f.stored.constraints}".rstrip() for f in STORED
+                                  if f.name not in LATER_COLUMNS)
     return f"""
     CREATE SCHEMA IF NOT EXISTS {schema};
     CREATE TABLE IF NOT EXISTS {schema}.events (
@@ -66,6 +69,22 @@ def events_table_sql(schema: str) -> str:
 
 
 EVENT_STORE_MIGRATIONS = (Migration(1, "events, commands, relay checkpoint, stream snapshots", events_table_sql),)
+
+
+# Envelope columns a later migration adds (release 0.1's tables stay as they were: migration 1 never changes).
+LATER_COLUMNS = {"hash_scheme", "command_digest"}
+
+
+def tamper_evidence(number: int) -> Migration:
+    """Every writing service's migration `number` (docs/architecture.md, Tamper evidence): rows keep the hash scheme
+    they were written under (1 for those before), and a command row the transaction that wrote it, so that a
+    signed head can say which commands it covers (NULL before: covered by every head)."""
+    scheme = next(f.stored for f in STORED if f.name == "hash_scheme")
+    return Migration(number, "hash scheme per event; commands keep their transaction id", lambda s: f"""
+        ALTER TABLE {s}.events ADD COLUMN IF NOT EXISTS hash_scheme {scheme.sql_type} {scheme.constraints};
+        ALTER TABLE {s}.events ADD COLUMN IF NOT EXISTS command_digest text;
+        ALTER TABLE {s}.commands ADD COLUMN IF NOT EXISTS tx_id xid8;
+        ALTER TABLE {s}.commands ALTER COLUMN tx_id SET DEFAULT pg_current_xact_id();""")
 
 
 def command_fingerprints(number: int) -> Migration:
@@ -170,11 +189,13 @@ class PostgresEventStore:
         self.schema = schema
         s = schema
         self._insert = insert_sql(s)
+        # Ordered by the columns, qualified: a bare `tx_id` in ORDER BY names the select list's text-to-bigint
+        # output, which no index has, and the whole log would be sorted on every read.
         self._read_all = f"""
-            SELECT {SELECT_LIST} FROM {s}.events
-            WHERE (tx_id, position) > ($1::text::xid8, $2)
-              AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-            ORDER BY tx_id, position LIMIT $3"""
+            SELECT {SELECT_LIST} FROM {s}.events e
+            WHERE (e.tx_id, e.position) > ($1::text::xid8, $2)
+              AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+            ORDER BY e.tx_id, e.position LIMIT $3"""
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
@@ -255,8 +276,31 @@ class PostgresEventStore:
         )
 
     async def verify(self) -> list[str]:
-        """Recompute every hash chain; returns a description of each broken link."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            sql = f"SELECT {SELECT_LIST} FROM {self.schema}.events ORDER BY stream_id, version"
-            rows = [StoredRow(**r) async for r in conn.cursor(sql, prefetch=2000)]
-        return check_chains(rows)
+        """Recompute every hash chain, with each command's row bound in; a description of each broken link.
+        (`gongdi verify` does more: gongdi.ops.audit.)"""
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            rows = await read_events(conn, self.schema)
+            commands = await read_commands(conn, self.schema)
+        digests = command_digests({c.command_id: (c.fingerprint, c.warnings) for c in commands}, rows)
+        return check_chains(rows, digests)
+
+
+@dataclass(frozen=True)
+class CommandRow:
+    command_id: UUID
+    fingerprint: str | None
+    warnings: Any  # decoded
+    tx_id: int  # 0 for rows written before commands kept it
+
+
+async def read_events(conn: asyncpg.Connection, schema: str) -> list[Any]:
+    """Every event, ordered by (stream, version)."""
+    sql = f"SELECT {SELECT_LIST} FROM {schema}.events ORDER BY stream_id, version"
+    return [StoredRow(**r) async for r in conn.cursor(sql, prefetch=5000)]
+
+
+async def read_commands(conn: asyncpg.Connection, schema: str) -> list[CommandRow]:
+    sql = (f"SELECT command_id, fingerprint, warnings::text AS warnings,"
+           f" coalesce(tx_id, '0'::xid8)::text::bigint AS tx_id FROM {schema}.commands")
+    return [CommandRow(r["command_id"], r["fingerprint"], orjson.loads(r["warnings"]), r["tx_id"])
+            async for r in conn.cursor(sql, prefetch=5000)]

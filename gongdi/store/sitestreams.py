@@ -107,7 +107,8 @@ class _SiteAttempt(Generic[S]):
     async def commit(self, command: Command, loaded: Loaded, events: list[Event], warnings: list[ErrorInfo],
                      actor: str) -> list[RecordedRef]:
         t: _Target[S] = loaded.target
-        meta = Meta(actor=actor, command_id=command.command_id, correlation_id=command.correlation_id)
+        meta = Meta(actor=actor, command_id=command.command_id, correlation_id=command.correlation_id,
+                    fingerprint=command.fingerprint(actor), warnings=warnings)
         refs = await self.repo.stream.append(self.tx, t.site_id, t.township, t.state, t.head, events, meta)
         await self.repo.stream.store.save_command(self.tx, command.command_id, warnings,
                                                   command.fingerprint(actor))

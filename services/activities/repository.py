@@ -7,7 +7,7 @@ from contracts.membership import MemberArrived, MemberDeparted, SiteRegistered
 from gongdi.bus.consumer import checkpoint_sql, stream_heads_sql
 from gongdi.bus.deadletters import retries_sql
 from gongdi.store.migrations import Migration, numbered
-from gongdi.store.postgres import EVENT_STORE_MIGRATIONS, command_fingerprints
+from gongdi.store.postgres import EVENT_STORE_MIGRATIONS, command_fingerprints, tamper_evidence
 from services.activities.domain import ActivitySite, Given, Present
 
 SCHEMA = "activities"
@@ -29,6 +29,7 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
     Migration(3, "the policy consumer keeps the head of every membership event stream it applied", stream_heads_sql),
     command_fingerprints(4),
     Migration(5, "dead letters record their retries; applied ones move to retried_letters", retries_sql),
+    tamper_evidence(6),
 ])
 
 

@@ -28,6 +28,7 @@ from gongdi.store.postgres import (
     refs,
     routines_sql,
     rows_json,
+    tamper_evidence,
     warnings_json,
 )
 from gongdi.store.sitestreams import stream_of
@@ -62,6 +63,7 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
                   AND e.payload->>'member_id' = m.member_id
                 ORDER BY e.version DESC LIMIT 1) a), '{{}}'::jsonb))
         WHERE NOT st.state ? 'arrived';"""),
+    tamper_evidence(7),
 ])
 
 
@@ -161,7 +163,8 @@ class _Attempt:
                 left.append({"member_id": event.member_id, "site_id": site_id})
             elif isinstance(event, MemberArrived):
                 came.append({"member_id": event.member_id, "site_id": site_id})
-        meta = Meta(actor=actor, command_id=command.command_id, correlation_id=command.correlation_id)
+        meta = Meta(actor=actor, command_id=command.command_id, correlation_id=command.correlation_id,
+                    fingerprint=command.fingerprint(actor), warnings=warnings)
         prepared = prepare(pending, loaded.target, meta)
         snapshots = [_snapshot(site_id, state, prepared.heads[stream_of(site_id)])
                      for site_id, state in states.items() if state is not None]

@@ -97,6 +97,8 @@ def _json(value: object) -> str:
 class ActivitiesProjection(Projection):
     """Applies activities events; counts and flags are computed on read from these rows."""
 
+    # Every row it writes belongs to the event's site, and each site is one event stream.
+    streams_commute = True
     contract = activities
     ignored = frozenset()
 

@@ -32,5 +32,8 @@ VIEWS = ReadingService(
     implementations=implementations,
     migrations=MIGRATIONS,
     after_commit=lambda nc, city: LivePublisher(nc, city).changed,
+    # The projections' code version: a new one makes `gongdi up` rebuild the views from the logs in a shadow schema
+    # and swap it in (gongdi.bus.shadow). Raise it whenever a projection changes what it writes.
+    version="1",
 )
 rebuild = VIEWS.rebuild

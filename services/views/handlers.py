@@ -21,6 +21,7 @@ from contracts.queries import (
     QUERIES,
     SERVICE,
     BirthdayQuery,
+    CityQuery,
     DepartmentQuery,
     NoParams,
     Query,
@@ -30,6 +31,8 @@ from contracts.queries import (
 )
 from contracts.replies import ErrorInfo, QueryReply
 from contracts.subjects import live_subject
+from contracts.timeline import Window, cutoff, describe
+from gongdi.bus.asof import SCRATCH, Keep, OneConnection, Past
 from gongdi.bus.deadletters import consumer_status
 from gongdi.service.process import Request
 from services.views import activities, liaison, membership
@@ -74,6 +77,8 @@ def query(q: Query) -> Callable[[Callable[[Any, Any], Awaitable[bytes]]], Reply]
                 return _invalid(exc)
             if request.sender is not None and not await self.may_read(request.sender, q, params):
                 return _error("FORBIDDEN", f"{request.sender.name} 无权查看这一{q.title} [NOT_YOURS]", "NOT_YOURS")
+            if getattr(params, "as_of", None) is not None:
+                return await self.as_of(handler, params)
             return await handler(self, params)
 
         parsed.implements = q  # type: ignore[attr-defined]
@@ -104,14 +109,38 @@ def implementations(cls: type) -> dict[str, Reply]:
 class ViewQueries:
     """The registry's queries over one views schema; `implementations(ViewQueries)` maps each name to its method."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str, js: JetStreamContext, streams: list[str], city: City,
-                 today: Callable[[], dt.date] = dt.date.today):
+    def __init__(self, pool: asyncpg.Pool | OneConnection, schema: str, js: JetStreamContext, streams: list[str],
+                 city: City, today: Callable[[], dt.date] = dt.date.today, past: Past | None = None):
         self.pool = pool
         self.schema = schema
         self.js = js
         self.streams = streams
         self.city_config = city  # not `city`: that is the query of that name
         self.today = today
+        self.past = past
+
+    async def as_of(self, handler: Callable[[Any, Any], Awaitable[bytes]], params: Any) -> bytes:
+        """The query over the log replayed up to the moment asked, in the sense asked (contracts.timeline); its
+        reply says which moment, which sense, and how many events of the log it shows."""
+        if self.past is None:
+            return _error("AS_OF_UNAVAILABLE", "此处不能按时点查询 (no log to replay here)", "as_of")
+        day = cutoff(params.as_of)[0]
+
+        def keep() -> Keep:
+            window = Window(params.as_of, params.as_of_basis)  # a window remembers what it saw: one per replay
+            return lambda env, projection: window.includes(
+                env.recorded_at, env.stream_id,
+                lambda: projection.contract.parse_event(env.type, env.schema_version, env.payload))
+
+        async with self.past.tables((params.as_of.isoformat(), params.as_of_basis.value), keep) as (conn, applied,
+                                                                                                   read):
+            then = ViewQueries(OneConnection(conn), SCRATCH, self.js, self.streams, self.city_config,
+                               today=lambda: day)
+            reply = orjson.loads(await handler(then, params))
+        if reply.get("ok"):
+            reply["data"]["as_of"] = {**describe(params.as_of, params.as_of_basis), "events": applied, "read": read}
+            reply["data"].pop("snapshot", None)  # a past view is not a step of the live one
+        return orjson.dumps(reply)
 
     @asynccontextmanager
     async def consistent(self) -> AsyncIterator[asyncpg.Connection]:
@@ -145,7 +174,7 @@ class ViewQueries:
                              .model_dump(mode="json")})
 
     @query(QUERIES["city"])
-    async def city(self, _: NoParams) -> bytes:
+    async def city(self, _: CityQuery) -> bytes:
         today = self.today()
         async with self.consistent() as conn:
             data = await membership.city(conn, self.schema, self.city_config)

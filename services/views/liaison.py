@@ -72,6 +72,8 @@ def tables_sql(schema: str) -> str:
 class LiaisonProjection(Projection):
     """Applies liaison events; each case, item and target is one row whose state the later events update."""
 
+    # Every row it writes belongs to the event's site, and each site is one event stream.
+    streams_commute = True
     contract = liaison
     ignored = frozenset()
 

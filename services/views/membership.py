@@ -102,6 +102,8 @@ def tables_sql(schema: str) -> str:
 class MembershipProjection(Projection):
     """Applies membership events to the per-site tables; the city view is aggregated from them on read."""
 
+    # Every row it writes belongs to the event's site, and each site is one event stream.
+    streams_commute = True
     contract = membership
 
     def __init__(self, schema: str, rules: Rules = DEFAULT_RULES):

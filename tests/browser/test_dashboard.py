@@ -222,3 +222,20 @@ def test_a_page_on_screen_keeps_its_size_through_many_changes(
             assert reply.status_code == 200, reply.text
             wait_figure(page, "members", members + i + 1)  # one snapshot at least per change
     assert page.evaluate(count) == before
+
+
+def test_the_city_page_shows_a_past_day_and_goes_back_to_live(browser: Any, demo: Gateway, pages: list[Any]):
+    page = log_in(browser, demo, "city", "/city", BIG_SCREEN)
+    pages.append(page)
+    wait_live(page)
+    page.fill("#as-of-day", "2020-02-01")  # before any demo site started
+    page.click("#as-of-go")
+    page.wait_for_url(re.compile(r"as_of=2020-02-01&basis=business"))
+    page.wait_for_selector('#live-status[data-state="past"]', timeout=10_000)
+    wait_figure(page, "members", 0)
+    assert page.locator("#freshness").inner_text().startswith("截至2020年2月1日，按业务日期")
+    page.goto("/city?as_of=2020-12-31&basis=business")
+    wait_figure(page, "members", view(demo, "city", "city", as_of="2020-12-31")["members"])
+    page.click("#as-of-live")
+    wait_live(page)
+    assert "as_of" not in page.url

@@ -9,7 +9,13 @@ import pytest
 from gongdi.store.base import EventStore
 from gongdi.store.memory import MemoryEventStore
 from gongdi.store.migrations import migrate
-from gongdi.store.postgres import EVENT_STORE_MIGRATIONS, PostgresEventStore, command_fingerprints, routines_sql
+from gongdi.store.postgres import (
+    EVENT_STORE_MIGRATIONS,
+    PostgresEventStore,
+    command_fingerprints,
+    routines_sql,
+    tamper_evidence,
+)
 from tests.conftest import Servers
 
 SCHEMA = "contract"
@@ -24,6 +30,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[EventStore]:
     pool = await asyncpg.create_pool(await servers.new_database("store"), min_size=1, max_size=12)
     assert pool is not None
     async with pool.acquire() as conn:
-        await migrate(conn, SCHEMA, (*EVENT_STORE_MIGRATIONS, command_fingerprints(2)), (routines_sql,))
+        await migrate(conn, SCHEMA, (*EVENT_STORE_MIGRATIONS, command_fingerprints(2), tamper_evidence(3)),
+                      (routines_sql,))
     yield PostgresEventStore(pool, SCHEMA)
     await pool.close()

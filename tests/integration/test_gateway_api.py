@@ -19,6 +19,7 @@ from contracts.subjects import command_subscription
 from gongdi.ops.client import GongdiClient
 from tests.conftest import Servers
 from tests.integration.gateway import (
+    ARRIVED,
     Gateway,
     arrival,
     eventually,
@@ -236,6 +237,26 @@ def test_every_query_answers(city: httpx.Client, name: str):
         assert error(missing)["code"] == "VALIDATION_FAILED" and error(missing)["field"] == QUERIES[name].key
     unknown = city.get(f"/api/views/{name}", params={**params, "unexpected": "1"})
     assert unknown.status_code in (200, 422), unknown.text
+
+
+def test_a_view_as_of_a_day_over_http(city: httpx.Client):
+    registered(city, "asof-http")
+    assert post(city, "membership", "RecordArrival", arrival("asof-http", "asof-m1")).status_code == 200
+    assert eventually(lambda: members_present(city, "asof-http") == 1)
+
+    def then(day: str, basis: str = "business") -> dict[str, Any]:
+        reply = city.get("/api/views/site", params={"site_id": "asof-http", "as_of": day, "as_of_basis": basis})
+        assert reply.status_code == 200, reply.text
+        return reply.json()["data"]
+
+    assert then("2020-06-30")["members_present"] == 0  # the day before the arrival's own date
+    on_the_day = then(ARRIVED)
+    assert on_the_day["members_present"] == 1 and on_the_day["as_of"]["title"].startswith("截至2020年7月1日")
+    shown_then = city.get("/api/views/site",
+                          params={"site_id": "asof-http", "as_of": ARRIVED, "as_of_basis": "recorded"})
+    assert shown_then.status_code == 404 and error(shown_then)["code"] == "SITE_NOT_FOUND"  # recorded years later
+    bad = city.get("/api/views/city", params={"as_of": "yesterday"})
+    assert bad.status_code == 422 and error(bad)["field"].startswith("as_of")
 
 
 def test_an_unknown_path_under_the_api_is_a_typed_404(city: httpx.Client):

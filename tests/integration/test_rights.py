@@ -21,6 +21,7 @@ from contracts.liaison import EscalateToPetition
 from contracts.membership import CompleteSite
 from contracts.queries import QUERIES
 from contracts.subjects import command_subject, event_subject, stream_name
+from gongdi.bus.heads import HEADS_STREAM
 from gongdi.demo import samples as f
 from gongdi.demo.activities import activity_plan
 from gongdi.demo.city import plan, roster
@@ -236,7 +237,7 @@ async def test_people_cannot_publish_events_answer_commands_or_touch_streams(
         await raw.close()
     info = await js.stream_info(stream_name("membership"))
     assert info.state.last_seq == before + 1  # the workforce report, not the forged arrival
-    assert [s.config.name async for s in _names(js)] == sorted(stream_name(s) for s in SERVICES)
+    assert [s.config.name async for s in _names(js)] == sorted([*(stream_name(s) for s in SERVICES), HEADS_STREAM])
     await operator.close()
     # the dashboard hears aggregate live figures only
     dash_errors: list[str] = []

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.activities import RecordTalk
-from contracts.envelope import HASHED, STORED, Envelope, chain_hash
+from contracts.envelope import HASHED, HASHED_BY_SCHEME, STORED, WRITTEN, Envelope, chain_hash
 from contracts.membership import RecordArrival
 from contracts.rules import qualifies_for_coverage
 from contracts.subjects import event_subject, stream_name
@@ -84,3 +84,15 @@ def test_notes_keep_line_breaks_but_not_controls():
     assert RecordTalk.model_validate(talk).note == "第一行\n第二行\t完"
     with pytest.raises(ValidationError):
         RecordTalk.model_validate({**talk, "note": "bell\u0007"})
+
+
+def test_hash_scheme_2_covers_every_field_the_writer_knows():
+    """Township, site, command, correlation and causation ids are inside the hash from scheme 2 on; outside stay
+    only what the database fills in (position, transaction id, recorded-at) and the hash itself."""
+    assert {f.name for f in HASHED_BY_SCHEME[2]} == {f.name for f in WRITTEN} - {"hash"}
+    values = {"prev_hash": None, "event_id": uuid.UUID(int=1), "type": "X", "schema_version": 1, "stream_id": "s",
+              "version": 1, "occurred_at": dt.datetime(2020, 1, 1, tzinfo=dt.UTC), "actor": "a", "payload": {},
+              "township": "bailin", "site_id": "s", "command_id": None, "correlation_id": None, "causation_id": None,
+              "hash_scheme": 2, "command_digest": None}
+    assert chain_hash(values) != chain_hash({**values, "township": "diantou"})
+    assert chain_hash({**values, "hash_scheme": 1}) == chain_hash({**values, "hash_scheme": 1, "township": "x"})

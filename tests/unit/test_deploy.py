@@ -11,7 +11,15 @@ import yaml
 
 from contracts.city import DEFAULT_CITY_FILE, load_city
 from gongdi.ops.accounts import env_name
-from gongdi.ops.deployfiles import LEAF_URL_VAR, PLACEHOLDER, generated, password, production_users, read_env
+from gongdi.ops.deployfiles import (
+    LEAF_URL_VAR,
+    PLACEHOLDER,
+    ensure_secrets,
+    generated,
+    password,
+    production_users,
+    read_env,
+)
 from gongdi.ops.runtime import nats_server_binary
 from gongdi.ops.supervisor import PROCESSES, bus_user
 
@@ -91,7 +99,7 @@ def test_every_user_has_its_password_variable_in_the_secrets_example():
     for user, secret in entries:
         assert secret == f"${env_name(user)}", user  # a reference, never a password in the repository
         assert example[env_name(user)] == PLACEHOLDER
-    assert set(example) == {env_name(u) for u, _ in entries}
+    assert set(example) == {env_name(u) for u, _ in entries} | {"GONGDI_HEAD_KEY"}
     assert "township.diantou" in {u for u, _ in entries}
 
 
@@ -115,3 +123,17 @@ def test_a_missing_password_stops_the_server():
     out = subprocess.run([nats_server_binary(), "-c", str(DEPLOY / "nats/cluster-1.conf"), "-t"], env=env,
                          capture_output=True, text=True, timeout=30)
     assert out.returncode != 0 and "NATS_PW_CITY" in out.stderr
+
+
+def test_only_the_writing_services_get_the_head_signing_key_from_the_secrets(tmp_path: Path):
+    services = compose()["services"]
+    holders = {name for name, service in services.items() if "GONGDI_HEAD_KEY" in (service.get("environment") or {})}
+    assert holders == {"membership", "activities", "liaison"}
+    for name in holders:
+        assert services[name]["environment"]["GONGDI_HEAD_KEY"].startswith("${GONGDI_HEAD_KEY:?")
+    secrets = tmp_path / "nats-secrets.env"
+    city = load_city(DEFAULT_CITY_FILE)
+    assert "GONGDI_HEAD_KEY" in ensure_secrets(city, secrets)
+    key = read_env(secrets)["GONGDI_HEAD_KEY"]
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+    assert ensure_secrets(city, secrets) == [] and read_env(secrets)["GONGDI_HEAD_KEY"] == key  # never replaced

@@ -320,6 +320,56 @@ export function showProblem(err, target = 'content') {
   setLive('off');
 }
 
+// ---- as of a day: ?as_of=YYYY-MM-DD&basis=business|recorded ----------------------------------------------------
+
+const BASIS_TEXT = { business: '按业务日期', recorded: '按记录时间' };
+
+// The day and sense the page is asked for, as query parameters of the view; null for the live view.
+export function asOf() {
+  const p = new URLSearchParams(location.search);
+  const day = p.get('as_of');
+  if (!day || !/^\d{4}-\d{2}-\d{2}$/.test(day)) return null;
+  return { as_of: day, as_of_basis: p.get('basis') === 'recorded' ? 'recorded' : 'business' };
+}
+
+// A day and a sense beside the freshness mark; 回到实时 goes back to the live view.
+export function asOfControl() {
+  const box = document.querySelector('.head-right');
+  if (!box) return;
+  const current = asOf();
+  const day = h('input', { type: 'date', id: 'as-of-day', value: current ? current.as_of : '', max: today(),
+    'aria-label': '查看某日的视图', title: '查看某日的视图' });
+  const basis = h('select', { id: 'as-of-basis', 'aria-label': '口径',
+    title: '按业务日期：当时的实际情况（含事后补录）；按记录时间：平台当时显示的情况' },
+  Object.entries(BASIS_TEXT).map(([value, text]) => h('option', { value }, text)));
+  if (current) basis.value = current.as_of_basis;
+  function submit(ev) {
+    ev.preventDefault();
+    if (!day.value) { location.assign(location.pathname); return; }
+    location.assign(`${location.pathname}?${new URLSearchParams({ as_of: day.value, basis: basis.value })}`);
+  }
+  box.prepend(h('form', { class: 'as-of', id: 'as-of-form', onsubmit: submit }, day, basis,
+    h('button', { type: 'submit', class: 'btn', id: 'as-of-go' }, '查看'),
+    current ? h('a', { href: location.pathname, id: 'as-of-live', class: 'btn' }, '回到实时') : null));
+}
+
+// A past view says which day and sense it shows where the live one says how fresh it is; it is not live.
+export function showAsOf(data) {
+  const past = data && data.as_of;
+  const el = document.getElementById('freshness');
+  if (el && past) {
+    el.textContent = past.title;
+    el.dataset.asOf = past.day;
+    el.title = `日志 ${past.read} 条事件中的 ${past.events} 条`;
+  }
+  const mark = document.getElementById('live-status');
+  if (mark) {
+    mark.dataset.state = 'past';
+    mark.className = 'live live-past';
+    mark.textContent = '历史视图';
+  }
+}
+
 // ---- live: Server-Sent Events ---------------------------------------------------------------------------------
 
 const LIVE_TEXT = { live: '实时', connecting: '连接中…', down: '连接中断，重连中', off: '未连接' };

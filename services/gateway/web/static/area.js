@@ -1,8 +1,8 @@
 // 乡镇 / 主管部门 pages: the township or department view summed over its sites, live.
 // The page kind comes from <body data-page="township|department">; the code from the path /township/<code>.
 import {
-  activitiesSummary, card, departmentName, fig, fill, flag, fmt, h, header, liaisonSummary, live, loadMe, mayReadSite,
-  setFreshness, showProblem, snapshotOf, start, sum, townshipName, view,
+  activitiesSummary, asOf, asOfControl, card, departmentName, fig, fill, flag, fmt, h, header, liaisonSummary, live, loadMe, mayReadSite,
+  setFreshness, showAsOf, showProblem, snapshotOf, start, sum, townshipName, view,
 } from '/static/app.js';
 
 const kind = document.body.dataset.page === 'department' ? 'department' : 'township';
@@ -100,14 +100,17 @@ start(async () => {
   fill('title', `${name} · 工地党建`);
   document.title = `${name} · ${KIND_LABEL} · 工地党建`;
   document.getElementById('sites-filter').addEventListener('input', renderSites);
-  const data = await view(kind, { [kind]: code });
+  asOfControl();
+  const past = asOf();
+  const data = await view(kind, { [kind]: code, ...(past || {}) });
   if (data && data.name) {
     fill('title', `${data.name} · 工地党建`);
     document.title = `${data.name} · ${KIND_LABEL} · 工地党建`;
   }
+  render(data);
+  if (past) { showAsOf(data); return; }
   const snap = snapshotOf(data);
   setFreshness(snap.at, snap.seq);
-  render(data);
   live(kind, code, render, {
     initialSeq: Number.isFinite(snap.seq) ? snap.seq : -1,
     onFailure: (err) => showProblem(err),

@@ -1,7 +1,7 @@
 // 全市大屏: the city view, live. Figures carry data-figure attributes; charts are re-set whole (notMerge).
 import {
-  LABELS, POST_KINDS, TEAM_KINDS, disputesTable, fig, fill, fmt, h, header, live, loadMe, mayReadSite,
-  mayReadTownship, pad2, setFreshness, snapshotOf, start, sum, supportList, townshipName, view,
+  LABELS, POST_KINDS, TEAM_KINDS, asOf, asOfControl, disputesTable, fig, fill, fmt, h, header, live, loadMe, mayReadSite,
+  mayReadTownship, pad2, setFreshness, showAsOf, snapshotOf, start, sum, supportList, townshipName, view,
 } from '/static/app.js';
 
 const FONT = '"Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC", sans-serif';
@@ -273,9 +273,12 @@ start(async () => {
   const cityName = (me.city && me.city.name) || '';
   fill('title', `${cityName}工地党建 · 全市大屏`);
   document.title = `${cityName}工地党建 · 全市大屏`;
-  const data = await view('city');
+  asOfControl();
+  const past = asOf();
+  const data = await view('city', past || {});
+  render(data);
+  if (past) { showAsOf(data); return; }
   const snap = snapshotOf(data);
   setFreshness(snap.at, snap.seq);
-  render(data);
   live('city', (me.city && me.city.code) || data.city, render, { initialSeq: Number.isFinite(snap.seq) ? snap.seq : -1 });
 });

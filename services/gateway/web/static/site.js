@@ -1,7 +1,7 @@
 // 工地 page: project facts, branch, groups, members, counts, talks due, political birthdays, activities, liaison.
 import {
-  ApiError, LABELS, activitiesSummary, card, fig, fill, flag, fmt, h, header, label, liaisonSummary, live, loadMe,
-  setFreshness, showProblem, snapshotOf, start, table, thisMonth, throttle, townshipName, view,
+  ApiError, LABELS, activitiesSummary, asOf, asOfControl, card, fig, fill, flag, fmt, h, header, label, liaisonSummary, live, loadMe,
+  setFreshness, showAsOf, showProblem, snapshotOf, start, table, thisMonth, throttle, townshipName, view,
 } from '/static/app.js';
 
 let me = null;
@@ -209,10 +209,13 @@ start(async () => {
     link.hidden = false;
   }
   document.getElementById('members-filter').addEventListener('input', renderMembers);
-  const data = await view('site', { site_id: siteId });
+  asOfControl();
+  const past = asOf();
+  const data = await view('site', { site_id: siteId, ...(past || {}) });
+  render(data, { side: false });
+  if (past) { showAsOf(data); return; }  // talks and birthdays are today's lists
   const snap = snapshotOf(data);
   setFreshness(snap.at, snap.seq);
-  render(data, { side: false });
   loadTalks();
   loadBirthdays();
   live('site', siteId, (d) => render(d), {

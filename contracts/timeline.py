@@ -1,0 +1,110 @@
+"""The two clocks of an as-of view: when a fact happened (its business day) and when the platform recorded it.
+
+`as_of` asks a view as it stood at a moment, in one of two senses:
+
+- **business** (按业务日期, "what was true then"): every fact whose business day is on or before the day, whenever it
+  was recorded. A member who arrived on 2020-12-20 but was entered in January counts at 2020-12-31.
+- **recorded** (按记录时间, "what the platform showed then"): every event recorded up to the moment, whatever day it
+  speaks of. The same late entry does not count at 2020-12-31.
+
+An event's business day is its own date field: the first `datetime.date` field of its model (`arrived_on`,
+`talked_on`, `start_date`, …). A fact with no date of its own (a zone designated, a team formed) belongs to the
+story of its stream at the point it was recorded: it takes the business day of the event before it in its stream,
+and the first event of a stream without one takes the day it was recorded.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+# The city's clock: China Standard Time has had no daylight saving since 1991, so a fixed offset is exact and
+# needs no time-zone database on the machine.
+CITY_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
+
+
+class Basis(StrEnum):
+    business = "business"  # 按业务日期：当时的实际情况（含事后补录的事实）
+    recorded = "recorded"  # 按记录时间：平台当时显示的情况
+
+
+BASIS_TITLES = {Basis.business: "按业务日期（当时的实际情况，含事后补录）",
+                Basis.recorded: "按记录时间（平台当时显示的情况）"}
+
+
+def _day_or_moment(value: Any) -> Any:
+    """`2020-12-31` is a day (the whole of it), not its first instant, which a datetime would read it as."""
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            return value  # the date validator names what is wrong with it
+    return value
+
+
+class AsOf(BaseModel):
+    """Optional parameters of a view query: the moment and the sense. Without `as_of` the view is the live one."""
+
+    model_config = ConfigDict(extra="forbid")
+    # A day means the end of that day in the city's time; a moment without an offset is read in the city's time.
+    as_of: Annotated[dt.datetime | dt.date, BeforeValidator(_day_or_moment)] | None = None
+    as_of_basis: Basis = Basis.business
+
+
+@functools.cache
+def date_field(model: type[BaseModel]) -> str | None:
+    """The field of an event model holding its business day, or None when the fact carries no date."""
+    for name, info in model.model_fields.items():
+        if info.annotation in (dt.date, dt.date | None):
+            return name
+    return None
+
+
+def business_day(event: BaseModel) -> dt.date | None:
+    """The day the fact happened, by its own date field; None when it has none."""
+    field = date_field(type(event))
+    return None if field is None else getattr(event, field)
+
+
+def cutoff(as_of: dt.datetime | dt.date) -> tuple[dt.date, dt.datetime]:
+    """The last business day and the last recorded instant an as-of covers, both inclusive.
+
+    A day covers the whole of it in the city's time; a moment covers everything up to and including it."""
+    if isinstance(as_of, dt.datetime):
+        moment = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=CITY_TZ)
+        return moment.astimezone(CITY_TZ).date(), moment
+    end = dt.datetime.combine(as_of, dt.time.max, CITY_TZ)
+    return as_of, end
+
+
+def describe(as_of: dt.datetime | dt.date, basis: Basis) -> dict[str, Any]:
+    """How a reply names the moment it shows, for people and programs."""
+    day, moment = cutoff(as_of)
+    shown = f"{day.year}年{day.month}月{day.day}日"
+    if isinstance(as_of, dt.datetime):
+        shown += moment.astimezone(CITY_TZ).strftime(" %H:%M")
+    return {"as_of": as_of.isoformat(), "basis": basis.value, "day": day.isoformat(),
+            "until": moment.isoformat(), "title": f"截至{shown}，{BASIS_TITLES[basis]}"}
+
+
+class Window:
+    """Which events an as-of view applies, asked in stream order; it remembers each stream's last business day for
+    the facts that carry none."""
+
+    def __init__(self, as_of: dt.datetime | dt.date, basis: Basis):
+        self.basis = basis
+        self.day, self.until = cutoff(as_of)
+        self._stream_day: dict[str, dt.date] = {}
+
+    def includes(self, recorded_at: dt.datetime, stream_id: str, event: Callable[[], BaseModel]) -> bool:
+        """`event` parses the fact (only the business basis needs its content)."""
+        if self.basis is Basis.recorded:
+            return recorded_at <= self.until
+        day = business_day(event()) or self._stream_day.get(stream_id) or recorded_at.astimezone(CITY_TZ).date()
+        self._stream_day[stream_id] = day
+        return day <= self.day

@@ -1,0 +1,109 @@
+"""The signed heads on the bus: the HEADS stream (no deletes, no purges), each writer's publisher, and the readers
+that `gongdi verify` compares PostgreSQL with (the latest head, and the JetStream copy of the events)."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+import nats.errors
+import orjson
+import structlog
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from contracts.subjects import stream_name, stream_subjects
+from gongdi.store.heads import HeadKey, read_head
+
+HEADS_STREAM = "HEADS"
+FETCH = 1000
+
+
+def head_subject(service: str) -> str:
+    return f"heads.{service}"
+
+
+def heads_stream_config(replicas: int = 1) -> StreamConfig:
+    # Deletes and purges denied: once published, a head stays, whatever is done to the database. (An operator of
+    # the NATS account can still delete the whole stream: hence the export file an auditor keeps.)
+    return StreamConfig(name=HEADS_STREAM, subjects=["heads.>"], storage=StorageType.FILE,
+                        retention=RetentionPolicy.LIMITS, num_replicas=replicas, deny_delete=True, deny_purge=True,
+                        allow_direct=True)
+
+
+async def ensure_heads_stream(js: JetStreamContext, replicas: int = 1) -> str:
+    try:
+        info = await js.stream_info(HEADS_STREAM)
+    except NotFoundError:
+        await js.add_stream(heads_stream_config(replicas))
+        return "created"
+    if not (info.config.deny_delete and info.config.deny_purge):
+        return "exists but allows deletes or purges; left unchanged"
+    return "exists"
+
+
+class HeadPublisher:
+    """Signs and publishes the service's log head every `interval` seconds and once more when stopped."""
+
+    def __init__(self, pool: asyncpg.Pool, js: JetStreamContext, service: str, key: HeadKey, interval: float,
+                 log: structlog.BoundLogger | None = None):
+        self.pool, self.js, self.service, self.key, self.interval = pool, js, service, key, interval
+        self.log = log or structlog.get_logger()
+        self.published = 0
+
+    async def publish(self) -> dict[str, Any]:
+        async with self.pool.acquire() as conn:
+            head = await read_head(conn, self.service)
+        signed = self.key.sign(head)
+        await self.js.publish(head_subject(self.service), orjson.dumps(signed), stream=HEADS_STREAM)
+        self.published += 1
+        return signed
+
+    async def _publish_logged(self) -> None:
+        try:
+            await self.publish()
+        except (nats.errors.Error, asyncpg.PostgresError, OSError, TimeoutError) as exc:
+            # A missed head is not a lost event: the next one covers everything this one would have.
+            self.log.warning("log head not published", error=f"{type(exc).__name__}: {exc}")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self._publish_logged()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
+        await self._publish_logged()  # on shutdown: the last head covers everything written until now
+
+
+async def latest_head(js: JetStreamContext, service: str) -> dict[str, Any] | None:
+    try:
+        msg = await js.get_last_msg(HEADS_STREAM, head_subject(service))
+    except NotFoundError:
+        return None
+    return orjson.loads(msg.data)
+
+
+async def event_copy(js: JetStreamContext, service: str) -> list[dict[str, Any]] | None:
+    """Every event in the service's stream up to its last sequence when asked, decoded; None without a stream."""
+    stream = stream_name(service)
+    try:
+        last = (await js.stream_info(stream)).state.last_seq
+    except NotFoundError:
+        return None
+    out: list[dict[str, Any]] = []
+    if last == 0:
+        return out
+    sub = await js.pull_subscribe(
+        stream_subjects(service)[0], stream=stream,
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0,
+                              mem_storage=True))
+    try:
+        seq = 0
+        while seq < last:
+            msgs = [m for m in await sub.fetch(FETCH, timeout=5) if m.metadata.sequence.stream <= last]
+            out += [orjson.loads(m.data) for m in msgs]
+            seq = msgs[-1].metadata.sequence.stream if msgs else last
+    finally:
+        await sub.unsubscribe()
+    return out

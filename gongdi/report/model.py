@@ -1,0 +1,166 @@
+"""The yearly report as plain data: built from the views' answers (city, townships, departments), nothing else."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from contracts.city import City
+
+# The views' figures that depend on the day a view is asked, not on the log: they would make two reports of the
+# same log differ, so the report drops them (a talk "overdue" today was not overdue at the year's end).
+VOLATILE = (("snapshot",), ("activities", "birthdays_this_month"), ("activities", "talks", "overdue"),
+            ("liaison", "meeting_items", "overdue"))
+
+# 三培两推 and membership development: what the seed report quotes (发展党员, 培养骨干, 推荐进入管理层, 入党申请,
+# 入党积极分子). The views do not record these yet; a later issue adds them under `development` with these keys,
+# and the report then prints them. Until then it says they are not recorded: a figure is never made up.
+DEVELOPMENT = "development"
+DEVELOPMENT_FIGURES: tuple[tuple[str, str], ...] = (
+    ("developed", "在项目工地发展党员{}名"),
+    ("backbone_trained", "培养党员骨干{}名"),
+    ("recommended_to_management", "先后推荐{}名党员骨干进入项目管理层"),
+    ("applications", "优秀农民工有{}人向组织递交入党申请书"),
+    ("activists", "其中{}人纳入入党积极分子培养"),
+)
+
+BASIS_LABELS = {"business": "按业务日期", "recorded": "按平台记录时间"}
+
+
+@dataclass(frozen=True)
+class Area:
+    """One township's or department's row: its figures from its own view (zero when it has no site yet)."""
+
+    code: str
+    name: str
+    projects: int = 0
+    workers: int = 0
+    members: int = 0
+    branches: int = 0
+    qualifying: int = 0
+    covered: int = 0
+    gaps: int = 0
+    zones: int = 0
+    teams: int = 0
+    posts: int = 0
+    work_points: int = 0
+    talks_done: int = 0
+    disputes: int = 0
+    petitions: int = 0
+    support: dict[str, int | float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SiteBrief:
+    name: str
+    township: str  # its name
+    full_members: int
+
+
+@dataclass(frozen=True)
+class Report:
+    year: int
+    city_code: str
+    city_name: str
+    as_of: str | None  # the day the views were asked as of (YYYY-MM-DD), None: asked as they are now
+    basis: str | None  # "business" or "recorded", with as_of
+    later_records: bool  # the views hold records dated after the year (only possible without as_of)
+    city: dict[str, Any]  # the city view without its volatile figures
+    gaps: tuple[SiteBrief, ...]
+    should_form: tuple[SiteBrief, ...]
+    townships: tuple[Area, ...]
+    departments: tuple[Area, ...]
+
+    @property
+    def activities(self) -> dict[str, Any]:
+        return self.city.get("activities", {})
+
+    @property
+    def liaison(self) -> dict[str, Any]:
+        return self.city.get("liaison", {})
+
+    @property
+    def development(self) -> dict[str, int] | None:
+        """The 三培两推 figures, when the views record them."""
+        found = self.city.get(DEVELOPMENT)
+        return found if isinstance(found, dict) else None
+
+
+def stable(view: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a view without the figures that depend on the day it was asked (VOLATILE)."""
+    out = _copy(view)
+    for path in VOLATILE:
+        node = out
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    for unit in out.get("liaison", {}).get("meeting_items", {}).get("by_unit", {}).values():
+        unit.pop("overdue", None)
+    return out
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def area(code: str, name: str, view: dict[str, Any] | None) -> Area:
+    """A township's or department's row from its view (None: the views know no site of it)."""
+    if view is None:
+        return Area(code, name)
+    sites = [s for s in view.get("sites", []) if not s.get("completed_on")]
+    qualifying = [s for s in sites if s.get("qualifies")]
+    a, li = view.get("activities", {}), view.get("liaison", {})
+    disputes = li.get("disputes", {})
+    return Area(
+        code=code, name=name,
+        projects=view.get("projects", 0), workers=view.get("workers", 0), members=view.get("members", 0),
+        branches=view.get("branches", 0),
+        qualifying=len(qualifying), covered=sum(1 for s in qualifying if s.get("branch")),
+        gaps=sum(1 for s in sites if s.get("gap")),
+        zones=a.get("zones", 0), teams=sum(a.get("teams", {}).values()), posts=sum(a.get("posts", {}).values()),
+        work_points=a.get("work_points", 0), talks_done=a.get("talks", {}).get("done", 0),
+        disputes=sum(sum(states.values()) for states in disputes.values()),
+        petitions=li.get("petitions", 0),
+        support={k: v["total"] for k, v in sorted(li.get("support", {}).items()) if v.get("total")},
+    )
+
+
+def build(city: City, year: int, views: Views) -> Report:
+    """The report of `year` from the views' answers; pure, and the same answers give the same report."""
+    c = stable(views.city)
+    names = city.townships
+    order = {code: i for i, code in enumerate(names)}
+
+    def brief(s: dict[str, Any]) -> SiteBrief:
+        return SiteBrief(s["name"], city.township_name(s["township"]), s.get("full_members", 0))
+
+    def by_place(sites: list[dict[str, Any]]) -> tuple[SiteBrief, ...]:
+        ordered = sorted(sites, key=lambda s: (order.get(s["township"], len(order)), s["township"], s["name"],
+                                               s["site_id"]))
+        return tuple(brief(s) for s in ordered)
+
+    last_month = f"{year}-12"
+    later = any(m["month"] > last_month and (m["arrivals"] or m["departures"] or m["sites_started"])
+                for m in c.get("by_month", []))
+    return Report(
+        year=year, city_code=c.get("city", city.code), city_name=c.get("city_name", city.name),
+        as_of=views.params.get("as_of"), basis=views.params.get("as_of_basis"), later_records=later, city=c,
+        gaps=by_place(c.get("gaps", [])), should_form=by_place(c.get("should_form_branch", [])),
+        townships=tuple(area(code, name, views.townships.get(code)) for code, name in names.items()),
+        departments=tuple(area(code, name, views.departments.get(code)) for code, name in city.departments.items()),
+    )
+
+
+@dataclass(frozen=True)
+class Views:
+    """What the views answered: the city, each township (None: no site there) and department, and the parameters
+    every query was asked with (`as_of`, `as_of_basis` when the views take them)."""
+
+    city: dict[str, Any]
+    townships: dict[str, dict[str, Any] | None]
+    departments: dict[str, dict[str, Any]]
+    params: dict[str, str] = field(default_factory=dict)

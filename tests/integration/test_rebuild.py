@@ -1,0 +1,283 @@
+"""Rebuild and swap: under load no query fails and the views end equal to a fresh replay; a rebuild killed with
+SIGKILL goes on where it stopped; a schema built by another code version is rebuilt when the platform starts; an
+event the projection cannot store is dead-lettered and the rebuild goes on."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import nats
+import pytest
+
+from bench.rebuild import generate
+from contracts.envelope import Envelope
+from gongdi.bus import shadow
+from gongdi.bus.consumer import checkpoint_sql, stream_heads_sql
+from gongdi.bus.shadow import REBUILD_NEEDED, stamp_version, stored_version
+from gongdi.demo import samples as f
+from gongdi.ops.client import GongdiClient
+from gongdi.ops.readiness import caught_up
+from gongdi.ops.supervisor import Supervisor
+from gongdi.service.process import connect_nats
+from gongdi.service.settings import Settings
+from gongdi.store.migrations import Migration
+from gongdi.store.postgres import PostgresEventStore
+from services.views.app import VIEWS, rebuild
+from tests.appending import append_one
+from tests.conftest import Servers
+from tests.integration.conftest import _wait_ready
+from tests.integration.waiting import eventually
+
+# Bookkeeping whose rows differ by when they were written (or hold letters); compared by their content below.
+NOT_READ_MODELS = {"consumer_checkpoint", "dead_letters", "retried_letters", "schema_migrations"}
+
+
+async def settled(settings: Settings, client: GongdiClient) -> bool:
+    try:
+        return await caught_up(settings, client)
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+        return False
+
+
+async def assert_equal_to_fresh_replay(settings: Settings, pool: asyncpg.Pool) -> None:
+    """The swapped-in views hold what a replay of the whole streams into an empty schema gives."""
+    await rebuild(settings, "views_rebuild")
+    async with pool.acquire() as conn:
+        tables = [r["tablename"] for r in await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'views' ORDER BY tablename")]
+        assert "rebuild_cursor" not in tables
+        for table in [t for t in tables if t not in NOT_READ_MODELS]:
+            live = sorted((tuple(r) for r in await conn.fetch(f"SELECT * FROM views.{table}")), key=repr)
+            fresh = sorted((tuple(r) for r in await conn.fetch(f"SELECT * FROM views_rebuild.{table}")), key=repr)
+            assert live == fresh, table
+        checkpoints = "SELECT consumer, stream, stream_seq FROM {}.consumer_checkpoint ORDER BY stream"
+        assert [tuple(r) for r in await conn.fetch(checkpoints.format("views"))] == [
+            tuple(r) for r in await conn.fetch(checkpoints.format("views_rebuild"))]
+        assert await stored_version(conn, "views") == VIEWS.version
+        assert not await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname LIKE 'views\\_%' AND"
+                                       " nspname <> 'views_rebuild'")
+
+
+async def views_waiting_on_a_lock(pool: asyncpg.Pool) -> bool:
+    return bool(await pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE usename = 'gongdi_views'"
+                                    " AND wait_event_type = 'Lock' AND datname = current_database()"))
+
+
+async def test_rebuild_under_load_every_query_answers(platform: Supervisor, client: GongdiClient,
+                                                      pool: asyncpg.Pool, ready_settings: Settings, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    # Inside the swap's transaction, with every table of the views locked and renamed, queries are sent and the
+    # swap goes on only once the views service is seen waiting on a lock: they are in flight across the swap.
+    across: list[asyncio.Future] = []
+    grant = shadow.grant_service_role
+
+    async def grant_while_queries_wait(conn: asyncpg.Connection, schema: str, password: str | None) -> str:
+        asks = (("city", {}), ("site", {"site_id": "g7"}), ("township", {"township": "bailin"}))
+        across.extend(asyncio.ensure_future(client.query("views", name, body)) for name, body in asks)
+        assert await eventually(lambda: views_waiting_on_a_lock(pool), timeout=20)
+        return await grant(conn, schema, password)
+
+    monkeypatch.setattr(shadow, "grant_service_role", grant_while_queries_wait)
+    await generate(pool, 2000, sites=40)
+    assert await eventually(lambda: settled(ready_settings, client), timeout=60)
+
+    stop = asyncio.Event()
+    answers: list[dict] = []
+    replies: list[dict] = []
+    # Commands paced by the rebuild's progress (two per batch), so that they flow all through it, up to the swap
+    # and after, without outrunning it on a small machine; queries as fast as they come.
+    allowed = asyncio.Semaphore(0)
+
+    def progress(_done: int, _total: int) -> None:
+        allowed.release()
+        allowed.release()
+
+    async def ask() -> None:
+        while not stop.is_set():
+            answers.append(await client.query("views", "city"))
+            answers.append(await client.query("views", "site", {"site_id": "g7"}))
+
+    async def command() -> None:
+        n = 0
+        while True:
+            await allowed.acquire()
+            if stop.is_set():
+                return
+            site = f"load{n // 20}"
+            cmd = f.register(site) if n % 20 == 0 else f.arrive(site, f"l{n}")
+            replies.append(await client.send("membership", cmd))
+            n += 1
+
+    load = [asyncio.ensure_future(ask()), asyncio.ensure_future(ask()), asyncio.ensure_future(command())]
+    try:
+        outcome = await VIEWS.rebuild_swap(ready_settings, progress=progress, batch=200)
+        assert outcome.swapped and outcome.resumed_from == 0 and outcome.applied >= 2000, outcome
+        assert across and all(a["ok"] for a in await asyncio.gather(*across)), across
+        # Progress, not time: queries and commands go on after the swap, against the new tables.
+        asked, sent = len(answers), len(replies)
+        assert asked >= 20 and sent >= 10  # and they flowed during the rebuild
+        for _ in range(10):
+            allowed.release()
+        assert await eventually(lambda: len(answers) >= asked + 30 and len(replies) >= sent + 10, timeout=30)
+    finally:
+        stop.set()
+        allowed.release()
+        await asyncio.gather(*load)
+    assert len(answers) > 60 and all(a["ok"] for a in answers), [a for a in answers if not a["ok"]][:3]
+    assert len(replies) > 20 and all(r["ok"] for r in replies), [r for r in replies if not r["ok"]][:3]
+    assert await eventually(lambda: settled(ready_settings, client), timeout=60)
+    await assert_equal_to_fresh_replay(ready_settings, pool)
+    # The live consumer goes on in the new tables: the last command's arrival is shown.
+    site = await client.query("views", "site", {"site_id": f"load{(len(replies) - 1) // 20}"})
+    assert site["ok"] and site["data"]["members"], site
+    log = (tmp_path / "logs" / "views.log").read_text()
+    assert "Traceback" not in log and "error" not in log.lower(), log[-3000:]
+
+    # The numbering check before a swap: the stream's message n must be the log's event n.
+    nc = await connect_nats(ready_settings, "test-numbering")
+    try:
+        probe = shadow.ShadowRebuild(pool, "views", "views", VIEWS.version, VIEWS.migrations,
+                                     [shadow.Feed("membership", None)], nc.jetstream())  # type: ignore[arg-type]
+        first = await pool.fetchval("SELECT event_id::text FROM membership.events ORDER BY tx_id, position LIMIT 1")
+        probe.places = {"EVT_MEMBERSHIP": shadow.Place(seq=1, last_event_id=first)}
+        await probe.check_numbering()
+        probe.places = {"EVT_MEMBERSHIP": shadow.Place(seq=2, last_event_id=first)}
+        with pytest.raises(shadow.RebuildError, match="not numbered like the log"):
+            await probe.check_numbering()
+    finally:
+        await nc.close()
+
+
+async def shadow_events(pool: asyncpg.Pool) -> int:
+    try:
+        return await pool.fetchval(
+            "SELECT coalesce(sum(stream_seq), 0) FROM views_shadow.consumer_checkpoint WHERE consumer = 'views'")
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+        return 0
+
+
+async def test_rebuild_killed_goes_on_where_it_stopped(platform: Supervisor, client: GongdiClient,
+                                                       pool: asyncpg.Pool, ready_settings: Settings, tmp_path: Path):
+    await generate(pool, 4000, sites=50)
+    assert await eventually(lambda: settled(ready_settings, client), timeout=60)
+    proc = subprocess.Popen([sys.executable, "-m", "services.views", "swap", "--batch", "200"],
+                            env={**os.environ, **ready_settings.env()}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        # Killed on progress: after five batches, and while it waits for a lock the test holds in the middle of
+        # the next one (so that an uncommitted batch dies with it).
+        assert await eventually(lambda: _at_least(pool, 1000), timeout=60), proc.poll()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("LOCK TABLE views_shadow.consumer_checkpoint IN ACCESS EXCLUSIVE MODE")
+            held = await conn.fetchval("SELECT sum(stream_seq) FROM views_shadow.consumer_checkpoint")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert 1000 <= held < 4000
+
+    def rerun() -> subprocess.CompletedProcess | None:
+        """`gongdi rebuild`, as the operator runs it again after the kill."""
+        done = subprocess.run([sys.executable, "-m", "gongdi", "--home", str(tmp_path / "home"), "rebuild"],
+                              env={**os.environ, **ready_settings.env()}, capture_output=True, text=True, timeout=60)
+        # The killed process's session may hold its lock a moment longer.
+        assert done.returncode == 0 or "already running" in done.stderr, done.stderr
+        return done if done.returncode == 0 else None
+
+    done = await eventually(rerun, timeout=30)
+    # It went on from the last committed batch, not from the start, and applied exactly the rest.
+    total = await pool.fetchval("SELECT sum(stream_seq) FROM views.consumer_checkpoint")
+    assert f"resumed after {held:,})" in done.stdout, done.stdout
+    assert f"{total - held:,} events applied" in done.stdout and "swapped in" in done.stdout, done.stdout
+    assert "重建 [" in done.stderr  # the progress bar
+    assert await eventually(lambda: settled(ready_settings, client), timeout=60)
+    await assert_equal_to_fresh_replay(ready_settings, pool)
+
+
+async def _at_least(pool: asyncpg.Pool, n: int) -> bool:
+    return await shadow_events(pool) >= n
+
+
+async def test_other_code_version_rebuilds_on_start(ready_settings: Settings, admin_settings: Settings,
+                                                    servers: Servers, client: GongdiClient, pool: asyncpg.Pool,
+                                                    tmp_path: Path):
+    def supervisor(logs: str) -> Supervisor:
+        return Supervisor(ready_settings, tmp_path / logs, say=lambda *_: None, passwords=servers.credentials.nats,
+                          database_passwords=servers.credentials.postgres)
+
+    first = supervisor("logs1")
+    first.start()
+    try:
+        await _wait_ready(admin_settings)
+        await generate(pool, 1000, sites=20)
+        assert await eventually(lambda: settled(ready_settings, client), timeout=60)
+    finally:
+        first.stop()
+    async with pool.acquire() as conn:
+        assert await stored_version(conn, "views") == VIEWS.version  # stamped by the first setup
+        await stamp_version(conn, "views", "0")  # as an older release's code would have left it
+
+    second = supervisor("logs2")
+    lines = second.setup()  # what `gongdi up` does: setup, then start
+    assert any(line.startswith(REBUILD_NEEDED) for line in lines), lines
+    second.start()
+    try:
+        job = next(c for c in second.children if c.name == "views-rebuild")
+
+        async def swapped() -> bool:
+            second.check()
+            async with pool.acquire() as conn:
+                return await stored_version(conn, "views") == VIEWS.version and job.proc.poll() == 0
+
+        assert await eventually(swapped, timeout=60), (tmp_path / "logs2" / "views-rebuild.log").read_text()
+        assert "swapped in" in (tmp_path / "logs2" / "views-rebuild.log").read_text()
+        assert (await client.query("views", "site", {"site_id": "g3"}))["ok"]
+        assert await eventually(lambda: settled(ready_settings, client), timeout=60)
+        await assert_equal_to_fresh_replay(ready_settings, pool)
+        second.check()
+        assert job.proc.poll() == 0  # a job done is not restarted
+    finally:
+        second.stop()
+    assert not any(line.startswith(REBUILD_NEEDED) for line in supervisor("logs3").setup())
+
+
+
+class Poisoned:
+    """A projection that cannot store event 2 (it raises) nor event 4 (the database refuses its row)."""
+
+    def __init__(self, schema: str):
+        self.schema = schema
+
+    async def apply(self, conn: asyncpg.Connection, event: Envelope) -> None:
+        if event.payload["n"] == 2:
+            raise ValueError("value out of range for 张三")
+        await conn.execute(f"INSERT INTO {self.schema}.applied (event_id, n) VALUES ($1, $2)", event.event_id,
+                           event.payload["n"])
+
+
+async def test_shadow_rebuild_dead_letters_what_it_cannot_store_and_goes_on(pool: asyncpg.Pool,
+                                                                            ready_settings: Settings):
+    store = PostgresEventStore(pool, "membership")
+    for n in range(10):
+        await append_one(store, "s-1", n)
+    tables = Migration(1, "checkpoint, heads, dead letters, the projection", lambda s: checkpoint_sql(s)
+                       + stream_heads_sql(s) + f"CREATE TABLE {s}.applied (event_id uuid PRIMARY KEY,"
+                       " n int NOT NULL CHECK (n <> 4));")
+    rebuild = shadow.ShadowRebuild(pool, "t", "t-consumer", "1", [tables],
+                                   [shadow.Feed("membership", Poisoned("t_shadow"))], batch=3)
+    outcome = await rebuild.run(swap=False)
+    assert (outcome.applied, outcome.dead_letters, outcome.events) == (8, 2, 10), outcome
+    assert sorted(r["n"] for r in await pool.fetch("SELECT n FROM t_shadow.applied")) == [0, 1, 3, 5, 6, 7, 8, 9]
+    letters = await pool.fetch("SELECT stream_seq, error FROM t_shadow.dead_letters ORDER BY stream_seq")
+    assert [r["stream_seq"] for r in letters] == [3, 5]
+    assert letters[0]["error"].startswith("ValueError at test_rebuild.py:") and "张三" not in letters[0]["error"]
+    assert letters[1]["error"].startswith("CheckViolationError[23514]")
+    assert await pool.fetchval("SELECT stream_seq FROM t_shadow.consumer_checkpoint") == 10
+    assert await pool.fetchval("SELECT version FROM t_shadow.stream_head WHERE stream_id = 's-1'") == 10

@@ -1,0 +1,116 @@
+"""The two clocks of an as-of view: which events a window keeps, and how a day or a moment is read."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pydantic import ValidationError
+
+from contracts.activities import TalkHeld, TeamFormed
+from contracts.membership import MemberArrived, SiteRegistered
+from contracts.queries import CityQuery, SiteQuery
+from contracts.timeline import CITY_TZ, Basis, Window, cutoff, date_field, describe
+from gongdi.bus.asof import scratch_sql
+
+RECORDED = dt.datetime(2026, 11, 24, 9, 30, tzinfo=CITY_TZ)
+
+
+def test_an_events_business_day_is_its_own_first_date_field():
+    assert date_field(MemberArrived) == "arrived_on"
+    assert date_field(SiteRegistered) == "start_date"
+    assert date_field(TalkHeld) == "talked_on"
+    assert date_field(TeamFormed) is None
+
+
+def test_a_day_covers_the_whole_of_it_in_city_time():
+    day, until = cutoff(dt.date(2020, 12, 31))
+    assert day == dt.date(2020, 12, 31)
+    assert until == dt.datetime(2020, 12, 31, 23, 59, 59, 999999, tzinfo=CITY_TZ)
+    assert until.astimezone(dt.UTC).date() == dt.date(2020, 12, 31)  # 15:59 UTC
+
+
+def test_a_moment_without_an_offset_is_city_time_and_one_with_an_offset_is_kept():
+    assert cutoff(dt.datetime(2020, 6, 1, 8, 0))[1] == dt.datetime(2020, 6, 1, 8, 0, tzinfo=CITY_TZ)
+    utc = dt.datetime(2020, 6, 1, 20, 0, tzinfo=dt.UTC)
+    day, until = cutoff(utc)
+    assert until == utc and day == dt.date(2020, 6, 2)  # 04:00 the next morning in the city
+
+
+@pytest.mark.parametrize(("sent", "read"), [
+    ("2020-12-31", dt.date(2020, 12, 31)),
+    ("2020-12-31T10:00", dt.datetime(2020, 12, 31, 10, 0)),
+    ("2020-12-31T10:00:00+08:00", dt.datetime(2020, 12, 31, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))),
+])
+def test_a_day_is_read_as_a_day_and_a_moment_as_a_moment(sent, read):
+    assert CityQuery.model_validate({"as_of": sent}).as_of == read
+    assert type(CityQuery.model_validate({"as_of": sent}).as_of) is type(read)
+
+
+@pytest.mark.parametrize("sent", ["2020-02-30", "yesterday", "2020/12/31", "31.12.2020"])
+def test_an_impossible_or_unreadable_moment_is_refused_naming_the_field(sent):
+    with pytest.raises(ValidationError) as caught:
+        SiteQuery.model_validate({"site_id": "s1", "as_of": sent})
+    assert all(e["loc"][0] == "as_of" for e in caught.value.errors())
+
+
+def test_an_unknown_basis_is_refused():
+    with pytest.raises(ValidationError) as caught:
+        CityQuery.model_validate({"as_of": "2020-12-31", "as_of_basis": "someday"})
+    assert caught.value.errors()[0]["loc"] == ("as_of_basis",)
+
+
+def test_the_default_is_the_live_view_and_the_business_sense():
+    q = CityQuery.model_validate({})
+    assert q.as_of is None and q.as_of_basis is Basis.business
+
+
+def team(name: str = "突击队") -> TeamFormed:
+    return TeamFormed.model_validate({"site_id": "s1", "team_id": "t1", "kind": "assault", "name": name,
+                                      "leader": "m1", "members": ["m1"], "purpose": "抢险"})
+
+
+def arrived(on: dt.date) -> MemberArrived:
+    return MemberArrived.model_validate({
+        "site_id": "s1", "member_id": "m1", "arrived_on": on.isoformat(),
+        "member": {"name": "李四", "gender": "male", "admitted_on": "2005-07-01", "status": "full",
+                   "unit_kind": "construction", "unit_name": "施工单位", "job": "worker", "section": "一工段",
+                   "home_org": "某村党支部", "relation": "mobile"}})
+
+
+def test_business_basis_keeps_facts_of_the_day_and_before_whenever_recorded():
+    window = Window(dt.date(2020, 6, 30), Basis.business)
+    assert window.includes(RECORDED, "site-s1", lambda: arrived(dt.date(2020, 6, 30)))
+    assert not window.includes(RECORDED, "site-s1", lambda: arrived(dt.date(2020, 7, 1)))
+
+
+def test_an_undated_fact_takes_the_business_day_of_the_event_before_it_in_its_stream():
+    window = Window(dt.date(2020, 6, 30), Basis.business)
+    assert window.includes(RECORDED, "site-a", lambda: arrived(dt.date(2020, 3, 1)))
+    assert not window.includes(RECORDED, "site-b", lambda: arrived(dt.date(2020, 9, 1)))
+    assert window.includes(RECORDED, "site-a", team)
+    assert not window.includes(RECORDED, "site-b", team)
+    # First in its stream: the day it was recorded.
+    assert not window.includes(RECORDED, "site-c", team)
+    assert Window(dt.date(2026, 11, 24), Basis.business).includes(RECORDED, "site-c", team)
+
+
+def test_recorded_basis_keeps_what_was_recorded_up_to_the_moment_whatever_day_it_speaks_of():
+    window = Window(dt.datetime(2026, 11, 24, 9, 30), Basis.recorded)
+
+    def never() -> MemberArrived:
+        raise AssertionError("the recorded sense needs no payload")
+
+    assert window.includes(RECORDED, "site-s1", never)
+    assert not window.includes(RECORDED + dt.timedelta(microseconds=1), "site-s1", never)
+
+
+def test_a_reply_names_the_day_and_the_sense():
+    said = describe(dt.date(2020, 12, 31), Basis.business)
+    assert said["title"] == "截至2020年12月31日，按业务日期（当时的实际情况，含事后补录）"
+    assert said["day"] == "2020-12-31" and said["basis"] == "business"
+    assert describe(dt.datetime(2020, 12, 31, 10, 5), Basis.recorded)["title"].startswith("截至2020年12月31日 10:05")
+
+
+def test_migrations_run_in_the_connections_temporary_schema():
+    assert scratch_sql("CREATE SCHEMA IF NOT EXISTS pg_temp;\nCREATE TABLE pg_temp.x (a int);") == \
+        "\nCREATE TABLE pg_temp.x (a int);"
