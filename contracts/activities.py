@@ -1,12 +1,12 @@
-"""Activities contracts: must-talks, visits, political birthdays, zones, teams, posts, work points, lessons."""
+"""Activities contracts: must-talks, visits, birthdays, zones, teams, posts, lessons, 三培两推, points, 三会一课."""
 from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 from uuid import UUID
 
-from pydantic import model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.base import Command, Day, Event, Ids, Name, NonNegative, Note, Slug, SomeIds, parse
 from contracts.upcasting import upcaster
@@ -26,6 +26,7 @@ class TalkReason(StrEnum):
     new_arrival = "new_arrival"  # 新来的党员必谈
     safety_violation = "safety_violation"  # 施工违章必谈
     personal_change = "personal_change"  # 个人或家庭发生变故必谈
+    application = "application"  # 入党申请人谈话: within a month of the application (membership's ApplicationSubmitted)
 
 
 class TalkMethod(StrEnum):
@@ -58,9 +59,51 @@ class ActivityKind(StrEnum):
     cultural_evening = "cultural_evening"  # 文艺晚会
 
 
+class CrewCandidate(StrEnum):
+    """Who is recommended as a crew leader (推荐为班组长)."""
+
+    worker = "worker"  # 优秀农民工
+    backbone = "backbone"  # 党员技术骨干 (trained here: BackboneTrained)
+
+
+class PointsCategory(StrEnum):
+    """党员积分: each category's yearly weight is a rule (contracts.rules, points_weight_<category>)."""
+
+    post_goals = "post_goals"  # 岗位目标
+    obligations = "obligations"  # 履行义务
+    rules_kept = "rules_kept"  # 遵规守纪
+    innovation = "innovation"  # 创新创效
+
+
+class Grade(StrEnum):
+    """民主评议 grades."""
+
+    excellent = "excellent"  # 优秀
+    qualified = "qualified"  # 合格
+    basically_qualified = "basically_qualified"  # 基本合格
+    unqualified = "unqualified"  # 不合格
+
+
+class MeetingKind(StrEnum):
+    """三会一课, 主题党日 and 组织生活会; how often each is due is a rule (contracts.rules.meeting_months)."""
+
+    general_assembly = "general_assembly"  # 支部党员大会, quarterly
+    committee = "committee"  # 支委会, monthly, where the branch has a committee
+    group = "group"  # 党小组会, monthly, where the branch has party groups
+    lecture = "lecture"  # 党课, quarterly
+    themed_day = "themed_day"  # 主题党日, monthly
+    life_meeting = "life_meeting"  # 组织生活会, yearly
+
+
 LABELS: dict[str, str] = {
     "section": "进工段", "crew": "进班组", "dormitory": "进宿舍",
     "new_arrival": "新来党员必谈", "safety_violation": "施工违章必谈", "personal_change": "个人或家庭变故必谈",
+    "application": "入党申请人谈话",
+    "worker": "优秀农民工", "backbone": "党员骨干",
+    "post_goals": "岗位目标", "obligations": "履行义务", "rules_kept": "遵规守纪", "innovation": "创新创效",
+    "excellent": "优秀", "qualified": "合格", "basically_qualified": "基本合格", "unqualified": "不合格",
+    "general_assembly": "支部党员大会", "committee": "支委会", "group": "党小组会", "lecture": "党课",
+    "themed_day": "主题党日", "life_meeting": "组织生活会",
     "in_person": "面谈", "phone": "电话",
     "vanguard": "工建先锋小组", "assault": "党员突击队", "emergency": "党员应急小组",
     "policy_consultation": "政策宣传咨询岗", "opinion_collection": "民意收集反馈岗", "safety_patrol": "安全生产巡查岗",
@@ -192,10 +235,109 @@ class RecordInnovation(Command):
     adopted_project_wide: bool = False
 
 
+# 三培两推: a member trained as technical backbone, backbone promoted to management, a worker or backbone
+# recommended as crew leader, a member recommended into project management. (Workers cultivated into members are
+# membership's development path.)
+
+
+class TrainBackbone(Command):
+    """培养骨干: a member present on the site trained as technical backbone."""
+
+    site_id: Slug
+    member_id: Slug
+    trained_on: Day
+    skill: Name
+
+
+class PromoteToManagement(Command):
+    """培养成管理人员: backbone trained on this site promoted into management."""
+
+    site_id: Slug
+    member_id: Slug
+    promoted_on: Day
+    position: Name
+
+
+class RecommendCrewLeader(Command):
+    """推荐为班组长: a worker (maybe not a member: named here) or backbone trained on this site."""
+
+    site_id: Slug
+    person_id: Slug
+    name: Name
+    candidate: CrewCandidate
+    recommended_on: Day
+    crew: Name
+
+
+class RecommendForManagement(Command):
+    """推荐进入管理层: a member present on the site recommended into project management."""
+
+    site_id: Slug
+    member_id: Slug
+    recommended_on: Day
+    position: Name
+
+
+Points = Annotated[int, Field(ge=1, le=100)]
+Year = Annotated[int, Field(ge=1921, le=9999)]
+
+
+class AwardPoints(Command):
+    """党员积分: points for one member in one category; a year's points in a category stay within its weight."""
+
+    site_id: Slug
+    member_id: Slug
+    category: PointsCategory
+    points: Points
+    awarded_on: Day
+    reason: Name
+
+
+class Grading(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    member_id: Slug
+    grade: Grade
+
+
+class AppraiseMembers(Command):
+    """民主评议: the branch's yearly appraisal, one grade per member appraised."""
+
+    site_id: Slug
+    year: Year
+    appraised_on: Day
+    grades: Annotated[list[Grading], Field(min_length=1, max_length=500)]
+
+    @model_validator(mode="after")
+    def _unique(self) -> AppraiseMembers:
+        ids = [g.member_id for g in self.grades]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a member is graded once")
+        return self
+
+
+class RecordBranchMeeting(Command):
+    """三会一课, 主题党日, 组织生活会: a meeting of the site's branch (or one of its party groups)."""
+
+    site_id: Slug
+    kind: MeetingKind
+    held_on: Day
+    topic: Name
+    attendance: NonNegative
+    attendees: SomeIds = ()
+
+    @model_validator(mode="after")
+    def _attendance_counts_attendees(self) -> RecordBranchMeeting:
+        if len(self.attendees) > self.attendance:
+            raise ValueError("attendance must count at least the attendees named")
+        return self
+
+
 COMMANDS: dict[str, type[Command]] = {
     c.__name__: c
     for c in (RecordVisit, RecordSafetyViolation, ReportPersonalChange, RecordTalk, CelebrateBirthdays,
-              DesignateZone, FormTeam, EstablishPost, DesignateWorkPoint, RecordActivity, RecordInnovation)
+              DesignateZone, FormTeam, EstablishPost, DesignateWorkPoint, RecordActivity, RecordInnovation,
+              TrainBackbone, PromoteToManagement, RecommendCrewLeader, RecommendForManagement, AwardPoints,
+              AppraiseMembers, RecordBranchMeeting)
 }
 
 
@@ -315,13 +457,90 @@ class InnovationRecorded(Event):
     adopted_project_wide: bool
 
 
+class TalkObligationMooted(Event):
+    """The site was completed before the talk was held: the obligation is closed, not held (不再需要)."""
+
+    site_id: str
+    mooted_on: dt.date
+    obligation_id: UUID
+    member_id: str
+    reason: str  # why it is moot: "site_completed"
+
+
+class BackboneTrained(Event):
+    site_id: str
+    member_id: str
+    trained_on: dt.date
+    skill: str
+
+
+class PromotedToManagement(Event):
+    site_id: str
+    member_id: str
+    promoted_on: dt.date
+    position: str
+
+
+class CrewLeaderRecommended(Event):
+    site_id: str
+    person_id: str
+    name: str
+    candidate: CrewCandidate
+    recommended_on: dt.date
+    crew: str
+
+
+class RecommendedForManagement(Event):
+    site_id: str
+    member_id: str
+    recommended_on: dt.date
+    position: str
+    backbone: bool  # trained as backbone on this site first (the seed's "骨干推荐进入项目管理层")
+
+
+class PointsAwarded(Event):
+    site_id: str
+    member_id: str
+    category: PointsCategory
+    points: int
+    awarded_on: dt.date
+    reason: str
+
+
+class MembersAppraised(Event):
+    site_id: str
+    appraised_on: dt.date
+    year: int
+    grades: list[Grading]
+
+
+class BranchMeetingHeld(Event):
+    site_id: str
+    meeting_id: UUID
+    kind: MeetingKind
+    held_on: dt.date
+    topic: str
+    attendance: int
+    attendees: list[str]
+
+
 EVENTS: dict[str, type[Event]] = {
     e.__name__: e
     for e in (VisitRecorded, SafetyViolationRecorded, PersonalChangeReported, TalkObligationCreated, TalkHeld,
               BirthdaysCelebrated, ZoneDesignated, TeamFormed, PostEstablished, WorkPointDesignated, ActivityHeld,
-              InnovationRecorded)
+              InnovationRecorded, TalkObligationMooted, BackboneTrained, PromotedToManagement, CrewLeaderRecommended,
+              RecommendedForManagement, PointsAwarded, MembersAppraised, BranchMeetingHeld)
 }
 
 
 def parse_event(event_type: str, schema_version: int, payload: dict) -> Event:
     return parse(EVENTS, event_type, schema_version, payload)
+
+
+def meeting_period(day: dt.date, months: int) -> tuple[dt.date, dt.date]:
+    """The first and last day of the period of `months` (a divisor of 12, periods start in January) holding `day`."""
+    first_month = (day.month - 1) // months * months + 1
+    start = dt.date(day.year, first_month, 1)
+    end_month = first_month + months
+    end = (dt.date(day.year + 1, 1, 1) if end_month > 12 else dt.date(day.year, end_month, 1)) - dt.timedelta(days=1)
+    return start, end

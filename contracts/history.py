@@ -57,30 +57,43 @@ MEMBER_LISTS = ("members", "attendees", "members_met", "responsible", "committee
 CASE_FIELD = "case_id"
 
 # A branch's history: its forming, its party groups, the teams, posts and zones of its members, its birthdays and
-# lessons, and its co-building with villages (which needs a branch).
+# lessons, its 三会一课 and 民主评议, and its co-building with villages (which needs a branch).
 BRANCH_EVENTS: dict[str, frozenset[str]] = {
-    membership.SERVICE: frozenset({membership.BranchFormed.__name__, membership.PartyGroupFormed.__name__}),
+    membership.SERVICE: frozenset({membership.BranchFormed.__name__, membership.PartyGroupFormed.__name__,
+                                   membership.BranchDissolved.__name__, membership.PartyGroupClosed.__name__}),
     activities.SERVICE: frozenset({activities.TeamFormed.__name__, activities.PostEstablished.__name__,
                                    activities.ZoneDesignated.__name__, activities.BirthdaysCelebrated.__name__,
-                                   activities.ActivityHeld.__name__}),
+                                   activities.ActivityHeld.__name__, activities.BranchMeetingHeld.__name__,
+                                   activities.MembersAppraised.__name__}),
     liaison.SERVICE: frozenset({liaison.CoBuildingAgreementSigned.__name__, liaison.CoBuildingItemCompleted.__name__}),
 }
 
 # Something opened by one event and closed by another naming the same id in the same field: a talk obligation and
 # the talk held for it.
 OPENS: dict[str, str] = {activities.TalkObligationCreated.__name__: "obligation_id"}
-CLOSES: dict[str, str] = {activities.TalkHeld.__name__: "obligation_id"}
+CLOSES: dict[str, str] = {activities.TalkHeld.__name__: "obligation_id",
+                          activities.TalkObligationMooted.__name__: "obligation_id"}
 
 EVENT_LABELS: dict[str, str] = {
     # membership
     "SiteRegistered": "工地登记", "WorkforceReported": "报告从业人数", "MemberArrived": "党员进场",
     "MemberDeparted": "党员离场", "BranchFormed": "成立党支部", "PartyGroupFormed": "成立党小组",
     "SiteCompleted": "工程竣工",
+    "ApplicationSubmitted": "递交入党申请", "ActivistDesignated": "确定入党积极分子",
+    "DevelopmentTargetDesignated": "确定发展对象", "ProbationaryAdmitted": "接收预备党员",
+    "ProbationExtended": "延长预备期", "FullMembershipConfirmed": "预备党员转正", "BranchDissolved": "党支部撤销",
+    "PartyGroupClosed": "党小组撤销",
+    "RelationTransferred": "组织关系转入", "ContactLost": "登记失联", "ContactRestored": "恢复联系",
+    "TransferPrompted": "提醒转接组织关系", "ContactEscalated": "失联党员上报",
     # activities
     "VisitRecorded": "走访", "SafetyViolationRecorded": "施工违章", "PersonalChangeReported": "个人或家庭变故",
     "TalkObligationCreated": "产生谈话任务", "TalkHeld": "谈话完成", "BirthdaysCelebrated": "过政治生日",
     "ZoneDesignated": "划定党员责任区", "TeamFormed": "组建党员队伍", "PostEstablished": "设立党员示范岗",
     "WorkPointDesignated": "确定示范工点", "ActivityHeld": "开展活动", "InnovationRecorded": "创新成果",
+    "TalkObligationMooted": "工地竣工，谈话任务关闭", "BackboneTrained": "培养党员骨干",
+    "PromotedToManagement": "骨干培养成管理人员", "CrewLeaderRecommended": "推荐为班组长",
+    "RecommendedForManagement": "推荐进入项目管理层", "PointsAwarded": "党员积分", "MembersAppraised": "民主评议",
+    "BranchMeetingHeld": "三会一课",
     # liaison
     "JointMeetingHeld": "召开联席会议", "ComplianceLetterSigned": "签订双达标承诺书",
     "ComplianceAssessed": "双达标考核",

@@ -149,7 +149,8 @@ class FormPartyGroup(Command):
 
 
 class CompleteSite(Command):
-    """The project is completed (竣工): the site takes no more arrivals and is no longer a coverage gap."""
+    """The project is completed (竣工): the site takes no more arrivals and is no longer a coverage gap; its branch
+    is dissolved, its groups closed and every member present handed back to the home organisation."""
 
     site_id: Slug
     completed_on: Day
@@ -234,3 +235,238 @@ EVENTS: dict[str, type[Event]] = {
 
 def parse_event(event_type: str, schema_version: int, payload: dict) -> Event:
     return parse(EVENTS, event_type, schema_version, payload)
+
+
+# ---- membership development (发展党员) and the branch lifecycle (docs/architecture.md, "Membership development") --
+# A person's path on a site: 入党申请 → 入党积极分子 → 发展对象 → 预备党员 → 正式党员, each step dated, the steps after
+# the application approved by a named organisation (`approved_by`): a site's joint branch is a temporary organisation
+# and may not develop members, so the rules refuse its own name there. Timelines: contracts.rules.Rules.
+
+
+class SubmitApplication(Command):
+    """A worker on the site hands in an application to join (入党申请书). The activities service turns the event into
+    a talk obligation (reason "application", due `application_talk_months` after `applied_on`)."""
+
+    site_id: Slug
+    person_id: Slug  # the site's own id for the person (like member_id); the member id once admitted
+    name: Name
+    gender: Gender
+    birth_date: Day  # for the age rule only (applicant_min_age); no view shows it
+    applied_on: Day
+    unit_kind: UnitKind
+    unit_name: Name
+    job: Job
+    section: Name
+
+
+class DesignateActivist(Command):
+    """确定入党积极分子."""
+
+    site_id: Slug
+    person_id: Slug
+    designated_on: Day
+    approved_by: Name  # the organisation that decided it; never the site's joint branch
+
+
+class DesignateDevelopmentTarget(Command):
+    """确定发展对象: an activist cultivated at least `activist_min_months`."""
+
+    site_id: Slug
+    person_id: Slug
+    designated_on: Day
+    approved_by: Name
+
+
+class AdmitProbationary(Command):
+    """接收预备党员: the development target becomes a probationary member present on the site, admitted (political
+    birthday) on `admitted_on`; the approving organisation is the member's home organisation (原党组织)."""
+
+    site_id: Slug
+    person_id: Slug
+    admitted_on: Day
+    approved_by: Name
+
+
+class ExtendProbation(Command):
+    """延长预备期: once, by at most `probation_extension_max_months`."""
+
+    site_id: Slug
+    person_id: Slug  # a probationary member present: one admitted here, or one who arrived as probationary
+    extended_on: Day
+    months: Months
+    approved_by: Name
+
+
+class ConfirmFullMembership(Command):
+    """预备党员转正: not before the probation (with its extension) has run; ends the probation."""
+
+    site_id: Slug
+    person_id: Slug
+    confirmed_on: Day
+    approved_by: Name
+
+
+COMMANDS.update({c.__name__: c for c in (SubmitApplication, DesignateActivist, DesignateDevelopmentTarget,
+                                         AdmitProbationary, ExtendProbation, ConfirmFullMembership)})
+
+# The reason every member present gets when the site's project is completed and its branch dissolved.
+HANDED_BACK = "工程竣工，党员回原党组织 (handed back to home organisation)"
+
+
+class ApplicationSubmitted(Event):
+    """The activities service's policy keys on `site_id`, `person_id`, `name` and `applied_on`."""
+
+    site_id: str
+    person_id: str
+    name: str
+    applied_on: dt.date  # the first date field: the event's business day (before birth_date)
+    birth_date: dt.date
+    gender: Gender
+    unit_kind: UnitKind
+    unit_name: str
+    job: Job
+    section: str
+
+
+class ActivistDesignated(Event):
+    site_id: str
+    person_id: str
+    designated_on: dt.date
+    approved_by: str
+
+
+class DevelopmentTargetDesignated(Event):
+    site_id: str
+    person_id: str
+    designated_on: dt.date
+    approved_by: str
+
+
+class ProbationaryAdmitted(Event):
+    """Always followed, in the same command, by the MemberArrived that makes the person a member present."""
+
+    site_id: str
+    person_id: str
+    admitted_on: dt.date
+    approved_by: str
+    probation_ends: dt.date
+
+
+class ProbationExtended(Event):
+    site_id: str
+    person_id: str
+    extended_on: dt.date
+    months: int
+    approved_by: str
+    probation_ends: dt.date  # the new end
+
+
+class FullMembershipConfirmed(Event):
+    site_id: str
+    person_id: str
+    confirmed_on: dt.date
+    approved_by: str
+
+
+class BranchDissolved(Event):
+    """The site's project was completed: its joint branch is dissolved (in the same command as SiteCompleted)."""
+
+    site_id: str
+    name: str
+    dissolved_on: dt.date
+
+
+class PartyGroupClosed(Event):
+    site_id: str
+    group_id: str
+    closed_on: dt.date
+
+
+EVENTS.update({e.__name__: e for e in (ApplicationSubmitted, ActivistDesignated, DevelopmentTargetDesignated,
+                                       ProbationaryAdmitted, ProbationExtended, FullMembershipConfirmed,
+                                       BranchDissolved, PartyGroupClosed)})
+
+
+# ---- mobility: relation transfers, lost contact, and the timers' outcomes (docs/architecture.md, "Timers") ------
+
+
+class TransferRelation(Command):
+    """A mobile member's organisational relation is transferred to the site (转入): closes the transfer prompt."""
+
+    site_id: Slug
+    member_id: Slug
+    transferred_on: Day
+
+
+class RecordContactLost(Command):
+    """The site has lost contact with a member present (失联); escalated once out of contact for six months."""
+
+    site_id: Slug
+    member_id: Slug
+    last_contact_on: Day
+
+
+class RecordContactRestored(Command):
+    site_id: Slug
+    member_id: Slug
+    restored_on: Day
+
+
+class Timer(StrEnum):
+    transfer_prompt = "transfer_prompt"  # 应转接组织关系
+    contact_escalation = "contact_escalation"  # 失联党员上报
+
+
+class FireTimer(Command):
+    """Internal: the membership service's timer runner fires one member's timer on the runner clock's `today`. Not
+    in COMMANDS, so no one can send it on the bus; `today` is a plain date, as an injected clock may run ahead."""
+
+    site_id: Slug
+    member_id: Slug
+    timer: Timer
+    today: dt.date
+
+
+COMMANDS.update({c.__name__: c for c in (TransferRelation, RecordContactLost, RecordContactRestored)})
+
+
+class RelationTransferred(Event):
+    site_id: str
+    member_id: str
+    transferred_on: dt.date
+
+
+class ContactLost(Event):
+    site_id: str
+    member_id: str
+    last_contact_on: dt.date
+
+
+class ContactRestored(Event):
+    site_id: str
+    member_id: str
+    restored_on: dt.date
+
+
+class TransferPrompted(Event):
+    """A mobile member present `transfer_prompt_months` since `arrived_on`: the site should transfer the relation."""
+
+    site_id: str
+    member_id: str
+    arrived_on: dt.date  # the stay it belongs to: one prompt per stay
+    due_on: dt.date
+    prompted_on: dt.date  # the runner clock's day when it fired (on or after due_on)
+
+
+class ContactEscalated(Event):
+    """A member out of contact `contact_escalation_months` since `last_contact_on`: reported to the township."""
+
+    site_id: str
+    member_id: str
+    last_contact_on: dt.date
+    due_on: dt.date
+    escalated_on: dt.date
+
+
+EVENTS.update({e.__name__: e for e in (RelationTransferred, ContactLost, ContactRestored, TransferPrompted,
+                                       ContactEscalated)})

@@ -420,9 +420,10 @@ def format_logins(passwords: dict[str, str], users: list[str]) -> str:
 
 
 def _http_port(home: Path) -> int:
-    """The gateway's port: GONGDI_HTTP_PORT, else the one this state folder had, else 8480, else any free one."""
+    """The gateway's port: GONGDI_HTTP_PORT (0: any free one), else the one this state folder had, else 8480, else
+    any free one."""
     if "GONGDI_HTTP_PORT" in os.environ:
-        return int(os.environ["GONGDI_HTTP_PORT"])
+        return int(os.environ["GONGDI_HTTP_PORT"]) or free_port()
     info = home / "runtime.json"
     before = json.loads(info.read_text()).get("http_port") if info.exists() else None
     for port in (before, Settings().http_port):

@@ -30,11 +30,63 @@ def format_city(d: dict[str, Any]) -> str:
         names = "、".join(f"{g['name']}({g['full_members']}名正式党员)" for g in d["should_form_branch"][:6])
         more = " …" if len(d["should_form_branch"]) > 6 else ""
         lines.append(f"  应组建党支部 ({len(d['should_form_branch'])}): {names}{more}")
+    lines += format_development(d)
     if "activities" in d:
         lines += format_activities(d["activities"])
     if "liaison" in d:
         lines += format_liaison(d["liaison"])
+    if "mobility" in d:
+        lines += format_mobility(d["mobility"])
     return "\n".join(lines)
+
+
+STAGE_LABELS = {"applicant": "入党申请人", "activist": "入党积极分子", "target": "发展对象", "probationary": "预备党员",
+                "full": "已转正"}
+
+
+def format_development(d: dict[str, Any]) -> list[str]:
+    """发展党员 figures of a city, township or department, and its branches over the size thresholds."""
+    lines = []
+    if "development" in d:
+        v = d["development"]
+        overdue = f"，预备期满未转正 {v['overdue']}" if v.get("overdue") else ""
+        lines.append(f"  发展党员 {v['developed']}，入党申请 {v['applied']}，积极分子 {v['activists']}；"
+                     f"发展对象 {v['targets']}，预备党员 {v['probationary']}，已转正 {v['full_confirmed']}{overdue}")
+    lines += [f"  !! {w['name']} [{w['site_id']}]: {w['warning']}" for w in d.get("branch_warnings", [])]
+    return lines
+
+
+def format_site_development(d: dict[str, Any]) -> list[str]:
+    """A site's development path by stage, with names and the day each reached it."""
+    lines = []
+    day_of = {"applicant": "applied_on", "activist": "activist_on", "target": "target_on",
+              "probationary": "admitted_on", "full": "confirmed_on"}
+    for stage, people in (d.get("development_candidates") or {}).items():
+        if people:
+            names = "、".join(f"{x['name']}({x[day_of[stage]]})" for x in people[:12])
+            lines.append(f"  {STAGE_LABELS[stage]} {len(people)}: {names}" + (" …" if len(people) > 12 else ""))
+    return lines
+
+
+def format_mobility(mo: dict[str, Any]) -> list[str]:
+    """The mobility to-dos of a city, township or department: counts, and the sites with open items."""
+    lines = [f"  流动党员     应转接组织关系 {mo['transfer_prompts_open']}，失联党员上报 {mo['escalated']}"
+             f"（失联登记 {mo['contact_lost']}）"]
+    for x in mo.get("sites", []):
+        lines.append(f"    · {x['name']} [{x['site_id']}]：应转接组织关系 {x['transfer_prompts_open']}，"
+                     f"失联党员上报 {x['escalated']}")
+    return lines
+
+
+def format_site_mobility(mo: dict[str, Any]) -> list[str]:
+    """A site's mobility to-dos by member."""
+    lines = [f"  !! 应转接组织关系: {p['name'] or p['member_id']}（{p['arrived_on']} 进场，{p['due_on']} 到期，"
+             f"{p['prompted_on']} 提醒）" for p in mo["transfer_prompts"]]
+    lines += [f"  !! 失联党员上报: {x['name'] or x['member_id']}（最后联系 {x['last_contact_on']}，"
+              f"{x['escalated_on']} 上报）" for x in mo["escalated"]]
+    lines += [f"  失联党员: {x['name'] or x['member_id']}（最后联系 {x['last_contact_on']}）"
+              for x in mo["contact_lost"]]
+    return lines
 
 
 def format_activities(a: dict[str, Any]) -> list[str]:
@@ -49,11 +101,38 @@ def format_activities(a: dict[str, Any]) -> list[str]:
         f"  党员队伍     {sum(a['teams'].values()):>8,}   ({teams})",
         f"  党员示范岗   {sum(a['posts'].values()):>8,}   ({a['post_kinds']}类: {posts})",
         f"  示范工点     {a['work_points']:>8,}",
-        f"  三进三必谈   待谈 {t['open']}（逾期 {t['overdue']}），已谈 {t['done']}；走访: {visits}",
+        f"  三进三必谈   待谈 {t['open']}（逾期 {t['overdue']}），已谈 {t['done']}"
+        + (f"，竣工关闭未谈 {t['mooted']}" if t.get("mooted") else "") + f"；走访: {visits}",
         f"  本月政治生日 {a['birthdays_this_month']:>8,}",
         f"  创新成果     {a['innovations']:>8,}   (全项目推广 {a['innovations_adopted']})",
         f"  活动         {lessons or '无'}",
+        *_talent_points_meetings(a),
     ]
+
+
+def _talent_points_meetings(a: dict[str, Any]) -> list[str]:
+    """三培两推, 党员积分, 民主评议 and 三会一课 lines, when the view has them."""
+    lines = []
+    if "talent" in a:
+        tl = a["talent"]
+        lines.append(f"  三培两推     培养骨干 {tl['backbone_trained']}，"
+                     f"推荐进入管理层 {tl['recommended_management']}，"
+                     f"骨干培养成管理人员 {tl['promoted_management']}，推荐为班组长 {tl['recommended_crew_leaders']}")
+    if a.get("points", {}).get("year"):
+        p = a["points"]
+        cats = "，".join(f"{LABELS[k]} {n}" for k, n in p["by_category"].items())
+        lines.append(f"  党员积分     {p['year']}年 {p['members']}名党员共 {p['total']} 分（{cats}）")
+    if a.get("appraisal", {}).get("year"):
+        ap = a["appraisal"]
+        grades = "，".join(f"{LABELS[k]} {n}" for k, n in ap["grades"].items())
+        lines.append(f"  民主评议     {ap['year']}年度 {ap['branches']}个支部评议 {ap['appraised']}名党员（{grades}）")
+    if "meetings" in a:
+        m = a["meetings"]
+        held = "，".join(f"{LABELS[k]} {v['held']}" for k, v in m["by_kind"].items() if v["held"])
+        late = "，".join(f"{LABELS[k]} {v['overdue']}" for k, v in m["by_kind"].items() if v["overdue"])
+        lines.append(f"  三会一课     本期待开 {m['due']}，上期未开 {m['overdue']}" + (f"（{late}）" if late else "")
+                     + f"；已开: {held or '无'}")
+    return lines
 
 
 def format_liaison(li: dict[str, Any]) -> list[str]:
@@ -82,8 +161,11 @@ def format_township(d: dict[str, Any]) -> str:
     lines = [f"{d['name']} [{d['township']}] 工地 {d['projects']}，从业人员 {d['workers']:,}，党员 {d['members']}，"
              f"党支部 {d['branches']}"]
     lines += [_site_line(x, x["department"]) for x in d.get("sites", [])]
+    lines += format_development(d)
     if "activities" in d:
         lines += format_activities(d["activities"])
+    if "mobility" in d:
+        lines += format_mobility(d["mobility"])
     return "\n".join(lines + format_liaison(d["liaison"]))
 
 
@@ -91,8 +173,11 @@ def format_department(d: dict[str, Any]) -> str:
     lines = [f"{d['name']} [{d['department']}] 主管工地 {d['projects']}，从业人员 {d['workers']:,}，"
              f"党员 {d['members']}，党支部 {d['branches']}"]
     lines += [_site_line(x, x.get("township_name") or x["township"]) for x in d["sites"]]
+    lines += format_development(d)
     if "activities" in d:
         lines += format_activities(d["activities"])
+    if "mobility" in d:
+        lines += format_mobility(d["mobility"])
     return "\n".join(lines + format_liaison(d["liaison"]))
 
 
@@ -124,14 +209,19 @@ def format_site(d: dict[str, Any]) -> str:
     ]
     if b:
         secretary = b.get("secretary_name") or b["secretary"]
-        lines.append(f"  党支部: {b['name']}，书记 {secretary}，指导员 {b['instructor']}，联络员 {b['liaison']}")
+        gone = f"（{b['dissolved_on']} 撤销）" if b.get("dissolved_on") else ""
+        lines.append(f"  党支部: {b['name']}{gone}，书记 {secretary}，指导员 {b['instructor']}，联络员 {b['liaison']}")
+        if d.get("branch_warning"):
+            lines.append(f"  !! {d['branch_warning']}")
     else:
         flags = ("（空白点）" if d["gap"] else "") + ("，应组建" if d["should_form_branch"] else "")
         lines.append("  党支部: 未成立" + flags)
     for g in d["groups"]:
         names = [n or m for m, n in zip(g["members"], g.get("member_names") or g["members"], strict=True)]
+        closed = f"，{g['closed_on']} 撤销" if g.get("closed_on") else ""
         lines.append(f"  党小组 {g['name']}: 组长 {g.get('leader_name') or g['leader']}，{len(g['members'])}名党员"
-                     f"（{'、'.join(names)}）")
+                     f"（{'、'.join(names)}）{closed}")
+    lines += format_site_development(d)
     if "activities" in d:
         lines += format_activities(d["activities"])
     if "liaison" in d:
@@ -142,6 +232,16 @@ def format_site(d: dict[str, Any]) -> str:
     for h in d.get("departed_holders", []):
         what = "示范岗" if h["what"] == "post" else "责任区"
         lines.append(f"  !! {what} {h['id']} 的党员 {h['member_id']} 已离场，需调整")
+    ranking = d.get("points_ranking") or {}
+    if ranking.get("members"):
+        top = "，".join(f"{r['rank']}.{r['name'] or r['member_id']} {r['points']}分" for r in ranking["members"][:10])
+        lines.append(f"  积分排名({ranking['year']}年) {top}")
+    for mt in d.get("meetings_due", []):
+        if mt["due"] or mt["overdue"]:
+            state = "，".join(x for x, on in (("本期待开", mt["due"]), ("上期未开", mt["overdue"])) if on)
+            lines.append(f"  三会一课 {LABELS[mt['kind']]}: {state}（最近 {mt['last_held_on'] or '未开过'}）")
+    if "mobility" in d:
+        lines += format_site_mobility(d["mobility"])
     return "\n".join(lines)
 
 

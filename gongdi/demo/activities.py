@@ -1,4 +1,4 @@
-"""Demo activities at the pilot sites: the report's 60 zones, 45 teams, six kinds of posts, 7 work points at 沙埕湾."""
+"""Demo activities at the pilot sites: 60 zones, 45 teams, six kinds of posts, 7 work points, 三培两推, 三会一课."""
 from __future__ import annotations
 
 import datetime as dt
@@ -6,19 +6,31 @@ import uuid
 
 from contracts.activities import (
     ActivityKind,
+    AppraiseMembers,
+    AwardPoints,
     CelebrateBirthdays,
+    CrewCandidate,
     DesignateWorkPoint,
     DesignateZone,
     EstablishPost,
     FormTeam,
+    Grade,
+    Grading,
+    MeetingKind,
+    PointsCategory,
     PostKind,
+    PromoteToManagement,
+    RecommendCrewLeader,
+    RecommendForManagement,
     RecordActivity,
+    RecordBranchMeeting,
     RecordInnovation,
     RecordSafetyViolation,
     RecordTalk,
     RecordVisit,
     ReportPersonalChange,
     TeamKind,
+    TrainBackbone,
     VisitKind,
 )
 from contracts.base import Command
@@ -47,6 +59,14 @@ INNOVATIONS = [
 SERVICES = [("文艺团体党支部", "文艺慰问演出"), ("茶业协会党支部", "送茶进工地"), ("美发协会党支部", "义务理发"),
             ("民办医院党支部", "义诊体检")]
 DAY = dt.date(2020, 7, 1)
+# 三培两推 per pilot site, in PILOTS order: the report's 48 backbone trained, 32 of them recommended into project
+# management; a few promoted to management and recommended as crew leaders (with some workers).
+BACKBONE = [10, 8, 6, 6, 5, 4, 3, 2, 2, 2]
+RECOMMENDED = [7, 5, 4, 4, 3, 3, 2, 2, 1, 1]
+PROMOTED = [2, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+CREW_LEADERS = [2, 1, 0, 0, 0, 0, 0, 0, 0, 0]  # backbone, and as many workers
+SKILLS = ["钢筋焊接", "桥梁架设", "隧道爆破", "混凝土浇筑", "测量放样", "电气安装"]
+MEETING_SITES = ("shachengwan", "baolong")  # every kind but 支委会 (the demo branches have a secretary only)
 
 
 def _day(offset: int) -> dt.date:
@@ -83,6 +103,9 @@ def activity_plan(roster: dict[str, list[tuple[str, MemberFacts]]]) -> list[Comm
             out.append(RecordVisit(command_id=cid("visit", site_id, kind.value), site_id=site_id,
                                    kind=kind, place=f"{kind.value}-1", visitor="支部书记", visited_on=_day(v),
                                    members_met=(ids[v % len(ids)],)))
+        out += _talent(site_id, p, ids)
+        out += _meetings(site_id, ids)
+    out += _points_and_appraisal(roster)
     for w, name in enumerate(WORK_POINTS):
         out.append(DesignateWorkPoint(command_id=cid("point", w), site_id="shachengwan",
                                       point_id=f"w{w + 1}", name=name, designated_on=dt.date(2020, 5, 1)))
@@ -96,6 +119,75 @@ def activity_plan(roster: dict[str, list[tuple[str, MemberFacts]]]) -> list[Comm
                                      description="高空作业未系安全带"))
     out.append(ReportPersonalChange(command_id=cid("change", "dingsheng"), site_id="dingsheng",
                                     member_id=first["dingsheng"], reported_on=_day(26), description="家人患病住院"))
+    return out
+
+
+def _talent(site_id: str, p: int, ids: list[str]) -> list[Command]:
+    """培养骨干: the first members of each pilot site, trained in June 2020."""
+    return [TrainBackbone(command_id=cid("backbone", site_id, m), site_id=site_id, member_id=m,
+                          trained_on=dt.date(2020, 6, 1 + k), skill=SKILLS[k % len(SKILLS)])
+            for k, m in enumerate(ids[:BACKBONE[p]])]
+
+
+def talent_followups(roster: dict[str, list[tuple[str, MemberFacts]]]) -> list[Command]:
+    """What needs the backbone trained first (send after activity_plan): promotions, recommendations."""
+    out: list[Command] = []
+    for p, (site_id, *_rest) in enumerate(PILOTS):
+        backbone = [m for m, _ in roster[site_id]][:BACKBONE[p]]
+        for k, m in enumerate(backbone[:RECOMMENDED[p]]):
+            out.append(RecommendForManagement(command_id=cid("recommend", site_id, m), site_id=site_id,
+                                              member_id=m, recommended_on=dt.date(2020, 9, 1 + k),
+                                              position="项目部管理人员"))
+        for m in backbone[-PROMOTED[p]:] if PROMOTED[p] else []:
+            out.append(PromoteToManagement(command_id=cid("promote", site_id, m), site_id=site_id, member_id=m,
+                                           promoted_on=dt.date(2020, 10, 8), position="施工员"))
+        for k in range(CREW_LEADERS[p]):
+            m = backbone[RECOMMENDED[p] + k]
+            out.append(RecommendCrewLeader(command_id=cid("crew-leader", site_id, m), site_id=site_id, person_id=m,
+                                           name=f"骨干{m}", candidate=CrewCandidate.backbone,
+                                           recommended_on=dt.date(2020, 10, 15), crew="钢筋班组"))
+            out.append(RecommendCrewLeader(command_id=cid("crew-leader", site_id, "worker", k), site_id=site_id,
+                                           person_id=f"w-{site_id}-{k + 1}", name=f"优秀农民工{k + 1}",
+                                           candidate=CrewCandidate.worker, recommended_on=dt.date(2020, 10, 15),
+                                           crew="混凝土班组"))
+    return out
+
+
+def _meetings(site_id: str, ids: list[str]) -> list[Command]:
+    """三会一课 of 2020 after the branches were formed (1 April): every pilot holds its quarterly 支部党员大会 and
+    党课; two sites also their monthly 主题党日 and 党小组会, and 沙埕湾 its 组织生活会."""
+    plan: list[tuple[MeetingKind, dt.date, str]] = []
+    for month in (4, 7, 10):
+        plan.append((MeetingKind.general_assembly, dt.date(2020, month, 20), "支部党员大会：通报工作"))
+        plan.append((MeetingKind.lecture, dt.date(2020, month, 25), "党课：安全生产与党员先锋作用"))
+    if site_id in MEETING_SITES:
+        for month in range(4, 13):
+            plan.append((MeetingKind.themed_day, dt.date(2020, month, 5), "主题党日：党员进班组"))
+            plan.append((MeetingKind.group, dt.date(2020, month, 16), "党小组会：学习与工段安全"))
+    if site_id == "shachengwan":
+        plan.append((MeetingKind.life_meeting, dt.date(2020, 12, 30), "2020年度组织生活会"))
+    return [RecordBranchMeeting(command_id=cid("meeting", site_id, kind.value, on), site_id=site_id, kind=kind,
+                                held_on=on, topic=topic, attendance=max(len(ids) - 2, 1), attendees=tuple(ids[:3]))
+            for kind, on, topic in plan]
+
+
+def _points_and_appraisal(roster: dict[str, list[tuple[str, MemberFacts]]]) -> list[Command]:
+    """党员积分 of 2020 for the first twelve members of two sites, and 沙埕湾's 民主评议 of fifteen members: 5
+    优秀 (exactly the third allowed), 9 合格, 1 基本合格."""
+    out: list[Command] = []
+    for site_id in MEETING_SITES:
+        for k, m in enumerate([m for m, _ in roster[site_id]][:12]):
+            for category, points in ((PointsCategory.post_goals, 25 + k % 10), (PointsCategory.obligations, 20 + k % 7),
+                                     (PointsCategory.rules_kept, 12 + k % 5), (PointsCategory.innovation, k % 4)):
+                if points:
+                    out.append(AwardPoints(command_id=cid("points", site_id, m, category.value), site_id=site_id,
+                                           member_id=m, category=category, points=points,
+                                           awarded_on=dt.date(2020, 12, 20), reason="2020年度党员积分"))
+    members = [m for m, _ in roster["shachengwan"]][:15]
+    grades = [Grade.excellent] * 5 + [Grade.qualified] * 9 + [Grade.basically_qualified]
+    out.append(AppraiseMembers(command_id=cid("appraisal", "shachengwan", 2020), site_id="shachengwan", year=2020,
+                               appraised_on=dt.date(2020, 12, 28),
+                               grades=[Grading(member_id=m, grade=g) for m, g in zip(members, grades, strict=True)]))
     return out
 
 
@@ -139,11 +231,18 @@ def _birthdays(site_id: str, members: list[tuple[str, MemberFacts]]) -> list[Com
 
 
 async def close_talks(client: GongdiClient, site_ids: list[str]) -> list[Command]:
-    """Talks the secretaries held: all arrival talks but those with every fifth member, left open to show."""
+    """Talks the secretaries held: all arrival talks but those with every fifth member, left open to show, and
+    every applicant's talk, ten days after the application (within the month the rule gives)."""
     out: list[Command] = []
     for site_id in site_ids:
         talks = (await client.query("views", "talks", {"site_id": site_id}))["data"]["open"]
         for t in talks:
+            if t["reason"] == "application":
+                out.append(RecordTalk(command_id=cid("talk", t["obligation_id"]), site_id=site_id,
+                                      obligation_id=uuid.UUID(t["obligation_id"]), talked_by="支部书记",
+                                      talked_on=dt.date.fromisoformat(t["created_on"]) + dt.timedelta(days=10),
+                                      note="入党申请人谈话"))
+                continue
             if t["reason"] != "new_arrival" or int(t["member_id"][1:]) % 5 == 0:
                 continue
             out.append(RecordTalk(command_id=cid("talk", t["obligation_id"]), site_id=site_id,

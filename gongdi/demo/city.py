@@ -21,6 +21,7 @@ from contracts.membership import (
     UnitKind,
     Units,
 )
+from gongdi.demo import development
 
 # Fixed ids make seeding idempotent: a second run gets the first run's replies and writes nothing.
 NAMESPACE = uuid.UUID("6f1c3a52-7d1e-4c55-9a0e-0f7c2d1b9e40")
@@ -102,7 +103,23 @@ def member_facts(n: int, site_name: str) -> MemberFacts:
 
 
 def roster() -> dict[str, list[tuple[str, MemberFacts]]]:
-    """The members each site starts with, numbered m0001… across the city."""
+    """The members present on each site once seeded, numbered m0001… across the city: 28 of them admitted on the
+    pilot sites in 2020 (gongdi/demo/development.py), the others arrived."""
+    return development.admitted_roster(base_roster(), _township_names())
+
+
+def _township_names() -> dict[str, str]:
+    names = demo_townships()
+    return {site[0]: names[site[2]] for site in sites()}
+
+
+def development_plan() -> list[list[Command]]:
+    """The membership development phases and the completed site, after `plan()`."""
+    return development.phases(base_roster(), {site[0]: site[1] for site in sites()}, _township_names(), cid)
+
+
+def base_roster() -> dict[str, list[tuple[str, MemberFacts]]]:
+    """The members each site would have if all had arrived, numbered m0001… across the city."""
     out: dict[str, list[tuple[str, MemberFacts]]] = {}
     n = 0
     for site_id, name, *_, members in sites():
@@ -118,6 +135,7 @@ def plan() -> list[list[Command]]:
     registrations, workforce, arrivals, branches, groups = [], [], [], [], []
     members_at = roster()
     names = demo_townships()
+    admitted = {p.person_id for p in development.developed(base_roster())}  # present by admission, not arrival
     for site_id, name, township, dept, cost, months, workers, _ in sites():
         registrations.append(RegisterSite(
             command_id=cid("register", site_id), site_id=site_id, name=name, township=township,
@@ -127,7 +145,7 @@ def plan() -> list[list[Command]]:
         ))
         workforce.append(ReportWorkforce(command_id=cid("workforce", site_id), site_id=site_id,
                                          headcount=workers, as_of=dt.date(2020, 8, 31)))
-        present = members_at[site_id]
+        present = [(m, f) for m, f in members_at[site_id] if m not in admitted]
         for member_id, facts in present:
             arrivals.append(RecordArrival(command_id=cid("arrive", member_id), site_id=site_id,
                                           member_id=member_id, member=facts, arrived_on=START))

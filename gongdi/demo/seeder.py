@@ -11,9 +11,9 @@ from contracts.activities import SERVICE as ACTIVITIES
 from contracts.base import Command
 from contracts.identity import Identity, Role
 from contracts.liaison import SERVICE as LIAISON
-from contracts.membership import SERVICE
-from gongdi.demo.activities import activity_plan, close_talks
-from gongdi.demo.city import CATCHING_UP, MEMBERS, PILOTS, plan, roster, sites
+from contracts.membership import SERVICE, SubmitApplication
+from gongdi.demo.activities import activity_plan, close_talks, talent_followups
+from gongdi.demo.city import CATCHING_UP, MEMBERS, PILOTS, development_plan, plan, roster, sites
 from gongdi.demo.liaison import liaison_phases
 from gongdi.ops.client import GongdiClient
 from gongdi.service.settings import Settings
@@ -27,7 +27,7 @@ async def seed(writers: Mapping[str, GongdiClient], reader: GongdiClient,
                progress: Callable[[int, int], None] | None = None, concurrency: int = 32) -> dict[str, int]:
     """`writers`: a client per township code (connected as that township's identity)."""
     township_of = demo_site_townships()
-    membership_phases = plan()
+    membership_phases = plan() + development_plan()  # the admissions make 28 of the 251 members present
     activity_phase = activity_plan(roster())
     liaison = liaison_phases()
     total = sum(len(p) for p in membership_phases) + len(activity_phase) + sum(len(p) for p in liaison)
@@ -53,9 +53,14 @@ async def seed(writers: Mapping[str, GongdiClient], reader: GongdiClient,
 
     for phase in membership_phases:
         await asyncio.gather(*(one(SERVICE, c) for c in phase))
-    # Activities learns sites and members from membership events; every arrival's talk is the sign it has.
-    await _until_talks(reader, MEMBERS)
+    # Activities learns sites and members from membership events; every arrival's and every application's talk is
+    # the sign it has (the applications' talks are closed below with the arrivals').
+    applications = sum(isinstance(c, SubmitApplication) for phase in membership_phases for c in phase)
+    await _until_talks(reader, MEMBERS + applications)
     await asyncio.gather(*(one(ACTIVITIES, c) for c in activity_phase))
+    followups = talent_followups(roster())  # promotions and recommendations need the backbone trained first
+    total += len(followups)
+    await asyncio.gather(*(one(ACTIVITIES, c) for c in followups))
     talks = await close_talks(reader, [p[0] for p in PILOTS])
     total += len(talks)
     await asyncio.gather(*(one(ACTIVITIES, c) for c in talks))

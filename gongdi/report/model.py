@@ -9,7 +9,7 @@ from contracts.city import City
 # The views' figures that depend on the day a view is asked, not on the log: they would make two reports of the
 # same log differ, so the report drops them (a talk "overdue" today was not overdue at the year's end).
 VOLATILE = (("snapshot",), ("activities", "birthdays_this_month"), ("activities", "talks", "overdue"),
-            ("liaison", "meeting_items", "overdue"))
+            ("liaison", "meeting_items", "overdue"), ("development", "overdue"))
 
 # 三培两推 and membership development: what the seed report quotes (发展党员, 培养骨干, 推荐进入管理层, 入党申请,
 # 入党积极分子). The views do not record these yet; a later issue adds them under `development` with these keys,
@@ -22,6 +22,9 @@ DEVELOPMENT_FIGURES: tuple[tuple[str, str], ...] = (
     ("applications", "优秀农民工有{}人向组织递交入党申请书"),
     ("activists", "其中{}人纳入入党积极分子培养"),
 )
+
+# The report's keys read from the activities summary's `talent` (its key there).
+TALENT_FIGURES = {"backbone_trained": "backbone_trained", "recommended_to_management": "recommended_management"}
 
 BASIS_LABELS = {"business": "按业务日期", "recorded": "按平台记录时间"}
 
@@ -80,9 +83,16 @@ class Report:
 
     @property
     def development(self) -> dict[str, int] | None:
-        """The 三培两推 figures, when the views record them."""
+        """The 三培两推 figures, when the views record them: membership's development path under `development`,
+        activities' 培养骨干 and 推荐进入管理层 under `activities.talent` (TALENT_FIGURES)."""
         found = self.city.get(DEVELOPMENT)
-        return found if isinstance(found, dict) else None
+        out = dict(found) if isinstance(found, dict) else {}
+        if "applied" in out:  # the views' key for applicants not yet development targets (services/views/development)
+            out.setdefault("applications", out["applied"])
+        talent = self.activities.get("talent")
+        if isinstance(talent, dict):
+            out.update({key: talent[src] for key, src in TALENT_FIGURES.items() if src in talent})
+        return out or None
 
 
 def stable(view: dict[str, Any]) -> dict[str, Any]:

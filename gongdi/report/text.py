@@ -6,7 +6,7 @@ from typing import Any
 
 from contracts.activities import LABELS as ACTIVITY_LABELS
 from contracts.liaison import LABELS as LIAISON_LABELS
-from gongdi.report.model import BASIS_LABELS, DEVELOPMENT_FIGURES, Area, Report, SiteBrief
+from gongdi.report.model import BASIS_LABELS, DEVELOPMENT_FIGURES, TALENT_FIGURES, Area, Report, SiteBrief
 
 RED, GOLD, GREY, BLUE, GREEN = "#b71c1c", "#d4a017", "#9e9e9e", "#1f5f8b", "#2e7d32"
 
@@ -202,6 +202,10 @@ def development(r: Report) -> str:
     if figures and all(key in figures for key, _ in DEVELOPMENT_FIGURES):
         parts = [text.format(num(figures[key])) for key, text in DEVELOPMENT_FIGURES]
         return f"实施工地党员人才“三培两推”工程，共{'，'.join(parts[:3])}。{parts[3]}，{parts[4]}。"
+    if figures and all(key in figures for key in TALENT_FIGURES):  # activities' part without membership's
+        parts = [text.format(num(figures[key])) for key, text in DEVELOPMENT_FIGURES if key in TALENT_FIGURES]
+        return (f"实施工地党员人才“三培两推”工程，共{'，'.join(parts)}。"
+                "发展党员、递交入党申请书和入党积极分子的人数，平台尚未记录，本报告暂不统计。")
     return ("发展党员、培养党员骨干、推荐党员骨干进入项目管理层、递交入党申请书和入党积极分子的人数，"
             "平台尚未记录，本报告暂不统计。")
 

@@ -72,6 +72,7 @@ from gongdi.service.process import (
 )
 from gongdi.service.process import broker as make_broker
 from gongdi.service.settings import Settings
+from gongdi.service.timers import TimerRunner, Timers, clock
 from gongdi.store.heads import HeadKey
 from gongdi.store.history import read_history
 from gongdi.store.migrations import Migration
@@ -169,6 +170,7 @@ class WritingService:
     advise: Callable[[Command, Any], list[ErrorInfo]] = no_advice
     policies: Sequence[Policy] = field(default_factory=tuple)
     key: Callable[[Command], str] = site_key
+    timers: Timers | None = None  # commands it gives itself when due (gongdi.service.timers)
 
     def pipeline(self, repository: Repository, log: structlog.BoundLogger | None = None) -> CommandPipeline:
         return CommandPipeline(self.commands, repository, self.decide, self.advise, self.key, log)
@@ -209,6 +211,10 @@ class WritingService:
                                           settings.head_interval, log)
                     tasks.append(Background(heads.run, lambda: None))
                 bound.append(self.pipeline(self.repository(pool, settings.city()), log))
+                if self.timers is not None and settings.timer_interval > 0:
+                    # A failing pass takes the process down like a dead policy: the restart's pass fires again.
+                    runner = TimerRunner(self.timers, pool, bound[0], clock(settings), settings.timer_interval, log)
+                    tasks.append(Background(runner.run, lambda: os.kill(os.getpid(), signal.SIGTERM)))
                 log.info(f"{self.name} ready", commands=list(self.commands))
                 yield
             finally:

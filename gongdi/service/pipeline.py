@@ -129,6 +129,23 @@ class CommandPipeline:
                 return error_reply("CONCURRENCY_CONFLICT", "并发冲突，请重试 (too many concurrent writers)", None,
                                    command.command_id)
 
+    async def record(self, command: Command, actor: str) -> list[RecordedRef] | None:
+        """A command the service gives itself (a timer firing, gongdi.service.timers): no sender to check and no
+        reply to send. None when its id was recorded before; [] when the rules decide nothing, and then the id is
+        not recorded either, so a later firing is decided afresh."""
+        async with self.locks.hold(self.key(command)):
+            return await retry_on_conflict(lambda: self._record(command, actor), self.attempts)
+
+    async def _record(self, command: Command, actor: str) -> list[RecordedRef] | None:
+        async with self.repository.attempt() as attempt:
+            loaded = await attempt.load(command)
+            if loaded.reply is not None:
+                return None
+            events = self.decide(command, loaded.given)
+            if not events:
+                return []
+            return await attempt.commit(command, loaded, events, [], actor)
+
     def check_sizes(self, command: Command, loaded: Loaded, events: list[Event], actor: str, service: str) -> None:
         """Refuse the command if one of its events, encoded as the relay will publish it, exceeds the limit."""
         site_id = self.key(command)

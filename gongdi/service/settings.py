@@ -32,6 +32,11 @@ class Settings(BaseModel):
     # the writing services' serve processes; empty: no signed heads. GONGDI_HEAD_INTERVAL: seconds between heads.
     head_key: str = ""
     head_interval: float = 60.0
+    # The timers (gongdi.service.timers): GONGDI_TIMER_INTERVAL seconds between passes after the one at start (0: no
+    # timers run); their clock is GONGDI_TODAY (an ISO day; empty: the host's) moved by GONGDI_CLOCK_OFFSET_DAYS.
+    timer_interval: float = 3600.0
+    today: str = ""
+    clock_offset_days: int = 0
 
     def city(self) -> City:
         return load_city(self.city_file)

@@ -58,7 +58,10 @@ class SiteStream(Generic[S]):
         async def attempt() -> list[RecordedRef]:
             async with conn.transaction():
                 state, head = await self.load(conn, site_id)
-                return await self.append(conn, site_id, township, state, head, decide(state), meta)
+                events = decide(state)
+                if not events:  # a policy with nothing to do (no open obligation left) writes nothing
+                    return []
+                return await self.append(conn, site_id, township, state, head, events, meta)
 
         return await retry_on_conflict(attempt, retry_on=(ConcurrencyError, DuplicateCommandError))
 

@@ -1,4 +1,4 @@
-"""Activities domain: pure decide/evolve over a site's activity stream, the arrival policy, and the errors."""
+"""Activities domain: pure decide/evolve over a site's activity stream, the membership policies, and the errors."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,16 +9,32 @@ from pydantic import BaseModel, ConfigDict
 
 from contracts.activities import (
     ActivityHeld,
+    AppraiseMembers,
+    AwardPoints,
+    BackboneTrained,
     BirthdaysCelebrated,
+    BranchMeetingHeld,
     CelebrateBirthdays,
+    CrewCandidate,
+    CrewLeaderRecommended,
     DesignateWorkPoint,
     DesignateZone,
     EstablishPost,
     FormTeam,
+    Grade,
     InnovationRecorded,
+    MeetingKind,
+    MembersAppraised,
     PersonalChangeReported,
+    PointsAwarded,
     PostEstablished,
+    PromotedToManagement,
+    PromoteToManagement,
+    RecommendCrewLeader,
+    RecommendedForManagement,
+    RecommendForManagement,
     RecordActivity,
+    RecordBranchMeeting,
     RecordInnovation,
     RecordSafetyViolation,
     RecordTalk,
@@ -27,8 +43,10 @@ from contracts.activities import (
     SafetyViolationRecorded,
     TalkHeld,
     TalkObligationCreated,
+    TalkObligationMooted,
     TalkReason,
     TeamFormed,
+    TrainBackbone,
     VisitRecorded,
     WorkPointDesignated,
     ZoneDesignated,
@@ -52,6 +70,17 @@ def talk_due(cause_on: dt.date, rules: Rules) -> dt.date:
     if cause_on > dt.date.max - dt.timedelta(days=rules.talk_due_days):
         return dt.date.max
     return cause_on + dt.timedelta(days=rules.talk_due_days)
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day `months` calendar months later, or the month's last day when it has no such day (31 January
+    → 28/29 February); the calendar's end stops it, as in `talk_due`."""
+    year, month = divmod(day.year * 12 + day.month - 1 + months, 12)
+    if year > dt.date.max.year:
+        return dt.date.max
+    month += 1
+    last = 31 if month == 12 else (dt.date(year, month + 1, 1) - dt.timedelta(days=1)).day
+    return dt.date(year, month, min(day.day, last))
 
 
 # ---- errors -----------------------------------------------------------------------------------
@@ -89,6 +118,38 @@ class AlreadyExistsError(DomainError):
     code = "ALREADY_EXISTS"
 
 
+class NotBackboneError(DomainError):
+    code = "NOT_BACKBONE"
+
+
+class PointsOverWeightError(DomainError):
+    code = "POINTS_OVER_WEIGHT"
+
+
+class NoBranchError(DomainError):
+    code = "NO_BRANCH"
+
+
+class AppraisalExistsError(DomainError):
+    code = "APPRAISAL_ALREADY_HELD"
+
+
+class AppraisalYearError(DomainError):
+    code = "APPRAISAL_YEAR_MISMATCH"
+
+
+class ExcellentOverCapError(DomainError):
+    code = "APPRAISAL_EXCELLENT_OVER_CAP"
+
+
+class MeetingBeforeBranchError(DomainError):
+    code = "MEETING_BEFORE_BRANCH"
+
+
+class NoCommitteeError(DomainError):
+    code = "NO_COMMITTEE"
+
+
 # ---- state ------------------------------------------------------------------------------------
 
 
@@ -99,6 +160,7 @@ class Obligation(BaseModel):
     created_on: dt.date
     due_on: dt.date
     closed_on: dt.date | None = None
+    mooted: bool = False  # closed because the site was completed, not by a talk
 
 
 class ActivitySite(BaseModel):
@@ -113,6 +175,12 @@ class ActivitySite(BaseModel):
     innovations: list[str] = []
     obligations: dict[str, Obligation] = {}
     celebrated: dict[str, list[str]] = {}  # year → members whose political birthday was celebrated
+    backbone: list[str] = []  # 三培两推: trained as technical backbone here
+    promoted: list[str] = []  # … promoted to management
+    crew_leaders: list[str] = []  # persons recommended as crew leaders
+    recommended: list[str] = []  # members recommended into project management
+    points_awarded: dict[str, int] = {}  # "year/member/category" → points so far
+    appraised: list[int] = []  # years the branch held its 民主评议
 
 
 @dataclass(frozen=True)
@@ -124,10 +192,19 @@ class Present:
 
 
 @dataclass(frozen=True)
+class Branch:
+    """The site's party branch, as membership's BranchFormed says."""
+
+    formed_on: dt.date
+    has_committee: bool
+
+
+@dataclass(frozen=True)
 class Given:
     site: ActivitySite | None
     known: bool
     present: dict[str, Present] = field(default_factory=dict)
+    branch: Branch | None = None
 
 
 # ---- evolve -----------------------------------------------------------------------------------
@@ -158,7 +235,26 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
             return s.model_copy(update={"points": [*s.points, event.point_id]})
         case InnovationRecorded():
             return s.model_copy(update={"innovations": [*s.innovations, event.innovation_id]})
-        case VisitRecorded() | SafetyViolationRecorded() | PersonalChangeReported() | ActivityHeld():
+        case TalkObligationMooted():
+            key = str(event.obligation_id)
+            closed = s.obligations[key].model_copy(update={"closed_on": event.mooted_on, "mooted": True})
+            return s.model_copy(update={"obligations": {**s.obligations, key: closed}})
+        case BackboneTrained():
+            return s.model_copy(update={"backbone": [*s.backbone, event.member_id]})
+        case PromotedToManagement():
+            return s.model_copy(update={"promoted": [*s.promoted, event.member_id]})
+        case CrewLeaderRecommended():
+            return s.model_copy(update={"crew_leaders": [*s.crew_leaders, event.person_id]})
+        case RecommendedForManagement():
+            return s.model_copy(update={"recommended": [*s.recommended, event.member_id]})
+        case PointsAwarded():
+            key = _points_key(event.awarded_on.year, event.member_id, event.category.value)
+            so_far = s.points_awarded.get(key, 0) + event.points
+            return s.model_copy(update={"points_awarded": {**s.points_awarded, key: so_far}})
+        case MembersAppraised():
+            return s.model_copy(update={"appraised": [*s.appraised, event.year]})
+        case VisitRecorded() | SafetyViolationRecorded() | PersonalChangeReported() | ActivityHeld() \
+                | BranchMeetingHeld():
             return s
     raise TypeError(f"activities cannot evolve {type(event).__name__}")
 
@@ -212,6 +308,32 @@ def decide(command: Command, given: Given, rules: Rules = DEFAULT_RULES) -> list
         case RecordInnovation():
             _new(command.innovation_id, site.innovations, "创新成果", "innovation_id")
             return [InnovationRecorded(**command.model_dump(include=set(InnovationRecorded.model_fields)))]
+        case TrainBackbone():
+            _present(given, [command.member_id], "member_id")
+            _new(command.member_id, site.backbone, "党员骨干", "member_id")
+            return [BackboneTrained(**command.model_dump(include=set(BackboneTrained.model_fields)))]
+        case PromoteToManagement():
+            _present(given, [command.member_id], "member_id")
+            _backbone(command.member_id, site, "member_id")
+            _new(command.member_id, site.promoted, "培养成管理人员的骨干", "member_id")
+            return [PromotedToManagement(**command.model_dump(include=set(PromotedToManagement.model_fields)))]
+        case RecommendCrewLeader():
+            # A worker need not be a member (推荐优秀农民工): only backbone is checked against this site's record.
+            if command.candidate is CrewCandidate.backbone:
+                _backbone(command.person_id, site, "person_id")
+            _new(command.person_id, site.crew_leaders, "推荐的班组长", "person_id")
+            return [CrewLeaderRecommended(**command.model_dump(include=set(CrewLeaderRecommended.model_fields)))]
+        case RecommendForManagement():
+            _present(given, [command.member_id], "member_id")
+            _new(command.member_id, site.recommended, "推荐进入管理层的党员", "member_id")
+            fields = command.model_dump(include=set(RecommendedForManagement.model_fields))
+            return [RecommendedForManagement(**fields, backbone=command.member_id in site.backbone)]
+        case AwardPoints():
+            return [_points(command, site, given, rules)]
+        case AppraiseMembers():
+            return [_appraisal(command, site, given, rules)]
+        case RecordBranchMeeting():
+            return [_meeting(command, given)]
     raise TypeError(f"activities cannot decide {type(command).__name__}")
 
 
@@ -223,6 +345,28 @@ def on_member_arrived(site_id: str, member_id: str, arrived_on: dt.date, cause: 
             site_id=site_id, obligation_id=obligation_id(cause), member_id=member_id, reason=TalkReason.new_arrival,
             created_on=arrived_on, due_on=talk_due(arrived_on, rules),
         )
+    ]
+
+
+def on_application_submitted(site_id: str, person_id: str, applied_on: dt.date, cause: uuid.UUID,
+                             rules: Rules = DEFAULT_RULES) -> list[Event]:
+    """Policy: the branch talks with every applicant within a month of the application (入党申请人谈话)."""
+    return [
+        TalkObligationCreated(
+            site_id=site_id, obligation_id=obligation_id(cause), member_id=person_id, reason=TalkReason.application,
+            created_on=applied_on, due_on=add_months(applied_on, rules.application_talk_months),
+        )
+    ]
+
+
+def on_site_completed(state: ActivitySite | None, site_id: str, completed_on: dt.date) -> list[Event]:
+    """Policy: a completed site's open talk obligations are closed as moot; nobody is left to hold them."""
+    if state is None:
+        return []
+    return [
+        TalkObligationMooted(site_id=site_id, mooted_on=completed_on, obligation_id=uuid.UUID(key),
+                             member_id=o.member_id, reason="site_completed")
+        for key, o in sorted(state.obligations.items()) if o.closed_on is None
     ]
 
 
@@ -249,7 +393,8 @@ def _talk(command: RecordTalk, site: ActivitySite) -> Event:
     if o is None:
         raise ObligationNotFoundError(f"谈话任务 {command.obligation_id} 不存在", "obligation_id")
     if o.closed_on is not None:
-        raise ObligationClosedError(f"谈话任务已于 {o.closed_on} 完成", "obligation_id")
+        done = "因工地竣工而关闭" if o.mooted else "完成"
+        raise ObligationClosedError(f"谈话任务已于 {o.closed_on} {done}", "obligation_id")
     if command.talked_on < o.created_on:
         raise TalkBeforeCauseError(f"谈话日期早于事由日期 {o.created_on}", "talked_on")
     return TalkHeld(site_id=command.site_id, obligation_id=command.obligation_id, member_id=o.member_id,
@@ -268,3 +413,54 @@ def _birthdays(command: CelebrateBirthdays, site: ActivitySite, given: Given) ->
         if member_id in done:
             raise AlreadyCelebratedError(f"党员 {member_id} 今年已过政治生日", "members")
     return BirthdaysCelebrated(**command.model_dump(include=set(BirthdaysCelebrated.model_fields)))
+
+
+def _points_key(year: int, member_id: str, category: str) -> str:
+    return f"{year}/{member_id}/{category}"
+
+
+def _backbone(member_id: str, site: ActivitySite, field: str) -> None:
+    if member_id not in site.backbone:
+        raise NotBackboneError(f"{member_id} 未在本工地培养为党员骨干 (not trained as backbone here)", field)
+
+
+def _points(command: AwardPoints, site: ActivitySite, given: Given, rules: Rules) -> Event:
+    _present(given, [command.member_id], "member_id")
+    category = command.category.value
+    weight = rules.points_weight(category)
+    so_far = site.points_awarded.get(_points_key(command.awarded_on.year, command.member_id, category), 0)
+    if so_far + command.points > weight:
+        raise PointsOverWeightError(
+            f"党员 {command.member_id} {command.awarded_on.year}年该类积分已有 {so_far} 分，再加 {command.points} 分"
+            f"超过权重 {weight} 分 [points_weight_{category}]", "points")
+    return PointsAwarded(**command.model_dump(include=set(PointsAwarded.model_fields)))
+
+
+def _appraisal(command: AppraiseMembers, site: ActivitySite, given: Given, rules: Rules) -> Event:
+    if given.branch is None:
+        raise NoBranchError(f"工地 {command.site_id} 尚未成立党支部，不能民主评议", "site_id")
+    if command.year in site.appraised:
+        raise AppraisalExistsError(f"党支部 {command.year} 年度民主评议已开展 (one appraisal per branch per year)",
+                                   "year")
+    if command.appraised_on.year not in (command.year, command.year + 1):
+        raise AppraisalYearError(f"评议日期 {command.appraised_on} 不在 {command.year} 年度或次年", "appraised_on")
+    _present(given, [g.member_id for g in command.grades], "grades")
+    excellent = sum(1 for g in command.grades if g.grade is Grade.excellent)
+    if excellent * rules.appraisal_excellent_one_in > len(command.grades):
+        raise ExcellentOverCapError(
+            f"优秀 {excellent} 名超过参评党员 {len(command.grades)} 名的 1/{rules.appraisal_excellent_one_in}"
+            f" [appraisal_excellent_one_in]", "grades")
+    return MembersAppraised(site_id=command.site_id, appraised_on=command.appraised_on, year=command.year,
+                            grades=list(command.grades))
+
+
+def _meeting(command: RecordBranchMeeting, given: Given) -> Event:
+    if given.branch is None:
+        raise NoBranchError(f"工地 {command.site_id} 尚未成立党支部 (no branch)", "site_id")
+    if command.held_on < given.branch.formed_on:
+        raise MeetingBeforeBranchError(f"会议日期早于党支部成立日期 {given.branch.formed_on}", "held_on")
+    if command.kind is MeetingKind.committee and not given.branch.has_committee:
+        raise NoCommitteeError("党支部未设支委会，只设书记 (branch_committee_threshold)", "kind")
+    _present(given, command.attendees, "attendees")
+    fields = command.model_dump(include=set(BranchMeetingHeld.model_fields))
+    return BranchMeetingHeld(**fields, meeting_id=command.command_id)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import asyncpg
 
-from contracts.membership import MemberArrived, MemberDeparted, SiteRegistered
+from contracts.membership import BranchFormed, MemberArrived, MemberDeparted, SiteRegistered
 from gongdi.bus.consumer import checkpoint_sql, stream_heads_sql
 from gongdi.bus.deadletters import retries_sql
 from gongdi.store.migrations import Migration, numbered
 from gongdi.store.postgres import EVENT_STORE_MIGRATIONS, command_fingerprints, tamper_evidence
-from services.activities.domain import ActivitySite, Given, Present
+from services.activities.domain import ActivitySite, Branch, Given, Present
 
 SCHEMA = "activities"
 
@@ -30,6 +30,12 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
     command_fingerprints(4),
     Migration(5, "dead letters record their retries; applied ones move to retried_letters", retries_sql),
     tamper_evidence(6),
+    Migration(7, "branches learnt from membership events (三会一课 and 民主评议 need one)", lambda s: f"""
+        CREATE TABLE IF NOT EXISTS {s}.known_branch (
+            site_id text PRIMARY KEY,
+            formed_on date NOT NULL,
+            has_committee boolean NOT NULL
+        );"""),
 ])
 
 
@@ -43,7 +49,10 @@ class Directory:
             f"SELECT member_id, name, admitted_on FROM {SCHEMA}.presence WHERE site_id = $1", site_id
         )
         present = {r["member_id"]: Present(r["name"], r["admitted_on"]) for r in rows}
-        return Given(site=site, known=township is not None, present=present), township
+        branch = await conn.fetchrow(
+            f"SELECT formed_on, has_committee FROM {SCHEMA}.known_branch WHERE site_id = $1", site_id)
+        return Given(site=site, known=township is not None, present=present,
+                     branch=Branch(branch["formed_on"], branch["has_committee"]) if branch else None), township
 
     async def learn_site(self, conn: asyncpg.Connection, e: SiteRegistered) -> None:
         await conn.execute(
@@ -51,6 +60,17 @@ class Directory:
             " ON CONFLICT (site_id) DO UPDATE SET township = EXCLUDED.township",
             e.site_id, e.township,
         )
+
+    async def branch_formed(self, conn: asyncpg.Connection, e: BranchFormed) -> None:
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.known_branch (site_id, formed_on, has_committee) VALUES ($1, $2, $3)"
+            " ON CONFLICT (site_id) DO UPDATE SET formed_on = $2, has_committee = $3",
+            e.site_id, e.formed_on, bool(e.committee),
+        )
+
+    async def branch_dissolved(self, conn: asyncpg.Connection, site_id: str) -> None:
+        """A dissolved branch (工程竣工) holds no more meetings or appraisals."""
+        await conn.execute(f"DELETE FROM {SCHEMA}.known_branch WHERE site_id = $1", site_id)
 
     async def arrived(self, conn: asyncpg.Connection, e: MemberArrived) -> None:
         await conn.execute(

@@ -6,6 +6,7 @@ from contracts.rules import DEFAULT_RULES
 from gongdi.service.kit import WritingService
 from services.membership.domain import advise, decide
 from services.membership.repository import MIGRATIONS, ROUTINES, SCHEMA, MembershipRepository
+from services.membership.timers import TIMERS
 
 assert SCHEMA == SERVICE
 
@@ -17,4 +18,5 @@ MEMBERSHIP = WritingService(
     advise=lambda command, given: advise(command, given, DEFAULT_RULES),
     migrations=MIGRATIONS,
     routines=ROUTINES,
+    timers=TIMERS,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
@@ -11,26 +12,55 @@ from contracts.base import Event
 from contracts.city import City
 from contracts.errors import DomainError
 from contracts.membership import (
+    HANDED_BACK,
+    ActivistDesignated,
+    AdmitProbationary,
+    ApplicationSubmitted,
+    BranchDissolved,
     BranchFormed,
     CompleteSite,
+    ConfirmFullMembership,
+    ContactEscalated,
+    ContactLost,
+    ContactRestored,
+    DesignateActivist,
+    DesignateDevelopmentTarget,
+    DevelopmentTargetDesignated,
+    ExtendProbation,
+    FireTimer,
     FormBranch,
     FormPartyGroup,
+    FullMembershipConfirmed,
+    Gender,
+    Job,
     MemberArrived,
     MemberDeparted,
     MemberFacts,
     MemberStatus,
+    PartyGroupClosed,
     PartyGroupFormed,
+    ProbationaryAdmitted,
+    ProbationExtended,
     RecordArrival,
+    RecordContactLost,
+    RecordContactRestored,
     RecordDeparture,
     RegisterSite,
+    Relation,
+    RelationTransferred,
     ReportWorkforce,
     SiteCompleted,
     SiteRegistered,
+    SubmitApplication,
+    Timer,
+    TransferPrompted,
+    TransferRelation,
+    UnitKind,
     Units,
     WorkforceReported,
 )
 from contracts.replies import ErrorInfo
-from contracts.rules import DEFAULT_RULES, Rules
+from contracts.rules import DEFAULT_RULES, Rules, branch_size_warning, months_after
 
 # ---- errors -----------------------------------------------------------------------------------
 
@@ -131,6 +161,37 @@ class Branch(BaseModel):
     member_units: list[str]
     committee: list[str]
     formed_on: dt.date
+    dissolved_on: dt.date | None = None  # the project completed (BranchDissolved); kept for history
+
+
+class Stage(StrEnum):
+    """发展党员: where a person stands on the path, in order."""
+
+    applicant = "applicant"  # 入党申请人
+    activist = "activist"  # 入党积极分子
+    target = "target"  # 发展对象
+    probationary = "probationary"  # 预备党员
+    full = "full"  # 正式党员
+
+
+class Candidate(BaseModel):
+    """One person's development record on the site, folded from the development events."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    stage: Stage
+    applied_on: dt.date | None = None  # None: a probationary member who arrived, admitted elsewhere
+    gender: Gender | None = None
+    unit_kind: UnitKind | None = None
+    unit_name: str = ""
+    job: Job | None = None
+    section: str = ""
+    activist_on: dt.date | None = None
+    target_on: dt.date | None = None
+    admitted_on: dt.date | None = None
+    probation_ends: dt.date | None = None
+    extensions: int = 0
+    confirmed_on: dt.date | None = None
 
 
 class Group(BaseModel):
@@ -161,6 +222,14 @@ class SiteState(BaseModel):
     branch: Branch | None = None
     groups: dict[str, Group] = {}
     completed_on: dt.date | None = None
+    # 发展党员 per person_id (snapshots written before start empty: no development event existed then).
+    development: dict[str, Candidate] = {}
+    # Mobility (the "Timers" of docs/architecture.md), per member present: the arrival date of the stay whose transfer
+    # prompt was recorded, the last contact of a member out of contact, and the last contact an escalation was
+    # recorded for. Snapshots written before these fields start empty, as no such event existed then.
+    prompted: dict[str, dt.date] = {}
+    contact_lost: dict[str, dt.date] = {}
+    escalated: dict[str, dt.date] = {}
 
     def full_members(self) -> int:
         return sum(1 for m in self.members.values() if m.status is MemberStatus.full)
@@ -193,7 +262,7 @@ def evolve(state: SiteState | None, event: Event) -> SiteState | None:
             site = _site(state)
             members = {k: v for k, v in site.members.items() if k != event.member_id}
             arrived = {k: v for k, v in site.arrived.items() if k != event.member_id}
-            return site.model_copy(update={"members": members, "arrived": arrived})
+            return _forget_mobility(site, event.member_id).model_copy(update={"members": members, "arrived": arrived})
         case BranchFormed():
             branch = Branch(**event.model_dump(include=set(Branch.model_fields)))
             return _site(state).model_copy(update={"branch": branch})
@@ -203,6 +272,10 @@ def evolve(state: SiteState | None, event: Event) -> SiteState | None:
             return site.model_copy(update={"groups": {**site.groups, event.group_id: group}})
         case SiteCompleted():
             return _site(state).model_copy(update={"completed_on": event.completed_on})
+    if isinstance(event, DEVELOPMENT_EVENTS):
+        return _evolve_development(_site(state), event)
+    if isinstance(event, MOBILITY_EVENTS):
+        return _evolve_mobility(_site(state), event)
     raise TypeError(f"membership cannot evolve {type(event).__name__}")
 
 
@@ -242,22 +315,26 @@ def decide(command: object, given: Given, rules: Rules = DEFAULT_RULES) -> list[
             return _form_party_group(command, given, rules)
         case CompleteSite():
             return _complete_site(command, given)
+    if isinstance(command, DEVELOPMENT_COMMANDS):
+        return _decide_development(command, given, rules)
+    if isinstance(command, MOBILITY_COMMANDS):
+        return _decide_mobility(command, given, rules)
     raise TypeError(f"membership cannot decide {type(command).__name__}")
 
 
 def advise(command: object, given: Given, rules: Rules = DEFAULT_RULES) -> list[ErrorInfo]:
     """Warnings that do not refuse the command but that the branch should act on."""
-    if isinstance(command, FormBranch) and given.site is not None:
-        size = len(given.site.members)
-        if size > rules.branch_warn_members:
-            kind = "党的基层委员会" if size > rules.branch_general_members else "党总支"
-            return [
-                ErrorInfo(
-                    code="BRANCH_TOO_LARGE",
-                    message=f"支部党员{size}名，超过{rules.branch_warn_members}名，应考虑成立{kind}"
-                    f" (rule branch_warn_members)",
-                )
-            ]
+    site = given.site
+    if isinstance(command, FormBranch) and site is not None:
+        warning = branch_size_warning(len(site.members), rules)
+        return [ErrorInfo(code="BRANCH_TOO_LARGE", message=warning)] if warning else []
+    # A member more in a branch (an arrival, an admission) warns when the branch crosses a threshold, not at every
+    # later arrival: the site and city views list the branches over a threshold all the time.
+    if isinstance(command, RecordArrival | AdmitProbationary) and site is not None and site.branch is not None:
+        size = len(site.members) + 1
+        warning = branch_size_warning(size, rules)
+        if warning and size - 1 in (rules.branch_warn_members, rules.branch_general_members):
+            return [ErrorInfo(code="BRANCH_TOO_LARGE", message=warning)]
     return []
 
 
@@ -313,7 +390,17 @@ def _complete_site(command: CompleteSite, given: Given) -> list[Event]:
         raise CompletionBeforeStartError(
             f"竣工日期 {command.completed_on} 早于开工日期 {site.start_date} (completion before start)", "completed_on"
         )
-    return [SiteCompleted(site_id=site.site_id, completed_on=command.completed_on)]
+    on = command.completed_on
+    # 工程竣工: the branch is dissolved, its groups closed and every member present handed back to the home
+    # organisation, all in this one command (a member who arrived after `on` makes the date wrong: refused).
+    events: list[Event] = [SiteCompleted(site_id=site.site_id, completed_on=on)]
+    events += [PartyGroupClosed(site_id=site.site_id, group_id=g, closed_on=on) for g in sorted(site.groups)]
+    if site.branch is not None and site.branch.dissolved_on is None:
+        events.append(BranchDissolved(site_id=site.site_id, name=site.branch.name, dissolved_on=on))
+    for member_id in sorted(site.members):
+        _not_before_arrival(site, member_id, on, "completed_on", "竣工日期")
+        events.append(MemberDeparted(site_id=site.site_id, member_id=member_id, departed_on=on, reason=HANDED_BACK))
+    return events
 
 
 def _record_arrival(command: RecordArrival, given: Given) -> list[Event]:
@@ -357,7 +444,7 @@ def _record_arrival(command: RecordArrival, given: Given) -> list[Event]:
 
 
 def _form_branch(command: FormBranch, given: Given, rules: Rules) -> list[Event]:
-    site = _existing(given, command.site_id)
+    site = _open(given, command.site_id)
     if site.branch is not None:
         raise BranchAlreadyFormedError(f"工地 {site.site_id} 已成立党支部 (one branch per site)", "site_id")
     full = site.full_members()
@@ -390,7 +477,7 @@ def _form_branch(command: FormBranch, given: Given, rules: Rules) -> list[Event]
 
 
 def _form_party_group(command: FormPartyGroup, given: Given, rules: Rules) -> list[Event]:
-    site = _existing(given, command.site_id)
+    site = _open(given, command.site_id)
     if site.branch is None:
         raise NoBranchError("党小组须设在已成立的党支部内 (form the branch first)", "site_id")
     if command.group_id in site.groups:
@@ -407,3 +494,379 @@ def _form_party_group(command: FormPartyGroup, given: Given, rules: Rules) -> li
     if command.leader not in command.members:
         raise LeaderNotInGroupError("党小组组长须为本组党员 (leader must be a member of the group)", "leader")
     return [PartyGroupFormed(**command.model_dump(include=set(PartyGroupFormed.model_fields)))]
+
+
+# ---- mobility: relation transfers, lost contact and the timers (docs/architecture.md, "Timers") -----------------
+
+
+class RelationAlreadyTransferredError(DomainError):
+    code = "RELATION_ALREADY_TRANSFERRED"
+
+
+class ContactAlreadyLostError(DomainError):
+    code = "CONTACT_ALREADY_LOST"
+
+
+class ContactNotLostError(DomainError):
+    code = "CONTACT_NOT_LOST"
+
+
+class DateOutOfOrderError(DomainError):
+    code = "DATE_OUT_OF_ORDER"
+
+
+MOBILITY_COMMANDS = (TransferRelation, RecordContactLost, RecordContactRestored, FireTimer)
+MOBILITY_EVENTS = (RelationTransferred, ContactLost, ContactRestored, TransferPrompted, ContactEscalated)
+
+
+# Six months on from a day: the same day, or the month's last when it has none (31 August + 6 → 28/29 February);
+# the one count of calendar months the membership rules share.
+add_months = months_after
+
+
+@dataclass(frozen=True)
+class Due:
+    """One timer of one member present that is due and not yet recorded; `since` names the stay (arrival) or the
+    episode (last contact), so that it fires once for each."""
+
+    member_id: str
+    timer: Timer
+    since: dt.date
+    due_on: dt.date
+
+
+def due_timers(site: SiteState, today: dt.date, rules: Rules = DEFAULT_RULES) -> list[Due]:
+    """The timers of `site` due on `today` and not recorded: what the runner fires and what FireTimer records, from
+    the same state, so a second firing finds nothing due."""
+    due: list[Due] = []
+    for member_id, facts in sorted(site.members.items()):
+        arrived_on = site.arrived.get(member_id)
+        if facts.relation is Relation.mobile and arrived_on is not None and site.prompted.get(member_id) != arrived_on:
+            on = add_months(arrived_on, rules.transfer_prompt_months)
+            if on <= today:
+                due.append(Due(member_id, Timer.transfer_prompt, arrived_on, on))
+        last = site.contact_lost.get(member_id)
+        if last is not None and site.escalated.get(member_id) != last:
+            on = add_months(last, rules.contact_escalation_months)
+            if on <= today:
+                due.append(Due(member_id, Timer.contact_escalation, last, on))
+    return due
+
+
+def _forget_mobility(site: SiteState, member_id: str) -> SiteState:
+    """A member who leaves takes the stay's prompt and lost contact along: a later stay starts afresh."""
+    return site.model_copy(update={k: {m: d for m, d in getattr(site, k).items() if m != member_id}
+                                   for k in ("prompted", "contact_lost", "escalated")})
+
+
+def _evolve_mobility(site: SiteState, event: Event) -> SiteState:
+    match event:
+        case RelationTransferred():
+            facts = site.members[event.member_id].model_copy(update={"relation": Relation.transferred})
+            prompted = {m: d for m, d in site.prompted.items() if m != event.member_id}
+            return site.model_copy(update={"members": {**site.members, event.member_id: facts}, "prompted": prompted})
+        case ContactLost():
+            return site.model_copy(update={"contact_lost": {**site.contact_lost,
+                                                            event.member_id: event.last_contact_on}})
+        case ContactRestored():
+            return site.model_copy(update={k: {m: d for m, d in getattr(site, k).items() if m != event.member_id}
+                                           for k in ("contact_lost", "escalated")})
+        case TransferPrompted():
+            return site.model_copy(update={"prompted": {**site.prompted, event.member_id: event.arrived_on}})
+        case ContactEscalated():
+            return site.model_copy(update={"escalated": {**site.escalated, event.member_id: event.last_contact_on}})
+    raise TypeError(f"membership cannot evolve {type(event).__name__}")
+
+
+def _decide_mobility(command: object, given: Given, rules: Rules) -> list[Event]:
+    match command:
+        case FireTimer():
+            return _fire_timer(command, given, rules)
+        case TransferRelation():
+            site = _existing(given, command.site_id)
+            facts = _present(site, command.member_id, "member_id")
+            if facts.relation is not Relation.mobile:
+                raise RelationAlreadyTransferredError(
+                    f"党员 {command.member_id} 的组织关系已转入 (relation already transferred)", "member_id")
+            _on_or_after(site.arrived.get(command.member_id), command.transferred_on, "transferred_on", "进场日期")
+            return [RelationTransferred(site_id=site.site_id, member_id=command.member_id,
+                                        transferred_on=command.transferred_on)]
+        case RecordContactLost():
+            site = _existing(given, command.site_id)
+            _present(site, command.member_id, "member_id")
+            if command.member_id in site.contact_lost:
+                raise ContactAlreadyLostError(
+                    f"党员 {command.member_id} 已登记失联，最后联系 {site.contact_lost[command.member_id]}"
+                    " (contact already lost)", "member_id")
+            _on_or_after(site.arrived.get(command.member_id), command.last_contact_on, "last_contact_on", "进场日期")
+            return [ContactLost(site_id=site.site_id, member_id=command.member_id,
+                                last_contact_on=command.last_contact_on)]
+        case RecordContactRestored():
+            site = _existing(given, command.site_id)
+            _present(site, command.member_id, "member_id")
+            last = site.contact_lost.get(command.member_id)
+            if last is None:
+                raise ContactNotLostError(f"党员 {command.member_id} 未登记失联 (contact not lost)", "member_id")
+            _on_or_after(last, command.restored_on, "restored_on", "最后联系日期")
+            return [ContactRestored(site_id=site.site_id, member_id=command.member_id,
+                                    restored_on=command.restored_on)]
+    raise TypeError(f"membership cannot decide {type(command).__name__}")
+
+
+def _on_or_after(earlier: dt.date | None, day: dt.date, field: str, what: str) -> None:
+    if earlier is not None and day < earlier:
+        raise DateOutOfOrderError(f"{field} {day} 不能早于{what} {earlier} (date out of order)", field)
+
+
+def _fire_timer(command: FireTimer, given: Given, rules: Rules) -> list[Event]:
+    """Idempotent by the state: a timer already recorded for the stay or episode is not due, and neither is one of
+    a member who left, was transferred or came back into contact; then nothing is recorded."""
+    if given.site is None:
+        return []
+    for due in due_timers(given.site, command.today, rules):
+        if due.member_id != command.member_id or due.timer is not command.timer:
+            continue
+        if due.timer is Timer.transfer_prompt:
+            return [TransferPrompted(site_id=given.site.site_id, member_id=due.member_id, arrived_on=due.since,
+                                     due_on=due.due_on, prompted_on=command.today)]
+        return [ContactEscalated(site_id=given.site.site_id, member_id=due.member_id, last_contact_on=due.since,
+                                 due_on=due.due_on, escalated_on=command.today)]
+    return []
+
+
+# ---- membership development (发展党员) and the branch lifecycle (docs/architecture.md) -------------------------
+
+
+class ApplicantTooYoungError(DomainError):
+    code = "APPLICANT_TOO_YOUNG"
+
+
+class AlreadyOnRecordError(DomainError):
+    code = "DEVELOPMENT_ALREADY_ON_RECORD"
+
+
+class NotOnRecordError(DomainError):
+    code = "DEVELOPMENT_NOT_ON_RECORD"
+
+
+class StepOutOfOrderError(DomainError):
+    code = "DEVELOPMENT_STEP_OUT_OF_ORDER"
+
+
+class StepBeforePreviousError(DomainError):
+    code = "DEVELOPMENT_STEP_BEFORE_PREVIOUS"
+
+
+class ActivistPeriodTooShortError(DomainError):
+    code = "ACTIVIST_PERIOD_TOO_SHORT"
+
+
+class JointBranchMayNotDevelopError(DomainError):
+    code = "JOINT_BRANCH_MAY_NOT_DEVELOP"
+
+
+class NotProbationaryError(DomainError):
+    code = "NOT_PROBATIONARY"
+
+
+class ProbationNotOverError(DomainError):
+    code = "PROBATION_NOT_OVER"
+
+
+class ProbationAlreadyExtendedError(DomainError):
+    code = "PROBATION_ALREADY_EXTENDED"
+
+
+class ProbationExtensionTooLongError(DomainError):
+    code = "PROBATION_EXTENSION_TOO_LONG"
+
+
+DEVELOPMENT_COMMANDS = (SubmitApplication, DesignateActivist, DesignateDevelopmentTarget, AdmitProbationary,
+                        ExtendProbation, ConfirmFullMembership)
+DEVELOPMENT_EVENTS = (ApplicationSubmitted, ActivistDesignated, DevelopmentTargetDesignated, ProbationaryAdmitted,
+                      ProbationExtended, FullMembershipConfirmed, BranchDissolved, PartyGroupClosed)
+STAGE_NAMES = {Stage.applicant: "入党申请人", Stage.activist: "入党积极分子", Stage.target: "发展对象",
+               Stage.probationary: "预备党员", Stage.full: "正式党员"}
+
+
+def _evolve_development(site: SiteState, event: Event) -> SiteState:
+    dev = site.development
+    match event:
+        case ApplicationSubmitted():
+            record = Candidate(stage=Stage.applicant, **event.model_dump(include=set(Candidate.model_fields)))
+            return site.model_copy(update={"development": {**dev, event.person_id: record}})
+        case ActivistDesignated():
+            return _step(site, event.person_id, stage=Stage.activist, activist_on=event.designated_on)
+        case DevelopmentTargetDesignated():
+            return _step(site, event.person_id, stage=Stage.target, target_on=event.designated_on)
+        case ProbationaryAdmitted():
+            return _step(site, event.person_id, stage=Stage.probationary, admitted_on=event.admitted_on,
+                         probation_ends=event.probation_ends)
+        case ProbationExtended():
+            record = _record_of(site, event.person_id)
+            return _step(site, event.person_id, probation_ends=event.probation_ends, extensions=record.extensions + 1)
+        case FullMembershipConfirmed():
+            site = _step(site, event.person_id, stage=Stage.full, confirmed_on=event.confirmed_on)
+            facts = site.members.get(event.person_id)
+            if facts is None:
+                return site
+            full = facts.model_copy(update={"status": MemberStatus.full})
+            return site.model_copy(update={"members": {**site.members, event.person_id: full}})
+        case BranchDissolved():
+            branch = _site_branch(site).model_copy(update={"dissolved_on": event.dissolved_on})
+            return site.model_copy(update={"branch": branch})
+        case PartyGroupClosed():
+            return site.model_copy(update={"groups": {k: g for k, g in site.groups.items() if k != event.group_id}})
+    raise TypeError(f"membership cannot evolve {type(event).__name__}")
+
+
+def _site_branch(site: SiteState) -> Branch:
+    if site.branch is None:
+        raise ValueError("branch event for a site without a branch")
+    return site.branch
+
+
+def _record_of(site: SiteState, person_id: str) -> Candidate:
+    """The person's development record; a probationary member who arrived from elsewhere gets one from the facts."""
+    if person_id in site.development:
+        return site.development[person_id]
+    facts = site.members[person_id]
+    return Candidate(stage=Stage.probationary, name=facts.name, admitted_on=facts.admitted_on)
+
+
+def _step(site: SiteState, person_id: str, **update: object) -> SiteState:
+    record = _record_of(site, person_id).model_copy(update=update)
+    return site.model_copy(update={"development": {**site.development, person_id: record}})
+
+
+def _decide_development(command: object, given: Given, rules: Rules) -> list[Event]:
+    site = _open(given, command.site_id)  # type: ignore[attr-defined]
+    match command:
+        case SubmitApplication():
+            return _submit_application(command, site, rules)
+        case DesignateActivist():
+            record = _at_stage(site, command.person_id, Stage.applicant)
+            _approver(site, command.approved_by)
+            _not_before(record.applied_on, command.designated_on, "designated_on", "递交入党申请")
+            return [ActivistDesignated(**command.model_dump(include=set(ActivistDesignated.model_fields)))]
+        case DesignateDevelopmentTarget():
+            record = _at_stage(site, command.person_id, Stage.activist)
+            _approver(site, command.approved_by)
+            assert record.activist_on is not None  # set with the stage
+            ready = months_after(record.activist_on, rules.activist_min_months)
+            if command.designated_on < ready:
+                raise ActivistPeriodTooShortError(
+                    f"{record.name} 于 {record.activist_on} 确定为入党积极分子，培养满{rules.activist_min_months}个月"
+                    f"（{ready}）方可确定为发展对象，{command.designated_on} 过早 (rule activist_min_months)",
+                    "designated_on")
+            return [DevelopmentTargetDesignated(
+                **command.model_dump(include=set(DevelopmentTargetDesignated.model_fields)))]
+        case AdmitProbationary():
+            return _admit(command, given, site, rules)
+        case ExtendProbation():
+            record, ends = _probation(site, command.person_id, rules)
+            _approver(site, command.approved_by)
+            if record.extensions >= rules.probation_extensions_max:
+                raise ProbationAlreadyExtendedError(
+                    f"{record.name} 的预备期已延长{record.extensions}次，至多{rules.probation_extensions_max}次"
+                    " (rule probation_extensions_max)", "person_id")
+            if command.months > rules.probation_extension_max_months:
+                raise ProbationExtensionTooLongError(
+                    f"预备期延长{command.months}个月，至多{rules.probation_extension_max_months}个月"
+                    " (rule probation_extension_max_months)", "months")
+            _not_before(record.admitted_on, command.extended_on, "extended_on", "接收为预备党员")
+            return [ProbationExtended(**command.model_dump(include=set(ProbationExtended.model_fields)),
+                                      probation_ends=months_after(ends, command.months))]
+        case ConfirmFullMembership():
+            record, ends = _probation(site, command.person_id, rules)
+            _approver(site, command.approved_by)
+            if command.confirmed_on < ends:
+                rule = "probation_months + 延长" if record.extensions else "probation_months"
+                raise ProbationNotOverError(
+                    f"{record.name} 的预备期至 {ends} 届满，{command.confirmed_on} 不能转为正式党员 (rule {rule})",
+                    "confirmed_on")
+            return [FullMembershipConfirmed(**command.model_dump(include=set(FullMembershipConfirmed.model_fields)))]
+    raise TypeError(f"membership cannot decide {type(command).__name__}")
+
+
+def _submit_application(command: SubmitApplication, site: SiteState, rules: Rules) -> list[Event]:
+    if command.person_id in site.development:
+        record = site.development[command.person_id]
+        raise AlreadyOnRecordError(
+            f"{command.person_id} 已有发展记录（{STAGE_NAMES[record.stage]} {record.name}）(already on record)",
+            "person_id")
+    if command.person_id in site.members:
+        raise AlreadyOnRecordError(f"{command.person_id} 已是本工地党员 (already a member)", "person_id")
+    of_age = months_after(command.birth_date, 12 * rules.applicant_min_age)
+    if command.applied_on < of_age:
+        raise ApplicantTooYoungError(
+            f"申请人 {command.name} 于 {of_age} 年满{rules.applicant_min_age}周岁，{command.applied_on} 不能递交"
+            f"入党申请 (rule applicant_min_age)", "birth_date")
+    return [ApplicationSubmitted(**command.model_dump(include=set(ApplicationSubmitted.model_fields)))]
+
+
+def _admit(command: AdmitProbationary, given: Given, site: SiteState, rules: Rules) -> list[Event]:
+    record = _at_stage(site, command.person_id, Stage.target)
+    _approver(site, command.approved_by)
+    _not_before(record.target_on, command.admitted_on, "admitted_on", "确定为发展对象")
+    if command.admitted_on < site.start_date:
+        raise ArrivalBeforeStartError(
+            f"接收日期 {command.admitted_on} 早于开工日期 {site.start_date}：接收的预备党员即在场党员"
+            " (admission before the site started)", "admitted_on")
+    elsewhere = given.previous_site
+    if command.person_id in site.members or (elsewhere is not None and command.person_id in elsewhere.members):
+        where = site.site_id if command.person_id in site.members else elsewhere.site_id  # type: ignore[union-attr]
+        raise MemberAlreadyPresentError(
+            f"{command.person_id} 已是工地 {where} 的在场党员 (member already present)", "person_id")
+    assert record.gender and record.unit_kind and record.job  # set by the application
+    facts = MemberFacts(name=record.name, gender=record.gender, admitted_on=command.admitted_on,
+                        status=MemberStatus.probationary, unit_kind=record.unit_kind, unit_name=record.unit_name,
+                        job=record.job, section=record.section, home_org=command.approved_by,
+                        relation=Relation.mobile)
+    # The admission also makes the person a member present, as an arrival does: the views, the activities service
+    # (its talk with every new member) and the presence rule see one member more, with no consumer changed.
+    return [
+        ProbationaryAdmitted(**command.model_dump(include=set(ProbationaryAdmitted.model_fields)),
+                             probation_ends=months_after(command.admitted_on, rules.probation_months)),
+        MemberArrived(site_id=site.site_id, member_id=command.person_id, member=facts,
+                      arrived_on=command.admitted_on),
+    ]
+
+
+def _at_stage(site: SiteState, person_id: str, stage: Stage) -> Candidate:
+    record = site.development.get(person_id)
+    if record is None:
+        raise NotOnRecordError(f"{person_id} 在工地 {site.site_id} 没有入党申请记录 (no application on record)",
+                               "person_id")
+    if record.stage is not stage:
+        raise StepOutOfOrderError(
+            f"{record.name} 现为{STAGE_NAMES[record.stage]}，这一步须为{STAGE_NAMES[stage]}"
+            f" (order: 入党申请→入党积极分子→发展对象→预备党员→正式党员)", "person_id")
+    return record
+
+
+def _probation(site: SiteState, person_id: str, rules: Rules) -> tuple[Candidate, dt.date]:
+    """A probationary member present, the record and the day the probation (with any extension) ends."""
+    facts = _present(site, person_id, "person_id")
+    if facts.status is not MemberStatus.probationary:
+        raise NotProbationaryError(f"{facts.name} 是正式党员，没有预备期 (not a probationary member)", "person_id")
+    record = _record_of(site, person_id)
+    assert record.admitted_on is not None
+    return record, record.probation_ends or months_after(record.admitted_on, rules.probation_months)
+
+
+def _approver(site: SiteState, approved_by: str) -> None:
+    """临时党组织不得发展党员: a site's joint branch (工地兼合党支部) is a temporary organisation of mobile members,
+    so the development steps are decided by an organisation that holds relations (the unit's or township's party
+    committee, the home branch), and the record names it."""
+    branch = site.branch
+    if branch is not None and branch.dissolved_on is None and approved_by.strip() == branch.name:
+        raise JointBranchMayNotDevelopError(
+            f"{branch.name} 是工地兼合党支部（临时党组织），不能审批发展党员，应由党员组织关系所在的党组织审批"
+            " (a joint branch may not develop members)", "approved_by")
+
+
+def _not_before(earlier: dt.date | None, day: dt.date, field: str, what: str) -> None:
+    if earlier is not None and day < earlier:
+        raise StepBeforePreviousError(f"{field} {day} 早于{what}的日期 {earlier} (step dated before the previous one)",
+                                      field)

@@ -15,7 +15,7 @@ import orjson
 
 from contracts.base import Command, Event
 from contracts.city import City
-from contracts.membership import MemberArrived, MemberDeparted, RecordArrival, SiteRegistered
+from contracts.membership import AdmitProbationary, MemberArrived, MemberDeparted, RecordArrival, SiteRegistered
 from contracts.replies import ErrorInfo, RecordedRef
 from gongdi.store.base import ConcurrencyError, Loaded, Meta, Pending, StreamHead, prepare
 from gongdi.store.migrations import Migration, numbered
@@ -132,7 +132,9 @@ class _Attempt:
 
     async def load(self, command: Command) -> Loaded:
         site_id: str = command.site_id  # type: ignore[attr-defined]
-        member_id = command.member_id if isinstance(command, RecordArrival) else None
+        # An arrival and an admission both make a member present: the site where that id is now comes along.
+        member_id = (command.member_id if isinstance(command, RecordArrival)
+                     else command.person_id if isinstance(command, AdmitProbationary) else None)
         r = await self.conn.fetchrow(_LOAD, command.command_id, site_id, member_id)
         if r["done"]:
             return Loaded(None, reply=await self.store.find_command(command.command_id, self.conn),

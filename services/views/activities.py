@@ -1,4 +1,4 @@
-"""Views of activities: zones, teams, posts, work points, talks, visits, lessons, birthdays; projection and queries."""
+"""Activities views: zones, teams, posts, talks, lessons, birthdays, talent, points, meetings: projection, queries."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,23 +11,36 @@ from contracts import activities
 from contracts.activities import (
     ActivityHeld,
     ActivityKind,
+    BackboneTrained,
     BirthdaysCelebrated,
+    BranchMeetingHeld,
+    CrewLeaderRecommended,
+    Grade,
     InnovationRecorded,
+    MeetingKind,
+    MembersAppraised,
     PersonalChangeReported,
+    PointsAwarded,
+    PointsCategory,
     PostEstablished,
     PostKind,
+    PromotedToManagement,
+    RecommendedForManagement,
     SafetyViolationRecorded,
     TalkHeld,
     TalkMethod,
     TalkObligationCreated,
+    TalkObligationMooted,
     TeamFormed,
     TeamKind,
     VisitKind,
     VisitRecorded,
     WorkPointDesignated,
     ZoneDesignated,
+    meeting_period,
 )
 from contracts.envelope import Envelope
+from contracts.rules import DEFAULT_RULES, Rules
 from gongdi.bus.projection import Projection
 from gongdi.store.migrations import Migration
 from services.views.membership import scope_filter
@@ -43,7 +56,30 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE {s}.talk_obligation ADD COLUMN IF NOT EXISTS method text;
         UPDATE {s}.talk_obligation SET method = 'in_person' WHERE closed_on IS NOT NULL AND method IS NULL;
         """),
+    # Issue 12: 三培两推, 积分, 民主评议, 三会一课; an obligation closed as moot (site completed) is closed, not held.
+    Migration(8, "talent pipeline, points, appraisals, branch meetings; talks closed as moot", lambda s: f"""
+        ALTER TABLE {s}.talk_obligation ADD COLUMN IF NOT EXISTS mooted boolean NOT NULL DEFAULT false;
+        CREATE TABLE IF NOT EXISTS {s}.talent (
+            event_id uuid PRIMARY KEY, site_id text NOT NULL, step text NOT NULL, person_id text NOT NULL,
+            happened_on date NOT NULL, backbone boolean NOT NULL DEFAULT false);
+        CREATE INDEX IF NOT EXISTS talent_site ON {s}.talent (site_id);
+        CREATE TABLE IF NOT EXISTS {s}.points (
+            event_id uuid PRIMARY KEY, site_id text NOT NULL, member_id text NOT NULL, category text NOT NULL,
+            points int NOT NULL, awarded_on date NOT NULL);
+        CREATE INDEX IF NOT EXISTS points_site ON {s}.points (site_id);
+        CREATE TABLE IF NOT EXISTS {s}.appraisal (
+            site_id text NOT NULL, year int NOT NULL, member_id text NOT NULL, grade text NOT NULL,
+            appraised_on date NOT NULL, PRIMARY KEY (site_id, year, member_id));
+        CREATE TABLE IF NOT EXISTS {s}.branch_meeting (
+            meeting_id uuid PRIMARY KEY, site_id text NOT NULL, kind text NOT NULL, held_on date NOT NULL,
+            topic text NOT NULL, attendance int NOT NULL);
+        CREATE INDEX IF NOT EXISTS branch_meeting_site ON {s}.branch_meeting (site_id, kind, held_on);
+        """),
 )
+
+# 三培两推 steps as the talent table names them, and the summary's keys for them.
+TALENT = {"backbone_trained": "backbone_trained", "recommended_management": "recommended_management",
+          "recommended_crew_leader": "recommended_crew_leaders", "promoted_management": "promoted_management"}
 
 
 def tables_sql(schema: str) -> str:
@@ -184,6 +220,56 @@ class ActivitiesProjection(Projection):
             e.activity_id, e.site_id, e.kind.value, e.title, e.held_on, e.headcount, e.organisation, e.service,
         )
 
+    async def talk_obligation_mooted(self, conn: asyncpg.Connection, env: Envelope, e: TalkObligationMooted) -> None:
+        await conn.execute(
+            f"UPDATE {self.schema}.talk_obligation SET closed_on = $2, mooted = true WHERE obligation_id = $1",
+            e.obligation_id, e.mooted_on,
+        )
+
+    async def _talent(self, conn: asyncpg.Connection, env: Envelope, step: str, person_id: str, on: dt.date,
+                      backbone: bool = False) -> None:
+        await conn.execute(
+            f"INSERT INTO {self.schema}.talent (event_id, site_id, step, person_id, happened_on, backbone)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
+            env.event_id, env.site_id, step, person_id, on, backbone,
+        )
+
+    async def backbone_trained(self, conn: asyncpg.Connection, env: Envelope, e: BackboneTrained) -> None:
+        await self._talent(conn, env, "backbone_trained", e.member_id, e.trained_on, True)
+
+    async def promoted_to_management(self, conn: asyncpg.Connection, env: Envelope, e: PromotedToManagement) -> None:
+        await self._talent(conn, env, "promoted_management", e.member_id, e.promoted_on, True)
+
+    async def crew_leader_recommended(self, conn: asyncpg.Connection, env: Envelope,
+                                      e: CrewLeaderRecommended) -> None:
+        await self._talent(conn, env, "recommended_crew_leader", e.person_id, e.recommended_on,
+                           e.candidate.value == "backbone")
+
+    async def recommended_for_management(self, conn: asyncpg.Connection, env: Envelope,
+                                         e: RecommendedForManagement) -> None:
+        await self._talent(conn, env, "recommended_management", e.member_id, e.recommended_on, e.backbone)
+
+    async def points_awarded(self, conn: asyncpg.Connection, env: Envelope, e: PointsAwarded) -> None:
+        await conn.execute(
+            f"INSERT INTO {self.schema}.points (event_id, site_id, member_id, category, points, awarded_on)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
+            env.event_id, e.site_id, e.member_id, e.category.value, e.points, e.awarded_on,
+        )
+
+    async def members_appraised(self, conn: asyncpg.Connection, env: Envelope, e: MembersAppraised) -> None:
+        await conn.execute(
+            f"INSERT INTO {self.schema}.appraisal (site_id, year, member_id, grade, appraised_on)"
+            " SELECT $1, $2, g.member_id, g.grade, $3 FROM unnest($4::text[], $5::text[]) AS g(member_id, grade)",
+            e.site_id, e.year, e.appraised_on, [g.member_id for g in e.grades], [g.grade.value for g in e.grades],
+        )
+
+    async def branch_meeting_held(self, conn: asyncpg.Connection, env: Envelope, e: BranchMeetingHeld) -> None:
+        await conn.execute(
+            f"INSERT INTO {self.schema}.branch_meeting (meeting_id, site_id, kind, held_on, topic, attendance)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
+            e.meeting_id, e.site_id, e.kind.value, e.held_on, e.topic, e.attendance,
+        )
+
     async def innovation_recorded(self, conn: asyncpg.Connection, env: Envelope, e: InnovationRecorded) -> None:
         await conn.execute(
             f"INSERT INTO {self.schema}.innovation (site_id, innovation_id, title, team, recorded_on,"
@@ -210,11 +296,13 @@ async def summary(conn: asyncpg.Connection, schema: str, scope: str, key: str | 
     talks = await conn.fetchrow(
         f"SELECT count(*) FILTER (WHERE closed_on IS NULL) AS open,"
         f" count(*) FILTER (WHERE closed_on IS NULL AND due_on < $2) AS overdue,"
-        f" count(*) FILTER (WHERE closed_on IS NOT NULL) AS done FROM {s}.talk_obligation {w}",
+        f" count(*) FILTER (WHERE closed_on IS NOT NULL AND NOT mooted) AS done,"
+        f" count(*) FILTER (WHERE mooted) AS mooted FROM {s}.talk_obligation {w}",
         key, today,
     )
     held = await conn.fetch(
-        f"SELECT method, count(*) AS n FROM {s}.talk_obligation {w} AND closed_on IS NOT NULL GROUP BY method", key)
+        f"SELECT method, count(*) AS n FROM {s}.talk_obligation {w} AND closed_on IS NOT NULL AND NOT mooted"
+        " GROUP BY method", key)
     by_method = {r["method"]: r["n"] for r in held}
     # sum() of an int column is a bigint; it was cast back to int, which 2,148 activities of the largest allowed
     # headcount (1,000,000) overflow. Casting to bigint keeps the value an int for the JSON reply.
@@ -238,11 +326,123 @@ async def summary(conn: asyncpg.Connection, schema: str, scope: str, key: str | 
         "innovations_adopted": await conn.fetchval(
             f"SELECT count(*) FROM {s}.innovation {w} AND adopted_project_wide", key),
         "visits": await by_kind("visit", [k.value for k in VisitKind]),
-        "talks": {"open": talks["open"], "overdue": talks["overdue"], "done": talks["done"]},
+        # mooted: closed without a talk because the site was completed (closed, not held)
+        "talks": {"open": talks["open"], "overdue": talks["overdue"], "done": talks["done"],
+                  "mooted": talks["mooted"]},
         "talks_by_method": {m.value: by_method.get(m.value, 0) for m in TalkMethod},  # talks done, 面谈 / 电话
         "birthdays_this_month": birthdays,
         "lessons": {k.value: per_kind.get(k.value, {"sessions": 0, "attendance": 0}) for k in ActivityKind},
+        "talent": await talent(conn, s, w, key),
+        "points": await points(conn, s, w, key, today),
+        "appraisal": await appraisal(conn, s, w, key, today),
+        "meetings": await meetings(conn, s, scope, key, today),
     }
+
+
+async def talent(conn: asyncpg.Connection, s: str, w: str, key: str | None) -> dict[str, int]:
+    """三培两推 counts (the seed's 培养骨干 48, 推荐进入管理层 32); workers cultivated into members are membership's."""
+    rows = await conn.fetch(f"SELECT step, count(*) AS n FROM {s}.talent {w} GROUP BY step", key)
+    counts = {r["step"]: r["n"] for r in rows}
+    return {out: counts.get(step, 0) for step, out in TALENT.items()}
+
+
+async def points(conn: asyncpg.Connection, s: str, w: str, key: str | None, today: dt.date) -> dict[str, Any]:
+    """党员积分 of the latest year with points up to `today`: total, members scored, per category."""
+    year = await conn.fetchval(
+        f"SELECT max(extract(year FROM awarded_on))::int FROM {s}.points {w} AND awarded_on <= $2", key, today)
+    rows = await conn.fetch(
+        f"SELECT category, sum(points)::bigint AS n, count(DISTINCT member_id) AS m FROM {s}.points {w}"
+        " AND extract(year FROM awarded_on) = $2 AND awarded_on <= $3 GROUP BY category", key, year, today)
+    by = {r["category"]: r["n"] for r in rows}
+    members = await conn.fetchval(
+        f"SELECT count(DISTINCT member_id) FROM {s}.points {w} AND extract(year FROM awarded_on) = $2"
+        " AND awarded_on <= $3", key, year, today)
+    return {"year": year, "total": sum(by.values()), "members": members,
+            "by_category": {c.value: by.get(c.value, 0) for c in PointsCategory}}
+
+
+async def appraisal(conn: asyncpg.Connection, s: str, w: str, key: str | None, today: dt.date) -> dict[str, Any]:
+    """民主评议 of the latest year appraised up to `today`: branches, members appraised, grades."""
+    year = await conn.fetchval(f"SELECT max(year) FROM {s}.appraisal {w} AND appraised_on <= $2", key, today)
+    rows = await conn.fetch(
+        f"SELECT grade, count(*) AS n, count(DISTINCT site_id) AS b FROM {s}.appraisal {w} AND year = $2"
+        " AND appraised_on <= $3 GROUP BY grade", key, year, today)
+    grades = {r["grade"]: r["n"] for r in rows}
+    branches = await conn.fetchval(
+        f"SELECT count(DISTINCT site_id) FROM {s}.appraisal {w} AND year = $2 AND appraised_on <= $3",
+        key, year, today)
+    return {"year": year, "branches": branches, "appraised": sum(grades.values()),
+            "grades": {g.value: grades.get(g.value, 0) for g in Grade}}
+
+
+async def branch_meetings_due(conn: asyncpg.Connection, s: str, scope: str, key: str | None, today: dt.date,
+                              rules: Rules = DEFAULT_RULES) -> list[dict[str, Any]]:
+    """Per branch and meeting kind: held in the period holding `today` (due while not), and held in the period
+    before (overdue when not, counting periods that began after the branch was formed). Kinds that do not apply
+    are left out: 支委会 without a committee, 党小组会 without a party group; a completed site owes nothing."""
+    where = scope_filter(s, scope)
+    branches = await conn.fetch(
+        f"SELECT site_id, name, (branch->>'formed_on')::date AS formed_on,"
+        f" jsonb_array_length(coalesce(branch->'committee', '[]'::jsonb)) > 0 AS committee,"
+        f" EXISTS (SELECT 1 FROM {s}.party_group g WHERE g.site_id = site.site_id) AS groups"
+        f" FROM {s}.site WHERE branch IS NOT NULL AND (completed_on IS NULL OR completed_on > $2) AND {where}"
+        " ORDER BY site_id", key, today)
+    out = []
+    for b in branches:
+        if b["formed_on"] > today:
+            continue
+        for kind in MeetingKind:
+            if (kind is MeetingKind.committee and not b["committee"]) or (kind is MeetingKind.group
+                                                                        and not b["groups"]):
+                continue
+            start, end = meeting_period(today, rules.meeting_months(kind.value))
+            before_start, before_end = meeting_period(start - dt.timedelta(days=1), rules.meeting_months(kind.value))
+            row = await conn.fetchrow(
+                f"SELECT count(*) FILTER (WHERE held_on BETWEEN $3 AND $4) AS now,"
+                f" count(*) FILTER (WHERE held_on BETWEEN $5 AND $6) AS before,"
+                f" max(held_on) AS last FROM {s}.branch_meeting WHERE site_id = $1 AND kind = $2"
+                " AND held_on <= $4",
+                b["site_id"], kind.value, start, min(end, today), before_start, before_end)
+            out.append({
+                "site_id": b["site_id"], "kind": kind.value, "period": [start.isoformat(), end.isoformat()],
+                "held_this_period": row["now"], "due": row["now"] == 0,
+                "overdue": row["before"] == 0 and b["formed_on"] <= before_start,
+                "last_held_on": row["last"].isoformat() if row["last"] else None,
+            })
+    return out
+
+
+async def meetings(conn: asyncpg.Connection, s: str, scope: str, key: str | None, today: dt.date
+                   ) -> dict[str, Any]:
+    """三会一课 summed over the scope's branches: due this period, overdue from the last, held (all time) by kind."""
+    per = await branch_meetings_due(conn, s, scope, key, today)
+    held = await conn.fetch(
+        f"SELECT kind, count(*) AS n FROM {s}.branch_meeting WHERE {scope_filter(s, scope)} AND held_on <= $2"
+        " GROUP BY kind", key, today)
+    held_by = {r["kind"]: r["n"] for r in held}
+    by_kind = {k.value: {"held": held_by.get(k.value, 0),
+                         "due": sum(1 for x in per if x["kind"] == k.value and x["due"]),
+                         "overdue": sum(1 for x in per if x["kind"] == k.value and x["overdue"])}
+               for k in MeetingKind}
+    return {"due": sum(v["due"] for v in by_kind.values()), "overdue": sum(v["overdue"] for v in by_kind.values()),
+            "held": sum(v["held"] for v in by_kind.values()), "by_kind": by_kind}
+
+
+async def points_ranking(conn: asyncpg.Connection, schema: str, site_id: str, today: dt.date, limit: int = 20
+                         ) -> dict[str, Any]:
+    """The site's 积分排名 for the latest year with points up to `today`: members by total, then id."""
+    s = schema
+    year = await conn.fetchval(
+        f"SELECT max(extract(year FROM awarded_on))::int FROM {s}.points WHERE site_id = $1 AND awarded_on <= $2",
+        site_id, today)
+    rows = await conn.fetch(
+        f"SELECT p.member_id, m.name, sum(p.points)::bigint AS total FROM {s}.points p"
+        f" LEFT JOIN {s}.site_member m ON m.site_id = p.site_id AND m.member_id = p.member_id"
+        " WHERE p.site_id = $1 AND extract(year FROM p.awarded_on) = $2 AND p.awarded_on <= $3"
+        " GROUP BY p.member_id, m.name ORDER BY total DESC, p.member_id LIMIT $4",
+        site_id, year, today, limit)
+    return {"year": year, "members": [{"rank": i + 1, "member_id": r["member_id"], "name": r["name"],
+                                       "points": r["total"]} for i, r in enumerate(rows)]}
 
 
 async def departed_holders(conn: asyncpg.Connection, schema: str, site_id: str) -> list[dict[str, str]]:

@@ -6,7 +6,7 @@ from gongdi.bus.consumer import checkpoint_sql, stream_heads_sql
 from gongdi.bus.deadletters import retries_sql
 from gongdi.service.kit import ReadingService
 from gongdi.store.migrations import Migration, numbered
-from services.views import activities, liaison, membership
+from services.views import activities, development, liaison, membership, mobility
 from services.views.handlers import LivePublisher, ViewQueries, implementations
 
 
@@ -20,7 +20,7 @@ MIGRATIONS = numbered(
     [Migration(1, "read models of release 0.1, consumer checkpoint and dead letters", release_0_1_tables),
      Migration(3, "consumers keep the head of every event stream they applied", stream_heads_sql),
      Migration(5, "dead letters record their retries; applied ones move to retried_letters", retries_sql)],
-    membership.MIGRATIONS, activities.MIGRATIONS, liaison.MIGRATIONS,
+    membership.MIGRATIONS, activities.MIGRATIONS, liaison.MIGRATIONS, mobility.MIGRATIONS, development.MIGRATIONS,
 )
 
 VIEWS = ReadingService(

@@ -35,7 +35,7 @@ from contracts.timeline import Window, cutoff, describe
 from gongdi.bus.asof import SCRATCH, Keep, OneConnection, Past
 from gongdi.bus.deadletters import consumer_status
 from gongdi.service.process import Request
-from services.views import activities, liaison, membership
+from services.views import activities, development, liaison, membership, mobility
 
 
 def _error(code: str, message: str, field: str | None = None) -> bytes:
@@ -178,8 +178,12 @@ class ViewQueries:
         today = self.today()
         async with self.consistent() as conn:
             data = await membership.city(conn, self.schema, self.city_config)
+            data["development"] = await development.figures(
+                conn, self.schema, membership.scope_filter(self.schema, "city"), None, today)
             data["activities"] = await activities.summary(conn, self.schema, "city", None, today)
             data["liaison"] = await liaison.summary(conn, self.schema, "city", None, today)
+            figures = await mobility.summary(conn, self.schema, "city", None)
+            data["mobility"] = {k: figures[k] for k in ("transfer_prompts_open", "escalated", "contact_lost")}
             data["snapshot"] = await snapshot(conn, self.schema)
         return orjson.dumps({"ok": True, "data": data})
 
@@ -193,6 +197,9 @@ class ViewQueries:
             data = {"township": code, "name": self.city_config.township_name(code), **figures,
                     "activities": await activities.summary(conn, self.schema, "township", code, today),
                     "liaison": await liaison.summary(conn, self.schema, "township", code, today),
+                    "mobility": await mobility.summary(conn, self.schema, "township", code),
+                    "development": await development.figures(
+                conn, self.schema, membership.scope_filter(self.schema, "township"), code, today),
                     "snapshot": await snapshot(conn, self.schema)}
         return orjson.dumps({"ok": True, "data": data})
 
@@ -211,6 +218,9 @@ class ViewQueries:
                     **(figures or {"projects": 0, "workers": 0, "members": 0, "branches": 0, "sites": []}),
                     "activities": await activities.summary(conn, self.schema, "department", name, today),
                     "liaison": await liaison.summary(conn, self.schema, "department", name, today),
+                    "mobility": await mobility.summary(conn, self.schema, "department", name),
+                    "development": await development.figures(
+                conn, self.schema, membership.scope_filter(self.schema, "department"), name, today),
                     "snapshot": await snapshot(conn, self.schema)}
         return orjson.dumps({"ok": True, "data": data})
 
@@ -223,7 +233,14 @@ class ViewQueries:
                 return _error("SITE_NOT_FOUND", f"工地 {params.site_id} 不在视图中 (no such site)", "site_id")
             data["activities"] = await activities.summary(conn, self.schema, "site", params.site_id, today)
             data["departed_holders"] = await activities.departed_holders(conn, self.schema, params.site_id)
+            data["points_ranking"] = await activities.points_ranking(conn, self.schema, params.site_id, today)
+            data["meetings_due"] = await activities.branch_meetings_due(conn, self.schema, "site", params.site_id,
+                                                                        today)
             data["liaison"] = await liaison.summary(conn, self.schema, "site", params.site_id, today)
+            data["mobility"] = await mobility.site_todo(conn, self.schema, params.site_id)
+            data["development"] = await development.figures(
+                conn, self.schema, membership.scope_filter(self.schema, "site"), params.site_id, today)
+            data["development_candidates"] = await development.candidates(conn, self.schema, params.site_id)
             data["snapshot"] = await snapshot(conn, self.schema)
         return orjson.dumps({"ok": True, "data": data})
 

@@ -21,6 +21,8 @@ from contracts.membership import (
 from contracts.rules import DEFAULT_RULES, Rules, qualifies_for_coverage
 from gongdi.bus.projection import Projection
 from gongdi.store.migrations import Migration
+from services.views.development import DevelopmentViews, branch_warning
+from services.views.mobility import MobilityViews
 
 # ---- tables ---------------------------------------------------------------------------------------
 
@@ -99,7 +101,7 @@ def tables_sql(schema: str) -> str:
 # ---- projection -----------------------------------------------------------------------------------
 
 
-class MembershipProjection(Projection):
+class MembershipProjection(DevelopmentViews, MobilityViews, Projection):
     """Applies membership events to the per-site tables; the city view is aggregated from them on read."""
 
     # Every row it writes belongs to the event's site, and each site is one event stream.
@@ -158,6 +160,7 @@ class MembershipProjection(Projection):
             UPDATE {s}.site SET last_position = $3, updated_at = $7 WHERE site_id = $1""",
             e.site_id, e.member_id, env.position, e.departed_on, e.moved_to_site, env.actor, env.recorded_at,
         )
+        await self.mobility_departed(conn, e.site_id, e.member_id)
 
     async def branch_formed(self, conn: asyncpg.Connection, env: Envelope, e: BranchFormed) -> None:
         branch = e.model_dump(mode="json", exclude={"site_id"})
@@ -184,6 +187,7 @@ class MembershipProjection(Projection):
 # ---- queries --------------------------------------------------------------------------------------
 
 AREAS = ("township", "department")  # the columns of `site` that group sites into an area: code / name
+ACTIVE_BRANCH = "(s.branch IS NOT NULL AND NOT s.branch ? 'dissolved_on')"  # a dissolved branch stays for history
 
 
 def scope_filter(schema: str, scope: str) -> str:
@@ -204,7 +208,7 @@ async def city(conn: asyncpg.Connection, schema: str, city: City, rules: Rules =
     rows = await conn.fetch(
         f"""
         SELECT s.site_id, s.name, s.township, s.department, s.workforce, s.qualifies,
-               s.branch IS NOT NULL AS has_branch, s.completed_on IS NOT NULL AS completed,
+               {ACTIVE_BRANCH} AS has_branch, s.completed_on IS NOT NULL AS completed,
                coalesce(m.members, 0) AS members, coalesce(m.full_members, 0) AS full_members
         FROM {s}.site s
         LEFT JOIN (SELECT site_id, count(*) AS members, count(*) FILTER (WHERE status = 'full') AS full_members
@@ -245,6 +249,9 @@ async def city(conn: asyncpg.Connection, schema: str, city: City, rules: Rules =
         },
         "gaps": gaps,
         "should_form_branch": should_form,
+        # 党总支 over 50 members, 党的基层委员会 over 100 (contracts.rules.branch_size_warning)
+        "branch_warnings": [{**_brief(r), "members": r["members"], "warning": w} for r in rows
+                            if (w := branch_warning(r["members"], r["has_branch"], rules))],
         "townships": sorted(townships.values(), key=lambda t: t["township"]),
         "by_month": await by_month(conn, schema),
     }
@@ -285,7 +292,8 @@ async def area(conn: asyncpg.Connection, schema: str, column: str, value: str, c
     s = schema
     rows = await conn.fetch(
         f"""
-        SELECT s.site_id, s.name, s.township, s.department, s.workforce, s.qualifies, s.branch->>'name' AS branch,
+        SELECT s.site_id, s.name, s.township, s.department, s.workforce, s.qualifies,
+               CASE WHEN {ACTIVE_BRANCH} THEN s.branch->>'name' END AS branch,
                s.completed_on, coalesce(m.members, 0) AS members, coalesce(m.full_members, 0) AS full_members
         FROM {s}.site s
         LEFT JOIN (SELECT site_id, count(*) AS members, count(*) FILTER (WHERE status = 'full') AS full_members
@@ -314,6 +322,7 @@ async def area(conn: asyncpg.Connection, schema: str, column: str, value: str, c
             "should_form_branch": r["branch"] is None and building
                                   and r["full_members"] >= rules.branch_min_full_members,
             "completed_on": r["completed_on"].isoformat() if r["completed_on"] else None,
+            "branch_warning": branch_warning(r["members"], r["branch"] is not None, rules),
         })
     return {
         "projects": len(sites),
@@ -321,6 +330,8 @@ async def area(conn: asyncpg.Connection, schema: str, column: str, value: str, c
         "members": sum(x["members_present"] for x in sites),
         "branches": sum(1 for x in sites if x["branch"] is not None),
         "sites": sites,
+        "branch_warnings": [{"site_id": x["site_id"], "name": x["name"], "members": x["members_present"],
+                             "warning": x["branch_warning"]} for x in sites if x["branch_warning"]],
     }
 
 
@@ -341,7 +352,7 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, 
         site_id,
     )
     groups = await conn.fetch(
-        f"SELECT group_id, name, section, leader, members::text AS members, formed_on FROM {s}.party_group"
+        f"SELECT group_id, name, section, leader, members::text AS members, formed_on, closed_on FROM {s}.party_group"
         " WHERE site_id = $1 ORDER BY group_id",
         site_id,
     )
@@ -371,6 +382,7 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, 
         "branch": branch,
         "gap": row["qualifies"] and branch is None and row["completed_on"] is None,
         "should_form_branch": branch is None and row["completed_on"] is None and full >= rules.branch_min_full_members,
+        "branch_warning": branch_warning(len(members), branch is not None and "dissolved_on" not in branch, rules),
         "members_present": len(members),
         "full_members": full,
         "by_unit_kind": _count(members, "unit_kind"),
@@ -388,6 +400,7 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, 
 def _group(g: asyncpg.Record, names: dict[str, str]) -> dict[str, Any]:
     ids = orjson.loads(g["members"])
     return {**dict(g), "members": ids, "formed_on": g["formed_on"].isoformat(),
+            "closed_on": g["closed_on"].isoformat() if g["closed_on"] else None,
             "leader_name": names.get(g["leader"]), "member_names": [names.get(m) for m in ids]}
 
 

@@ -29,10 +29,13 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
         assert (city["projects"], city["workers"], city["members"]) == (82, 12_708, 251)
         a = city["activities"]
         assert (a["zones"], sum(a["teams"].values()), a["post_kinds"], a["work_points"]) == (60, 45, 6, 7)
-        assert a["talks"]["open"] + a["talks"]["done"] == 251 + 2  # every arrival, a violation, a family change
+        # every member's arrival or admission, a violation, a family change, every application (39 + 28 developed)
+        assert a["talks"]["open"] + a["talks"]["done"] == 251 + 2 + 39 + 28
+        d = city["development"]
+        assert (d["developed"], d["applied"], d["activists"], city["completed"]) == (28, 39, 18, 1)
         assert "落后 0" in gongdi(home, "view", "status").stdout
         printed = gongdi(home, "view", "city").stdout
-        assert "全市视图" in printed and "空白点" in printed
+        assert "全市视图" in printed and "空白点" in printed and "发展党员 28，入党申请 39，积极分子 18" in printed
 
         sent = gongdi(home, "send", "membership", "RecordArrival", json.dumps(ARRIVAL))
         assert sent.returncode == 0, sent.stdout

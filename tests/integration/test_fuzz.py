@@ -67,6 +67,28 @@ def arrival(site_id: str, member_id: str) -> dict[str, Any]:
                        "home_org": "某村党支部", "relation": "mobile"}}
 
 
+def application(person_id: str, applied_on: str) -> dict[str, Any]:
+    return {"site_id": CORE, "person_id": person_id, "name": "王小明", "gender": "male", "birth_date": "1990-01-01",
+            "applied_on": applied_on, "unit_kind": "construction", "unit_name": "施工单位", "job": "worker",
+            "section": "一工段"}
+
+
+def step(person_id: str, field: str, day: str) -> dict[str, Any]:
+    return {"site_id": CORE, "person_id": person_id, field: day, "approved_by": "白琳镇党委"}
+
+
+def path(person_id: str, steps: int) -> list[Step]:
+    """The first `steps` steps of a development path, dated so that the next one may be LATER."""
+    return [("membership", "SubmitApplication", application(person_id, "2018-01-01")),
+            ("membership", "DesignateActivist", step(person_id, "designated_on", "2019-01-02")),
+            ("membership", "DesignateDevelopmentTarget", step(person_id, "designated_on", START))][:steps]
+
+
+def probationary(member_id: str) -> dict[str, Any]:
+    body = arrival(CORE, member_id)
+    return {**body, "member": {**body["member"], "status": "probationary"}}
+
+
 def dispute(case_id: str) -> dict[str, Any]:
     return {"site_id": CORE, "case_id": case_id, "kind": "wages", "reported_on": LATER,
             "parties": ["劳务班组", "农民工"], "amount_yuan": "8600", "description": "工资结算争议"}
@@ -111,6 +133,26 @@ TEMPLATES: dict[str, Callable[[int], Template]] = {
          "members": MEMBERS[:3], "formed_on": LATER}, []),
     "CompleteSite": lambda n: ({"site_id": f"c{n}-fz", "completed_on": "2021-01-01"},
                                [("membership", "RegisterSite", site(f"c{n}-fz"))]),
+    # membership development (a person of its own for each example, the steps before it first)
+    "SubmitApplication": lambda n: (application(f"ap{n}-fz", LATER), []),
+    "DesignateActivist": lambda n: (step(f"ac{n}-fz", "designated_on", LATER),
+                                    [("membership", "SubmitApplication", application(f"ac{n}-fz", LATER))]),
+    "DesignateDevelopmentTarget": lambda n: (step(f"dt{n}-fz", "designated_on", LATER), path(f"dt{n}-fz", 2)),
+    "AdmitProbationary": lambda n: (step(f"ad{n}-fz", "admitted_on", LATER), path(f"ad{n}-fz", 3)),
+    "ExtendProbation": lambda n: (
+        {**step(f"ex{n}-fz", "extended_on", LATER), "months": 6},
+        [("membership", "RecordArrival", probationary(f"ex{n}-fz"))]),
+    "ConfirmFullMembership": lambda n: (step(f"cf{n}-fz", "confirmed_on", LATER),
+                                        [("membership", "RecordArrival", probationary(f"cf{n}-fz"))]),
+    # mobility (a member of its own for each example)
+    "TransferRelation": lambda n: ({"site_id": CORE, "member_id": f"tr{n}-fz", "transferred_on": LATER},
+                                   [("membership", "RecordArrival", arrival(CORE, f"tr{n}-fz"))]),
+    "RecordContactLost": lambda n: ({"site_id": CORE, "member_id": f"cl{n}-fz", "last_contact_on": LATER},
+                                    [("membership", "RecordArrival", arrival(CORE, f"cl{n}-fz"))]),
+    "RecordContactRestored": lambda n: (
+        {"site_id": CORE, "member_id": f"cr{n}-fz", "restored_on": LATER},
+        [("membership", "RecordArrival", arrival(CORE, f"cr{n}-fz")),
+         ("membership", "RecordContactLost", {"site_id": CORE, "member_id": f"cr{n}-fz", "last_contact_on": LATER})]),
     # activities
     "RecordVisit": lambda n: (
         {"site_id": CORE, "kind": "dormitory", "place": "工人宿舍", "visitor": "党建指导员", "visited_on": LATER,
@@ -139,6 +181,37 @@ TEMPLATES: dict[str, Callable[[int], Template]] = {
     "RecordInnovation": lambda n: (
         {"site_id": CORE, "innovation_id": f"i{n}-fz", "title": "钢筋绑扎小革新", "team": "钢筋班组",
          "recorded_on": LATER, "adopted_project_wide": True}, []),
+    # 三培两推, points, appraisal, meetings (a member or a branch of its own where a rule counts per person or year)
+    "TrainBackbone": lambda n: ({"site_id": CORE, "member_id": f"bb{n}-fz", "trained_on": LATER, "skill": "钢筋工"},
+                                [("membership", "RecordArrival", arrival(CORE, f"bb{n}-fz"))]),
+    "PromoteToManagement": lambda n: (
+        {"site_id": CORE, "member_id": f"pm{n}-fz", "promoted_on": LATER, "position": "施工员"},
+        [("membership", "RecordArrival", arrival(CORE, f"pm{n}-fz")),
+         ("activities", "TrainBackbone", {"site_id": CORE, "member_id": f"pm{n}-fz", "trained_on": LATER,
+                                          "skill": "钢筋工"})]),
+    "RecommendCrewLeader": lambda n: (
+        {"site_id": CORE, "person_id": f"cw{n}-fz", "name": "张大勇", "candidate": "worker", "recommended_on": LATER,
+         "crew": "钢筋班组"}, []),
+    "RecommendForManagement": lambda n: (
+        {"site_id": CORE, "member_id": f"rm{n}-fz", "recommended_on": LATER, "position": "安全员"},
+        [("membership", "RecordArrival", arrival(CORE, f"rm{n}-fz"))]),
+    "AwardPoints": lambda n: (
+        {"site_id": CORE, "member_id": f"pt{n}-fz", "category": "post_goals", "points": 5, "awarded_on": LATER,
+         "reason": "完成岗位目标"},
+        [("membership", "RecordArrival", arrival(CORE, f"pt{n}-fz"))]),
+    "AppraiseMembers": lambda n: (
+        {"site_id": f"b{n}-ap", "year": 2020, "appraised_on": "2020-12-20",
+         "grades": [{"member_id": f"b{n}-ap-1", "grade": "excellent"},
+                    {"member_id": f"b{n}-ap-2", "grade": "qualified"},
+                    {"member_id": f"b{n}-ap-3", "grade": "qualified"}]},
+        [("membership", "RegisterSite", site(f"b{n}-ap")),
+         *(("membership", "RecordArrival", arrival(f"b{n}-ap", f"b{n}-ap-{i}")) for i in (1, 2, 3)),
+         ("membership", "FormBranch",
+          {"site_id": f"b{n}-ap", "name": "工地兼合党支部", "secretary": f"b{n}-ap-1", "instructor": "指导员",
+           "liaison": "联络员", "member_units": ["施工单位", "监理公司"], "committee": [], "formed_on": LATER})]),
+    "RecordBranchMeeting": lambda n: (
+        {"site_id": CORE, "kind": "themed_day", "held_on": LATER, "topic": "安全生产主题党日", "attendance": 6,
+         "attendees": MEMBERS[:3]}, []),
     # liaison
     "HoldJointMeeting": lambda n: (
         {"site_id": CORE, "meeting_id": f"q{n}-fz", "held_on": LATER,
@@ -543,6 +616,8 @@ class Rig:
         body = {"command_id": command_id(n), **body}
         if plan.kind in ("valid", "mutate", "encoding"):
             for i, (step_service, step_name, step_body) in enumerate(steps):
+                if i and steps[i - 1][0] != step_service:
+                    await self.settle()  # another service learns of the step before from its events
                 await self.step(step_service, step_name, step_body, command_id(n, i))
         if plan.kind == "raw":
             raw = plan.body

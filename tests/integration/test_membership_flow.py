@@ -146,7 +146,7 @@ async def test_a_completed_site_leaves_the_gaps_and_takes_no_arrivals(client: Go
     too_early = await client.send_dict(SERVICE, "CompleteSite", {"site_id": "done", "completed_on": "2019-01-01"})
     assert too_early["error"]["code"] == "COMPLETION_BEFORE_START" and too_early["error"]["field"] == "completed_on"
     done = await client.send_dict(SERVICE, "CompleteSite", {"site_id": "done", "completed_on": "2022-12-31"})
-    assert [e["type"] for e in done["events"]] == ["SiteCompleted"]
+    assert [e["type"] for e in done["events"]] == ["SiteCompleted", "MemberDeparted"]  # m1 handed back
     late = await client.send(SERVICE, f.arrive("done", "m2"))
     assert late["error"]["code"] == "SITE_COMPLETED"
 

@@ -14,12 +14,12 @@ import asyncpg
 import nats
 import pytest
 
-from bench.rebuild import generate
 from contracts.envelope import Envelope
 from gongdi.bus import shadow
 from gongdi.bus.consumer import checkpoint_sql, stream_heads_sql
 from gongdi.bus.shadow import REBUILD_NEEDED, stamp_version, stored_version
 from gongdi.demo import samples as f
+from gongdi.demo.synthetic import generate
 from gongdi.ops.client import GongdiClient
 from gongdi.ops.readiness import caught_up
 from gongdi.ops.supervisor import Supervisor

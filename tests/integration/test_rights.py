@@ -15,16 +15,29 @@ import pytest
 from nats.js.errors import Error as JetStreamError
 
 from contracts import activities, liaison, membership
-from contracts.activities import RecordTalk
+from contracts.activities import (
+    CrewCandidate,
+    PromoteToManagement,
+    RecommendCrewLeader,
+    RecommendForManagement,
+    RecordTalk,
+)
 from contracts.base import Command
 from contracts.liaison import EscalateToPetition
-from contracts.membership import CompleteSite
+from contracts.membership import (
+    CompleteSite,
+    ConfirmFullMembership,
+    ExtendProbation,
+    RecordContactLost,
+    RecordContactRestored,
+    TransferRelation,
+)
 from contracts.queries import QUERIES
 from contracts.subjects import command_subject, event_subject, stream_name
 from gongdi.bus.heads import HEADS_STREAM
 from gongdi.demo import samples as f
 from gongdi.demo.activities import activity_plan
-from gongdi.demo.city import plan, roster
+from gongdi.demo.city import development_plan, plan, roster
 from gongdi.demo.liaison import liaison_phases
 from gongdi.ops.client import NATS_PERMISSION, GongdiClient
 from gongdi.service.settings import Settings
@@ -40,13 +53,31 @@ SERVICES = {c.SERVICE: c for c in (membership, activities, liaison)}
 def one_of_each() -> dict[str, Command]:
     """A well-formed command of every type, aimed at OWN: the demo city's, and hand-made for what it lacks."""
     found: dict[str, Command] = {}
-    demo = [*(c for p in plan() for c in p), *activity_plan(roster()), *(c for p in liaison_phases() for c in p)]
+    demo = [*(c for p in plan() + development_plan() for c in p), *activity_plan(roster()),
+            *(c for p in liaison_phases() for c in p)]
     for command in [*demo, f.depart(OWN, "m1"),
                     CompleteSite(command_id=uuid.uuid4(), site_id=OWN, completed_on=dt.date(2021, 1, 1)),
+                    TransferRelation(command_id=uuid.uuid4(), site_id=OWN, member_id="m1",
+                                     transferred_on=dt.date(2021, 1, 1)),
+                    RecordContactLost(command_id=uuid.uuid4(), site_id=OWN, member_id="m1",
+                                      last_contact_on=dt.date(2021, 1, 1)),
+                    RecordContactRestored(command_id=uuid.uuid4(), site_id=OWN, member_id="m1",
+                                          restored_on=dt.date(2021, 1, 1)),
                     RecordTalk(command_id=uuid.uuid4(), site_id=OWN, obligation_id=uuid.uuid4(), talked_by="书记",
                                talked_on=dt.date(2020, 6, 2)),
                     EscalateToPetition(command_id=uuid.uuid4(), site_id=OWN, case_id="c1",
-                                       escalated_on=dt.date(2020, 6, 2), reason="调解不成")]:
+                                       escalated_on=dt.date(2020, 6, 2), reason="调解不成"),
+                    ExtendProbation(command_id=uuid.uuid4(), site_id=OWN, person_id="m1",
+                                    extended_on=dt.date(2021, 1, 1), months=6, approved_by="点头镇党委"),
+                    ConfirmFullMembership(command_id=uuid.uuid4(), site_id=OWN, person_id="m1",
+                                          confirmed_on=dt.date(2021, 1, 1), approved_by="点头镇党委"),
+                    PromoteToManagement(command_id=uuid.uuid4(), site_id=OWN, member_id="m1",
+                                        promoted_on=dt.date(2020, 6, 2), position="施工员"),
+                    RecommendCrewLeader(command_id=uuid.uuid4(), site_id=OWN, person_id="w1", name="张大勇",
+                                        candidate=CrewCandidate.worker, recommended_on=dt.date(2020, 6, 2),
+                                        crew="钢筋班组"),
+                    RecommendForManagement(command_id=uuid.uuid4(), site_id=OWN, member_id="m1",
+                                           recommended_on=dt.date(2020, 6, 2), position="安全员")]:
         found.setdefault(type(command).__name__, command)
     return found
 

@@ -43,8 +43,10 @@ async def append_as_release_01(pool: asyncpg.Pool, obligation: str) -> None:
         township = await tx.fetchval(f"SELECT township FROM {ACTIVITIES}.events WHERE site_id = $1 LIMIT 1", SITE)
         old = Release01.TalkHeld(site_id=SITE, obligation_id=uuid.UUID(obligation), member_id="a1",
                                  talked_by="支部书记", talked_on=DAY, note="谈心谈话")
+        command = uuid.uuid4()  # and its commands row, bound into the event's hash as every command's is
         _, heads = await store.append(tx, [Pending(old, stream_of(SITE), township, SITE)], {stream_of(SITE): head},
-                                      Meta(actor=f"site.{township}.{SITE}", command_id=uuid.uuid4()))
+                                      Meta(actor=f"site.{township}.{SITE}", command_id=command, fingerprint="v1"))
+        await store.save_command(tx, command, [], "v1")
         folded = evolve(site, parse_event("TalkHeld", 1, old.model_dump(mode="json")))
         await store.save_snapshot(tx, SITE, heads[stream_of(SITE)], folded.model_dump(mode="json"))
 

@@ -72,7 +72,7 @@ async def connect(admin_settings: Settings, servers: Servers) -> AsyncIterator[A
 
 
 SITE_KEYS = {"site_id", "name", "township", "township_name", "department", "workforce", "members_present",
-             "full_members", "branch", "qualifies", "gap", "should_form_branch", "completed_on"}
+             "full_members", "branch", "qualifies", "gap", "should_form_branch", "completed_on", "branch_warning"}
 
 
 async def test_a_township_lists_its_sites_by_name(client: GongdiClient):
@@ -93,7 +93,7 @@ async def test_a_township_lists_its_sites_by_name(client: GongdiClient):
     assert sites[0] == {"site_id": "zz", "name": "A工地", "township": "bailin", "township_name": "白琳镇",
                         "department": "水利局", "workforce": 120, "members_present": 1, "full_members": 1,
                         "branch": None, "qualifies": True, "gap": True, "should_form_branch": False,
-                        "completed_on": None}
+                        "completed_on": None, "branch_warning": None}
     assert (sites[1]["members_present"], sites[1]["gap"], sites[1]["should_form_branch"]) == (3, True, True)
     assert (sites[2]["gap"], sites[2]["completed_on"]) == (False, "2022-12-31")
     assert (sites[3]["qualifies"], sites[3]["gap"]) == (False, False)

@@ -64,15 +64,17 @@ def test_who_may_read_a_history():
 def test_the_sql_of_each_kind():
     site = matching("membership", HistoryQuery(kind="branch", id="h1"))
     assert site.text() == "stream_id = $1 AND event_type = ANY($2::text[])"
-    assert site.args == ["site-h1", ["BranchFormed", "PartyGroupFormed"]]
+    assert site.args == ["site-h1", ["BranchDissolved", "BranchFormed", "PartyGroupClosed", "PartyGroupFormed"]]
     member = matching("activities", HistoryQuery(kind="member", id="m1"))
     assert '{"member_id":"m1"}' in member.args and '{"attendees":["m1"]}' in member.args
     assert member.text().count("payload @>") == len(member.args)
     closing = matching("activities", HistoryQuery(kind="closing", ids=[uuid.UUID(int=1)]))
-    assert closing.args == [[str(uuid.UUID(int=1))], "TalkHeld", "obligation_id"]
+    # An obligation is closed by a talk, or as moot when its site completes.
+    assert closing.args == [[str(uuid.UUID(int=1))], "TalkHeld", "obligation_id", "TalkObligationMooted",
+                            "obligation_id"]
     assert readable(closing, Identity(Role.SITE, township="bailin", site="h1")) == (
-        "(township = $4 AND site_id IS NOT DISTINCT FROM $5)")
-    assert closing.args[3:] == ["bailin", "h1"] and readable(closing, Identity(Role.AUDITOR)) == "true"
+        "(township = $6 AND site_id IS NOT DISTINCT FROM $7)")
+    assert closing.args[5:] == ["bailin", "h1"] and readable(closing, Identity(Role.AUDITOR)) == "true"
 
 
 @pytest.mark.parametrize(("sender", "body", "field"), [

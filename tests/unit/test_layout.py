@@ -77,6 +77,8 @@ def test_tests_and_bench_import_neither_the_cli_nor_each_other():
         assert not tests, f"{path} imports test modules {sorted(tests)}"
         if path.is_relative_to(ROOT / "bench"):
             assert not {i for i in found if i.startswith("tests")}, f"{path} imports the tests"
+        else:
+            assert not {i for i in found if i.split(".")[0] == "bench"}, f"{path} imports the benchmarks"
 
 
 def test_the_store_depends_on_nothing_above_it():

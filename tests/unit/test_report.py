@@ -136,6 +136,17 @@ def test_figures_the_platform_does_not_record_are_never_made_up():
         assert phrase in said, phrase
 
 
+def test_backbone_figures_come_from_the_activities_talent_keys():
+    talent = {"backbone_trained": 48, "recommended_management": 32, "recommended_crew_leaders": 6,
+              "promoted_management": 3}
+    alone = city_view(activities={**activities(60, (18, 16, 11), 10, 7, 153), "talent": talent})
+    said = text(report(city=alone))
+    assert "培养党员骨干48名" in said and "推荐32名党员骨干进入项目管理层" in said and "平台尚未记录" in said
+    membership = {"developed": 28, "applications": 39, "activists": 18}
+    said = text(report(city={**alone, "development": membership}))
+    assert "发展党员28名，培养党员骨干48名，先后推荐32名党员骨干进入项目管理层" in said and "平台尚未记录" not in said
+
+
 def test_the_report_says_as_of_when_and_in_which_sense():
     assert "数据截至 2020年12月31日（按业务日期）" in render_html(report())
     now = render_html(report(params={}))

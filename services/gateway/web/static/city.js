@@ -68,10 +68,12 @@ function renderLists(d) {
   fill('should-form', should.length ? should.map(siteItem) : h('li', { class: 'empty' }, '暂无'));
 }
 
-function renderRoles(a) {
+function renderRoles(a, dev) {
   a = a || {};
+  dev = dev || {};
   const teams = a.teams || {};
   const posts = a.posts || {};
+  const talent = a.talent || {};
   fill('roles',
     h('div', { class: 'stat-row' },
       stat('zones', '党员责任区', a.zones ?? 0, { unit: '个', tone: 'gold' }),
@@ -79,6 +81,12 @@ function renderRoles(a) {
       stat('posts', '党员示范岗', sum(Object.values(posts)), { unit: '个', tone: 'gold' }),
       stat('work_points', '示范工点', a.work_points ?? 0, { unit: '个' }),
       stat('innovations', '小发明小革新', a.innovations ?? 0, { unit: '项' })),
+    h('div', { class: 'stat-row', dataset: { section: 'talent' } },
+      stat('development.developed', '发展党员', dev.developed ?? 0, { unit: '名', tone: 'gold' }),
+      stat('talent.backbone_trained', '培养骨干', talent.backbone_trained ?? 0, { unit: '名' }),
+      stat('talent.recommended_management', '推荐进入管理层', talent.recommended_management ?? 0, { unit: '名' }),
+      stat('development.applied', '入党申请', dev.applied ?? 0, { unit: '人' }),
+      stat('development.activists', '积极分子', dev.activists ?? 0, { unit: '人' })),
     h('h3', null, '党员队伍'),
     h('ul', { class: 'kinds three' }, TEAM_KINDS.map((k) => h('li', null, h('span', null, LABELS.team[k]), fig(`teams.${k}`, teams[k] ?? 0)))),
     h('h3', null, `党员示范岗（${fmt(a.post_kinds ?? 0)} 类）`),
@@ -241,7 +249,7 @@ function render(d) {
   document.body.dataset.city = d.city || '';
   renderKpis(d);
   renderLists(d);
-  renderRoles(d.activities);
+  renderRoles(d.activities, d.development);
   renderCases(d.activities, d.liaison);
   renderSupport(d.liaison);
   renderLinks(d);

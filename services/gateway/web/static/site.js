@@ -143,7 +143,22 @@ function renderDepartures(d) {
     holders.length ? h('div', null, h('h3', null, '需调整的负责人（已离场）'),
       h('ul', { class: 'plain' }, holders.map((x) => h('li', { class: 'warn' },
         x.what === 'post' ? `示范岗「${label(LABELS.post, x.kind)}」（${x.id}）` : `责任区「${x.kind}」（${x.id}）`,
-        `负责人 ${nameOf(x.member_id)} 已离场，请重新指定`)))) : null);
+        `负责人 ${nameOf(x.member_id)} 已离场，请重新指定`)))) : null,
+    renderPointsAndMeetings(d));
+}
+
+// 积分排名 and 三会一课 (issue 12): shown under the departures, as the site view carries them.
+function renderPointsAndMeetings(d) {
+  const ranking = (d.points_ranking && d.points_ranking.members) || [];
+  const owed = (d.meetings_due || []).filter((x) => x.due || x.overdue);
+  return h('div', null,
+    ranking.length ? h('div', null, h('h3', null, `${d.points_ranking.year}年党员积分排名`),
+      table(['名次', '党员', '积分'], ranking.map((x) => [String(x.rank), x.name || x.member_id, fmt(x.points)]))) : null,
+    (d.meetings_due || []).length ? h('div', null, h('h3', null, '三会一课'),
+      owed.length ? h('ul', { class: 'plain' }, owed.map((x) => h('li', { class: x.overdue ? 'warn' : '' },
+        `${label(LABELS.meetingKind, x.kind)}：${x.due ? '本期待开' : ''}${x.due && x.overdue ? '，' : ''}${x.overdue ? '上期未开' : ''}`
+        + `（最近 ${x.last_held_on || '未开过'}）`)))
+        : h('p', { class: 'muted' }, '本期会议均已召开')) : null);
 }
 
 async function loadTalks() {

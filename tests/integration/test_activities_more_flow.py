@@ -1,0 +1,133 @@
+"""三培两推, appraisal, 三会一课 and the application/completion policies through the real processes."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from contracts import membership
+from contracts.activities import SERVICE as ACTIVITIES
+from contracts.activities import (
+    AppraiseMembers,
+    Grade,
+    Grading,
+    MeetingKind,
+    RecordBranchMeeting,
+    TrainBackbone,
+)
+from contracts.membership import SERVICE as MEMBERSHIP
+from gongdi.demo import samples as f
+from gongdi.ops.client import GongdiClient
+from tests.integration.waiting import eventually
+
+
+async def site_with_branch(client: GongdiClient, site_id: str, members: list[str]) -> None:
+    """A site, its members and its branch (formed on samples.DAY, 1 June 2020), once activities has learnt it."""
+    assert (await client.send(MEMBERSHIP, f.register(site_id)))["ok"]
+    for m in members:
+        assert (await client.send(MEMBERSHIP, f.arrive(site_id, m)))["ok"]
+    assert (await client.send(MEMBERSHIP, f.form_branch(site_id, members[0])))["ok"]
+    probe = RecordBranchMeeting(command_id=uuid.uuid4(), site_id=site_id, kind=MeetingKind.committee,
+                                held_on=f.DAY, topic="探测", attendance=1)
+
+    async def branch_known() -> bool:  # no committee: NO_COMMITTEE once the branch is known, NO_BRANCH before
+        reply = await client.send(ACTIVITIES, probe.model_copy(update={"command_id": uuid.uuid4()}))
+        return reply["error"]["code"] == "NO_COMMITTEE"
+
+    assert await eventually(branch_known), "activities did not learn the branch"
+
+
+def grades(excellent: int, qualified: int, members: list[str]) -> list[Grading]:
+    kinds = [Grade.excellent] * excellent + [Grade.qualified] * qualified
+    return [Grading(member_id=m, grade=g) for m, g in zip(members, kinds, strict=True)]
+
+
+@pytest.mark.usefixtures("platform")
+async def test_the_appraisal_cap_is_refused_over_the_bus_and_one_third_accepted(client: GongdiClient):
+    members = ["p1", "p2", "p3", "p4"]
+    await site_with_branch(client, "ap1", members)
+    over = AppraiseMembers(command_id=uuid.uuid4(), site_id="ap1", year=2020, appraised_on=dt.date(2020, 12, 28),
+                           grades=grades(2, 2, members))
+    reply = await client.send(ACTIVITIES, over)
+    assert reply["error"]["code"] == "APPRAISAL_EXCELLENT_OVER_CAP" and reply["error"]["field"] == "grades"
+    assert "appraisal_excellent_one_in" in reply["error"]["message"]
+    third = over.model_copy(update={"command_id": uuid.uuid4(), "grades": grades(1, 2, members[:3])})
+    assert (await client.send(ACTIVITIES, third))["ok"]
+    again = await client.send(ACTIVITIES, third.model_copy(update={"command_id": uuid.uuid4()}))
+    assert again["error"]["code"] == "APPRAISAL_ALREADY_HELD"
+    assert (await client.send(ACTIVITIES, TrainBackbone(command_id=uuid.uuid4(), site_id="ap1", member_id="p4",
+                                                        trained_on=f.DAY, skill="焊接")))["ok"]
+
+    async def shown() -> bool:
+        a = (await client.query("views", "site", {"site_id": "ap1"}))["data"]["activities"]
+        return (a["appraisal"]["appraised"] == 3 and a["appraisal"]["grades"]["excellent"] == 1
+                and a["talent"]["backbone_trained"] == 1)
+
+    assert await eventually(shown)
+
+
+@pytest.mark.usefixtures("platform")
+async def test_meetings_due_and_overdue_in_the_views_as_of_a_day(client: GongdiClient):
+    await site_with_branch(client, "mt1", ["q1", "q2", "q3"])
+    for kind, on in ((MeetingKind.themed_day, dt.date(2020, 6, 5)), (MeetingKind.general_assembly,
+                                                                    dt.date(2020, 6, 10))):
+        meeting = RecordBranchMeeting(command_id=uuid.uuid4(), site_id="mt1", kind=kind, held_on=on, topic="学习",
+                                      attendance=3, attendees=("q1",))
+        assert (await client.send(ACTIVITIES, meeting))["ok"]
+    early = RecordBranchMeeting(command_id=uuid.uuid4(), site_id="mt1", kind=MeetingKind.lecture,
+                                held_on=f.DAY - dt.timedelta(days=1), topic="党课", attendance=3)
+    assert (await client.send(ACTIVITIES, early))["error"]["code"] == "MEETING_BEFORE_BRANCH"
+
+    async def held() -> bool:
+        m = (await client.query("views", "site", {"site_id": "mt1"}))["data"]["activities"]["meetings"]
+        return m["held"] == 2
+
+    assert await eventually(held)
+
+    async def as_of(day: str) -> dict:
+        reply = await client.query("views", "site", {"site_id": "mt1", "as_of": day, "as_of_basis": "business"})
+        return {x["kind"]: x for x in reply["data"]["meetings_due"]}
+
+    june = await as_of("2020-06-30")  # all held this period but 党课 and 组织生活会; nothing owed from before June
+    assert not june["themed_day"]["due"] and not june["general_assembly"]["due"] and june["lecture"]["due"]
+    assert not any(x["overdue"] for x in june.values()) and "committee" not in june
+    july = await as_of("2020-07-31")  # a new month and quarter: 主题党日 due again, June's was held
+    assert july["themed_day"]["due"] and not july["themed_day"]["overdue"] and july["general_assembly"]["due"]
+    august = await as_of("2020-08-01")  # July's 主题党日 was missed
+    assert august["themed_day"]["overdue"] and not august["general_assembly"]["overdue"]
+    city = (await client.query("views", "city", {"as_of": "2020-08-01", "as_of_basis": "business"}))["data"]
+    assert city["activities"]["meetings"]["overdue"] >= 1
+    assert city["activities"]["meetings"]["by_kind"]["themed_day"]["overdue"] >= 1
+
+
+@pytest.mark.usefixtures("platform")
+async def test_an_application_obliges_a_talk_and_completion_moots_it(client: GongdiClient):
+    if "SubmitApplication" not in membership.COMMANDS:
+        pytest.skip("membership has no SubmitApplication command yet (ApplicationSubmitted is its event)")
+    assert (await client.send(MEMBERSHIP, f.register("ap2")))["ok"]
+    applied = await client.send_dict(MEMBERSHIP, "SubmitApplication", {
+        "site_id": "ap2", "person_id": "w1", "name": "农民工甲", "gender": "male", "birth_date": "1990-05-01",
+        "applied_on": "2020-06-15", "unit_kind": "construction", "unit_name": "施工单位", "job": "worker",
+        "section": "一工段"})
+    assert applied["ok"], applied
+
+    async def obligation() -> list:
+        return [t for t in (await client.query("views", "talks", {"site_id": "ap2"}))["data"]["open"]
+                if t["reason"] == "application"]
+
+    assert await eventually(obligation), "no application talk obligation"
+    [talk] = await obligation()
+    assert talk["member_id"] == "w1" and talk["created_on"] == "2020-06-15" and talk["due_on"] == "2020-07-15"
+
+    done = await client.send_dict(MEMBERSHIP, "CompleteSite", {"site_id": "ap2", "completed_on": "2020-09-01"})
+    assert done["ok"], done
+
+    async def mooted() -> bool:
+        talks = (await client.query("views", "site", {"site_id": "ap2"}))["data"]["activities"]["talks"]
+        return talks["open"] == 0 and talks["mooted"] == 1 and talks["done"] == 0
+
+    assert await eventually(mooted)
+    late = await client.send_dict(ACTIVITIES, "RecordTalk", {"site_id": "ap2", "obligation_id": talk["obligation_id"],
+                                                            "talked_by": "书记", "talked_on": "2020-09-02"})
+    assert late["error"]["code"] == "OBLIGATION_ALREADY_CLOSED"
