@@ -215,6 +215,9 @@ def _seed(settings: Settings, creds: Credentials) -> None:
     started = time.monotonic()
     counts = asyncio.run(seed_as_townships(settings, creds.password, progress))
     print(f"\n  新记录 {counts['recorded']} 条，已存在 {counts['already']} 条，用时 {time.monotonic() - started:.1f}s")
+    if counts["differs"]:
+        print(f"  另有 {counts['differs']} 条与此前（旧版）演示数据记录的不同，未记录，原有记录保持不变"
+              " (an earlier demo recorded these facts otherwise; the folder is kept as it is)")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
