@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -170,6 +172,25 @@ def report(name: str, r: dict, baseline: float) -> None:
     print(f"    visible  p50 {r['visible50']:6.1f} ms   p99 {r['visible99']:6.1f} ms   ({r['seen']}/{r['n']} seen)")
 
 
+@contextlib.contextmanager
+def embedded_servers() -> Iterator[tuple[Path, Credentials, Settings]]:
+    """Fresh embedded NATS and PostgreSQL in a temporary folder, every process with its own bus user and database
+    role as under `gongdi up`; the settings are the operator's (`setup`). Stopped and removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="gongdi-bench-") as tmp:
+        root = Path(tmp)
+        city = Settings().city()
+        creds = Credentials.ensure(root, city, WRITERS)
+        creds.ensure_postgres(DATABASE_ROLES)
+        nats_srv = EmbeddedNats(root / "nats", accounts=creds.accounts(city).render())
+        pg = EmbeddedPostgres(root / "pg", password=creds.postgres[SUPERUSER])
+        try:
+            yield root, creds, Settings(nats_url=nats_srv.start(), database_url=pg.start(), log_level="warning",
+                                        nats_user="setup", nats_password=creds.password("setup"))
+        finally:
+            pg.stop()
+            nats_srv.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=3000, help="commands per run")
@@ -181,16 +202,8 @@ def main() -> None:
     if args.rebuild:
         rebuild_bench(args.rebuild)
         return
-    with tempfile.TemporaryDirectory(prefix="gongdi-bench-") as tmp:
-        root = Path(tmp)
-        # Every process as its own bus user and database role, the client as the city committee: as under `gongdi up`.
-        city = Settings().city()
-        creds = Credentials.ensure(root, city, WRITERS)
-        creds.ensure_postgres(DATABASE_ROLES)
-        nats_srv = EmbeddedNats(root / "nats", accounts=creds.accounts(city).render())
-        pg = EmbeddedPostgres(root / "pg", password=creds.postgres[SUPERUSER])
-        settings = Settings(nats_url=nats_srv.start(), database_url=pg.start(), log_level="warning",
-                            http_port=free_port(), nats_user="setup", nats_password=creds.password("setup"))
+    with embedded_servers() as (root, creds, settings):
+        settings = settings.model_copy(update={"http_port": free_port()})
         admin = settings.as_user("city", creds.password("city"))
         sup = Supervisor(settings, root / "logs", say=print, passwords=creds.nats, database_passwords=creds.postgres)
         try:
@@ -207,8 +220,6 @@ def main() -> None:
                                               args.live))
         finally:
             sup.stop()
-            pg.stop()
-            nats_srv.stop()
     print(f"  {'raw JetStream publish (pipelined, sync always)':<44}{js_rate:>9,.0f} msg/s")
     print(f"  {'raw asyncpg insert (1 row/tx, ' + str(args.width) + ' in flight)':<44}{pg_rate:>9,.0f} rows/s")
     report("end-to-end arrivals (membership)", arrivals, pg_rate)
@@ -223,23 +234,10 @@ def rebuild_bench(n: int) -> None:
     """The views rebuilt into their shadow from a log of `n` events, against a raw read + decode of that log."""
     from bench import rebuild
 
-    with tempfile.TemporaryDirectory(prefix="gongdi-bench-") as tmp:
-        root = Path(tmp)
-        city = Settings().city()
-        creds = Credentials.ensure(root, city, WRITERS)
-        creds.ensure_postgres(DATABASE_ROLES)
-        nats_srv = EmbeddedNats(root / "nats", accounts=creds.accounts(city).render())
-        pg = EmbeddedPostgres(root / "pg", password=creds.postgres[SUPERUSER])
-        settings = Settings(nats_url=nats_srv.start(), database_url=pg.start(), log_level="warning",
-                            nats_user="setup", nats_password=creds.password("setup"))
-        try:
-            Supervisor(settings, root / "logs", say=print, passwords=creds.nats,
-                       database_passwords=creds.postgres).setup()
-            print(f"bench: rebuild of the views from {n:,} membership events; fsync on")
-            result = asyncio.run(rebuild.bench(settings.database_url, n))
-        finally:
-            pg.stop()
-            nats_srv.stop()
+    with embedded_servers() as (root, creds, settings):
+        Supervisor(settings, root / "logs", say=print, passwords=creds.nats, database_passwords=creds.postgres).setup()
+        print(f"bench: rebuild of the views from {n:,} membership events; fsync on")
+        result = asyncio.run(rebuild.bench(settings.database_url, n))
     rebuild.report(result)
 
 
