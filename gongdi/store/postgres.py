@@ -171,6 +171,8 @@ def conflicts() -> Iterator[None]:
         if exc.constraint_name == "commands_pkey":
             raise DuplicateCommandError(str(exc)) from exc
         raise ConcurrencyError(str(exc)) from exc
+    except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+        raise ConcurrencyError(str(exc)) from exc  # the database rolled one side back: that side tries again
     except asyncpg.PostgresError as exc:
         if exc.sqlstate == ORDER_SQLSTATE:
             raise StaleTransactionError(str(exc)) from exc

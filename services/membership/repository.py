@@ -77,6 +77,12 @@ LANGUAGE plpgsql AS $fn$
 DECLARE
     moved record;
 BEGIN
+    -- A move writes two streams; two moves in opposite directions would each hold one and wait for the other
+    -- (a deadlock, one of them aborted). Taking the streams in one order makes them queue instead.
+    IF jsonb_array_length(p_events) > 1 THEN
+        PERFORM pg_advisory_xact_lock(hashtext('{s}.streams'), hashtext(x.stream_id))
+        FROM (SELECT DISTINCT e->>'stream_id' AS stream_id FROM jsonb_array_elements(p_events) e ORDER BY 1) x;
+    END IF;
     INSERT INTO {s}.commands (command_id, warnings, fingerprint) VALUES (p_command, p_warnings, p_fingerprint);
     RETURN QUERY {insert_sql(s, 'p_events')};
     FOR moved IN SELECT * FROM jsonb_to_recordset(p_left) AS l(member_id text, site_id text) LOOP

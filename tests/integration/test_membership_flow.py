@@ -103,6 +103,25 @@ async def test_arrival_elsewhere_moves_the_member(client: GongdiClient, pool: as
     assert city["members"] == 1
 
 
+async def test_members_swapping_sites_at_once_all_move(client: GongdiClient, pool: asyncpg.Pool):
+    # Two moves in opposite directions write the same two streams in opposite orders: they must queue, not fail.
+    for s in ("north", "south"):
+        assert (await client.send(SERVICE, f.register(s)))["ok"]
+    pairs = 40
+    for i in range(pairs):
+        assert (await client.send(SERVICE, f.arrive("north", f"n{i}")))["ok"]
+        assert (await client.send(SERVICE, f.arrive("south", f"s{i}")))["ok"]
+    for _ in range(3):  # back and forth: every round is 2 × 40 moves racing over the same pair of streams
+        replies = await asyncio.gather(*(client.send(SERVICE, f.arrive(to, f"{who}{i}"))
+                                         for i in range(pairs) for who, to in (("n", "south"), ("s", "north"))))
+        assert [r for r in replies if not r["ok"]] == []
+        replies = await asyncio.gather(*(client.send(SERVICE, f.arrive(to, f"{who}{i}"))
+                                         for i in range(pairs) for who, to in (("n", "north"), ("s", "south"))))
+        assert [r for r in replies if not r["ok"]] == []
+    present = await pool.fetch(f"SELECT site_id, count(*) AS n FROM {SERVICE}.member_presence GROUP BY site_id")
+    assert {r["site_id"]: r["n"] for r in present} == {"north": pairs, "south": pairs}
+
+
 async def test_branch_covers_a_gap_and_live_change_is_published(client: GongdiClient, ready_settings: Settings):
     assert (await client.send(SERVICE, f.register("delta")))["ok"]
     for m in ("d1", "d2", "d3"):
