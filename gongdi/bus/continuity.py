@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from contracts.envelope import STORED, Envelope, chain_hash
+from contracts.envelope import Envelope, chain_hash
 from gongdi.store.base import StreamHead
 
 
@@ -35,7 +35,7 @@ class StreamContinuityError(ValueError):
 def own_hash(event: Envelope) -> str:
     """The hash the writer computed, recomputed from the event's hashed fields (as `check_chains` does; the
     event's `hash_scheme` says which)."""
-    return chain_hash({f.name: getattr(event, f.name) for f in STORED})
+    return chain_hash(event.__dict__)  # the envelope's fields by name, as `chain_hash` takes them
 
 
 def _link(version: int, prev_hash: str | None) -> str:
