@@ -198,9 +198,14 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=100)
     parser.add_argument("--live", type=int, default=100, help="arrivals timed from HTTP command to live push")
     parser.add_argument("--rebuild", type=int, metavar="N", help="only the rebuild bench, over N generated events")
+    parser.add_argument("--import", dest="import_rows", type=int, metavar="N",
+                        help="only the import bench: N roster rows imported, against the same commands sent directly")
     args = parser.parse_args()
     if args.rebuild:
         rebuild_bench(args.rebuild)
+        return
+    if args.import_rows:
+        import_bench(args.import_rows, args.width)
         return
     with embedded_servers() as (root, creds, settings):
         settings = settings.model_copy(update={"http_port": free_port()})
@@ -239,6 +244,25 @@ def rebuild_bench(n: int) -> None:
         print(f"bench: rebuild of the views from {n:,} membership events; fsync on")
         result = asyncio.run(rebuild.bench(settings.database_url, n))
     rebuild.report(result)
+
+
+def import_bench(n: int, width: int) -> None:
+    """`n` member rows imported from an .xlsx into a fresh platform, against the same commands sent directly."""
+    from bench import importing
+
+    with embedded_servers() as (root, creds, settings):
+        settings = settings.model_copy(update={"http_port": free_port()})
+        sup = Supervisor(settings, root / "logs", say=print, passwords=creds.nats, database_passwords=creds.postgres)
+        try:
+            sup.setup()
+            sup.start()
+            admin = settings.as_user("city", creds.password("city"))
+            wait_ready(admin)
+            print(f"bench: import of {n:,} roster rows as the city committee; fsync on")
+            result = asyncio.run(importing.bench(admin, n, width))
+        finally:
+            sup.stop()
+    importing.report(result)
 
 
 if __name__ == "__main__":

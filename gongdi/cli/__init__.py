@@ -48,6 +48,7 @@ from gongdi.ops.runtime import (
 )
 from gongdi.ops.supervisor import DATABASE_ROLES, SETUP_ORDER, WRITERS, Supervisor
 from gongdi.service.settings import Settings
+from gongdi.sheets.export import EXPORTS
 
 DEFAULT_HOME = Path(os.environ.get("GONGDI_HOME", ".gongdi"))
 
@@ -177,6 +178,50 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """A view, the roster or the project list as .xlsx or .csv (gongdi.sheets), asked as the caller's identity."""
+    from gongdi.sheets.export import LISTS, Refused, gather
+    from gongdi.sheets.workbook import write
+
+    settings = client_settings(args)
+    body: dict[str, Any] = {}
+    query = QUERIES.get(args.what)
+    if query is not None and query.key:
+        if not args.ident:
+            print(f"用法: gongdi export {args.what} <{query.key}>", file=sys.stderr)
+            return 2
+        body[query.key] = args.ident
+    elif args.what in LISTS and args.ident:  # a list of one township's sites (the views check it may be read)
+        body["township"] = args.ident
+    taken = query.params.model_fields if query is not None else {}
+    for flag, value, fields in (("--month", args.month, {"month": args.month}),
+                                ("--as-of", args.as_of, {"as_of": args.as_of, "as_of_basis": args.basis})):
+        if value:
+            if not set(fields) <= set(taken):
+                print(f"gongdi export {args.what} 不接受 {flag}", file=sys.stderr)
+                return 2
+            body.update(fields)
+    try:
+        identity = Identity.parse(settings.nats_user)
+    except ValueError:  # a platform user (GONGDI_NATS_USER): the views answer it as such, or refuse
+        identity = Identity(Role.PLATFORM, name=settings.nats_user)
+    try:
+        made = asyncio.run(with_client(settings, lambda c: gather(
+            lambda name, params: c.query(VIEWS_SERVICE, name, params), args.what, body, identity,
+            settings.city())))
+    except Refused as exc:
+        print(f"错误 {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    data = write(made.sections, args.format, made.title)
+    if args.out == Path("-"):
+        sys.stdout.buffer.write(data)
+        return 0
+    out = args.out or Path(f"{made.stem}.{args.format}")
+    out.write_bytes(data)
+    print(f"{made.title}: {out.resolve()}（{len(made.sections)} 个{'工作表' if args.format == 'xlsx' else '表'}）")
+    return 0
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     settings = client_settings(args)
     try:
@@ -198,6 +243,75 @@ def cmd_send(args: argparse.Namespace) -> int:
     reply = asyncio.run(send_retrying(settings, args.service, args.name, raw, args.wait, retrying))
     print(orjson.dumps(reply, option=orjson.OPT_INDENT_2).decode())
     return 0 if reply.get("ok") else 1
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """A roster or a project list (.xlsx or .csv) as the ordinary commands, sent as the caller (gongdi.sheets)."""
+    from gongdi.ops.client import GongdiClient
+    from gongdi.sheets.importing import ProgressBar, kind_of, read, result_file, run_import
+    from gongdi.sheets.reading import MAX_BYTES, SheetError
+    from gongdi.sheets.templates import template, template_csv
+
+    kind = kind_of(args.kind)
+    if args.template:
+        city = runtime_settings(args.home).city()
+        made = template_csv(kind.name, city) if args.template.suffix.lower() == ".csv" else template(kind.name, city)
+        return _write_file(args.template, made, f"{kind.title}模板")
+    if args.file is None:
+        print(f"用法: gongdi import {kind.name} FILE [--dry-run] [--result FILE]，或 --template FILE", file=sys.stderr)
+        return 2
+    if not args.file.is_file() or args.file.stat().st_size > MAX_BYTES:
+        print(f"无法导入 {args.file}: 不是文件，或超过 {MAX_BYTES // (1024 * 1024)} MB", file=sys.stderr)
+        return 2
+    settings = client_settings(args)
+    try:
+        data = args.file.read_bytes()
+        sheet = read(kind, data, args.file.name)  # a file that is no spreadsheet is refused before connecting
+    except OSError as exc:
+        print(f"无法读取 {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except SheetError as exc:
+        print(f"无法导入 {args.file.name}: {exc.code} {exc.message}", file=sys.stderr)
+        return 2
+
+    async def run() -> Any:
+        try:
+            client = await GongdiClient.connect(settings)
+        except (nats.errors.NoServersError, OSError):
+            if not args.dry_run:
+                raise
+            # A dry run needs the platform only to find sites named by project name: those rows say so.
+            print("平台未连接：只校验表格本身，按项目名称填写的工地无法核对", file=sys.stderr)
+            return await run_import(kind, data, args.file.name, settings.city(), None, True,
+                                    importer=settings.nats_user, sheet=sheet)
+        try:
+            return await run_import(kind, data, args.file.name, settings.city(), client, args.dry_run,
+                                    progress=None if args.dry_run else ProgressBar(), sheet=sheet)
+        finally:
+            await client.close()
+
+    report = asyncio.run(run())
+    refused = [row for row in report.rows() if row["status"] == "refused"]
+    for row in refused[:20]:
+        print(f"  第 {row['row']} 行 {row['name']}: {row['result']}")
+    if len(refused) > 20:
+        print(f"  …另有 {len(refused) - 20} 行未通过，见结果文件")
+    print(report.summary())
+    out = args.result or args.file.with_name(report.result_name())
+    written = _write_file(out, result_file(data, report), f"{'校验' if args.dry_run else '导入'}结果")
+    return written or (1 if report.refused else 0)
+
+
+def _write_file(path: Path, data: bytes, what: str) -> int:
+    """Write a file the user asked for; a folder that cannot be written is said so (main() would take the OSError
+    for an unreachable platform)."""
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        print(f"无法写入{what} {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"{what}: {path.resolve()}")
+    return 0
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
@@ -523,6 +637,22 @@ def main(argv: list[str] | None = None) -> None:
                       " recorded later (按业务日期, default); recorded = what the platform showed then (按记录时间)")
     view.add_argument("--json", action="store_true")
     view.set_defaults(fn=cmd_view)
+    export = sub.add_parser("export", help="write a view, the roster (members) or the project list (sites) as an"
+                            " Excel workbook or a CSV: " + "，".join(f"{k} {v}" for k, v in EXPORTS.items()))
+    export.add_argument("what", choices=list(EXPORTS))
+    export.add_argument("ident", nargs="?", metavar="ID", help="the site, township or department; for members and"
+                        " sites a township (default: every site the identity may see)")
+    export.add_argument("--format", choices=["xlsx", "csv"], default="xlsx",
+                        help="xlsx: one sheet per section (default); csv: UTF-8 with BOM, sections one after another")
+    export.add_argument("--out", type=Path, help="the file to write (default: a Chinese name in the current folder;"
+                        " - for standard output)")
+    export.add_argument("--as", dest="identity", metavar="IDENTITY", default=argparse.SUPPRESS,
+                        help="act as this identity (as `gongdi --as IDENTITY export …`)")
+    export.add_argument("--month", help="YYYY-MM, for birthdays (default: this month)")
+    export.add_argument("--as-of", metavar="WHEN", help="the view as of a day or a moment, as `gongdi view --as-of`")
+    export.add_argument("--basis", choices=[b.value for b in Basis], default=Basis.business.value,
+                        help="with --as-of: business (按业务日期, default) or recorded (按记录时间)")
+    export.set_defaults(fn=cmd_export)
     hist = sub.add_parser("history", help="every event touching it, with when, who, which command and what it"
                           " caused: " + "，".join(f"{k} {v}" for k, v in SUBJECTS.items()))
     hist.add_argument("kind", choices=list(SUBJECTS))
@@ -542,6 +672,18 @@ def main(argv: list[str] | None = None) -> None:
     send.add_argument("--wait", type=float, default=30.0,
                       help="seconds to keep retrying (same command id) while the platform is unreachable")
     send.set_defaults(fn=cmd_send)
+    imp = sub.add_parser("import", help="import a roster (members: 党员花名册) or a project list (sites: 重点项目清单)"
+                         " from .xlsx or .csv, each row as the ordinary command; importing a file again records"
+                         " nothing twice")
+    imp.add_argument("kind", choices=["members", "sites"])
+    imp.add_argument("file", type=Path, nargs="?", help="the .xlsx or .csv to import")
+    imp.add_argument("--dry-run", action="store_true", help="check every row, record nothing")
+    imp.add_argument("--result", type=Path, help="where to write the file with the column 导入结果 (default: next to"
+                     " FILE, named <FILE>-导入结果 or -校验结果)")
+    imp.add_argument("--template", type=Path, metavar="OUT", help="write the blank template (.xlsx, or .csv) instead")
+    imp.add_argument("--as", dest="identity", metavar="IDENTITY", default=argparse.SUPPRESS,
+                     help="act as this identity (as `gongdi --as IDENTITY import …`)")
+    imp.set_defaults(fn=cmd_import)
     users = sub.add_parser("users", help="list the identities; add-secretary SITE TOWNSHIP adds a site secretary")
     users.add_argument("action", nargs="?", choices=["list", "add-secretary"], default="list")
     users.add_argument("site_id", nargs="?")

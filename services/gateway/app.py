@@ -17,7 +17,7 @@ from contracts.errors import explain
 from gongdi.ops.client import GongdiClient
 from gongdi.service.logging import configure
 from gongdi.service.settings import Settings
-from services.gateway import api, live, metrics, pages
+from services.gateway import api, exports, imports, live, metrics, pages
 from services.gateway.asyncapi import specification
 from services.gateway.sessions import Session, Sessions
 
@@ -75,6 +75,8 @@ def build(settings: Settings) -> FastAPI:
         return reply
 
     api.build_api(app, sessions, counts, city_info)
+    exports.build_exports(app, sessions, counts, city)
+    imports.build_imports(app, sessions, counts, city)
     current = api.session_dependency(sessions)
 
     @app.get("/api/live", tags=["实时"], summary="视图的实时推送 (Server-Sent Events)",

@@ -481,14 +481,18 @@ async def birthdays(conn: asyncpg.Connection, schema: str, site_id: str, year: i
 
 
 async def open_talks(conn: asyncpg.Connection, schema: str, site_id: str, today: dt.date) -> list[dict[str, Any]]:
+    # The member's name while present, an applicant's from the development path (None once gone from both).
     rows = await conn.fetch(
-        f"SELECT obligation_id, member_id, reason, created_on, due_on FROM {schema}.talk_obligation"
-        " WHERE site_id = $1 AND closed_on IS NULL ORDER BY due_on, member_id",
+        f"SELECT t.obligation_id, t.member_id, coalesce(m.name, d.name) AS name, t.reason, t.created_on, t.due_on"
+        f" FROM {schema}.talk_obligation t"
+        f" LEFT JOIN {schema}.site_member m ON m.site_id = t.site_id AND m.member_id = t.member_id"
+        f" LEFT JOIN {schema}.development d ON d.site_id = t.site_id AND d.person_id = t.member_id"
+        " WHERE t.site_id = $1 AND t.closed_on IS NULL ORDER BY t.due_on, t.member_id",
         site_id,
     )
     return [
-        {"obligation_id": str(r["obligation_id"]), "member_id": r["member_id"], "reason": r["reason"],
-         "created_on": r["created_on"].isoformat(), "due_on": r["due_on"].isoformat(),
+        {"obligation_id": str(r["obligation_id"]), "member_id": r["member_id"], "name": r["name"],
+         "reason": r["reason"], "created_on": r["created_on"].isoformat(), "due_on": r["due_on"].isoformat(),
          "overdue": r["due_on"] < today}
         for r in rows
     ]

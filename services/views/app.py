@@ -34,6 +34,7 @@ VIEWS = ReadingService(
     after_commit=lambda nc, city: LivePublisher(nc, city).changed,
     # The projections' code version: a new one makes `gongdi up` rebuild the views from the logs in a shadow schema
     # and swap it in (gongdi.bus.shadow). Raise it whenever a projection changes what it writes.
-    version="1",
+    # 2: members present keep gender and home organisation (migration 11).
+    version="2",
 )
 rebuild = VIEWS.rebuild

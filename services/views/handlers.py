@@ -251,14 +251,21 @@ class ViewQueries:
         async with self.pool.acquire() as conn:
             rows = await activities.birthdays(conn, self.schema, params.site_id, year, month)
             waiting = await activities.not_celebrated(conn, self.schema, params.site_id, year)
-        return orjson.dumps({"ok": True, "data": {"site_id": params.site_id, "month": f"{year}-{month:02d}",
-                                                   "members": rows, "not_celebrated_this_year": waiting}})
+            name = await self._site_name(conn, params.site_id)
+        return orjson.dumps({"ok": True, "data": {"site_id": params.site_id, "site_name": name,
+                                                   "month": f"{year}-{month:02d}", "members": rows,
+                                                   "not_celebrated_this_year": waiting}})
 
     @query(QUERIES["talks"])
     async def talks(self, params: SiteQuery) -> bytes:
         async with self.pool.acquire() as conn:
             rows = await activities.open_talks(conn, self.schema, params.site_id, self.today())
-        return orjson.dumps({"ok": True, "data": {"site_id": params.site_id, "open": rows}})
+            name = await self._site_name(conn, params.site_id)
+        return orjson.dumps({"ok": True, "data": {"site_id": params.site_id, "site_name": name, "open": rows}})
+
+    async def _site_name(self, conn: asyncpg.Connection, site_id: str) -> str | None:
+        """The project's name, so a list of one site's people says which site it is (None: not registered)."""
+        return await conn.fetchval(f"SELECT name FROM {self.schema}.site WHERE site_id = $1", site_id)
 
 
 class LivePublisher:

@@ -48,6 +48,12 @@ MIGRATIONS = (
     # it ends (departures recorded before this migration have none until a rebuild).
     Migration(6, "departures keep the arrival date of the stay they end",
               lambda s: f"ALTER TABLE {s}.site_departure ADD COLUMN IF NOT EXISTS arrived_on date;"),
+    # The roster (党员花名册) exported from the site view carries every fact an arrival records, so that it imports
+    # into another platform; members applied before this migration have none until the rebuild the code version
+    # asks for (services/views/app.py).
+    Migration(11, "members present keep gender and home organisation", lambda s: f"""
+        ALTER TABLE {s}.site_member ADD COLUMN IF NOT EXISTS gender text;
+        ALTER TABLE {s}.site_member ADD COLUMN IF NOT EXISTS home_org text;"""),
 )
 RECENT_DEPARTURES = 20
 
@@ -143,9 +149,10 @@ class MembershipProjection(DevelopmentViews, MobilityViews, Projection):
         await self._with_touch(
             conn, env,
             f"INSERT INTO {self.schema}.site_member (site_id, member_id, name, status, unit_kind, unit_name, job,"
-            " section, relation, admitted_on, arrived_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            " section, relation, admitted_on, arrived_on, gender, home_org)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             e.site_id, e.member_id, m.name, m.status.value, m.unit_kind.value, m.unit_name, m.job.value,
-            m.section, m.relation.value, m.admitted_on, e.arrived_on,
+            m.section, m.relation.value, m.admitted_on, e.arrived_on, m.gender.value, m.home_org,
         )
 
     async def member_departed(self, conn: asyncpg.Connection, env: Envelope, e: MemberDeparted) -> None:
@@ -347,8 +354,8 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, 
     if row is None:
         return None
     members = await conn.fetch(
-        f"SELECT member_id, name, status, unit_kind, unit_name, job, section, relation, arrived_on"
-        f" FROM {s}.site_member WHERE site_id = $1 ORDER BY member_id",
+        f"SELECT member_id, name, status, unit_kind, unit_name, job, section, relation, arrived_on, gender, home_org,"
+        f" admitted_on FROM {s}.site_member WHERE site_id = $1 ORDER BY member_id",
         site_id,
     )
     groups = await conn.fetch(
@@ -389,7 +396,8 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, 
         "by_section": _count(members, "section"),
         "by_relation": _count(members, "relation"),
         "members": [
-            {**dict(m), "arrived_on": m["arrived_on"].isoformat()} for m in members
+            {**dict(m), "arrived_on": m["arrived_on"].isoformat(), "admitted_on": m["admitted_on"].isoformat()}
+            for m in members
         ],
         "groups": [_group(g, names) for g in groups],
         "recent_departures": [{**dict(d), "departed_on": d["departed_on"].isoformat()} for d in departures],

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from openpyxl import load_workbook
 
 from gongdi.demo.city import roster
 from tests.browser.conftest import DEMO_SITE, DEMO_TOWNSHIP
@@ -239,3 +240,26 @@ def test_the_city_page_shows_a_past_day_and_goes_back_to_live(browser: Any, demo
     page.click("#as-of-live")
     wait_live(page)
     assert "as_of" not in page.url
+
+
+def test_the_download_button_on_the_city_page_gives_a_workbook_of_the_city_view(
+        browser: Any, demo: Gateway, artefacts: Path, pages: list[Any]):
+    page = log_in(browser, demo, "city", "/city", BIG_SCREEN)
+    pages.append(page)
+    wait_live(page)
+    button = page.locator("#download-xlsx")
+    assert button.inner_text().strip() == "下载 Excel"
+    assert page.locator("#download-csv").get_attribute("href").startswith("/api/export/city?")
+    city = view(demo, "city", "city")
+    with page.expect_download(timeout=30_000) as started:
+        button.click()
+    download = started.value
+    assert download.failure() is None
+    assert download.suggested_filename.endswith(".xlsx") and "全市视图" in download.suggested_filename
+    saved = artefacts / download.suggested_filename  # kept beside the screenshots
+    download.save_as(saved)
+    workbook = load_workbook(saved)
+    first = {row[0]: row[1] for row in workbook["概况"].iter_rows(min_row=2, values_only=True)}
+    assert (first["重点工程项目"], first["从业人员"], first["党员"]) == (city["projects"], city["workers"],
+                                                                city["members"])
+    assert page.url.endswith("/city")  # the page stays where it was, live

@@ -15,6 +15,7 @@ from schemathesis.checks import not_a_server_error
 
 from contracts import activities, liaison, membership
 from contracts.queries import QUERIES
+from gongdi.sheets.export import EXPORTS
 from tests.conftest import Servers
 from tests.integration.gateway import Gateway, running_gateway
 
@@ -54,6 +55,8 @@ def operations() -> list[tuple[str, str]]:
     ops += [("GET", f"/api/views/{name}") for name in QUERIES]
     ops += [("GET", f"/api/status/{c.SERVICE}") for c in contracts]
     ops += [("GET", "/api/history/{kind}/{ident}")]
+    ops += [("GET", f"/api/export/{name}") for name in EXPORTS]
+    ops += [("POST", "/api/import/{kind}"), ("GET", "/api/import/{kind}/template")]
     return [*ops, ("POST", "/api/login"), ("GET", "/api/me"), ("GET", "/health"), ("GET", "/metrics")]
 
 

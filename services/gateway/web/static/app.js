@@ -299,6 +299,7 @@ export function header(me, { nav = true } = {}) {
     if (me.township) links.push(h('a', { href: `/township/${encodeURIComponent(me.township)}` }, townshipName(me, me.township)));
     if (me.department) links.push(h('a', { href: `/department/${encodeURIComponent(me.department)}` }, departmentName(me, me.department)));
     if (me.site) links.push(h('a', { href: `/site/${encodeURIComponent(me.site)}` }, '本工地'));
+    if (me.may_write) links.push(h('a', { href: '/import', id: 'nav-import' }, '导入'));
     const here = location.pathname;
     for (const a of links) if (a.getAttribute('href') === here) a.setAttribute('aria-current', 'page');
     fill(navEl, links);
@@ -352,6 +353,19 @@ export function asOfControl() {
   box.prepend(h('form', { class: 'as-of', id: 'as-of-form', onsubmit: submit }, day, basis,
     h('button', { type: 'submit', class: 'btn', id: 'as-of-go' }, '查看'),
     current ? h('a', { href: location.pathname, id: 'as-of-live', class: 'btn' }, '回到实时') : null));
+}
+
+// 下载 Excel / 下载 CSV in the header: the page's view as a file (GET /api/export/<view>), with the page's own
+// parameters and day, asked as this login like the page itself. Plain links: the browser saves what they answer.
+export function downloadButtons(viewName, params = {}) {
+  const box = document.querySelector('.head-right');
+  if (!box || document.getElementById('downloads')) return;
+  const link = (format, text) => {
+    const q = new URLSearchParams(Object.entries({ ...params, format }).filter(([, v]) => v !== undefined && v !== null && v !== ''));
+    return h('a', { class: 'btn btn-download', id: `download-${format}`, href: `/api/export/${encodeURIComponent(viewName)}?${q}`,
+      download: true, title: format === 'csv' ? 'CSV（UTF-8），各部分依次排列' : 'Excel 工作簿，每部分一个工作表' }, text);
+  };
+  box.prepend(h('span', { class: 'downloads', id: 'downloads' }, link('xlsx', '下载 Excel'), link('csv', '下载 CSV')));
 }
 
 // A past view says which day and sense it shows where the live one says how fresh it is; it is not live.

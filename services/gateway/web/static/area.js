@@ -1,7 +1,7 @@
 // 乡镇 / 主管部门 pages: the township or department view summed over its sites, live.
 // The page kind comes from <body data-page="township|department">; the code from the path /township/<code>.
 import {
-  activitiesSummary, asOf, asOfControl, card, departmentName, fig, fill, flag, fmt, h, header, liaisonSummary, live, loadMe, mayReadSite,
+  activitiesSummary, asOf, asOfControl, card, departmentName, downloadButtons, fig, fill, flag, fmt, h, header, liaisonSummary, live, loadMe, mayReadSite,
   setFreshness, showAsOf, showProblem, snapshotOf, start, sum, townshipName, view,
 } from '/static/app.js';
 
@@ -103,6 +103,7 @@ start(async () => {
   asOfControl();
   const past = asOf();
   const data = await view(kind, { [kind]: code, ...(past || {}) });
+  downloadButtons(kind, { [kind]: code, ...(past || {}) });
   if (data && data.name) {
     fill('title', `${data.name} · 工地党建`);
     document.title = `${data.name} · ${KIND_LABEL} · 工地党建`;

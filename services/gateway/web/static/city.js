@@ -1,6 +1,6 @@
 // 全市大屏: the city view, live. Figures carry data-figure attributes; charts are re-set whole (notMerge).
 import {
-  LABELS, POST_KINDS, TEAM_KINDS, asOf, asOfControl, disputesTable, fig, fill, fmt, h, header, live, loadMe, mayReadSite,
+  LABELS, POST_KINDS, TEAM_KINDS, asOf, asOfControl, disputesTable, downloadButtons, fig, fill, fmt, h, header, live, loadMe, mayReadSite,
   mayReadTownship, pad2, setFreshness, showAsOf, snapshotOf, start, sum, supportList, townshipName, view,
 } from '/static/app.js';
 
@@ -284,6 +284,7 @@ start(async () => {
   asOfControl();
   const past = asOf();
   const data = await view('city', past || {});
+  downloadButtons('city', past || {});
   render(data);
   if (past) { showAsOf(data); return; }
   const snap = snapshotOf(data);

@@ -1,6 +1,7 @@
 // 工地 page: project facts, branch, groups, members, counts, talks due, political birthdays, activities, liaison.
 import {
-  ApiError, LABELS, activitiesSummary, asOf, asOfControl, card, fig, fill, flag, fmt, h, header, label, liaisonSummary, live, loadMe,
+  ApiError, LABELS, activitiesSummary, asOf, asOfControl, card, downloadButtons, fig, fill, flag, fmt, h, header, label, liaisonSummary,
+  live, loadMe,
   setFreshness, showAsOf, showProblem, snapshotOf, start, table, thisMonth, throttle, townshipName, view,
 } from '/static/app.js';
 
@@ -227,6 +228,7 @@ start(async () => {
   asOfControl();
   const past = asOf();
   const data = await view('site', { site_id: siteId, ...(past || {}) });
+  downloadButtons('site', { site_id: siteId, ...(past || {}) });
   render(data, { side: false });
   if (past) { showAsOf(data); return; }  // talks and birthdays are today's lists
   const snap = snapshotOf(data);
