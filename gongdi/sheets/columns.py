@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from contracts.membership import Gender, Job, MemberStatus, Relation, UnitKind
 
+# A CSV text cell beginning like a formula would be run by Excel when it opens the file (CSV injection): the export
+# writes it after a ' (as Excel itself marks text), and the import drops that mark again.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
 # (header, the command field it fills): the order is the template's column order.
 MEMBER_COLUMNS: list[tuple[str, str]] = [
     ("工地编号", "site_id"),

@@ -23,6 +23,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet.worksheet import Worksheet
 
 from gongdi.sheets.cells import blank
+from gongdi.sheets.columns import FORMULA_START
 
 MAX_BYTES = 10 * 1024 * 1024  # a roster of thousands is a few hundred KiB
 MAX_UNZIPPED = 200 * 1024 * 1024  # what an .xlsx may unpack to (a zip bomb stops here)
@@ -236,6 +237,11 @@ def _decode(data: bytes) -> tuple[str, str]:
     raise SheetError("UNREADABLE_ENCODING", "无法识别 CSV 的文字编码，请用 UTF-8 或 GBK 保存")
 
 
+def _unguarded(text: str) -> str:
+    """A CSV cell without the ' the export puts before text that would read as a formula."""
+    return text[1:] if text[:1] == "'" and text[1:2] and text[1:2] in FORMULA_START else text
+
+
 def _read_csv(data: bytes, known: Mapping[str, str]) -> Sheet:
     text, encoding = _decode(data)
     if "\x00" in text:
@@ -248,7 +254,7 @@ def _read_csv(data: bytes, known: Mapping[str, str]) -> Sheet:
             raise SheetError("NOT_A_SPREADSHEET", "CSV 格式有误（引号不成对或某一格过长）") from exc
         if len(records) > MAX_SHEET_ROWS:
             raise SheetError("TOO_MANY_ROWS", f"数据超过 {MAX_ROWS:,} 行，请分成几个文件导入")
-        records = [r[:MAX_COLUMNS] for r in records]
+        records = [[_unguarded(c) for c in r[:MAX_COLUMNS]] for r in records]
         found = _find_header(records, known)
         if found is not None and (best is None or len(found[1]) > best[0]):
             best = (len(found[1]), delimiter, records, found)

@@ -14,6 +14,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from gongdi.sheets.columns import FORMULA_START
 from gongdi.sheets.export import Cell, Section
 
 XLSX = "xlsx"
@@ -28,8 +29,6 @@ DAY_FORMAT = "yyyy-mm-dd"
 MOMENT_FORMAT = "yyyy-mm-dd hh:mm:ss"
 SHEET_NAME_MAX = 31  # Excel's limit
 NOT_IN_SHEET_NAMES = re.compile(r"[\[\]:*?/\\]")
-# A text cell beginning like a formula would be run by Excel when it opens a CSV (CSV injection).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 HEADER_FONT = Font(bold=True)
 HEADER_FILL = PatternFill("solid", start_color="FFF2E0E0")
 CREATOR = "工地党建平台"

@@ -253,3 +253,14 @@ def test_an_xml_entity_bomb_inside_a_workbook_is_refused():
             data = laughs.encode() if item.filename == "xl/worksheets/sheet1.xml" else source.read(item.filename)
             bomb.writestr(item, data)
     assert refused(out.getvalue()).code == "NOT_A_SPREADSHEET"
+
+
+def test_the_exports_formula_mark_is_dropped_from_a_csv_cell():
+    from gongdi.sheets.workbook import csv_text
+
+    name = "-王五"  # would run as a formula in Excel: the export writes it as '-王五
+    data = ("\ufeff" + ",".join(h for h, _ in MEMBER_COLUMNS) + "\n"
+            + ",".join(csv_text(name) if h == "姓名" else "x" for h, _ in MEMBER_COLUMNS) + "\n'plain\n").encode()
+    sheet = read_sheet(data, "名册.csv", MEMBERS)
+    assert csv_text(name) == "'-王五" and sheet.rows[0].values["姓名"] == "-王五"
+    assert sheet.rows[1].values["工地编号"] == "'plain"  # a ' before anything else is the writer's own
