@@ -479,11 +479,30 @@ async def run_import(kind: Kind, data: bytes, filename: str, city: City, client:
     who = importer if importer is not None else (client.user if client else "")
     sites = await visible_sites(client) if client is not None and needs_sites(kind, sheet) else {}
     planned = await asyncio.to_thread(plan, kind, sheet, Context(city, who, sites))
-    if dry_run or client is None:
+    if dry_run and client is not None:
+        if kind.name == "members" and not sites:
+            sites = await visible_sites(client)
+        reach = {site_id for ids in sites.values() for site_id in ids}
+        outcomes = [p.outcome or foreseen(p, client.identity, reach) for p in planned]
+    elif dry_run or client is None:
         outcomes = [p.outcome or Outcome(VALID) for p in planned]
     else:
         outcomes = await send_all(planned, client.send_raw, width, progress)
     return Report(kind, filename, sheet, planned, outcomes, dry_run or client is None, time.perf_counter() - started)
+
+
+def foreseen(planned: Planned, identity: Identity | None, reach: set[str]) -> Outcome:
+    """A dry run's verdict on a row that parsed: what the services would refuse for whose row it is, foreseen from
+    what the importer may see (the real run still leaves every rule to the services)."""
+    command = planned.command
+    if isinstance(command, RecordArrival) and command.site_id not in reach:
+        return Outcome(REFUSED, UNKNOWN_SITE, f"工地 {command.site_id} 不存在或不在本身份的范围内，导入时会被拒绝",
+                       "工地编号")
+    if (isinstance(command, RegisterSite) and identity is not None and identity.role is Role.TOWNSHIP
+            and command.township != identity.township):
+        return Outcome(REFUSED, "FORBIDDEN", f"项目属于其他乡镇，{identity.name} 只能登记本乡镇的项目 [OTHER_TOWNSHIP]",
+                       "所属乡镇")
+    return Outcome(VALID)
 
 
 # ---- the result file ----------------------------------------------------------------------------------------------

@@ -241,11 +241,15 @@ async def test_a_township_importing_another_townships_rows_is_forbidden_on_those
     assert (await imported(gw, "city", "sites", setup, "s.xlsx")).refused == 0
     sites = workbook("清单", S_HEADERS, [site_row(工地编号="own-2", 项目名称="本镇新工程", 所属乡镇="bailin"),
                                         site_row(工地编号="far-2", 项目名称="外镇新工程", 所属乡镇="diantou")])
+    foreseen = await imported(gw, "township.bailin", "sites", sites, "s.xlsx", dry_run=True)
+    assert by_row(foreseen) == {3: (VALID, None), 5: (REFUSED, "FORBIDDEN")}  # the dry run says so beforehand
     report = await imported(gw, "township.bailin", "sites", sites, "s.xlsx")
     assert by_row(report) == {3: (RECORDED, None), 5: (REFUSED, "FORBIDDEN")}
     roster = workbook("名册", M_HEADERS, [member_row(工地编号="own-1", 党员编号="tw-1", 姓名="本镇党员"),
                                         member_row(工地编号="far-1", 党员编号="tw-2", 姓名="外镇党员"),
                                         member_row(工地编号="外镇工程", 党员编号="tw-3", 姓名="按名称")])
+    foreseen = await imported(gw, "township.bailin", "members", roster, "m.xlsx", dry_run=True)
+    assert by_row(foreseen) == {3: (VALID, None), 5: (REFUSED, "UNKNOWN_SITE"), 6: (REFUSED, "UNKNOWN_SITE")}
     before = await count_events(gw)
     report = await imported(gw, "township.bailin", "members", roster, "m.xlsx")
     assert by_row(report) == {3: (RECORDED, None), 5: (REFUSED, "FORBIDDEN"), 6: (REFUSED, "UNKNOWN_SITE")}
