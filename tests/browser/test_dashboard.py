@@ -263,3 +263,25 @@ def test_the_download_button_on_the_city_page_gives_a_workbook_of_the_city_view(
     assert (first["重点工程项目"], first["从业人员"], first["党员"]) == (city["projects"], city["workers"],
                                                                 city["members"])
     assert page.url.endswith("/city")  # the page stays where it was, live
+
+
+def test_the_site_page_lists_the_development_path_and_the_mobility_to_dos(
+        browser: Any, demo: Gateway, pages: list[Any], artefacts: Path):
+    data = view(demo, "city", "site", site_id=DEMO_SITE)
+    people = [(stage, p) for stage, ps in data["development_candidates"].items() for p in ps]
+    assert len(people) >= 7  # a pilot site: members developed there and workers who applied
+    page = log_in(browser, demo, "city", f"/site/{DEMO_SITE}")
+    pages.append(page)
+    page.wait_for_selector("#development tbody tr", timeout=10_000)
+    shown = page.evaluate("""() => [...document.querySelectorAll('#development tbody tr')]
+        .map((tr) => [tr.dataset.stage, tr.children[0].textContent, tr.children[1].textContent])""")
+    stages = {"applicant": "入党申请人", "activist": "入党积极分子", "target": "发展对象", "probationary": "预备党员",
+              "full": "已转正"}
+    assert sorted(shown) == sorted([stage, p["name"], stages[stage]] for stage, p in people)
+    todo = data["mobility"]
+    expected = len(todo["transfer_prompts"]) + len(todo["escalated"]) + len(todo["contact_lost"])
+    rows = page.locator("#mobility tbody tr")
+    assert rows.count() == expected
+    if not expected:
+        assert "没有流动党员待办" in page.locator("#mobility").inner_text()
+    page.locator("#development-section").screenshot(path=str(artefacts / "site-development.png"))

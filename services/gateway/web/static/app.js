@@ -22,6 +22,7 @@ export const LABELS = {
   },
   visit: { section: '进工段', crew: '进班组', dormitory: '进宿舍' },
   talkReason: { new_arrival: '新来党员必谈', safety_violation: '施工违章必谈', personal_change: '个人或家庭变故必谈', application: '入党申请人谈话' },
+  stage: { applicant: '入党申请人', activist: '入党积极分子', target: '发展对象', probationary: '预备党员', full: '已转正' },
   meetingKind: { general_assembly: '支部党员大会', committee: '支委会', group: '党小组会', lecture: '党课', themed_day: '主题党日', life_meeting: '组织生活会' },
   activity: {
     night_school: '工地夜校', micro_lesson: '微党课', safety_month: '安全生产月', skills_contest: '技能大练兵',

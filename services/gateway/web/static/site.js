@@ -1,4 +1,5 @@
-// 工地 page: project facts, branch, groups, members, counts, talks due, political birthdays, activities, liaison.
+// 工地 page: project facts, branch, groups, members, counts, talks due, political birthdays, development, mobility,
+// activities, liaison.
 import {
   ApiError, LABELS, activitiesSummary, asOf, asOfControl, card, downloadButtons, fig, fill, flag, fmt, h, header, label, liaisonSummary,
   live, loadMe,
@@ -162,6 +163,31 @@ function renderPointsAndMeetings(d) {
         : h('p', { class: 'muted' }, '本期会议均已召开')) : null);
 }
 
+// 发展党员: each person on the path with the day of the step reached; who is late is not judged here (the rules are
+// the service's), only shown: a probation past its end without confirmation is marked.
+function renderDevelopment(d) {
+  const byStage = d.development_candidates || {};
+  const today = d.as_of && d.as_of.day ? d.as_of.day : new Date().toISOString().slice(0, 10);
+  const stepDay = { applicant: 'applied_on', activist: 'activist_on', target: 'target_on', probationary: 'admitted_on', full: 'confirmed_on' };
+  const rows = Object.keys(LABELS.stage).flatMap((stage) => (byStage[stage] || []).map((p) => h('tr', { dataset: { personId: p.person_id, stage } },
+    h('td', null, p.name || p.person_id), h('td', null, label(LABELS.stage, stage)), h('td', null, p[stepDay[stage]] || ''),
+    h('td', null, p.applied_on || ''),
+    h('td', null, stage === 'probationary' && p.probation_ends
+      ? (p.probation_ends < today ? flag(`预备期满 ${p.probation_ends}，待转正`, 'gap') : `预备期至 ${p.probation_ends}${p.extensions ? '（已延长）' : ''}`)
+      : ''))));
+  fill('development', table(['姓名', '阶段', '进入本阶段', '申请日期', '预备期'], rows, { empty: '本工地暂无发展对象' }));
+}
+
+function renderMobility(d) {
+  const mo = d.mobility || {};
+  const items = [
+    ...(mo.transfer_prompts || []).map((x) => [x.name || x.member_id, '应转接组织关系', `进场 ${x.arrived_on}`, `${x.prompted_on} 提醒`]),
+    ...(mo.escalated || []).map((x) => [x.name || x.member_id, flag('失联已上报', 'gap'), `最后联系 ${x.last_contact_on}`, `${x.escalated_on} 上报`]),
+    ...(mo.contact_lost || []).map((x) => [x.name || x.member_id, flag('失联', 'should'), `最后联系 ${x.last_contact_on}`, '']),
+  ];
+  fill('mobility', table(['党员', '待办', '起因', '提醒'], items, { empty: '没有流动党员待办' }));
+}
+
 async function loadTalks() {
   try {
     const t = await view('talks', { site_id: siteId });
@@ -210,6 +236,8 @@ function render(d, { side = true } = {}) {
   renderMembers();
   renderCounts(d);
   renderDepartures(d);
+  renderDevelopment(d);
+  renderMobility(d);
   fill('activities', activitiesSummary(d.activities));
   fill('liaison', liaisonSummary(d.liaison));
   if (side) refreshSide();
