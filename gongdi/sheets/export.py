@@ -16,6 +16,7 @@ from typing import Any
 
 from contracts.activities import LABELS as ACTIVITY_LABELS
 from contracts.city import City
+from contracts.identity import LABELS as ROLE_LABELS
 from contracts.identity import Identity, Role
 from contracts.liaison import LABELS as LIAISON_LABELS
 from contracts.queries import QUERIES
@@ -132,8 +133,17 @@ def about(data: Reply, view: str, subject: str, who: str | None) -> list[tuple[s
     elif data.get("snapshot"):
         rows.append(("数据时间", moment(data["snapshot"]["at"])))
     if who:
-        rows.append(("导出身份", who))
+        rows.append(("导出身份", shown_identity(who)))
     return rows
+
+
+def shown_identity(who: str) -> str:
+    """Who exported, as people call that role, with the login name: 市工委（city）, 乡镇（township.bailin）."""
+    try:
+        role = Identity.parse(who).role
+    except ValueError:
+        return who
+    return f"{ROLE_LABELS[role]}（{who}）"
 
 
 def overview(rows: Iterable[tuple[str, Cell]]) -> Section:

@@ -131,7 +131,7 @@ def test_the_city_export_over_cli_and_http_holds_the_figures_of_the_city_view(gw
         first = figures(workbook)
         shown = tuple(first[k] for k in ("重点工程项目", "从业人员", "党员", "正式党员", "工地党支部"))
         assert shown == expected
-        assert (first["对象"], first["导出身份"]) == ("福鼎市", "city")
+        assert (first["对象"], first["导出身份"]) == ("福鼎市", "市工委（city）")
         assert rows(workbook, "各乡镇") == townships
         assert workbook["概况"].freeze_panes == "A2"
         assert len(rows(workbook, "空白点")) == len(city["gaps"])

@@ -196,7 +196,7 @@ def test_every_query_of_the_registry_has_an_export_and_the_lists_too():
 def test_every_view_becomes_sections_with_chinese_headers_and_square_rows(view: str):
     sections = view_sections(view, REPLIES[view](), CITY, "city")
     assert sections[0].title == "概况" and figures(sections[0])["视图"] == QUERIES[view].title
-    assert figures(sections[0])["导出身份"] == "city"
+    assert figures(sections[0])["导出身份"] == "市工委（city）"
     assert len({s.title for s in sections}) == len(sections)  # one sheet each
     for s in sections:
         assert CJK.search(s.title), s.title
