@@ -442,6 +442,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         stopping = True
 
     signal.signal(signal.SIGTERM, on_term)
+    # A shell without job control starts a background command with SIGINT ignored, and Python keeps it so: `kill
+    # -INT` (what Ctrl-C sends) must still stop the platform, wherever it was started from.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     supervisor = None
     try:
         print(f"gongdi: 数据目录 {home.resolve()}")

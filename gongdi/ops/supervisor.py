@@ -30,6 +30,8 @@ PROCESSES = [
 WITHOUT_DATABASE = {"services.gateway"}
 WRITERS = ["membership", "activities", "liaison"]  # the services that record events, each in its own schema
 SETUP_ORDER = [*(f"services.{w}" for w in WRITERS), "services.views"]
+# SETUP_ORDER in waves run side by side: activities and liaison follow membership's stream, the views all three.
+SETUP_WAVES = [["services.membership"], ["services.activities", "services.liaison"], ["services.views"]]
 # A reading service's setup that reports its schema built by another code version gets this job after the start.
 REBUILD_JOB = ("views-rebuild", "services.views", "swap", "--if-stale")
 
@@ -122,13 +124,22 @@ class Supervisor:
         return env
 
     def setup(self) -> list[str]:
+        """Every service's `setup`, in waves (SETUP_WAVES): those of a wave side by side, since each is mostly a
+        process starting and their migrations queue on one advisory lock anyway."""
         lines = []
-        for module in SETUP_ORDER:
-            out = subprocess.run([sys.executable, "-m", module, "setup"], env=self.env_for(module, "setup"),
-                                 capture_output=True, text=True)
-            if out.returncode != 0:
-                raise RuntimeError(f"setup of {module} failed:\n{out.stderr[-3000:]}")
-            lines += out.stdout.splitlines()
+        for wave in SETUP_WAVES:
+            running = [(module, subprocess.Popen([sys.executable, "-m", module, "setup"],
+                                                 env=self.env_for(module, "setup"), stdout=subprocess.PIPE,
+                                                 stderr=subprocess.PIPE, text=True))
+                       for module in wave]
+            failed = []
+            for module, proc in running:
+                stdout, stderr = proc.communicate()
+                if proc.returncode != 0:
+                    failed.append(f"setup of {module} failed:\n{stderr[-3000:]}")
+                lines += stdout.splitlines()
+            if failed:
+                raise RuntimeError("\n".join(failed))
         self.rebuild_needed = any(line.startswith(REBUILD_NEEDED) for line in lines)
         return lines
 
