@@ -248,7 +248,8 @@ def cmd_send(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     """A roster or a project list (.xlsx or .csv) as the ordinary commands, sent as the caller (gongdi.sheets)."""
     from gongdi.ops.client import GongdiClient
-    from gongdi.sheets.importing import ProgressBar, kind_of, read, result_file, run_import
+    from gongdi.ops.progress import ProgressBar
+    from gongdi.sheets.importing import kind_of, read, result_file, run_import
     from gongdi.sheets.reading import MAX_BYTES, SheetError
     from gongdi.sheets.templates import template, template_csv
 
@@ -286,7 +287,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                                     importer=settings.nats_user, sheet=sheet)
         try:
             return await run_import(kind, data, args.file.name, settings.city(), client, args.dry_run,
-                                    progress=None if args.dry_run else ProgressBar(), sheet=sheet)
+                                    progress=None if args.dry_run else ProgressBar("导入", "行", start=0),
+                                    sheet=sheet)
         finally:
             await client.close()
 
@@ -402,11 +404,11 @@ def cmd_repair_stream(args: argparse.Namespace) -> int:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     """Rebuild a reading service's schema in its shadow and swap it in, while it keeps answering (gongdi.bus.shadow)."""
     from gongdi.bus.shadow import RebuildError
-    from gongdi.ops.rebuilding import ProgressBar, result_line
+    from gongdi.ops.rebuilding import rebuild_bar, result_line
     from services.views.app import VIEWS as READING
 
     try:
-        outcome = asyncio.run(READING.rebuild_swap(runtime_settings(args.home), args.fresh, ProgressBar()))
+        outcome = asyncio.run(READING.rebuild_swap(runtime_settings(args.home), args.fresh, rebuild_bar()))
     except RebuildError as exc:
         print(f"无法重建 (cannot rebuild): {exc}", file=sys.stderr)
         return 1

@@ -1,46 +1,12 @@
 """The operator's view of a rebuild: a progress bar on stderr and the one-line result."""
 from __future__ import annotations
 
-import sys
-import time
-from typing import TextIO
-
 from gongdi.bus.shadow import Outcome
+from gongdi.ops.progress import ProgressBar
 
 
-class ProgressBar:
-    """`done/total`, rate and time left, redrawn in place at most `every` seconds (a batch takes milliseconds)."""
-
-    def __init__(self, out: TextIO | None = None, every: float = 0.2, width: int = 30):
-        self.out = out or sys.stderr
-        self.every = every
-        self.width = width
-        self.started = time.monotonic()
-        self.first: int | None = None  # what the shadow held at the first report: a resumed rebuild's start
-        self.shown = 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if self.first is None:
-            self.first = done
-        final = total and done >= total
-        if now - self.shown < self.every and not final:
-            return
-        self.shown = now
-        self.out.write("\r" + bar_line(done, total, done - self.first, now - self.started, self.width))
-        if final:
-            self.out.write("\n")
-        self.out.flush()
-
-
-def bar_line(done: int, total: int, moved: int, seconds: float, width: int = 30) -> str:
-    """One line of the bar; `moved` events in `seconds` give the rate and the time left."""
-    total = max(total, done)
-    filled = int(width * done / total) if total else width
-    rate = moved / seconds if seconds > 0 else 0.0
-    left = f"{(total - done) / rate:.0f}s" if rate > 0 else "?"
-    return (f"重建 [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} 事件"
-            f"  {rate:,.0f}/s  剩余 {left} ")
+def rebuild_bar() -> ProgressBar:
+    return ProgressBar("重建", "事件")
 
 
 def result_line(schema: str, outcome: Outcome) -> str:

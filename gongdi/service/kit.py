@@ -447,12 +447,12 @@ class ReadingService:
             print(f"\n{n} events replayed into schema {target}")
 
         def rebuild_and_swap(settings: Settings, args: list[str]) -> None:
-            from gongdi.ops.rebuilding import ProgressBar, result_line
+            from gongdi.ops.rebuilding import rebuild_bar, result_line
 
             if "--if-stale" in args and not asyncio.run(self.stale(settings)):
                 print(f"{self.name}: 代码版本 {self.version}，无需重建 (up to date)")
                 return
-            bar = ProgressBar() if sys.stderr.isatty() else None
+            bar = rebuild_bar() if sys.stderr.isatty() else None
             batch = int(args[args.index("--batch") + 1]) if "--batch" in args else BATCH
             print(result_line(self.name, asyncio.run(self.rebuild_swap(settings, "--fresh" in args, bar,
                                                                        batch=batch))), flush=True)

@@ -11,14 +11,13 @@ import csv
 import datetime as dt
 import hashlib
 import io
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import PurePath
-from typing import Any, TextIO
+from typing import Any
 
 import nats.errors
 import orjson
@@ -560,33 +559,3 @@ def _result_csv(sheet: Sheet, by_row: Mapping[int, Outcome]) -> bytes:
         writer.writerow([*record, *[""] * (column - len(record)), text] if column >= len(record)
                         else [*record[:column], text, *record[column + 1:]])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
-
-
-# ---- on a terminal ------------------------------------------------------------------------------------------------
-
-
-class ProgressBar:
-    """`done/total` rows, the rate and the time left on one line of stderr, redrawn at most every `every` seconds."""
-
-    def __init__(self, out: TextIO | None = None, every: float = 0.2, width: int = 30):
-        self.out = out or sys.stderr
-        self.every = every
-        self.width = width
-        self.started = time.monotonic()
-        self.shown = 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        final = done >= total
-        if now - self.shown < self.every and not final:
-            return
-        self.shown = now
-        filled = int(self.width * done / total) if total else self.width
-        seconds = now - self.started
-        rate = done / seconds if seconds > 0 else 0.0
-        left = f"{(total - done) / rate:.0f}s" if rate > 0 else "?"
-        self.out.write(f"\r导入 [{'#' * filled}{'.' * (self.width - filled)}] {done:,}/{total:,} 行"
-                       f"  {rate:,.0f}/s  剩余 {left} ")
-        if final:
-            self.out.write("\n")
-        self.out.flush()

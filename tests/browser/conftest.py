@@ -4,6 +4,7 @@ writing its sites, the city committee reading). Screenshots go to the run's temp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -73,14 +74,22 @@ def demo(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield gateway
 
 
-@pytest.fixture(scope="module")
-def browser(chromium: str, demo: Gateway) -> Iterator[object]:
-    """One chromium per module (after the platform is up: Playwright's sync API keeps its own loop while open)."""
+@contextlib.contextmanager
+def launched(chromium: str) -> Iterator[object]:
+    """Debian's chromium under Playwright, closed afterwards. Start it after the platform is up: Playwright's sync
+    API keeps its own event loop while open."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
         try:
-            yield launched
+            yield browser
         finally:
-            launched.close()
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str, demo: Gateway) -> Iterator[object]:
+    """One chromium per module, on the seeded demo."""
+    with launched(chromium) as b:
+        yield b

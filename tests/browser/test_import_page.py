@@ -13,7 +13,7 @@ import pytest
 from openpyxl import load_workbook
 
 from gongdi.sheets.columns import MEMBER_COLUMNS
-from tests.browser.conftest import CHROMIUM_ARGS
+from tests.browser.conftest import launched
 from tests.conftest import Servers
 from tests.integration.gateway import Gateway, post, running_gateway, site
 
@@ -34,14 +34,8 @@ def gw(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[G
 
 @pytest.fixture(scope="module")
 def chrome(chromium: str, gw: Gateway) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched(chromium) as browser:
+        yield browser
 
 
 def roster(path: Path) -> Path:

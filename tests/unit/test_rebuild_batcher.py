@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from gongdi.bus.shadow import Batcher
-from gongdi.ops.rebuilding import bar_line
+from gongdi.ops.progress import bar_line
 
 
 def queued(commute: bool, writes: list[tuple[str, str, list[tuple]]]) -> list[tuple[str, list[tuple]]]:
