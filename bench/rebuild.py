@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import asyncpg
 
-from gongdi.bus.shadow import Feed, Outcome, ShadowRebuild, decode, read_log
+from gongdi.bus.logread import decode, read_log
+from gongdi.bus.shadow import Feed, Outcome, ShadowRebuild
 from gongdi.demo.synthetic import SERVICE, generate
 from gongdi.store.base import Checkpoint
 
@@ -23,12 +24,13 @@ async def raw_read(pool: asyncpg.Pool, batch: int = 5000) -> tuple[int, float]:
     return n, time.perf_counter() - started
 
 
-async def shadow_rebuild(pool: asyncpg.Pool, batch: int = 5000) -> Outcome:
+async def shadow_rebuild(pool: asyncpg.Pool, dsn: str, batch: int = 5000) -> Outcome:
     """The views rebuilt into their shadow from the same log (afresh, no swap: no live views in the bench)."""
     from services.views.app import VIEWS
 
     feeds = [Feed(service, p) for service, p in VIEWS.feeds("views_shadow")]
-    rebuild = ShadowRebuild(pool, VIEWS.name, VIEWS.name, VIEWS.version, VIEWS.migrations, feeds, batch=batch)
+    rebuild = ShadowRebuild(pool, VIEWS.name, VIEWS.name, VIEWS.version, VIEWS.migrations, feeds, batch=batch,
+                            dsn=dsn)
     return await rebuild.run(fresh=True, swap=False)
 
 
@@ -42,7 +44,7 @@ async def bench(dsn: str, n: int, batch: int = 5000, say: Callable[[str], None] 
         say(f"  {n:,} events in the log ({time.perf_counter() - started:.1f} s to generate)")
         await pool.execute(f"VACUUM ANALYZE {SERVICE}.events")
         read, seconds = await raw_read(pool, batch)
-        outcome = await shadow_rebuild(pool, batch)
+        outcome = await shadow_rebuild(pool, dsn, batch)
         return {"events": read, "raw_rate": read / seconds, "raw_seconds": seconds,
                 "rebuild_rate": outcome.events / outcome.seconds, "rebuild_seconds": outcome.seconds,
                 "applied": outcome.applied, "batches": outcome.batches}

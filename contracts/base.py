@@ -38,19 +38,29 @@ def _note(value: str) -> str:
     return value
 
 
-def _between(value: dt.date, latest: dt.date) -> dt.date:
+def _between(value: dt.date, ahead: dt.timedelta, surely: dt.date) -> dt.date:
+    """`value` from the earliest day to `ahead` of today. The latest day allowed only grows, so a day not after
+    `surely` (the latest when this module was loaded) needs no clock: asking it for every date of every event read
+    back was a tenth of reading an event."""
+    if LIMITS.earliest_day <= value <= surely:
+        return value
+    latest = dt.date.today() + ahead
     if not LIMITS.earliest_day <= value <= latest:
         raise ValueError(f"must lie between {LIMITS.earliest_day} and {latest} (日期不合理)")
     return value
 
 
+_DAY_AHEAD = dt.timedelta(days=LIMITS.future_days)
+_PLAN_AHEAD = dt.timedelta(days=366 * LIMITS.plan_years)  # days, not years: replace(year=…) fails on 29 February
+_LOADED = dt.date.today()
+
+
 def _day(value: dt.date) -> dt.date:
-    return _between(value, dt.date.today() + dt.timedelta(days=LIMITS.future_days))
+    return _between(value, _DAY_AHEAD, _LOADED + _DAY_AHEAD)
 
 
 def _plan_day(value: dt.date) -> dt.date:
-    # Days, not year arithmetic: replace(year=…) fails on 29 February.
-    return _between(value, dt.date.today() + dt.timedelta(days=366 * LIMITS.plan_years))
+    return _between(value, _PLAN_AHEAD, _LOADED + _PLAN_AHEAD)
 
 
 def _distinct(values: list) -> list:

@@ -108,7 +108,8 @@ HASHED: tuple[StoredField, ...] = HASHED_BY_SCHEME[1]  # release 0.1's
 
 def iso(ts: datetime) -> str:
     """One canonical text form of a timestamp, so the hash is the same before and after storage."""
-    return ts.astimezone(UTC).isoformat(timespec="microseconds")
+    # Stored timestamps come back in UTC already: converting them again costs a tenth of an event's hash.
+    return (ts if ts.tzinfo is UTC else ts.astimezone(UTC)).isoformat(timespec="microseconds")
 
 
 def _canonical(value: Any) -> Any:

@@ -42,16 +42,16 @@ def _link(version: int, prev_hash: str | None) -> str:
     return f"version {version} after {prev_hash or 'nothing'}"
 
 
-def check(head: StreamHead, event: Envelope, adopt: bool = False) -> Continuity:
+def check(head: StreamHead, event: Envelope, adopt: bool = False, recompute: bool = True) -> Continuity:
     """The verdict on `event` given its stream's applied `head` (`StreamHead()` when none was applied).
 
     The writer numbers a stream's events 1, 2, … and gives each the previous one's hash as `prev_hash` (None for
     version 1: `prepare` starts from `StreamHead()`), so the next event is exactly version head + 1 after the
     head's hash. `adopt` lets a stream without a head start at any version: for a consumer that applied events
-    before it kept heads (the caller decides when; see `OrderedConsumer`).
+    before it kept heads (the caller decides when; see `OrderedConsumer`). Without `recompute` the event's own
+    hash is taken as it is: for a rebuild whose checking process recomputes it (`gongdi.bus.hashcheck`).
     """
-    computed = own_hash(event)
-    if computed != event.hash:
+    if recompute and (computed := own_hash(event)) != event.hash:
         return Continuity(Verdict.REFUSE, f"hash {computed} from its fields", f"hash {event.hash}")
     if event.version == head.version + 1 and event.prev_hash == head.hash:
         return Continuity(Verdict.APPLY)

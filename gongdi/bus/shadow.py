@@ -12,8 +12,10 @@ schema it goes on from without a gap or a double. See docs/architecture.md, "Reb
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,13 +25,15 @@ import structlog
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from contracts.envelope import STORED, Envelope
+from contracts.envelope import Envelope
 from contracts.subjects import stream_name
 from gongdi.bus.consumer import Handler, describe, save_position
-from gongdi.bus.continuity import Verdict, check
+from gongdi.bus.continuity import Continuity, Verdict, check
+from gongdi.bus.hashcheck import Checking, Mismatch
+from gongdi.bus.logread import decode, log_end, read_log
+from gongdi.bus.setwise import SetForm, set_form
 from gongdi.store.base import Checkpoint, StoredRow, StreamHead
 from gongdi.store.migrations import Migration, migrate
-from gongdi.store.postgres import SELECT_LIST
 from gongdi.store.roles import grant_service_role
 
 Progress = Callable[[int, int], None]
@@ -38,6 +42,7 @@ REBUILD_NEEDED = "rebuild needed:"  # how a reading service's setup tells the su
 BATCH = 5000
 SWAP_WITHIN = 500  # events behind the live consumer at most when the swap (which holds queries back) is tried
 LOCK_TIMEOUT = "250ms"  # the swap gives way (and tries again) rather than make queries wait longer than this
+CHECK_APART = 20_000  # events to read from which hashes are recomputed in a checking process (its start: ~1 s)
 
 
 class RebuildError(RuntimeError):
@@ -81,7 +86,9 @@ class NeedsConnection(RuntimeError):
 
 class Batcher:
     """What a projection sees as its connection during a rebuild: its writes are queued and sent at the end of the
-    batch (or before any read), each group of the same statement as one `executemany`, a pipelined round trip.
+    batch (or before any read), each group of the same statement as one statement over all its rows when the
+    statement has a set-based form (`gongdi.bus.setwise`), else as one `executemany`; and `stamp`s, kept per row
+    to the latest only, last of all.
 
     Without `commute`, groups are runs of the same statement in the order written: the effect is exactly that of
     executing each write in turn. With it (the projection's `streams_commute`: events of different event streams
@@ -89,11 +96,14 @@ class Batcher:
     wave k, and within a wave the i-th statement of each event goes out together, so a batch of thousands of
     events over many sites takes a few dozen round trips instead of one per change of statement."""
 
-    def __init__(self, conn: asyncpg.Connection | None, commute: bool = False):
+    def __init__(self, conn: asyncpg.Connection | None, commute: bool = False,
+                 forms: dict[str, SetForm | None] | None = None):
         self._conn = conn
         self._commute = commute
         self._pending: list[tuple[int, str, list[Sequence[Any]]]] = []  # (event number, statement, rows)
         self._streams: list[str | None] = []  # event number → its stream
+        self._stamps: dict[str, dict[Any, tuple[Any, ...]]] = {}  # statement → key → (key, order, values…)
+        self._forms = {} if forms is None else forms  # statement → its set-based form (kept by the rebuild)
         self.statements = 0  # round trips made, for the profile
 
     def begin(self, stream_id: str | None) -> None:
@@ -109,6 +119,15 @@ class Batcher:
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._pending.append((len(self._streams) - 1, sql, list(rows)))
+
+    def stamp(self, sql: str, key: Any, order: Any, *values: Any) -> None:
+        """Keep, per `key`, only the stamp of greatest `order`; `sql` gets them all at the end of the flush as
+        arrays (key, order, values…). For a projection's "latest change" columns, which would otherwise be
+        updated by every event (see services.views.stamps)."""
+        stamps = self._stamps.setdefault(sql, {})
+        have = stamps.get(key)
+        if have is None or have[1] < order:
+            stamps[key] = (key, order, *values)
 
     async def fetch(self, *args: Any, **kwargs: Any) -> list[asyncpg.Record]:
         await self.flush()
@@ -159,8 +178,21 @@ class Batcher:
             self.statements += 1
             if len(rows) == 1:
                 await self._conn.execute(sql, *rows[0])
+            elif (form := await self._form(sql)) is not None and form.fits(rows):
+                await self._conn.execute(form.sql, form.argument(rows))
             else:
                 await self._conn.executemany(sql, rows)
+        stamps, self._stamps = self._stamps, {}
+        for sql, latest in stamps.items():
+            self.statements += 1
+            await self._conn.execute(sql, *(list(column) for column in zip(*latest.values(), strict=True)))
+
+    async def _form(self, sql: str) -> SetForm | None:
+        if sql not in self._forms:
+            types = [t.name if t.kind == "scalar" and t.schema == "pg_catalog" else ""
+                     for t in (await self._conn.prepare(sql)).get_parameters()]
+            self._forms[sql] = set_form(sql, types)
+        return self._forms[sql]
 
 
 @dataclass(frozen=True)
@@ -216,57 +248,16 @@ class Outcome:
         return self.applied / self.seconds if self.seconds else 0.0
 
 
-def read_sql(service: str) -> str:
-    """The relay's gap-safe read (`PostgresEventStore.read_all`: after a `(tx_id, position)` cursor, never past a
-    transaction that may still commit), ordered by the columns themselves: `ORDER BY tx_id` there names the select
-    list's `tx_id::text::bigint`, which no index has, so each read sorts the whole log (seen in EXPLAIN: a parallel
-    seq scan per batch, quadratic over a million events); qualified, the `(tx_id, position)` index serves it."""
-    return f"""SELECT {SELECT_LIST} FROM {service}.events AS e
-        WHERE (e.tx_id, e.position) > ($1::text::xid8, $2)
-          AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
-        ORDER BY e.tx_id, e.position LIMIT $3"""
-
-
-async def read_log(pool: asyncpg.Pool, service: str, after: Checkpoint, limit: int) -> list[asyncpg.Record]:
-    """The next `limit` events of `service`'s log after `after`, as the database's records (a `StoredRow` is made
-    only for a dead letter's body: 3 µs an event saved)."""
-    return await pool.fetch(read_sql(service), str(after.tx_id), after.position, limit)
-
-
-def decode(row: Any, service: str) -> Envelope:
-    """A stored row as the event the relay publishes for it. Built without validation: the columns' types are the
-    envelope's (asyncpg gives UUIDs, aware datetimes, ints), and the payload is validated by the projection's
-    contract (`parse_event`, after upcasting), as for a message from the stream. Measured 4× faster than the
-    relay's JSON round trip (`StoredRow.envelope`)."""
-    values = dict(_UNSTORED_DEFAULTS)
-    values.update(zip(_STORED_NAMES, row.values(), strict=True))  # the select list is STORED, in its order
-    values["payload"] = orjson.loads(values["payload"])
-    values["service"] = service
-    # What `Envelope.model_construct` does, minus its per-field look-ups (every field is set above): 25 µs → 2 µs
-    # an event, measured.
-    event = _new_envelope(Envelope)
-    _set(event, "__dict__", values)
-    _set(event, "__pydantic_fields_set__", _ENVELOPE_FIELDS)
-    _set(event, "__pydantic_extra__", None)
-    _set(event, "__pydantic_private__", None)
-    return event
-
-
-_STORED_NAMES = tuple(f.name for f in STORED)
-_UNSTORED_DEFAULTS = {name: f.get_default(call_default_factory=True) for name, f in Envelope.model_fields.items()
-                      if name not in _STORED_NAMES and name != "service"}
-_ENVELOPE_FIELDS = frozenset(Envelope.model_fields)
-_new_envelope = object.__new__
-_set = object.__setattr__
-
-
 class ShadowRebuild:
     """One rebuild of schema `live` in its shadow. `run` does it all; the steps are separate for tests and benches."""
 
     def __init__(self, pool: asyncpg.Pool, live: str, durable: str, version: str, migrations: Sequence[Migration],
                  feeds: Sequence[Feed], js: JetStreamContext | None = None, batch: int = BATCH,
-                 progress: Progress | None = None, log: Any = None, shadow: str | None = None):
+                 progress: Progress | None = None, log: Any = None, shadow: str | None = None,
+                 dsn: str | None = None, check_apart: int = CHECK_APART):
         self.pool = pool
+        self.dsn = dsn  # for the checking process's own connection; without it every hash is checked here
+        self.check_apart = check_apart
         self.live = live
         self.shadow = shadow or shadow_of(live)
         self.durable = durable  # the consumer name of its checkpoints: the live consumer's, to be taken over
@@ -278,6 +269,10 @@ class ShadowRebuild:
         self.progress = progress
         self.log = log or structlog.get_logger()
         self.places: dict[str, Place] = {}
+        self.forms: dict[str, SetForm | None] = {}  # each statement's set-based form, found once
+        self.checked: dict[str, Checkpoint] = {}  # per stream: hashes up to here are the checking process's
+        self.refused: dict[str, Mismatch] = {}  # event id → what the checking process found wrong with it
+        self._checks: dict[str, Checking] = {}
         self.outcome = Outcome()
         self.total = 0
 
@@ -391,7 +386,7 @@ class ShadowRebuild:
                 break
             try:
                 async with conn.transaction():
-                    batcher = Batcher(conn, getattr(feed.handler, "streams_commute", False))
+                    batcher = Batcher(conn, getattr(feed.handler, "streams_commute", False), self.forms)
                     heads, n, letters, moved = await self._queue(batcher, feed, place.heads, place.seq, rows, events)
                     await batcher.flush()
                     await self._save(conn, feed, place.seq, rows, moved)
@@ -435,7 +430,7 @@ class ShadowRebuild:
     async def _plan(self, feed: Feed, heads: dict[str, StreamHead], seq: int, rows: list[Any],
                     events: list[Envelope | Exception]) -> Plan | None:
         """The batch's checks and projection, its writes queued (no database); None when the projection reads."""
-        batcher = Batcher(None, getattr(feed.handler, "streams_commute", False))
+        batcher = Batcher(None, getattr(feed.handler, "streams_commute", False), self.forms)
         plan = Plan(rows, events, dict(heads), seq)
         try:
             plan.heads, plan.applied, plan.letters, plan.moved = await self._queue(batcher, feed, heads, seq, rows,
@@ -472,7 +467,7 @@ class ShadowRebuild:
         savepoint per event."""
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                batcher = Batcher(conn, getattr(feed.handler, "streams_commute", False))
+                batcher = Batcher(conn, getattr(feed.handler, "streams_commute", False), self.forms)
                 heads, applied, letters, moved = await self._queue(batcher, feed, place.heads, place.seq, rows,
                                                                    events)
                 await batcher.flush()
@@ -491,7 +486,7 @@ class ShadowRebuild:
         moved: dict[str, StreamHead] = {}
         applied = letters = 0
         for i, (row, event) in enumerate(zip(rows, events, strict=True)):
-            if i % 500 == 499:
+            if i % 50 == 49:
                 await asyncio.sleep(0)  # the previous batch's writes and the next read go on meanwhile
             n = seq + i + 1
             verdict, why = self._judge(feed, heads, n, event)
@@ -516,7 +511,12 @@ class ShadowRebuild:
         a dead letter, with why)."""
         if isinstance(event, Exception):
             return Verdict.REFUSE, describe(event)
-        verdict = check(heads.get(event.stream_id, StreamHead()), event)
+        if self.refused and (wrong := self.refused.get(str(event.event_id))):
+            verdict = Continuity(Verdict.REFUSE, f"hash {wrong.computed} from its fields", f"hash {wrong.stored}")
+        else:
+            until = self.checked.get(feed.stream)
+            verdict = check(heads.get(event.stream_id, StreamHead()), event,
+                            recompute=until is None or (event.tx_id, event.position) > (until.tx_id, until.position))
         if verdict.verdict is Verdict.REFUSE:
             error = verdict.error(event)
             self.log.error("event refused: it does not continue its stream", stream=feed.stream,
@@ -645,7 +645,64 @@ class ShadowRebuild:
         self.outcome.held = held
         return True
 
+    # ---- the hash check apart ----------------------------------------------------------------------------------
+
+    async def _start_checks(self) -> None:
+        """Hand the recomputing of hashes, up to each log's end as it is now, to a process of its own; the events
+        after that end are checked here, as they come."""
+        assert self.dsn is not None
+        for feed in self.feeds:
+            until = await log_end(self.pool, feed.service)
+            if until is not None:
+                self.checked[feed.stream] = until
+                self._checks[feed.stream] = await Checking.start(self.dsn, feed.service, until)
+
+    async def _checks_failed(self) -> bool:
+        """Wait for the checking process; True when the shadow applied an event whose hash it found wrong (so the
+        shadow is made afresh, refusing those events as dead letters, as a check here would have)."""
+        applied_wrong = False
+        for stream, checking in list(self._checks.items()):
+            place = self.places[stream]
+            for wrong in await checking.result():
+                self.refused[wrong.event_id] = wrong
+                self.log.error("event refused: its hash does not recompute", stream=stream, event_id=wrong.event_id,
+                               stored=wrong.stored, computed=wrong.computed)
+                applied_wrong |= (wrong.place.tx_id, wrong.place.position) <= (place.after.tx_id,
+                                                                               place.after.position)
+            del self._checks[stream]
+        if applied_wrong:
+            self.log.warning("rebuild: starting afresh without the events whose hash does not recompute",
+                             shadow=self.shadow, events=len(self.refused))
+            await self.open(fresh=True)
+            self.outcome.applied = self.outcome.dead_letters = 0
+        return applied_wrong
+
     # ---- all of it --------------------------------------------------------------------------------------------
+
+    async def _fill(self, fresh: bool, swap: bool) -> None:
+        await self.open(fresh)
+        while True:
+            limits = await self.live_positions() if swap else None
+            self.total = sum((limits or await self.log_sizes()).values())
+            if self.dsn and not self.checked and self.total - self.done >= self.check_apart:
+                await self._start_checks()
+            before = self.done
+            await self.advance(limits)
+            if swap:
+                behind = sum((await self.live_positions()).values()) - self.done
+                if behind > SWAP_WITHIN:
+                    if self.done == before:
+                        raise RebuildError(f"the logs end {behind} events before the live consumer's"
+                                           " checkpoints: the stream is not numbered like the log")
+                    continue
+            if await self._checks_failed():
+                continue
+            if not swap:
+                return
+            await self.check_numbering()
+            if await self.swap():
+                return
+            await asyncio.sleep(0.05)  # the locks were busy: a moment for the queries, then again
 
     async def run(self, fresh: bool = False, swap: bool = True) -> Outcome:
         """Open (or take up) the shadow, fill it, and with `swap` catch up with the live consumer and swap."""
@@ -657,28 +714,26 @@ class ShadowRebuild:
             try:
                 if swap and not await guard.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", self.live):
                     raise RebuildError(f"schema {self.live} does not exist: run `gongdi setup` first")
-                await self.open(fresh)
-                while True:
-                    limits = await self.live_positions() if swap else None
-                    self.total = sum((limits or await self.log_sizes()).values())
-                    before = self.done
-                    await self.advance(limits)
-                    if not swap:
-                        break
-                    behind = sum((await self.live_positions()).values()) - self.done
-                    if behind > SWAP_WITHIN:
-                        if self.done == before:
-                            raise RebuildError(f"the logs end {behind} events before the live consumer's"
-                                               " checkpoints: the stream is not numbered like the log")
-                        continue
-                    await self.check_numbering()
-                    if await self.swap():
-                        break
-                    await asyncio.sleep(0.05)  # the locks were busy: a moment for the queries, then again
+                with relaxed_collector():
+                    await self._fill(fresh, swap)
             finally:
+                for checking in self._checks.values():
+                    checking.stop()
                 await guard.execute("SELECT pg_advisory_unlock(hashtext($1))", f"gongdi-rebuild-{self.live}")
         self.outcome.events = self.done
         self.outcome.seconds = time.perf_counter() - started
         if self.progress:
             self.progress(self.done, max(self.total, self.done))
         return self.outcome
+
+
+@contextmanager
+def relaxed_collector() -> Iterator[None]:
+    """A rebuild allocates millions of short-lived objects and makes no cycles worth collecting at once: the
+    collector's default pace spent a quarter of the rebuild's time (measured); it runs a hundredth as often."""
+    before = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)

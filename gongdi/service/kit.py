@@ -421,7 +421,7 @@ class ReadingService:
         try:
             sources = [Source(service, p) for service, p in self.feeds(shadow_of(self.name))]
             return await ShadowRebuild(pool, self.name, self.name, self.version, self.migrations, sources,
-                                       nc.jetstream(), batch, progress).run(fresh, swap)
+                                       nc.jetstream(), batch, progress, dsn=settings.database_url).run(fresh, swap)
         finally:
             await nc.close()
             await pool.close()

@@ -20,6 +20,7 @@ from contracts.membership import (
 )
 from contracts.rules import DEFAULT_RULES, Rules, branch_size_warning
 from gongdi.store.migrations import Migration
+from services.views.stamps import SiteStamps
 
 STAGES = ("applicant", "activist", "target", "probationary", "full")  # in order (services.membership.domain.Stage)
 
@@ -49,14 +50,10 @@ MIGRATIONS = (
 )
 
 
-class DevelopmentViews:
+class DevelopmentViews(SiteStamps):
     """Mixed into the membership projection (which has `schema` and stamps sites): not a projection of its own."""
 
     schema: str
-
-    async def _stamp_site(self, conn: asyncpg.Connection, env: Envelope, site_id: str) -> None:
-        await conn.execute(f"UPDATE {self.schema}.site SET last_position = $2, updated_at = $3 WHERE site_id = $1",
-                           site_id, env.position, env.recorded_at)
 
     async def _advance(self, conn: asyncpg.Connection, env: Envelope, site_id: str, person_id: str, stage: str | None,
                        column: str, day: dt.date, step: str, approved_by: str) -> None:
@@ -66,7 +63,7 @@ class DevelopmentViews:
             " approvals = approvals || jsonb_build_object($5::text, $6::text)"
             " WHERE site_id = $1 AND person_id = $2",
             site_id, person_id, stage, day, step, approved_by)
-        await self._stamp_site(conn, env, site_id)
+        await self.stamp_site(conn, env, site_id)
 
     async def _ensure_member_row(self, conn: asyncpg.Connection, site_id: str, person_id: str) -> None:
         """A probationary member who arrived (admitted elsewhere) gets a row from the member's facts."""
@@ -81,7 +78,7 @@ class DevelopmentViews:
             f"INSERT INTO {self.schema}.development (site_id, person_id, name, stage, applied_on)"
             " VALUES ($1, $2, $3, 'applicant', $4)",
             e.site_id, e.person_id, e.name, e.applied_on)  # no birth date: a view never shows it
-        await self._stamp_site(conn, env, e.site_id)
+        await self.stamp_site(conn, env, e.site_id)
 
     async def activist_designated(self, conn: asyncpg.Connection, env: Envelope, e: ActivistDesignated) -> None:
         await self._advance(conn, env, e.site_id, e.person_id, "activist", "activist_on", e.designated_on,
@@ -122,13 +119,13 @@ class DevelopmentViews:
         await conn.execute(
             f"UPDATE {self.schema}.site SET branch = branch || jsonb_build_object('dissolved_on', $2::text)"
             " WHERE site_id = $1", e.site_id, e.dissolved_on.isoformat())
-        await self._stamp_site(conn, env, e.site_id)
+        await self.stamp_site(conn, env, e.site_id)
 
     async def party_group_closed(self, conn: asyncpg.Connection, env: Envelope, e: PartyGroupClosed) -> None:
         await conn.execute(
             f"UPDATE {self.schema}.party_group SET closed_on = $3 WHERE site_id = $1 AND group_id = $2",
             e.site_id, e.group_id, e.closed_on)
-        await self._stamp_site(conn, env, e.site_id)
+        await self.stamp_site(conn, env, e.site_id)
 
 
 # ---- queries --------------------------------------------------------------------------------------------------

@@ -119,15 +119,6 @@ class MembershipProjection(DevelopmentViews, MobilityViews, Projection):
         self.schema = schema
         self.rules = rules
 
-    async def _with_touch(self, conn: asyncpg.Connection, env: Envelope, sql: str, *args: object) -> None:
-        """Run `sql` and stamp the site with the event's position, in one round trip."""
-        n = len(args)
-        await conn.execute(
-            f"WITH change AS ({sql}) UPDATE {self.schema}.site SET last_position = ${n + 1}, updated_at = ${n + 2}"
-            f" WHERE site_id = ${n + 3}",
-            *args, env.position, env.recorded_at, env.site_id,
-        )
-
     async def site_registered(self, conn: asyncpg.Connection, env: Envelope, e: SiteRegistered) -> None:
         await conn.execute(
             f"INSERT INTO {self.schema}.site (site_id, name, township, department, cost_wan, planned_months,"
@@ -146,7 +137,7 @@ class MembershipProjection(DevelopmentViews, MobilityViews, Projection):
 
     async def member_arrived(self, conn: asyncpg.Connection, env: Envelope, e: MemberArrived) -> None:
         m = e.member
-        await self._with_touch(
+        await self.with_stamp(
             conn, env,
             f"INSERT INTO {self.schema}.site_member (site_id, member_id, name, status, unit_kind, unit_name, job,"
             " section, relation, admitted_on, arrived_on, gender, home_org)"
@@ -177,7 +168,7 @@ class MembershipProjection(DevelopmentViews, MobilityViews, Projection):
         )
 
     async def party_group_formed(self, conn: asyncpg.Connection, env: Envelope, e: PartyGroupFormed) -> None:
-        await self._with_touch(
+        await self.with_stamp(
             conn, env,
             f"INSERT INTO {self.schema}.party_group (site_id, group_id, name, section, leader, members, formed_on)"
             " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",

@@ -13,6 +13,7 @@ import asyncpg
 from contracts.envelope import Envelope
 from contracts.membership import ContactEscalated, ContactLost, ContactRestored, RelationTransferred, TransferPrompted
 from gongdi.store.migrations import Migration
+from services.views.stamps import SiteStamps
 
 TRANSFER, LOST, ESCALATED = "transfer", "lost", "escalated"  # the kinds of item
 
@@ -32,7 +33,7 @@ MIGRATIONS = (
 )
 
 
-class MobilityViews:
+class MobilityViews(SiteStamps):
     """Mixed into the membership projection (which has `schema` and stamps sites): not a projection of its own."""
 
     schema: str
@@ -45,11 +46,7 @@ class MobilityViews:
             " since = EXCLUDED.since, due_on = EXCLUDED.due_on, fired_on = EXCLUDED.fired_on,"
             " position = EXCLUDED.position",
             site_id, member_id, kind, since, due_on, fired_on, env.position)
-        await self._stamp(conn, env, site_id)
-
-    async def _stamp(self, conn: asyncpg.Connection, env: Envelope, site_id: str) -> None:
-        await conn.execute(f"UPDATE {self.schema}.site SET last_position = $2, updated_at = $3 WHERE site_id = $1",
-                           site_id, env.position, env.recorded_at)
+        await self.stamp_site(conn, env, site_id)
 
     async def _done(self, conn: asyncpg.Connection, site_id: str, member_id: str, *kinds: str) -> None:
         await conn.execute(
@@ -65,7 +62,7 @@ class MobilityViews:
             f"UPDATE {self.schema}.site_member SET relation = 'transferred' WHERE site_id = $1 AND member_id = $2",
             e.site_id, e.member_id)
         await self._done(conn, e.site_id, e.member_id, TRANSFER)
-        await self._stamp(conn, env, e.site_id)
+        await self.stamp_site(conn, env, e.site_id)
 
     async def transfer_prompted(self, conn: asyncpg.Connection, env: Envelope, e: TransferPrompted) -> None:
         await self._todo(conn, env, e.site_id, e.member_id, TRANSFER, e.arrived_on, e.due_on, e.prompted_on)
@@ -78,7 +75,7 @@ class MobilityViews:
 
     async def contact_restored(self, conn: asyncpg.Connection, env: Envelope, e: ContactRestored) -> None:
         await self._done(conn, e.site_id, e.member_id, LOST, ESCALATED)
-        await self._stamp(conn, env, e.site_id)
+        await self.stamp_site(conn, env, e.site_id)
 
 
 # ---- queries --------------------------------------------------------------------------------------

@@ -281,3 +281,51 @@ async def test_shadow_rebuild_dead_letters_what_it_cannot_store_and_goes_on(pool
     assert letters[1]["error"].startswith("CheckViolationError[23514]")
     assert await pool.fetchval("SELECT stream_seq FROM t_shadow.consumer_checkpoint") == 10
     assert await pool.fetchval("SELECT version FROM t_shadow.stream_head WHERE stream_id = 's-1'") == 10
+
+
+async def rebuilt_tables(pool: asyncpg.Pool, schema: str) -> dict[str, list[tuple]]:
+    tables = [r["tablename"] for r in await pool.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename", schema)]
+    out = {}
+    for table in tables:
+        if table in {"schema_migrations", "rebuild_cursor"}:
+            continue
+        columns = [r["column_name"] for r in await pool.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2"
+            " AND column_name NOT IN ('updated_at', 'dead_lettered_at', 'recorded_at')", schema, table)]
+        listed = ", ".join(columns)
+        out[table] = sorted((tuple(r) for r in await pool.fetch(f"SELECT {listed} FROM {schema}.{table}")), key=repr)
+    return out
+
+
+async def test_hashes_checked_in_a_process_apart_refuse_what_a_check_here_refuses(pool: asyncpg.Pool,
+                                                                                  ready_settings: Settings):
+    """The views rebuilt with every hash recomputed in the rebuilding process, and with the hashes handed to the
+    checking process (and a tampered event found only after the shadow applied it): the same tables, letters and
+    checkpoints."""
+    await generate(pool, 600, sites=12)
+    tampered = await pool.fetchrow("SELECT event_id, stream_id FROM membership.events"
+                                   " WHERE event_type = 'MemberArrived' ORDER BY position LIMIT 1 OFFSET 200")
+    async with pool.acquire() as conn:
+        await conn.execute("SET session_replication_role = replica")  # past the append-only triggers, as an attacker
+        await conn.execute("UPDATE membership.events SET payload = jsonb_set(payload, '{member,name}', '\"改名\"')"
+                           " WHERE event_id = $1", tampered["event_id"])
+        await conn.execute("SET session_replication_role = origin")
+    outcomes = {}
+    for schema, dsn in (("views_here", None), ("views_apart", ready_settings.database_url)):
+        feeds = [shadow.Feed(service, p) for service, p in VIEWS.feeds(schema)]
+        outcomes[schema] = await shadow.ShadowRebuild(
+            pool, "views", "views", VIEWS.version, VIEWS.migrations, feeds, batch=100, shadow=schema, dsn=dsn,
+            check_apart=0).run(fresh=True, swap=False)
+    here, apart = outcomes["views_here"], outcomes["views_apart"]
+    assert here.events == apart.events == 600
+    # The tampered arrival and every later event of its stream are refused; everything else applied.
+    later = await pool.fetchval("SELECT count(*) FROM membership.events WHERE stream_id = $1 AND version >"
+                                " (SELECT version FROM membership.events WHERE event_id = $2)",
+                                tampered["stream_id"], tampered["event_id"])
+    assert here.dead_letters == apart.dead_letters == 1 + later
+    assert (here.applied, apart.applied) == (600 - 1 - later,) * 2
+    letters = await pool.fetch("SELECT error FROM views_apart.dead_letters ORDER BY stream_seq LIMIT 1")
+    assert "hash" in letters[0]["error"]
+    assert await rebuilt_tables(pool, "views_here") == await rebuilt_tables(pool, "views_apart")
+    assert "改名" not in str(await rebuilt_tables(pool, "views_apart"))

@@ -42,3 +42,10 @@ def test_progress_line():
     line = bar_line(500, 1000, 500, 2.0, width=10)
     assert "[#####.....]" in line and "500/1,000" in line and "250/s" in line and "剩余 2s" in line
     assert "?" in bar_line(0, 0, 0, 0.0)
+
+
+def test_stamps_keep_the_latest_per_key_only():
+    batcher = Batcher(None, True)  # type: ignore[arg-type]
+    for key, order, value in [("a", 3, "x"), ("b", 1, "y"), ("a", 5, "z"), ("a", 4, "w")]:
+        batcher.stamp("stamp", key, order, value)
+    assert batcher._stamps == {"stamp": {"a": ("a", 5, "z"), "b": ("b", 1, "y")}}
