@@ -24,7 +24,7 @@ demo: $(STAMP) $(ASSETS)
 
 test: $(STAMP) $(ASSETS)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
