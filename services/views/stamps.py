@@ -1,6 +1,8 @@
 """A site's stamp (`last_position`, `updated_at`: the latest event that changed what the views show of it)."""
 from __future__ import annotations
 
+import functools
+
 import asyncpg
 
 from contracts.envelope import Envelope
@@ -16,7 +18,9 @@ class SiteStamps:
 
     schema: str
 
+    @functools.cached_property
     def _batched_stamp(self) -> str:
+        """The set-based stamp, made once: it is asked for by every event of a rebuild."""
         return (f"UPDATE {self.schema}.site AS s SET last_position = a.position, updated_at = a.at"
                 " FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS a(site_id, position, at)"
                 " WHERE s.site_id = a.site_id AND s.last_position < a.position")
@@ -24,7 +28,7 @@ class SiteStamps:
     async def stamp_site(self, conn: asyncpg.Connection, env: Envelope, site_id: str) -> None:
         stamp = getattr(conn, "stamp", None)
         if stamp is not None:
-            stamp(self._batched_stamp(), site_id, env.position, env.recorded_at)
+            stamp(self._batched_stamp, site_id, env.position, env.recorded_at)
             return
         await conn.execute(f"UPDATE {self.schema}.site SET last_position = $2, updated_at = $3 WHERE site_id = $1",
                            site_id, env.position, env.recorded_at)
