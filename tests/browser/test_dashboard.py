@@ -20,7 +20,7 @@ from tests.integration.gateway import Gateway, arrival, post
 BIG_SCREEN = {"width": 1920, "height": 1080}
 LAPTOP = {"width": 1366, "height": 900}
 CITY_FIGURES = ["projects", "workers", "members", "branches", "full_members"]
-LIVE_DEADLINE_MS = 5_000  # generous for a loaded 2-core machine; the measured time is printed
+LIVE_DEADLINE_MS = 15_000  # a bound on failure, generous for a loaded 2-core machine; the measured time is printed
 CJK = re.compile("[\u4e00-\u9fff]")
 SECRETARY = f"site.{DEMO_TOWNSHIP}.{DEMO_SITE}"
 

@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from gongdi.sheets.columns import MEMBER_COLUMNS
 from tests.browser.conftest import launched
 from tests.conftest import Servers
-from tests.integration.gateway import Gateway, post, running_gateway, site
+from tests.integration.gateway import Gateway, eventually, post, running_gateway, site
 
 TOWNSHIP = "township.bailin"
 HEADERS = [h for h, _ in MEMBER_COLUMNS]
@@ -29,6 +29,9 @@ def gw(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[G
             for site_id, township in (("up-own", "bailin"), ("up-far", "diantou")):
                 reply = post(city, "membership", "RegisterSite", site(site_id, township))
                 assert reply.status_code == 200, reply.text
+            # the page's dry run finds sites through the views: wait until they show both
+            assert eventually(lambda: all(city.get("/api/views/site", params={"site_id": s}).status_code == 200
+                                          for s in ("up-own", "up-far")), timeout=30)
         yield gateway
 
 

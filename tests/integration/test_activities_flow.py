@@ -40,8 +40,11 @@ async def site_with_members(client: GongdiClient, site_id: str, members: list[st
         assert (await client.send(MEMBERSHIP, f.arrive(site_id, m)))["ok"]
 
     async def talks_created() -> bool:
-        reply = await client.query("views", "talks", {"site_id": site_id})
-        return len(reply["data"]["open"]) == len(members)
+        # the talks and the members reach the views through two consumers apart: wait for both
+        talks = await client.query("views", "talks", {"site_id": site_id})
+        site = await client.query("views", "site", {"site_id": site_id})
+        return (len(talks["data"]["open"]) == len(members) and site["ok"]
+                and site["data"]["members_present"] == len(members))
 
     assert await eventually(talks_created), "the activities policy did not create the arrival talks"
 

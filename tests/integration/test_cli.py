@@ -39,9 +39,9 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
 
         sent = gongdi(home, "send", "membership", "RecordArrival", json.dumps(ARRIVAL))
         assert sent.returncode == 0, sent.stdout
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + 30.0  # a bound on failure, not a speed claim: each poll starts a process
         while json.loads(gongdi(home, "view", "city", "--json").stdout)["members"] != 252:
-            assert time.monotonic() < deadline, "the arrival did not reach the city view within a second"
+            assert time.monotonic() < deadline, "the arrival did not reach the city view"
         site = gongdi(home, "view", "site", "xm-002")
         assert "在场党员 4" in site.stdout
 
@@ -78,7 +78,7 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
                                   "outcome": "结清", "amount_settled_yuan": "5000"}),
         ):
             assert gongdi(home, "send", "liaison", name, json.dumps(body)).returncode == 0
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 30.0
         while wages()["resolved"] != before + 1:
             assert time.monotonic() < deadline, "the resolved dispute did not reach the city view"
         printed = gongdi(home, "view", "city").stdout

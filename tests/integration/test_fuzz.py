@@ -34,7 +34,7 @@ from tests.integration.conftest import _fresh, _wait_ready
 from tests.integration.waiting import eventually
 
 EXAMPLES = 20  # generated per command subject (28 subjects), besides the explicit probes
-REPLY_TIMEOUT = 5.0  # seconds: a request unanswered this long is a failure, never retried
+REPLY_TIMEOUT = 15.0  # seconds: a request unanswered this long is a failure, never retried
 CONTRACTS = (membership, activities, liaison)
 MODELS = {(c.SERVICE, name): model for c in CONTRACTS for name, model in c.COMMANDS.items()}
 CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")

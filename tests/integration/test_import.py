@@ -248,6 +248,8 @@ async def test_a_township_importing_another_townships_rows_is_forbidden_on_those
     roster = workbook("名册", M_HEADERS, [member_row(工地编号="own-1", 党员编号="tw-1", 姓名="本镇党员"),
                                         member_row(工地编号="far-1", 党员编号="tw-2", 姓名="外镇党员"),
                                         member_row(工地编号="外镇工程", 党员编号="tw-3", 姓名="按名称")])
+    # the dry run finds sites through the views: wait until they show own-1
+    assert await eventually_async(lambda: site_names_visible(gw, "bailin", "本镇工程"))
     foreseen = await imported(gw, "township.bailin", "members", roster, "m.xlsx", dry_run=True)
     assert by_row(foreseen) == {3: (VALID, None), 5: (REFUSED, "UNKNOWN_SITE"), 6: (REFUSED, "UNKNOWN_SITE")}
     before = await count_events(gw)
@@ -312,6 +314,8 @@ def test_the_cli_imports_writes_the_result_file_and_says_when_rows_were_refused(
     roster = tmp_path / "名册.xlsx"
     roster.write_bytes(workbook("名册", M_HEADERS, [member_row(工地编号="cli-1", 党员编号="cli-m1"),
                                                    member_row(工地编号="cli-1", 党员编号="cli-m2", 性别="X")]))
+    with gw.client("city") as city:  # the dry run finds sites through the views
+        assert eventually(lambda: city.get("/api/views/site", params={"site_id": "cli-1"}).status_code == 200)
     dry = cli(gw, home, "city", "members", str(roster), "--dry-run")
     assert dry.returncode == 1 and "校验通过 1" in dry.stdout and "INVALID_CHOICE" in dry.stdout
     assert (tmp_path / "名册-校验结果.xlsx").exists()

@@ -138,7 +138,7 @@ async def test_branch_covers_a_gap_and_live_change_is_published(client: GongdiCl
         formed = await client.send(SERVICE, f.form_branch("delta", "d1"))
         position = formed["events"][0]["position"]
         while True:  # other services' changes to the site (e.g. arrival talks) come on the same subject
-            change = orjson.loads((await live.next_msg(timeout=5)).data)
+            change = orjson.loads((await live.next_msg(timeout=30)).data)
             assert change["site_id"] == "delta"
             if change["service"] == SERVICE and change["position"] >= position:
                 break

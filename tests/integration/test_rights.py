@@ -116,7 +116,7 @@ async def clients(people: dict[str, Settings], platform: Any) -> AsyncIterator[d
 
     async def connected(who: str) -> bool:
         try:  # a new secretary's user exists once the server has re-read its accounts
-            out[who] = await GongdiClient.connect(people[who], timeout=5)
+            out[who] = await GongdiClient.connect(people[who], timeout=15)
         except (nats.errors.Error, OSError):
             return False
         return True

@@ -62,7 +62,7 @@ async def connect(admin_settings: Settings, servers: Servers) -> AsyncIterator[A
     opened: list[GongdiClient] = []
 
     async def as_identity(who: str) -> GongdiClient:
-        c = await GongdiClient.connect(servers.as_identity(admin_settings, who), timeout=5)
+        c = await GongdiClient.connect(servers.as_identity(admin_settings, who), timeout=15)
         opened.append(c)
         return c
 
