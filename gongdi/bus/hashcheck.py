@@ -4,6 +4,9 @@ the machine's second core takes it)."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -15,6 +18,7 @@ from gongdi.bus.logread import decode, read_log
 from gongdi.store.base import Checkpoint
 
 BATCH = 5000
+PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent dies
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,12 @@ class Checking:
     async def start(cls, dsn: str, service: str, until: Checkpoint) -> Checking:
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gongdi.bus.hashcheck",
                                                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-        return cls(proc, orjson.dumps({"dsn": dsn, "service": service, "until": [until.tx_id, until.position]}))
+        return cls(proc, orjson.dumps({"dsn": dsn, "service": service, "until": [until.tx_id, until.position],
+                                       "parent": os.getpid()}))
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
 
     async def result(self) -> list[Mismatch]:
         out, _ = await self._answer
@@ -80,8 +89,18 @@ async def check(dsn: str, service: str, until: Checkpoint) -> list[Mismatch]:
         await conn.close()
 
 
+def end_with_parent(parent: int) -> None:
+    """A rebuild killed with -9 takes its check with it, rather than leaving it to read its whole stretch first
+    (Linux; elsewhere the check ends when it writes its answer to the closed pipe)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the signal was asked for
+        raise SystemExit("the rebuild that started this check has ended")
+
+
 def main() -> None:
     request = orjson.loads(sys.stdin.buffer.read())
+    end_with_parent(request["parent"])
     found = asyncio.run(check(request["dsn"], request["service"], Checkpoint(*request["until"])))
     sys.stdout.buffer.write(orjson.dumps([
         {"event_id": m.event_id, "place": [m.place.tx_id, m.place.position], "stored": m.stored,
