@@ -68,6 +68,7 @@ from gongdi.service.process import (
     migrate_schema,
     refusal,
     reply_handler,
+    role_password,
     run_until_signalled,
 )
 from gongdi.service.process import broker as make_broker
@@ -268,9 +269,10 @@ class WritingService:
                 "truncated": found.truncated}
         return orjson.dumps({"ok": True, "data": data}, default=str)
 
-    async def setup(self, settings: Settings) -> list[str]:
-        """Idempotent: migrations, the service's stream, and its consumers of other services' events."""
-        lines = [await migrate_schema(settings, self.name, self.migrations, self.routines)]
+    async def setup(self, settings: Settings, password: str | None = None) -> list[str]:
+        """Idempotent: migrations (and the login role, `password` its password), the service's stream, and its
+        consumers of other services' events."""
+        lines = [await migrate_schema(settings, self.name, self.migrations, self.routines, password)]
         nc = await connect_nats(settings, f"{self.name}-setup")
         try:
             js = nc.jetstream()
@@ -305,7 +307,7 @@ class WritingService:
         run_command(self.name, argv, {
             "serve": lambda settings, _args: asyncio.run(self.app(settings).run()),
             "relay": lambda settings, _args: run_until_signalled(lambda stop: self.relay(settings, stop)),
-            "setup": lambda settings, _args: print(*asyncio.run(self.setup(settings)), sep="\n"),
+            "setup": lambda settings, _args: print(*asyncio.run(self.setup(settings, role_password())), sep="\n"),
         })
 
 
@@ -384,10 +386,10 @@ class ReadingService:
 
         return FastStream(broker, lifespan=lifespan, logger=None)
 
-    async def setup(self, settings: Settings) -> list[str]:
-        """Idempotent: migrations, and one durable consumer per source stream; a line `rebuild needed: …` when the
-        schema was built by another code version."""
-        lines = [await migrate_schema(settings, self.name, self.migrations)]
+    async def setup(self, settings: Settings, password: str | None = None) -> list[str]:
+        """Idempotent: migrations (and the login role, `password` its password), and one durable consumer per
+        source stream; a line `rebuild needed: …` when the schema was built by another code version."""
+        lines = [await migrate_schema(settings, self.name, self.migrations, password=password)]
         conn = await asyncpg.connect(settings.database_url)
         try:
             stale = await check_version(conn, self.name, self.version)
@@ -459,7 +461,7 @@ class ReadingService:
 
         run_command(self.name, argv, {
             "serve": lambda settings, _args: asyncio.run(self.app(settings).run()),
-            "setup": lambda settings, _args: print(*asyncio.run(self.setup(settings)), sep="\n"),
+            "setup": lambda settings, _args: print(*asyncio.run(self.setup(settings, role_password())), sep="\n"),
             "rebuild": rebuild_into,
             "swap": rebuild_and_swap,
         })

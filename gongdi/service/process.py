@@ -41,16 +41,21 @@ async def create_pool(settings: Settings, size: int | None = None) -> asyncpg.Po
     return pool
 
 
+def role_password() -> str | None:
+    """The password `setup` gives its service's login role. From the environment, not Settings: only a setup
+    process is given it (by the supervisor), and no process but setup should carry it."""
+    return os.environ.get(ROLE_PASSWORD_ENV)
+
+
 async def migrate_schema(settings: Settings, schema: str, migrations: Sequence[Migration],
-                         routines: Sequence[Callable[[str], str]] = ()) -> str:
+                         routines: Sequence[Callable[[str], str]] = (), password: str | None = None) -> str:
     """`setup`'s work on Postgres for one schema, as its owner: its numbered migrations, its routines, then the
-    service's own login role and its rights (gongdi.store.roles), re-granted every time."""
+    service's own login role (with `password`; None: the role as it is) and its rights (gongdi.store.roles),
+    re-granted every time."""
     conn = await asyncpg.connect(settings.database_url)
     try:
         migrated = await migrate(conn, schema, migrations, routines)
-        # Read here, not from Settings: only a setup process is given it (by the supervisor), and no process
-        # but setup should carry it.
-        granted = await grant_service_role(conn, schema, os.environ.get(ROLE_PASSWORD_ENV))
+        granted = await grant_service_role(conn, schema, password)
         return f"{migrated}\n{granted}"
     finally:
         await conn.close()
