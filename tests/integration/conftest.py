@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import nats
@@ -69,14 +70,44 @@ def admin_settings(ready_settings: Settings, servers: Servers) -> Settings:
 def platform(ready_settings: Settings, admin_settings: Settings, servers: Servers, tmp_path: Path
              ) -> Iterator[Supervisor]:
     """Every service as its own process and bus user, the way `gongdi up` runs them."""
-    sup = Supervisor(ready_settings, tmp_path / "logs", say=lambda *_: None, passwords=servers.credentials.nats,
+    yield from _running(ready_settings, admin_settings, servers, tmp_path / "logs")
+
+
+def _running(ready: Settings, admin: Settings, servers: Servers, logs: Path) -> Iterator[Supervisor]:
+    sup = Supervisor(ready, logs, say=lambda *_: None, passwords=servers.credentials.nats,
                      database_passwords=servers.credentials.postgres)
     sup.start()
     try:
-        asyncio.run(_wait_ready(admin_settings))
+        asyncio.run(_wait_ready(admin))
         yield sup
     finally:
         sup.stop()
+
+
+def shared_platform() -> tuple[Any, ...]:
+    """`settings, ready_settings, admin_settings, platform = shared_platform()` in a test module: one platform for
+    all of its tests (set up and started once, not per test), for modules whose tests kill nothing and expect the
+    facts the tests before them recorded."""
+
+    @pytest.fixture(scope="module", name="settings")
+    def module_settings(servers: Servers) -> Settings:
+        return asyncio.run(_fresh(servers))
+
+    @pytest.fixture(scope="module", name="ready_settings")
+    def module_ready_settings(settings: Settings, servers: Servers) -> Settings:
+        asyncio.run(_set_up(settings, servers))
+        return settings
+
+    @pytest.fixture(scope="module", name="admin_settings")
+    def module_admin_settings(ready_settings: Settings, servers: Servers) -> Settings:
+        return servers.as_identity(ready_settings, "city")
+
+    @pytest.fixture(scope="module", name="platform")
+    def module_platform(ready_settings: Settings, admin_settings: Settings, servers: Servers,
+                        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
+        yield from _running(ready_settings, admin_settings, servers, tmp_path_factory.mktemp("platform") / "logs")
+
+    return module_settings, module_ready_settings, module_admin_settings, module_platform
 
 
 async def _wait_ready(settings: Settings, timeout: float = 30.0) -> None:
