@@ -5,12 +5,15 @@ importing another township's sites gets FORBIDDEN on those rows from the service
 
 import asyncio
 import base64
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import nats.errors
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -18,7 +21,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from contracts.city import City
 from contracts.replies import ErrorInfo, QueryReply
 from gongdi.ops.client import UNREACHABLE
-from gongdi.sheets.importing import WIDTH, Report, kind_of, result_file, run_import
+from gongdi.sheets.importing import WIDTH, Progress, Report, kind_of, read, result_file, run_import
 from gongdi.sheets.reading import MAX_BYTES, SheetError
 from gongdi.sheets.templates import TITLES, template, template_csv
 from services.gateway.api import refused, session_dependency
@@ -26,6 +29,9 @@ from services.gateway.metrics import Metrics
 from services.gateway.sessions import Session, Sessions
 
 ImportKind = Literal["members", "sites"]
+NDJSON = "application/x-ndjson"
+UNREACHABLE_TEXT = "平台暂时无法访问，请稍后重试 (the platform did not answer)"
+PROGRESS_EVERY = 0.25  # seconds between progress lines at most (the first and the last row always have one)
 MAX_BODY = MAX_BYTES + 64 * 1024  # the file and the form's own lines
 MEDIA = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "csv": "text/csv; charset=utf-8"}
 FORM = {"multipart/form-data": {"schema": {
@@ -111,6 +117,7 @@ def build_imports(app: FastAPI, sessions: Sessions, metrics: Metrics, city: City
               422: {"model": QueryReply, "description": "不是可读取的表格，或缺少表头"},
               503: {"model": QueryReply, "description": "平台暂时无法访问"}}
     router = APIRouter(prefix="/api/import", tags=["导入"])
+    running: set[asyncio.Task] = set()  # imports whose page went away: they still finish (a re-import shows 已导入)
     kinds = "members 党员花名册（每行一条 RecordArrival）、sites 重点项目清单（每行一条 RegisterSite）"
 
     @router.get("/{kind}/template", summary="下载导入模板", response_class=Response,
@@ -131,7 +138,8 @@ def build_imports(app: FastAPI, sessions: Sessions, metrics: Metrics, city: City
                            session: Current, dry_run: Annotated[bool, Query()] = False) -> Response:
         """每行作为一条普通命令，以登录身份发送（权限与逐条记录相同）；命令编号由行内容推出，同一文件再导入不会
         重复记录（回复为“已导入”）。`dry_run` 只校验、不记录。回复每行的结果，以及带“导入结果”列的原文件
-        （base64）。"""
+        （base64）。请求头 `Accept: application/x-ndjson` 时逐行回复：发送过程中的进度
+        `{"progress": {"done": 已处理行数, "total": 总行数}}`，最后一行是同样的回复。"""
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_BODY:
             return refused("REQUEST_TOO_LARGE", f"文件超过 {MAX_BYTES // (1024 * 1024)} MB，请分成几个文件导入")
@@ -143,17 +151,60 @@ def build_imports(app: FastAPI, sessions: Sessions, metrics: Metrics, city: City
             return refused("VALIDATION_FAILED", f"file: {exc}", "file")
         dry = dry_run or bool(flag)
         try:
-            report = await run_import(kind_of(kind), data, filename, city, session.client, dry, WIDTH)
+            sheet = await asyncio.to_thread(read, kind_of(kind), data, filename)
         except SheetError as exc:
             metrics.count("import", kind, exc.code)
             return refused("VALIDATION_FAILED", f"file: {exc.message} ({exc.code})", "file")
-        except (*UNREACHABLE, nats.errors.Error):
-            metrics.count("import", kind, "UNREACHABLE")
-            return refused("UNREACHABLE", "平台暂时无法访问，请稍后重试 (the platform did not answer)")
-        metrics.count("import", kind, "dry_run" if dry else "refused_rows" if report.refused else "ok")
-        return JSONResponse({"ok": True, "data": await asyncio.to_thread(_body, kind, data, report)})
+
+        async def imported(progress: Progress | None) -> dict[str, Any]:
+            try:
+                report = await run_import(kind_of(kind), data, filename, city, session.client, dry, WIDTH,
+                                          progress, sheet=sheet)
+            except (*UNREACHABLE, nats.errors.Error):
+                metrics.count("import", kind, "UNREACHABLE")
+                return {"ok": False, "error": ErrorInfo(code="UNREACHABLE", message=UNREACHABLE_TEXT).model_dump()}
+            metrics.count("import", kind, "dry_run" if dry else "refused_rows" if report.refused else "ok")
+            return {"ok": True, "data": await asyncio.to_thread(_body, kind, data, report)}
+
+        if NDJSON in request.headers.get("accept", ""):
+            return StreamingResponse(_with_progress(imported, running), media_type=NDJSON)
+        reply = await imported(None)
+        if not reply["ok"]:
+            return refused(reply["error"]["code"], reply["error"]["message"])
+        return JSONResponse(reply)
 
     app.include_router(router)
+
+
+async def _with_progress(imported: Callable[[Progress], Awaitable[dict[str, Any]]], running: set[asyncio.Task]
+                         ) -> AsyncIterator[bytes]:
+    """The import as lines of JSON (`Accept: application/x-ndjson`): `{"progress": {"done", "total"}}` as rows are
+    sent, then the reply the plain request gets. A page shows how far a long file has come."""
+    lines: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
+    last = 0.0
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done in (1, total) or now - last >= PROGRESS_EVERY:
+            last = now
+            lines.put_nowait((done, total))
+
+    task = asyncio.ensure_future(imported(progress))
+    running.add(task)
+    task.add_done_callback(running.discard)
+    while not task.done() or not lines.empty():
+        if lines.empty():
+            waiting = asyncio.ensure_future(lines.get())
+            await asyncio.wait((task, waiting), return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                waiting.cancel()
+                continue
+            done, total = waiting.result()
+        else:
+            done, total = lines.get_nowait()
+        yield orjson.dumps({"progress": {"done": done, "total": total}}) + b"\n"
+    yield orjson.dumps(task.result()) + b"\n"
 
 
 def _body(kind: str, data: bytes, report: Report) -> dict[str, Any]:

@@ -96,6 +96,7 @@ def test_a_township_checks_imports_and_reimports_a_roster_and_sees_each_rows_res
         # Row 4 is another township's site: the dry run already says it is out of this identity's reach.
         assert statuses(page) == {"2": ["valid", ""], "3": ["refused", "INVALID_DATE"],
                                   "4": ["refused", "UNKNOWN_SITE"]}
+        assert page.locator("#import-progress").is_hidden()  # a dry run sends nothing
         with gw.client("city") as city:
             assert city.get("/api/views/site", params={"site_id": "up-own"}).json()["data"]["members_present"] == 0
 
@@ -105,6 +106,10 @@ def test_a_township_checks_imports_and_reimports_a_roster_and_sees_each_rows_res
                                timeout=15_000)
         assert statuses(page) == {"2": ["recorded", ""], "3": ["refused", "INVALID_DATE"],
                                   "4": ["refused", "FORBIDDEN"]}
+        # the progress the page was sent as rows went out: rows 2 and 4 (row 3 is refused before sending)
+        assert page.evaluate("window.__importProgress") == [{"done": 1, "total": 2}, {"done": 2, "total": 2}]
+        bar = page.locator("#import-progress")
+        assert bar.is_visible() and bar.evaluate("b => [b.value, b.max]") == [2, 2]
         refused = page.locator('#import-rows tr[data-row="3"]').inner_text()
         assert "进场日期" in refused and "不是有效的日期" in refused
         assert "OTHER_TOWNSHIP" in page.locator('#import-rows tr[data-row="4"]').inner_text()

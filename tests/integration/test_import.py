@@ -8,6 +8,8 @@ import base64
 import csv
 import datetime as dt
 import io
+import itertools
+import json
 import os
 import re
 import subprocess
@@ -388,6 +390,29 @@ def test_the_upload_api_imports_and_answers_per_row_with_the_result_file(gw: Gat
         assert "filename*=UTF-8''" in template.headers["content-disposition"]
         assert [c.value for c in load_workbook(io.BytesIO(template.content)).active[1]] == M_HEADERS
         assert city.get("/api/import/sites/template?format=csv").content.startswith(b"\xef\xbb\xbf")
+
+
+def test_the_upload_api_streams_its_progress_when_asked_then_the_same_reply(gw: Gateway):
+    rows = [site_row(工地编号=f"prog-{i}", 项目名称=f"进度工程{i}") for i in range(30)]
+    data = workbook("清单", S_HEADERS, [*rows, site_row(工地编号="prog-x", 项目名称="进度外", 所属乡镇="火星")])
+    with gw.client("city") as city:
+        streamed = city.post("/api/import/sites", files={"file": ("清单.xlsx", data, XLSX)},
+                             headers={"Accept": "application/x-ndjson"})
+        assert streamed.status_code == 200 and streamed.headers["content-type"] == "application/x-ndjson"
+        lines = [json.loads(line) for line in streamed.text.splitlines()]
+        progress = [line["progress"] for line in lines[:-1]]
+        assert progress[0] == {"done": 1, "total": 30} and progress[-1] == {"done": 30, "total": 30}, progress
+        assert all(a["done"] < b["done"] for a, b in itertools.pairwise(progress))  # only forward
+        reply = lines[-1]
+        assert reply["ok"] and reply["data"]["counts"]["recorded"] == 30 and reply["data"]["counts"]["refused"] == 1
+        # the same file again, the plain way: the same reply's shape, every row already there
+        again = city.post("/api/import/sites", files={"file": ("清单.xlsx", data, XLSX)}).json()
+        assert set(again) == set(reply) and set(again["data"]) == set(reply["data"])
+        assert again["data"]["counts"]["already"] == 30
+        # a file that cannot be read is refused before any line, with its status, as without the header
+        junk = city.post("/api/import/members", files={"file": ("名册.xlsx", b"\x89PNG\r\n\x1a\n\x00", XLSX)},
+                         headers={"Accept": "application/x-ndjson"})
+        assert junk.status_code == 422 and "NOT_A_SPREADSHEET" in junk.json()["error"]["message"]
 
 
 def test_the_upload_api_refuses_what_is_no_spreadsheet_clearly(gw: Gateway):

@@ -64,6 +64,35 @@ function filterRows() {
   }
 }
 
+// A long file's progress: the reply comes as lines of JSON, {"progress": {done, total}} while rows are sent, then
+// the reply itself, returned here.
+async function lastLine(res, onProgress) {
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = '';
+  let last = null;
+  for (;;) {
+    const { value, done } = await reader.read();
+    buffered += decoder.decode(value || new Uint8Array(), { stream: !done });
+    const lines = buffered.split('\n');
+    buffered = lines.pop();
+    for (const line of lines.filter((l) => l.trim())) {
+      const message = JSON.parse(line);
+      if (message.progress) onProgress(message.progress); else last = message;
+    }
+    if (done) return buffered.trim() ? JSON.parse(buffered) : last;
+  }
+}
+
+function showProgress(status, p) {
+  window.__importProgress.push(p);
+  const bar = document.getElementById('import-progress');
+  bar.hidden = false;
+  bar.max = p.total;
+  bar.value = p.done;
+  status.textContent = `正在导入：已处理 ${p.done} / ${p.total} 行`;
+}
+
 async function upload(ev) {
   ev.preventDefault();
   showError('');
@@ -76,18 +105,23 @@ async function upload(ev) {
   const button = document.getElementById('import-submit');
   const status = document.getElementById('import-status');
   button.disabled = true;
+  window.__importProgress = [];
+  document.getElementById('import-progress').hidden = true;
   status.dataset.state = 'busy';
   status.textContent = dry ? '正在校验…' : '正在导入，每行一条记录，请稍候…';
   try {
     let res;
     try {
-      res = await fetch(`/api/import/${encodeURIComponent(kind())}`, { method: 'POST', body, credentials: 'same-origin', cache: 'no-store' });
+      res = await fetch(`/api/import/${encodeURIComponent(kind())}`, {
+        method: 'POST', body, credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/x-ndjson' } });
     } catch {
       throw new ApiError(0, null);
     }
-    let payload = null;
-    try { payload = await res.json(); } catch { payload = null; }
     if (res.status === 401) { goLogin(); return; }
+    let payload = null;
+    try {
+      payload = res.ok ? await lastLine(res, (p) => showProgress(status, p)) : await res.json();
+    } catch { payload = null; }
     if (!res.ok || !payload || payload.ok !== true) throw new ApiError(res.ok ? 500 : res.status, payload && payload.error);
     render(payload.data);
     const c = payload.data.counts;
