@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -81,8 +82,10 @@ class Identity:
             return self.township
         return None
 
-    def check_write(self, scope: str, township: str | None, site_id: str, registering: bool = False) -> None:
-        """May it record a fact on `site_id` (of `township`, None while unknown) through a `scope` subject?"""
+    def check_write(self, scope: str, township: str | None, site_id: str, registering: bool = False,
+                    names: Mapping[str, str] | None = None) -> None:
+        """May it record a fact on `site_id` (of `township`, None while unknown) through a `scope` subject? The
+        refusal names townships by their names in `names` (the city's), by code without it."""
         if self.scope is None:
             raise ForbiddenError("READ_ONLY_ROLE",
                                  f"{LABELS[self.role]}身份只能查看，不能记录 ({self.name} may not write)")
@@ -92,7 +95,11 @@ class Identity:
         if self.role is Role.CITY or township is None:
             return  # an unknown site is the rules' to refuse; nothing can be written on it by this check
         if township != self.township:
-            raise ForbiddenError("OTHER_TOWNSHIP", f"工地 {site_id} 属于 {township}，{self.name} 只能记录本乡镇的工地")
+            named = names or {}
+            own = named.get(self.township or "")
+            who = f"{self.name}（{own}）" if own else f"{self.name} "
+            raise ForbiddenError("OTHER_TOWNSHIP",
+                                 f"工地 {site_id} 属于 {named.get(township, township)}，{who}只能记录本乡镇的工地")
         if self.role is Role.SITE and (registering or site_id != self.site):
             raise ForbiddenError("OTHER_SITE", f"{self.name} 只能记录本工地 {self.site}，不能记录 {site_id}")
 

@@ -173,8 +173,10 @@ class WritingService:
     key: Callable[[Command], str] = site_key
     timers: Timers | None = None  # commands it gives itself when due (gongdi.service.timers)
 
-    def pipeline(self, repository: Repository, log: structlog.BoundLogger | None = None) -> CommandPipeline:
-        return CommandPipeline(self.commands, repository, self.decide, self.advise, self.key, log)
+    def pipeline(self, repository: Repository, log: structlog.BoundLogger | None = None,
+                 city: City | None = None) -> CommandPipeline:
+        return CommandPipeline(self.commands, repository, self.decide, self.advise, self.key, log,
+                               townships=city.townships if city else None)
 
     def app(self, settings: Settings) -> FastStream:
         log = configure(settings.log_format, settings.log_level, self.name)
@@ -211,7 +213,8 @@ class WritingService:
                     heads = HeadPublisher(pool, nc.jetstream(), self.name, HeadKey(settings.head_key),
                                           settings.head_interval, log)
                     tasks.append(Background(heads.run, lambda: None))
-                bound.append(self.pipeline(self.repository(pool, settings.city()), log))
+                city = settings.city()
+                bound.append(self.pipeline(self.repository(pool, city), log, city))
                 if self.timers is not None and settings.timer_interval > 0:
                     # A failing pass takes the process down like a dead policy: the restart's pass fires again.
                     runner = TimerRunner(self.timers, pool, bound[0], clock(settings), settings.timer_interval, log)

@@ -1,7 +1,7 @@
 """The one command pipeline every writing service uses: parse → load → decide → append → reply, once per id."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -92,7 +92,7 @@ class CommandPipeline:
                  decide: Callable[[Command, Any], list[Event]],
                  advise: Callable[[Command, Any], list[ErrorInfo]] = no_advice,
                  key: Callable[[Command], str] = site_key, log: structlog.BoundLogger | None = None,
-                 attempts: int = MAX_ATTEMPTS):
+                 attempts: int = MAX_ATTEMPTS, townships: Mapping[str, str] | None = None):
         self.commands = commands
         self.repository = repository
         self.decide = decide
@@ -100,6 +100,7 @@ class CommandPipeline:
         self.key = key
         self.log = log or structlog.get_logger()
         self.attempts = attempts
+        self.townships = townships  # code → name, for refusals a person reads
         self.locks = KeyedLocks()
 
     async def handle(self, name: str, request: Request) -> bytes:
@@ -173,7 +174,7 @@ class CommandPipeline:
                                        "command_id", command.command_id)
                 return loaded.reply.model_dump_json().encode()
             site_id = self.key(command)
-            sender.check_write(scope, loaded.township, site_id, registering=command.opens_site)
+            sender.check_write(scope, loaded.township, site_id, command.opens_site, self.townships)
             events = self.decide(command, loaded.given)
             if events and loaded.township is None and sender.role is not Role.CITY:
                 # The rules let something be written on a site this service cannot place: only the city may.

@@ -72,3 +72,14 @@ def test_reading_a_department():
     assert shuili.may_read_department("shuili") and not shuili.may_read_department("jiaotong")
     assert not Identity(Role.TOWNSHIP, township="diantou").may_read_department("shuili")
     assert not Identity(Role.SITE, township="diantou", site="x").may_read_department("shuili")
+
+
+def test_another_townships_site_is_refused_naming_both_townships_by_name_when_known():
+    township = Identity(Role.TOWNSHIP, township="bailin", name="township.bailin")
+    with pytest.raises(ForbiddenError) as named:
+        township.check_write("bailin", "diantou", "far-1", names={"bailin": "白琳镇", "diantou": "点头镇"})
+    assert named.value.rule == "OTHER_TOWNSHIP"
+    assert named.value.message == "工地 far-1 属于 点头镇，township.bailin（白琳镇）只能记录本乡镇的工地"
+    with pytest.raises(ForbiddenError) as coded:
+        township.check_write("bailin", "diantou", "far-1")
+    assert coded.value.message == "工地 far-1 属于 diantou，township.bailin 只能记录本乡镇的工地"
