@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Annotated, ClassVar
 from uuid import UUID
 
+import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from contracts.rules import LIMITS
@@ -118,11 +119,15 @@ Ids = Annotated[list[Slug], Field(min_length=1, max_length=500), AfterValidator(
 SomeIds = Annotated[tuple[Slug, ...], Field(max_length=500), AfterValidator(_distinct)]
 
 
-def parse(events: dict[str, type[Event]], event_type: str, schema_version: int, payload: dict,
+def parse(events: dict[str, type[Event]], event_type: str, schema_version: int, payload: dict | str,
           upcasters: Upcasters = UPCASTERS) -> Event:
-    """Turn a stored or published payload back into its model in the current shape: the upcasters registered for
-    the type bring a payload of an older schema version up to the class's `schema_version`, step by step, before
-    it is validated. The payload given is not changed (stored events are never rewritten); a version newer than the
-    class, or a missing step, is a `SchemaVersionError`."""
+    """Turn a stored or published payload (decoded, or its JSON text) back into its model in the current shape: the
+    upcasters registered for the type bring a payload of an older schema version up to the class's
+    `schema_version`, step by step, before it is validated. The payload given is not changed (stored events are
+    never rewritten); a version newer than the class, or a missing step, is a `SchemaVersionError`."""
     cls = events[event_type]
+    if isinstance(payload, str):
+        if schema_version == cls.schema_version:
+            return cls.model_validate_json(payload)  # from the text at once: no dict made only to be read
+        payload = orjson.loads(payload)
     return cls.model_validate(upcasters.upcast(event_type, schema_version, cls.schema_version, payload))

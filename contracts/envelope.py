@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import namedtuple
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -106,6 +107,26 @@ HASHED_BY_SCHEME: dict[int, tuple[StoredField, ...]] = {
 HASHED: tuple[StoredField, ...] = HASHED_BY_SCHEME[1]  # release 0.1's
 
 
+class EnvelopeRow(namedtuple("EnvelopeRow", [f.name if f.name != "payload" else "payload_json" for f in STORED]
+                             + ["service"])):
+    """A stored event as a replay reads it (`gongdi.bus.logread.decode`): the envelope's fields by the same names,
+    made from the row without validation or copies, the payload kept as its stored JSON text (`payload_json`) and
+    decoded only when asked for (`payload`). A projection reads it as it reads an `Envelope`; its contract parses
+    the text straight into the event's model (`contracts.base.parse`). Building an `Envelope` and decoding the
+    payload first was a fifth of a rebuild's work (measured)."""
+
+    __slots__ = ()
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return orjson.loads(self.payload_json)
+
+    def chain_hash(self) -> str:
+        """`chain_hash` of its fields, taken by position (a dict of them by name cost a sixth of checking a row)."""
+        return _digest({key: self[i] if convert is None else convert(self[i])
+                        for key, i, convert in _ROW_PLAN[self.hash_scheme or 1]})
+
+
 def iso(ts: datetime) -> str:
     """One canonical text form of a timestamp, so the hash is the same before and after storage."""
     # Stored timestamps come back in UTC already: converting them again costs a tenth of an event's hash.
@@ -140,6 +161,11 @@ def _converter(field: StoredField) -> Any:
 _HASH_PLAN: dict[int, tuple[tuple[str, str, Any], ...]] = {
     n: tuple((f.stored.hashed_as or "", f.name, _converter(f)) for f in fields)
     for n, fields in HASHED_BY_SCHEME.items()}
+# The same by position in an `EnvelopeRow`, whose payload is parsed from its stored text.
+_ROW_PLAN: dict[int, tuple[tuple[str, int, Any], ...]] = {
+    n: tuple((key, EnvelopeRow._fields.index("payload_json"), orjson.loads) if name == "payload"
+             else (key, EnvelopeRow._fields.index(name), convert) for key, name, convert in plan)
+    for n, plan in _HASH_PLAN.items()}
 
 
 def chain_hash(values: dict[str, Any]) -> str:
@@ -150,6 +176,10 @@ def chain_hash(values: dict[str, Any]) -> str:
     get = values.get
     body = {key: get(name) if convert is None else convert(get(name))
             for key, name, convert in _HASH_PLAN[get("hash_scheme") or 1]}
+    return _digest(body)
+
+
+def _digest(body: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

@@ -58,10 +58,22 @@ class Gender(StrEnum):
     female = "female"
 
 
-class Units(BaseModel):
-    """The four participating companies of a project (参建单位)."""
+class UnitsRecord(BaseModel):
+    """The four participating companies of a project (参建单位) as an event keeps them: checked when recorded
+    (`Units`), read back as they are, so that a rule made stricter later does not refuse an older event on replay
+    (validating them again was a third of reading an event back)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A command's `Units` given to an event becomes this class, so that events compare and dump alike.
+    model_config = ConfigDict(extra="forbid", frozen=True, revalidate_instances="subclass-instances")
+    owner: str
+    design: str
+    construction: str
+    supervision: str
+
+
+class Units(UnitsRecord):
+    """The four participating companies as a command gives them: names by the rules."""
+
     owner: Name
     design: Name
     construction: Name
@@ -91,20 +103,31 @@ class ReportWorkforce(Command):
     as_of: Day
 
 
-class MemberFacts(BaseModel):
-    """What a site records of an arriving member; ID-card numbers and phones are never part of it."""
+class MemberRecord(BaseModel):
+    """What a site records of an arriving member, as an event keeps it (see `UnitsRecord`); ID-card numbers and
+    phones are never part of it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: Name
+    model_config = ConfigDict(extra="forbid", frozen=True, revalidate_instances="subclass-instances")
+    name: str
     gender: Gender
-    admitted_on: Day
+    admitted_on: dt.date
     status: MemberStatus
     unit_kind: UnitKind
-    unit_name: Name
+    unit_name: str
     job: Job
+    section: str
+    home_org: str
+    relation: Relation
+
+
+class MemberFacts(MemberRecord):
+    """A member's facts as a command gives them: names and days by the rules."""
+
+    name: Name
+    admitted_on: Day
+    unit_name: Name
     section: Name
     home_org: Name
-    relation: Relation
 
 
 class RecordArrival(Command):
@@ -174,7 +197,7 @@ class SiteRegistered(Event):
     cost_wan: Decimal
     planned_months: int
     start_date: dt.date
-    units: Units
+    units: UnitsRecord
 
 
 class WorkforceReported(Event):
@@ -186,7 +209,7 @@ class WorkforceReported(Event):
 class MemberArrived(Event):
     site_id: str
     member_id: str
-    member: MemberFacts
+    member: MemberRecord
     arrived_on: dt.date
 
 

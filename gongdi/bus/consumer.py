@@ -16,7 +16,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from contracts.envelope import Envelope
+from contracts.envelope import Envelope, EnvelopeRow
 from contracts.subjects import dead_letter_subject, stream_name
 from gongdi.bus.continuity import StreamContinuityError, Verdict, check
 from gongdi.store.base import StaleTransactionError, StreamHead
@@ -26,7 +26,10 @@ GAP_REPORT_EVERY = 30.0
 
 
 class Handler(Protocol):
-    async def apply(self, conn: asyncpg.Connection, event: Envelope) -> None: ...
+    """What a consumer applies each event with: an `Envelope` from the stream, or in a rebuild (gongdi.bus.shadow)
+    the stored row as an `EnvelopeRow` (the same fields; the payload decoded when asked for)."""
+
+    async def apply(self, conn: asyncpg.Connection, event: Envelope | EnvelopeRow) -> None: ...
 
 
 def describe(exc: BaseException) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from contracts.envelope import Envelope, chain_hash
+from contracts.envelope import Envelope, EnvelopeRow, chain_hash
 from gongdi.store.base import StreamHead
 
 
@@ -38,9 +38,11 @@ class StreamContinuityError(ValueError):
         self.stream_id, self.version, self.expected, self.got = stream_id, version, expected, got
 
 
-def own_hash(event: Envelope) -> str:
+def own_hash(event: Envelope | EnvelopeRow) -> str:
     """The hash the writer computed, recomputed from the event's hashed fields (as `check_chains` does; the
     event's `hash_scheme` says which)."""
+    if isinstance(event, EnvelopeRow):
+        return event.chain_hash()
     return chain_hash(event.__dict__)  # the envelope's fields by name, as `chain_hash` takes them
 
 
@@ -48,7 +50,7 @@ def _link(version: int, prev_hash: str | None) -> str:
     return f"version {version} after {prev_hash or 'nothing'}"
 
 
-def check(head: StreamHead, event: Envelope, adopt: bool = False, recompute: bool = True) -> Continuity:
+def check(head: StreamHead, event: Envelope | EnvelopeRow, adopt: bool = False, recompute: bool = True) -> Continuity:
     """The verdict on `event` given its stream's applied `head` (`StreamHead()` when none was applied).
 
     The writer numbers a stream's events 1, 2, … and gives each the previous one's hash as `prev_hash` (None for

@@ -8,7 +8,7 @@ from typing import ClassVar, Protocol
 import asyncpg
 
 from contracts.base import Event
-from contracts.envelope import Envelope
+from contracts.envelope import Envelope, EnvelopeRow
 
 
 class Contract(Protocol):
@@ -86,11 +86,13 @@ class Projection:
         if getattr(type(self), "contract", None) is None:
             raise TypeError(f"{type(self).__name__} declares no contract")
 
-    async def apply(self, conn: asyncpg.Connection, env: Envelope) -> None:
+    async def apply(self, conn: asyncpg.Connection, env: Envelope | EnvelopeRow) -> None:
         try:
             name = self._dispatch[env.type]
         except KeyError:
             raise UnknownEvent(f"{type(self).__name__} follows {self.contract.SERVICE}, which declares no event "
                                f"type {env.type!r} (event {env.event_id} from {env.service})") from None
         if name is not None:
-            await getattr(self, name)(conn, env, self.contract.parse_event(env.type, env.schema_version, env.payload))
+            # A rebuild's row keeps its payload as the stored text, which the contract parses at once.
+            payload = env.payload_json if isinstance(env, EnvelopeRow) else env.payload
+            await getattr(self, name)(conn, env, self.contract.parse_event(env.type, env.schema_version, payload))

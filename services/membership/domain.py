@@ -36,6 +36,7 @@ from contracts.membership import (
     MemberArrived,
     MemberDeparted,
     MemberFacts,
+    MemberRecord,
     MemberStatus,
     PartyGroupClosed,
     PartyGroupFormed,
@@ -56,7 +57,7 @@ from contracts.membership import (
     TransferPrompted,
     TransferRelation,
     UnitKind,
-    Units,
+    UnitsRecord,
     WorkforceReported,
 )
 from contracts.replies import ErrorInfo
@@ -213,9 +214,9 @@ class SiteState(BaseModel):
     cost_wan: Decimal
     planned_months: int
     start_date: dt.date
-    units: Units
+    units: UnitsRecord
     workforce: int = 0
-    members: dict[str, MemberFacts] = {}
+    members: dict[str, MemberRecord] = {}
     # The arrival date of each member present: a departure is not dated before it. Snapshots written before this
     # field existed get it from membership migration 6; a member missing here is not checked.
     arrived: dict[str, dt.date] = {}
@@ -344,7 +345,7 @@ def _existing(given: Given, site_id: str) -> SiteState:
     return given.site
 
 
-def _present(site: SiteState, member_id: str, field: str) -> MemberFacts:
+def _present(site: SiteState, member_id: str, field: str) -> MemberRecord:
     if member_id not in site.members:
         raise MemberNotPresentError(f"党员 {member_id} 不在工地 {site.site_id} (member not present)", field)
     return site.members[member_id]

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from contracts.activities import RecordTalk
 from contracts.envelope import HASHED, HASHED_BY_SCHEME, STORED, WRITTEN, Envelope, chain_hash
-from contracts.membership import RecordArrival
+from contracts.membership import MemberArrived, MemberRecord, RecordArrival
 from contracts.rules import qualifies_for_coverage
 from contracts.subjects import event_subject, stream_name
 from gongdi.demo import samples as f
@@ -96,3 +96,17 @@ def test_hash_scheme_2_covers_every_field_the_writer_knows():
               "hash_scheme": 2, "command_digest": None}
     assert chain_hash(values) != chain_hash({**values, "township": "diantou"})
     assert chain_hash({**values, "hash_scheme": 1}) == chain_hash({**values, "hash_scheme": 1, "township": "x"})
+
+
+def test_an_event_keeps_the_facts_as_recorded_and_does_not_judge_them_again():
+    """The command's rules on names are checked when a fact is recorded; an event read back is not refused by
+    them (a rule made stricter later must not turn older events into dead letters on replay)."""
+    command = f.arrive("s", "m1")
+    event = MemberArrived(site_id="s", member_id="m1", member=command.member, arrived_on=command.arrived_on)
+    assert type(event.member) is MemberRecord  # the command's facts become the event's record
+    stored = orjson.loads(event.model_dump_json())
+    stored["member"]["name"] = "李四13800138000"  # refused by today's rule for commands
+    assert MemberArrived.model_validate(stored).member.name == "李四13800138000"
+    with pytest.raises(ValidationError):
+        RecordArrival.model_validate({**orjson.loads(command.model_dump_json()), "member": stored["member"]})
+    assert event == MemberArrived.model_validate_json(event.model_dump_json())
