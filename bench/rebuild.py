@@ -53,7 +53,7 @@ async def bench(dsn: str, n: int, batch: int = 5000, say: Callable[[str], None] 
 
 
 def report(r: dict[str, float]) -> None:
-    print(f"  {'raw keyset read + Envelope decode':<44}{r['raw_rate']:>9,.0f} events/s  ({r['raw_seconds']:.1f} s)")
+    print(f"  {'raw keyset read + row decode':<44}{r['raw_rate']:>9,.0f} events/s  ({r['raw_seconds']:.1f} s)")
     print(f"  {'shadow rebuild of the views':<44}{r['rebuild_rate']:>9,.0f} events/s  ({r['rebuild_seconds']:.1f} s,"
           f" {r['applied']:,} applied, {r['batches']:,} batches)")
     print(f"  {'ratio rebuild / raw':<44}{r['rebuild_rate'] / r['raw_rate']:>9.2f}")
