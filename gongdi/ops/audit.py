@@ -6,6 +6,7 @@ record that differs.
 """
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import orjson
 from nats.js import JetStreamContext
 
 from contracts.envelope import chain_hash, command_digest
+from contracts.timeline import CITY_TZ
 from gongdi.bus.heads import event_copy, latest_head
 from gongdi.store.heads import head_of, key_id, signature_valid, unsigned
 from gongdi.store.postgres import CommandRow, read_commands, read_events
@@ -93,7 +95,8 @@ def check_log(service: str, rows: Sequence[Any], commands: Sequence[CommandRow])
 def check_head(service: str, signed: dict[str, Any], public_hex: str, rows: Sequence[Any],
                commands: Sequence[CommandRow], where: str) -> list[Problem]:
     """PostgreSQL against a signed head: what the head covers must still be there, exactly."""
-    label = f"{service} 签名日志头 ({where}, {signed.get('signed_at', '?')}, 覆盖 tx < {signed.get('tx_below', '?')})"
+    label = (f"{service} 签名日志头 ({where}, {city_time(signed.get('signed_at'))},"
+             f" 覆盖 tx < {signed.get('tx_below', '?')})")
     if signed.get("key_id") != key_id(public_hex) or not signature_valid(signed, public_hex):
         return [Problem(LAST, f"{label}: 签名无效或不是本平台的密钥签的", "HEAD_SIGNATURE")]
     want = unsigned(signed)
@@ -206,8 +209,19 @@ async def verify_all(database_url: str, js: JetStreamContext | None, services: S
     return reports
 
 
+def city_time(signed_at: Any) -> str:
+    """A head's signing time (signed as UTC ISO text) as the city's clocks show it, like the rest of the CLI."""
+    if not isinstance(signed_at, str):
+        return "?"
+    try:
+        moment = dt.datetime.fromisoformat(signed_at)
+    except ValueError:  # not a time: shown as written (the signature check reports a head that was altered)
+        return signed_at
+    return moment.astimezone(CITY_TZ).strftime("%Y-%m-%d %H:%M:%S 北京时间")
+
+
 def summary(report: Report) -> str:
     head = report.head
-    signed = (f"签名日志头 {head['signed_at']} 覆盖 {head['events']} 条事件" if head else "没有签名日志头")
+    signed = (f"签名日志头 {city_time(head['signed_at'])} 覆盖 {head['events']} 条事件" if head else "没有签名日志头")
     return (f"{report.service}: 事件 {report.events} 条，命令 {report.commands} 条，"
             f"JetStream 副本 {report.published} 条，{signed}")
