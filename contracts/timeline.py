@@ -21,7 +21,9 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+
+from contracts.rules import LIMITS
 
 # The city's clock: China Standard Time has had no daylight saving since 1991, so a fixed offset is exact and
 # needs no time-zone database on the machine.
@@ -47,12 +49,34 @@ def _day_or_moment(value: Any) -> Any:
     return value
 
 
+def latest_as_of() -> dt.date:
+    """The last day a view may be asked as of: as far ahead as a fact may be recorded (contracts.rules.LIMITS, as
+    every command's days), or the end of this year, whichever is later: the year so far is a question too (the
+    yearly report of the current year asks as of its 31 December)."""
+    today = dt.datetime.now(CITY_TZ).date()  # the city's today, as as_of is read in the city's time
+    return max(today + dt.timedelta(days=LIMITS.future_days), dt.date(today.year, 12, 31))
+
+
+def _plausible(value: dt.datetime | dt.date) -> dt.datetime | dt.date:
+    """A moment the record can speak of: from the earliest plausible day to `latest_as_of`. Before, every view is
+    empty; far after, a view's periods (a meeting's year after the day) lie beyond the calendar."""
+    latest = latest_as_of()
+    try:
+        day = cutoff(value)[0]
+    except OverflowError:  # a moment at the calendar's very edge, with an offset that takes it beyond
+        day = None
+    if day is None or not LIMITS.earliest_day <= day <= latest:
+        raise ValueError(f"查询时点应在 {LIMITS.earliest_day} 至 {latest} 之间"
+                         f" (as_of must lie between {LIMITS.earliest_day} and {latest})")
+    return value
+
+
 class AsOf(BaseModel):
     """Optional parameters of a view query: the moment and the sense. Without `as_of` the view is the live one."""
 
     model_config = ConfigDict(extra="forbid")
     # A day means the end of that day in the city's time; a moment without an offset is read in the city's time.
-    as_of: Annotated[dt.datetime | dt.date, BeforeValidator(_day_or_moment)] | None = None
+    as_of: Annotated[dt.datetime | dt.date, BeforeValidator(_day_or_moment), AfterValidator(_plausible)] | None = None
     as_of_basis: Basis = Basis.business
 
 

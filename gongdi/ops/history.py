@@ -35,6 +35,10 @@ from gongdi.ops.client import GongdiClient
 
 Reply = dict[str, Any]
 ROUNDS = 4  # follow-ups: an arrival → its obligation → its talk is two; more would be a chain no rule makes yet
+# The refusal of a subject no service has recorded anything of, by kind: named as the commands' SITE_NOT_FOUND and
+# CASE_NOT_FOUND are (the gateway answers any *_NOT_FOUND with 404).
+NOT_FOUND = {"site": "SITE_NOT_FOUND", "member": "MEMBER_NOT_FOUND", "case": "CASE_NOT_FOUND",
+             "branch": "BRANCH_NOT_FOUND"}
 
 
 class Refused(Exception):
@@ -98,6 +102,10 @@ async def _history(client: GongdiClient, kind: str, ident: str) -> dict[str, Any
         raise Refused({"ok": False, "error": {
             "code": "FORBIDDEN", "field": "NOT_YOURS",
             "message": f"{SUBJECTS[kind]} {ident} 的记录都不在 {client.user} 的辖区内，无权查看 [NOT_YOURS]"}})
+    if not events:  # no service recorded anything of it: a mistyped id, not an empty story
+        raise Refused({"ok": False, "error": {
+            "code": NOT_FOUND[kind], "field": "id",
+            "message": f"没有{SUBJECTS[kind]} {ident} 的任何记录，请检查编号 (no such {kind})"}})
     listed = sorted(events.values(), key=lambda e: (datetime.fromisoformat(e["recorded_at"]),
                                                     SERVICES.index(e["service"]), e["position"]))
     link(listed)

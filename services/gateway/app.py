@@ -12,10 +12,13 @@ import uvicorn
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.errors import explain
 from gongdi.ops.client import GongdiClient
 from gongdi.service.logging import configure
+from gongdi.service.process import MAX_REQUEST_BYTES
 from gongdi.service.settings import Settings
 from services.gateway import api, exports, imports, live, metrics, pages
 from services.gateway.asyncapi import specification
@@ -27,6 +30,55 @@ SWEEP_EVERY = 300.0  # seconds between closing idle sessions
 # stopped gateway would keep feeding keep-alives to screens that then look live on a dead process.
 GRACE = 2
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # a live view's key: a site id, township or department code
+# The upload of a file to import reads its body itself, up to its own larger limit (services.gateway.imports).
+OWN_BODY_LIMIT = ("/api/import/",)
+
+
+class BodyLimit:
+    """Refuses a request body larger than the bus would carry (`MAX_REQUEST_BYTES`) with 413 REQUEST_TOO_LARGE
+    before the app reads it: by its Content-Length, unread; sent without one (chunked), as soon as what arrived
+    passes the limit. Otherwise the app gets the body as it came. (Without this, FastAPI read and parsed a body of
+    any size, even before the login was checked.) The rest of a refused body is the server's to skip: uvicorn drops
+    what still arrives of it and keeps the connection, so the client reads the 413."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_REQUEST_BYTES, own: tuple[str, ...] = OWN_BODY_LIMIT):
+        self.app = app
+        self.limit = limit
+        self.own = own
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.own):
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length", "")
+        if length.strip().isdigit() and int(length) > self.limit:
+            await self.refuse(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: nobody to answer
+                return
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                await self.refuse(scope, receive, send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        first: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replay() -> Message:
+            # The body once, then the server's own messages (a disconnect, which a live stream listens for).
+            return first.pop() if first else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        reply = api.refused("REQUEST_TOO_LARGE", f"请求过大：请求体不能超过 {self.limit // 1024} KiB"
+                                                 f" (request body over {self.limit} bytes)")
+        await reply(scope, receive, send)
 
 
 def build(settings: Settings) -> FastAPI:
@@ -52,6 +104,8 @@ def build(settings: Settings) -> FastAPI:
     app = FastAPI(title=f"{city.name} 工地党建 HTTP API", version=VERSION, lifespan=lifespan, docs_url=None,
                   redoc_url=None, description="每个命令与查询都与 NATS 总线上的相同，由同一份 contracts 生成；"
                   "登录后以该身份的权限执行。错误形如 `{ok: false, error: {code, message, field}}`。")
+
+    app.add_middleware(BodyLimit)
 
     @app.exception_handler(api.NotLoggedIn)
     async def not_logged_in(_: Request, __: Exception) -> Response:

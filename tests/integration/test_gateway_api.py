@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from contracts import activities, liaison, membership
 from contracts.queries import QUERIES
 from contracts.subjects import command_subscription
 from gongdi.ops.client import GongdiClient
+from gongdi.service.process import MAX_REQUEST_BYTES
 from tests.conftest import Servers
 from tests.integration.gateway import (
     ARRIVED,
@@ -257,6 +259,12 @@ def test_a_view_as_of_a_day_over_http(city: httpx.Client):
     assert shown_then.status_code == 404 and error(shown_then)["code"] == "SITE_NOT_FOUND"  # recorded years later
     bad = city.get("/api/views/city", params={"as_of": "yesterday"})
     assert bad.status_code == 422 and error(bad)["field"].startswith("as_of")
+    for path, params in (("/api/views/city", {}), ("/api/views/site", {"site_id": "asof-http"}),
+                         ("/api/views/township", {"township": "bailin"}), ("/api/export/city", {})):
+        for when in ("9999-12-31", "9999-12-31T23:59", "1900-01-01"):
+            far = city.get(path, params={**params, "as_of": when})
+            assert far.status_code == 422, (path, when, far.text)
+            assert error(far)["field"] == "as_of" and "查询时点应在 1921-07-01 至" in error(far)["message"]
 
 
 def test_an_unknown_path_under_the_api_is_a_typed_404(city: httpx.Client):
@@ -290,11 +298,72 @@ def test_an_unknown_site_and_a_broken_rule_get_the_domain_code_and_field(city: h
     assert twice.status_code == 409 and error(twice)["field"] == "site_id"
 
 
+def too_large(reply: httpx.Response) -> None:
+    assert reply.status_code == 413, reply.text
+    assert error(reply)["code"] == "REQUEST_TOO_LARGE" and CJK.search(error(reply)["message"])
+
+
 def test_a_request_over_the_size_limit_is_413_or_422_never_5xx(city: httpx.Client):
     body = arrival("gw-big", "gw-big-m1") | {"padding": "x" * 300_000}
+    too_large(city.post("/api/commands/membership/RecordArrival", json=body))
+    # Just under the bus's limit: read and parsed, refused for what it says.
+    body = arrival("gw-big", "gw-big-m1") | {"padding": "x" * (MAX_REQUEST_BYTES - 1000)}
     reply = city.post("/api/commands/membership/RecordArrival", json=body)
-    assert reply.status_code in (413, 422), reply.status_code
-    assert error(reply)["code"] in ("REQUEST_TOO_LARGE", "VALIDATION_FAILED")
+    assert reply.status_code == 422 and error(reply)["field"] == "padding"
+
+
+def raw_exchange(gw: Gateway, head: bytes, parts: Iterator[bytes]) -> bytes:
+    """Sends `head`, then `parts` while the server reads, and returns the response's head and body as received; a
+    server still waiting for the rest of the body answers nothing, and the read times out."""
+    url = httpx.URL(gw.url)
+    with socket.create_connection((url.host, url.port), timeout=15) as conn:
+        conn.sendall(head)
+        for part in parts:
+            conn.sendall(part)
+
+        def more() -> bytes:
+            chunk = conn.recv(65536)
+            assert chunk, "the server closed the connection without an answer"
+            return chunk
+
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += more()
+        head, _, body = received.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+        while len(body) < length:
+            body += more()
+        return head + b"\r\n\r\n" + body
+
+
+def test_a_large_body_is_refused_before_it_is_read_even_without_a_login(gw: Gateway):
+    login = {"user": "city", "password": "x" * (MAX_REQUEST_BYTES + 1)}
+    with gw.client() as anonymous:
+        too_large(anonymous.post("/api/login", json=login))
+        too_large(anonymous.post("/api/commands/liaison/ReportDispute", content=b"{" + b" " * MAX_REQUEST_BYTES))
+
+    # A length of 60 MB announced and not one byte of it sent: refused at once, nothing waited for.
+    head = (b"POST /api/commands/liaison/ReportDispute HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 60000000\r\n\r\n")
+    reply = raw_exchange(gw, head, iter(()))
+    assert reply.startswith(b"HTTP/1.1 413 ") and b'"REQUEST_TOO_LARGE"' in reply, reply[:300]
+
+    # Chunked, with no length: refused once what arrived passes the limit, the body's end never sent.
+    head = (b"POST /api/login HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    chunk = b" " * 65536
+    parts = (b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(MAX_REQUEST_BYTES // len(chunk) + 1))
+    reply = raw_exchange(gw, head, parts)
+    assert reply.startswith(b"HTTP/1.1 413 ") and b'"REQUEST_TOO_LARGE"' in reply, reply[:300]
+
+    def endless() -> Iterator[bytes]:
+        yield b'{"user": "city", "password": "'
+        for _ in range(200):  # 13 MB, were it all read
+            yield b"x" * 65536
+
+    with gw.client("city") as same:  # as a client library streams it; the session still answers afterwards
+        too_large(same.post("/api/commands/liaison/ReportDispute", content=endless()))
+        assert same.get("/api/me").status_code == 200
 
 
 # ---- idempotency ------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from contracts.history import History, history_subject
+from contracts.history import SUBJECTS, History, history_subject
 from gongdi.ops.client import GongdiClient
 from gongdi.ops.history import format_history, history
 from tests.conftest import Servers
@@ -189,3 +189,25 @@ def test_arrived_day_is_the_business_time(gw: Gateway, story: dict[str, str]):
     with gw.client("city") as city:
         [arrived] = by_type(ok(city.get("/api/history/member/h1-m2"))["data"]["events"], "MemberArrived")
     assert arrived["payload"]["arrived_on"] == ARRIVED
+
+
+def test_an_id_no_service_knows_is_not_found_not_an_empty_history(gw: Gateway, story: dict[str, str]):
+    with gw.client("city") as city:
+        for kind, ident, code in (("site", "nosuch", "SITE_NOT_FOUND"), ("member", "nobody", "MEMBER_NOT_FOUND"),
+                                  ("case", "no-case", "CASE_NOT_FOUND"), ("branch", "h2", "BRANCH_NOT_FOUND")):
+            reply = city.get(f"/api/history/{kind}/{ident}")
+            assert reply.status_code == 404, (kind, reply.text)
+            refusal = reply.json()["error"]
+            assert (refusal["code"], refusal["field"]) == (code, "id")
+            assert f"没有{SUBJECTS[kind]} {ident} 的任何记录" in refusal["message"]
+        assert ok(city.get("/api/history/branch/h1"))["data"]["events"]  # a branch formed is found
+
+    async def by_the_cli_function() -> dict[str, Any]:  # what `gongdi history` prints, exiting 1, on a refusal
+        client = await GongdiClient.connect(gw.servers.as_identity(gw.settings, TOWNSHIP))
+        try:
+            return await history(client, "member", "nobody")
+        finally:
+            await client.close()
+
+    reply = asyncio.run(by_the_cli_function())
+    assert not reply["ok"] and reply["error"]["code"] == "MEMBER_NOT_FOUND"

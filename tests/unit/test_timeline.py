@@ -7,9 +7,11 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.activities import TalkHeld, TeamFormed
+from contracts.errors import validation_error
 from contracts.membership import MemberArrived, SiteRegistered
 from contracts.queries import CityQuery, SiteQuery
-from contracts.timeline import CITY_TZ, Basis, Window, cutoff, date_field, describe
+from contracts.rules import LIMITS
+from contracts.timeline import CITY_TZ, Basis, Window, cutoff, date_field, describe, latest_as_of
 from gongdi.bus.asof import scratch_sql
 
 RECORDED = dt.datetime(2026, 11, 24, 9, 30, tzinfo=CITY_TZ)
@@ -51,6 +53,32 @@ def test_an_impossible_or_unreadable_moment_is_refused_naming_the_field(sent):
     with pytest.raises(ValidationError) as caught:
         SiteQuery.model_validate({"site_id": "s1", "as_of": sent})
     assert all(e["loc"][0] == "as_of" for e in caught.value.errors())
+
+
+@pytest.mark.parametrize("sent", ["9999-12-31", "9999-12-31T23:59", "9999-12-31T23:59:59-05:00", "1900-01-01",
+                                  "1921-06-30", "1921-06-30T23:59", "0001-01-01T00:00+14:00"])
+def test_a_moment_before_the_earliest_day_or_beyond_the_days_ahead_is_refused_naming_the_range(sent):
+    before = latest_as_of()
+    with pytest.raises(ValidationError) as caught:
+        SiteQuery.model_validate({"site_id": "s1", "as_of": sent})
+    info = validation_error(caught.value)
+    assert (info.code, info.field) == ("VALIDATION_FAILED", "as_of")
+    assert any(f"查询时点应在 {LIMITS.earliest_day} 至 {day} 之间" in info.message for day in (before, latest_as_of()))
+
+
+def test_the_latest_day_is_the_days_ahead_or_the_years_end_whichever_is_later():
+    today = dt.datetime.now(CITY_TZ).date()
+    latest = latest_as_of()
+    assert latest >= today + dt.timedelta(days=LIMITS.future_days) and latest >= dt.date(today.year, 12, 31)
+    assert latest in (today + dt.timedelta(days=LIMITS.future_days), dt.date(today.year, 12, 31))
+
+
+def test_the_earliest_day_the_days_ahead_and_this_years_end_are_still_moments_to_ask():
+    today = dt.datetime.now(CITY_TZ).date()
+    ahead = today + dt.timedelta(days=LIMITS.future_days)
+    for sent in (LIMITS.earliest_day.isoformat(), "1921-06-30T20:00-05:00", ahead.isoformat(),
+                 f"{today.year}-12-31", f"{today.year}-12-31T23:59"):
+        assert CityQuery.model_validate({"as_of": sent}).as_of is not None  # 1921-07-01 09:00 in the city
 
 
 def test_an_unknown_basis_is_refused():
