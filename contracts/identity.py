@@ -82,13 +82,18 @@ class Identity:
             return self.township
         return None
 
+    def check_may_write(self) -> None:
+        """May it record anything at all? A role that only reads (主管部门, 审计, 大屏) is refused whatever the site,
+        so a caller about to send many commands (an import) can say so once, before any is made."""
+        if self.scope is None:
+            raise ForbiddenError("READ_ONLY_ROLE",
+                                 f"{LABELS[self.role]}身份只能查看，不能记录 ({self.name} may not write)")
+
     def check_write(self, scope: str, township: str | None, site_id: str, registering: bool = False,
                     names: Mapping[str, str] | None = None) -> None:
         """May it record a fact on `site_id` (of `township`, None while unknown) through a `scope` subject? The
         refusal names townships by their names in `names` (the city's), by code without it."""
-        if self.scope is None:
-            raise ForbiddenError("READ_ONLY_ROLE",
-                                 f"{LABELS[self.role]}身份只能查看，不能记录 ({self.name} may not write)")
+        self.check_may_write()
         if scope != self.scope:
             raise ForbiddenError("SUBJECT_SCOPE",
                                  f"{self.name} 只能在 cmd.{self.scope}.* 上发送命令，不能用 cmd.{scope}.*")

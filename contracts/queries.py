@@ -100,6 +100,12 @@ def retry_subject(service: str) -> str:
     return f"{OPS_PREFIX}.{service}.deadletters.retry"
 
 
+def timers_subject(service: str) -> str:
+    """Where a writing service with timers runs a timer pass now when the platform's operator asks (the demo's
+    seeder, once the facts that make timers due are recorded)."""
+    return f"{OPS_PREFIX}.{service}.timers.run"
+
+
 class DeadLetter(BaseModel):
     """An event a consumer passed without applying it, described by ids, type and error code: never its payload."""
 

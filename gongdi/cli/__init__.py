@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ from typing import Any
 import nats.errors
 import orjson
 
+from contracts import activities, liaison, membership
 from contracts.history import SUBJECTS
 from contracts.identity import LABELS, Identity, Role
 from contracts.queries import QUERIES, Query
@@ -104,6 +106,8 @@ PRINTERS: dict[str, Printer] = {"city": format_city, "site": format_site, "towns
                                 "department": format_department, "birthdays": format_birthdays,
                                 "talks": format_talks, "status": format_status}
 VIEWS: dict[str, tuple[Query, Printer]] = {name: (q, PRINTERS[name]) for name, q in QUERIES.items()}  # the registry's
+# Every writing service's commands, as its contract declares them: `gongdi send` checks a name before connecting.
+COMMANDS: dict[str, list[str]] = {c.SERVICE: list(c.COMMANDS) for c in (membership, activities, liaison)}
 
 
 def cmd_view(args: argparse.Namespace) -> int:
@@ -222,16 +226,37 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def unknown_command(service: str, name: str) -> tuple[str, str] | None:
+    """Why `gongdi send SERVICE NAME` can have no answer, as (code, message), said before connecting: nothing
+    listens on such a subject, and the send would wait for the platform in vain. None: a command of the contracts."""
+    if service not in COMMANDS:
+        close = difflib.get_close_matches(service, COMMANDS, n=1)
+        hint = f"；是否指 {close[0]}？" if close else ""
+        return "UNKNOWN_SERVICE", f"没有服务 {service} (unknown service){hint}\n可用的服务: {'、'.join(COMMANDS)}"
+    if name not in COMMANDS[service]:
+        close = difflib.get_close_matches(name, COMMANDS[service], n=3)
+        hint = f"；是否指 {'、'.join(close)}？" if close else ""
+        return "UNKNOWN_COMMAND", (f"服务 {service} 没有命令 {name} (unknown command){hint}\n{service} 的命令: "
+                                   + "、".join(COMMANDS[service]))
+    return None
+
+
 def cmd_send(args: argparse.Namespace) -> int:
-    settings = client_settings(args)
+    unknown = unknown_command(args.service, args.name)
+    if unknown:
+        print(f"错误 {unknown[0]}: {unknown[1]}", file=sys.stderr)
+        return 2
     try:
         body = json.loads(args.body)
     except json.JSONDecodeError as exc:
-        print(f"body is not JSON: {exc}", file=sys.stderr)
+        print(f"错误 BODY_NOT_JSON: 命令内容不是有效的 JSON：第 {exc.lineno} 行第 {exc.colno} 列附近 (body is not JSON:"
+              f" {exc})", file=sys.stderr)
         return 2
     if not isinstance(body, dict):
-        print("body must be a JSON object", file=sys.stderr)
+        print("错误 BODY_NOT_OBJECT: 命令内容须为 JSON 对象，如 '{\"site_id\": \"…\"}' (body must be a JSON object)",
+              file=sys.stderr)
         return 2
+    settings = client_settings(args)
     # The id is fixed once: a retry after a lost reply or an outage is the same command, recorded at most once.
     body = {"command_id": str(uuid.uuid4()), **body}
     raw = orjson.dumps(body)
@@ -249,7 +274,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     """A roster or a project list (.xlsx or .csv) as the ordinary commands, sent as the caller (gongdi.sheets)."""
     from gongdi.ops.client import GongdiClient
     from gongdi.ops.progress import ProgressBar
-    from gongdi.sheets.importing import kind_of, read, result_file, run_import
+    from gongdi.sheets.importing import kind_of, may_not_import, read, result_file, run_import
     from gongdi.sheets.reading import MAX_BYTES, SheetError
     from gongdi.sheets.templates import template, template_csv
 
@@ -261,10 +286,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.file is None:
         print(f"用法: gongdi import {kind.name} FILE [--dry-run] [--result FILE]，或 --template FILE", file=sys.stderr)
         return 2
+    settings = client_settings(args)
+    read_only = may_not_import(settings.nats_user)
+    if read_only is not None:  # said once, before the file is read, instead of a refusal on every row
+        print(f"错误 FORBIDDEN: {read_only.message}", file=sys.stderr)
+        return 1
     if not args.file.is_file() or args.file.stat().st_size > MAX_BYTES:
         print(f"无法导入 {args.file}: 不是文件，或超过 {MAX_BYTES // (1024 * 1024)} MB", file=sys.stderr)
         return 2
-    settings = client_settings(args)
     try:
         data = args.file.read_bytes()
         sheet = read(kind, data, args.file.name)  # a file that is no spreadsheet is refused before connecting
@@ -331,6 +360,8 @@ def _seed(settings: Settings, creds: Credentials) -> None:
     started = time.monotonic()
     counts = asyncio.run(seed_as_townships(settings, creds.password, progress))
     print(f"\n  新记录 {counts['recorded']} 条，已存在 {counts['already']} 条，用时 {time.monotonic() - started:.1f}s")
+    if counts["prompted"]:
+        print(f"  流动党员定时提醒 {counts['prompted']} 条（应转接组织关系、失联党员上报）")
     if counts["differs"]:
         print(f"  另有 {counts['differs']} 条与此前（旧版）演示数据记录的不同，未记录，原有记录保持不变"
               " (an earlier demo recorded these facts otherwise; the folder is kept as it is)")
@@ -718,6 +749,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         code = args.fn(args)
+    except BrokenPipeError:
+        # The reader of the output went away (`gongdi view … | head`): nothing is wrong with the platform. The
+        # output is pointed at /dev/null so that the flush at exit does not fail again (Python's docs, SIGPIPE).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
     except (nats.errors.NoServersError, ConnectionRefusedError, OSError) as exc:
         print(f"无法连接平台 (cannot reach NATS: {exc}). 请先在项目目录运行 `make demo` / `gongdi up`，"
               f"或设置 NATS_URL；状态目录 {args.home.resolve()}", file=sys.stderr)

@@ -12,6 +12,10 @@ from contracts.city import City
 from contracts.identity import LABELS as ROLE_LABELS
 from contracts.identity import Identity, Role
 from contracts.liaison import LABELS as LIAISON_LABELS
+from gongdi.sheets.columns import UNIT_KIND
+
+# As the site page says them (services/gateway/web/static/app.js, relationLong).
+RELATION_LONG = {"transferred": "组织关系转入", "mobile": "流动党员"}
 
 
 def format_city(d: dict[str, Any]) -> str:
@@ -204,8 +208,8 @@ def format_site(d: dict[str, Any]) -> str:
         f"  业主 {d['units']['owner']} / 设计 {d['units']['design']} / 施工 {d['units']['construction']}"
         f" / 监理 {d['units']['supervision']}",
         f"  从业人员 {d['workforce']:,}，在场党员 {d['members_present']}（正式 {d['full_members']}）",
-        f"  按单位: {d['by_unit_kind']}  按关系: {d['by_relation']}",
-        f"  按工段/班组: {d['by_section']}",
+        f"  按单位: {_counts(d['by_unit_kind'], UNIT_KIND)}；按关系: {_counts(d['by_relation'], RELATION_LONG)}",
+        f"  按工段/班组: {_counts(d['by_section'])}",
     ]
     if b:
         secretary = b.get("secretary_name") or b["secretary"]
@@ -245,11 +249,23 @@ def format_site(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _counts(counts: dict[str, int], labels: dict[Any, str] | None = None) -> str:
+    """`{'construction': 15, …}` as people read it: 施工单位 15，… (a code with no word yet as itself)."""
+    if not counts:
+        return "无"
+    return "，".join(f"{(labels or {}).get(k, k)} {n}" for k, n in counts.items())
+
+
+def _site_title(d: dict[str, Any]) -> str:
+    """A site by its project name, its id after it (the id alone when the site is not registered)."""
+    return f"{d['site_name']} [{d['site_id']}]" if d.get("site_name") else d["site_id"]
+
+
 def format_birthdays(d: dict[str, Any]) -> str:
-    lines = [f"{d['site_id']} · {d['month']} 政治生日"]
+    lines = [f"{_site_title(d)} · {d['month']} 政治生日"]
     for m in d["members"]:
         done = f"已过 ({m['celebrated_on']})" if m["celebrated_on"] else "未过"
-        lines.append(f"  {m['member_id']} {m['name']}  入党 {m['admitted_on']}  {done}")
+        lines.append(f"  {m['name']}（{m['member_id']}）  入党 {m['admitted_on']}  {done}")
     if not d["members"]:
         lines[0] += "：本月无"
     lines.append(f"  {d['month'][:4]}年尚未过政治生日: {len(d['not_celebrated_this_year'])}名")
@@ -257,10 +273,12 @@ def format_birthdays(d: dict[str, Any]) -> str:
 
 
 def format_talks(d: dict[str, Any]) -> str:
-    lines = [f"{d['site_id']} · 待谈话 {len(d['open'])}"]
+    lines = [f"{_site_title(d)} · 待谈话 {len(d['open'])}"]
     for t in d["open"]:
-        late = "  逾期" if t["overdue"] else ""
-        lines.append(f"  {t['obligation_id']}  {t['member_id']}  {LABELS[t['reason']]}  应于 {t['due_on']} 前{late}")
+        late = "，逾期" if t["overdue"] else ""
+        who = f"{t['name']}（{t['member_id']}）" if t.get("name") else t["member_id"]
+        # The task's number last: RecordTalk names it (gongdi send activities RecordTalk '{"obligation_id": …}').
+        lines.append(f"  {who}  {LABELS[t['reason']]}，应于 {t['due_on']} 前{late}  任务编号 {t['obligation_id']}")
     return "\n".join(lines)
 
 

@@ -49,10 +49,12 @@ OTHER_KINDS = [
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高郑梁谢宋唐许韩冯邓曹彭曾肖田董潘袁蔡蒋余于杜叶程魏苏吕丁任沈"
 GIVEN = ["建国", "志强", "海峰", "丽华", "明", "伟", "秀英", "立新", "国庆", "春梅", "晓东", "宏伟", "金龙", "永福",
          "少华", "玉兰", "文斌", "德胜", "红霞", "家豪"]
+FEMALE_GIVEN = {"丽华", "秀英", "春梅", "玉兰", "红霞"}  # a member's gender goes with the given name
 SECTIONS = ["一工段", "二工段", "三工段", "钢筋班组", "混凝土班组", "架桥班组"]
 UNIT_KINDS = [UnitKind.construction, UnitKind.construction, UnitKind.construction, UnitKind.owner,
               UnitKind.supervision, UnitKind.design, UnitKind.department, UnitKind.township]
 START = dt.date(2020, 3, 1)
+DESIGNER, SUPERVISOR = "福建省交通规划设计院", "福州市建设监理公司"
 
 
 def demo_townships() -> dict[str, str]:
@@ -87,19 +89,36 @@ def sites() -> list[tuple[str, str, str, str, int, int, int, int]]:
     return out
 
 
-def member_facts(n: int, site_name: str) -> MemberFacts:
+def member_facts(n: int, site_name: str, department: str, township_name: str) -> MemberFacts:
+    given = GIVEN[(n * 7) % len(GIVEN)]
+    status = MemberStatus.probationary if n % 9 == 4 else MemberStatus.full
+    month, day = 1 + n % 12, 1 + n % 28
+    if status is MemberStatus.probationary:
+        # Probation lasts a year (two at most, extended): a probationary member who arrives was admitted in the
+        # year before. The month stays that of the roster's rule, so the political birthdays fall as before.
+        admitted = dt.date(START.year - (month >= START.month), month, day)
+    else:
+        admitted = dt.date(1985 + n % 34, month, day)
+    kind = UNIT_KINDS[n % len(UNIT_KINDS)]
     return MemberFacts(
-        name=SURNAMES[n % len(SURNAMES)] + GIVEN[(n * 7) % len(GIVEN)],
-        gender=Gender.female if n % 6 == 0 else Gender.male,
-        admitted_on=dt.date(1985 + n % 34, 1 + n % 12, 1 + n % 28),
-        status=MemberStatus.probationary if n % 9 == 4 else MemberStatus.full,
-        unit_kind=UNIT_KINDS[n % len(UNIT_KINDS)],
-        unit_name=f"{site_name}{UNIT_KINDS[n % len(UNIT_KINDS)].value}单位",
+        name=SURNAMES[n % len(SURNAMES)] + given,
+        gender=Gender.female if given in FEMALE_GIVEN else Gender.male,
+        admitted_on=admitted,
+        status=status,
+        unit_kind=kind,
+        unit_name=unit_name(kind, site_name, department, township_name),
         job=[Job.worker, Job.worker, Job.technician, Job.manager][n % 4],
         section=SECTIONS[n % len(SECTIONS)],
         home_org=f"{['福建', '浙江', '江西', '安徽'][n % 4]}某村党支部",
         relation=Relation.transferred if n % 3 == 0 else Relation.mobile,
     )
+
+
+def unit_name(kind: UnitKind, site_name: str, department: str, township_name: str) -> str:
+    """The name of a member's unit as the site's records would give it (the units of `plan()`'s registrations)."""
+    return {UnitKind.owner: f"{site_name}业主单位", UnitKind.design: DESIGNER,
+            UnitKind.construction: f"{site_name}施工单位", UnitKind.supervision: SUPERVISOR,
+            UnitKind.department: department, UnitKind.township: f"{township_name}人民政府"}[kind]
 
 
 def roster() -> dict[str, list[tuple[str, MemberFacts]]]:
@@ -122,11 +141,12 @@ def base_roster() -> dict[str, list[tuple[str, MemberFacts]]]:
     """The members each site would have if all had arrived, numbered m0001… across the city."""
     out: dict[str, list[tuple[str, MemberFacts]]] = {}
     n = 0
-    for site_id, name, *_, members in sites():
+    townships = demo_townships()
+    for site_id, name, township, department, *_, members in sites():
         out[site_id] = []
         for _ in range(members):
             n += 1
-            out[site_id].append((f"m{n:04d}", member_facts(n, name)))
+            out[site_id].append((f"m{n:04d}", member_facts(n, name, department, townships[township])))
     return out
 
 
@@ -140,8 +160,9 @@ def plan() -> list[list[Command]]:
         registrations.append(RegisterSite(
             command_id=cid("register", site_id), site_id=site_id, name=name, township=township,
             department=dept, cost_wan=Decimal(cost), planned_months=months, start_date=START,
-            units=Units(owner=f"{name}业主单位", design="福建省交通规划设计院", construction=f"{name}施工单位",
-                        supervision="福州市建设监理公司"),
+            units=Units(owner=unit_name(UnitKind.owner, name, dept, names[township]), design=DESIGNER,
+                        construction=unit_name(UnitKind.construction, name, dept, names[township]),
+                        supervision=SUPERVISOR),
         ))
         workforce.append(ReportWorkforce(command_id=cid("workforce", site_id), site_id=site_id,
                                          headcount=workers, as_of=dt.date(2020, 8, 31)))

@@ -40,6 +40,7 @@ Roster = dict[str, list[tuple[str, MemberFacts]]]
 Cid = Callable[..., uuid.UUID]
 SURNAMES = "郑陈林黄吴蔡施苏许洪游翁缪"
 GIVEN = ["志华", "建平", "小燕", "金水", "春生", "秀兰", "海波", "永强", "丽萍", "文龙", "国华", "美玲"]
+FEMALE_GIVEN = {"小燕", "秀兰", "丽萍", "美玲"}  # an applicant's gender goes with the given name
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,12 @@ def phases(base: Roster, names: dict[str, str], township_of: dict[str, str], cid
     for i in range(APPLICANTS):
         site_id, person_id = pilots[i % len(pilots)], f"a{i + 1:03d}"
         applied = dt.date(2020, 3 + i % 8, 3 + (i * 7) % 25)
+        given = GIVEN[(i * 5) % len(GIVEN)]
         applications.append(SubmitApplication(
             command_id=cid("apply", person_id), site_id=site_id, person_id=person_id,
-            name=SURNAMES[i % len(SURNAMES)] + GIVEN[(i * 5) % len(GIVEN)],
-            gender=Gender.female if i % 5 == 2 else Gender.male, birth_date=dt.date(1978 + i % 20, 1 + i % 12, 10),
+            name=SURNAMES[i % len(SURNAMES)] + given,
+            gender=Gender.female if given in FEMALE_GIVEN else Gender.male,
+            birth_date=dt.date(1978 + i % 20, 1 + i % 12, 10),
             applied_on=applied, unit_kind=UnitKind.construction, unit_name=f"{names[site_id]}施工单位",
             job=Job.worker if i % 3 else Job.technician, section=["一工段", "二工段", "钢筋班组"][i % 3]))
         if i < ACTIVISTS:

@@ -12,6 +12,7 @@ from contracts.base import Command
 from contracts.identity import Identity, Role
 from contracts.liaison import SERVICE as LIAISON
 from contracts.membership import SERVICE, SubmitApplication
+from contracts.queries import timers_subject
 from gongdi.demo.activities import activity_plan, close_talks, talent_followups
 from gongdi.demo.city import CATCHING_UP, MEMBERS, PILOTS, development_plan, plan, roster, sites
 from gongdi.demo.liaison import liaison_phases
@@ -84,8 +85,9 @@ async def _until_talks(client: GongdiClient, at_least: int, timeout: float = 120
 
 
 async def seed_as_townships(settings: Settings, password: Callable[[str], str],
-                            progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
-    """Seed with each township's own identity writing its sites, and the city committee reading."""
+                            progress: Callable[[int, int], None] | None = None) -> dict[str, int | None]:
+    """Seed with each township's own identity writing its sites, and the city committee reading; then a timer
+    pass (`prompted`: the events it recorded, None with the timers off)."""
     clients: list[GongdiClient] = []
 
     async def connect(name: str) -> GongdiClient:
@@ -95,7 +97,23 @@ async def seed_as_townships(settings: Settings, password: Callable[[str], str],
     try:
         writers = {t: await connect(Identity(Role.TOWNSHIP, township=t).name)
                    for t in sorted(set(demo_site_townships().values()))}
-        return await seed(writers, await connect(Identity(Role.CITY).name), progress)
+        counts = await seed(writers, await connect(Identity(Role.CITY).name), progress)
     finally:
         for client in clients:
             await client.close()
+    return {**counts, "prompted": await timer_pass(settings)}
+
+
+async def timer_pass(settings: Settings, timeout: float = 120.0) -> int | None:
+    """Ask membership for a timer pass now, as the platform's operator (`settings`' user, `setup`): the demo's
+    members arrived in 2020, so their prompts are due, and the pass at the service's start ran before they were
+    recorded; without this they would wait for the next one (GONGDI_TIMER_INTERVAL, an hour). The prompts are the
+    service's own commands, not the seeder's: seeding again stays idempotent. None: the timers are off."""
+    client = await GongdiClient.connect(settings, timeout=timeout)
+    try:
+        reply = await client.request(timers_subject(SERVICE), b"{}")
+    finally:
+        await client.close()
+    if not reply["ok"]:
+        raise RuntimeError(f"membership refused the timer pass: {reply['error']}")
+    return reply["data"]["recorded"] if reply["data"]["timers"] else None

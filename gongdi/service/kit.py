@@ -10,7 +10,8 @@ Every service also gets, from the kit, what the platform's operator needs of its
 answers `qry.<name>.status` (events recorded and published, and each policy consumer's position and dead
 letters; the views answer the registry's `status`), and every service re-applies its consumers' dead letters on
 the platform-only `ops.<name>.deadletters.retry`. A writing service also answers `qry.<name>.history`: the events
-of its log touching a site, member, case or branch, or following given events (contracts.history).
+of its log touching a site, member, case or branch, or following given events (contracts.history); one with timers
+runs a timer pass on the platform-only `ops.<name>.timers.run`.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from contracts.queries import (
     ServiceStatus,
     retry_subject,
     status_subject,
+    timers_subject,
 )
 from contracts.replies import ErrorInfo
 from contracts.subjects import command_subscription, stream_name
@@ -160,6 +162,26 @@ def serve_retry(broker: Any, service: str, bound: list[Consumers]) -> None:
     reply_handler(broker, retry_subject(service), service, 1, retry)
 
 
+def serve_timer_pass(broker: Any, service: str, runners: list[TimerRunner]) -> None:
+    """`ops.<service>.timers.run`: a timer pass now, the same as the one at start, for the platform's operator (the
+    demo's seeder asks once its facts are recorded, instead of their prompts waiting for the next interval). What
+    is due fires once whoever asks and however often: the firings' ids and the rules, as with two replicas."""
+
+    async def run(request: Request) -> bytes:
+        if request.sender is not None:  # `ops.>` is not exported: a person's request cannot even arrive here
+            return refusal("FORBIDDEN", f"{request.sender.name} 不能触发定时任务 (platform only) [PLATFORM_ONLY]",
+                           "PLATFORM_ONLY")
+        refused = _params_refused(request)
+        if refused is not None:
+            return refused
+        if not runners:  # timers off (timer_interval 0): nothing fires, and the caller is told so
+            return orjson.dumps({"ok": True, "data": {"service": service, "timers": False, "recorded": 0}})
+        recorded = await runners[0].fire()
+        return orjson.dumps({"ok": True, "data": {"service": service, "timers": True, "recorded": recorded}})
+
+    reply_handler(broker, timers_subject(service), service, 1, run)
+
+
 @dataclass(frozen=True)
 class WritingService:
     name: str  # also its schema, its stream's service token and its queue group
@@ -190,6 +212,9 @@ class WritingService:
         reply_handler(broker, history_subject(self.name), self.name, 4,
                       lambda request: self.history(request, consumers))
         serve_retry(broker, self.name, consumers)
+        runners: list[TimerRunner] = []  # likewise, when the service has timers and they are on
+        if self.timers is not None:
+            serve_timer_pass(broker, self.name, runners)
 
         @asynccontextmanager
         async def lifespan() -> AsyncIterator[None]:
@@ -218,6 +243,7 @@ class WritingService:
                 if self.timers is not None and settings.timer_interval > 0:
                     # A failing pass takes the process down like a dead policy: the restart's pass fires again.
                     runner = TimerRunner(self.timers, pool, bound[0], clock(settings), settings.timer_interval, log)
+                    runners.append(runner)
                     tasks.append(Background(runner.run, lambda: os.kill(os.getpid(), signal.SIGTERM)))
                 log.info(f"{self.name} ready", commands=list(self.commands))
                 yield

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from contracts.base import Command
 from contracts.city import City
 from contracts.errors import explain
-from contracts.identity import Identity, Role
+from contracts.identity import LABELS, ForbiddenError, Identity, Role
 from contracts.membership import SERVICE, RecordArrival, RegisterSite
 from contracts.queries import SERVICE as VIEWS
 from gongdi.ops.client import UNREACHABLE, GongdiClient
@@ -464,6 +464,22 @@ class Report:
         path = PurePath(self.filename or f"{self.kind.title}.{self.sheet.format}")
         suffix = ".xlsx" if self.sheet.format == "xlsx" else ".csv"
         return f"{path.stem}-{'校验结果' if self.dry_run else RESULT_HEADER}{suffix}"
+
+
+def may_not_import(importer: str) -> ForbiddenError | None:
+    """Why `importer` (a user name) can import nothing, before a row is read: every row is a command, and a role
+    that only reads (主管部门, 审计, 大屏, a platform tool) would have each refused, while a dry run, which sends
+    nothing, could only foresee other refusals. None: it may write (the services still check every row)."""
+    try:
+        identity = Identity.parse(importer)
+    except ValueError:
+        identity = Identity(Role.PLATFORM, name=importer)
+    try:
+        identity.check_may_write()
+    except ForbiddenError as exc:
+        return ForbiddenError(exc.rule, f"{LABELS[identity.role]}身份只能查看，不能导入：导入的每一行都是一条记录，"
+                              f"请以市工委、乡镇或工地书记身份导入 ({identity.name} may not write) [{exc.rule}]")
+    return None
 
 
 async def run_import(kind: Kind, data: bytes, filename: str, city: City, client: GongdiClient | None,

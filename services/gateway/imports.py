@@ -21,7 +21,16 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from contracts.city import City
 from contracts.replies import ErrorInfo, QueryReply
 from gongdi.ops.client import UNREACHABLE
-from gongdi.sheets.importing import WIDTH, Progress, Report, kind_of, read, result_file, run_import
+from gongdi.sheets.importing import (
+    WIDTH,
+    Progress,
+    Report,
+    kind_of,
+    may_not_import,
+    read,
+    result_file,
+    run_import,
+)
 from gongdi.sheets.reading import MAX_BYTES, SheetError
 from gongdi.sheets.templates import TITLES, template, template_csv
 from services.gateway.api import refused, session_dependency
@@ -113,6 +122,7 @@ def build_imports(app: FastAPI, sessions: Sessions, metrics: Metrics, city: City
     current = session_dependency(sessions)
     Current = Annotated[Session, Depends(current)]
     errors = {401: {"model": QueryReply, "description": "未登录"},
+              403: {"model": QueryReply, "description": "只能查看的身份，不能导入"},
               413: {"model": QueryReply, "description": "文件过大"},
               422: {"model": QueryReply, "description": "不是可读取的表格，或缺少表头"},
               503: {"model": QueryReply, "description": "平台暂时无法访问"}}
@@ -137,9 +147,14 @@ def build_imports(app: FastAPI, sessions: Sessions, metrics: Metrics, city: City
     async def import_route(kind: Annotated[ImportKind, Path(description=kinds)], request: Request,
                            session: Current, dry_run: Annotated[bool, Query()] = False) -> Response:
         """每行作为一条普通命令，以登录身份发送（权限与逐条记录相同）；命令编号由行内容推出，同一文件再导入不会
-        重复记录（回复为“已导入”）。`dry_run` 只校验、不记录。回复每行的结果，以及带“导入结果”列的原文件
+        重复记录（回复为“已导入”）。`dry_run` 只校验、不记录。只能查看的身份（主管部门、审计、大屏）不能导入，
+        在读取文件之前即拒绝（403 FORBIDDEN，field READ_ONLY_ROLE）。回复每行的结果，以及带“导入结果”列的原文件
         （base64）。请求头 `Accept: application/x-ndjson` 时逐行回复：发送过程中的进度
         `{"progress": {"done": 已处理行数, "total": 总行数}}`，最后一行是同样的回复。"""
+        read_only = may_not_import(session.identity.name)
+        if read_only is not None:  # before the upload is read: every row would be refused
+            metrics.count("import", kind, read_only.rule)
+            return refused("FORBIDDEN", read_only.message, read_only.rule)
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_BODY:
             return refused("REQUEST_TOO_LARGE", f"文件超过 {MAX_BYTES // (1024 * 1024)} MB，请分成几个文件导入")

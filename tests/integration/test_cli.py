@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.running import gongdi, start, stop, wait_for_line
+from tests.integration.running import GONGDI, _env, gongdi, start, stop, wait_for_line
 
 ARRIVAL = {
     "site_id": "xm-002", "member_id": "m9001", "arrived_on": "2020-09-01",
@@ -27,6 +29,9 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
 
         city = json.loads(gongdi(home, "view", "city", "--json").stdout)
         assert (city["projects"], city["workers"], city["members"]) == (82, 12_708, 251)
+        # The demo's mobile members arrived in 2020: prompted once seeded, not an hour later (the timer interval).
+        prompted = int(re.search(r"流动党员定时提醒 (\d+) 条", out).group(1))
+        assert city["mobility"]["transfer_prompts_open"] > 100 and prompted >= city["mobility"]["transfer_prompts_open"]
         a = city["activities"]
         assert (a["zones"], sum(a["teams"].values()), a["post_kinds"], a["work_points"]) == (60, 45, 6, 7)
         # every member's arrival or admission, a violation, a family change, every application (39 + 28 developed)
@@ -44,6 +49,30 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
             assert time.monotonic() < deadline, "the arrival did not reach the city view"
         site = gongdi(home, "view", "site", "xm-002")
         assert "在场党员 4" in site.stdout
+
+        # A site and its talks as people read them: Chinese words for the coded values, names, the project's name.
+        pilot = gongdi(home, "view", "site", "shachengwan").stdout
+        assert "按单位: 施工单位 15，" in pilot and "；按关系: 流动党员 " in pilot and "组织关系转入 " in pilot, pilot
+        assert "按工段/班组: 一工段 " in pilot and "{" not in pilot and "construction" not in pilot, pilot
+        talks = gongdi(home, "view", "talks", "shachengwan").stdout
+        first = talks.splitlines()
+        assert first[0].startswith("沙埕湾跨海公路通道工程 [shachengwan] · 待谈话 "), talks
+        open_talks = json.loads(gongdi(home, "view", "talks", "shachengwan", "--json").stdout)["open"]
+        assert open_talks and all(f"{t['name']}（{t['member_id']}）" in talks for t in open_talks), talks
+        birthdays = gongdi(home, "view", "birthdays", "shachengwan", "--month", "2020-07").stdout
+        assert birthdays.startswith("沙埕湾跨海公路通道工程 [shachengwan] · 2020-07 政治生日"), birthdays
+        assert re.search(r"\n  \w+（m\d{4}）  入党 \d{4}-07-", birthdays), birthdays
+        # A reader that stops reading (`gongdi view … | head`) is no failure of the platform.
+        gone = subprocess.Popen([*GONGDI, "--home", str(home), "view", "site", "shachengwan"], text=True, env=_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert gone.stdout is not None
+        gone.stdout.close()
+        _, err = gone.communicate(timeout=30)
+        assert "无法连接平台" not in err and "Traceback" not in err, err
+        # The demo's members work for units with Chinese names, never an English code (…construction单位).
+        members = json.loads(gongdi(home, "view", "site", "shachengwan", "--json").stdout)["members"]
+        units = {m["unit_name"] for m in members}
+        assert "沙埕湾跨海公路通道工程施工单位" in units and not any(re.search("[a-z]", u) for u in units), units
 
         refused = gongdi(home, "send", "membership", "RecordArrival", json.dumps(ARRIVAL))
         assert refused.returncode == 1 and "MEMBER_ALREADY_PRESENT" in refused.stdout
@@ -94,3 +123,20 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
         assert "新记录 0 条" in out and "252" in out and "党员责任区         60" in out
     finally:
         stop(again)
+
+
+def test_send_names_an_unknown_service_or_command_and_a_bad_body_at_once(tmp_path: Path):
+    """No platform is running: what the contracts can tell is said before connecting, in Chinese, with what exists
+    (before, an unknown name waited 30 s for a service that does not exist and blamed the platform)."""
+    service = gongdi(tmp_path, "send", "nosvc", "X", "{}")
+    assert service.returncode == 2 and "UNKNOWN_SERVICE" in service.stderr and "没有服务 nosvc" in service.stderr
+    assert "membership、activities、liaison" in service.stderr and "平台暂不可用" not in service.stderr
+    command = gongdi(tmp_path, "send", "membership", "NoSuchCmd", "{}")
+    assert command.returncode == 2 and "服务 membership 没有命令 NoSuchCmd" in command.stderr
+    assert "RecordArrival" in command.stderr and "平台暂不可用" not in command.stderr
+    typo = gongdi(tmp_path, "send", "membership", "RecordArival", "{}")
+    assert typo.returncode == 2 and "是否指 RecordArrival" in typo.stderr
+    body = gongdi(tmp_path, "send", "membership", "RecordArrival", "{site_id: 1}")
+    assert body.returncode == 2 and body.stderr.startswith("错误 BODY_NOT_JSON: 命令内容不是有效的 JSON"), body.stderr
+    listed = gongdi(tmp_path, "send", "membership", "RecordArrival", "[1]")
+    assert listed.returncode == 2 and "命令内容须为 JSON 对象" in listed.stderr

@@ -443,9 +443,29 @@ def test_the_upload_api_uses_the_logged_in_identity(gw: Gateway):
         assert reply.status_code == 200
         [row] = reply.json()["data"]["rows"]
         assert row["status"] == REFUSED and row["code"] == "FORBIDDEN"
-    with gw.client("dashboard") as screen:
-        reply = screen.post("/api/import/sites", files={"file": ("清单.xlsx", data, XLSX)})
-        assert [r["code"] for r in reply.json()["data"]["rows"]] == ["FORBIDDEN"]
+
+
+def test_a_read_only_identity_is_refused_before_its_file_is_read(gw: Gateway, tmp_path: Path):
+    """主管部门, 审计 and 大屏 only read: an import of theirs is refused once, up front, dry run or not, by the CLI and
+    the API alike, before the rows (or even the headers) are looked at."""
+    roster = tmp_path / "名册.csv"
+    roster.write_bytes(("\ufeff" + ",".join(M_HEADERS) + "\r\n"
+                        + ",".join(map(str, member_row(工地编号="ro-1", 党员编号="ro-m1"))) + "\r\n").encode())
+    for flags in (["--dry-run"], []):
+        done = cli(gw, tmp_path, "department.jiaotong", "members", str(roster), *flags)
+        assert done.returncode == 1 and "FORBIDDEN" in done.stderr and "READ_ONLY_ROLE" in done.stderr, done.stderr
+        assert "主管部门身份只能查看，不能导入" in done.stderr and "UNKNOWN_SITE" not in done.stdout + done.stderr
+    assert not list(tmp_path.glob("名册-*"))  # no result file: no row was looked at
+    headless = b"a,b\r\n1,2\r\n"  # not even the headers are read: the refusal is the identity's, not the file's
+    for who in ("department.jiaotong", "auditor", "dashboard"):
+        with gw.client(who) as reader:
+            for body, dry in ((roster.read_bytes(), "true"), (roster.read_bytes(), "false"), (headless, "false")):
+                reply = reader.post("/api/import/members", files={"file": ("名册.csv", body, "text/csv")},
+                                    data={"dry_run": dry})
+                assert reply.status_code == 403, reply.text
+                error = reply.json()["error"]
+                assert (error["code"], error["field"]) == ("FORBIDDEN", "READ_ONLY_ROLE")
+                assert "只能查看" in error["message"]
 
 
 def test_the_import_page_is_served_to_a_login(gw: Gateway):

@@ -18,7 +18,9 @@ import asyncpg
 import pytest
 
 from contracts.membership import SERVICE, RecordArrival, RecordContactLost, Relation, TransferRelation
+from contracts.queries import timers_subject
 from gongdi.demo import samples as f
+from gongdi.demo.seeder import timer_pass
 from gongdi.ops.client import GongdiClient
 from gongdi.ops.supervisor import Supervisor
 from gongdi.service.settings import Settings
@@ -144,3 +146,31 @@ async def test_prompt_fires_once_across_restarts_and_a_transfer_closes_it(
 async def _has(todo, *keys: str) -> bool:
     data = await todo()
     return bool(data) and all(data[k] for k in keys)
+
+
+async def test_the_operator_asks_for_a_pass_and_what_is_due_fires_without_waiting_or_a_restart(
+        platform: Supervisor, client: GongdiClient, pool: asyncpg.Pool, tmp_path: Path, servers: Servers,
+        ready_settings: Settings):
+    """`gongdi up --seed` records the demo after the start-up pass: the seeder then asks for a pass on the
+    platform-only `ops.membership.timers.run` (gongdi.demo.seeder.timer_pass), so the prompts come now, not an
+    interval (an hour) later. Asked again, nothing is due twice; a person cannot ask at all."""
+    log = tmp_path / "logs" / "membership.log"
+    assert await eventually(lambda: passes(log) >= 1)  # the pass at start, over an empty record
+    for cmd in (f.register("mob"), arrival("due1", EARLY), arrival("notyet", LATE)):
+        reply = await client.send(SERVICE, cmd)
+        assert reply["ok"], reply
+    child = next(c for c in platform.children if c.name == "membership")
+    pid = child.proc.pid
+
+    assert await timer_pass(ready_settings) == 1  # as the operator (`setup`), as the seeder does when done
+    assert await prompts(pool) == [("TransferPrompted", "due1")]
+    assert await timer_pass(ready_settings) == 0 and await prompts(pool) == [("TransferPrompted", "due1")]
+    assert child.proc.pid == pid and child.proc.poll() is None  # no restart was needed
+    denied = await client.request(timers_subject(SERVICE), b"{}")  # the city work committee: ops.> is not its
+    assert denied["ok"] is False and denied["error"]["code"] == "FORBIDDEN"
+
+    async def city_todo() -> bool:
+        reply = await client.query("views", "city")
+        return reply["ok"] and reply["data"]["mobility"]["transfer_prompts_open"] == 1
+
+    assert await eventually(city_todo)

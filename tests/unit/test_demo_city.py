@@ -1,0 +1,42 @@
+"""The demo city's people are plausible: Chinese unit names, probationary members admitted lately, genders by name."""
+from __future__ import annotations
+
+from contracts.membership import Gender, MemberStatus, SubmitApplication, UnitKind
+from gongdi.demo import city, development
+from gongdi.demo.city import MEMBERS, START, roster
+from gongdi.demo.development import DEVELOPED_PER_PILOT, developed
+
+
+def members() -> list:
+    return [facts for present in roster().values() for _, facts in present]
+
+
+def test_unit_names_are_chinese_with_no_enum_code():
+    codes = {k.value for k in UnitKind}
+    for facts in members():
+        assert not any(code in facts.unit_name for code in codes), facts.unit_name
+
+
+def test_probationary_members_were_admitted_within_two_years_of_arriving_and_the_figures_stay():
+    present = [(m, f) for people in roster().values() for m, f in people]
+    paths = developed(city.base_roster())
+    admitted_here = {p.person_id for p in paths}
+    probationary = [(m, f) for m, f in present if f.status is MemberStatus.probationary]
+    # The seed's figures: 251 members, 52 of them probationary, 28 of whom were admitted on the pilots in 2020.
+    assert (len(present), len(probationary), len(paths)) == (MEMBERS, 52, sum(DEVELOPED_PER_PILOT.values()))
+    assert admitted_here <= {m for m, _ in probationary} and all(p.admitted_on.year == 2020 for p in paths)
+    for member_id, facts in probationary:
+        if member_id not in admitted_here:  # arrived on the first day (START), probation not yet over
+            assert 0 < (START - facts.admitted_on).days <= 2 * 366, (facts.name, facts.admitted_on)
+
+
+def test_genders_go_with_the_given_names():
+    for facts in members():
+        given = facts.name[1:]
+        assert (facts.gender is Gender.female) == (given in city.FEMALE_GIVEN), facts.name
+    for phase in city.development_plan():
+        for command in phase:
+            if isinstance(command, SubmitApplication):
+                names = development.FEMALE_GIVEN if command.person_id.startswith("a") else city.FEMALE_GIVEN
+                female = command.name[1:] in names
+                assert (command.gender is Gender.female) == female, command.name
