@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.base import Command, Day, Event, Ids, Name, NonNegative, Note, Slug, SomeIds, parse
+from contracts.errors import rule_broken
 from contracts.upcasting import upcaster
 
 SERVICE = "activities"
@@ -160,7 +161,7 @@ class CelebrateBirthdays(Command):
     @model_validator(mode="after")
     def _unique(self) -> CelebrateBirthdays:
         if len(set(self.members)) != len(self.members):
-            raise ValueError("members must not repeat")
+            raise rule_broken("members", "参加党员有重复", "members must not repeat")
         return self
 
 
@@ -184,7 +185,7 @@ class FormTeam(Command):
     @model_validator(mode="after")
     def _leader_in_team(self) -> FormTeam:
         if self.leader not in self.members:
-            raise ValueError("leader must be one of the members")
+            raise rule_broken("leader", "队伍负责人须为队伍成员之一", "leader must be one of the members")
         return self
 
 
@@ -218,9 +219,12 @@ class RecordActivity(Command):
     @model_validator(mode="after")
     def _social_service_names_organisation(self) -> RecordActivity:
         if self.kind is ActivityKind.social_service and not (self.organisation and self.service):
-            raise ValueError("a social-organisation service names the organisation and the service")
+            raise rule_broken("service" if self.organisation else "organisation",
+                              "社会组织送服务须填写社会组织和服务内容",
+                              "a social-organisation service names the organisation and the service")
         if len(self.attendees) > self.headcount:
-            raise ValueError("headcount must count at least the attendees named")
+            raise rule_broken("headcount", f"参加人数不能少于所选参加党员人数（{len(self.attendees)} 名）",
+                              "headcount must count at least the attendees named")
         return self
 
 
@@ -311,7 +315,7 @@ class AppraiseMembers(Command):
     def _unique(self) -> AppraiseMembers:
         ids = [g.member_id for g in self.grades]
         if len(set(ids)) != len(ids):
-            raise ValueError("a member is graded once")
+            raise rule_broken("grades", "同一名党员只能评定一次", "a member is graded once")
         return self
 
 
@@ -328,7 +332,8 @@ class RecordBranchMeeting(Command):
     @model_validator(mode="after")
     def _attendance_counts_attendees(self) -> RecordBranchMeeting:
         if len(self.attendees) > self.attendance:
-            raise ValueError("attendance must count at least the attendees named")
+            raise rule_broken("attendance", f"到会人数不能少于所选到会党员人数（{len(self.attendees)} 名）",
+                              "attendance must count at least the attendees named")
         return self
 
 

@@ -27,15 +27,15 @@ _LONG_NUMBER = re.compile(r"\d{11,}|\d{17}[\dXx]")
 
 def _name(value: str) -> str:
     if _UNSEEN.search(value):
-        raise ValueError("contains control or direction characters (不可见控制字符)")
+        raise ValueError("含有不可见的控制字符或方向字符 (contains control or direction characters)")
     if _LONG_NUMBER.search(value):
-        raise ValueError("contains an ID-card or phone number (名称中不得含身份证号或手机号)")
+        raise ValueError("名称中不得含身份证号或手机号 (contains an ID-card or phone number)")
     return value
 
 
 def _note(value: str) -> str:
     if _UNSEEN_IN_NOTES.search(value):
-        raise ValueError("contains control or direction characters (不可见控制字符)")
+        raise ValueError("含有不可见的控制字符或方向字符 (contains control or direction characters)")
     return value
 
 
@@ -47,7 +47,8 @@ def _between(value: dt.date, ahead: dt.timedelta, surely: dt.date) -> dt.date:
         return value
     latest = dt.date.today() + ahead
     if not LIMITS.earliest_day <= value <= latest:
-        raise ValueError(f"must lie between {LIMITS.earliest_day} and {latest} (日期不合理)")
+        raise ValueError(f"日期不合理：应在 {LIMITS.earliest_day} 至 {latest} 之间 "
+                         f"(must lie between {LIMITS.earliest_day} and {latest})")
     return value
 
 
@@ -66,7 +67,7 @@ def _plan_day(value: dt.date) -> dt.date:
 
 def _distinct(values: list) -> list:
     if len(set(values)) != len(values):
-        raise ValueError("repeats a name or id (重复)")
+        raise ValueError("有重复的名称或编号 (repeats a name or id)")
     return values
 
 

@@ -3,10 +3,13 @@ input that does not parse (`validation_error`), shared by the command pipeline, 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
+from enum import StrEnum
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
 
 from contracts.replies import ErrorInfo
 
@@ -34,10 +37,55 @@ OBJECT = "应为 JSON 对象"
 Explain = Callable[[dict[str, Any]], str]
 
 
+# A whole-model rule broken (a model_validator's refusal): its words, and the field it is about in `ctx`.
+RULE_BROKEN = "rule_broken"
+
+
+def rule_broken(field: str, chinese: str, english: str) -> PydanticCustomError:
+    """What a model validator raises when the values together break a rule: the reply names `field` (a dotted path
+    under the model, `items.2.due_on`) and says `chinese`, the English after it in parentheses. A plain ValueError
+    there names no field, and its words would stand behind a generic 不合要求."""
+    return PydanticCustomError(RULE_BROKEN, "{chinese} ({english})",
+                               {"field": field, "chinese": chinese, "english": english})
+
+
+def choice_labels() -> dict[frozenset[str], Mapping[str, str]]:
+    """The Chinese labels the contracts give their choices (a module's `LABELS`), by the set of codes of each choice
+    (a StrEnum of that module): a refused choice is told in words the sender knows. Read from the contract modules
+    loaded, not imported: they import this module, and a choice refused is one of a loaded module's models."""
+    out: dict[frozenset[str], Mapping[str, str]] = {}
+    for name, module in sorted(dict(sys.modules).items()):  # a copy: another thread may be importing
+        labels = getattr(module, "LABELS", None) if name.startswith("contracts.") else None
+        if not isinstance(labels, Mapping):
+            continue
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, StrEnum) and value.__module__ == name:
+                codes = frozenset(member.value for member in value)
+                if codes <= labels.keys():
+                    out[codes] = labels
+    return out
+
+
 def _one_of(ctx: dict[str, Any]) -> str:
     # pydantic writes the choices as "'full' or 'probationary'": the values a sender may use, never the input.
     choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-    return "应为以下之一: " + (", ".join(choices) if choices else str(ctx.get("expected", "")))
+    if not choices:
+        return "应为以下之一: " + str(ctx.get("expected", ""))
+    labels = choice_labels().get(frozenset(choices))
+    if labels:
+        return "应为以下之一: " + "、".join(f"{labels[c]}（{c}）" for c in choices)
+    return "应为以下之一: " + ", ".join(choices)
+
+
+# The contracts' patterns in words (Slug; a month): a regular expression means nothing to whoever typed the value.
+PATTERNS: dict[str, str] = {
+    r"^[a-z0-9][a-z0-9_-]{0,62}$": "格式不对：只能用小写字母、数字、- 和 _，以字母或数字开头，最多 63 个字符",
+    r"^\d{4}-(0[1-9]|1[0-2])$": "应为月份，格式 YYYY-MM",
+}
+
+
+def _pattern(ctx: dict[str, Any]) -> str:
+    return PATTERNS.get(str(ctx.get("pattern", "")), "格式不对")
 
 
 def _short(ctx: dict[str, Any]) -> str:
@@ -69,7 +117,7 @@ EXPLAINED: dict[str, str | Explain] = {
     "string_unicode": "应为有效的 Unicode 文字",
     "string_too_short": _short,
     "string_too_long": lambda ctx: f"太长（最多 {ctx.get('max_length', '?')} 个字符）",
-    "string_pattern_mismatch": "格式不对",
+    "string_pattern_mismatch": _pattern,
     "too_short": _few,
     "too_long": lambda ctx: f"太多（最多 {ctx.get('max_length', '?')} 项）",
     "int_type": "应为整数",
@@ -121,13 +169,18 @@ def _english(error: dict[str, Any]) -> str:
     kind, msg = error["type"], str(error.get("msg", ""))
     if kind == "union_tag_invalid":
         return "the tag does not match any of the expected tags: " + str((error.get("ctx") or {}).get("expected_tags"))
+    if kind == "string_pattern_mismatch":
+        return "String should have the expected form"  # not the pattern: a regular expression is no help to a reader
     return re.sub(r"found `[^`]*`", "found a character not allowed", msg)
 
 
 def _problem(error: dict[str, Any]) -> str:
     kind = error["type"]
+    if kind == RULE_BROKEN:
+        return str(error.get("msg", ""))  # already Chinese first, the English after it
     if kind in ("value_error", "assertion_error"):
-        # Our own validators' words (AfterValidator, model_validator): they name the rule, never the input.
+        # Our own validators' words (an AfterValidator; a model_validator raises rule_broken): they name the rule,
+        # never the input.
         text = str(error.get("msg", "")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         return text if _CJK.search(text) else f"{GENERIC} ({text})"
     explain = EXPLAINED.get(kind, GENERIC)
@@ -136,6 +189,13 @@ def _problem(error: dict[str, Any]) -> str:
 
 
 _LAYERS = ("body", "query", "header", "path")
+
+
+def _location(error: dict[str, Any]) -> tuple[Any, ...]:
+    """The error's location without the layer's part; a rule broken adds the field it names under the model."""
+    loc = tuple(p for p in error.get("loc", ()) if p not in _LAYERS)
+    field = (error.get("ctx") or {}).get("field") if error.get("type") == RULE_BROKEN else None
+    return loc + tuple(str(field).split(".")) if field else loc
 
 
 def validation_error(exc: ValidationError) -> ErrorInfo:
@@ -147,7 +207,7 @@ def validation_error(exc: ValidationError) -> ErrorInfo:
 def explain(errors: list[Any]) -> ErrorInfo:
     """`validation_error` for pydantic's error list as another layer reports it (FastAPI's, over HTTP); a location's
     leading `body`/`query`/`header` is the layer's, not the contract's, and is left out of the field."""
-    errors = [{**e, "loc": tuple(p for p in e.get("loc", ()) if p not in _LAYERS)} for e in errors]
+    errors = [{**e, "loc": _location(e)} for e in errors]
     if not errors:
         return ErrorInfo(code=VALIDATION_FAILED, message=f"请求: {GENERIC}", field=None)
     first = errors[0]

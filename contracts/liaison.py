@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.base import Command, Day, Event, Name, Note, People, Slug, Yuan, parse
+from contracts.errors import rule_broken
 from contracts.rules import LIMITS
 
 SERVICE = "liaison"
@@ -104,9 +105,10 @@ class AgreementItem(Strict):
     title: Name
 
 
-def _unique(values: list, what: str) -> None:
+def _unique(values: list, field: str, what: str) -> None:
+    """`what` (the field's name in Chinese) lists each value once."""
     if len(set(values)) != len(values):
-        raise ValueError(f"{what} must not repeat")
+        raise rule_broken(field, f"{what}有重复", f"{field} must not repeat")
 
 
 # ---- commands ---------------------------------------------------------------------------------
@@ -124,11 +126,13 @@ class HoldJointMeeting(Command):
 
     @model_validator(mode="after")
     def _check(self) -> HoldJointMeeting:
-        _unique(self.parties, "parties")
-        _unique([i.item_id for i in self.items], "items")
-        _unique(self.resolves, "resolves")
-        if any(i.due_on < self.held_on for i in self.items):
-            raise ValueError("an item's due date cannot be before the meeting")
+        _unique(self.parties, "parties", "参会单位")
+        _unique([i.item_id for i in self.items], "items", "议定事项编号")
+        _unique(self.resolves, "resolves", "已解决事项")
+        late = next((n for n, i in enumerate(self.items) if i.due_on < self.held_on), None)
+        if late is not None:
+            raise rule_broken(f"items.{late}.due_on", "事项的完成期限不能早于会议日期",
+                              "an item's due date cannot be before the meeting")
         return self
 
 
@@ -145,7 +149,8 @@ class SignComplianceLetter(Command):
     def _all_targets(self) -> SignComplianceLetter:
         missing = set(Target) - set(self.targets)
         if missing:
-            raise ValueError(f"targets missing: {', '.join(sorted(missing))}")
+            raise rule_broken("targets", "缺少目标：" + "、".join(LABELS[t] for t in sorted(missing)),
+                              f"targets missing: {', '.join(sorted(missing))}")
         return self
 
 
@@ -157,7 +162,7 @@ class AssessCompliance(Command):
 
     @model_validator(mode="after")
     def _once_each(self) -> AssessCompliance:
-        _unique([r.target for r in self.results], "targets")
+        _unique([r.target for r in self.results], "results", "考核目标")
         return self
 
 
@@ -172,7 +177,7 @@ class SignCoBuildingAgreement(Command):
 
     @model_validator(mode="after")
     def _check(self) -> SignCoBuildingAgreement:
-        _unique([i.item_id for i in self.items], "items")
+        _unique([i.item_id for i in self.items], "items", "共建事项编号")
         return self
 
 
@@ -196,7 +201,8 @@ class ReportDispute(Command):
     @model_validator(mode="after")
     def _wages_have_amount(self) -> ReportDispute:
         if self.kind is DisputeKind.wages and not self.amount_yuan:
-            raise ValueError("a wage dispute states the amount in dispute, more than 0 (amount_yuan)")
+            raise rule_broken("amount_yuan", "薪资纠纷须填写争议金额（大于 0）",
+                              "a wage dispute states the amount in dispute, more than 0")
         return self
 
 
@@ -234,7 +240,8 @@ class RecordVillageSupport(Command):
     def _whole_counts(self) -> RecordVillageSupport:
         # Trips, patrols and helps are counted, metres and yuan measured: 0.01 of a trip is a typing slip.
         if UNITS[self.kind] in ("车次", "次") and self.quantity != self.quantity.to_integral_value():
-            raise ValueError(f"{self.kind.value} is counted in whole {UNITS[self.kind]} (quantity)")
+            raise rule_broken("quantity", f"{LABELS[self.kind]}按整{UNITS[self.kind]}计，不能有小数",
+                              f"{self.kind.value} is counted in whole {UNITS[self.kind]}")
         return self
 
 

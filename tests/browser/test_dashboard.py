@@ -1,6 +1,7 @@
 """The dashboard pages in chromium against the demo city: logging in through the login page, the city's figures as
 the API gives them, a record form whose arrival reaches two open pages live (no reload), form errors in Chinese
-next to their field, and a dashboard login that sees figures but no member's name."""
+next to their field (a rule over several fields too), a dashboard login that sees figures but no member's name, no
+link to a department page for a login refused it, and pages that fit a 1366×768 laptop and a 390 px phone."""
 from __future__ import annotations
 
 import re
@@ -285,3 +286,117 @@ def test_the_site_page_lists_the_development_path_and_the_mobility_to_dos(
     if not expected:
         assert "没有流动党员待办" in page.locator("#mobility").inner_text()
     page.locator("#development-section").screenshot(path=str(artefacts / "site-development.png"))
+
+
+# ---- refusals by their field, links a login may follow, pages on a laptop and a phone ------------------------------
+
+TOWNSHIP, TOWNSHIP_SITE = "township.bailin", "tangyuan-500kv"
+PHONE = {"width": 390, "height": 844}
+SMALL_LAPTOP = {"width": 1366, "height": 768}
+
+
+def _dispute_without_amount(form: Any) -> None:
+    form.locator('[name="case_id"]').fill("case-ui-wages")
+    form.locator('[name="kind"]').select_option("wages")
+    form.locator('[name="parties"]').fill("施工单位\n张某等5名工人")
+    form.locator('[name="description"]').fill("拖欠工资")
+
+
+def _activity_counting_fewer_than_named(form: Any) -> None:
+    form.locator('[name="kind"]').select_option("night_school")
+    form.locator('[name="title"]').fill("工地夜校")
+    form.locator('[name="headcount"]').fill("0")
+    form.page.wait_for_function("() => document.querySelectorAll('#form-activity [name=attendees] option').length >= 2",
+                                timeout=10_000)
+    options = form.locator('[name="attendees"] option')
+    form.locator('[name="attendees"]').select_option([options.nth(0).get_attribute("value"),
+                                                     options.nth(1).get_attribute("value")])
+
+
+@pytest.mark.parametrize(("tab", "fill_in", "field", "said"), [
+    ("dispute", _dispute_without_amount, "amount_yuan", "薪资纠纷须填写争议金额（大于 0）"),
+    ("activity", _activity_counting_fewer_than_named, "headcount", "参加人数不能少于所选参加党员人数（2 名）"),
+])
+def test_a_rule_over_several_fields_is_refused_in_chinese_next_to_the_field_it_names(
+        browser: Any, demo: Gateway, artefacts: Path, pages: list[Any], tab: str, fill_in: Any, field: str, said: str):
+    page = log_in(browser, demo, TOWNSHIP, f"/site/{TOWNSHIP_SITE}/record")
+    pages.append(page)
+    wait_live(page)
+    page.click(f'#tabs [data-tab="{tab}"]')
+    form = page.locator(f"#form-{tab}")
+    fill_in(form)
+    form.locator('button[type="submit"]').click()
+    form.locator('.form-result[data-state="error"]').wait_for(timeout=10_000)
+    error = form.locator(f'.field:has([name="{field}"]) .field-error[data-field="{field}"]')
+    assert error.count() == 1, form.inner_text()
+    assert error.inner_text().strip() == said
+    assert form.locator(f'[name="{field}"][aria-invalid="true"]').count() == 1
+    assert form.locator(".form-errors").inner_text().strip() == ""  # no banner without a field
+    assert "不合要求" not in form.inner_text()
+    page.screenshot(path=str(artefacts / f"record-rule-{tab}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("user", [TOWNSHIP, SECRETARY])
+def test_a_township_or_site_sees_the_departments_named_but_not_linked(
+        browser: Any, demo: Gateway, pages: list[Any], user: str):
+    city = log_in(browser, demo, "city", "/city", BIG_SCREEN)
+    page = log_in(browser, demo, user, "/city", BIG_SCREEN)
+    pages += [city, page]
+    city.wait_for_selector("#department-links a", timeout=10_000)
+    page.wait_for_selector("#department-links > *", timeout=10_000)
+    named = page.locator("#department-links > *").all_inner_texts()
+    assert named and named == city.locator("#department-links a").all_inner_texts()  # all named, as to the city
+    assert page.locator("#department-links a").count() == 0, "a link to a page this login may not open"
+    assert page.locator('a[href^="/department/"]').count() == 0
+
+
+@pytest.mark.parametrize("site", [DEMO_SITE, "tangyuan-500kv", "qianqi-port"])
+def test_a_site_page_on_a_phone_does_not_scroll_sideways(
+        browser: Any, demo: Gateway, artefacts: Path, pages: list[Any], site: str):
+    page = log_in(browser, demo, "city", f"/site/{site}", PHONE)
+    pages.append(page)
+    for part in ("development", "mobility", "members", "talks", "birthdays"):  # every part drawn, the side lists too
+        page.wait_for_selector(f"#{part} > *", timeout=10_000)
+    assert page.locator("#development tbody tr").count() > 0
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    page.screenshot(path=str(artefacts / f"site-{site}-390.png"), full_page=True)
+    assert widths[0] <= widths[1], f"the page scrolls sideways by {widths[0] - widths[1]} px"
+
+
+def test_a_probation_past_its_end_is_marked_by_the_citys_day_not_utcs(
+        browser: Any, demo: Gateway, pages: list[Any]):
+    """At 00:30 in the city the UTC day is still yesterday: a probation that ended yesterday is over already."""
+    data = view(demo, "city", "site", site_id=DEMO_SITE)
+    person = next(p for p in data["development_candidates"]["probationary"] if p.get("probation_ends"))
+    ends = person["probation_ends"]
+    page = log_in(browser, demo, "city", f"/site/{DEMO_SITE}")
+    pages.append(page)
+    page.clock.set_fixed_time(f"{ends}T16:30:00Z")  # 00:30 of the next day in Asia/Shanghai
+    page.reload()
+    row = page.locator(f'#development tr[data-person-id="{person["person_id"]}"]')
+    row.wait_for(timeout=10_000)
+    assert f"预备期满 {ends}，待转正" in row.inner_text()
+
+
+def test_the_city_page_on_a_laptop_fits_its_tiles_and_panels(
+        browser: Any, demo: Gateway, artefacts: Path, pages: list[Any]):
+    page = log_in(browser, demo, "city", "/city", SMALL_LAPTOP)
+    pages.append(page)
+    wait_figure(page, "members", view(demo, "city", "city")["members"])
+    page.wait_for_selector("#roles .stat", timeout=10_000)
+    page.screenshot(path=str(artefacts / "city-1366x768.png"))
+    # Each tile's label and figure stay inside the tile.
+    spilled = page.evaluate("""() => [...document.querySelectorAll('.stat')].flatMap((tile) => {
+        const box = tile.getBoundingClientRect();
+        return [...tile.children].filter((x) => { const r = x.getBoundingClientRect();
+          return r.left < box.left - 0.5 || r.right > box.right + 0.5 || x.scrollWidth > x.clientWidth + 1; })
+          .map((x) => x.textContent); })""")
+    assert not spilled, f"past their tile: {spilled}"
+    # Nothing of the lower panels is cut off: 党员示范岗 and the disputes table to its 合计 row are shown whole.
+    cut = page.evaluate("""() => ['roles', 'cases', 'support'].filter((id) => {
+        const el = document.getElementById(id);
+        const panel = el.closest('.panel');
+        return el.scrollHeight > el.clientHeight + 1 || panel.scrollHeight > panel.clientHeight + 1;
+      })""")
+    assert not cut, f"panels cut at 1366×768: {cut}"
+    assert page.evaluate("() => document.documentElement.scrollWidth <= document.documentElement.clientWidth")

@@ -42,8 +42,8 @@ CITY = Identity(Role.CITY)
 async def test_bad_parameters_get_the_typed_error_before_any_database_access():
     views = ViewQueries(pool=None, schema="views", js=None, streams=[], city=None)  # type: ignore[arg-type]
     assert await views.site(Request(b'{"site_id": "Not A Slug"}', "qry.views.site", CITY)) == (
-        '{"ok":false,"data":null,"error":{"code":"VALIDATION_FAILED","message":"site_id: 格式不对 (String should'
-        ' match pattern \'^[a-z0-9][a-z0-9_-]{0,62}$\')","field":"site_id"}}'
+        '{"ok":false,"data":null,"error":{"code":"VALIDATION_FAILED","message":"site_id: 格式不对：只能用小写字母、'
+        '数字、- 和 _，以字母或数字开头，最多 63 个字符 (String should have the expected form)","field":"site_id"}}'
     ).encode()
     department = await views.department(Request(b'{"department": "No Such"}', "qry.views.department", CITY))
     assert b'"code":"VALIDATION_FAILED"' in department and b'"field":"department"' in department

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -12,17 +13,19 @@ import orjson
 import pytest
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from contracts import activities, liaison
 from contracts.base import Name, Slug
-from contracts.errors import validation_error
+from contracts.errors import choice_labels, validation_error
 from contracts.identity import Identity, Role
 from contracts.liaison import COMMANDS
-from contracts.queries import SiteQuery
+from contracts.queries import BirthdayQuery, SiteQuery
 from contracts.replies import ErrorInfo
 from contracts.subjects import command_subject
 from gongdi.service.pipeline import CommandPipeline
 from gongdi.service.process import Request
 from services.views.handlers import ViewQueries
 
+SLUG_WORDS = "格式不对：只能用小写字母、数字、- 和 _，以字母或数字开头，最多 63 个字符"
 SECRET = "zq-secret-9"  # sent in every bad value below: it must never come back in a message
 
 
@@ -84,7 +87,7 @@ def info(body: Any, strict: bool = False, raw: bytes | None = None) -> ErrorInfo
     ({"day": 1590969600}, "day", "应为日期，格式 YYYY-MM-DD", True),
     ({"kind": SECRET}, "kind", "应为以下之一: full, probationary", False),
     ({"mode": SECRET}, "mode", "应为以下之一: a, b", False),
-    ({"slug": SECRET.upper()}, "slug", "格式不对", False),
+    ({"slug": SECRET.upper()}, "slug", SLUG_WORDS, False),
     ({"id": SECRET}, "id", "应为 UUID", False),
     ({"amount": "123.45"}, "amount", "位数太多（最多 4 位）", False),
     ({"ids": []}, "ids", "不能为空（至少 1 项）", False),
@@ -117,7 +120,8 @@ def test_no_character_of_the_input_comes_back():
 def test_our_validators_keep_their_own_words():
     assert info({"seven": 7}).message == "seven: seven is not allowed (不许用 7)"
     assert info({"eight": 8}).message == "eight: 不合要求 (eight is not allowed)"
-    assert info({"name": "名\u200f字"}).message == "name: contains control or direction characters (不可见控制字符)"
+    assert info({"name": "名\u200f字"}).message == (
+        "name: 含有不可见的控制字符或方向字符 (contains control or direction characters)")
 
 
 def test_input_that_is_not_json_or_not_an_object():
@@ -159,3 +163,99 @@ async def test_the_pipeline_and_the_views_reply_with_it():
     answer = orjson.loads(await views.site(Request(b'{"site_id": 5}', "qry.views.site", Identity(Role.CITY))))
     assert answer["error"] == {"code": "VALIDATION_FAILED", "field": "site_id",
                                "message": "site_id: 应为文字 (Input should be a valid string)"}
+
+
+# ---- whole-model rules: the field they are about, Chinese first -------------------------------------------------
+
+DAY = "2020-06-01"
+
+
+def _refused(command: type[BaseModel], body: dict[str, Any]) -> ErrorInfo:
+    with pytest.raises(ValidationError) as caught:
+        command.model_validate({"command_id": str(uuid.uuid4()), "site_id": "east", **body})
+    return validation_error(caught.value)
+
+
+@pytest.mark.parametrize(("command", "body", "field", "chinese"), [
+    (liaison.ReportDispute, {"case_id": "c", "kind": "wages", "reported_on": DAY, "parties": ["劳务班组"],
+                             "description": "欠薪"}, "amount_yuan", "薪资纠纷须填写争议金额（大于 0）"),
+    (liaison.ReportDispute, {"case_id": "c", "kind": "wages", "reported_on": DAY, "parties": ["劳务班组"],
+                             "amount_yuan": "0", "description": "欠薪"}, "amount_yuan",
+     "薪资纠纷须填写争议金额（大于 0）"),
+    (liaison.HoldJointMeeting, {"meeting_id": "m", "held_on": DAY, "parties": ["owner", "owner"]}, "parties",
+     "参会单位有重复"),
+    (liaison.HoldJointMeeting, {"meeting_id": "m", "held_on": DAY, "parties": ["owner", "village"], "items": [
+        {"item_id": "a", "kind": "risk", "description": "边坡", "responsible": "owner", "due_on": DAY},
+        {"item_id": "b", "kind": "risk", "description": "便道", "responsible": "owner", "due_on": "2020-05-01"}]},
+     "items.1.due_on", "事项的完成期限不能早于会议日期"),
+    (liaison.SignComplianceLetter, {"letter_id": "l", "signed_on": DAY, "signatories": ["甲", "乙"],
+                                    "targets": {"quality": "优良", "safety": "零事故", "progress": "按期"}},
+     "targets", "缺少目标：文明工地"),
+    (liaison.AssessCompliance, {"letter_id": "l", "assessed_on": DAY, "results": [
+        {"target": "safety", "met": True}, {"target": "safety", "met": False}]}, "results", "考核目标有重复"),
+    (liaison.SignCoBuildingAgreement, {"agreement_id": "a", "village": "东村", "signed_on": DAY, "items": [
+        {"item_id": "x", "title": "修路"}, {"item_id": "x", "title": "修桥"}]}, "items", "共建事项编号有重复"),
+    (liaison.RecordVillageSupport, {"village": "东村", "kind": "transport", "given_on": DAY, "quantity": "1.5"},
+     "quantity", "免费运输按整车次计，不能有小数"),
+    (activities.RecordActivity, {"kind": "night_school", "title": "夜校", "held_on": DAY, "headcount": 0,
+                                 "attendees": ["m1", "m2"]}, "headcount", "参加人数不能少于所选参加党员人数（2 名）"),
+    (activities.RecordActivity, {"kind": "social_service", "title": "义诊", "held_on": DAY, "headcount": 3,
+                                 "service": "义诊"}, "organisation", "社会组织送服务须填写社会组织和服务内容"),
+    (activities.RecordActivity, {"kind": "social_service", "title": "义诊", "held_on": DAY, "headcount": 3,
+                                 "organisation": "红十字会"}, "service", "社会组织送服务须填写社会组织和服务内容"),
+    (activities.FormTeam, {"team_id": "t", "kind": "assault", "name": "突击队", "leader": "m9", "members": ["m1"],
+                           "purpose": "抢工期"}, "leader", "队伍负责人须为队伍成员之一"),
+    (activities.AppraiseMembers, {"year": 2020, "appraised_on": DAY, "grades": [
+        {"member_id": "m1", "grade": "excellent"}, {"member_id": "m1", "grade": "qualified"}]}, "grades",
+     "同一名党员只能评定一次"),
+    (activities.RecordBranchMeeting, {"kind": "themed_day", "held_on": DAY, "topic": "主题党日", "attendance": 1,
+                                      "attendees": ["m1", "m2"]}, "attendance",
+     "到会人数不能少于所选到会党员人数（2 名）"),
+])
+def test_a_rule_over_several_fields_names_the_field_and_says_it_in_chinese_first(
+        command: type[BaseModel], body: dict[str, Any], field: str, chinese: str):
+    got = _refused(command, body)
+    assert (got.code, got.field) == ("VALIDATION_FAILED", field), got
+    assert got.message.startswith(f"{field}: {chinese} (") and got.message.endswith(")"), got.message
+    assert "不合要求" not in got.message
+
+
+def test_a_choice_is_told_by_its_chinese_labels_where_the_contracts_have_them():
+    got = _refused(liaison.ReportDispute, {"case_id": "c", "kind": SECRET, "reported_on": DAY, "parties": ["甲"],
+                                           "description": "欠薪"})
+    assert got.field == "kind" and got.message.startswith(
+        "kind: 应为以下之一: 薪资（wages）、征地拆迁（land_acquisition）、阻工（work_obstruction）、"
+        "邻里（neighbours）、其他（other） ("), got.message
+    assert SECRET not in got.message
+    # Every choice of these contracts has its labels (a new one without would be told by its codes only).
+    labelled = choice_labels()
+    for module in (liaison, activities):
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, enum.StrEnum) and value.__module__ == module.__name__:
+                assert frozenset(m.value for m in value) in labelled, value
+
+
+def test_no_regular_expression_and_no_english_first_reaches_the_reader():
+    slug = info({"slug": "Not A Slug"}).message
+    assert "pattern" not in slug and "^" not in slug and "{" not in slug, slug
+    with pytest.raises(ValidationError) as caught:
+        BirthdayQuery.model_validate({"site_id": "east", "month": "2020-13"})
+    assert validation_error(caught.value).message.startswith("month: 应为月份，格式 YYYY-MM (")
+    late = _refused(liaison.StartMediation, {"case_id": "c", "mediator": "调解员", "started_on": "2999-01-01"})
+    assert late.field == "started_on" and re.match(
+        r"started_on: 日期不合理：应在 1921-07-01 至 \d{4}-\d\d-\d\d 之间 \(must lie between ", late.message), late
+    phone = info({"name": "张三13800138000"}).message
+    assert phone == "name: 名称中不得含身份证号或手机号 (contains an ID-card or phone number)"
+    repeated = _refused(liaison.ReportDispute, {"case_id": "c", "kind": "other", "reported_on": DAY,
+                                                "parties": ["甲", "甲"], "description": "邻里"})
+    assert repeated.message == "parties: 有重复的名称或编号 (repeats a name or id)"
+
+
+async def test_the_pipeline_names_the_field_of_a_wage_dispute_without_its_amount():
+    pipeline = CommandPipeline(COMMANDS, repository=None, decide=lambda *_: [])  # type: ignore[arg-type]
+    body = orjson.dumps({"command_id": str(uuid.uuid4()), "site_id": "east", "case_id": "c", "kind": "wages",
+                         "reported_on": DAY, "parties": ["劳务班组"], "description": "欠薪"})
+    request = Request(body, command_subject("city", "liaison", "ReportDispute"), Identity(Role.CITY))
+    reply = orjson.loads(await pipeline.handle("ReportDispute", request))
+    assert reply["error"] == {"code": "VALIDATION_FAILED", "field": "amount_yuan", "message": (
+        "amount_yuan: 薪资纠纷须填写争议金额（大于 0） (a wage dispute states the amount in dispute, more than 0)")}

@@ -83,6 +83,15 @@ export function today() {
 
 export function thisMonth() { return today().slice(0, 7); }
 
+// The city's day now (Asia/Shanghai, the day its views count by), YYYY-MM-DD, wherever the browser's clock is set:
+// toISOString() gives the UTC day, yesterday's before 08:00 in the city.
+export function cityToday(now = new Date()) {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-US', {
+    timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit',
+  }).formatToParts(now).map((x) => [x.type, x.value]));
+  return `${parts.year}-${parts.month}-${parts.day}`;
+}
+
 export function sum(values) { return values.reduce((a, b) => a + (Number(b) || 0), 0); }
 
 // ---- DOM helpers ---------------------------------------------------------------------------------------------
@@ -271,6 +280,17 @@ export function mayReadTownship(me, code) {
   if (!me) return false;
   if (me.role === 'township' || me.role === 'site') return me.township === code;
   return true;
+}
+
+// Whether the views service lets this login read a department's page (contracts/identity.py may_read_department):
+// its own department, and those who see the whole city; a township's or a site's people are refused.
+export function mayReadDepartment(me, code) {
+  if (!me) return false;
+  switch (me.role) {
+    case 'city': case 'auditor': case 'dashboard': case 'platform': return true;
+    case 'department': return me.department === code;
+    default: return false;
+  }
 }
 
 export function siteLink(me, site, text) {

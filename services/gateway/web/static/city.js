@@ -1,7 +1,7 @@
 // 全市大屏: the city view, live. Figures carry data-figure attributes; charts are re-set whole (notMerge).
 import {
-  LABELS, POST_KINDS, TEAM_KINDS, asOf, asOfControl, disputesTable, downloadButtons, fig, fill, fmt, h, header, live, loadMe, mayReadSite,
-  mayReadTownship, pad2, setFreshness, showAsOf, snapshotOf, start, sum, supportList, townshipName, view,
+  LABELS, POST_KINDS, TEAM_KINDS, asOf, asOfControl, disputesTable, downloadButtons, fig, fill, fmt, h, header, live, loadMe, mayReadDepartment,
+  mayReadSite, mayReadTownship, pad2, setFreshness, showAsOf, snapshotOf, start, sum, supportList, townshipName, view,
 } from '/static/app.js';
 
 const FONT = '"Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC", sans-serif';
@@ -124,10 +124,13 @@ function renderLinks(d) {
   fill('township-links', Object.entries(townships)
     .filter(([code]) => mayReadTownship(me, code))
     .map(([code, name]) => h('a', { href: `/township/${encodeURIComponent(code)}`, dataset: { township: code } }, name)));
+  // The departments by name, a link only where this login may open the page (else a refusal behind the link).
   const departments = (me.city && me.city.departments) || {};
   fill('department-links', Object.entries(departments)
     .filter(([code]) => me.role !== 'department' || code === me.department)
-    .map(([code, name]) => h('a', { href: `/department/${encodeURIComponent(code)}`, dataset: { department: code } }, name)));
+    .map(([code, name]) => (mayReadDepartment(me, code)
+      ? h('a', { href: `/department/${encodeURIComponent(code)}`, dataset: { department: code } }, name)
+      : h('span', { class: 'chip', dataset: { department: code } }, name))));
 }
 
 // ---- charts ----------------------------------------------------------------------------------------------------

@@ -50,21 +50,28 @@ const PATTERNS = [
   [/valid list/i, () => '格式不正确'],
 ];
 
+const GENERIC = '不合要求';
+
+// A reply's words for the person at the form: `field: 中文 (English)`, perhaps with `；另有 2 处不合要求` after.
 function chinese(err) {
   const raw = String(err.message || '');
   let text = err.field && raw.startsWith(`${err.field}: `) ? raw.slice(err.field.length + 2) : raw;
-  if (err.code === 'VALIDATION_FAILED') text = text.replace(/^[\w.]+: /, '');
-  // The platform's own words come first in Chinese, its English detail in parentheses after them.
-  if (/^[\u4e00-\u9fff]/.test(text)) return text.replace(/\s*\([\x20-\x7e]*\)\s*$/, '') || text;
+  if (err.code === 'VALIDATION_FAILED') text = text.replace(/^(?:[\w.]+|请求): /, '');
+  const more = (text.match(/；另有 \d+ 处不合要求$/) || [''])[0];
+  text = text.slice(0, text.length - more.length);
+  const said = text.replace(/\s*\([\x20-\x7e]*\)\s*$/, '');
+  // The platform's own words come first in Chinese, its English detail in parentheses after them; a bare
+  // 不合要求 says nothing, so then the English detail is read below.
+  if (/^[\u4e00-\u9fff]/.test(said) && said !== GENERIC) return said + more;
   if (err.code === 'VALIDATION_FAILED' || !CJK.test(text)) {
     for (const [re, make] of PATTERNS) {
       const m = text.match(re);
-      if (m) return make(m);
+      if (m) return make(m) + more;
     }
     const inner = text.match(/[（(]([^（）()]*[\u4e00-\u9fff][^（）()]*)[)）]/);
-    if (inner) return inner[1];
+    if (inner) return inner[1] + more;
   }
-  if (CJK.test(text)) return text;
+  if (CJK.test(text)) return text + more;
   if (err.status === 0) return '无法连接服务器，请检查网络后重试';
   if (err.status === 503) return '平台暂时无法连接，请稍后再试';
   return `未记录：${text || err.code}`;

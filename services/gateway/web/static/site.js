@@ -1,7 +1,7 @@
 // 工地 page: project facts, branch, groups, members, counts, talks due, political birthdays, development, mobility,
 // activities, liaison.
 import {
-  ApiError, LABELS, activitiesSummary, asOf, asOfControl, card, downloadButtons, fig, fill, flag, fmt, h, header, label, liaisonSummary,
+  ApiError, LABELS, activitiesSummary, asOf, asOfControl, card, cityToday, downloadButtons, fig, fill, flag, fmt, h, header, label, liaisonSummary,
   live, loadMe,
   setFreshness, showAsOf, showProblem, snapshotOf, start, table, thisMonth, throttle, townshipName, view,
 } from '/static/app.js';
@@ -18,6 +18,11 @@ function siteFromPath() {
 }
 
 function nameOf(id) { return names.get(id) || id; }
+
+// A wide table scrolls inside its own box on a phone, not the whole page sideways.
+function scrolling(el) {
+  return el.tagName === 'TABLE' ? h('div', { class: 'table-scroll' }, el) : el;
+}
 
 function addMonths(iso, months) {
   const [y, m] = iso.split('-').map(Number);
@@ -92,12 +97,12 @@ function renderBranch(d) {
 
 function renderGroups(d) {
   const groups = d.groups || [];
-  fill('groups', table(['党小组', '工段/班组', '组长', '成员', '成立日期'], groups.map((g) => {
+  fill('groups', scrolling(table(['党小组', '工段/班组', '组长', '成员', '成立日期'], groups.map((g) => {
     const members = g.member_names || (g.members || []).map(nameOf);
     return h('tr', { dataset: { groupId: g.group_id } },
       h('td', null, g.name), h('td', null, g.section), h('td', null, g.leader_name || nameOf(g.leader)),
       h('td', null, `${members.join('、')}（${fmt(members.length)} 人）`), h('td', null, g.formed_on));
-  }), { empty: '尚未成立党小组' }));
+  }), { empty: '尚未成立党小组' })));
 }
 
 function renderMembers() {
@@ -139,9 +144,9 @@ function renderDepartures(d) {
   const out = d.recent_departures || [];
   const holders = d.departed_holders || [];
   fill('departures',
-    table(['姓名', '离场日期', '去向', '记录人'], out.map((x) => [
+    scrolling(table(['姓名', '离场日期', '去向', '记录人'], out.map((x) => [
       x.name || x.member_id, x.departed_on, x.moved_to_site ? `转至工地 ${x.moved_to_site}` : '离开工地', x.recorded_by || '']),
-    { empty: '近期无人离场' }),
+    { empty: '近期无人离场' })),
     holders.length ? h('div', null, h('h3', null, '需调整的负责人（已离场）'),
       h('ul', { class: 'plain' }, holders.map((x) => h('li', { class: 'warn' },
         x.what === 'post' ? `示范岗「${label(LABELS.post, x.kind)}」（${x.id}）` : `责任区「${x.kind}」（${x.id}）`,
@@ -155,7 +160,7 @@ function renderPointsAndMeetings(d) {
   const owed = (d.meetings_due || []).filter((x) => x.due || x.overdue);
   return h('div', null,
     ranking.length ? h('div', null, h('h3', null, `${d.points_ranking.year}年党员积分排名`),
-      table(['名次', '党员', '积分'], ranking.map((x) => [String(x.rank), x.name || x.member_id, fmt(x.points)]))) : null,
+      scrolling(table(['名次', '党员', '积分'], ranking.map((x) => [String(x.rank), x.name || x.member_id, fmt(x.points)])))) : null,
     (d.meetings_due || []).length ? h('div', null, h('h3', null, '三会一课'),
       owed.length ? h('ul', { class: 'plain' }, owed.map((x) => h('li', { class: x.overdue ? 'warn' : '' },
         `${label(LABELS.meetingKind, x.kind)}：${x.due ? '本期待开' : ''}${x.due && x.overdue ? '，' : ''}${x.overdue ? '上期未开' : ''}`
@@ -167,7 +172,7 @@ function renderPointsAndMeetings(d) {
 // the service's), only shown: a probation past its end without confirmation is marked.
 function renderDevelopment(d) {
   const byStage = d.development_candidates || {};
-  const today = d.as_of && d.as_of.day ? d.as_of.day : new Date().toISOString().slice(0, 10);
+  const today = d.as_of && d.as_of.day ? d.as_of.day : cityToday();
   const stepDay = { applicant: 'applied_on', activist: 'activist_on', target: 'target_on', probationary: 'admitted_on', full: 'confirmed_on' };
   const rows = Object.keys(LABELS.stage).flatMap((stage) => (byStage[stage] || []).map((p) => h('tr', { dataset: { personId: p.person_id, stage } },
     h('td', null, p.name || p.person_id), h('td', null, label(LABELS.stage, stage)), h('td', null, p[stepDay[stage]] || ''),
@@ -175,7 +180,7 @@ function renderDevelopment(d) {
     h('td', null, stage === 'probationary' && p.probation_ends
       ? (p.probation_ends < today ? flag(`预备期满 ${p.probation_ends}，待转正`, 'gap') : `预备期至 ${p.probation_ends}${p.extensions ? '（已延长）' : ''}`)
       : ''))));
-  fill('development', table(['姓名', '阶段', '进入本阶段', '申请日期', '预备期'], rows, { empty: '本工地暂无发展对象' }));
+  fill('development', scrolling(table(['姓名', '阶段', '进入本阶段', '申请日期', '预备期'], rows, { empty: '本工地暂无发展对象', cls: 'data nowrap' })));
 }
 
 function renderMobility(d) {
@@ -185,17 +190,17 @@ function renderMobility(d) {
     ...(mo.escalated || []).map((x) => [x.name || x.member_id, flag('失联已上报', 'gap'), `最后联系 ${x.last_contact_on}`, `${x.escalated_on} 上报`]),
     ...(mo.contact_lost || []).map((x) => [x.name || x.member_id, flag('失联', 'should'), `最后联系 ${x.last_contact_on}`, '']),
   ];
-  fill('mobility', table(['党员', '待办', '起因', '提醒'], items, { empty: '没有流动党员待办' }));
+  fill('mobility', scrolling(table(['党员', '待办', '起因', '提醒'], items, { empty: '没有流动党员待办', cls: 'data nowrap' })));
 }
 
 async function loadTalks() {
   try {
     const t = await view('talks', { site_id: siteId });
     const rows = (t.open || []);
-    fill('talks', table(['党员', '必谈事由', '产生日期', '应谈日期', '状态'], rows.map((x) => h('tr', { dataset: { obligationId: x.obligation_id, overdue: x.overdue ? 'true' : 'false' } },
+    fill('talks', scrolling(table(['党员', '必谈事由', '产生日期', '应谈日期', '状态'], rows.map((x) => h('tr', { dataset: { obligationId: x.obligation_id, overdue: x.overdue ? 'true' : 'false' } },
       h('td', null, nameOf(x.member_id)), h('td', null, label(LABELS.talkReason, x.reason)), h('td', null, x.created_on),
       h('td', null, x.due_on), h('td', null, x.overdue ? flag('已逾期', 'gap') : flag('待谈', 'should')))),
-    { empty: '没有待谈的必谈任务' }));
+    { empty: '没有待谈的必谈任务' })));
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return;
     fill('talks', h('p', { class: 'warn' }, `无法加载：${err.message}`));
@@ -208,10 +213,10 @@ async function loadBirthdays() {
     const b = await view('birthdays', { site_id: siteId, month });
     const [y, m] = (b.month || month).split('-').map(Number);
     fill('birthdays-title', `${y}年${m}月政治生日`);
-    fill('birthdays', table(['姓名', '入党日期', '党龄', '红色生日会'], (b.members || []).map((x) => h('tr', { dataset: { memberId: x.member_id } },
+    fill('birthdays', scrolling(table(['姓名', '入党日期', '党龄', '红色生日会'], (b.members || []).map((x) => h('tr', { dataset: { memberId: x.member_id } },
       h('td', null, x.name), h('td', null, x.admitted_on), h('td', null, `${y - Number(String(x.admitted_on).slice(0, 4))} 年`),
       h('td', null, x.celebrated_on ? flag(`已过 ${x.celebrated_on}`, 'ok') : flag('待过', 'should')))),
-    { empty: '本月没有党员过政治生日' }),
+    { empty: '本月没有党员过政治生日' })),
     (b.not_celebrated_this_year || []).length
       ? h('p', { class: 'muted' }, `今年尚未过政治生日的在场党员：${fmt(b.not_celebrated_this_year.length)} 名`) : null);
   } catch (err) {
