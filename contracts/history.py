@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts import activities, liaison, membership
 from contracts.base import Slug
+from contracts.errors import rule_broken
 from contracts.identity import Identity, Role
 from contracts.subjects import query_subject
 
@@ -45,9 +46,10 @@ class HistoryQuery(BaseModel):
     @model_validator(mode="after")
     def _one_target(self) -> HistoryQuery:
         if self.kind in SUBJECTS and (self.id is None or self.ids):
-            raise ValueError(f"kind {self.kind} takes an id and no ids")
+            raise rule_broken("id", f"查{SUBJECTS[self.kind]}的历史须给出一个编号 id，不给 ids",
+                              f"kind {self.kind} takes an id and no ids")
         if self.kind not in SUBJECTS and (self.id is not None or not self.ids):
-            raise ValueError(f"kind {self.kind} takes ids and no id")
+            raise rule_broken("ids", "按事件追溯须给出事件编号 ids，不给 id", f"kind {self.kind} takes ids and no id")
         return self
 
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict
 
 from contracts.base import (
     Command,
@@ -26,6 +26,16 @@ from contracts.base import (
 )
 
 SERVICE = "membership"
+
+
+# The choices' Chinese names, as a refusal lists them (contracts.errors) and the record form shows them.
+LABELS: dict[str, str] = {
+    "owner": "建设单位", "design": "设计单位", "construction": "施工单位", "supervision": "监理单位",
+    "department": "主管部门", "township": "驻地乡镇/村", "full": "正式党员", "probationary": "预备党员",
+    "transferred": "组织关系转入", "mobile": "流动党员", "worker": "农民工", "technician": "技术人员",
+    "manager": "管理人员", "male": "男", "female": "女", "transfer_prompt": "应转接组织关系",
+    "contact_escalation": "失联党员上报",
+}
 
 
 class UnitKind(StrEnum):
@@ -163,12 +173,6 @@ class FormPartyGroup(Command):
     leader: Slug
     members: Ids
     formed_on: Day
-
-    @model_validator(mode="after")
-    def _members_unique(self) -> FormPartyGroup:
-        if len(set(self.members)) != len(self.members):
-            raise ValueError("members must not repeat")
-        return self
 
 
 class CompleteSite(Command):

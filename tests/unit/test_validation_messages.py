@@ -13,14 +13,16 @@ import orjson
 import pytest
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from contracts import activities, liaison
+from contracts import activities, liaison, membership
 from contracts.base import Name, Slug
 from contracts.errors import choice_labels, validation_error
+from contracts.history import HistoryQuery
 from contracts.identity import Identity, Role
 from contracts.liaison import COMMANDS
 from contracts.queries import BirthdayQuery, SiteQuery
 from contracts.replies import ErrorInfo
 from contracts.subjects import command_subject
+from gongdi.demo import samples
 from gongdi.service.pipeline import CommandPipeline
 from gongdi.service.process import Request
 from services.views.handlers import ViewQueries
@@ -29,9 +31,9 @@ SLUG_WORDS = "格式不对：只能用小写字母、数字、- 和 _，以字�
 SECRET = "zq-secret-9"  # sent in every bad value below: it must never come back in a message
 
 
-class Kind(enum.Enum):
-    full = "full"
-    probationary = "probationary"
+class Kind(enum.Enum):  # codes no contract names: a choice without labels is told by its codes
+    first = "first"
+    second = "second"
 
 
 def _no_seven(value: int) -> int:
@@ -58,7 +60,7 @@ class Sample(BaseModel):
     short: Annotated[str, Field(max_length=5)] = ""
     count: Annotated[int, Field(ge=1, le=10)] = 1
     day: dt.date = dt.date(2020, 1, 1)
-    kind: Kind = Kind.full
+    kind: Kind = Kind.first
     mode: Literal["a", "b"] = "a"
     id: uuid.UUID = uuid.UUID(int=0)
     amount: Annotated[Decimal, Field(max_digits=4, decimal_places=1)] = Decimal(0)
@@ -85,7 +87,7 @@ def info(body: Any, strict: bool = False, raw: bytes | None = None) -> ErrorInfo
     ({"day": SECRET}, "day", "应为日期，格式 YYYY-MM-DD", False),
     ({"day": "2020-13-01"}, "day", "应为日期，格式 YYYY-MM-DD", True),
     ({"day": 1590969600}, "day", "应为日期，格式 YYYY-MM-DD", True),
-    ({"kind": SECRET}, "kind", "应为以下之一: full, probationary", False),
+    ({"kind": SECRET}, "kind", "应为以下之一: first, second", False),
     ({"mode": SECRET}, "mode", "应为以下之一: a, b", False),
     ({"slug": SECRET.upper()}, "slug", SLUG_WORDS, False),
     ({"id": SECRET}, "id", "应为 UUID", False),
@@ -229,7 +231,7 @@ def test_a_choice_is_told_by_its_chinese_labels_where_the_contracts_have_them():
     assert SECRET not in got.message
     # Every choice of these contracts has its labels (a new one without would be told by its codes only).
     labelled = choice_labels()
-    for module in (liaison, activities):
+    for module in (liaison, activities, membership):
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, enum.StrEnum) and value.__module__ == module.__name__:
                 assert frozenset(m.value for m in value) in labelled, value
@@ -259,3 +261,23 @@ async def test_the_pipeline_names_the_field_of_a_wage_dispute_without_its_amount
     reply = orjson.loads(await pipeline.handle("ReportDispute", request))
     assert reply["error"] == {"code": "VALIDATION_FAILED", "field": "amount_yuan", "message": (
         "amount_yuan: 薪资纠纷须填写争议金额（大于 0） (a wage dispute states the amount in dispute, more than 0)")}
+
+
+def test_a_member_s_choices_are_told_by_their_chinese_names():
+    body = orjson.loads(samples.arrive("s", "m1").model_dump_json())
+    body["member"]["gender"] = SECRET
+    got = _refused(membership.RecordArrival, body)
+    assert got.field == "member.gender"
+    assert got.message.startswith("member.gender: 应为以下之一: 男（male）、女（female） ("), got.message
+
+
+def test_a_history_query_names_what_it_lacks():
+    def refused(body: dict[str, Any]) -> ErrorInfo:
+        with pytest.raises(ValidationError) as caught:
+            HistoryQuery.model_validate(body)
+        return validation_error(caught.value)
+
+    got = refused({"kind": "member"})
+    assert got.field == "id" and got.message.startswith("id: 查党员的历史须给出一个编号 id，不给 ids ("), got.message
+    got = refused({"kind": "caused_by", "id": "x"})
+    assert got.field == "ids" and got.message.startswith("ids: 按事件追溯须给出事件编号 ids"), got.message
