@@ -184,8 +184,8 @@ def summary(e: dict[str, Any]) -> str:
 
 def format_history(d: dict[str, Any]) -> str:
     """The history as lines: each event at its cause's depth + 1 (原因 → 结果), in recorded order among siblings;
-    when it happened (the fact's own day, and the time the command gave), when it was recorded, by whom, by which
-    command (its first 8 characters)."""
+    when it happened (the fact's own day), when it was done (操作: the time the command or rule acted) and recorded,
+    by whom, by which command (its first 8 characters)."""
     events = d["events"]
     head = f"{SUBJECTS.get(d['kind'], d['kind'])} {d['id']} 的历史记录：{len(events)} 条"
     lines = [head + ("（含因果关联的其他事件）" if any(e["followed"] for e in events) else "")]
@@ -206,7 +206,7 @@ def format_history(d: dict[str, Any]) -> str:
         where = f"  [工地 {e['site_id']}]" if e.get("site_id") and d["kind"] != "site" else ""
         lines.append(f"{indent}{arrow}{what}{where}")
         command = f" · 命令 {e['command_id'][:8]}" if e.get("command_id") else ""
-        lines.append(f"{indent}{'  ' if depth else ''}  发生 {local_time(e['occurred_at'])} · 记录 "
+        lines.append(f"{indent}{'  ' if depth else ''}  操作 {local_time(e['occurred_at'])} · 记录 "
                      f"{local_time(e['recorded_at'])} · {actor_label(e['actor'])}{command} · {e['service']}")
         for child in children.get(e["event_id"], []):
             if child["event_id"] not in shown:
