@@ -12,6 +12,7 @@ schema it goes on from without a gap or a double. See docs/architecture.md, "Reb
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -42,6 +43,7 @@ REBUILD_NEEDED = "rebuild needed:"  # how a reading service's setup tells the su
 BATCH = 5000
 SWAP_WITHIN = 500  # events behind the live consumer at most when the swap (which holds queries back) is tried
 LOCK_TIMEOUT = "250ms"  # the swap gives way (and tries again) rather than make queries wait longer than this
+NO_HEAD = StreamHead()  # a stream not applied yet (frozen: one for all)
 CHECK_APART = 20_000  # events to read from which hashes are recomputed in a checking process (its start: ~1 s)
 
 
@@ -202,8 +204,8 @@ class Feed:
     service: str
     handler: Handler
 
-    @property
-    def stream(self) -> str:
+    @functools.cached_property
+    def stream(self) -> str:  # asked for every event: made once
         return stream_name(self.service)
 
 
@@ -506,7 +508,7 @@ class ShadowRebuild:
             verdict = Continuity(Verdict.REFUSE, f"hash {wrong.computed} from its fields", f"hash {wrong.stored}")
         else:
             until = self.checked.get(feed.stream)
-            verdict = check(heads.get(event.stream_id, StreamHead()), event,
+            verdict = check(heads.get(event.stream_id, NO_HEAD), event,
                             recompute=until is None or (event.tx_id, event.position) > (until.tx_id, until.position))
         if verdict.verdict is Verdict.REFUSE:
             error = verdict.error(event)
