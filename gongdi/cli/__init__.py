@@ -34,6 +34,8 @@ from gongdi.cli.format import (
     format_talks,
     format_township,
 )
+from gongdi.cli.parsing import Parser, examples
+from gongdi.cli.retrying import RetryNotice
 from gongdi.ops.client import send_retrying, with_client
 from gongdi.ops.credentials import FILE_NAME as CREDENTIALS
 from gongdi.ops.credentials import SUPERUSER, Credentials
@@ -261,11 +263,16 @@ def cmd_send(args: argparse.Namespace) -> int:
     body = {"command_id": str(uuid.uuid4()), **body}
     raw = orjson.dumps(body)
 
-    def retrying(exc: BaseException) -> None:
-        print(f"平台暂不可用 ({type(exc).__name__})，用同一命令编号 {body['command_id']} 重试…"
-              " (unavailable; retrying with the same command id)", file=sys.stderr)
-
-    reply = asyncio.run(send_retrying(settings, args.service, args.name, raw, args.wait, retrying))
+    notice = RetryNotice(sys.stderr, body["command_id"], sys.stderr.isatty())
+    outcome = "gave_up"
+    try:
+        reply = asyncio.run(send_retrying(settings, args.service, args.name, raw, args.wait, notice))
+        outcome = "sent"
+    except KeyboardInterrupt:
+        outcome = "interrupted"
+        raise
+    finally:  # the waiting line ends with what came of it; main() then explains an unreachable platform
+        notice.done(outcome)
     print(orjson.dumps(reply, option=orjson.OPT_INDENT_2).decode())
     return 0 if reply.get("ok") else 1
 
@@ -291,8 +298,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     if read_only is not None:  # said once, before the file is read, instead of a refusal on every row
         print(f"错误 FORBIDDEN: {read_only.message}", file=sys.stderr)
         return 1
-    if not args.file.is_file() or args.file.stat().st_size > MAX_BYTES:
-        print(f"无法导入 {args.file}: 不是文件，或超过 {MAX_BYTES // (1024 * 1024)} MB", file=sys.stderr)
+    if not args.file.exists():
+        print(f"无法导入 {args.file}: 文件不存在 (no such file)", file=sys.stderr)
+        return 2
+    if not args.file.is_file():
+        print(f"无法导入 {args.file}: 不是文件（是文件夹或设备） (not a file)", file=sys.stderr)
+        return 2
+    if args.file.stat().st_size > MAX_BYTES:
+        print(f"无法导入 {args.file}: 超过 {MAX_BYTES // (1024 * 1024)} MB (too large)", file=sys.stderr)
         return 2
     try:
         data = args.file.read_bytes()
@@ -649,103 +662,228 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
     return 0 if all(r["outcome"] in ("applied", "gone") for r in results) else 1
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="gongdi", description="工地党建共享记录平台")
-    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="state folder (default .gongdi)")
-    parser.add_argument("--as", dest="identity", metavar="IDENTITY",
-                        help="act as this identity (default: city, the city work committee); see `gongdi users`")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    up = sub.add_parser("up", help="start NATS, Postgres and every service; Ctrl-C stops them")
-    up.add_argument("--seed", action="store_true", help="load the demo city (the default city's 2020 report)")
-    up.add_argument("--reset", action="store_true", help="delete all state first")
+# Which area each writing service records, for `gongdi send -h` and `gongdi repair-stream -h`.
+SERVICES = {"membership": "工地、从业人员、党员进退场、党支部和党小组",
+            "activities": "三必谈、走访、政治生日、责任区、示范岗、三会一课、积分等党建活动",
+            "liaison": "联席会议、双达标、党建联创、纠纷调解、帮扶驻地"}
+AS_OF = ("查看过去某一天（YYYY-MM-DD：当天结束时，本市时间）或某一时刻（YYYY-MM-DDTHH:MM[+08:00]）的情况，"
+         "而不是现在 (as of a day or a moment)")
+BASIS = ("与 --as-of 一起用：business 按业务日期，即当时的实际情况，含事后补录的事实（默认）；recorded 按记录时间，"
+         "即平台当时显示的内容 (by business date / by recording time)")
+MONTH = "月份 YYYY-MM，只用于 birthdays 政治生日（默认本月） (month)"
+JSON = "输出 JSON，而不是文字 (print JSON)"
+
+
+def _as(command: str) -> str:
+    return f"以此身份操作，同 `gongdi --as 身份 {command} …` (act as this identity)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `gongdi` command's parser: every command, positional and option described in Chinese first, with
+    examples, for the city's and the townships' staff who use it."""
+    views = "，".join(f"{q.name} {q.title}" for q in QUERIES.values())
+    parser = Parser(prog="gongdi", description="工地党建共享记录平台：启动平台、查看视图、导出导入表格、发送命令、"
+                    "核验记录。\n(construction-site party building records: run, view, export, import, send, verify)",
+                    epilog=examples(("gongdi up --seed", "启动平台并载入演示数据"),
+                                    ("gongdi view city", "全市视图"),
+                                    ("gongdi --as township.diantou view township diantou", "以点头镇党委身份看本镇"),
+                                    ("gongdi export members --format csv", "导出党员花名册"),
+                                    ("gongdi users", "全部身份及密码文件位置"),
+                                    ("gongdi 命令 -h", "某一命令的说明")))
+    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, metavar="目录",
+                        help="状态目录：数据库、消息服务器、身份密码和日志都在这里（默认 .gongdi，或环境变量"
+                        " GONGDI_HOME） (state folder)")
+    parser.add_argument("--as", dest="identity", metavar="身份",
+                        help="以此身份操作（默认 city 市工委），如 township.diantou 乡镇、site.shacheng.shachengwan"
+                        " 工地书记、department.jiaotong 主管部门；全部身份见 `gongdi users` (act as this identity)")
+    sub = parser.add_subparsers(dest="cmd", required=True, title="命令 (commands)", metavar="命令")
+
+    up = sub.add_parser("up", help="启动平台：NATS、PostgreSQL 和全部服务；按 Ctrl-C 停止 (start everything)",
+                        description="启动平台：NATS、PostgreSQL、全部服务和网页；按 Ctrl-C 停止。"
+                        "数据保存在状态目录，下次启动时仍在。",
+                        epilog=examples(("gongdi up --seed", "启动并载入演示数据"),
+                                        ("gongdi up --reset --seed", "清空全部数据后重新开始")))
+    up.add_argument("--seed", action="store_true", help="载入演示数据（默认城市 2020 年的项目、党员和活动；再次载入不会"
+                    "重复记录） (load the demo city)")
+    up.add_argument("--reset", action="store_true", help="启动前删除全部数据（整个状态目录），不可恢复"
+                    " (delete all state first)")
     up.set_defaults(fn=cmd_up)
-    sub.add_parser("setup", help="create schemas, streams and consumers (idempotent)").set_defaults(fn=cmd_setup)
-    sub.add_parser("seed", help="load the demo city into a running platform").set_defaults(fn=cmd_seed)
-    sub.add_parser("reset", help="stop leftover servers and delete the state folder").set_defaults(fn=cmd_reset)
-    view = sub.add_parser("view", help="show a view: " + "，".join(f"{q.name} {q.title}" for q in QUERIES.values()))
-    view.add_argument("what", choices=list(VIEWS))
-    view.add_argument("site_id", nargs="?", help="the site (or the township's code, or the department's)")
-    view.add_argument("--month", help="YYYY-MM, for birthdays (default: this month)")
-    view.add_argument("--as-of", metavar="WHEN", help="the view as of a day (YYYY-MM-DD: its end, city time) or a"
-                      " moment (YYYY-MM-DDTHH:MM[+08:00]) instead of now")
-    view.add_argument("--basis", choices=[b.value for b in Basis], default=Basis.business.value,
-                      help="with --as-of: business = what was true then, by the facts' own dates, including facts"
-                      " recorded later (按业务日期, default); recorded = what the platform showed then (按记录时间)")
-    view.add_argument("--json", action="store_true")
+    sub.add_parser("setup", help="建立数据库表、消息流和消费者；可重复运行 (create schemas, streams and consumers)",
+                   description="建立数据库表、消息流和消费者；已有的保持不变，可重复运行。"
+                   ).set_defaults(fn=cmd_setup)
+    sub.add_parser("seed", help="向运行中的平台载入演示数据 (load the demo city)",
+                   description="向运行中的平台载入演示数据；已记录的不会重复记录。").set_defaults(fn=cmd_seed)
+    sub.add_parser("reset", help="停止残留的服务器并删除状态目录（全部数据） (delete the state folder)",
+                   description="停止残留的服务器并删除状态目录：全部数据、身份密码和日志都将删除，不可恢复。"
+                   ).set_defaults(fn=cmd_reset)
+
+    view = sub.add_parser("view", help=f"查看视图：{views} (show a view)", description=f"查看视图：{views}。",
+                          epilog=examples(("gongdi view city", "全市视图"),
+                                          ("gongdi view site shachengwan", "一个工地"),
+                                          ("gongdi view township diantou --as-of 2020-06-30", "点头镇 6 月底的情况"),
+                                          ("gongdi view birthdays shachengwan --month 2020-07", "7 月的政治生日"),
+                                          ("gongdi view status", "各服务的处理进度和死信")))
+    view.add_argument("what", choices=list(VIEWS), metavar="视图", help=f"视图名称：{views}")
+    view.add_argument("site_id", nargs="?", metavar="编号",
+                      help="视图的对象：工地编号（site、talks、birthdays，如 shachengwan）、乡镇代码（township，如"
+                      " diantou）或主管部门代码（department，如 jiaotong）；city 和 status 不需要")
+    view.add_argument("--month", metavar="YYYY-MM", help=MONTH)
+    view.add_argument("--as-of", metavar="时间", help=AS_OF)
+    view.add_argument("--basis", choices=[b.value for b in Basis], default=Basis.business.value, help=BASIS)
+    view.add_argument("--json", action="store_true", help=JSON)
     view.set_defaults(fn=cmd_view)
-    export = sub.add_parser("export", help="write a view, the roster (members) or the project list (sites) as an"
-                            " Excel workbook or a CSV: " + "，".join(f"{k} {v}" for k, v in EXPORTS.items()))
-    export.add_argument("what", choices=list(EXPORTS))
-    export.add_argument("ident", nargs="?", metavar="ID", help="the site, township or department; for members and"
-                        " sites a township (default: every site the identity may see)")
+
+    exports = "，".join(f"{k} {v}" for k, v in EXPORTS.items())
+    export = sub.add_parser("export", help="把视图、党员花名册或重点项目清单导出为 Excel 或 CSV 文件 (export a file)",
+                            description=f"把视图、党员花名册（members）或重点项目清单（sites）导出为 Excel 工作簿或"
+                            f" CSV：{exports}。文件名写明地区、内容和日期，如 白琳镇-党员花名册-2020-12-31.xlsx，与网页"
+                            "下载的文件同名。",
+                            epilog=examples(("gongdi export city", "全市视图，写入 福鼎市-全市视图-<日期>.xlsx"),
+                                            ("gongdi --as township.bailin export members --format csv",
+                                             "白琳镇的党员花名册（CSV）"),
+                                            ("gongdi export sites bailin", "白琳镇的重点项目清单"),
+                                            ("gongdi export site shachengwan --as-of 2020-12-31", "一个工地年底的情况"),
+                                            ("gongdi export township diantou --out - > 点头镇.xlsx", "输出到标准输出")))
+    export.add_argument("what", choices=list(EXPORTS), metavar="内容", help=f"导出的内容：{exports}")
+    export.add_argument("ident", nargs="?", metavar="编号",
+                        help="导出的对象：工地编号、乡镇代码或主管部门代码；members 和 sites 可给一个乡镇代码（默认："
+                        "本身份可见的全部工地）")
     export.add_argument("--format", choices=["xlsx", "csv"], default="xlsx",
-                        help="xlsx: one sheet per section (default); csv: UTF-8 with BOM, sections one after another")
-    export.add_argument("--out", type=Path, help="the file to write (default: a Chinese name in the current folder;"
-                        " - for standard output)")
-    export.add_argument("--as", dest="identity", metavar="IDENTITY", default=argparse.SUPPRESS,
-                        help="act as this identity (as `gongdi --as IDENTITY export …`)")
-    export.add_argument("--month", help="YYYY-MM, for birthdays (default: this month)")
-    export.add_argument("--as-of", metavar="WHEN", help="the view as of a day or a moment, as `gongdi view --as-of`")
-    export.add_argument("--basis", choices=[b.value for b in Basis], default=Basis.business.value,
-                        help="with --as-of: business (按业务日期, default) or recorded (按记录时间)")
+                        help="xlsx：Excel 工作簿，每部分一个工作表（默认）；csv：UTF-8（带 BOM），各部分依次排列")
+    export.add_argument("--out", type=Path, metavar="文件",
+                        help="写入的文件（默认：当前文件夹下的中文文件名；- 表示输出到标准输出） (output file)")
+    export.add_argument("--as", dest="identity", metavar="身份", default=argparse.SUPPRESS, help=_as("export"))
+    export.add_argument("--month", metavar="YYYY-MM", help=MONTH)
+    export.add_argument("--as-of", metavar="时间", help=AS_OF)
+    export.add_argument("--basis", choices=[b.value for b in Basis], default=Basis.business.value, help=BASIS)
     export.set_defaults(fn=cmd_export)
-    hist = sub.add_parser("history", help="every event touching it, with when, who, which command and what it"
-                          " caused: " + "，".join(f"{k} {v}" for k, v in SUBJECTS.items()))
-    hist.add_argument("kind", choices=list(SUBJECTS))
-    hist.add_argument("ident", metavar="ID", help="the site's, member's or case's id (a branch: its site's)")
-    hist.add_argument("--json", action="store_true")
+
+    subjects = "，".join(f"{k} {v}" for k, v in SUBJECTS.items())
+    hist = sub.add_parser("history", help=f"一个对象的全部事件：何时、何人、哪条命令、引起了什么（{subjects}）"
+                          " (every event touching it)",
+                          description=f"一个对象的全部事件，来自每个写入服务：何时、何人、哪条命令、引起了什么。"
+                          f"对象：{subjects}。",
+                          epilog=examples(("gongdi history site shachengwan", "一个工地的全部记录"),
+                                          ("gongdi history member m0001", "一名党员的全部记录")))
+    hist.add_argument("kind", choices=list(SUBJECTS), metavar="类别", help=f"对象的类别：{subjects}")
+    hist.add_argument("ident", metavar="编号", help="工地编号、党员编号或案件编号（工地党支部用其工地的编号）")
+    hist.add_argument("--json", action="store_true", help=JSON)
     hist.set_defaults(fn=cmd_history)
-    report = sub.add_parser("report", help="the city's yearly report (HTML with charts, and PDF) from the views as"
-                            " of the year's end")
-    report.add_argument("--year", type=int, required=True)
-    report.add_argument("--out", type=Path, default=Path("."), help="folder for report-<year>.html and .pdf"
-                        " (default: the current folder)")
+
+    report = sub.add_parser("report", help="全市年度报告（带图表的 HTML 和 PDF） (the yearly report)",
+                            description="全市年度报告：带图表的 HTML 和 PDF，数据为该年年末的视图。只有市工委、审计和"
+                            "大屏身份可以生成（报告只写项目和村名，不写个人）。",
+                            epilog=examples(("gongdi report --year 2020", "在当前文件夹写入 report-2020.html 和 .pdf"),
+                                            ("gongdi report --year 2020 --out 报告", "写入 报告 文件夹")))
+    report.add_argument("--year", type=int, required=True, metavar="年度",
+                        help="报告的年度，如 2020；数据截至该年 12 月 31 日（必填） (the year)")
+    report.add_argument("--out", type=Path, default=Path("."), metavar="文件夹",
+                        help="报告存放的文件夹，文件名 report-<年度>.html 和 .pdf（默认当前文件夹） (output folder)")
     report.set_defaults(fn=cmd_report)
-    send = sub.add_parser("send", help="send a command, e.g. gongdi send membership RecordArrival '{...}'")
-    send.add_argument("service")
-    send.add_argument("name")
-    send.add_argument("body", help="the command as JSON; command_id is added when missing")
-    send.add_argument("--wait", type=float, default=30.0,
-                      help="seconds to keep retrying (same command id) while the platform is unreachable")
+
+    services = "；".join(f"{k}：{v}" for k, v in SERVICES.items())
+    send = sub.add_parser("send", help="发送一条命令，如 gongdi send membership RecordArrival '{...}' (send a command)",
+                          description="发送一条命令并显示平台的答复。平台暂不可用时，用同一命令编号持续重试"
+                          "（见 --wait），同一命令不会重复记录。",
+                          epilog=examples(
+                              ("gongdi send membership ReportWorkforce "
+                               "'{\"site_id\": \"baolong\", \"headcount\": 1500, \"as_of\": \"2020-09-01\"}'",
+                               "报告从业人数"),
+                              ("gongdi --as township.tongshan send membership RecordArrival '{...}'",
+                               "以乡镇身份记录党员进场"),
+                              ("gongdi send membership 无此命令 '{}'", "列出 membership 的全部命令")))
+    send.add_argument("service", metavar="服务", help=f"接收命令的服务：{services}")
+    send.add_argument("name", metavar="命令",
+                      help="命令名称，如 RecordArrival、ReportWorkforce；写错时列出该服务的全部命令")
+    send.add_argument("body", metavar="内容",
+                      help="命令内容：一个 JSON 对象，用单引号括起；没有 command_id 时自动添加 (the command as JSON)")
+    send.add_argument("--wait", type=float, default=30.0, metavar="秒",
+                      help="平台暂不可用时持续重试的秒数，用同一命令编号（默认 30） (seconds to keep retrying)")
     send.set_defaults(fn=cmd_send)
-    imp = sub.add_parser("import", help="import a roster (members: 党员花名册) or a project list (sites: 重点项目清单)"
-                         " from .xlsx or .csv, each row as the ordinary command; importing a file again records"
-                         " nothing twice")
-    imp.add_argument("kind", choices=["members", "sites"])
-    imp.add_argument("file", type=Path, nargs="?", help="the .xlsx or .csv to import")
-    imp.add_argument("--dry-run", action="store_true", help="check every row, record nothing")
-    imp.add_argument("--result", type=Path, help="where to write the file with the column 导入结果 (default: next to"
-                     " FILE, named <FILE>-导入结果 or -校验结果)")
-    imp.add_argument("--template", type=Path, metavar="OUT", help="write the blank template (.xlsx, or .csv) instead")
-    imp.add_argument("--as", dest="identity", metavar="IDENTITY", default=argparse.SUPPRESS,
-                     help="act as this identity (as `gongdi --as IDENTITY import …`)")
+
+    imp = sub.add_parser("import", help="从 .xlsx 或 .csv 导入党员花名册或重点项目清单"
+                         " (import a roster or project list)",
+                         description="从 .xlsx 或 .csv 导入党员花名册（members）或重点项目清单（sites）：每行作为一条"
+                         "普通命令发送，按导入者的身份检查权限；同一文件再次导入不会重复记录。每行的结果写入结果文件的"
+                         "“导入结果”列。",
+                         epilog=examples(("gongdi import members --template 花名册模板.xlsx", "写出空白模板"),
+                                         ("gongdi --as township.bailin import members 花名册.xlsx --dry-run",
+                                          "只校验，不记录"),
+                                         ("gongdi --as township.bailin import members 花名册.xlsx", "导入")))
+    imp.add_argument("kind", choices=["members", "sites"], metavar="类别",
+                     help="members 党员花名册；sites 重点项目清单")
+    imp.add_argument("file", type=Path, nargs="?", metavar="文件",
+                     help="要导入的 .xlsx 或 .csv 文件，不超过 10 MB（用 --template 时不需要）")
+    imp.add_argument("--dry-run", action="store_true", help="只校验每一行，不记录任何内容 (check only)")
+    imp.add_argument("--result", type=Path, metavar="文件",
+                     help="结果文件（原表加“导入结果”列）的位置（默认：在导入文件旁，名为 <文件名>-导入结果 或"
+                     " -校验结果） (result file)")
+    imp.add_argument("--template", type=Path, metavar="文件",
+                     help="不导入，写出空白模板（.xlsx，或 .csv） (write the blank template)")
+    imp.add_argument("--as", dest="identity", metavar="身份", default=argparse.SUPPRESS, help=_as("import"))
     imp.set_defaults(fn=cmd_import)
-    users = sub.add_parser("users", help="list the identities; add-secretary SITE TOWNSHIP adds a site secretary")
-    users.add_argument("action", nargs="?", choices=["list", "add-secretary"], default="list")
-    users.add_argument("site_id", nargs="?")
-    users.add_argument("township", nargs="?")
+
+    users = sub.add_parser("users", help="列出全部身份；add-secretary 添加工地党支部书记 (list or add identities)",
+                           description="列出全部身份（登录名和角色）及密码文件的位置；add-secretary 为一个工地添加"
+                           "党支部书记身份，平台运行时立即生效。",
+                           epilog=examples(("gongdi users", "列出全部身份"),
+                                           ("gongdi users add-secretary shachengwan shacheng",
+                                            "为沙埕湾工地（沙埕镇）添加书记")))
+    users.add_argument("action", nargs="?", choices=["list", "add-secretary"], default="list", metavar="操作",
+                       help="list 列出（默认）；add-secretary 添加工地党支部书记")
+    users.add_argument("site_id", nargs="?", metavar="工地编号",
+                       help="工地编号（add-secretary 时），如 shachengwan")
+    users.add_argument("township", nargs="?", metavar="乡镇代码",
+                       help="工地所属乡镇的代码（add-secretary 时），如 shacheng")
     users.set_defaults(fn=cmd_users)
-    dead = sub.add_parser("deadletters", help="list every consumer's dead letters; `retry` re-applies them once"
-                                                 " their cause is fixed")
-    dead.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
-    dead.add_argument("--service", choices=[*WRITERS, VIEWS_SERVICE], help="retry this service's consumers only")
-    dead.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each service's retry")
-    dead.add_argument("--json", action="store_true")
+
+    dead = sub.add_parser("deadletters", help="列出处理失败的事件（死信）；retry 在原因排除后重新处理 (dead letters)",
+                          description="列出各消费者处理失败的事件（死信）；原因排除后，retry 让各服务重新处理。",
+                          epilog=examples(("gongdi deadletters", "列出死信"),
+                                          ("gongdi deadletters retry --service views", "重新处理视图服务的死信")))
+    dead.add_argument("action", nargs="?", choices=["list", "retry"], default="list", metavar="操作",
+                      help="list 列出（默认）；retry 重新处理")
+    dead.add_argument("--service", choices=[*WRITERS, VIEWS_SERVICE], metavar="服务",
+                      help=f"retry 时只重试这个服务的消费者：{'、'.join([*WRITERS, VIEWS_SERVICE])}")
+    dead.add_argument("--timeout", type=float, default=120.0, metavar="秒",
+                      help="retry 时等待每个服务的秒数（默认 120）")
+    dead.add_argument("--json", action="store_true", help=JSON)
     dead.set_defaults(fn=cmd_deadletters)
-    repair = sub.add_parser("repair-stream", help="a writing service's stream was deleted, purged or written by"
-                            " someone else: republish it from PostgreSQL and re-point its consumers")
-    repair.add_argument("service", choices=WRITERS)
+
+    repair = sub.add_parser("repair-stream", help="从 PostgreSQL 重建一个写入服务的消息流 (repair a stream)",
+                            description="一个写入服务的消息流被删除、清空或被他人写入时：从 PostgreSQL 重新发布，"
+                            "并重新指向其消费者。",
+                            epilog=examples(("gongdi repair-stream membership", "修复 membership 的流")))
+    repair.add_argument("service", choices=WRITERS, metavar="服务", help=f"写入服务：{services}")
     repair.set_defaults(fn=cmd_repair_stream)
-    rebuild = sub.add_parser("rebuild", help="rebuild the views from the writers' logs in a shadow schema and swap it"
-                             " in; queries keep answering; a killed rebuild goes on where it stopped")
-    rebuild.add_argument("schema", nargs="?", choices=[VIEWS_SERVICE], default=VIEWS_SERVICE)
-    rebuild.add_argument("--fresh", action="store_true", help="drop a shadow left by a killed rebuild; start over")
+
+    rebuild = sub.add_parser("rebuild", help="重建视图，期间查询照常 (rebuild the views)",
+                             description="在影子模式中依据各写入服务的日志重建视图，完成后替换；重建期间查询照常；"
+                             "中断的重建再次运行时从停下处继续。",
+                             epilog=examples(("gongdi rebuild", "重建视图"),
+                                             ("gongdi rebuild --fresh", "丢弃中断的重建，从头开始")))
+    rebuild.add_argument("schema", nargs="?", choices=[VIEWS_SERVICE], default=VIEWS_SERVICE, metavar="服务",
+                         help=f"要重建的读取服务（目前只有 {VIEWS_SERVICE}，默认）")
+    rebuild.add_argument("--fresh", action="store_true", help="丢弃中断的重建留下的影子，从头开始 (start over)")
     rebuild.set_defaults(fn=cmd_rebuild)
-    verify = sub.add_parser("verify", help="check every writing service's log: chains, commands, signed heads, copy")
-    verify.add_argument("--schema", help="one writing service (default: all of them)")
-    verify.add_argument("--heads", type=Path, help="also check against the latest heads in this kept file")
-    verify.add_argument("--export-heads", type=Path, help="append each service's latest signed head to this file")
+
+    verify = sub.add_parser("verify", help="核验各写入服务的日志：哈希链、命令、签名日志头、副本 (verify the logs)",
+                            description="核验每个写入服务的日志：哈希链、命令、签名日志头，以及 JetStream 副本"
+                            "是否一致。",
+                            epilog=examples(("gongdi verify", "核验全部"),
+                                            ("gongdi verify --export-heads 日志头.txt", "并留存最新日志头"),
+                                            ("gongdi verify --heads 日志头.txt", "与留存的日志头核对")))
+    verify.add_argument("--schema", metavar="服务", help=f"只核验这一个写入服务（默认全部：{'、'.join(WRITERS)}）")
+    verify.add_argument("--heads", type=Path, metavar="文件",
+                        help="同时与此留存文件中最新的日志头核对 (check kept heads)")
+    verify.add_argument("--export-heads", type=Path, metavar="文件",
+                        help="把每个服务最新的签名日志头追加到此文件，留待日后核对 (keep the heads)")
     verify.set_defaults(fn=cmd_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code = args.fn(args)

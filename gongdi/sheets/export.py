@@ -543,6 +543,23 @@ async def site_views(ask: Ask, site_ids: list[str]) -> list[Reply]:
     return [t.result() for t in tasks]
 
 
+def list_area(identity: Identity, township: str | None, sites: list[Reply],
+              city: City | None) -> tuple[str | None, str]:
+    """Whose sites a list holds, as (name, code) for the file's names, as `scope_sites` chose them: the township asked
+    for, else the identity's own township, department or site (by the project's name), else the whole city."""
+    if township:
+        return township_of(township, city), township
+    if identity.role is Role.SITE and identity.site:
+        name = next((str(s["name"]) for s in sites if s["site_id"] == identity.site), identity.site)
+        return name, identity.site
+    if identity.role is Role.TOWNSHIP and identity.township:
+        return township_of(identity.township, city), identity.township
+    if identity.role is Role.DEPARTMENT and identity.department:
+        code = identity.department
+        return (city.departments.get(code, code) if city else code), code
+    return (city.name if city else None), "all"
+
+
 def stem_day(data: Reply | None, today: dt.date) -> str:
     """The day in a file's name: the as-of day asked, else the day the data were read, in the city's time."""
     if data and data.get("as_of"):
@@ -567,9 +584,9 @@ async def gather(ask: Ask, what: str, params: dict[str, Any], identity: Identity
         township = params.get("township")
         sites = await site_views(ask, await scope_sites(ask, identity, township))
         title = LISTS[what][0]
-        where = township_of(township, city) if township else (city.name if city else None)
+        where, code = list_area(identity, township, sites, city)
         stem = "-".join(x for x in (where, title, today.isoformat()) if x)
-        return Export(title, (list_section(what, sites),), stem, f"{what}-{township or 'all'}-{today.isoformat()}")
+        return Export(title, (list_section(what, sites),), stem, f"{what}-{code}-{today.isoformat()}")
     if what not in QUERIES:
         raise Refused("VALIDATION_FAILED", f"没有这个视图 {what} (no such view)", "view")
     data = await asked(ask, what, params)
@@ -580,5 +597,7 @@ async def gather(ask: Ask, what: str, params: dict[str, Any], identity: Identity
     when = stem_day(data, today)
     if what == "birthdays":
         when = str(data["month"])
+    if what == "status":  # the platform's own progress: its subject is the internal service name, not an area
+        subject = key = None
     stem = "-".join(str(x) for x in (subject, query.title, when) if x)
     return Export(query.title, tuple(sections), stem, "-".join(str(x) for x in (what, key, when) if x))

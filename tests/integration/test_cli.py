@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -140,3 +143,66 @@ def test_send_names_an_unknown_service_or_command_and_a_bad_body_at_once(tmp_pat
     assert body.returncode == 2 and body.stderr.startswith("错误 BODY_NOT_JSON: 命令内容不是有效的 JSON"), body.stderr
     listed = gongdi(tmp_path, "send", "membership", "RecordArrival", "[1]")
     assert listed.returncode == 2 and "命令内容须为 JSON 对象" in listed.stderr
+
+
+def _unreachable_env() -> dict[str, str]:
+    """A user of a deployment whose NATS does not answer: a port nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return {**_env(), "NATS_URL": f"nats://127.0.0.1:{port}", "GONGDI_NATS_USER": "city",
+            "GONGDI_NATS_PASSWORD": "unused"}
+
+
+SEND = ["send", "--wait", "7", "membership", "ReportWorkforce",
+        json.dumps({"site_id": "baolong", "headcount": 1500, "as_of": "2020-09-01"})]
+
+
+def test_send_to_an_unreachable_platform_writes_a_log_line_every_few_seconds_then_the_outcome(tmp_path: Path):
+    """stderr to a log (not a terminal): before, one line per attempt, a second apart, 30 of them by default."""
+    sent = subprocess.run([*GONGDI, "--home", str(tmp_path), *SEND], capture_output=True, text=True,
+                          env=_unreachable_env(), timeout=60)
+    assert sent.returncode == 1, sent.stderr
+    lines = sent.stderr.splitlines()
+    waiting = [line for line in lines if line.startswith("平台暂不可用")]
+    assert 1 <= len(waiting) <= 2, sent.stderr  # at the first failure, then after 5 s; the wait is 7 s
+    assert all("同一命令编号" in line for line in waiting) and "\r" not in sent.stderr
+    assert lines[-2].startswith("已放弃：平台 ") and "command_id" in lines[-2], sent.stderr
+    assert lines[-1].startswith("无法连接平台"), sent.stderr
+
+
+def test_send_to_an_unreachable_platform_redraws_one_line_on_a_terminal(tmp_path: Path):
+    main, side = pty.openpty()
+    proc = subprocess.Popen([*GONGDI, "--home", str(tmp_path), *SEND[:2], "3", *SEND[3:]], stdout=subprocess.PIPE,
+                            stderr=side, env=_unreachable_env())
+    os.close(side)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the terminal's other end closed: the command has exited
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    assert proc.wait(30) == 1
+    said = seen.decode()
+    waiting, _, after = said.partition("已放弃：")
+    assert waiting.count("\r平台暂不可用，正在重试：第 ") >= 1 and "\n" not in waiting, said
+    outcome, _, explained = after.partition("\n")
+    assert "command_id" in outcome and explained.startswith("无法连接平台"), said
+
+
+def test_import_of_a_missing_file_says_the_file_does_not_exist(tmp_path: Path):
+    env = _unreachable_env()
+
+    def imported(path: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([*GONGDI, "--home", str(tmp_path), "import", "members", str(path)],
+                              capture_output=True, text=True, env=env, timeout=30)
+
+    missing = imported(tmp_path / "nonexist.csv")
+    assert missing.returncode == 2 and "文件不存在" in missing.stderr, missing.stderr
+    assert "超过" not in missing.stderr and "不是文件" not in missing.stderr
+    folder = imported(tmp_path)
+    assert folder.returncode == 2 and "不是文件" in folder.stderr and "文件不存在" not in folder.stderr, folder.stderr

@@ -258,3 +258,24 @@ def test_the_roster_and_the_project_list_come_in_the_import_columns_for_what_the
     assert [r["site_id"] for r in listed] == ["ex-a", "ex-b"]
     assert (listed[0]["township"], listed[0]["department"], listed[0]["cost_wan"], listed[0]["planned_months"],
             listed[0]["start_date"]) == ("白琳镇", "交通运输局", 9000, 30, dt.datetime(2020, 6, 1))
+
+
+# ---- file names -----------------------------------------------------------------------------------------------------
+
+
+def test_a_file_is_named_after_the_area_it_holds_the_same_from_the_cli_and_the_web(gw: Gateway, tmp_path: Path):
+    """A township's roster holds its own township only (before: 福鼎市-党员花名册-… for 白琳镇's members), and the
+    views' progress carries no internal service name (before: views-视图进度-…)."""
+    for who, what, expected in (("township.bailin", "members", "白琳镇-党员花名册-"),
+                                ("township.bailin", "sites", "白琳镇-重点项目清单-"),
+                                ("city", "members", "福鼎市-党员花名册-"), ("city", "status", "视图进度-")):
+        reply = download(gw, who, what)
+        assert reply.status_code == 200, reply.text
+        web = unquote(reply.headers["content-disposition"].split("UTF-8''", 1)[1])
+        folder = tmp_path / f"{who}-{what}"
+        folder.mkdir()
+        made = gongdi(gw, who, what, cwd=folder)
+        assert made.returncode == 0, made.stderr
+        written = [p.name for p in folder.iterdir() if p.is_file()]
+        assert written == [web], (written, web)  # the CLI's default name is the download's
+        assert web.startswith(expected) and web.endswith(".xlsx") and "views" not in web, web

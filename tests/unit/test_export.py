@@ -340,12 +340,19 @@ class FakeViews:
             if code not in self.sites:
                 return {"ok": False, "error": {"code": "TOWNSHIP_NOT_FOUND", "message": "没有登记的工地"}}
             return {"ok": True, "data": township_reply(code, self.sites[code])}
+        if name == "department":  # every site is the transport bureau's
+            sites = [s for listed in self.sites.values() for s in listed]
+            return {"ok": True, "data": {**township_reply("bailin", sites), "department": params["department"],
+                                         "name": CITY.departments[params["department"]]}}
         if name == "site":
-            where = next(t for t, sites in self.sites.items() if any(s["site_id"] == params["site_id"] for s in sites))
+            where, found = next((t, s) for t, sites in self.sites.items() for s in sites
+                                if s["site_id"] == params["site_id"])
             if not self.identity.may_read_site(where, "jiaotong", params["site_id"]):
                 return {"ok": False, "error": {"code": "FORBIDDEN", "message": "无权查看这一工地视图 [NOT_YOURS]"}}
-            return {"ok": True, "data": site_reply(params["site_id"], township=where,
+            return {"ok": True, "data": site_reply(params["site_id"], found["name"], township=where,
                                                    members=[member(f"{params['site_id']}-m", "欧阳明月")])}
+        if name == "status":
+            return {"ok": True, "data": status_reply()}
         raise AssertionError(name)
 
 
@@ -385,6 +392,28 @@ def test_a_list_takes_no_view_parameters_and_an_unknown_view_is_refused():
     assert (refused.value.code, refused.value.field) == ("VALIDATION_FAILED", "as_of")
     with pytest.raises(Refused):
         asyncio.run(gather(city.ask, "mayor", {}, city.identity, CITY))
+
+
+@pytest.mark.parametrize(("identity", "named", "code"), [
+    (Identity(Role.TOWNSHIP, township="bailin"), "白琳镇", "bailin"),
+    (Identity(Role.SITE, township="diantou", site="s3"), "点头大桥", "s3"),
+    (Identity(Role.DEPARTMENT, department="jiaotong"), "交通运输局", "jiaotong"),
+    (Identity(Role.AUDITOR), "福鼎市", "all"),
+])
+def test_a_list_is_named_after_the_area_it_holds(identity: Identity, named: str, code: str):
+    """A township's roster holds its own sites only: its file says the township, not the city (before:
+    福鼎市-党员花名册-… for 白琳镇's members); a site secretary's says the project."""
+    views = FakeViews(identity)
+    for what, title in (("members", "党员花名册"), ("sites", "重点项目清单")):
+        made = asyncio.run(gather(views.ask, what, {}, identity, CITY, today=dt.date(2020, 12, 31)))
+        assert made.stem == f"{named}-{title}-2020-12-31", made.stem
+        assert made.ascii_stem == f"{what}-{code}-2020-12-31"
+
+
+def test_the_status_export_has_no_internal_service_name_in_its_name():
+    city = FakeViews(Identity(Role.CITY))
+    made = asyncio.run(gather(city.ask, "status", {}, city.identity, CITY, today=dt.date(2020, 12, 31)))
+    assert made.stem == "视图进度-2020-12-31" and made.ascii_stem == "status-2020-12-31"
 
 
 def test_a_views_export_is_named_after_what_and_when_it_shows():
