@@ -54,6 +54,7 @@ SECTIONS = ["一工段", "二工段", "三工段", "钢筋班组", "混凝土班
 UNIT_KINDS = [UnitKind.construction, UnitKind.construction, UnitKind.construction, UnitKind.owner,
               UnitKind.supervision, UnitKind.design, UnitKind.department, UnitKind.township]
 START = dt.date(2020, 3, 1)
+REPORTED_ON = dt.date(2020, 8, 31)  # the day of the report's workforce figures
 DESIGNER, SUPERVISOR = "福建省交通规划设计院", "福州市建设监理公司"
 
 
@@ -152,7 +153,7 @@ def base_roster() -> dict[str, list[tuple[str, MemberFacts]]]:
 
 def plan() -> list[list[Command]]:
     """Commands in phases; the commands of one phase are independent of each other."""
-    registrations, workforce, arrivals, branches, groups = [], [], [], [], []
+    registrations, started, workforce, arrivals, branches, groups = [], [], [], [], [], []
     members_at = roster()
     names = demo_townships()
     admitted = {p.person_id for p in development.developed(base_roster())}  # present by admission, not arrival
@@ -164,8 +165,13 @@ def plan() -> list[list[Command]]:
                         construction=unit_name(UnitKind.construction, name, dept, names[township]),
                         supervision=SUPERVISOR),
         ))
+        # Reported when the site starts, as its members arrive, and again on the report's day: a view as of any day
+        # from the start on shows a workforce. The same headcount both times, so the figure does not depend on the
+        # order they are recorded in: a folder an older demo seeded has the later report first.
+        started.append(ReportWorkforce(command_id=cid("workforce-start", site_id), site_id=site_id,
+                                       headcount=workers, as_of=START))
         workforce.append(ReportWorkforce(command_id=cid("workforce", site_id), site_id=site_id,
-                                         headcount=workers, as_of=dt.date(2020, 8, 31)))
+                                         headcount=workers, as_of=REPORTED_ON))
         present = [(m, f) for m, f in members_at[site_id] if m not in admitted]
         for member_id, facts in present:
             arrivals.append(RecordArrival(command_id=cid("arrive", member_id), site_id=site_id,
@@ -188,4 +194,4 @@ def plan() -> list[list[Command]]:
                         group_id=f"g{k + 1}", name=f"{section}党小组", section=section, leader=leader, members=ids,
                         formed_on=dt.date(2020, 4, 15),
                     ))
-    return [registrations, workforce, arrivals, branches, groups]
+    return [registrations, started, workforce, arrivals, branches, groups]

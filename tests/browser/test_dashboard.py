@@ -1,9 +1,11 @@
 """The dashboard pages in chromium against the demo city: logging in through the login page, the city's figures as
 the API gives them, a record form whose arrival reaches two open pages live (no reload), form errors in Chinese
 next to their field (a rule over several fields too), a dashboard login that sees figures but no member's name, no
-link to a department page for a login refused it, and pages that fit a 1366×768 laptop and a 390 px phone."""
+link to a department page for a login refused it, pages that fit a 1366×768 laptop and a 390 px phone, the city's
+day for today in a browser abroad, and the coverage tile of a township or department page worded as the city's."""
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -45,10 +47,14 @@ def view(gw: Gateway, user: str, name: str, **params: str) -> dict[str, Any]:
     return reply.json()["data"]
 
 
-def log_in(browser: Any, gw: Gateway, user: str, path: str, viewport: dict[str, int] = LAPTOP) -> Any:
-    """A new browser context logged in as `user` through the login page, then at `path`."""
-    context = browser.new_context(viewport=viewport, locale="zh-CN", base_url=gw.url)
+def log_in(browser: Any, gw: Gateway, user: str, path: str, viewport: dict[str, int] = LAPTOP,
+           timezone: str | None = None, fixed_time: str | None = None) -> Any:
+    """A new browser context logged in as `user` through the login page, then at `path`; `timezone`: the browser's
+    own (the machine's when None); `fixed_time`: the page's clock from the start (no reload to change it later)."""
+    context = browser.new_context(viewport=viewport, locale="zh-CN", base_url=gw.url, timezone_id=timezone)
     page = context.new_page()
+    if fixed_time is not None:
+        page.clock.set_fixed_time(fixed_time)
     page.goto(path)
     page.wait_for_url(re.compile(r"/login\?next="))  # no session: the page sends the browser to log in
     page.fill("#user", user)
@@ -369,13 +375,68 @@ def test_a_probation_past_its_end_is_marked_by_the_citys_day_not_utcs(
     data = view(demo, "city", "site", site_id=DEMO_SITE)
     person = next(p for p in data["development_candidates"]["probationary"] if p.get("probation_ends"))
     ends = person["probation_ends"]
-    page = log_in(browser, demo, "city", f"/site/{DEMO_SITE}")
+    page = log_in(browser, demo, "city", f"/site/{DEMO_SITE}",
+                  fixed_time=f"{ends}T16:30:00Z")  # 00:30 of the next day in Asia/Shanghai
     pages.append(page)
-    page.clock.set_fixed_time(f"{ends}T16:30:00Z")  # 00:30 of the next day in Asia/Shanghai
-    page.reload()
     row = page.locator(f'#development tr[data-person-id="{person["person_id"]}"]')
     row.wait_for(timeout=10_000)
     assert f"预备期满 {ends}，待转正" in row.inner_text()
+
+
+def test_a_browser_abroad_takes_the_citys_day_for_today(browser: Any, demo: Gateway, pages: list[Any]):
+    """A record form's default day and the latest day an as-of view offers are the city's today, not the browser's:
+    at 09:30 in Los Angeles on 1 May it is already 2 May in the city."""
+    abroad = {"timezone": "America/Los_Angeles",
+              "fixed_time": "2024-05-01T16:30:00Z"}  # 09:30 on 1 May in Los Angeles, 00:30 on 2 May in the city
+    form = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record", **abroad)
+    site = log_in(browser, demo, "city", f"/site/{DEMO_SITE}", **abroad)
+    pages += [form, site]
+    assert form.evaluate("() => new Date().getDate()") == 1  # the browser's own day
+    form.wait_for_function("() => document.querySelector('#form-arrival [name=arrived_on]')?.value", timeout=10_000)
+    assert form.locator('#form-arrival [name="arrived_on"]').input_value() == "2024-05-02"
+    site.wait_for_selector("#as-of-day")
+    assert site.locator("#as-of-day").get_attribute("max") == "2024-05-02"
+
+
+def _coverage(sites: list[dict[str, Any]]) -> tuple[int, int]:
+    """已建, 应建 as the city view counts them: a completed project is out of both."""
+    qualifying = [s for s in sites if s["qualifies"] and not s["completed_on"]]
+    return sum(1 for s in qualifying if s["branch"]), len(qualifying)
+
+
+def _rate(covered: int, qualifying: int) -> str:
+    """覆盖率 as the pages write it: to one decimal, rounded half up (JavaScript's Math.round), no trailing .0."""
+    return f"覆盖率 {math.floor(covered / qualifying * 1000 + 0.5) / 10:g}%"
+
+
+def test_township_and_department_pages_read_the_coverage_tile_as_the_city_page_does(
+        browser: Any, demo: Gateway, artefacts: Path, pages: list[Any]):
+    city = view(demo, "city", "city")
+    cov = city["coverage"]
+    # The same figures: the townships' coverage adds up to the city's.
+    by_township = [_coverage(view(demo, "city", "township", township=t["township"])["sites"])
+                   for t in city["townships"]]
+    assert (sum(c for c, _ in by_township), sum(q for _, q in by_township)) == (cov["covered"], cov["qualifying"])
+    city_page = log_in(browser, demo, "city", "/city", BIG_SCREEN)
+    pages.append(city_page)
+    tile = city_page.locator('[data-kpi="covered"]')
+    wait_figure(city_page, "qualifying", cov["qualifying"])
+    title = tile.locator(".kpi-title").inner_text().strip()
+    assert title == "覆盖（已建/应建）"
+    assert tile.locator(".kpi-value").inner_text().strip() == f"{cov['covered']} / {cov['qualifying']}"
+    assert tile.locator(".kpi-sub").inner_text().startswith(_rate(cov["covered"], cov["qualifying"]))
+    for kind, code in (("township", TOWNSHIP.split(".")[1]), ("department", "jiaotong")):
+        covered, qualifying = _coverage(view(demo, "city", kind, **{kind: code})["sites"])
+        assert qualifying > covered > 0, (kind, code)  # a figure on either side of the slash, and a rate to show
+        page = log_in(browser, demo, "city", f"/{kind}/{code}")
+        pages.append(page)
+        wait_figure(page, "qualifying", qualifying)
+        card = page.locator('.card:has([data-figure="covered"])')
+        assert card.locator(".card-title").inner_text().strip() == title
+        assert card.locator(".card-value").inner_text().strip() == f"{covered} / {qualifying}"
+        assert card.locator(".card-sub").inner_text().strip().startswith(_rate(covered, qualifying))
+        assert "应覆盖" not in card.inner_text()
+        card.screenshot(path=str(artefacts / f"{kind}-coverage.png"))
 
 
 def test_the_city_page_on_a_laptop_fits_its_tiles_and_panels(

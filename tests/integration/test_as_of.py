@@ -13,6 +13,7 @@ import pytest
 
 from contracts.membership import SERVICE
 from gongdi.demo import samples
+from gongdi.demo.city import WORKERS
 from gongdi.demo.seeder import seed_as_townships
 from gongdi.ops.client import GongdiClient
 from gongdi.service.settings import Settings
@@ -103,6 +104,8 @@ async def test_business_days_give_the_figures_the_events_give(demo: GongdiClient
         seen.append(figures(city))
     # the dates do tell different stories (the demo as seeded: this test runs before the late fact's)
     assert seen[0]["projects"] == 0 and seen[-1]["members"] == 251
+    # Each site reports its workforce when it starts: mid-year shows the workers beside the members present.
+    assert [s["workers"] for s in seen] == [0, WORKERS, WORKERS, WORKERS, WORKERS]
     assert len({tuple(s.values()) for s in seen}) >= 4
     # The live view of a log whose facts all lie in 2020 is the view as of the year's end.
     live = (await demo.query("views", "city", {}))["data"]

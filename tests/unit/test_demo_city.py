@@ -1,9 +1,10 @@
-"""The demo city's people are plausible: Chinese unit names, probationary members admitted lately, genders by name."""
+"""The demo city's people are plausible: Chinese unit names, probationary members admitted lately, genders by name;
+every site reports its workforce from the day it starts."""
 from __future__ import annotations
 
-from contracts.membership import Gender, MemberStatus, SubmitApplication, UnitKind
+from contracts.membership import Gender, MemberStatus, RegisterSite, ReportWorkforce, SubmitApplication, UnitKind
 from gongdi.demo import city, development
-from gongdi.demo.city import MEMBERS, START, roster
+from gongdi.demo.city import MEMBERS, START, WORKERS, roster
 from gongdi.demo.development import DEVELOPED_PER_PILOT, developed
 
 
@@ -40,3 +41,22 @@ def test_genders_go_with_the_given_names():
                 names = development.FEMALE_GIVEN if command.person_id.startswith("a") else city.FEMALE_GIVEN
                 female = command.name[1:] in names
                 assert (command.gender is Gender.female) == female, command.name
+
+
+def test_every_site_reports_its_workforce_from_its_start_and_the_year_end_figure_stays():
+    commands = [(phase, c) for phase, cs in enumerate(city.plan() + city.development_plan()) for c in cs]
+    started = {c.site_id: (phase, c.start_date) for phase, c in commands if isinstance(c, RegisterSite)}
+    reports: dict[str, list[tuple[int, ReportWorkforce]]] = {}
+    for phase, c in commands:
+        if isinstance(c, ReportWorkforce):
+            reports.setdefault(c.site_id, []).append((phase, c))
+    assert reports.keys() == started.keys()
+    for site_id, told in reports.items():
+        registered, start = started[site_id]
+        # An as-of view shows each site's workforce from the day it starts (2020-06-30 is no longer 0).
+        assert min(c.as_of for _, c in told) == start, site_id
+        assert all(phase > registered for phase, _ in told), site_id  # sent once the site exists
+        # Every report of a site tells one headcount: whichever is recorded last (a folder seeded by an older
+        # demo holds the 2020-08-31 report already), the live figure and the year's end stay the report's.
+        assert len({c.headcount for _, c in told}) == 1, site_id
+    assert sum(told[-1][1].headcount for told in reports.values()) == WORKERS

@@ -76,21 +76,17 @@ export function clockTime(date) {
   return `${pad2(date.getHours())}:${pad2(date.getMinutes())}:${pad2(date.getSeconds())}`;
 }
 
-export function today() {
-  const d = new Date();
-  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}`;
-}
-
-export function thisMonth() { return today().slice(0, 7); }
-
-// The city's day now (Asia/Shanghai, the day its views count by), YYYY-MM-DD, wherever the browser's clock is set:
-// toISOString() gives the UTC day, yesterday's before 08:00 in the city.
+// The city's day now (Asia/Shanghai, the day its views and the services count by), YYYY-MM-DD, wherever the
+// browser's clock is set: the browser's own day differs for a user abroad, and toISOString() gives the UTC day,
+// yesterday's before 08:00 in the city. Every "today" of the pages (a form's default day, the latest as-of day).
 export function cityToday(now = new Date()) {
   const parts = Object.fromEntries(new Intl.DateTimeFormat('en-US', {
     timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit',
   }).formatToParts(now).map((x) => [x.type, x.value]));
   return `${parts.year}-${parts.month}-${parts.day}`;
 }
+
+export function thisMonth() { return cityToday().slice(0, 7); }
 
 export function sum(values) { return values.reduce((a, b) => a + (Number(b) || 0), 0); }
 
@@ -140,11 +136,26 @@ export function fig(name, value, cls = 'num') {
   return h('span', { class: cls, dataset: { figure: name, value: Number.isFinite(x) ? String(x) : undefined } }, text);
 }
 
-export function card(name, title, value, { unit, sub, accent } = {}) {
+export function card(name, title, value, { unit, sub, accent, extra } = {}) {
   return h('div', { class: `card${accent ? ' card-accent' : ''}` },
     h('div', { class: 'card-title' }, title),
-    h('div', { class: 'card-value' }, fig(name, value), unit ? h('span', { class: 'unit' }, unit) : null),
+    h('div', { class: 'card-value' }, fig(name, value), extra, unit ? h('span', { class: 'unit' }, unit) : null),
     sub ? h('div', { class: 'card-sub' }, sub) : null);
+}
+
+export const COVERAGE_TITLE = '覆盖（已建/应建）';
+
+// The coverage tile's figure and line beneath, one wording for the city page's tile and an area's card: 已建 / 应建,
+// then the rate and the rule, each when there is one. `cov`: {covered, qualifying, rule?}, as the city view gives it.
+export function coverageParts(cov) {
+  const rate = cov.qualifying ? Math.round((cov.covered / cov.qualifying) * 1000) / 10 : null;
+  const rule = cov.rule ? h('span', { class: 'rule', dataset: { figure: 'coverage_rule' } }, `强制覆盖：${cov.rule}`) : null;
+  return {
+    value: cov.covered ?? 0,
+    extra: h('span', { class: 'of' }, ' / ', fig('qualifying', cov.qualifying ?? 0)),
+    sub: [rate === null ? null : h('span', { dataset: { figure: 'coverage_rate' } }, `覆盖率 ${rate}%`),
+      rate !== null && rule ? ' · ' : null, rule],
+  };
 }
 
 export function table(headers, rows, { cls = 'data', empty = '暂无记录', dataset } = {}) {
@@ -360,7 +371,7 @@ export function asOfControl() {
   const box = document.querySelector('.head-right');
   if (!box) return;
   const current = asOf();
-  const day = h('input', { type: 'date', id: 'as-of-day', value: current ? current.as_of : '', max: today(),
+  const day = h('input', { type: 'date', id: 'as-of-day', value: current ? current.as_of : '', max: cityToday(),
     'aria-label': '查看某日的视图', title: '查看某日的视图' });
   const basis = h('select', { id: 'as-of-basis', 'aria-label': '口径',
     title: '按业务日期：当时的实际情况（含事后补录）；按记录时间：平台当时显示的情况' },

@@ -1,8 +1,8 @@
 // 乡镇 / 主管部门 pages: the township or department view summed over its sites, live.
 // The page kind comes from <body data-page="township|department">; the code from the path /township/<code>.
 import {
-  activitiesSummary, asOf, asOfControl, card, departmentName, downloadButtons, fig, fill, flag, fmt, h, header, liaisonSummary, live, loadMe, mayReadSite,
-  setFreshness, showAsOf, showProblem, snapshotOf, start, sum, townshipName, view,
+  COVERAGE_TITLE, activitiesSummary, asOf, asOfControl, card, coverageParts, departmentName, downloadButtons, fig, fill, flag, fmt,
+  h, header, liaisonSummary, live, loadMe, mayReadSite, setFreshness, showAsOf, showProblem, snapshotOf, start, sum, townshipName, view,
 } from '/static/app.js';
 
 const kind = document.body.dataset.page === 'department' ? 'department' : 'township';
@@ -70,21 +70,34 @@ function renderSites() {
   fill('sites', sitesTable(sites));
 }
 
+// 覆盖（已建/应建） as the city page counts it: the view's own figures when it gives them, else from the sites as the
+// city view counts them, where a completed project needs no branch any more and is out of both.
+function coverageOf(d, sites) {
+  if (d.coverage) return d.coverage;
+  if (!sites) return null;
+  const qualifying = sites.filter((s) => s.qualifies && !s.completed_on);
+  return { qualifying: qualifying.length, covered: qualifying.filter((s) => branchText(s.branch)).length };
+}
+
+function coverageCard(cov) {
+  const { value, extra, sub } = coverageParts(cov);
+  return card('covered', COVERAGE_TITLE, value, { extra, sub });
+}
+
 function render(d) {
   if (!d) return;
   current = d;
   const sites = Array.isArray(d.sites) ? d.sites : null;
   const full = d.full_members ?? (sites ? sum(sites.map((s) => s.full_members)) : null);
-  const qualifying = sites ? sites.filter((s) => s.qualifies).length : null;
   const gaps = sites ? sites.filter((s) => s.gap).length : null;
   const should = sites ? sites.filter((s) => s.should_form_branch).length : null;
-  const covered = sites ? sites.filter((s) => s.qualifies && branchText(s.branch)).length : null;
+  const coverage = coverageOf(d, sites);
   fill('figures',
     card('projects', '重点工程项目', d.projects ?? (sites ? sites.length : 0), { unit: '个', accent: true }),
     card('workers', '从业人员', d.workers ?? 0, { unit: '人', accent: true }),
     card('members', '党员', d.members ?? 0, { unit: '名', accent: true, sub: full === null ? null : ['正式党员 ', fig('full_members', full)] }),
     card('branches', '工地党支部', d.branches ?? 0, { unit: '个', accent: true }),
-    qualifying === null ? null : card('covered', '覆盖（已建/应建）', covered, { sub: ['应覆盖 ', fig('qualifying', qualifying), ' 个'] }),
+    coverage === null ? null : coverageCard(coverage),
     gaps === null ? null : card('gaps', '空白点', gaps, { unit: '个', sub: '应覆盖而未建支部' }),
     should === null ? null : card('should_form', '应组建党支部', should, { unit: '个', sub: '≥3名正式党员未建支部' }));
   renderSites();

@@ -1,7 +1,8 @@
 // 全市大屏: the city view, live. Figures carry data-figure attributes; charts are re-set whole (notMerge).
 import {
-  LABELS, POST_KINDS, TEAM_KINDS, asOf, asOfControl, disputesTable, downloadButtons, fig, fill, fmt, h, header, live, loadMe, mayReadDepartment,
-  mayReadSite, mayReadTownship, pad2, setFreshness, showAsOf, snapshotOf, start, sum, supportList, townshipName, view,
+  COVERAGE_TITLE, LABELS, POST_KINDS, TEAM_KINDS, asOf, asOfControl, coverageParts, disputesTable, downloadButtons, fig, fill,
+  fmt, h, header, live, loadMe, mayReadDepartment, mayReadSite, mayReadTownship, pad2, setFreshness, showAsOf, snapshotOf,
+  start, sum, supportList, townshipName, view,
 } from '/static/app.js';
 
 const FONT = '"Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC", sans-serif';
@@ -31,8 +32,6 @@ function stat(name, title, value, { unit, tone } = {}) {
 }
 
 function renderKpis(d) {
-  const cov = d.coverage || {};
-  const rate = cov.qualifying ? Math.round((cov.covered / cov.qualifying) * 1000) / 10 : null;
   const probationary = Math.max(0, (d.members ?? 0) - (d.full_members ?? 0));
   fill('kpis',
     kpi('projects', '重点工程项目', d.projects ?? 0, {
@@ -45,10 +44,12 @@ function renderKpis(d) {
     kpi('branches', '工地党支部', d.branches ?? 0, {
       unit: '个', sub: ['应组建 ', fig('should_form_count', (d.should_form_branch || []).length), ' 个'],
     }),
-    kpi('covered', '覆盖（已建/应建）', cov.covered ?? 0, {
-      extra: h('span', { class: 'of' }, ' / ', fig('qualifying', cov.qualifying ?? 0)),
-      sub: [rate === null ? '' : `覆盖率 ${rate}% · `, h('span', { class: 'rule', dataset: { figure: 'coverage_rule' } }, cov.rule ? `强制覆盖：${cov.rule}` : '')],
-    }));
+    coverageTile(d.coverage || {}));
+}
+
+function coverageTile(cov) {
+  const { value, extra, sub } = coverageParts(cov);
+  return kpi('covered', COVERAGE_TITLE, value, { extra, sub });
 }
 
 function siteItem(s) {

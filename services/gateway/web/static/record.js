@@ -2,8 +2,8 @@
 // with an Idempotency-Key made for that submission and kept while the same submission is retried.
 // Errors are shown next to the field the reply names (error.field), else at the top of the form.
 import {
-  ApiError, LABELS, api, fill, h, header, label, live, loadMe, newKey, setFreshness, showProblem, snapshotOf, start,
-  throttle, today, view,
+  ApiError, LABELS, api, cityToday, fill, h, header, label, live, loadMe, newKey, setFreshness, showProblem, snapshotOf,
+  start, throttle, view,
 } from '/static/app.js';
 
 let me = null;
@@ -297,7 +297,7 @@ function resetForm(form) {
 // ---- form furniture -------------------------------------------------------------------------------------------------
 
 function applyDefaults(root = document) {
-  root.querySelectorAll('input[data-default="today"]').forEach((el) => { if (!el.value) el.value = today(); });
+  root.querySelectorAll('input[data-default="today"]').forEach((el) => { if (!el.value) el.value = cityToday(); });
 }
 
 function fillOptions() {
