@@ -240,11 +240,7 @@ async def city(conn: asyncpg.Connection, schema: str, city: City, rules: Rules =
         "members": sum(r["members"] for r in rows),
         "full_members": sum(r["full_members"] for r in rows),
         "branches": sum(1 for r in rows if r["has_branch"]),
-        "coverage": {
-            "qualifying": len(qualifying),
-            "covered": sum(1 for r in qualifying if r["has_branch"]),
-            "rule": f"造价≥{rules.coverage_min_cost_wan}万元且工期≥{rules.coverage_min_months}个月",
-        },
+        "coverage": coverage([r["has_branch"] for r in qualifying], rules),
         "gaps": gaps,
         "should_form_branch": should_form,
         # 党总支 over 50 members, 党的基层委员会 over 100 (contracts.rules.branch_size_warning)
@@ -253,6 +249,12 @@ async def city(conn: asyncpg.Connection, schema: str, city: City, rules: Rules =
         "townships": sorted(townships.values(), key=lambda t: t["township"]),
         "by_month": await by_month(conn, schema),
     }
+
+
+def coverage(branched: list[bool], rules: Rules) -> dict[str, Any]:
+    """覆盖（已建/应建）: of the projects the rule makes qualify (one flag each: has it a branch?), and the rule."""
+    return {"qualifying": len(branched), "covered": sum(branched),
+            "rule": f"造价≥{rules.coverage_min_cost_wan}万元且工期≥{rules.coverage_min_months}个月"}
 
 
 async def by_month(conn: asyncpg.Connection, schema: str) -> list[dict[str, Any]]:
@@ -324,6 +326,9 @@ async def area(conn: asyncpg.Connection, schema: str, column: str, value: str, c
         })
     return {
         "projects": len(sites),
+        # as the city counts it: a completed project needs no branch any more and is out of both figures
+        "coverage": coverage([x["branch"] is not None for x in sites if x["qualifies"] and x["completed_on"] is None],
+                             rules),
         "workers": sum(x["workforce"] for x in sites),
         "members": sum(x["members_present"] for x in sites),
         "branches": sum(1 for x in sites if x["branch"] is not None),

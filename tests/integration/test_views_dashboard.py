@@ -97,13 +97,17 @@ async def test_a_township_lists_its_sites_by_name(client: GongdiClient):
     assert (sites[1]["members_present"], sites[1]["gap"], sites[1]["should_form_branch"]) == (3, True, True)
     assert (sites[2]["gap"], sites[2]["completed_on"]) == (False, "2022-12-31")
     assert (sites[3]["qualifies"], sites[3]["gap"]) == (False, False)
+    # 覆盖 as the city counts it: zz and aa qualify and are building; done is completed, small too small
+    assert data["coverage"] == {"qualifying": 2, "covered": 0, "rule": "造价≥5000万元且工期≥24个月"}
     city = (await view(client, "city"))["data"]
+    assert city["coverage"]["rule"] == data["coverage"]["rule"]
     assert set(data["activities"]) == set(city["activities"]) and set(data["liaison"]) == set(city["liaison"])
 
     await sent(client, f.form_branch("aa", "a1"))
     data = await shown(client, "township", lambda d: d["branches"] == 1, township="bailin")
     aa = data["sites"][1]
     assert (aa["branch"], aa["gap"], aa["should_form_branch"]) == ("aa兼合党支部", False, False)
+    assert (data["coverage"]["covered"], data["coverage"]["qualifying"]) == (1, 2)
     # every arrival obliges a talk (the activities policy): the township's summary counts its own sites only
     await sent(client, f.arrive("elsewhere", "e1"))
     await shown(client, "township", lambda d: d["activities"]["talks"]["open"] == 4, township="bailin")
