@@ -144,16 +144,20 @@ def _params_refused(request: Request) -> bytes | None:
     return None
 
 
+def _operator_only(request: Request, doing: str) -> bytes | None:
+    """The refusal of an `ops.` request not from the platform's operator, or with parameters (they take none)."""
+    if request.sender is not None:  # `ops.>` is not exported: a person's request cannot even arrive here
+        return refusal("FORBIDDEN", f"{request.sender.name} 不能{doing} (platform only) [PLATFORM_ONLY]",
+                       "PLATFORM_ONLY")
+    return _params_refused(request)
+
+
 def serve_retry(broker: Any, service: str, bound: list[Consumers]) -> None:
     """`ops.<service>.deadletters.retry`: the platform's operator re-applies the service's dead letters. One at a
     time in a process; the database locks order it with the consumers and with other processes."""
 
     async def retry(request: Request) -> bytes:
-        if request.sender is not None:  # `ops.>` is not exported: a person's request cannot even arrive here
-            return refusal("FORBIDDEN", f"{request.sender.name} 不能重新处理死信 (platform only) [PLATFORM_ONLY]",
-                           "PLATFORM_ONLY")
-        refused = _params_refused(request)
-        if refused is not None:
+        if (refused := _operator_only(request, "重新处理死信")) is not None:
             return refused
         results = await bound[0].retry()
         return orjson.dumps({"ok": True, "data": {"service": service,
@@ -168,11 +172,7 @@ def serve_timer_pass(broker: Any, service: str, runners: list[TimerRunner]) -> N
     is due fires once whoever asks and however often: the firings' ids and the rules, as with two replicas."""
 
     async def run(request: Request) -> bytes:
-        if request.sender is not None:  # `ops.>` is not exported: a person's request cannot even arrive here
-            return refusal("FORBIDDEN", f"{request.sender.name} 不能触发定时任务 (platform only) [PLATFORM_ONLY]",
-                           "PLATFORM_ONLY")
-        refused = _params_refused(request)
-        if refused is not None:
+        if (refused := _operator_only(request, "触发定时任务")) is not None:
             return refused
         if not runners:  # timers off (timer_interval 0): nothing fires, and the caller is told so
             return orjson.dumps({"ok": True, "data": {"service": service, "timers": False, "recorded": 0}})
