@@ -137,6 +137,9 @@ async function upload(ev) {
 }
 
 start(async () => {
+  // Before any await: a file sent at once, while the login is still being asked for, must not submit the form natively
+  // (a page reload that loses the file).
+  document.getElementById('import-form').addEventListener('submit', upload);
   const me = await loadMe();
   header(me);
   const params = new URLSearchParams(location.search);
@@ -146,7 +149,6 @@ start(async () => {
   document.getElementById('import-kind').addEventListener('change', setTemplates);
   document.getElementById('import-dry-run').addEventListener('change', setButton);
   document.getElementById('only-refused').addEventListener('change', filterRows);
-  document.getElementById('import-form').addEventListener('submit', upload);
   if (!me.may_write) {
     fill('write-note', `${me.role_label}身份只能查看，不能导入；只能校验表格。`);
     document.getElementById('import-dry-run').checked = true;

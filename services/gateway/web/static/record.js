@@ -241,6 +241,7 @@ async function post(command, body, key) {
 
 async function submit(ev) {
   ev.preventDefault();
+  if (!me || !me.may_write || !siteId) return; // still loading, or a login that only reads: nothing to send
   const form = ev.currentTarget;
   const button = form.querySelector('button[type="submit"]');
   if (button.disabled) return;
@@ -414,6 +415,8 @@ function onSite(d) {
 }
 
 start(async () => {
+  // Before any await: a form sent while the page is still loading is not submitted natively (a reload that loses it).
+  document.querySelectorAll('form.record-form').forEach((f) => f.addEventListener('submit', submit));
   me = await loadMe();
   header(me);
   siteId = siteFromPath();
@@ -428,7 +431,6 @@ start(async () => {
   fillOptions();
   applyDefaults();
   const followUnit = wireUnitName();
-  document.querySelectorAll('form.record-form').forEach((f) => f.addEventListener('submit', submit));
   document.getElementById('form-activity').elements.namedItem('kind').addEventListener('change', syncConditional);
   document.getElementById('dispute-step').addEventListener('change', syncConditional);
   document.querySelectorAll('#tabs [data-tab]').forEach((b) => b.addEventListener('click', () => showTab(b.dataset.tab)));
