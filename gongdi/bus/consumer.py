@@ -110,20 +110,27 @@ async def read_heads(conn: asyncpg.Connection, schema: str, consumer: str, strea
     return {r["stream_id"]: StreamHead(r["version"], r["hash"]) for r in rows}
 
 
+def heads_upsert_sql(schema: str, first: int) -> str:
+    """The insert of a consumer's moved stream heads: consumer $1, stream $2, and the heads as three arrays
+    (`head_columns`) from parameter `first` on."""
+    return f"""INSERT INTO {schema}.stream_head (consumer, stream, stream_id, version, hash)
+            SELECT $1, $2, h.stream_id, h.version, h.hash
+            FROM unnest(${first}::text[], ${first + 1}::int[], ${first + 2}::text[]) AS h (stream_id, version, hash)
+            ON CONFLICT (consumer, stream, stream_id) DO UPDATE SET version = EXCLUDED.version, hash = EXCLUDED.hash"""
+
+
+def head_columns(heads: dict[str, StreamHead]) -> tuple[list[str], list[int], list[str | None]]:
+    return list(heads), [h.version for h in heads.values()], [h.hash for h in heads.values()]
+
+
 async def save_position(conn: asyncpg.Connection, schema: str, consumer: str, stream: str, seq: int,
                         heads: dict[str, StreamHead]) -> None:
     """The checkpoint and the heads that moved with it, in one statement."""
     await conn.execute(
-        f"""WITH heads AS (
-            INSERT INTO {schema}.stream_head (consumer, stream, stream_id, version, hash)
-            SELECT $1, $2, h.stream_id, h.version, h.hash
-            FROM unnest($4::text[], $5::int[], $6::text[]) AS h (stream_id, version, hash)
-            ON CONFLICT (consumer, stream, stream_id) DO UPDATE SET version = EXCLUDED.version, hash = EXCLUDED.hash
-        )
+        f"""WITH heads AS ({heads_upsert_sql(schema, 4)})
         INSERT INTO {schema}.consumer_checkpoint (consumer, stream, stream_seq) VALUES ($1, $2, $3)
         ON CONFLICT (consumer, stream) DO UPDATE SET stream_seq = $3, updated_at = now()""",
-        consumer, stream, seq, list(heads), [h.version for h in heads.values()], [h.hash for h in heads.values()],
-    )
+        consumer, stream, seq, *head_columns(heads))
 
 
 def parse(msg: Msg) -> Envelope | Exception:

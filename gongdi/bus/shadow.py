@@ -28,10 +28,20 @@ from nats.js.errors import NotFoundError
 
 from contracts.envelope import EnvelopeRow
 from contracts.subjects import stream_name
-from gongdi.bus.consumer import Handler, describe, save_position
+from gongdi.bus.consumer import Handler, describe, head_columns, heads_upsert_sql, save_position
 from gongdi.bus.continuity import Continuity, Verdict, check
 from gongdi.bus.hashcheck import Checking, Mismatch
 from gongdi.bus.logread import decode, log_end, read_log
+from gongdi.bus.parts import (
+    SPLIT_FROM,
+    Part,
+    PartProcess,
+    insert_parts_sql,
+    part_table_sql,
+    parts_wanted,
+    read_part,
+    seq_of_sql,
+)
 from gongdi.bus.setwise import SetForm, set_form
 from gongdi.store.base import Checkpoint, StoredRow, StreamHead
 from gongdi.store.migrations import Migration, migrate
@@ -256,10 +266,16 @@ class ShadowRebuild:
     def __init__(self, pool: asyncpg.Pool, live: str, durable: str, version: str, migrations: Sequence[Migration],
                  feeds: Sequence[Feed], js: JetStreamContext | None = None, batch: int = BATCH,
                  progress: Progress | None = None, log: Any = None, shadow: str | None = None,
-                 dsn: str | None = None, check_apart: int = CHECK_APART):
+                 dsn: str | None = None, check_apart: int = CHECK_APART, split_from: int = SPLIT_FROM,
+                 parts: int | None = None, part: Part | None = None, reader: asyncpg.Connection | None = None):
         self.pool = pool
         self.dsn = dsn  # for the checking process's own connection; without it every hash is checked here
         self.check_apart = check_apart
+        self.split_from = split_from  # a source with this many events still to read is split (with `dsn`)
+        self.parts = parts  # into this many parts (None: `parts_wanted()`)
+        self.part = part  # set in a part's process: this rebuild reads only that part, on `reader`
+        self.reader = reader
+        self._parted: dict[str, int] = {}  # per stream: events its parts read beyond the shadow's checkpoint
         self.live = live
         self.shadow = shadow or shadow_of(live)
         self.durable = durable  # the consumer name of its checkpoints: the live consumer's, to be taken over
@@ -291,21 +307,27 @@ class ShadowRebuild:
             await conn.execute(f"""CREATE TABLE IF NOT EXISTS {self.shadow}.rebuild_cursor (
                 stream text PRIMARY KEY, tx_id bigint NOT NULL, position bigint NOT NULL, stream_seq bigint NOT NULL,
                 event_id uuid NOT NULL)""")
+            await conn.execute(part_table_sql(self.shadow))
             # Last: a shadow without it (killed before this line) is not taken up, but made afresh.
             await stamp_version(conn, self.shadow, self.version)
             cursors = {r["stream"]: r for r in await conn.fetch(f"SELECT * FROM {self.shadow}.rebuild_cursor")}
             for feed in self.feeds:
                 c = cursors.get(feed.stream)
-                heads = {r["stream_id"]: StreamHead(r["version"], r["hash"]) for r in await conn.fetch(
-                    f"SELECT stream_id, version, hash FROM {self.shadow}.stream_head WHERE consumer = $1"
-                    " AND stream = $2", self.durable, feed.stream)}
+                heads = await self._heads(conn, feed.stream)
                 self.places[feed.stream] = Place(Checkpoint(c["tx_id"], c["position"]), c["stream_seq"], heads,
                                                  str(c["event_id"])) if c else Place(heads=heads)
-        held = sum(p.seq for p in self.places.values())
+            self._parted = {r["stream"]: r["done"] for r in await conn.fetch(
+                f"SELECT stream, sum(done) AS done FROM {self.shadow}.rebuild_part GROUP BY stream")}
+        held = self.done
         self.outcome.resumed_from = held
         if held:
             self.log.info("rebuild resumed", shadow=self.shadow, events=held)
         return held
+
+    async def _heads(self, conn: asyncpg.Connection, stream: str) -> dict[str, StreamHead]:
+        return {r["stream_id"]: StreamHead(r["version"], r["hash"]) for r in await conn.fetch(
+            f"SELECT stream_id, version, hash FROM {self.shadow}.stream_head WHERE consumer = $1 AND stream = $2",
+            self.durable, stream)}
 
     async def live_positions(self, conn: asyncpg.Connection | None = None) -> dict[str, int]:
         """The live consumer's checkpoint on each stream: how far the shadow must read."""
@@ -326,7 +348,6 @@ class ShadowRebuild:
         applied = 0
         for feed in self.feeds:
             applied += await (self._advance(feed, limits) if conn is None else self._advance_in(conn, feed, limits))
-        self.outcome.applied += applied
         return applied
 
     async def _advance(self, feed: Feed, limits: dict[str, int] | None) -> int:
@@ -397,7 +418,7 @@ class ShadowRebuild:
             except Exception:
                 async with conn.transaction():
                     heads, n, letters = await self._apply(conn, feed, place.heads, place.seq, rows, events)
-            self._moved(place, rows, heads, letters)
+            self._moved(place, rows, heads, n, letters)
             applied += n
         return applied
 
@@ -408,19 +429,25 @@ class ShadowRebuild:
 
     @property
     def done(self) -> int:
-        return sum(p.seq for p in self.places.values())
+        return sum(p.seq for p in self.places.values()) + sum(self._parted.values())
 
     async def _read(self, service: str, after: Checkpoint, limit: int
                     ) -> tuple[list[Any], list[EnvelopeRow]]:
-        rows = await read_log(self.pool, service, after, limit)
+        if self.part is None:
+            rows = await read_log(self.pool, service, after, limit)
+        else:
+            assert self.reader is not None
+            rows = await read_part(self.reader, service, self.part, after, limit)
         return rows, [decode(row, service) for row in rows]
 
-    def _moved(self, place: Place, rows: list[Any], heads: dict[str, StreamHead], letters: int) -> None:
+    def _moved(self, place: Place, rows: list[Any], heads: dict[str, StreamHead], applied: int, letters: int
+               ) -> None:
         """A batch committed: the shadow's place moves past it."""
         place.heads = heads
         place.after = Checkpoint(rows[-1]["tx_id"], rows[-1]["position"])
         place.seq += len(rows)
         place.last_event_id = str(rows[-1]["event_id"])
+        self.outcome.applied += applied
         self.outcome.dead_letters += letters
 
     async def _plan(self, feed: Feed, heads: dict[str, StreamHead], seq: int, rows: list[Any],
@@ -455,7 +482,7 @@ class ShadowRebuild:
             async with self.pool.acquire() as conn, conn.transaction():
                 heads, applied, letters = await self._apply(conn, feed, plan.heads_before, plan.seq, plan.rows,
                                                             plan.events)
-        self._moved(place, plan.rows, heads, letters)
+        self._moved(place, plan.rows, heads, applied, letters)
         return applied
 
     async def _batch(self, feed: Feed, place: Place, rows: list[Any], events: list[EnvelopeRow]) -> int:
@@ -471,7 +498,7 @@ class ShadowRebuild:
         except Exception:
             async with self.pool.acquire() as conn, conn.transaction():
                 heads, applied, letters = await self._apply(conn, feed, place.heads, place.seq, rows, events)
-        self._moved(place, rows, heads, letters)
+        self._moved(place, rows, heads, applied, letters)
         return applied
 
     async def _queue(self, batcher: Batcher, feed: Feed, heads: dict[str, StreamHead], seq: int, rows: list[Any],
@@ -519,6 +546,13 @@ class ShadowRebuild:
         return verdict.verdict, None
 
     async def _dead_letter(self, target: Any, feed: Feed, seq: int, error: str, row: Any) -> None:
+        if self.part is not None:  # a part knows its own events only: the letter's sequence is counted in the log
+            await target.execute(
+                f"INSERT INTO {self.shadow}.dead_letters (consumer, stream, stream_seq, error, body)"
+                f" VALUES ($1, $2, {seq_of_sql(feed.service, 5, 6)}, $3, $4) ON CONFLICT DO NOTHING",
+                self.durable, feed.stream, error, StoredRow(**row).envelope_json(feed.service), str(row["tx_id"]),
+                row["position"])
+            return
         await target.execute(
             f"INSERT INTO {self.shadow}.dead_letters (consumer, stream, stream_seq, error, body)"
             " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
@@ -557,12 +591,24 @@ class ShadowRebuild:
         """The checkpoint, the heads that moved and the read cursor, in the batch's transaction."""
         last = rows[-1]
         seq += len(rows)
+        if self.part is not None:  # a part's place and heads; the checkpoint moves when all parts are done
+            await conn.execute(
+                f"WITH heads AS ({heads_upsert_sql(self.shadow, 3)}) UPDATE {self.shadow}.rebuild_part"
+                " SET tx_id = $6, position = $7, done = $8 WHERE stream = $2 AND part = $9",
+                self.durable, feed.stream, *head_columns(moved), last["tx_id"], last["position"], seq,
+                self.part.part)
+            return
         await save_position(conn, self.shadow, self.durable, feed.stream, seq, moved)
+        await self._save_cursor(conn, feed.stream, Checkpoint(last["tx_id"], last["position"]), seq,
+                                last["event_id"])
+
+    async def _save_cursor(self, conn: asyncpg.Connection, stream: str, at: Checkpoint, seq: int, event_id: Any
+                           ) -> None:
         await conn.execute(
             f"INSERT INTO {self.shadow}.rebuild_cursor (stream, tx_id, position, stream_seq, event_id)"
             " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream) DO UPDATE SET tx_id = $2, position = $3,"
             " stream_seq = $4, event_id = $5",
-            feed.stream, last["tx_id"], last["position"], seq, last["event_id"])
+            stream, at.tx_id, at.position, seq, event_id)
 
     # ---- the swap ---------------------------------------------------------------------------------------------
 
@@ -620,7 +666,7 @@ class ShadowRebuild:
                 if any(ours.get(s, 0) != n for s, n in theirs.items()):
                     raise RebuildError(f"checkpoints differ after the catch-up: live {theirs}, rebuilt {ours};"
                                        " the log holds fewer events than the stream")
-                await conn.execute(f"DROP TABLE {self.shadow}.rebuild_cursor")
+                await conn.execute(f"DROP TABLE {self.shadow}.rebuild_cursor, {self.shadow}.rebuild_part")
                 await conn.execute(f"ALTER SCHEMA {self.live} RENAME TO {retired}")
                 await conn.execute(f"ALTER SCHEMA {self.shadow} RENAME TO {self.live}")
                 await grant_service_role(conn, self.live, None)
@@ -636,6 +682,105 @@ class ShadowRebuild:
         self.outcome.swapped = True
         self.outcome.held = held
         return True
+
+    # ---- a long stretch split into parts (gongdi.bus.parts) ------------------------------------------------------
+
+    async def split(self, ends: dict[str, int], limits: dict[str, int] | None) -> None:
+        """Each source whose projection lets streams commute and which has at least `split_from` events to read up
+        to `ends` (or a split a killed rebuild left) is read up to there by parts in processes of their own."""
+        for feed in self.feeds:
+            if not getattr(feed.handler, "streams_commute", False):
+                continue
+            parts = [Part.from_row(r) for r in await self.pool.fetch(
+                f"SELECT * FROM {self.shadow}.rebuild_part WHERE stream = $1 ORDER BY part", feed.stream)]
+            place = self.places[feed.stream]
+            if not parts and ends[feed.stream] - place.seq >= max(1, self.split_from):
+                until = await self._split_end(feed, place, None if limits is None else limits[feed.stream])
+                if until is None:
+                    continue
+                n = self.parts or parts_wanted()
+                parts = [Part(feed.stream, k, n, place.after, place.seq, until, place.after) for k in range(n)]
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await conn.executemany(insert_parts_sql(self.shadow), [p.values() for p in parts])
+                self.log.info("rebuild split", stream=feed.stream, parts=n, events=ends[feed.stream] - place.seq)
+            if parts:
+                await self._run_parts(feed, parts)
+                await self._merge(feed)
+
+    async def _split_end(self, feed: Feed, place: Place, limit: int | None) -> Checkpoint | None:
+        """Where the parts stop: the log's gap-safe end now, or the `limit`-th event (the live consumer's)."""
+        if limit is None:
+            end = await log_end(self.pool, feed.service)
+        else:
+            row = await self.pool.fetchrow(
+                f"""SELECT e.tx_id::text::bigint AS tx_id, e.position FROM {feed.service}.events AS e
+                    WHERE (e.tx_id, e.position) > ($1::text::xid8, $2)
+                      AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                    ORDER BY e.tx_id, e.position OFFSET $3 LIMIT 1""",
+                str(place.after.tx_id), place.after.position, limit - place.seq - 1)
+            end = None if row is None else Checkpoint(row["tx_id"], row["position"])
+        if end is None or (end.tx_id, end.position) <= (place.after.tx_id, place.after.position):
+            return None
+        return end
+
+    async def _run_parts(self, feed: Feed, parts: list[Part]) -> None:
+        request = {"dsn": self.dsn, "live": self.live, "shadow": self.shadow, "durable": self.durable,
+                   "version": self.version, "feed": feed, "batch": self.batch}
+        running = [await PartProcess.start(p, request) for p in parts if not p.finished]
+        finished = sum(p.done for p in parts if p.finished)
+
+        def changed() -> None:
+            self._parted[feed.stream] = finished + sum(r.counted.done for r in running)
+            self._report()
+
+        try:
+            counted = await asyncio.gather(*(r.follow(changed) for r in running))
+        finally:
+            for r in running:
+                r.stop()
+        self.outcome.applied += sum(c.applied for c in counted)
+        self.outcome.dead_letters += sum(c.letters for c in counted)
+
+    async def _merge(self, feed: Feed) -> None:
+        """All parts read to their end: in one transaction the shadow's checkpoint and cursor move past the stretch
+        (the stream sequence counted in the log) and the parts are gone."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            parts = [Part.from_row(r) for r in await conn.fetch(
+                f"SELECT * FROM {self.shadow}.rebuild_part WHERE stream = $1 ORDER BY part FOR UPDATE", feed.stream)]
+            first = parts[0]
+            if len(parts) != first.parts or not all(p.finished for p in parts):
+                raise RebuildError(f"the parts of the rebuild of {feed.stream} did not all reach their end")
+            counted = await conn.fetchval(
+                f"""SELECT count(*) FROM {feed.service}.events AS e WHERE (e.tx_id, e.position) > ($1::text::xid8, $2)
+                    AND (e.tx_id, e.position) <= ($3::text::xid8, $4)""",
+                str(first.start.tx_id), first.start.position, str(first.until.tx_id), first.until.position)
+            if counted != sum(p.done for p in parts):
+                raise RebuildError(f"the parts of the rebuild of {feed.stream} read {sum(p.done for p in parts)}"
+                                   f" events; the log holds {counted} in their stretch")
+            last = await conn.fetchval(f"SELECT event_id FROM {feed.service}.events WHERE position = $1",
+                                       first.until.position)
+            seq = first.start_seq + counted
+            await save_position(conn, self.shadow, self.durable, feed.stream, seq, {})
+            await self._save_cursor(conn, feed.stream, first.until, seq, last)
+            await conn.execute(f"DELETE FROM {self.shadow}.rebuild_part WHERE stream = $1", feed.stream)
+            heads = await self._heads(conn, feed.stream)
+        self.places[feed.stream] = Place(first.until, seq, heads, str(last))
+        self._parted.pop(feed.stream, None)
+
+    async def run_part(self) -> Outcome:
+        """In a part's process (`self.part`): read, check and project the part to its end."""
+        assert self.part is not None
+        feed = self.feeds[0]
+        async with self.pool.acquire() as conn:
+            heads = await self._heads(conn, feed.stream)
+        self.places = {feed.stream: Place(self.part.after, self.part.done, heads)}
+        with relaxed_collector():
+            await self._advance(feed, None)
+        # Read to its end: its place is the stretch's end (its own last event may lie before it).
+        await self.pool.execute(f"UPDATE {self.shadow}.rebuild_part SET tx_id = $3, position = $4"
+                                " WHERE stream = $1 AND part = $2", feed.stream, self.part.part,
+                                self.part.until.tx_id, self.part.until.position)
+        return self.outcome
 
     # ---- the hash check apart ----------------------------------------------------------------------------------
 
@@ -675,10 +820,13 @@ class ShadowRebuild:
         await self.open(fresh)
         while True:
             limits = await self.live_positions() if swap else None
-            self.total = sum((limits or await self.log_sizes()).values())
+            ends = limits or await self.log_sizes()
+            self.total = sum(ends.values())
+            before = self.done
+            if self.dsn:
+                await self.split(ends, limits)
             if self.dsn and not self.checked and self.total - self.done >= self.check_apart:
                 await self._start_checks()
-            before = self.done
             await self.advance(limits)
             if swap:
                 behind = sum((await self.live_positions()).values()) - self.done

@@ -142,8 +142,9 @@ class MembershipProjection(DevelopmentViews, MobilityViews, Projection):
             f"INSERT INTO {self.schema}.site_member (site_id, member_id, name, status, unit_kind, unit_name, job,"
             " section, relation, admitted_on, arrived_on, gender, home_org)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            e.site_id, e.member_id, m.name, m.status.value, m.unit_kind.value, m.unit_name, m.job.value,
-            m.section, m.relation.value, m.admitted_on, e.arrived_on, m.gender.value, m.home_org,
+            # The choices are `StrEnum`s, so strings as they are: their `.value`s cost a microsecond a rebuilt arrival.
+            e.site_id, e.member_id, m.name, m.status, m.unit_kind, m.unit_name, m.job,
+            m.section, m.relation, m.admitted_on, e.arrived_on, m.gender, m.home_org,
         )
 
     async def member_departed(self, conn: asyncpg.Connection, env: Envelope, e: MemberDeparted) -> None:

@@ -35,9 +35,10 @@ class SiteStamps:
 
     async def with_stamp(self, conn: asyncpg.Connection, env: Envelope, sql: str, *args: object) -> None:
         """Run `sql` (which must not write the site row itself) and stamp the event's site: one round trip live."""
-        if getattr(conn, "stamp", None) is not None:
+        stamp = getattr(conn, "stamp", None)
+        if stamp is not None:
             await conn.execute(sql, *args)
-            await self.stamp_site(conn, env, env.site_id)
+            stamp(self._batched_stamp, env.site_id, env.position, env.recorded_at)
             return
         n = len(args)
         await conn.execute(

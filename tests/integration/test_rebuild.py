@@ -35,6 +35,7 @@ from tests.integration.waiting import eventually
 
 # Bookkeeping whose rows differ by when they were written (or hold letters); compared by their content below.
 NOT_READ_MODELS = {"consumer_checkpoint", "dead_letters", "retried_letters", "schema_migrations"}
+NEVER = 10**12  # a `split_from` no test log reaches
 
 
 async def settled(settings: Settings, client: GongdiClient) -> bool:
@@ -291,7 +292,7 @@ async def rebuilt_tables(pool: asyncpg.Pool, schema: str) -> dict[str, list[tupl
         "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename", schema)]
     out = {}
     for table in tables:
-        if table in {"schema_migrations", "rebuild_cursor"}:
+        if table in {"schema_migrations", "rebuild_cursor", "rebuild_part"}:
             continue
         columns = [r["column_name"] for r in await pool.fetch(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2"
@@ -319,7 +320,7 @@ async def test_hashes_checked_in_a_process_apart_refuse_what_a_check_here_refuse
         feeds = [shadow.Feed(service, p) for service, p in VIEWS.feeds(schema)]
         outcomes[schema] = await shadow.ShadowRebuild(
             pool, "views", "views", VIEWS.version, VIEWS.migrations, feeds, batch=100, shadow=schema, dsn=dsn,
-            check_apart=0).run(fresh=True, swap=False)
+            check_apart=0, split_from=NEVER).run(fresh=True, swap=False)
     here, apart = outcomes["views_here"], outcomes["views_apart"]
     assert here.events == apart.events == 600
     # The tampered arrival and every later event of its stream are refused; everything else applied.
@@ -332,3 +333,155 @@ async def test_hashes_checked_in_a_process_apart_refuse_what_a_check_here_refuse
     assert "hash" in letters[0]["error"]
     assert await rebuilt_tables(pool, "views_here") == await rebuilt_tables(pool, "views_apart")
     assert "改名" not in str(await rebuilt_tables(pool, "views_apart"))
+
+
+async def tamper_one_arrival(pool: asyncpg.Pool, offset: int) -> None:
+    """An arrival's name changed in the log past the append-only triggers, as an attacker would."""
+    async with pool.acquire() as conn:
+        await conn.execute("SET session_replication_role = replica")
+        await conn.execute("UPDATE membership.events SET payload = jsonb_set(payload, '{member,name}', '\"改名\"')"
+                           " WHERE event_id = (SELECT event_id FROM membership.events WHERE event_type ="
+                           " 'MemberArrived' ORDER BY position LIMIT 1 OFFSET $1)", offset)
+        await conn.execute("SET session_replication_role = origin")
+
+
+async def one_process_rebuild(pool: asyncpg.Pool, schema: str) -> shadow.Outcome:
+    feeds = [shadow.Feed(service, p) for service, p in VIEWS.feeds(schema)]
+    return await shadow.ShadowRebuild(pool, "views", "views", VIEWS.version, VIEWS.migrations, feeds, batch=100,
+                                      shadow=schema, split_from=NEVER).run(fresh=True, swap=False)
+
+
+async def test_a_rebuild_split_by_stream_into_processes_equals_one_in_a_single_process(pool: asyncpg.Pool,
+                                                                                     ready_settings: Settings):
+    """Each source read by three part processes (streams cut by their id's hash) gives the same tables, dead
+    letters (at their stream sequences) and checkpoints as one process reading the log in its order."""
+    await generate(pool, 900, sites=15)
+    await tamper_one_arrival(pool, 300)
+    here = await one_process_rebuild(pool, "views_here")
+    shown: list[tuple[int, int]] = []
+    feeds = [shadow.Feed(service, p) for service, p in VIEWS.feeds("views_split")]
+    split = await shadow.ShadowRebuild(
+        pool, "views", "views", VIEWS.version, VIEWS.migrations, feeds, batch=40, shadow="views_split",
+        dsn=ready_settings.database_url, split_from=0, parts=3, progress=lambda n, of: shown.append((n, of))
+    ).run(fresh=True, swap=False)
+    assert (split.events, split.applied, split.dead_letters) == (here.events, here.applied, here.dead_letters)
+    assert here.dead_letters > 0 and here.events == 900
+    assert await rebuilt_tables(pool, "views_split") == await rebuilt_tables(pool, "views_here")
+    assert not await pool.fetchval("SELECT count(*) FROM views_split.rebuild_part")
+    cursor = "SELECT stream, stream_seq, event_id FROM {}.rebuild_cursor ORDER BY stream"
+    assert [tuple(r) for r in await pool.fetch(cursor.format("views_split"))] == [
+        tuple(r) for r in await pool.fetch(cursor.format("views_here"))]
+    # The progress moved with the parts' batches, up to the whole log.
+    assert len(shown) > 5 and shown[-1] == (900, 900), shown[-3:]
+    assert [n for n, _ in shown] == sorted(n for n, _ in shown)
+
+
+PART_RUN = """
+import asyncio, sys
+import asyncpg
+from gongdi.bus import shadow
+from services.views.app import VIEWS
+
+async def main(dsn):
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
+    feeds = [shadow.Feed(service, p) for service, p in VIEWS.feeds("views_split")]
+    outcome = await shadow.ShadowRebuild(pool, "views", "views", VIEWS.version, VIEWS.migrations, feeds, batch=25,
+                                         shadow="views_split", dsn=dsn, split_from=0, parts=2).run(swap=False)
+    print(outcome.resumed_from, outcome.applied, outcome.events)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_a_split_rebuild_killed_goes_on_from_each_part(pool: asyncpg.Pool, ready_settings: Settings):
+    """The rebuild killed with -9 while its parts run: the part processes end with it, and the rebuild run again
+    takes each part up where its last batch committed and ends equal to a rebuild in one go."""
+    await generate(pool, 3000, sites=30)
+    dsn = ready_settings.database_url
+    proc = subprocess.Popen([sys.executable, "-c", PART_RUN, dsn], stdout=subprocess.PIPE, text=True)
+    try:
+        # Killed on progress: once the parts read 600 events, and while the test holds the parts' table so that
+        # each part's next batch waits uncommitted and dies with it.
+        assert await eventually(lambda: _parts_read(pool, 600), timeout=60), proc.poll()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("LOCK TABLE views_split.rebuild_part IN ACCESS EXCLUSIVE MODE")
+            held = await conn.fetchval("SELECT sum(done) FROM views_split.rebuild_part")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert 600 <= held < 3000
+    assert await eventually(lambda: not _part_processes(), timeout=10), _part_processes()
+
+    again = subprocess.run([sys.executable, "-c", PART_RUN, dsn], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed_from, applied, events = (int(x) for x in again.stdout.splitlines()[-1].split())
+    assert (resumed_from, events) == (held, 3000)
+    assert applied == 3000 - held  # no dead letters in this log: every event read once, by one run or the other
+    here = await one_process_rebuild(pool, "views_here")
+    assert here.applied == 3000
+    assert await rebuilt_tables(pool, "views_split") == await rebuilt_tables(pool, "views_here")
+
+
+async def _parts_read(pool: asyncpg.Pool, n: int) -> bool:
+    try:
+        return (await pool.fetchval("SELECT coalesce(sum(done), 0) FROM views_split.rebuild_part")) >= n
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+        return False
+
+
+def _part_processes() -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"gongdi.bus.rebuildpart" in f.read():
+                    found.append(pid)
+        except (FileNotFoundError, NotADirectoryError, ProcessLookupError, PermissionError):
+            continue
+    return found
+
+
+async def test_a_split_rebuild_swaps_in_while_commands_flow(platform: Supervisor, client: GongdiClient,
+                                                            pool: asyncpg.Pool, ready_settings: Settings):
+    """Split up to the live consumer's checkpoint (not the log's end), then caught up and swapped in as ever, with
+    arrivals recorded all through: the views equal a fresh replay and go on."""
+    await generate(pool, 3000, sites=30)
+    assert (await client.send("membership", f.register("during")))["ok"]
+    assert await eventually(lambda: settled(ready_settings, client), timeout=60)
+    allowed = asyncio.Semaphore(0)
+    replies: list[dict] = []
+    stop = asyncio.Event()
+
+    async def command() -> None:
+        n = 0
+        while True:
+            await allowed.acquire()
+            if stop.is_set():
+                return
+            replies.append(await client.send("membership", f.arrive("during", f"split{n}")))
+            n += 1
+
+    def progress(_done: int, _total: int) -> None:
+        allowed.release()  # one arrival per batch of a part: commands flow while the parts run
+
+    nc = await connect_nats(ready_settings, "test-split-swap")
+    sending = asyncio.ensure_future(command())
+    try:
+        feeds = [shadow.Feed(service, p) for service, p in VIEWS.feeds("views_shadow")]
+        outcome = await shadow.ShadowRebuild(
+            pool, "views", "views", VIEWS.version, VIEWS.migrations, feeds, nc.jetstream(), batch=50,
+            progress=progress, dsn=ready_settings.database_url, split_from=0, parts=2).run(fresh=True)
+    finally:
+        stop.set()
+        allowed.release()
+        await sending
+        await nc.close()
+    assert outcome.swapped and outcome.applied >= 3000, outcome
+    assert len(replies) >= 10 and all(r["ok"] for r in replies), [r.get("error") for r in replies[:3]]
+    assert await eventually(lambda: settled(ready_settings, client), timeout=60)
+    await assert_equal_to_fresh_replay(ready_settings, pool)
+    site = await client.query("views", "site", {"site_id": "during"})
+    assert len(site["data"]["members"]) == len(replies), site
