@@ -133,7 +133,7 @@ class EnvelopeRow(namedtuple("EnvelopeRow", [f.name if f.name != "payload" else 
             return _digest({key: self[i] if convert is None else convert(self[i])
                             for key, i, convert in _ROW_PLAN[self.hash_scheme or 1]})
         keys, values = _ROW_TAKE[self.hash_scheme or 1]
-        body = dict(zip(keys, values(self), strict=True))
+        body = dict(zip(keys, values(self)))  # noqa: B905 (both from one plan: of one length)
         body["payload"] = orjson.loads(self.payload_json)
         return hashlib.sha256(orjson.dumps(body, default=_uuid_text, option=orjson.OPT_SORT_KEYS)).hexdigest()
 

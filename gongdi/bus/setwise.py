@@ -28,12 +28,22 @@ class SetForm:
 
     sql: str
     keys: tuple[int, ...] = ()
+    # A plain insert of bare parameters goes in by binary COPY instead: (schema, table, columns, the parameter of each
+    # column, 0-based). The server spent 5.5 µs a row on the JSON form, 3.9–4.3 µs on COPY, and this process less
+    # (measured: 200,000 rows of `site_member` in batches of 5,000).
+    copy: tuple[str, str, tuple[str, ...], tuple[int, ...]] | None = None
 
     def fits(self, rows: Sequence[Sequence[Any]]) -> bool:
         if not self.keys:
             return True
         picked = {tuple(row[k] for k in self.keys) for row in rows}
         return len(picked) == len(rows)
+
+    async def copy_into(self, conn: Any, rows: Sequence[Sequence[Any]]) -> None:
+        assert self.copy is not None
+        schema, table, columns, order = self.copy
+        records = rows if order == tuple(range(len(order))) else [tuple(row[i] for i in order) for row in rows]
+        await conn.copy_records_to_table(table, schema_name=schema, columns=list(columns), records=records)
 
     @staticmethod
     def argument(rows: Sequence[Sequence[Any]]) -> str:
@@ -62,13 +72,20 @@ def set_form(sql: str, types: Sequence[str]) -> SetForm | None:
         rest = m["rest"].upper()
         if "DO UPDATE" in rest or "RETURNING" in rest:
             return None
-        values = []
+        values, bare = [], []
         for item in m["vals"].split(","):
             p = _PARAM.fullmatch(item.strip())
             if p is None:
                 return None
             values.append(f"a.p{p[1]}{p[2] or ''}")
-        return SetForm(f"INSERT INTO {m['table']} ({m['cols']}) SELECT {', '.join(values)} FROM {source}{m['rest']}")
+            bare.append(None if p[2] else int(p[1]) - 1)
+        columns = tuple(c.strip() for c in m["cols"].split(","))
+        copy = None
+        if not m["rest"].strip() and "." in m["table"] and None not in bare and len(bare) == len(columns):
+            schema, table = m["table"].split(".", 1)
+            copy = (schema, table, columns, tuple(i for i in bare if i is not None))
+        return SetForm(f"INSERT INTO {m['table']} ({m['cols']}) SELECT {', '.join(values)} FROM {source}{m['rest']}",
+                       copy=copy)
     if m := _UPDATE.fullmatch(text):
         sets, keys = [], []
         for item in m["sets"].split(","):

@@ -191,7 +191,10 @@ class Batcher:
             if len(rows) == 1:
                 await self._conn.execute(sql, *rows[0])
             elif (form := await self._form(sql)) is not None and form.fits(rows):
-                await self._conn.execute(form.sql, form.argument(rows))
+                if form.copy is not None:
+                    await form.copy_into(self._conn, rows)
+                else:
+                    await self._conn.execute(form.sql, form.argument(rows))
             else:
                 await self._conn.executemany(sql, rows)
         stamps, self._stamps = self._stamps, {}

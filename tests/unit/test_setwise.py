@@ -51,3 +51,13 @@ def test_the_argument_carries_dates_times_decimals_and_nulls_as_text():
     rows = [("s", dt.date(2020, 9, 1), at, Decimal("9000.50"), None, 3, True)]
     assert orjson.loads(SetForm.argument(rows)) == [
         ["s", "2020-09-01", "2020-09-01T08:30:00+00:00", "9000.50", None, 3, True]]
+
+
+def test_a_plain_insert_of_bare_parameters_goes_in_by_copy_with_its_columns_in_order():
+    form = set_form("INSERT INTO v.site_member (member_id, site_id, n) VALUES ($2, $1, $3)", ["text", "text", "int4"])
+    assert form is not None and form.copy == ("v", "site_member", ("member_id", "site_id", "n"), (1, 0, 2))
+    # Not with a conflict clause, a cast (the column may not be of the cast's type) or an unqualified table.
+    assert set_form("INSERT INTO v.t (a) VALUES ($1) ON CONFLICT DO NOTHING", ["text"]).copy is None
+    assert set_form("INSERT INTO v.t (a, d) VALUES ($1, $2::jsonb)", ["text", "jsonb"]).copy is None
+    assert set_form("INSERT INTO t (a) VALUES ($1)", ["text"]).copy is None
+    assert set_form("UPDATE v.site SET workforce = $2 WHERE site_id = $1", ["text", "int4"]).copy is None
