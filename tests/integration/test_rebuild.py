@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -172,19 +173,9 @@ async def test_rebuild_killed_goes_on_where_it_stopped(platform: Supervisor, cli
     proc = subprocess.Popen([sys.executable, "-m", "services.views", "swap", "--batch", "200"],
                             env={**os.environ, **ready_settings.env()}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    try:
-        # Killed on progress: after five batches, and while it waits for a lock the test holds in the middle of
-        # the next one (so that an uncommitted batch dies with it).
-        assert await eventually(lambda: _at_least(pool, 1000), timeout=60), proc.poll()
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("LOCK TABLE views_shadow.consumer_checkpoint IN ACCESS EXCLUSIVE MODE")
-            held = await conn.fetchval("SELECT sum(stream_seq) FROM views_shadow.consumer_checkpoint")
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
-        assert proc.returncode == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # After five batches, and while it waits for a lock the test holds in the middle of the next one.
+    held = await killed_in_a_batch(proc, pool, lambda: _at_least(pool, 1000), "views_shadow.consumer_checkpoint",
+                                   "SELECT sum(stream_seq) FROM views_shadow.consumer_checkpoint")
     assert 1000 <= held < 4000
 
     def rerun() -> subprocess.CompletedProcess | None:
@@ -203,6 +194,24 @@ async def test_rebuild_killed_goes_on_where_it_stopped(platform: Supervisor, cli
     assert "重建 [" in done.stderr  # the progress bar
     assert await eventually(lambda: settled(ready_settings, client), timeout=60)
     await assert_equal_to_fresh_replay(ready_settings, pool)
+
+
+async def killed_in_a_batch(proc: subprocess.Popen, pool: asyncpg.Pool, progressed: Callable[[], Awaitable[bool]],
+                            table: str, held_sql: str) -> int:
+    """Kill the rebuild `proc` with -9 on progress (once `progressed()`), while the test holds `table`, which every
+    batch writes last, so that the batch under way waits uncommitted and dies with it; what had committed then."""
+    try:
+        assert await eventually(progressed, timeout=60), proc.poll()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            held = await conn.fetchval(held_sql)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return held
 
 
 async def _at_least(pool: asyncpg.Pool, n: int) -> bool:
@@ -399,19 +408,9 @@ async def test_a_split_rebuild_killed_goes_on_from_each_part(pool: asyncpg.Pool,
     await generate(pool, 3000, sites=30)
     dsn = ready_settings.database_url
     proc = subprocess.Popen([sys.executable, "-c", PART_RUN, dsn], stdout=subprocess.PIPE, text=True)
-    try:
-        # Killed on progress: once the parts read 600 events, and while the test holds the parts' table so that
-        # each part's next batch waits uncommitted and dies with it.
-        assert await eventually(lambda: _parts_read(pool, 600), timeout=60), proc.poll()
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("LOCK TABLE views_split.rebuild_part IN ACCESS EXCLUSIVE MODE")
-            held = await conn.fetchval("SELECT sum(done) FROM views_split.rebuild_part")
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
-        assert proc.returncode == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # Once the parts read 600 events, and while the test holds the parts' table: each part's next batch waits.
+    held = await killed_in_a_batch(proc, pool, lambda: _parts_read(pool, 600), "views_split.rebuild_part",
+                                   "SELECT sum(done) FROM views_split.rebuild_part")
     assert 600 <= held < 3000
     assert await eventually(lambda: not _part_processes(), timeout=10), _part_processes()
 
