@@ -14,6 +14,7 @@ import asyncio
 import os
 import pickle
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,7 +135,7 @@ class PartProcess:
         proc.stdin.close()
         return cls(proc, part)
 
-    async def follow(self, changed: Any) -> Counted:
+    async def follow(self, changed: Callable[[], None]) -> Counted:
         """Read its lines until it ends, calling `changed()` after each; what it counted, or `PartError`."""
         assert self._proc.stdout is not None
         async for line in self._proc.stdout:
