@@ -729,14 +729,17 @@ class ShadowRebuild:
     async def _run_parts(self, feed: Feed, parts: list[Part]) -> None:
         request = {"dsn": self.dsn, "live": self.live, "shadow": self.shadow, "durable": self.durable,
                    "version": self.version, "feed": feed, "batch": self.batch}
-        running = [await PartProcess.start(p, request) for p in parts if not p.finished]
+        running: list[PartProcess] = []
         finished = sum(p.done for p in parts if p.finished)
 
         def changed() -> None:
             self._parted[feed.stream] = finished + sum(r.counted.done for r in running)
             self._report()
 
-        try:
+        try:  # a part started before a later one failed to start is stopped too
+            for part in parts:
+                if not part.finished:
+                    running.append(await PartProcess.start(part, request))
             counted = await asyncio.gather(*(r.follow(changed) for r in running))
         finally:
             for r in running:

@@ -671,6 +671,13 @@ AS_OF = ("查看过去某一天（YYYY-MM-DD：当天结束时，本市时间）
 BASIS = ("与 --as-of 一起用：business 按业务日期，即当时的实际情况，含事后补录的事实（默认）；recorded 按记录时间，"
          "即平台当时显示的内容 (by business date / by recording time)")
 MONTH = "月份 YYYY-MM，只用于 birthdays 政治生日（默认本月） (month)"
+
+
+def add_time_options(parser: argparse.ArgumentParser) -> None:
+    """A view's month and as-of moment, the same for `view` and `export`."""
+    parser.add_argument("--month", metavar="YYYY-MM", help=MONTH)
+    parser.add_argument("--as-of", metavar="时间", help=AS_OF)
+    parser.add_argument("--basis", choices=[b.value for b in Basis], default=Basis.business.value, help=BASIS)
 JSON = "输出 JSON，而不是文字 (print JSON)"
 
 
@@ -727,9 +734,7 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("site_id", nargs="?", metavar="编号",
                       help="视图的对象：工地编号（site、talks、birthdays，如 shachengwan）、乡镇代码（township，如"
                       " diantou）或主管部门代码（department，如 jiaotong）；city 和 status 不需要")
-    view.add_argument("--month", metavar="YYYY-MM", help=MONTH)
-    view.add_argument("--as-of", metavar="时间", help=AS_OF)
-    view.add_argument("--basis", choices=[b.value for b in Basis], default=Basis.business.value, help=BASIS)
+    add_time_options(view)
     view.add_argument("--json", action="store_true", help=JSON)
     view.set_defaults(fn=cmd_view)
 
@@ -753,9 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, metavar="文件",
                         help="写入的文件（默认：当前文件夹下的中文文件名；- 表示输出到标准输出） (output file)")
     export.add_argument("--as", dest="identity", metavar="身份", default=argparse.SUPPRESS, help=_as("export"))
-    export.add_argument("--month", metavar="YYYY-MM", help=MONTH)
-    export.add_argument("--as-of", metavar="时间", help=AS_OF)
-    export.add_argument("--basis", choices=[b.value for b in Basis], default=Basis.business.value, help=BASIS)
+    add_time_options(export)
     export.set_defaults(fn=cmd_export)
 
     subjects = "，".join(f"{k} {v}" for k, v in SUBJECTS.items())
