@@ -4,11 +4,13 @@ event the projection cannot store is dead-lettered and the rebuild goes on."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
@@ -18,6 +20,8 @@ import pytest
 from contracts.envelope import Envelope
 from gongdi.bus import shadow
 from gongdi.bus.consumer import checkpoint_sql, stream_heads_sql
+from gongdi.bus.logread import log_end
+from gongdi.bus.parts import CUT, READER_SETTINGS, Part, read_part
 from gongdi.bus.shadow import REBUILD_NEEDED, stamp_version, stored_version
 from gongdi.demo import samples as f
 from gongdi.demo.synthetic import generate
@@ -422,6 +426,41 @@ async def test_a_split_rebuild_killed_goes_on_from_each_part(pool: asyncpg.Pool,
     here = await one_process_rebuild(pool, "views_here")
     assert here.applied == 3000
     assert await rebuilt_tables(pool, "views_split") == await rebuilt_tables(pool, "views_here")
+
+
+async def test_parts_an_older_release_left_keep_their_cut(pool: asyncpg.Pool, ready_settings: Settings):
+    """A split left by the first release (its parts' table has no `cut`) is taken up reading each part's streams as
+    that release cut them, by the first byte of the id's SHA-256 (computed here apart); new parts are cut otherwise,
+    every stream wholly in one part."""
+    await generate(pool, 600, sites=12)
+    feeds = [shadow.Feed(service, p) for service, p in VIEWS.feeds("views_split")]
+    rebuild = shadow.ShadowRebuild(pool, "views", "views", VIEWS.version, VIEWS.migrations, feeds,
+                                   shadow="views_split")
+    await rebuild.open(fresh=True)
+    end = await log_end(pool, "membership")
+    assert end is not None
+    await pool.execute("ALTER TABLE views_split.rebuild_part DROP COLUMN cut")  # as the first release made it
+    await pool.executemany(
+        "INSERT INTO views_split.rebuild_part (stream, part, parts, start_tx, start_position, start_seq, until_tx,"
+        " until_position, tx_id, position, done) VALUES ('EVT_MEMBERSHIP', $1, 2, 0, 0, 0, $2, $3, 0, 0, 0)",
+        [(k, end.tx_id, end.position) for k in range(2)])
+    await rebuild.open()  # as a run taking the split up does
+    left = [Part.from_row(r) for r in await pool.fetch("SELECT * FROM views_split.rebuild_part ORDER BY part")]
+    assert [p.cut for p in left] == [1, 1]
+    streams = [r["stream_id"] for r in await pool.fetch("SELECT DISTINCT stream_id FROM membership.events")]
+    reader = await asyncpg.connect(ready_settings.database_url, server_settings=READER_SETTINGS)
+    try:
+        for cut in (1, CUT):
+            read = [{r["stream_id"] for r in await read_part(reader, "membership", replace(p, cut=cut),
+                                                             p.start, 10_000)} for p in left]
+            assert read[0] | read[1] == set(streams) and not read[0] & read[1], cut
+            if cut == 1:
+                assert read == [{s for s in streams if hashlib.sha256(s.encode()).digest()[0] % 2 == k}
+                                for k in range(2)]
+        counted = [len(await read_part(reader, "membership", p, p.start, 10_000)) for p in left]
+        assert sum(counted) == 600 and min(counted) > 0
+    finally:
+        await reader.close()
 
 
 async def _parts_read(pool: asyncpg.Pool, n: int) -> bool:
