@@ -35,11 +35,11 @@ def parts_wanted() -> int:
     return max(2, min(4, os.cpu_count() or 2))
 
 
-# How a stream id is cut into a part: a number of 0–255 from the id, the same on every server and release (a killed
-# rebuild's parts must be the same when it goes on), taken modulo the parts. A part keeps the cut it was made with.
+# How a stream id is cut into a part: a number of 0–255 from the id that a database keeps giving (a killed rebuild's
+# parts must be the same when it goes on), taken modulo the parts. A part keeps the cut it was made with.
 # 1: the first byte of the id's SHA-256 (the first release of the split). 2: the low byte of `hashtextextended`,
-# which PostgreSQL cannot change without breaking hash-partitioned tables across upgrades; each part passes over
-# every row of the stretch, and this costs the server ~0.2 µs a row against ~0.5 (measured).
+# which PostgreSQL keeps across releases (hash-partitioned tables rely on it through pg_upgrade); each part passes
+# over every row of the stretch, and this costs the server ~0.2 µs a row against ~0.5 (measured).
 CUTS = {1: "get_byte(sha256(convert_to(e.stream_id, 'UTF8')), 0)", 2: "(hashtextextended(e.stream_id, 0) & 255)"}
 CUT = 2
 
