@@ -42,6 +42,9 @@ def parts_wanted() -> int:
 # over every row of the stretch, and this costs the server ~0.2 µs a row against ~0.5 (measured).
 CUTS = {1: "get_byte(sha256(convert_to(e.stream_id, 'UTF8')), 0)", 2: "(hashtextextended(e.stream_id, 0) & 255)"}
 CUT = 2
+# What the server's `hashtextextended` gives for a fixed text, kept with each part: a rebuild taken up on a server
+# whose function gives another (a PostgreSQL that changed it, after an upgrade) would cut the streams otherwise.
+PROBE_SQL = "SELECT hashtextextended('gongdi rebuild part', 0)"
 
 
 def part_table_sql(schema: str) -> str:
@@ -52,7 +55,8 @@ def part_table_sql(schema: str) -> str:
         until_tx bigint NOT NULL, until_position bigint NOT NULL,
         tx_id bigint NOT NULL, position bigint NOT NULL, done bigint NOT NULL,
         PRIMARY KEY (stream, part));
-        ALTER TABLE {schema}.rebuild_part ADD COLUMN IF NOT EXISTS cut int NOT NULL DEFAULT 1"""
+        ALTER TABLE {schema}.rebuild_part ADD COLUMN IF NOT EXISTS cut int NOT NULL DEFAULT 1;
+        ALTER TABLE {schema}.rebuild_part ADD COLUMN IF NOT EXISTS probe bigint"""
 
 
 @dataclass(frozen=True)
@@ -69,16 +73,18 @@ class Part:
     after: Checkpoint
     done: int = 0
     cut: int = CUT
+    probe: int | None = None  # `PROBE_SQL`'s answer when the part was made (cut 2)
 
     @classmethod
     def from_row(cls, row: Any) -> Part:
         return cls(row["stream"], row["part"], row["parts"], Checkpoint(row["start_tx"], row["start_position"]),
                    row["start_seq"], Checkpoint(row["until_tx"], row["until_position"]),
-                   Checkpoint(row["tx_id"], row["position"]), row["done"], row["cut"])
+                   Checkpoint(row["tx_id"], row["position"]), row["done"], row["cut"], row["probe"])
 
     def values(self) -> tuple[Any, ...]:
         return (self.stream, self.part, self.parts, self.start.tx_id, self.start.position, self.start_seq,
-                self.until.tx_id, self.until.position, self.after.tx_id, self.after.position, self.done, self.cut)
+                self.until.tx_id, self.until.position, self.after.tx_id, self.after.position, self.done, self.cut,
+                self.probe)
 
     @property
     def finished(self) -> bool:
@@ -87,7 +93,8 @@ class Part:
 
 def insert_parts_sql(schema: str) -> str:
     return (f"INSERT INTO {schema}.rebuild_part (stream, part, parts, start_tx, start_position, start_seq, until_tx,"
-            " until_position, tx_id, position, done, cut) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+            " until_position, tx_id, position, done, cut, probe)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
 
 
 def in_part(cut: int, parts_param: int, part_param: int) -> str:

@@ -33,6 +33,8 @@ from gongdi.bus.continuity import Continuity, Verdict, check
 from gongdi.bus.hashcheck import Checking, Mismatch
 from gongdi.bus.logread import decode, log_end, read_log
 from gongdi.bus.parts import (
+    CUT,
+    PROBE_SQL,
     SPLIT_FROM,
     Part,
     PartProcess,
@@ -697,12 +699,17 @@ class ShadowRebuild:
             parts = [Part.from_row(r) for r in await self.pool.fetch(
                 f"SELECT * FROM {self.shadow}.rebuild_part WHERE stream = $1 ORDER BY part", feed.stream)]
             place = self.places[feed.stream]
+            probe = await self.pool.fetchval(PROBE_SQL)
+            if any(p.cut == CUT and p.probe != probe for p in parts):
+                raise RebuildError(f"the server cuts event streams otherwise than when this rebuild of {feed.stream}"
+                                   " began (PostgreSQL upgraded?): run it again with --fresh")
             if not parts and ends[feed.stream] - place.seq >= max(1, self.split_from):
                 until = await self._split_end(feed, place, None if limits is None else limits[feed.stream])
                 if until is None:
                     continue
                 n = self.parts or parts_wanted()
-                parts = [Part(feed.stream, k, n, place.after, place.seq, until, place.after) for k in range(n)]
+                parts = [Part(feed.stream, k, n, place.after, place.seq, until, place.after, probe=probe)
+                         for k in range(n)]
                 async with self.pool.acquire() as conn, conn.transaction():
                     await conn.executemany(insert_parts_sql(self.shadow), [p.values() for p in parts])
                 self.log.info("rebuild split", stream=feed.stream, parts=n, events=ends[feed.stream] - place.seq)

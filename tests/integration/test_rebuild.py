@@ -21,7 +21,7 @@ from contracts.envelope import Envelope
 from gongdi.bus import shadow
 from gongdi.bus.consumer import checkpoint_sql, stream_heads_sql
 from gongdi.bus.logread import log_end
-from gongdi.bus.parts import CUT, READER_SETTINGS, Part, read_part
+from gongdi.bus.parts import CUT, PROBE_SQL, READER_SETTINGS, Part, insert_parts_sql, read_part
 from gongdi.bus.shadow import REBUILD_NEEDED, stamp_version, stored_version
 from gongdi.demo import samples as f
 from gongdi.demo.synthetic import generate
@@ -30,6 +30,7 @@ from gongdi.ops.readiness import caught_up
 from gongdi.ops.supervisor import Supervisor
 from gongdi.service.process import connect_nats
 from gongdi.service.settings import Settings
+from gongdi.store.base import Checkpoint
 from gongdi.store.migrations import Migration
 from gongdi.store.postgres import PostgresEventStore
 from services.views.app import VIEWS, rebuild
@@ -461,6 +462,29 @@ async def test_parts_an_older_release_left_keep_their_cut(pool: asyncpg.Pool, re
         assert sum(counted) == 600 and min(counted) > 0
     finally:
         await reader.close()
+
+
+async def test_parts_the_server_would_cut_otherwise_are_not_taken_up(pool: asyncpg.Pool, ready_settings: Settings):
+    """Parts made where `hashtextextended` gave another answer (a PostgreSQL that changed it) would read other
+    streams: the rebuild stops and says to start afresh, and afresh it goes through."""
+    await generate(pool, 300, sites=6)
+    feeds = [shadow.Feed(service, p) for service, p in VIEWS.feeds("views_split")]
+
+    def rebuild() -> shadow.ShadowRebuild:
+        return shadow.ShadowRebuild(pool, "views", "views", VIEWS.version, VIEWS.migrations, feeds,
+                                    shadow="views_split", dsn=ready_settings.database_url, split_from=0, parts=2)
+
+    await rebuild().open(fresh=True)
+    end = await log_end(pool, "membership")
+    assert end is not None
+    probe = await pool.fetchval(PROBE_SQL)
+    await pool.executemany(insert_parts_sql("views_split"), [
+        Part("EVT_MEMBERSHIP", k, 2, Checkpoint(), 0, end, Checkpoint(), probe=probe + 1).values() for k in range(2)])
+    with pytest.raises(shadow.RebuildError, match="--fresh"):
+        await rebuild().run(swap=False)
+    assert await pool.fetchval("SELECT count(*) FROM views_split.site_member") == 0  # nothing read
+    outcome = await rebuild().run(fresh=True, swap=False)
+    assert outcome.events == 300 and outcome.applied == 300
 
 
 async def _parts_read(pool: asyncpg.Pool, n: int) -> bool:
