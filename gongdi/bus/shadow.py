@@ -693,13 +693,13 @@ class ShadowRebuild:
     async def split(self, ends: dict[str, int], limits: dict[str, int] | None) -> None:
         """Each source whose projection lets streams commute and which has at least `split_from` events to read up
         to `ends` (or a split a killed rebuild left) is read up to there by parts in processes of their own."""
+        probe = await self.pool.fetchval(PROBE_SQL)
         for feed in self.feeds:
             if not getattr(feed.handler, "streams_commute", False):
                 continue
             parts = [Part.from_row(r) for r in await self.pool.fetch(
                 f"SELECT * FROM {self.shadow}.rebuild_part WHERE stream = $1 ORDER BY part", feed.stream)]
             place = self.places[feed.stream]
-            probe = await self.pool.fetchval(PROBE_SQL)
             if any(p.cut == CUT and p.probe != probe for p in parts):
                 raise RebuildError(f"the server cuts event streams otherwise than when this rebuild of {feed.stream}"
                                    " began (PostgreSQL upgraded?): run it again with --fresh")

@@ -142,7 +142,7 @@ class MembershipProjection(DevelopmentViews, MobilityViews, Projection):
             # A rebuild's batch: only a site's latest report of the batch counts, so one statement for the batch's
             # sites instead of one per wave of reports (the server spent 29 µs a report on those, measured).
             stamp(self._batched_workforce, e.site_id, env.position, e.headcount)
-            stamp(self._batched_stamp, e.site_id, env.position, env.recorded_at)
+            await self.stamp_site(conn, env, e.site_id)
             return
         await conn.execute(
             f"UPDATE {self.schema}.site SET workforce = $2, last_position = $3, updated_at = $4 WHERE site_id = $1",
