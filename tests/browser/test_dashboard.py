@@ -5,6 +5,7 @@ link to a department page for a login refused it, pages that fit a 1366×768 lap
 day for today in a browser abroad, and the coverage tile of a township or department page worded as the city's."""
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 import time
@@ -396,6 +397,23 @@ def test_a_browser_abroad_takes_the_citys_day_for_today(browser: Any, demo: Gate
     assert form.locator('#form-arrival [name="arrived_on"]').input_value() == "2024-05-02"
     site.wait_for_selector("#as-of-day")
     assert site.locator("#as-of-day").get_attribute("max") == "2024-05-02"
+
+
+def test_the_big_screen_shows_the_citys_time_on_a_screen_set_to_another_zone(
+        browser: Any, demo: Gateway, pages: list[Any]):
+    """A screen left on Los Angeles time (or UTC) still shows the city's date, weekday and clock, and the time its
+    figures were updated in the city's time: at 09:30 on Wednesday 1 May there, it is 00:30 on Thursday 2 May in
+    the city."""
+    page = log_in(browser, demo, "dashboard", "/city", BIG_SCREEN, timezone="America/Los_Angeles",
+                  fixed_time="2024-05-01T16:30:00Z")
+    pages.append(page)
+    page.wait_for_function("() => document.querySelector('#clock')?.textContent", timeout=10_000)
+    assert page.locator("#clock").inner_text() == "2024年5月2日 星期四 00:30:00"
+    page.wait_for_function("() => document.querySelector('#freshness')?.dataset.at", timeout=10_000)
+    at = dt.datetime.fromisoformat(page.locator("#freshness").get_attribute("data-at"))
+    city = at.astimezone(dt.timezone(dt.timedelta(hours=8)))
+    assert page.locator("#freshness").inner_text() == f"数据更新于 {city:%H:%M:%S}"
+    assert page.locator("#freshness").get_attribute("title") == f"{city:%Y-%m-%d %H:%M:%S} 北京时间"
 
 
 def _coverage(sites: list[dict[str, Any]]) -> tuple[int, int]:

@@ -72,18 +72,34 @@ export function fmt(n) {
 
 export function pad2(n) { return String(n).padStart(2, '0'); }
 
-export function clockTime(date) {
-  return `${pad2(date.getHours())}:${pad2(date.getMinutes())}:${pad2(date.getSeconds())}`;
+// The city's calendar and clock at a moment (Asia/Shanghai, the time its views, services and reports count by),
+// wherever the browser's clock is set: the browser's own day differs for a user abroad or on a machine left on UTC,
+// and toISOString() gives the UTC day, yesterday's before 08:00 in the city.
+const CITY_PARTS = new Intl.DateTimeFormat('en-US', {
+  timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit', weekday: 'short',
+  hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
+});
+const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+
+// {year, month, day: numbers; weekday: 0 for Sunday … 6; hh, mm, ss: two-digit texts}
+export function cityMoment(date = new Date()) {
+  const p = Object.fromEntries(CITY_PARTS.formatToParts(date).map((x) => [x.type, x.value]));
+  return {
+    year: Number(p.year), month: Number(p.month), day: Number(p.day), weekday: WEEKDAYS.indexOf(p.weekday),
+    hh: p.hour, mm: p.minute, ss: p.second,
+  };
 }
 
-// The city's day now (Asia/Shanghai, the day its views and the services count by), YYYY-MM-DD, wherever the
-// browser's clock is set: the browser's own day differs for a user abroad, and toISOString() gives the UTC day,
-// yesterday's before 08:00 in the city. Every "today" of the pages (a form's default day, the latest as-of day).
+// HH:MM:SS in the city
+export function clockTime(date) {
+  const m = cityMoment(date);
+  return `${m.hh}:${m.mm}:${m.ss}`;
+}
+
+// The city's day now, YYYY-MM-DD: every "today" of the pages (a form's default day, the latest as-of day).
 export function cityToday(now = new Date()) {
-  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-US', {
-    timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit',
-  }).formatToParts(now).map((x) => [x.type, x.value]));
-  return `${parts.year}-${parts.month}-${parts.day}`;
+  const m = cityMoment(now);
+  return `${m.year}-${pad2(m.month)}-${pad2(m.day)}`;
 }
 
 export function thisMonth() { return cityToday().slice(0, 7); }
@@ -438,7 +454,7 @@ export function setFreshness(at, seq) {
   el.textContent = `数据更新于 ${clockTime(d)}`;
   el.dataset.at = at;
   if (seq !== undefined && seq !== null) el.dataset.seq = String(seq);
-  el.title = d.toLocaleString('zh-CN', { hour12: false });
+  el.title = `${cityToday(d)} ${clockTime(d)} 北京时间`;
 }
 
 export function snapshotOf(data) {

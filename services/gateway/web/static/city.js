@@ -1,6 +1,6 @@
 // 全市大屏: the city view, live. Figures carry data-figure attributes; charts are re-set whole (notMerge).
 import {
-  COVERAGE_TITLE, LABELS, POST_KINDS, TEAM_KINDS, asOf, asOfControl, coverageParts, disputesTable, downloadButtons, fig, fill,
+  COVERAGE_TITLE, LABELS, POST_KINDS, TEAM_KINDS, asOf, asOfControl, cityMoment, coverageParts, disputesTable, downloadButtons, fig, fill,
   fmt, h, header, live, loadMe, mayReadDepartment, mayReadSite, mayReadTownship, pad2, setFreshness, showAsOf, snapshotOf,
   start, sum, supportList, townshipName, view,
 } from '/static/app.js';
@@ -14,8 +14,8 @@ const charts = {};
 const chartInputs = {};
 
 function tick() {
-  const d = new Date();
-  fill('clock', `${d.getFullYear()}年${d.getMonth() + 1}月${d.getDate()}日 星期${WEEK[d.getDay()]} ${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`);
+  const m = cityMoment();  // the city's time on a screen wherever its clock is set
+  fill('clock', `${m.year}年${m.month}月${m.day}日 星期${WEEK[m.weekday]} ${m.hh}:${m.mm}:${m.ss}`);
 }
 
 function kpi(name, title, value, { unit, sub, extra } = {}) {
