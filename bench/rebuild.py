@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import asyncpg
 
+from bench.cpu import CpuMeter, server_pid_of
 from gongdi.bus.logread import decode, read_log
 from gongdi.bus.shadow import Feed, Outcome, ShadowRebuild
 from gongdi.demo.synthetic import SERVICE, generate
@@ -43,11 +44,19 @@ async def bench(dsn: str, n: int, batch: int = 5000, say: Callable[[str], None] 
             await generate(pool, n - have, sites=max(1000, n // 1000), prefix=f"g{have}_")
         say(f"  {n:,} events in the log ({time.perf_counter() - started:.1f} s to generate)")
         await pool.execute(f"VACUUM ANALYZE {SERVICE}.events")
+        meter = CpuMeter(server_pid_of(await pool.fetchval("SELECT pg_backend_pid()")))
+        mark = meter.mark()
         read, seconds = await raw_read(pool, batch)
+        raw_cpu, mark = meter.since(mark), meter.mark()
         outcome = await shadow_rebuild(pool, dsn, batch)
-        return {"events": read, "raw_rate": read / seconds, "raw_seconds": seconds,
-                "rebuild_rate": outcome.events / outcome.seconds, "rebuild_seconds": outcome.seconds,
-                "applied": outcome.applied, "batches": outcome.batches}
+        rebuild_cpu = meter.since(mark)
+        out = {"events": read, "raw_rate": read / seconds, "raw_seconds": seconds,
+               "rebuild_rate": outcome.events / outcome.seconds, "rebuild_seconds": outcome.seconds,
+               "applied": outcome.applied, "batches": outcome.batches}
+        for name, cpu in (("raw", raw_cpu), ("rebuild", rebuild_cpu)):
+            if cpu is not None:  # µs of CPU an event, per side
+                out |= {f"{name}_cpu_bench": cpu.bench / read * 1e6, f"{name}_cpu_server": cpu.server / read * 1e6}
+        return out
     finally:
         await pool.close()
 
@@ -57,3 +66,11 @@ def report(r: dict[str, float]) -> None:
     print(f"  {'shadow rebuild of the views':<44}{r['rebuild_rate']:>9,.0f} events/s  ({r['rebuild_seconds']:.1f} s,"
           f" {r['applied']:,} applied, {r['batches']:,} batches)")
     print(f"  {'ratio rebuild / raw':<44}{r['rebuild_rate'] / r['raw_rate']:>9.2f}")
+    if "raw_cpu_bench" in r:
+        # Both sides share the machine's cores: on 2 cores a stretch that keeps both busy takes about half their sum.
+        for name, title in (("raw", "raw read (this process)"), ("rebuild", "rebuild (its part processes)")):
+            bench, server = r[f"{name}_cpu_bench"], r[f"{name}_cpu_server"]
+            print(f"  {'CPU an event, ' + title:<44}{bench + server:>9.1f} µs  ({bench:.1f} Python,"
+                  f" {server:.1f} PostgreSQL)")
+        rebuild, raw = (r[f"{name}_cpu_bench"] + r[f"{name}_cpu_server"] for name in ("rebuild", "raw"))
+        print(f"  {'ratio of CPU an event, rebuild / raw':<44}{rebuild / raw:>9.2f}")
