@@ -114,25 +114,49 @@ class Batcher:
                  forms: dict[str, SetForm | None] | None = None):
         self._conn = conn
         self._commute = commute
-        self._pending: list[tuple[int, str, list[Sequence[Any]]]] = []  # (event number, statement, rows)
-        self._streams: list[str | None] = []  # event number → its stream
+        self._pending: list[tuple[str, list[Sequence[Any]]]] = []  # in order: (statement, rows)
+        # With `commute`, each write goes at once to its slot (wave, i-th statement of its event): statement → rows
+        self._slots: dict[tuple[int, int], dict[str, list[Sequence[Any]]]] = {}
+        self._seen: dict[str | None, int] = {}  # events of each stream so far
+        self._stream: str | None = None  # the current event's stream, its wave, its statements so far
+        self._wave = self._level = 0
         self._stamps: dict[str, dict[Any, tuple[Any, ...]]] = {}  # statement → key → (key, order, values…)
         self._forms = {} if forms is None else forms  # statement → its set-based form (kept by the rebuild)
         self.statements = 0  # round trips made, for the profile
 
     def begin(self, stream_id: str | None) -> None:
         """The writes that follow are those of the next event, of stream `stream_id`."""
-        self._streams.append(stream_id)
+        self._stream = stream_id
+        self._wave = self._seen.get(stream_id, 0)
+        self._seen[stream_id] = self._wave + 1
+        self._level = 0
 
     async def execute(self, sql: str, *args: Any) -> str:
         if not args:  # the simple-query protocol (several statements, no parameters): cannot be batched
             await self.flush()
             return await self._conn.execute(sql)
-        self._pending.append((len(self._streams) - 1, sql, [args]))
+        self._queue(sql, [args])
         return ""  # no projection reads a status; a queued write has none yet
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._pending.append((len(self._streams) - 1, sql, list(rows)))
+        self._queue(sql, list(rows))
+
+    def _queue(self, sql: str, rows: list[Sequence[Any]]) -> None:
+        if not self._commute:
+            if self._pending and self._pending[-1][0] == sql:
+                self._pending[-1][1].extend(rows)
+            else:
+                self._pending.append((sql, rows))
+            return
+        slot = (self._wave, self._level)
+        self._level += 1
+        statements = self._slots.get(slot)
+        if statements is None:
+            self._slots[slot] = {sql: rows}
+        elif (have := statements.get(sql)) is None:
+            statements[sql] = rows
+        else:
+            have.extend(rows)
 
     def stamp(self, sql: str, key: Any, order: Any, *values: Any) -> None:
         """Keep, per `key`, only the stamp of greatest `order`; `sql` gets them all at the end of the flush as
@@ -156,28 +180,14 @@ class Batcher:
         return await self._conn.fetchval(*args, **kwargs)
 
     def groups(self) -> list[tuple[str, list[Sequence[Any]]]]:
-        """The queued writes as (statement, rows) in the order they go out; the queue is emptied."""
-        pending, self._pending = self._pending, []
-        out: list[tuple[str, list[Sequence[Any]]]] = []
+        """The queued writes as (statement, rows) in the order they go out; the queue is emptied (with `commute`,
+        the current event's later writes start the next flush's first wave)."""
         if not self._commute:
-            for _, sql, rows in pending:
-                if out and out[-1][0] == sql:
-                    out[-1][1].extend(rows)
-                else:
-                    out.append((sql, list(rows)))
-            return out
-        seen: dict[str | None, int] = {}  # events of each stream so far
-        wave: dict[int, int] = {}  # event number → its wave
-        level: dict[int, int] = {}  # event number → statements of it so far
-        slots: dict[tuple[int, int], dict[str, list[Sequence[Any]]]] = {}
-        for event, sql, rows in pending:
-            if event not in wave:
-                stream = self._streams[event] if event >= 0 else None
-                wave[event] = seen.get(stream, 0)
-                seen[stream] = wave[event] + 1
-            i = level.get(event, 0)
-            level[event] = i + 1
-            slots.setdefault((wave[event], i), {}).setdefault(sql, []).extend(rows)
+            pending, self._pending = self._pending, []
+            return pending
+        slots, self._slots = self._slots, {}
+        self._seen = {self._stream: 1}
+        self._wave = self._level = 0
         return [(sql, rows) for key in sorted(slots) for sql, rows in slots[key].items()]
 
     async def send(self, conn: asyncpg.Connection) -> None:

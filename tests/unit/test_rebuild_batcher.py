@@ -1,6 +1,8 @@
 """The rebuild's write batching (in order, or in waves when streams commute) and its progress line."""
 from __future__ import annotations
 
+import asyncio
+
 from gongdi.bus.shadow import Batcher
 from gongdi.ops.progress import bar_line
 
@@ -8,9 +10,13 @@ from gongdi.ops.progress import bar_line
 def queued(commute: bool, writes: list[tuple[str, str, list[tuple]]]) -> list[tuple[str, list[tuple]]]:
     """`writes`: (stream, statement, rows), one event each; the groups the batcher would send."""
     batcher = Batcher(None, commute)  # type: ignore[arg-type]  # nothing is sent: only the grouping is looked at
-    for stream, sql, rows in writes:
-        batcher.begin(stream)
-        batcher._pending.append((len(batcher._streams) - 1, sql, rows))
+
+    async def project() -> None:
+        for stream, sql, rows in writes:
+            batcher.begin(stream)
+            await batcher.executemany(sql, rows)
+
+    asyncio.run(project())
     return batcher.groups()
 
 
@@ -30,12 +36,41 @@ def test_waves_keep_each_streams_order_and_merge_across_streams():
 
 def test_an_events_statements_stay_in_its_order():
     batcher = Batcher(None, True)  # type: ignore[arg-type]
-    batcher.begin("a")
-    batcher._pending += [(0, "x", [(1,)]), (0, "y", [(2,)])]
-    batcher.begin("b")
-    batcher._pending += [(1, "y", [(3,)]), (1, "x", [(4,)])]
+
+    async def project() -> None:
+        batcher.begin("a")
+        await batcher.execute("x", 1)
+        await batcher.execute("y", 2)
+        batcher.begin("b")
+        await batcher.execute("y", 3)
+        await batcher.execute("x", 4)
+
+    asyncio.run(project())
     # Level 0 of both events, then level 1: b's y before its x, a's x before its y.
     assert batcher.groups() == [("x", [(1,)]), ("y", [(3,)]), ("y", [(2,)]), ("x", [(4,)])]
+
+
+def test_after_a_flush_an_events_later_writes_and_its_streams_next_events_come_in_order():
+    """A projection that reads mid-batch flushes the queue: what the current event writes next goes out first, its
+    stream's next event after it."""
+    batcher = Batcher(None, True)  # type: ignore[arg-type]
+
+    async def project() -> list[tuple[str, list[tuple]]]:
+        batcher.begin("a")
+        await batcher.execute("x", 1)
+        batcher.begin("b")
+        await batcher.execute("x", 2)
+        first = batcher.groups()  # as a read would flush
+        await batcher.execute("y", 3)  # b's second statement
+        batcher.begin("b")
+        await batcher.execute("x", 4)
+        batcher.begin("a")
+        await batcher.execute("x", 5)
+        return first
+
+    assert asyncio.run(project()) == [("x", [(1,), (2,)])]
+    # b's rest is wave 0; b's next event and a's (a's first since the flush) wave 1 and 0.
+    assert batcher.groups() == [("y", [(3,)]), ("x", [(5,)]), ("x", [(4,)])]
 
 
 def test_progress_line():
