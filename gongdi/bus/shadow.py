@@ -29,7 +29,7 @@ from nats.js.errors import NotFoundError
 from contracts.envelope import EnvelopeRow
 from contracts.subjects import stream_name
 from gongdi.bus.consumer import Handler, describe, head_columns, heads_upsert_sql, save_position
-from gongdi.bus.continuity import Continuity, Verdict, check
+from gongdi.bus.continuity import Continuity, Verdict, check, is_next
 from gongdi.bus.hashcheck import Checking, Mismatch
 from gongdi.bus.logread import decode, log_end, read_log
 from gongdi.bus.parts import (
@@ -523,18 +523,21 @@ class ShadowRebuild:
         heads = dict(heads)
         moved: dict[str, StreamHead] = {}
         applied = letters = 0
+        # Every hash checked here, none refused before: the next link of its stream is applied at once.
+        judged_here = not self.refused and feed.stream not in self.checked
         for i, (row, event) in enumerate(zip(rows, events, strict=True)):
             if i % 50 == 49:
                 await asyncio.sleep(0)  # the previous batch's writes and the next read go on meanwhile
-            n = seq + i + 1
-            verdict, why = self._judge(feed, heads, n, event)
-            if verdict is Verdict.REFUSE:
-                batcher.begin(None)  # a letter's row is its own: None orders it with everything
-                await self._dead_letter(batcher, feed, n, str(why), row)
-                letters += 1
-                continue
-            if verdict is Verdict.DUPLICATE:
-                continue
+            if not (judged_here and is_next(heads.get(event.stream_id, NO_HEAD), event)):
+                n = seq + i + 1
+                verdict, why = self._judge(feed, heads, n, event)
+                if verdict is Verdict.REFUSE:
+                    batcher.begin(None)  # a letter's row is its own: None orders it with everything
+                    await self._dead_letter(batcher, feed, n, str(why), row)
+                    letters += 1
+                    continue
+                if verdict is Verdict.DUPLICATE:
+                    continue
             batcher.begin(event.stream_id)
             await feed.handler.apply(batcher, event)
             applied += 1

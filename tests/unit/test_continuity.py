@@ -8,7 +8,7 @@ import orjson
 
 from contracts.base import Event
 from contracts.envelope import STORED, Envelope, EnvelopeRow
-from gongdi.bus.continuity import Verdict, check, own_hash
+from gongdi.bus.continuity import Verdict, check, is_next, own_hash
 from gongdi.store.base import Meta, Pending, StreamHead, prepare
 
 AT = dt.datetime(2020, 5, 1, 8, 30, tzinfo=dt.UTC)
@@ -162,3 +162,21 @@ def test_a_row_hashes_as_its_event_whatever_its_time_and_ids():
                 assert EnvelopeRow(**values).chain_hash() == written.hash
                 values["occurred_at"] = at.astimezone(dt.timezone(dt.timedelta(hours=8)))
                 assert EnvelopeRow(**values).chain_hash() == written.hash
+
+
+def test_a_replays_shortcut_applies_exactly_what_the_check_applies():
+    """`is_next` (a rebuild's every event but the rare one) says yes exactly where `check` applies: the next link
+    with its hash recomputed, and no to a duplicate, a gap, a foreign predecessor, content off its hash."""
+    one, two, three = chain("s", 3)
+    cases = [
+        (StreamHead(), one), (head_of(one), two), (head_of(two), three),  # each next link
+        (head_of(two), two),  # the head again: a duplicate, skipped by the check's longer way
+        (head_of(one), forged(three, prev_hash=one.hash)),  # a skipped version
+        (head_of(one), forged(two, prev_hash="0" * 64)),  # another predecessor
+        (head_of(one), two.model_copy(update={"payload": {"n": 666}})),  # content that does not match its hash
+        (head_of(one), two.model_copy(update={"township": "x"})),  # a hashed envelope field changed
+        (StreamHead(), three),  # a stream first seen in its middle
+    ]
+    said = [is_next(head, as_row(event)) for head, event in cases]
+    assert said == [check(head, as_row(event)).verdict is Verdict.APPLY for head, event in cases]
+    assert said == [True, True, True, False, False, False, False, False, False]
