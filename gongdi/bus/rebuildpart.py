@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import pickle
 import sys
@@ -40,7 +41,15 @@ async def rebuild_part(request: dict[str, Any], out: TextIO) -> None:
 
 
 def main() -> None:
-    request = pickle.loads(sys.stdin.buffer.read())  # from the rebuild that started this process, on a pipe
+    # Arguments: the rebuild's process id, then the modules to import while the rebuild cuts the parts.
+    if len(sys.argv) > 1:
+        end_with_parent(int(sys.argv[1]))
+    for module in sys.argv[2:]:
+        importlib.import_module(module)
+    data = sys.stdin.buffer.read()  # from the rebuild that started this process, on a pipe
+    if not data:
+        return  # started ahead, and no part was left for it
+    request = pickle.loads(data)
     end_with_parent(request["parent"])
     # The counts go on the pipe the rebuild reads; anything else written to standard output (a log line) goes
     # where the rebuild's own errors go.
