@@ -14,7 +14,7 @@ import asyncio
 import os
 import pickle
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,37 +136,22 @@ class Counted:
 
 class PartProcess:
     """A part's process under way, told what to do on its standard input (a pickle: the projection goes along, and
-    no password shows in a process list); it writes a line per batch: `done applied letters batches`.
+    no password shows in a process list); it writes a line per batch: `done applied letters batches`."""
 
-    It may be started before its part is known (`spawn`), while the rebuild opens its shadow and cuts the parts:
-    it imports what it will need meanwhile (~0.5 s of CPU, which had held every part up at the start) and waits
-    for its part (`assign`); one not needed ends when its input is closed (`stop`)."""
-
-    def __init__(self, proc: asyncio.subprocess.Process):
+    def __init__(self, proc: asyncio.subprocess.Process, part: Part):
         self._proc = proc
-        self.part: Part | None = None
-        self.counted = Counted()
-
-    @classmethod
-    async def spawn(cls, modules: Sequence[str] = ()) -> PartProcess:
-        """A process that imports `modules` (the projections') and waits for its part."""
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gongdi.bus.rebuildpart", str(os.getpid()),
-                                                    *modules, stdin=asyncio.subprocess.PIPE,
-                                                    stdout=asyncio.subprocess.PIPE)
-        return cls(proc)
-
-    async def assign(self, part: Part, request: dict[str, Any]) -> PartProcess:
-        assert self._proc.stdin is not None
         self.part = part
         self.counted = Counted(part.done)
-        self._proc.stdin.write(pickle.dumps({**request, "part": part, "parent": os.getpid()}))
-        await self._proc.stdin.drain()
-        self._proc.stdin.close()
-        return self
 
     @classmethod
     async def start(cls, part: Part, request: dict[str, Any]) -> PartProcess:
-        return await (await cls.spawn()).assign(part, request)
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gongdi.bus.rebuildpart",
+                                                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        assert proc.stdin is not None
+        proc.stdin.write(pickle.dumps({**request, "part": part, "parent": os.getpid()}))
+        await proc.stdin.drain()
+        proc.stdin.close()
+        return cls(proc, part)
 
     async def follow(self, changed: Callable[[], None]) -> Counted:
         """Read its lines until it ends, calling `changed()` after each; what it counted, or `PartError`."""
@@ -176,7 +161,6 @@ class PartProcess:
             self.counted = Counted(done, applied, letters)
             changed()
         if await self._proc.wait() != 0:
-            assert self.part is not None
             raise PartError(f"part {self.part.part + 1} of {self.part.parts} of the rebuild of {self.part.stream}"
                             f" ended with exit code {self._proc.returncode}")
         return self.counted
@@ -184,7 +168,3 @@ class PartProcess:
     def stop(self) -> None:
         if self._proc.returncode is None:
             self._proc.kill()
-
-    async def ended(self) -> int:
-        """Its exit code, once it has ended."""
-        return await self._proc.wait()

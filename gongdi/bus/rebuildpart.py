@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import pickle
 import sys
@@ -41,15 +40,7 @@ async def rebuild_part(request: dict[str, Any], out: TextIO) -> None:
 
 
 def main() -> None:
-    # Arguments: the rebuild's process id, then the modules to import while the rebuild cuts the parts.
-    if len(sys.argv) > 1:
-        end_with_parent(int(sys.argv[1]))
-    for module in sys.argv[2:]:
-        importlib.import_module(module)
-    data = sys.stdin.buffer.read()  # from the rebuild that started this process, on a pipe
-    if not data:
-        return  # started ahead, and no part was left for it
-    request = pickle.loads(data)
+    request = pickle.loads(sys.stdin.buffer.read())  # from the rebuild that started this process, on a pipe
     end_with_parent(request["parent"])
     # The counts go on the pipe the rebuild reads; anything else written to standard output (a log line) goes
     # where the rebuild's own errors go.

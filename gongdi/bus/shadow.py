@@ -306,7 +306,6 @@ class ShadowRebuild:
         self.checked: dict[str, Checkpoint] = {}  # per stream: hashes up to here are the checking process's
         self.refused: dict[str, Mismatch] = {}  # event id → what the checking process found wrong with it
         self._checks: dict[str, Checking] = {}
-        self._ahead: list[PartProcess] = []  # part processes started before their parts were cut
         self.outcome = Outcome()
         self.total = 0
 
@@ -760,8 +759,7 @@ class ShadowRebuild:
         try:  # a part started before a later one failed to start is stopped too
             for part in parts:
                 if not part.finished:
-                    running.append(await (self._ahead.pop().assign(part, request) if self._ahead
-                                          else PartProcess.start(part, request)))
+                    running.append(await PartProcess.start(part, request))
             counted = await asyncio.gather(*(r.follow(changed) for r in running))
         finally:
             for r in running:
@@ -810,32 +808,6 @@ class ShadowRebuild:
                                 self.part.until.tx_id, self.part.until.position)
         return self.outcome
 
-    async def _start_parts_ahead(self) -> None:
-        """When a source is likely to be split (its log holds `split_from` events by the planner's count, or by
-        counting when it has none), its part processes are started before the shadow is opened: they import
-        meanwhile. Those no part is left for are stopped at the end."""
-        commuting = [feed for feed in self.feeds if getattr(feed.handler, "streams_commute", False)]
-        if not self.dsn or self.part is not None or not commuting:
-            return
-        for feed in commuting:
-            size = await self.pool.fetchval("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)",
-                                            f"{feed.service}.events")
-            if size is None or size < 0:  # never counted by the planner yet
-                size = await self.pool.fetchval(f"SELECT count(*) FROM {feed.service}.events")
-            if size >= max(1, self.split_from):
-                break
-        else:
-            return
-        modules = sorted({type(feed.handler).__module__ for feed in commuting})
-        for _ in range(self.parts or parts_wanted()):
-            self._ahead.append(await PartProcess.spawn(modules))
-
-    async def _stop_parts_ahead(self) -> None:
-        ahead, self._ahead = self._ahead, []
-        for process in ahead:
-            process.stop()
-            await process.ended()
-
     # ---- the hash check apart ----------------------------------------------------------------------------------
 
     async def _start_checks(self) -> None:
@@ -871,7 +843,6 @@ class ShadowRebuild:
     # ---- all of it --------------------------------------------------------------------------------------------
 
     async def _fill(self, fresh: bool, swap: bool) -> None:
-        await self._start_parts_ahead()
         await self.open(fresh)
         while True:
             limits = await self.live_positions() if swap else None
@@ -912,7 +883,6 @@ class ShadowRebuild:
                 with relaxed_collector():
                     await self._fill(fresh, swap)
             finally:
-                await self._stop_parts_ahead()
                 for checking in self._checks.values():
                     checking.stop()
                 await guard.execute("SELECT pg_advisory_unlock(hashtext($1))", f"gongdi-rebuild-{self.live}")

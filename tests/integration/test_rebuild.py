@@ -483,36 +483,8 @@ async def test_parts_the_server_would_cut_otherwise_are_not_taken_up(pool: async
     with pytest.raises(shadow.RebuildError, match="--fresh"):
         await rebuild().run(swap=False)
     assert await pool.fetchval("SELECT count(*) FROM views_split.site_member") == 0  # nothing read
-    assert not _part_processes()  # those started ahead were stopped
     outcome = await rebuild().run(fresh=True, swap=False)
     assert outcome.events == 300 and outcome.applied == 300
-
-
-async def test_part_processes_started_ahead_and_not_needed_are_stopped(pool: asyncpg.Pool, ready_settings: Settings,
-                                                                       monkeypatch: pytest.MonkeyPatch):
-    """A rebuild that expects a split starts its part processes before it opens the shadow (they import
-    meanwhile); taken up with nothing left to read, it needs none of them, and none is left running."""
-    await generate(pool, 300, sites=6)
-    feeds = [shadow.Feed(service, p) for service, p in VIEWS.feeds("views_split")]
-
-    def rebuild() -> shadow.ShadowRebuild:
-        return shadow.ShadowRebuild(pool, "views", "views", VIEWS.version, VIEWS.migrations, feeds,
-                                    shadow="views_split", dsn=ready_settings.database_url, split_from=0, parts=2)
-
-    spawned: list[object] = []
-    spawn = shadow.PartProcess.spawn
-
-    async def counted(modules: tuple[str, ...] = ()) -> shadow.PartProcess:
-        spawned.append(modules)
-        return await spawn(modules)
-
-    monkeypatch.setattr(shadow.PartProcess, "spawn", counted)
-    first = await rebuild().run(fresh=True, swap=False)
-    assert (first.applied, len(spawned)) == (300, 2)  # both parts ran in processes started ahead
-    assert all("services.views.membership" in modules for modules in spawned)
-    again = await rebuild().run(swap=False)
-    assert (again.resumed_from, again.applied, len(spawned)) == (300, 0, 4)
-    assert not _part_processes()
 
 
 async def _parts_read(pool: asyncpg.Pool, n: int) -> bool:
