@@ -161,35 +161,19 @@ class MembershipProjection(DevelopmentViews, MobilityViews, Projection):
             m.section, m.relation, m.admitted_on, e.arrived_on, m.gender, m.home_org,
         )
 
-    def _departure(self, then: str) -> str:
-        """A departure: the member's row goes, the departure is logged with the stay's name and arrival date;
-        `then` the site's stamp too, or nothing (a data-changing WITH cannot be nested in another)."""
-        s = self.schema
-        log = (f"INSERT INTO {s}.site_departure (position, site_id, member_id, name, departed_on, moved_to_site,"
-               " recorded_by, recorded_at, arrived_on)"
-               " SELECT $3, $1, $2, coalesce((SELECT name FROM gone), ''), $4, $5, $6, $7,"
-               " (SELECT arrived_on FROM gone)")
-        return (f"WITH gone AS (DELETE FROM {s}.site_member WHERE site_id = $1 AND member_id = $2"
-                " RETURNING name, arrived_on)"
-                + (f", logged AS ({log}) {then}" if then else f" {log}"))
-
-    @functools.cached_property
-    def _departure_stamped(self) -> str:
-        return self._departure(f"UPDATE {self.schema}.site SET last_position = $3, updated_at = $7 WHERE site_id = $1")
-
-    @functools.cached_property
-    def _departure_alone(self) -> str:
-        return self._departure("")
-
     async def member_departed(self, conn: asyncpg.Connection, env: Envelope, e: MemberDeparted) -> None:
-        args = (e.site_id, e.member_id, env.position, e.departed_on, e.moved_to_site, env.actor, env.recorded_at)
-        if getattr(conn, "stamp", None) is not None:
-            # A rebuild's batch: the site is stamped once for the batch (updating its row for every departure cost
-            # the server more than the departure's own insert).
-            await conn.execute(self._departure_alone, *args)
-            await self.stamp_site(conn, env, e.site_id)
-        else:
-            await conn.execute(self._departure_stamped, *args)
+        # The member's row goes; the departure is logged with the stay's name and arrival date.
+        s = self.schema
+        await self.with_stamp(
+            conn, env,
+            f"INSERT INTO {s}.site_departure (position, site_id, member_id, name, departed_on, moved_to_site,"
+            " recorded_by, recorded_at, arrived_on)"
+            " SELECT $3, $1, $2, coalesce((SELECT name FROM gone), ''), $4, $5, $6, $7, (SELECT arrived_on FROM gone)",
+            e.site_id, e.member_id, env.position, e.departed_on, e.moved_to_site, env.actor, env.recorded_at,
+            ctes=f"gone AS (DELETE FROM {s}.site_member WHERE site_id = $1 AND member_id = $2"
+                 " RETURNING name, arrived_on)",
+            site_id=e.site_id,
+        )
         await self.mobility_departed(conn, e.site_id, e.member_id)
 
     async def branch_formed(self, conn: asyncpg.Connection, env: Envelope, e: BranchFormed) -> None:

@@ -33,16 +33,20 @@ class SiteStamps:
         await conn.execute(f"UPDATE {self.schema}.site SET last_position = $2, updated_at = $3 WHERE site_id = $1",
                            site_id, env.position, env.recorded_at)
 
-    async def with_stamp(self, conn: asyncpg.Connection, env: Envelope, sql: str, *args: object) -> None:
-        """Run `sql` (which must not write the site row itself) and stamp the event's site: one round trip live."""
+    async def with_stamp(self, conn: asyncpg.Connection, env: Envelope, sql: str, *args: object, ctes: str = "",
+                         site_id: str | None = None) -> None:
+        """Run `sql` (which must not write the site row itself), after the data-changing `ctes` it may read, and
+        stamp the site (the event's unless `site_id` is given): one statement live, the batch's stamp in a rebuild
+        (a data-changing WITH cannot be nested in another, so the stamp joins the same WITH)."""
+        site = env.site_id if site_id is None else site_id
         stamp = getattr(conn, "stamp", None)
         if stamp is not None:
-            await conn.execute(sql, *args)
-            stamp(self._batched_stamp, env.site_id, env.position, env.recorded_at)
+            await conn.execute(f"WITH {ctes} {sql}" if ctes else sql, *args)
+            stamp(self._batched_stamp, site, env.position, env.recorded_at)
             return
         n = len(args)
         await conn.execute(
-            f"WITH change AS ({sql}) UPDATE {self.schema}.site SET last_position = ${n + 1}, updated_at = ${n + 2}"
-            f" WHERE site_id = ${n + 3}",
-            *args, env.position, env.recorded_at, env.site_id,
+            f"WITH {ctes + ', ' if ctes else ''}change AS ({sql}) UPDATE {self.schema}.site"
+            f" SET last_position = ${n + 1}, updated_at = ${n + 2} WHERE site_id = ${n + 3}",
+            *args, env.position, env.recorded_at, site,
         )
