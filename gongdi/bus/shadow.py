@@ -64,6 +64,38 @@ class RebuildError(RuntimeError):
     disagree); the message says what to do."""
 
 
+REFUSED_EXIT = 3  # a rebuild job's exit status for "not swapped, on purpose": the supervisor does not retry it
+LOGGED_REFUSALS = 10  # refused events a rebuild logs one by one; the rest are counted (every one is a dead letter)
+
+
+class LettersRefused(RebuildError):
+    """The rebuilt views would leave out events the live views show: dead letters the live consumer does not have
+    (a log edited or cut since the live consumer applied it, or a projection that now fails on old events). The
+    shadow is kept and not swapped in, unless the operator accepts it (`accept_letters`)."""
+
+    def __init__(self, live: str, count: int, body: str, error: str):
+        try:
+            env = orjson.loads(body)
+            where = (f"{env.get('service')} 事件 position {env.get('position')}（{env.get('type')}，"
+                     f"流 {env.get('stream_id')} 第 {env.get('version')} 版）")
+        except (ValueError, AttributeError):
+            where = "（无法读出的事件）"
+        super().__init__(
+            f"未切换：重建出的视图比在用的 {live} 少 {count} 条事件（死信），第一条是 {where}：{letter_reason(error)}。"
+            "请先运行 `gongdi verify` 查明日志；确认以日志现状为准时，运行 `gongdi rebuild --accept-dead-letters`"
+            f" (not swapped: {count} events the live views show would be dead letters)")
+        self.count = count
+
+
+def letter_reason(error: str) -> str:
+    """A dead letter's `error` as an operator reads it."""
+    if error.startswith("StreamContinuityError"):
+        if "from its fields" in error:
+            return "其哈希与内容不符，记录在写入后被改动过"
+        return "不接续其流：之前的事件缺失、被改动或被替换"
+    return f"投影无法写入它（{error}）"
+
+
 def shadow_of(schema: str) -> str:
     return f"{schema}_shadow"
 
@@ -269,6 +301,7 @@ class Outcome:
     swapped: bool = False
     batches: int = 0
     held: float = 0.0  # seconds the swap held the live schema's locks (queries waited at most this long)
+    dropped: int = 0  # events the old views showed that the swapped-in ones hold as dead letters (accepted)
 
     @property
     def rate(self) -> float:
@@ -282,8 +315,11 @@ class ShadowRebuild:
                  feeds: Sequence[Feed], js: JetStreamContext | None = None, batch: int = BATCH,
                  progress: Progress | None = None, log: Any = None, shadow: str | None = None,
                  dsn: str | None = None, check_apart: int = CHECK_APART, split_from: int = SPLIT_FROM,
-                 parts: int | None = None, part: Part | None = None, reader: asyncpg.Connection | None = None):
+                 parts: int | None = None, part: Part | None = None, reader: asyncpg.Connection | None = None,
+                 accept_letters: bool = False):
         self.pool = pool
+        self.accept_letters = accept_letters  # swap even if events the live views show became dead letters
+        self._refusals = 0
         self.dsn = dsn  # for the checking process's own connection; without it every hash is checked here
         self.check_apart = check_apart
         self.split_from = split_from  # a source with this many events still to read is split (with `dsn`)
@@ -557,9 +593,11 @@ class ShadowRebuild:
                             recompute=until is None or (event.tx_id, event.position) > (until.tx_id, until.position))
         if verdict.verdict is Verdict.REFUSE:
             error = verdict.error(event)
-            self.log.error("event refused: it does not continue its stream", stream=feed.stream,
-                           stream_id=event.stream_id, version=event.version, stream_seq=seq,
-                           expected=error.expected, got=error.got)
+            self._refusals += 1
+            if self._refusals <= LOGGED_REFUSALS:  # a cut stream refuses all its later events: the first tell
+                self.log.error("event refused: it does not continue its stream", stream=feed.stream,
+                               stream_id=event.stream_id, version=event.version, stream_seq=seq,
+                               expected=error.expected, got=error.got)
             return Verdict.REFUSE, describe(error)
         return verdict.verdict, None
 
@@ -651,9 +689,9 @@ class ShadowRebuild:
                 got = None
             if got != place.last_event_id:
                 raise RebuildError(
-                    f"{feed.stream} message {place.seq} is event {got}, the log's event {place.seq} is"
-                    f" {place.last_event_id}: the stream is not numbered like the log; run `gongdi repair-stream"
-                    f" {feed.service}` first")
+                    f"消息流 {feed.stream} 的编号与日志不符，请先运行 `gongdi verify`，查明后再 `gongdi repair-stream"
+                    f" {feed.service}` ({feed.stream} message {place.seq} is event {got}, the log's event {place.seq}"
+                    f" is {place.last_event_id}: the stream is not numbered like the log)")
 
     async def swap(self) -> bool:
         """In one transaction: hold back the live consumer and every query (locks), apply the last events up to the
@@ -682,8 +720,9 @@ class ShadowRebuild:
                     f"SELECT stream, stream_seq FROM {self.shadow}.consumer_checkpoint WHERE consumer = $1",
                     self.durable)}
                 if any(ours.get(s, 0) != n for s, n in theirs.items()):
-                    raise RebuildError(f"checkpoints differ after the catch-up: live {theirs}, rebuilt {ours};"
-                                       " the log holds fewer events than the stream")
+                    raise RebuildError(f"追上在用视图后检查点不一致：日志中的事件少于流中的 (checkpoints differ after"
+                                       f" the catch-up: live {theirs}, rebuilt {ours}); 请运行 `gongdi verify`")
+                await self._refuse_new_letters(conn)
                 await conn.execute(f"DROP TABLE {self.shadow}.rebuild_cursor, {self.shadow}.rebuild_part")
                 await conn.execute(f"ALTER SCHEMA {self.live} RENAME TO {retired}")
                 await conn.execute(f"ALTER SCHEMA {self.shadow} RENAME TO {self.live}")
@@ -701,6 +740,18 @@ class ShadowRebuild:
         self.outcome.held = held
         return True
 
+    async def _refuse_new_letters(self, conn: asyncpg.Connection) -> None:
+        """Raise `LettersRefused` when the shadow dead-lettered events the live consumer applied (unless accepted,
+        then counted in `Outcome.dropped`): swapped in, the views would silently drop what they show now."""
+        first = await conn.fetchrow(
+            f"SELECT count(*) OVER () AS n, s.body, s.error FROM {self.shadow}.dead_letters AS s"
+            f" WHERE s.consumer = $1 AND NOT EXISTS (SELECT FROM {self.live}.dead_letters AS l"
+            "  WHERE l.consumer = s.consumer AND l.stream = s.stream AND l.stream_seq = s.stream_seq)"
+            " ORDER BY s.stream, s.stream_seq LIMIT 1", self.durable)
+        if first is not None and not self.accept_letters:
+            raise LettersRefused(self.live, first["n"], first["body"], first["error"])
+        self.outcome.dropped = 0 if first is None else first["n"]
+
     # ---- a long stretch split into parts (gongdi.bus.parts) ------------------------------------------------------
 
     async def split(self, ends: dict[str, int], limits: dict[str, int] | None) -> None:
@@ -714,8 +765,9 @@ class ShadowRebuild:
                 f"SELECT * FROM {self.shadow}.rebuild_part WHERE stream = $1 ORDER BY part", feed.stream)]
             place = self.places[feed.stream]
             if any(p.cut == CUT and p.probe != probe for p in parts):
-                raise RebuildError(f"the server cuts event streams otherwise than when this rebuild of {feed.stream}"
-                                   " began (PostgreSQL upgraded?): run it again with --fresh")
+                raise RebuildError(f"数据库分流方式与这次重建开始时不同（PostgreSQL 升级了？），请加 --fresh 重新运行"
+                                   f" (the server cuts event streams otherwise than when this rebuild of {feed.stream}"
+                                   " began)")
             if not parts and ends[feed.stream] - place.seq >= max(1, self.split_from):
                 until = await self._split_end(feed, place, None if limits is None else limits[feed.stream])
                 if until is None:
@@ -775,14 +827,16 @@ class ShadowRebuild:
                 f"SELECT * FROM {self.shadow}.rebuild_part WHERE stream = $1 ORDER BY part FOR UPDATE", feed.stream)]
             first = parts[0]
             if len(parts) != first.parts or not all(p.finished for p in parts):
-                raise RebuildError(f"the parts of the rebuild of {feed.stream} did not all reach their end")
+                raise RebuildError(f"重建的分段未全部完成，请再运行一次 (the parts of the rebuild of {feed.stream} did"
+                                   " not all reach their end)")
             counted = await conn.fetchval(
                 f"""SELECT count(*) FROM {feed.service}.events AS e WHERE (e.tx_id, e.position) > ($1::text::xid8, $2)
                     AND (e.tx_id, e.position) <= ($3::text::xid8, $4)""",
                 str(first.start.tx_id), first.start.position, str(first.until.tx_id), first.until.position)
             if counted != sum(p.done for p in parts):
-                raise RebuildError(f"the parts of the rebuild of {feed.stream} read {sum(p.done for p in parts)}"
-                                   f" events; the log holds {counted} in their stretch")
+                raise RebuildError(f"重建的分段读到的事件数与日志不符，请运行 `gongdi verify` (the parts of the"
+                                   f" rebuild of {feed.stream} read {sum(p.done for p in parts)} events; the log"
+                                   f" holds {counted} in their stretch)")
             last = await conn.fetchval(f"SELECT event_id FROM {feed.service}.events WHERE position = $1",
                                        first.until.position)
             seq = first.start_seq + counted
@@ -858,8 +912,9 @@ class ShadowRebuild:
                 behind = sum((await self.live_positions()).values()) - self.done
                 if behind > SWAP_WITHIN:
                     if self.done == before:
-                        raise RebuildError(f"the logs end {behind} events before the live consumer's"
-                                           " checkpoints: the stream is not numbered like the log")
+                        raise RebuildError(f"日志比在用视图已处理的少 {behind} 条事件，请运行 `gongdi verify` (the"
+                                           f" logs end {behind} events before the live consumer's checkpoints:"
+                                           " the stream is not numbered like the log)")
                     continue
             if await self._checks_failed():
                 continue
@@ -876,10 +931,11 @@ class ShadowRebuild:
         async with self.pool.acquire() as guard:
             # One rebuild of a schema at a time; the lock goes with the session, so a killed rebuild frees it.
             if not await guard.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", f"gongdi-rebuild-{self.live}"):
-                raise RebuildError(f"a rebuild of {self.live} is already running")
+                raise RebuildError(f"{self.live} 已有一个重建在运行 (a rebuild of {self.live} is already running)")
             try:
                 if swap and not await guard.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", self.live):
-                    raise RebuildError(f"schema {self.live} does not exist: run `gongdi setup` first")
+                    raise RebuildError(f"模式 {self.live} 不存在，请先运行 `gongdi setup` (schema {self.live} does"
+                                       " not exist)")
                 with relaxed_collector():
                     await self._fill(fresh, swap)
             finally:

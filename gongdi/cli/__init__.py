@@ -447,12 +447,16 @@ def cmd_repair_stream(args: argparse.Namespace) -> int:
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     """Rebuild a reading service's schema in its shadow and swap it in, while it keeps answering (gongdi.bus.shadow)."""
-    from gongdi.bus.shadow import RebuildError
+    from gongdi.bus.shadow import LettersRefused, RebuildError
     from gongdi.ops.rebuilding import rebuild_bar, result_line
     from services.views.app import VIEWS as READING
 
     try:
-        outcome = asyncio.run(READING.rebuild_swap(runtime_settings(args.home), args.fresh, rebuild_bar()))
+        outcome = asyncio.run(READING.rebuild_swap(runtime_settings(args.home), args.fresh, rebuild_bar(),
+                                                   accept_letters=args.accept_dead_letters))
+    except LettersRefused as exc:
+        print(exc, file=sys.stderr)
+        return 1
     except RebuildError as exc:
         print(f"无法重建 (cannot rebuild): {exc}", file=sys.stderr)
         return 1
@@ -868,6 +872,9 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("schema", nargs="?", choices=[VIEWS_SERVICE], default=VIEWS_SERVICE, metavar="服务",
                          help=f"要重建的读取服务（目前只有 {VIEWS_SERVICE}，默认）")
     rebuild.add_argument("--fresh", action="store_true", help="丢弃中断的重建留下的影子，从头开始 (start over)")
+    rebuild.add_argument("--accept-dead-letters", action="store_true",
+                         help="即使重建会把在用视图显示的事件作为死信丢掉也切换（先用 gongdi verify 查明）"
+                              " (swap even if events the live views show become dead letters)")
     rebuild.set_defaults(fn=cmd_rebuild)
 
     verify = sub.add_parser("verify", help="核验各写入服务的日志：哈希链、命令、签名日志头、副本 (verify the logs)",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from gongdi.bus.shadow import REBUILD_NEEDED
+from gongdi.bus.shadow import REBUILD_NEEDED, REFUSED_EXIT
 from gongdi.service.settings import Settings
 from gongdi.store.roles import ROLE_PASSWORD_ENV, login_url, role_name
 
@@ -47,6 +47,7 @@ class Child:
     next_start: float = 0.0
     started_at: float = field(default=0.0)
     once: bool = False  # a job: restarted only when it fails (a rebuild goes on where it stopped), done at exit 0
+    reported: bool = False  # a job's refusal (REFUSED_EXIT) was said
 
 
 class Server(Protocol):
@@ -171,7 +172,11 @@ class Supervisor:
         for child in self.children:
             if child.proc is None or child.proc.poll() is None:
                 continue
-            if child.once and child.proc.returncode == 0:
+            if child.once and child.proc.returncode in (0, REFUSED_EXIT):
+                if child.proc.returncode == REFUSED_EXIT and not child.reported:
+                    child.reported = True  # said once: it stays stopped until the operator acts
+                    self.say(f"!! {child.name} 未切换视图：重建会丢掉在用视图显示的事件；旧视图照常使用。"
+                             f"详情见 {child.log}；运行 `gongdi verify`，再 `gongdi rebuild`")
                 continue
             if child.next_start == 0.0:
                 lived = now - child.started_at

@@ -56,7 +56,16 @@ from gongdi.bus.heads import HEADS_STREAM, HeadPublisher, ensure_heads_stream
 from gongdi.bus.projection import Projection
 from gongdi.bus.relay import Relay, fill_from_start
 from gongdi.bus.replay import Progress, rebuild
-from gongdi.bus.shadow import BATCH, Outcome, ShadowRebuild, check_version, shadow_of, stored_version
+from gongdi.bus.shadow import (
+    BATCH,
+    REFUSED_EXIT,
+    LettersRefused,
+    Outcome,
+    ShadowRebuild,
+    check_version,
+    shadow_of,
+    stored_version,
+)
 from gongdi.bus.shadow import Feed as Source
 from gongdi.bus.streams import ensure_durable, ensure_event_stream, require_stream
 from gongdi.service.logging import configure
@@ -444,15 +453,17 @@ class ReadingService:
             await conn.close()
 
     async def rebuild_swap(self, settings: Settings, fresh: bool = False, progress: Progress | None = None,
-                           swap: bool = True, batch: int = BATCH) -> Outcome:
+                           swap: bool = True, batch: int = BATCH, accept_letters: bool = False) -> Outcome:
         """Rebuild the live schema in its shadow from the writers' logs (resuming a killed rebuild unless `fresh`)
-        and swap it in while queries and the live consumer go on; as the owner (gongdi.bus.shadow)."""
+        and swap it in while queries and the live consumer go on; as the owner (gongdi.bus.shadow). Not swapped
+        when it would drop events the live views show (`LettersRefused`) unless `accept_letters`."""
         pool = await create_pool(settings, 4)
         nc = await connect_nats(settings, f"{self.name}-rebuild")
         try:
             sources = [Source(service, p) for service, p in self.feeds(shadow_of(self.name))]
             return await ShadowRebuild(pool, self.name, self.name, self.version, self.migrations, sources,
-                                       nc.jetstream(), batch, progress, dsn=settings.database_url).run(fresh, swap)
+                                       nc.jetstream(), batch, progress, dsn=settings.database_url,
+                                       accept_letters=accept_letters).run(fresh, swap)
         finally:
             await nc.close()
             await pool.close()
@@ -485,8 +496,12 @@ class ReadingService:
                 return
             bar = rebuild_bar() if sys.stderr.isatty() else None
             batch = int(args[args.index("--batch") + 1]) if "--batch" in args else BATCH
-            print(result_line(self.name, asyncio.run(self.rebuild_swap(settings, "--fresh" in args, bar,
-                                                                       batch=batch))), flush=True)
+            try:
+                outcome = asyncio.run(self.rebuild_swap(settings, "--fresh" in args, bar, batch=batch))
+            except LettersRefused as exc:
+                print(exc, flush=True)  # the old views go on answering; the operator decides (`gongdi rebuild`)
+                sys.exit(REFUSED_EXIT)
+            print(result_line(self.name, outcome), flush=True)
 
         run_command(self.name, argv, {
             "serve": lambda settings, _args: asyncio.run(self.app(settings).run()),

@@ -201,6 +201,44 @@ async def test_rebuild_killed_goes_on_where_it_stopped(platform: Supervisor, cli
     await assert_equal_to_fresh_replay(ready_settings, pool)
 
 
+async def test_a_rebuild_that_would_drop_what_the_views_show_is_not_swapped_in(
+        platform: Supervisor, client: GongdiClient, pool: asyncpg.Pool, ready_settings: Settings, tmp_path: Path):
+    """An arrival edited in the log after the views applied it: the rebuild refuses it and the rest of its stream,
+    so swapped in, the views would lose that site's members. `gongdi rebuild` keeps the live views, exits 1 and
+    names the record; with `--accept-dead-letters` it swaps."""
+    await generate(pool, 300, sites=6)
+    assert await eventually(lambda: settled(ready_settings, client), timeout=60)
+    await tamper_one_arrival(pool, 100)
+    edited = await pool.fetchrow("SELECT position, stream_id, version FROM membership.events"
+                                 " WHERE payload -> 'member' ->> 'name' = '改名'")
+    later = await pool.fetchval("SELECT count(*) FROM membership.events WHERE stream_id = $1 AND version > $2",
+                                edited["stream_id"], edited["version"])
+    before = await rebuilt_tables(pool, "views")
+    members_sql = "SELECT count(*) FROM views.site_member WHERE site_id = $1"
+    site = edited["stream_id"].removeprefix("site-")
+    shown_before = await pool.fetchval(members_sql, site)
+
+    def gongdi_rebuild(*flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "gongdi", "--home", str(tmp_path / "home"), "rebuild", *flags],
+                              env={**os.environ, **ready_settings.env()}, capture_output=True, text=True, timeout=120)
+
+    refused = gongdi_rebuild()
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"少 {1 + later} 条事件" in refused.stderr, refused.stderr
+    assert (f"membership 事件 position {edited['position']}（MemberArrived，流 {edited['stream_id']}"
+            f" 第 {edited['version']} 版）：其哈希与内容不符") in refused.stderr, refused.stderr
+    assert refused.stderr.count("event refused") <= shadow.LOGGED_REFUSALS
+    assert await rebuilt_tables(pool, "views") == before  # the live views untouched, still showing the stream
+
+    accepted = gongdi_rebuild("--accept-dead-letters")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "swapped in" in accepted.stdout, accepted.stdout
+    assert f"不再显示在用视图显示过的 {1 + later} 条事件" in accepted.stdout, accepted.stdout
+    # What the log now proves: the site's members up to the edited arrival, the rest left out as letters.
+    assert await pool.fetchval(members_sql, site) < shown_before
+    assert "改名" not in str(await rebuilt_tables(pool, "views"))
+
+
 async def killed_in_a_batch(proc: subprocess.Popen, pool: asyncpg.Pool, progressed: Callable[[], Awaitable[bool]],
                             table: str, held_sql: str) -> int:
     """Kill the rebuild `proc` with -9 on progress (once `progressed()`), while the test holds `table`, which every

@@ -1,0 +1,31 @@
+"""The supervisor's one-shot jobs: restarted when they fail, left stopped when done or when they refuse on purpose."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from gongdi.bus.shadow import REFUSED_EXIT
+from gongdi.ops.supervisor import Child, Supervisor
+from gongdi.service.settings import Settings
+
+
+def exiting(name: str, code: int, logdir: Path) -> Child:
+    return Child(name, [sys.executable, "-c", f"import sys; sys.exit({code})"], logdir / f"{name}.log", once=True)
+
+
+def test_a_job_that_refuses_is_said_once_and_not_restarted_while_a_failed_one_is(tmp_path: Path):
+    said: list[str] = []
+    supervisor = Supervisor(Settings(), tmp_path, say=said.append)
+    jobs = [exiting("refusing", REFUSED_EXIT, tmp_path), exiting("failing", 1, tmp_path), exiting("done", 0, tmp_path)]
+    supervisor.children = jobs
+    supervisor.start()
+    for job in jobs:
+        job.proc.wait(30)
+    supervisor.check()
+    supervisor.check()
+    refusing, failing, done = jobs
+    assert refusing.next_start == 0.0 and done.next_start == 0.0  # neither scheduled again
+    assert failing.next_start > 0.0  # restarted after its back-off
+    assert [line for line in said if "refusing" in line and "未切换视图" in line] == [said[0]]
+    assert sum("refusing" in line for line in said) == 1
+    assert any("failing" in line and "重启" in line for line in said)
