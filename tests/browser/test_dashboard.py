@@ -480,3 +480,23 @@ def test_the_city_page_on_a_laptop_fits_its_tiles_and_panels(
       })""")
     assert not cut, f"panels cut at 1366×768: {cut}"
     assert page.evaluate("() => document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+
+
+@pytest.mark.parametrize("next_path", ["/%09/evil.example/phish", "//evil.example/", "/%5C/evil.example/",
+                                       "https://evil.example/", "/%0A/evil.example/", "/city%09"])
+def test_logging_in_never_leaves_the_site_whatever_the_next_address(
+        browser: Any, demo: Gateway, pages: list[Any], next_path: str):
+    """A link to the login page with a crafted `next` (a tab the browser drops, a backslash it reads as a slash):
+    after logging in the browser is on a page of this site, the user's home."""
+    context = browser.new_context(viewport=LAPTOP, locale="zh-CN", base_url=demo.url)
+    page = context.new_page()
+    pages.append(page)
+    left: list[str] = []
+    page.route("**/*", lambda route: (left.append(route.request.url), route.abort()) if "evil.example" in
+               route.request.url.split("?")[0] else route.continue_())
+    page.goto(f"/login?next={next_path}")
+    page.fill("#user", "city")
+    page.fill("#password", demo.password("city"))
+    page.click("#login-submit")
+    page.wait_for_url(re.compile(re.escape(demo.url) + r"/city(#.*)?$"))
+    assert left == []

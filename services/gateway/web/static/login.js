@@ -1,12 +1,20 @@
 // 登录: POST /api/login, then go to `next` (a path of this site) or the user's home page.
 import { api, ApiError, fill, h, homeOf } from '/static/app.js';
 
-// Only a path on this site: never an absolute URL or //host (no open redirect).
 function safeNext() {
+  // Only a page of this site (no open redirect): the browser drops tabs and newlines and reads "\\" as "/" in a URL, so
+  // "/\t/evil.example" would be "//evil.example"; refuse such characters, then let the URL parser decide.
   const next = new URLSearchParams(location.search).get('next');
-  if (!next || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return null;
-  if (next === '/login' || next.startsWith('/login?') || next.startsWith('/api/')) return null;
-  return next;
+  if (!next || !next.startsWith('/') || /[\u0000-\u001f\u007f\\]/.test(next)) return null;
+  let url;
+  try {
+    url = new URL(next, location.origin);
+  } catch {
+    return null;
+  }
+  if (url.origin !== location.origin) return null;
+  if (url.pathname === '/login' || url.pathname.startsWith('/api/')) return null;
+  return url.pathname + url.search + url.hash;
 }
 
 const MESSAGES = {
