@@ -19,7 +19,7 @@ from contracts.replies import CommandReply, ErrorInfo, QueryReply
 from gongdi.ops.client import UNREACHABLE
 from gongdi.ops.history import history
 from services.gateway.metrics import Metrics
-from services.gateway.sessions import COOKIE, LoginFailed, Session, Sessions
+from services.gateway.sessions import COOKIE, LoginFailed, Session, Sessions, SessionsFull
 
 CONTRACTS = (membership, activities, liaison)
 # An Idempotency-Key that is no UUID becomes one, per identity: two people's keys never collide.
@@ -29,7 +29,7 @@ SERVICES_WITH_STATUS = [c.SERVICE for c in CONTRACTS]
 # The HTTP status each kind of refusal is answered with; the body is the bus's typed error either way.
 STATUS_OF = {"VALIDATION_FAILED": 422, "FORBIDDEN": 403, "LOGIN_REQUIRED": 401, "LOGIN_FAILED": 401,
              "REQUEST_TOO_LARGE": 413, "METHOD_NOT_ALLOWED": 405, "COMMAND_ID_REUSED": 409, "UNREACHABLE": 503,
-             "INTERNAL": 500}
+             "SESSIONS_FULL": 503, "INTERNAL": 500}
 
 
 def status_for(code: str) -> int:
@@ -141,6 +141,8 @@ def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str
             session = await sessions.login(body.user, body.password)
         except LoginFailed:
             return refused("LOGIN_FAILED", "用户名或密码不对 (login failed)", "password")
+        except SessionsFull:
+            return refused("SESSIONS_FULL", "同时登录的会话已满，请稍后再试 (every session is in use)")
         except UNREACHABLE:
             return refused("UNREACHABLE", "平台暂时无法访问，请稍后重试 (the bus did not answer)")
         response = JSONResponse({"ok": True, "data": session.me(city)})

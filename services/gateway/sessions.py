@@ -16,7 +16,13 @@ from gongdi.service.settings import Settings
 
 COOKIE = "gongdi_session"
 IDLE_SECONDS = 12 * 3600  # a big screen stays logged in through a working day
-MAX_SESSIONS = 500  # each holds one NATS connection; the oldest idle one goes first
+MAX_SESSIONS = 500  # each holds one NATS connection
+PER_PERSON = 20  # sessions one login may hold (screens, phones, scripts); a new one closes its least used
+CROWDED_IDLE = 15 * 60  # when MAX_SESSIONS are open, a session idle this long gives way to a new login
+
+
+class SessionsFull(Exception):
+    """Every session is in use: a new login would have to close somebody else's working session."""
 
 
 class LoginFailed(Exception):
@@ -57,7 +63,11 @@ class Sessions:
         client = await GongdiClient.connect(as_user, timeout=self.timeout, lasting=True)
         session = Session(secrets.token_urlsafe(32), identity, client)
         async with self.lock:
-            await self._make_room()
+            try:
+                await self._make_room(identity.name)
+            except SessionsFull:
+                await _close(session)
+                raise
             self.by_token[session.token] = session
         return session
 
@@ -104,11 +114,21 @@ class Sessions:
         for s in idle:
             await _close(s)
 
-    async def _make_room(self) -> None:
-        while len(self.by_token) >= MAX_SESSIONS:
+    async def _make_room(self, user: str) -> None:
+        """One person's logins make room among their own sessions; only a long idle session of someone else gives
+        way, so that logging in many times never logs anybody else out (a wall screen, a secretary mid-form)."""
+        mine = [s for s in self.by_token.values() if s.identity.name == user]
+        if len(mine) >= PER_PERSON:
+            await self._drop(min(mine, key=lambda s: s.last_used))
+        if len(self.by_token) >= MAX_SESSIONS:
             oldest = min(self.by_token.values(), key=lambda s: s.last_used)
-            del self.by_token[oldest.token]
-            await _close(oldest)
+            if time.monotonic() - oldest.last_used < CROWDED_IDLE:
+                raise SessionsFull
+            await self._drop(oldest)
+
+    async def _drop(self, session: Session) -> None:
+        del self.by_token[session.token]
+        await _close(session)
 
     async def close(self) -> None:
         async with self.lock:

@@ -19,6 +19,7 @@ from contracts.queries import QUERIES
 from contracts.subjects import command_subscription
 from gongdi.ops.client import GongdiClient
 from gongdi.service.process import MAX_REQUEST_BYTES
+from services.gateway.sessions import PER_PERSON
 from tests.conftest import Servers
 from tests.integration.gateway import (
     ARRIVED,
@@ -121,6 +122,23 @@ def test_login_gives_a_cookie_and_a_bearer_token_and_logout_ends_the_session(gw:
         assert out.status_code == 200 and out.json() == {"ok": True}
         after = by_token.get("/api/views/city")
         assert after.status_code == 401 and error(after)["code"] == "LOGIN_REQUIRED"
+
+
+def test_logging_in_many_times_ends_only_the_same_persons_oldest_sessions(gw: Gateway):
+    """A person's logins past PER_PERSON close that person's least used session, never anybody else's (before, 500
+    logins by one township logged the city's wall screen out)."""
+    def me(token: str) -> httpx.Response:
+        return httpx.get(f"{gw.url}/api/me", headers={"Authorization": f"Bearer {token}"}, timeout=15)
+
+    screen = gw.login("dashboard").headers["X-Session-Token"]
+    tokens = [gw.login("auditor").headers["X-Session-Token"] for _ in range(PER_PERSON)]
+    assert me(tokens[1]).status_code == 200  # used: the first is now the auditor's least used
+    tokens.append(gw.login("auditor").headers["X-Session-Token"])
+    assert me(tokens[0]).status_code == 401 and error(me(tokens[0]))["code"] == "LOGIN_REQUIRED"
+    assert all(me(t).status_code == 200 for t in tokens[1:])
+    assert me(screen).json()["data"]["user"] == "dashboard"
+    for token in [screen, *tokens[1:]]:
+        httpx.post(f"{gw.url}/api/logout", headers={"Authorization": f"Bearer {token}"}, timeout=15)
 
 
 # ---- every command and every query -----------------------------------------------------------------------

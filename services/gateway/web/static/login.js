@@ -46,7 +46,7 @@ async function submit(ev) {
     if (err instanceof ApiError) {
       if (err.code === 'LOGIN_FAILED' || err.status === 401) message = MESSAGES.LOGIN_FAILED;
       else if (err.status === 0) message = MESSAGES.NETWORK;
-      else if (err.status === 503) message = '平台暂时无法连接，请稍后再试';
+      else if (err.status === 503 && err.code !== 'SESSIONS_FULL') message = '平台暂时无法连接，请稍后再试';
       else if (!/[\u4e00-\u9fff]/.test(message)) message = `登录失败（${err.code}）`;
     }
     showError(message, err.field);
