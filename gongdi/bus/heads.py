@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -52,13 +53,21 @@ class HeadPublisher:
         self.pool, self.js, self.service, self.key, self.interval = pool, js, service, key, interval
         self.log = log or structlog.get_logger()
         self.published = 0
+        self.previous: dict[str, Any] | None = None  # the last head this process signed
 
     async def publish(self) -> dict[str, Any]:
         async with self.pool.acquire() as conn:
             head = await read_head(conn, self.service)
+        before = self.previous
+        if before is not None and any(getattr(head, k) < before.get(k, 0) for k in ("events", "position", "commands")):
+            # Signed all the same: the heads must say what the database holds; `gongdi verify` names the drop.
+            self.log.error("log head went backwards: events or commands were removed from the database",
+                           events=head.events, before=before.get("events"), commands=head.commands,
+                           commands_before=before.get("commands"))
         signed = self.key.sign(head)
         await self.js.publish(head_subject(self.service), orjson.dumps(signed), stream=HEADS_STREAM)
         self.published += 1
+        self.previous = signed
         return signed
 
     async def _publish_logged(self) -> None:
@@ -82,6 +91,33 @@ async def latest_head(js: JetStreamContext, service: str) -> dict[str, Any] | No
     except NotFoundError:
         return None
     return orjson.loads(msg.data)
+
+
+async def each_head(js: JetStreamContext, service: str) -> AsyncIterator[dict[str, Any]]:
+    """Every head the service had published when asked, oldest first, decoded (a head a minute: read in batches,
+    not kept)."""
+    subject = head_subject(service)
+    try:
+        state = (await js.stream_info(HEADS_STREAM, subjects_filter=subject)).state
+    except NotFoundError:
+        return
+    count = (state.subjects or {}).get(subject, 0)
+    if not count:
+        return
+    sub = await js.pull_subscribe(
+        subject, stream=HEADS_STREAM,
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0,
+                              mem_storage=True))
+    try:
+        read = 0
+        while read < count:
+            for m in await sub.fetch(min(FETCH, count - read), timeout=5):
+                if m.metadata.sequence.stream > state.last_seq:
+                    return
+                read += 1
+                yield orjson.loads(m.data)
+    finally:
+        await sub.unsubscribe()
 
 
 async def event_copy(js: JetStreamContext, service: str) -> list[dict[str, Any]] | None:

@@ -19,7 +19,7 @@ from nats.js import JetStreamContext
 
 from contracts.envelope import chain_hash, command_digest
 from contracts.timeline import CITY_TZ
-from gongdi.bus.heads import event_copy, latest_head
+from gongdi.bus.heads import each_head, event_copy, latest_head
 from gongdi.store.heads import head_of, key_id, signature_valid, unsigned
 from gongdi.store.postgres import CommandRow, read_commands, read_events
 
@@ -108,10 +108,50 @@ def check_head(service: str, signed: dict[str, Any], public_hex: str, rows: Sequ
     if (have.streams, have.streams_root) != (want.streams, want.streams_root):
         out.append(Problem(LAST, f"{label}: 各事件流末尾的 Merkle 根不符（流 {want.streams} 个，PostgreSQL 中"
                                   f" {have.streams} 个）", "HEAD_STREAMS"))
-    if (have.commands, have.commands_root) != (want.commands, want.commands_root):
-        out.append(Problem(LAST, f"{label}: 命令 {want.commands} 条，PostgreSQL 中 {have.commands} 条，"
-                                  "或其 Merkle 根不符", "HEAD_COMMANDS"))
+    if have.commands != want.commands:
+        out.append(Problem(LAST, f"{label}: 命令 {want.commands} 条，PostgreSQL 中为 {have.commands} 条",
+                           "HEAD_COMMANDS"))
+    elif have.commands_root != want.commands_root:
+        # A command's digest binds how many events it wrote: an event gone changes it with the table untouched.
+        out.append(Problem(LAST, f"{label}: 命令同为 {want.commands} 条，但其 Merkle 根不符（命令被改动，或其事件"
+                                  "数目变了）", "HEAD_COMMANDS"))
     return out
+
+
+@dataclass
+class HeadHistory:
+    """Every validly signed head of a service, oldest first, folded: a log only grows, so no head may cover less
+    than one signed before it (a head signed after events were cut out would otherwise hide the cut)."""
+
+    public_hex: str
+    last: dict[str, Any] | None = None  # the latest head, valid or not (the signature check reports it)
+    valid: dict[str, Any] | None = None  # the latest validly signed one
+    widest: dict[str, Any] | None = None  # the one covering most events
+    regressed: tuple[dict[str, Any], dict[str, Any]] | None = None  # the first head covering less than its previous
+    regressions: int = 0
+
+    def add(self, signed: dict[str, Any]) -> None:
+        self.last = signed
+        if not (signed.get("key_id") == key_id(self.public_hex) and signature_valid(signed, self.public_hex)):
+            return
+        before, self.valid = self.valid, signed
+        if before is not None and any(signed[k] < before[k] for k in ("events", "position", "commands")):
+            self.regressions += 1
+            self.regressed = self.regressed or (before, signed)
+        if self.widest is None or signed["events"] > self.widest["events"]:
+            self.widest = signed
+
+    def problems(self, service: str) -> list[Problem]:
+        if self.regressed is None:
+            return []
+        before, after = self.regressed
+        more = f"（共 {self.regressions} 次）" if self.regressions > 1 else ""
+        return [Problem(LAST, f"{service} 签名日志头倒退{more}：{city_time(before['signed_at'])} 的头覆盖"
+                              f" {before['events']} 条事件（至 position {before['position']}）、命令"
+                              f" {before['commands']} 条，其后"
+                              f" {city_time(after['signed_at'])} 的头只有 {after['events']} 条事件（至 position"
+                              f" {after['position']}）、命令 {after['commands']} 条：两者之间日志被删减",
+                        "HEAD_REGRESSED")]
 
 
 def _published(row: Any, service: str) -> dict[str, Any]:
@@ -154,8 +194,14 @@ async def audit(pool: asyncpg.Pool, js: JetStreamContext | None, service: str, p
     before the database is read, so a record missing from the database is missing, not yet to come."""
     report = Report(service)
     copy = None
+    history = HeadHistory(public_hex or "")
     if js is not None:
-        report.head = await latest_head(js, service)
+        if public_hex is None:
+            report.head = await latest_head(js, service)
+        else:
+            async for signed in each_head(js, service):
+                history.add(signed)
+            report.head = history.last
         copy = await event_copy(js, service)
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         rows = await read_events(conn, service)
@@ -166,8 +212,11 @@ async def audit(pool: asyncpg.Pool, js: JetStreamContext | None, service: str, p
     if public_hex is None and heads:
         problems.append(Problem(LAST, f"{service}: 没有平台公钥，无法核对签名日志头", "NO_KEY"))
     elif public_hex is not None:
+        if history.widest is not None and history.widest is not report.head:
+            heads.append((history.widest, "HEADS 流中覆盖最多的"))  # what a cut since then took away
         for signed, where in heads:
             problems += check_head(service, signed, public_hex, rows, commands, where)
+        problems += history.problems(service)
     if js is not None and copy is None:
         problems.append(Problem(LAST, f"{service}: JetStream 副本（事件流）不存在", "COPY_MISSING"))
     elif copy is not None:
