@@ -124,11 +124,12 @@ async def event_copy(js: JetStreamContext, service: str) -> list[dict[str, Any]]
     """Every event in the service's stream up to its last sequence when asked, decoded; None without a stream."""
     stream = stream_name(service)
     try:
-        last = (await js.stream_info(stream)).state.last_seq
+        state = (await js.stream_info(stream)).state
     except NotFoundError:
         return None
     out: list[dict[str, Any]] = []
-    if last == 0:
+    last = state.last_seq
+    if state.messages == 0:  # never written, or purged (its sequence numbers go on)
         return out
     sub = await js.pull_subscribe(
         stream_subjects(service)[0], stream=stream,
@@ -137,7 +138,11 @@ async def event_copy(js: JetStreamContext, service: str) -> list[dict[str, Any]]
     try:
         seq = 0
         while seq < last:
-            msgs = [m for m in await sub.fetch(FETCH, timeout=5) if m.metadata.sequence.stream <= last]
+            try:
+                fetched = await sub.fetch(FETCH, timeout=5)
+            except TimeoutError:
+                break  # the messages up to `last` were deleted since
+            msgs = [m for m in fetched if m.metadata.sequence.stream <= last]
             out += [orjson.loads(m.data) for m in msgs]
             seq = msgs[-1].metadata.sequence.stream if msgs else last
     finally:

@@ -424,22 +424,33 @@ def cmd_repair_stream(args: argparse.Namespace) -> int:
     import asyncpg
 
     from gongdi.bus.repair import repair_stream
+    from gongdi.ops.audit import evidence_in_copy
     from gongdi.service.process import connect_nats
     from gongdi.store.postgres import PostgresEventStore
 
     settings = runtime_settings(args.home)
     schemas = [module.rsplit(".", 1)[-1] for module in SETUP_ORDER]
 
-    async def run() -> None:
+    async def run() -> bool:
         pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
         nc = await connect_nats(settings, "gongdi-repair")
         try:
+            if not args.force and (evidence := await evidence_in_copy(pool, nc.jetstream(), args.service)):
+                print(f"未修复：{args.service} 的消息流中有 {len(evidence)} 条事件在 PostgreSQL 中已没有"
+                      f"或不同，第一条：{evidence[0]}。修复会以 PostgreSQL 为准重发，这些证据将随旧流删除。"
+                      "请先运行 `gongdi verify` 查明（可用 --export-heads 保存签名日志头）；"
+                      "确认以 PostgreSQL 为准时，加 --force 再运行"
+                      " (not repaired: the stream holds events the database lost; --force to repair anyway)",
+                      file=sys.stderr)
+                return False
             await repair_stream(nc.jetstream(), PostgresEventStore(pool, args.service), schemas)
+            return True
         finally:
             await nc.close()
             await pool.close()
 
-    asyncio.run(run())
+    if not asyncio.run(run()):
+        return 1
     cmd_setup(args)  # the stream and every consumer of it made again; the relay then republishes into it
     print(f"已修复 {args.service} 的流；`gongdi view status` 显示重新发布的进度 (republishing; watch the status)")
     return 0
@@ -862,6 +873,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "并重新指向其消费者。",
                             epilog=examples(("gongdi repair-stream membership", "修复 membership 的流")))
     repair.add_argument("service", choices=WRITERS, metavar="服务", help=f"写入服务：{services}")
+    repair.add_argument("--force", action="store_true",
+                        help="即使流中有 PostgreSQL 已没有的事件（证据）也修复 (repair even if the stream holds events"
+                             " the database lost)")
     repair.set_defaults(fn=cmd_repair_stream)
 
     rebuild = sub.add_parser("rebuild", help="重建视图，期间查询照常 (rebuild the views)",

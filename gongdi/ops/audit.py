@@ -16,9 +16,11 @@ from uuid import UUID
 import asyncpg
 import orjson
 from nats.js import JetStreamContext
+from pydantic import ValidationError
 
-from contracts.envelope import chain_hash, command_digest
+from contracts.envelope import Envelope, chain_hash, command_digest
 from contracts.timeline import CITY_TZ
+from gongdi.bus.continuity import own_hash
 from gongdi.bus.heads import each_head, event_copy, latest_head
 from gongdi.store.heads import head_of, key_id, signature_valid, unsigned
 from gongdi.store.postgres import CommandRow, read_commands, read_events
@@ -186,6 +188,28 @@ def check_copy(service: str, rows: Sequence[Any], copy: list[dict[str, Any]]) ->
                 out.append(Problem((row.position, 0), f"{_event(service, row.position, row.stream_id, row.version)}:"
                                                       " 不在 JetStream 副本中，却排在已发布的事件之前", "NOT_IN_COPY"))
     return out
+
+
+def genuine(message: dict[str, Any]) -> bool:
+    """A message that is an event as a writer made it: a valid envelope whose hash recomputes from its fields (not a
+    stranger's message, which a repair is for)."""
+    try:
+        event = Envelope.model_validate(message)
+    except ValidationError:
+        return False
+    return own_hash(event) == event.hash
+
+
+async def evidence_in_copy(pool: asyncpg.Pool, js: JetStreamContext, service: str) -> list[Problem]:
+    """Events the JetStream copy holds that PostgreSQL lost or holds otherwise: what `repair-stream`, which makes the
+    stream anew from PostgreSQL, would destroy. Read in `audit`'s order (the copy first)."""
+    copy = await event_copy(js, service)
+    if not copy:
+        return []
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = await read_events(conn, service)
+    found = check_copy(service, rows, [m for m in copy if genuine(m)])
+    return sorted(p for p in found if p.code in ("MISSING_IN_DATABASE", "COPY_MISMATCH"))
 
 
 async def audit(pool: asyncpg.Pool, js: JetStreamContext | None, service: str, public_hex: str | None,

@@ -153,3 +153,36 @@ async def test_foreign_message_in_the_stream_is_reported_and_repaired(
     assert "不是本服务的事件" in said  # the foreign message's dead letters went with the old stream
     await settle(platform, ready_settings, client)
     await assert_views_exact(pool, ready_settings, sites=1, members=15)
+
+
+async def test_a_repair_that_would_destroy_the_evidence_of_a_deleted_event_asks_for_force(
+        platform: Supervisor, client: GongdiClient, pool: asyncpg.Pool, ready_settings: Settings, servers: Servers,
+        tmp_path: Path):
+    """An event deleted from PostgreSQL is still in the stream: repairing (republishing from PostgreSQL) would wipe
+    the only copy, so `repair-stream` refuses and names it; `--force` repairs."""
+    await send(client, [f.register("r4"), *(f.arrive("r4", f"m{i:03d}") for i in range(6))])
+    await settle(platform, ready_settings, client)
+    gone = await pool.fetchrow("SELECT position, stream_id, version FROM membership.events"
+                               " WHERE event_type = 'MemberArrived' ORDER BY position LIMIT 1 OFFSET 2")
+    async with pool.acquire() as conn:
+        await conn.execute("SET session_replication_role = replica")  # past the append-only triggers
+        await conn.execute("DELETE FROM membership.events WHERE position = $1", gone["position"])
+        await conn.execute("SET session_replication_role = origin")
+    home = home_for(tmp_path, ready_settings, servers)
+
+    def repair_stream(*flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*GONGDI, "--home", str(home), "repair-stream", SERVICE, *flags], capture_output=True,
+                              text=True, env=_env(), timeout=120)
+
+    refused = repair_stream()
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert (f"1 条事件在 PostgreSQL 中已没有或不同，第一条：membership 事件 position {gone['position']} (stream"
+            f" {gone['stream_id']} version {gone['version']}): 在 JetStream 副本中，PostgreSQL 中已没有"
+            " [MISSING_IN_DATABASE]") in refused.stderr, refused.stderr
+    nc = await nats.connect(ready_settings.nats_servers)
+    try:
+        assert (await nc.jetstream().stream_info(STREAM)).state.messages == 7  # the copy untouched
+    finally:
+        await nc.close()
+    forced = repair_stream("--force")
+    assert forced.returncode == 0 and "已修复" in forced.stdout, forced.stderr
