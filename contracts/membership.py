@@ -478,6 +478,8 @@ class ContactRestored(Event):
 class TransferPrompted(Event):
     """A mobile member present `transfer_prompt_months` since `arrived_on`: the site should transfer the relation."""
 
+    # True from the day it falls due (a timer that ran later, or a log filled in afterwards, fires it later).
+    BUSINESS_DAY: ClassVar[str] = "due_on"
     site_id: str
     member_id: str
     arrived_on: dt.date  # the stay it belongs to: one prompt per stay
@@ -488,6 +490,7 @@ class TransferPrompted(Event):
 class ContactEscalated(Event):
     """A member out of contact `contact_escalation_months` since `last_contact_on`: reported to the township."""
 
+    BUSINESS_DAY: ClassVar[str] = "due_on"  # as for a transfer prompt
     site_id: str
     member_id: str
     last_contact_on: dt.date

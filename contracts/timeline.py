@@ -8,9 +8,10 @@
   speaks of. The same late entry does not count at 2020-12-31.
 
 An event's business day is its own date field: the first `datetime.date` field of its model (`arrived_on`,
-`talked_on`, `start_date`, …). A fact with no date of its own (a zone designated, a team formed) belongs to the
-story of its stream at the point it was recorded: it takes the business day of the event before it in its stream,
-and the first event of a stream without one takes the day it was recorded.
+`talked_on`, `start_date`, …), or the one it names in `BUSINESS_DAY` (a transfer prompt's `due_on`: it is true from
+the day it falls due, whenever the timer fired it). A fact with no date of its own (a zone designated, a team
+formed) belongs to the story of its stream at the point it was recorded: it takes the business day of the event
+before it in its stream, and the first event of a stream without one takes the day it was recorded.
 """
 from __future__ import annotations
 
@@ -40,7 +41,11 @@ BASIS_TITLES = {Basis.business: "按业务日期（当时的实际情况，含�
 
 
 def _day_or_moment(value: Any) -> Any:
-    """`2020-12-31` is a day (the whole of it), not its first instant, which a datetime would read it as."""
+    """`2020-12-31` is a day (the whole of it), not its first instant, which a datetime would read it as. A number
+    is no moment here: pydantic would read `20201231` as seconds since 1970 (a day in August 1970)."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and re.fullmatch(r"\s*[-+]?[\d.]+\s*", value)):
+        raise ValueError("应为日期 YYYY-MM-DD 或时刻 YYYY-MM-DDTHH:MM，不是数字"
+                         " (a day YYYY-MM-DD or a moment YYYY-MM-DDTHH:MM, not a number)")
     if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
         try:
             return dt.date.fromisoformat(value.strip())
@@ -82,7 +87,11 @@ class AsOf(BaseModel):
 
 @functools.cache
 def date_field(model: type[BaseModel]) -> str | None:
-    """The field of an event model holding its business day, or None when the fact carries no date."""
+    """The field of an event model holding its business day, or None when the fact carries no date: the one the
+    model names in `BUSINESS_DAY` (a fact about an earlier day, such as a prompt that falls due), else its first."""
+    named = getattr(model, "BUSINESS_DAY", None)
+    if named is not None:
+        return named
     for name, info in model.model_fields.items():
         if info.annotation in (dt.date, dt.date | None):
             return name

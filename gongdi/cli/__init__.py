@@ -167,8 +167,17 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """The city's yearly report in Chinese, as HTML and PDF, from the views as of the year's end (gongdi.report)."""
+    from contracts.rules import LIMITS
+    from contracts.timeline import latest_as_of
     from gongdi.report import ReportError, make_report, refusal, write_report
 
+    first, last = LIMITS.earliest_day.year, latest_as_of().year
+    if not first <= args.year <= last:
+        print(f"错误 VALIDATION_FAILED: 年度应在 {first} 至 {last} 之间，不是 {args.year} (--year)", file=sys.stderr)
+        return 2
+    if args.out.exists() and not args.out.is_dir():
+        print(f"错误: {args.out} 是一个文件；--out 应为文件夹 (--out must be a folder)", file=sys.stderr)
+        return 2
     settings = client_settings(args)
     refused = refusal(settings.nats_user)
     if refused:
@@ -179,7 +188,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ReportError as exc:
         print(f"错误 {exc.code}: {exc.message}", file=sys.stderr)
         return 1
-    html, pdf = write_report(report, args.out)
+    try:
+        html, pdf = write_report(report, args.out)
+    except OSError as exc:
+        print(f"错误: 无法写入 {args.out}：{exc.strerror or exc} (cannot write the report)", file=sys.stderr)
+        return 1
     print(f"{args.year}年度报告: {html.resolve()}\n              {pdf.resolve()}")
     return 0
 
@@ -254,14 +267,22 @@ def cmd_send(args: argparse.Namespace) -> int:
         print(f"错误 BODY_NOT_JSON: 命令内容不是有效的 JSON：第 {exc.lineno} 行第 {exc.colno} 列附近 (body is not JSON:"
               f" {exc})", file=sys.stderr)
         return 2
+    except RecursionError:
+        print("错误 BODY_NOT_JSON: 命令内容嵌套过深 (body nested too deeply)", file=sys.stderr)
+        return 2
     if not isinstance(body, dict):
         print("错误 BODY_NOT_OBJECT: 命令内容须为 JSON 对象，如 '{\"site_id\": \"…\"}' (body must be a JSON object)",
               file=sys.stderr)
         return 2
-    settings = client_settings(args)
     # The id is fixed once: a retry after a lost reply or an outage is the same command, recorded at most once.
     body = {"command_id": str(uuid.uuid4()), **body}
-    raw = orjson.dumps(body)
+    try:
+        raw = orjson.dumps(body)
+    except TypeError as exc:  # what the bus cannot carry: an integer beyond 64 bits, a lone surrogate
+        print(f"错误 BODY_NOT_JSON: 命令内容含无法传送的值（超出 64 位的整数，或不成对的 \\ud800 类字符） ({exc})",
+              file=sys.stderr)
+        return 2
+    settings = client_settings(args)
 
     notice = RetryNotice(sys.stderr, body["command_id"], sys.stderr.isatty())
     outcome = "gave_up"
@@ -382,10 +403,20 @@ def _seed(settings: Settings, creds: Credentials) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Every writing service (or `--schema`): chains, commands, signed heads, JetStream copy (gongdi.ops.audit)."""
-    from gongdi.ops.audit import summary, verify_all
+    from gongdi.ops.audit import kept_heads, summary, verify_all
     from gongdi.service.process import connect_nats
     from gongdi.store.heads import HeadKey
 
+    if args.heads is not None:
+        try:
+            kept_heads(args.heads)
+        except OSError as exc:
+            print(f"错误: 无法读取留存的日志头文件 {args.heads}：{exc.strerror or exc} (--heads)", file=sys.stderr)
+            return 2
+        except (ValueError, KeyError, TypeError) as exc:
+            print(f"错误: {args.heads} 不是 `gongdi verify --export-heads` 写的日志头文件 ({type(exc).__name__})",
+                  file=sys.stderr)
+            return 2
     settings = runtime_settings(args.home)
     creds = Credentials.load(args.home / CREDENTIALS)
     public = HeadKey(creds.head_key).public_hex if creds.head_key else None
@@ -897,7 +928,8 @@ def build_parser() -> argparse.ArgumentParser:
                             epilog=examples(("gongdi verify", "核验全部"),
                                             ("gongdi verify --export-heads 日志头.txt", "并留存最新日志头"),
                                             ("gongdi verify --heads 日志头.txt", "与留存的日志头核对")))
-    verify.add_argument("--schema", metavar="服务", help=f"只核验这一个写入服务（默认全部：{'、'.join(WRITERS)}）")
+    verify.add_argument("--schema", metavar="服务", choices=WRITERS,
+                        help=f"只核验这一个写入服务（默认全部：{'、'.join(WRITERS)}）")
     verify.add_argument("--heads", type=Path, metavar="文件",
                         help="同时与此留存文件中最新的日志头核对 (check kept heads)")
     verify.add_argument("--export-heads", type=Path, metavar="文件",

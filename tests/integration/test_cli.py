@@ -145,6 +145,32 @@ def test_send_names_an_unknown_service_or_command_and_a_bad_body_at_once(tmp_pat
     assert listed.returncode == 2 and "命令内容须为 JSON 对象" in listed.stderr
 
 
+@pytest.mark.parametrize(("body", "said"), [
+    ('{"site_id": "baolong", "headcount": 99999999999999999999999, "as_of": "2020-09-01"}', "超出 64 位的整数"),
+    ('{"site_id": "baolong\\ud800", "headcount": 1, "as_of": "2020-09-01"}', "不成对"),
+    ("[" * 5000 + "]" * 5000, "嵌套过深"),
+])
+def test_send_refuses_a_body_the_bus_cannot_carry_instead_of_crashing(tmp_path: Path, body: str, said: str):
+    sent = gongdi(tmp_path, "send", "membership", "ReportWorkforce", body)
+    assert sent.returncode == 2 and sent.stderr.startswith("错误 BODY_NOT_JSON") and said in sent.stderr, sent.stderr
+    assert "Traceback" not in sent.stderr
+
+
+def test_verify_and_report_refuse_bad_arguments_before_connecting(tmp_path: Path):
+    """Before, each of these ended in a traceback or blamed the platform (`无法连接平台`)."""
+    (tmp_path / "garbage.jsonl").write_text("garbage\n")
+    (tmp_path / "a-file").write_text("")
+    for args, said in [(("verify", "--heads", str(tmp_path / "none.jsonl")), "无法读取留存的日志头文件"),
+                       (("verify", "--heads", str(tmp_path / "garbage.jsonl")), "不是 `gongdi verify --export-heads`"),
+                       (("verify", "--schema", "views"), "invalid choice"),
+                       (("report", "--year", "2030"), "年度应在 1921 至"),
+                       (("report", "--year", "-1"), "年度应在 1921 至"),
+                       (("report", "--year", "2020", "--out", str(tmp_path / "a-file")), "--out 应为文件夹")]:
+        done = gongdi(tmp_path, *args)
+        assert done.returncode == 2 and said in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr and "无法连接平台" not in done.stderr, (args, done.stderr)
+
+
 def _unreachable_env() -> dict[str, str]:
     """A user of a deployment whose NATS does not answer: a port nothing listens on."""
     with socket.socket() as s:

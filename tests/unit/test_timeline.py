@@ -8,10 +8,10 @@ from pydantic import ValidationError
 
 from contracts.activities import TalkHeld, TeamFormed
 from contracts.errors import validation_error
-from contracts.membership import MemberArrived, SiteRegistered
+from contracts.membership import ContactEscalated, MemberArrived, SiteRegistered, TransferPrompted
 from contracts.queries import CityQuery, SiteQuery
 from contracts.rules import LIMITS
-from contracts.timeline import CITY_TZ, Basis, Window, cutoff, date_field, describe, latest_as_of
+from contracts.timeline import CITY_TZ, Basis, Window, business_day, cutoff, date_field, describe, latest_as_of
 from gongdi.bus.asof import scratch_sql
 
 RECORDED = dt.datetime(2026, 11, 24, 9, 30, tzinfo=CITY_TZ)
@@ -22,6 +22,26 @@ def test_an_events_business_day_is_its_own_first_date_field():
     assert date_field(SiteRegistered) == "start_date"
     assert date_field(TalkHeld) == "talked_on"
     assert date_field(TeamFormed) is None
+
+
+def test_a_prompt_counts_from_the_day_it_falls_due_not_the_stay_it_is_about_nor_when_the_timer_fired():
+    """A transfer prompt for an arrival on 1 March, due 1 September, fired years later by a timer: not yet there at
+    the end of June, there at the year's end (before, dated by its first date field, it showed from 1 March)."""
+    prompt = TransferPrompted(site_id="s1", member_id="m1", arrived_on=dt.date(2020, 3, 1),
+                              due_on=dt.date(2020, 9, 1), prompted_on=dt.date(2026, 11, 25))
+    assert business_day(prompt) == dt.date(2020, 9, 1)
+    assert date_field(ContactEscalated) == "due_on"
+    june, december = (Window(dt.date(2020, m, 30), Basis.business) for m in (6, 12))
+    assert not june.includes(RECORDED, "site-s1", lambda: prompt)
+    assert december.includes(RECORDED, "site-s1", lambda: prompt)
+
+
+@pytest.mark.parametrize("sent", ["20201231", 20201231, "1600000000", "-5", 1.5e9, " 2020 "])
+def test_a_number_is_no_moment(sent):
+    """pydantic reads a number as seconds since 1970: `--as-of 20201231` showed a view of August 1970."""
+    with pytest.raises(ValidationError) as caught:
+        CityQuery.model_validate({"as_of": sent})
+    assert "不是数字" in str(caught.value) and caught.value.errors()[0]["loc"][0] == "as_of"
 
 
 def test_a_day_covers_the_whole_of_it_in_city_time():
