@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from contracts.base import Command, Event
 from contracts.errors import DomainError
 from contracts.liaison import (
+    LABELS,
     AssessCompliance,
     CaseState,
     CoBuildingAgreementSigned,
@@ -237,7 +238,8 @@ def _transition(command: StartMediation | ResolveMediation | EscalateToPetition,
     allowed, to = TRANSITIONS[type(command)]
     if case.state not in allowed:
         raise IllegalTransitionError(
-            f"案件处于“{case.state.value}”，不能转为“{to.value}” (cases only move forward)", "case_id"
+            f"纠纷案件 {command.case_id} 处于“{LABELS[case.state.value]}”，不能转为“{LABELS[to.value]}”："
+            "案件只能按 已受理→调解中→已调解或上访 向前 (cases only move forward)", "case_id"
         )
     on = {StartMediation: "started_on", ResolveMediation: "resolved_on", EscalateToPetition: "escalated_on"}
     when: dt.date = getattr(command, on[type(command)])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from decimal import Decimal
 
@@ -284,6 +285,13 @@ def test_mediating_to_petition():
 def test_cases_only_move_forward(history, command):
     with pytest.raises(domain.IllegalTransitionError):
         decide(command(), given(reported(), *history))
+
+
+def test_a_refused_step_names_the_states_in_chinese():
+    with pytest.raises(domain.IllegalTransitionError) as refused:
+        decide(escalate(), given(reported(), STARTED, RESOLVED))
+    assert "处于“已调解”，不能转为“上访”" in str(refused.value)
+    assert not re.search("resolved|petitioned", str(refused.value).split(" (")[0])
 
 
 def test_transition_of_unknown_case_is_refused():
