@@ -56,6 +56,7 @@ class HistoryQuery(BaseModel):
 # Which payload fields name a member: one id, or a list of ids.
 MEMBER_FIELDS = ("member_id", "secretary", "leader", "holder")
 MEMBER_LISTS = ("members", "attendees", "members_met", "responsible", "committee")
+MEMBER_ENTRIES = ("grades",)  # lists of entries each naming a member by `member_id` (民主评议's grades)
 CASE_FIELD = "case_id"
 
 # A branch's history: its forming, its party groups, the teams, posts and zones of its members, its birthdays and

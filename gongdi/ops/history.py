@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 
+from contracts import activities, liaison, membership
 from contracts.activities import LABELS as ACTIVITY_LABELS
 from contracts.history import (
     CLOSES,
@@ -31,6 +33,7 @@ from contracts.history import (
 from contracts.identity import LABELS as ROLE_LABELS
 from contracts.identity import Identity
 from contracts.liaison import LABELS as LIAISON_LABELS
+from contracts.timeline import date_field
 from gongdi.ops.client import GongdiClient
 
 Reply = dict[str, Any]
@@ -152,29 +155,78 @@ def actor_label(actor: str) -> str:
         return actor
 
 
-def business_day(payload: dict[str, Any]) -> str | None:
-    """The day the fact itself names (arrived_on, talked_on, …), if it names one."""
-    for key, value in payload.items():
+EVENT_MODELS = {**membership.EVENTS, **activities.EVENTS, **liaison.EVENTS}
+
+
+def business_day(kind: str, payload: dict[str, Any]) -> str | None:
+    """The day the fact itself names (arrived_on, talked_on, a prompt's due_on: `contracts.timeline`), if any."""
+    model = EVENT_MODELS.get(kind)
+    named = date_field(model) if model is not None else None
+    if named is not None and isinstance(payload.get(named), str):
+        return payload[named]
+    for key, value in payload.items():  # an event type this release does not know
         if (key.endswith("_on") or key == "as_of") and isinstance(value, str) and key != "due_on":
             return value
     return None
 
 
-def summary(e: dict[str, Any]) -> str:
+@dataclass
+class Names:
+    """Members' and sites' names as the history's own events give them (an arrival names its member, a
+    registration its site), so that lines read 李立新(m0005) rather than m0005."""
+
+    members: dict[str, str] = field(default_factory=dict)
+    sites: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, events: list[dict[str, Any]]) -> Names:
+        names = cls()
+        for e in events:
+            p = e["payload"]
+            if isinstance(p.get("member"), dict) and p["member"].get("name") and p.get("member_id"):
+                names.members[p["member_id"]] = p["member"]["name"]
+            if e["type"] == "SiteRegistered" and p.get("name") and p.get("site_id"):
+                names.sites[p["site_id"]] = p["name"]
+        return names
+
+    def member(self, member_id: str) -> str:
+        name = self.members.get(member_id)
+        return f"{name}({member_id})" if name else f"党员 {member_id}"
+
+    def site(self, site_id: str) -> str:
+        name = self.sites.get(site_id)
+        return f"{name}({site_id})" if name else site_id
+
+
+# Amounts and counts worth a word, with their unit.
+FIGURES = (("headcount", "从业人员 {} 人"), ("amount_yuan", "金额 {} 元"), ("points", "{} 分"),
+           ("attendance", "到会 {} 人"))
+
+
+def summary(e: dict[str, Any], names: Names | None = None) -> str:
     """A few words of the payload: whom or what it is about."""
+    names = names or Names()
     p = e["payload"]
     parts = []
     if isinstance(p.get("member"), dict) and p["member"].get("name"):
         parts.append(f"{p['member']['name']}({p.get('member_id')})")
     elif p.get("member_id"):
-        parts.append(f"党员 {p['member_id']}")
+        parts.append(names.member(p["member_id"]))
     for key, label in (("name", ""), ("title", ""), ("case_id", "案件 "), ("reason", ""), ("kind", ""),
-                       ("talked_by", "谈话人 "), ("mediator", "调解 "), ("outcome", "结果 "), ("due_on", "应于 "),
-                       ("moved_to_site", "转至 ")):
+                       ("category", ""), ("talked_by", "谈话人 "), ("mediator", "调解 "), ("outcome", "结果 "),
+                       ("due_on", "应于 ")):
         value = p.get(key)
         if value and isinstance(value, str):
-            text = PAYLOAD_LABELS.get(value, value) if key in ("reason", "kind") else value
+            text = PAYLOAD_LABELS.get(value, value) if key in ("reason", "kind", "category") else value
             parts.append(f"{label}{text}" + (" 前" if key == "due_on" else ""))
+    for key, shown in FIGURES:
+        if isinstance(p.get(key), (int, float, str)) and not isinstance(p.get(key), bool) and p.get(key) != "":
+            parts.append(shown.format(p[key]))
+    if isinstance(p.get("grades"), list):
+        parts.append("，".join(f"{names.member(str(g.get('member_id')))} {PAYLOAD_LABELS.get(g.get('grade'), '')}"
+                              for g in p["grades"] if isinstance(g, dict)))
+    if isinstance(p.get("moved_to_site"), str) and p["moved_to_site"]:
+        parts.append(f"转至 {names.site(p['moved_to_site'])}")
     for key in ("members", "attendees", "members_met", "responsible"):
         if isinstance(p.get(key), list) and p[key]:
             parts.append(f"{len(p[key])}名党员")
@@ -187,7 +239,9 @@ def format_history(d: dict[str, Any]) -> str:
     when it happened (the fact's own day), when it was done (操作: the time the command or rule acted) and recorded,
     by whom, by which command (its first 8 characters)."""
     events = d["events"]
-    head = f"{SUBJECTS.get(d['kind'], d['kind'])} {d['id']} 的历史记录：{len(events)} 条"
+    names = Names.of(events)
+    subject = {"site": names.site, "member": names.member}.get(d["kind"], str)(d["id"])
+    head = f"{SUBJECTS.get(d['kind'], d['kind'])} {subject.removeprefix('党员 ')} 的历史记录：{len(events)} 条"
     lines = [head + ("（含因果关联的其他事件）" if any(e["followed"] for e in events) else "")]
     if not events:
         lines.append("  （没有记录）")
@@ -201,9 +255,9 @@ def format_history(d: dict[str, Any]) -> str:
         shown.add(e["event_id"])
         indent = "  " + "    " * depth
         arrow = "→ " if depth else ""
-        day = business_day(e["payload"])
-        what = " ".join(x for x in (day, EVENT_LABELS.get(e["type"], e["type"]), summary(e)) if x)
-        where = f"  [工地 {e['site_id']}]" if e.get("site_id") and d["kind"] != "site" else ""
+        day = business_day(e["type"], e["payload"])
+        what = " ".join(x for x in (day, EVENT_LABELS.get(e["type"], e["type"]), summary(e, names)) if x)
+        where = f"  [工地 {names.site(e['site_id'])}]" if e.get("site_id") and d["kind"] != "site" else ""
         lines.append(f"{indent}{arrow}{what}{where}")
         command = f" · 命令 {e['command_id'][:8]}" if e.get("command_id") else ""
         lines.append(f"{indent}{'  ' if depth else ''}  操作 {local_time(e['occurred_at'])} · 记录 "

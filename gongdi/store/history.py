@@ -17,6 +17,7 @@ from contracts.history import (
     CASE_FIELD,
     CLOSES,
     LIMIT,
+    MEMBER_ENTRIES,
     MEMBER_FIELDS,
     MEMBER_LISTS,
     HistoryQuery,
@@ -51,7 +52,8 @@ def matching(schema: str, q: HistoryQuery) -> Where:
         if q.kind == "branch":
             w.sql.append(f"event_type = ANY({w.arg(sorted(BRANCH_EVENTS.get(schema, ())))}::text[])")
     elif q.kind == "member":
-        shapes = [{f: q.id} for f in MEMBER_FIELDS] + [{f: [q.id]} for f in MEMBER_LISTS]
+        shapes = ([{f: q.id} for f in MEMBER_FIELDS] + [{f: [q.id]} for f in MEMBER_LISTS]
+                  + [{f: [{"member_id": q.id}]} for f in MEMBER_ENTRIES])
         w.sql.append("(" + " OR ".join(f"payload @> {w.arg(orjson.dumps(s).decode())}::jsonb" for s in shapes) + ")")
     elif q.kind == "case":
         w.sql.append(f"payload @> {w.arg(orjson.dumps({CASE_FIELD: q.id}).decode())}::jsonb")

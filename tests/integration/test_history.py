@@ -55,6 +55,9 @@ def story(gw: Gateway) -> dict[str, str]:
         ok(post(township, "membership", "FormBranch", {
             "site_id": "h1", "name": "h1联合党支部", "secretary": "h1-m1", "instructor": "指导员", "liaison": "联络员",
             "member_units": ["施工单位"], "formed_on": LATER}))
+        ok(post(township, "activities", "AppraiseMembers", {
+            "site_id": "h1", "year": 2020, "appraised_on": LATER,
+            "grades": [{"member_id": "h1-m2", "grade": "qualified"}]}, catching_up=10))
         case = {"site_id": "h1", "case_id": "h1-k1"}
         ok(post(township, "liaison", "ReportDispute", {**case, "kind": "wages", "reported_on": LATER,
                                                        "amount_yuan": "8600", "parties": ["班组", "农民工"],
@@ -124,7 +127,17 @@ def test_a_cases_history_is_its_steps_and_a_branchs_its_forming(gw: Gateway, sto
     assert [e["type"] for e in case] == ["DisputeReported", "MediationStarted", "MediationResolved"]
     assert all(e["service"] == "liaison" and e["actor"] == TOWNSHIP for e in case)
     assert len({e["command_id"] for e in case}) == 3
-    assert [e["type"] for e in branch] == ["BranchFormed"]
+    assert [e["type"] for e in branch] == ["BranchFormed", "MembersAppraised"]
+
+
+def test_a_members_history_has_the_appraisal_that_graded_them(gw: Gateway, story: dict[str, str]):
+    """民主评议 grades members in a list of entries: before, a member's history left it out."""
+    with gw.client("auditor") as auditor:
+        graded = ok(auditor.get("/api/history/member/h1-m2"))["data"]["events"]
+        other = ok(auditor.get("/api/history/member/h1-m1"))["data"]["events"]
+    [appraisal] = by_type(graded, "MembersAppraised")
+    assert appraisal["payload"]["grades"] == [{"member_id": "h1-m2", "grade": "qualified"}]
+    assert by_type(other, "MembersAppraised") == []
 
 
 def test_who_may_read_which_history(gw: Gateway, story: dict[str, str]):

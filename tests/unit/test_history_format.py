@@ -135,17 +135,17 @@ def test_a_fixed_history_prints_as_a_chain_in_beijing_time():
     printed = format_history({"kind": "member", "id": "m1", "events": events, "withheld": 2, "truncated": False})
     c = "命令 00000000"  # the first 8 characters of each fixed command id
     assert printed.splitlines() == [
-        "党员 m1 的历史记录：6 条（含因果关联的其他事件）",
+        "党员 李四(m1) 的历史记录：6 条（含因果关联的其他事件）",
         "  2020-07-01 党员进场 李四(m1)  [工地 h1]",
         f"    操作 2026-03-01 10:00:01 · 记录 2026-03-01 10:00:01 · 乡镇 township.bailin · {c} · membership",
-        "      → 2020-07-01 产生谈话任务 党员 m1，新来党员必谈，应于 2020-07-08 前  [工地 h1]",
+        "      → 2020-07-01 产生谈话任务 李四(m1)，新来党员必谈，应于 2020-07-08 前  [工地 h1]",
         "          操作 2026-03-01 10:00:02 · 记录 2026-03-01 10:00:02 · 平台规则 新来党员必谈 · activities",
-        "          → 2020-07-10 谈话完成 党员 m1，谈话人 支部书记  [工地 h1]",
+        "          → 2020-07-10 谈话完成 李四(m1)，谈话人 支部书记  [工地 h1]",
         f"              操作 2026-03-01 10:00:05 · 记录 2026-03-01 10:00:05 · 工地书记 site.bailin.h1 · {c} ·"
         " activities",
-        "  2020-07-09 施工违章 党员 m1  [工地 h1]",
+        "  2020-07-09 施工违章 李四(m1)  [工地 h1]",
         f"    操作 2026-03-01 10:00:03 · 记录 2026-03-01 10:00:03 · 乡镇 township.bailin · {c} · activities",
-        "      → 2020-07-09 产生谈话任务 党员 m1，施工违章必谈，应于 2020-07-16 前  [工地 h1]",
+        "      → 2020-07-09 产生谈话任务 李四(m1)，施工违章必谈，应于 2020-07-16 前  [工地 h1]",
         f"          操作 2026-03-01 10:00:04 · 记录 2026-03-01 10:00:04 · 乡镇 township.bailin · {c} · activities",
         "  2020-07-11 受理纠纷 案件 k1，薪资  [工地 h1]",
         f"    操作 2026-03-01 10:00:06 · 记录 2026-03-01 10:00:06 · 市工委 city · {c} · liaison",
@@ -159,3 +159,41 @@ def test_an_empty_history_and_actors_of_every_kind():
     assert actor_label("auditor") == "审计 auditor"
     assert actor_label("policy:新来党员必谈") == "平台规则 新来党员必谈"
     assert actor_label("someone-from-0.1") == "someone-from-0.1"
+
+
+def test_a_sites_history_names_its_site_and_members_and_says_the_figures():
+    """Names from the history's own events (the registration, the arrivals), the amounts and grades a fact records,
+    and a transfer prompt on the day it falls due (before: ids only, no figures, the prompt on the arrival's day)."""
+    events = [
+        event(1, "SiteRegistered", "membership", payload={
+            "site_id": "h1", "name": "沙埕湾大桥", "start_date": "2020-06-01"}),
+        event(2, "MemberArrived", "membership", payload={
+            "site_id": "h1", "member_id": "m1", "arrived_on": "2020-07-01", "member": {"name": "李四"}}),
+        event(3, "WorkforceReported", "membership", payload={"site_id": "h1", "headcount": 120, "as_of": "2020-07-02"}),
+        event(4, "PointsAwarded", "activities", payload={
+            "site_id": "h1", "member_id": "m1", "category": "post_goals", "points": 5, "awarded_on": "2020-07-03",
+            "reason": "按期完成"}),
+        event(5, "MembersAppraised", "activities", payload={
+            "site_id": "h1", "appraised_on": "2020-12-20", "year": 2020,
+            "grades": [{"member_id": "m1", "grade": "qualified"}]}),
+        event(6, "DisputeReported", "liaison", payload={
+            "site_id": "h1", "case_id": "k1", "kind": "wages", "reported_on": "2020-07-11", "amount_yuan": "8600"}),
+        event(7, "TransferPrompted", "membership", actor="policy:组织关系转接", command_id=None, payload={
+            "site_id": "h1", "member_id": "m1", "arrived_on": "2020-07-01", "due_on": "2021-01-01",
+            "prompted_on": "2026-11-25"}),
+        event(8, "MemberDeparted", "membership", payload={
+            "site_id": "h1", "member_id": "m1", "departed_on": "2021-02-01", "moved_to_site": "h2"}),
+    ]
+    link(events)
+    lines = format_history({"kind": "site", "id": "h1", "events": events}).splitlines()
+    assert lines[0] == "工地 沙埕湾大桥(h1) 的历史记录：8 条"
+    assert lines[1:17:2] == [
+        "  2020-06-01 工地登记 沙埕湾大桥",
+        "  2020-07-01 党员进场 李四(m1)",
+        "  2020-07-02 报告从业人数 从业人员 120 人",
+        "  2020-07-03 党员积分 李四(m1)，按期完成，岗位目标，5 分",
+        "  2020-12-20 民主评议 李四(m1) 合格",
+        "  2020-07-11 受理纠纷 案件 k1，薪资，金额 8600 元",
+        "  2021-01-01 提醒转接组织关系 李四(m1)，应于 2021-01-01 前",
+        "  2021-02-01 党员离场 李四(m1)，转至 h2",
+    ], lines
