@@ -92,7 +92,7 @@ def test_a_members_history_links_arrival_obligation_and_talk(gw: Gateway, story:
     assert times == sorted(times)
     assert all(dt.datetime.fromisoformat(e["occurred_at"]) <= t for e, t in zip(events, times, strict=True))
     printed = format_history(data)
-    assert "党员 h1-m1 的历史记录：4 条" in printed and "→ 2020-07-01 产生谈话任务" in printed
+    assert "党员 党员1(h1-m1) 的历史记录：4 条" in printed and "→ 2020-07-01 产生谈话任务 党员1(h1-m1)" in printed
     assert "        → 2020-07-10 谈话完成" in printed and "乡镇 township.bailin" in printed
 
 
