@@ -105,7 +105,10 @@ class Identity:
             who = f"{self.name}（{own}）" if own else f"{self.name} "
             raise ForbiddenError("OTHER_TOWNSHIP",
                                  f"工地 {site_id} 属于 {named.get(township, township)}，{who}只能记录本乡镇的工地")
-        if self.role is Role.SITE and (registering or site_id != self.site):
+        if self.role is Role.SITE and registering:
+            raise ForbiddenError("OTHER_SITE", f"工地书记 {self.name} 不能登记工地：工地由乡镇或市工委登记"
+                                               " (a site secretary registers no site)")
+        if self.role is Role.SITE and site_id != self.site:
             raise ForbiddenError("OTHER_SITE", f"{self.name} 只能记录本工地 {self.site}，不能记录 {site_id}")
 
     def may_read_site(self, township: str, department: str | None, site_id: str) -> bool:

@@ -39,6 +39,7 @@ def test_a_secretary_may_not_register_a_site_even_its_own():
     with pytest.raises(ForbiddenError) as denied:
         secretary.check_write("bailin", "bailin", "x", registering=True)
     assert denied.value.rule == "OTHER_SITE"
+    assert "不能登记工地" in str(denied.value) and "不能记录 x" not in str(denied.value)  # not "only x, not x"
     Identity(Role.TOWNSHIP, township="bailin").check_write("bailin", "bailin", "x", registering=True)
 
 
