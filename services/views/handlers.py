@@ -230,7 +230,7 @@ class ViewQueries:
         async with self.consistent() as conn:
             data = await membership.site(conn, self.schema, params.site_id, self.city_config)
             if data is None:
-                return _error("SITE_NOT_FOUND", f"工地 {params.site_id} 不在视图中 (no such site)", "site_id")
+                return _no_site(params.site_id)
             data["activities"] = await activities.summary(conn, self.schema, "site", params.site_id, today)
             data["departed_holders"] = await activities.departed_holders(conn, self.schema, params.site_id)
             data["points_ranking"] = await activities.points_ranking(conn, self.schema, params.site_id, today)
@@ -249,9 +249,10 @@ class ViewQueries:
         today = self.today()
         year, month = (int(x) for x in params.month.split("-")) if params.month else (today.year, today.month)
         async with self.pool.acquire() as conn:
+            if (name := await self._site_name(conn, params.site_id)) is None:
+                return _no_site(params.site_id)
             rows = await activities.birthdays(conn, self.schema, params.site_id, year, month)
             waiting = await activities.not_celebrated(conn, self.schema, params.site_id, year)
-            name = await self._site_name(conn, params.site_id)
         return orjson.dumps({"ok": True, "data": {"site_id": params.site_id, "site_name": name,
                                                    "month": f"{year}-{month:02d}", "members": rows,
                                                    "not_celebrated_this_year": waiting}})
@@ -259,13 +260,20 @@ class ViewQueries:
     @query(QUERIES["talks"])
     async def talks(self, params: SiteQuery) -> bytes:
         async with self.pool.acquire() as conn:
+            if (name := await self._site_name(conn, params.site_id)) is None:
+                return _no_site(params.site_id)
             rows = await activities.open_talks(conn, self.schema, params.site_id, self.today())
-            name = await self._site_name(conn, params.site_id)
         return orjson.dumps({"ok": True, "data": {"site_id": params.site_id, "site_name": name, "open": rows}})
 
     async def _site_name(self, conn: asyncpg.Connection, site_id: str) -> str | None:
-        """The project's name, so a list of one site's people says which site it is (None: not registered)."""
+        """The project's name, so a list of one site's people says which site it is (None: not registered, and the
+        list refused as SITE_NOT_FOUND like the site view)."""
         return await conn.fetchval(f"SELECT name FROM {self.schema}.site WHERE site_id = $1", site_id)
+
+
+def _no_site(site_id: str) -> bytes:
+    """A site no event registered: a mistyped id, not a site with nothing in it."""
+    return _error("SITE_NOT_FOUND", f"工地 {site_id} 不在视图中，请检查编号 (no such site)", "site_id")
 
 
 class LivePublisher:

@@ -299,8 +299,10 @@ def test_an_unknown_site_and_a_broken_rule_get_the_domain_code_and_field(city: h
     unknown = post(city, "membership", "RecordArrival", arrival("gw-nowhere", "gw-nowhere-m1"))
     assert unknown.status_code == 404
     assert (error(unknown)["code"], error(unknown)["field"]) == ("SITE_NOT_FOUND", "site_id")
-    view = city.get("/api/views/site", params={"site_id": "gw-nowhere"})
-    assert view.status_code == 404 and error(view)["code"] == "SITE_NOT_FOUND"
+    for name in ("site", "talks", "birthdays"):  # before, the lists answered 200 with nothing for any id
+        view = city.get(f"/api/views/{name}", params={"site_id": "gw-nowhere"})
+        assert view.status_code == 404 and error(view)["code"] == "SITE_NOT_FOUND", (name, view.text)
+    assert city.get("/api/export/talks", params={"site_id": "gw-nowhere"}).status_code == 404
 
     registered(city, "gw-rules")
     absent = post(city, "membership", "RecordDeparture",
