@@ -14,20 +14,26 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from contracts.rules import LIMITS
 from contracts.upcasting import UPCASTERS, Upcasters
 
-# Characters no one types into a record: C0/C1 controls (NUL included) and the bidirectional marks (U+061C,
-# U+200E, U+200F), overrides and isolates that make a text display differently from what it says. (Lone
-# surrogates never get this far: pydantic refuses them in any str.)
-_UNSEEN = re.compile("[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_UNSEEN_IN_NOTES = re.compile("[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u061c\u200e\u200f"
-                              "\u202a-\u202e\u2066-\u2069\ufeff]")  # notes may keep line breaks and tabs
+# Characters no one types into a record: C0/C1 controls (NUL included), the bidirectional marks (U+061C, U+200E,
+# U+200F), overrides and isolates that make a text display differently from what it says, and the zero-width and
+# invisible ones (U+00AD, U+180E, U+200B–U+200D, U+2060–U+2064) that make two names look alike ("张" and
+# "张\u200b"). (Lone surrogates never get this far: pydantic refuses them in any str.) Events keep plain `str`, so
+# a name recorded before a character joined this list still replays.
+_INVISIBLE = "\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+_UNSEEN = re.compile(f"[\u0000-\u001f\u007f-\u009f{_INVISIBLE}]")
+_UNSEEN_IN_NOTES = re.compile(  # notes may keep line breaks and tabs
+    f"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f{_INVISIBLE}]")
 # An ID-card number (18 characters) or a mobile number (11 digits) inside a name is personal data in the wrong
 # place: it would be shown on every view and big screen.
 _LONG_NUMBER = re.compile(r"\d{11,}|\d{17}[\dXx]")
 
 
+UNSEEN_MESSAGE = "含有不可见的控制字符、零宽字符或方向字符 (contains invisible, control or direction characters)"
+
+
 def _name(value: str) -> str:
     if _UNSEEN.search(value):
-        raise ValueError("含有不可见的控制字符或方向字符 (contains control or direction characters)")
+        raise ValueError(UNSEEN_MESSAGE)
     if _LONG_NUMBER.search(value):
         raise ValueError("名称中不得含身份证号或手机号 (contains an ID-card or phone number)")
     return value
@@ -35,7 +41,7 @@ def _name(value: str) -> str:
 
 def _note(value: str) -> str:
     if _UNSEEN_IN_NOTES.search(value):
-        raise ValueError("含有不可见的控制字符或方向字符 (contains control or direction characters)")
+        raise ValueError(UNSEEN_MESSAGE)
     return value
 
 

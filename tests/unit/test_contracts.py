@@ -62,6 +62,7 @@ def test_settings_round_trip_through_environment():
 
 
 @pytest.mark.parametrize("name", ["张三\u0000", "李四\u202e", "王五\u2066x\u2069", "赵\n六", "\u200f钱七",
+                                  "张\u200b\u200b", "李\u2060四", "王\u00ad五", "\u200d赵六",
                                   "张三 350982199001011234", "张三 35098219900101123X", "李四13800138000"])
 def test_names_refuse_unseen_characters_and_personal_numbers(name: str):
     body = orjson.loads(f.arrive("s", "m1").model_dump_json())

@@ -123,7 +123,7 @@ def test_our_validators_keep_their_own_words():
     assert info({"seven": 7}).message == "seven: seven is not allowed (不许用 7)"
     assert info({"eight": 8}).message == "eight: 不合要求 (eight is not allowed)"
     assert info({"name": "名\u200f字"}).message == (
-        "name: 含有不可见的控制字符或方向字符 (contains control or direction characters)")
+        "name: 含有不可见的控制字符、零宽字符或方向字符 (contains invisible, control or direction characters)")
 
 
 def test_input_that_is_not_json_or_not_an_object():
