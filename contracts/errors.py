@@ -191,9 +191,15 @@ def _problem(error: dict[str, Any]) -> str:
 _LAYERS = ("body", "query", "header", "path")
 
 
+# How pydantic names the member of a union that failed, inside a location: a type, not a field of the contract.
+_UNION_MEMBERS = {"datetime", "date", "str", "int", "float", "bool", "decimal", "none"}
+
+
 def _location(error: dict[str, Any]) -> tuple[Any, ...]:
-    """The error's location without the layer's part; a rule broken adds the field it names under the model."""
-    loc = tuple(p for p in error.get("loc", ()) if p not in _LAYERS)
+    """The error's location without the layer's part and without pydantic's names of union members (`as_of`, not
+    `as_of.datetime`); a rule broken adds the field it names under the model."""
+    loc = tuple(p for i, p in enumerate(error.get("loc", ())) if p not in _LAYERS
+                and not (i and isinstance(p, str) and (p in _UNION_MEMBERS or "[" in p)))
     field = (error.get("ctx") or {}).get("field") if error.get("type") == RULE_BROKEN else None
     return loc + tuple(str(field).split(".")) if field else loc
 
@@ -207,7 +213,9 @@ def validation_error(exc: ValidationError) -> ErrorInfo:
 def explain(errors: list[Any]) -> ErrorInfo:
     """`validation_error` for pydantic's error list as another layer reports it (FastAPI's, over HTTP); a location's
     leading `body`/`query`/`header` is the layer's, not the contract's, and is left out of the field."""
-    errors = [{**e, "loc": _location(e)} for e in errors]
+    located = [{**e, "loc": _location(e)} for e in errors]
+    # One per field: the members of a union (`as_of`: a moment or a day) each refuse the same value.
+    errors = [e for i, e in enumerate(located) if all(e["loc"] != x["loc"] for x in located[:i])]
     if not errors:
         return ErrorInfo(code=VALIDATION_FAILED, message=f"请求: {GENERIC}", field=None)
     first = errors[0]

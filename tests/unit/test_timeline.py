@@ -36,6 +36,14 @@ def test_a_prompt_counts_from_the_day_it_falls_due_not_the_stay_it_is_about_nor_
     assert december.includes(RECORDED, "site-s1", lambda: prompt)
 
 
+def test_an_unreadable_moment_is_refused_on_the_field_itself_once():
+    """pydantic locates the refusal in each member of the union (`as_of.datetime`, `as_of.date`)."""
+    with pytest.raises(ValidationError) as caught:
+        CityQuery.model_validate({"as_of": "garbage"})
+    info = validation_error(caught.value)
+    assert info.field == "as_of" and info.message.startswith("as_of: ") and "另有" not in info.message
+
+
 @pytest.mark.parametrize("sent", ["20201231", 20201231, "1600000000", "-5", 1.5e9, " 2020 "])
 def test_a_number_is_no_moment(sent):
     """pydantic reads a number as seconds since 1970: `--as-of 20201231` showed a view of August 1970."""
