@@ -182,6 +182,31 @@ def test_a_form_error_shows_in_chinese_next_to_its_field(
     assert view(demo, "city", "site", site_id=DEMO_SITE)["members_present"] == before  # nothing recorded
 
 
+def test_an_empty_form_names_every_required_field_in_its_own_words_and_sends_nothing(
+        browser: Any, demo: Gateway, pages: list[Any]):
+    """Before, an empty arrival form marked only 党员编号, as a bad format, "and 10 more" unnamed."""
+    form = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record")
+    pages.append(form)
+    wait_live(form)
+    posted: list[str] = []
+    form.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
+    form.click('#form-arrival button[type="submit"]')
+    form.locator('#form-arrival .form-result[data-state="error"]').wait_for(timeout=10_000)
+    said = dict(form.evaluate("""() => [...document.querySelectorAll('#form-arrival .field-error')]
+        .map((e) => [e.dataset.field, e.textContent])"""))
+    assert said == {"member_id": "请填写党员编号", "member.name": "请填写姓名", "member.gender": "请选择性别",
+                    "member.admitted_on": "请填写入党日期（政治生日）", "member.status": "请选择党员类别",
+                    "member.relation": "请选择组织关系", "member.unit_kind": "请选择单位类别",
+                    "member.unit_name": "请填写单位名称", "member.job": "请选择岗位",
+                    "member.section": "请填写工段/班组", "member.home_org": "请填写原党组织"}, said
+    assert "11 项必填内容" in form.locator("#form-arrival .form-result").inner_text()
+    form.click('[data-tab="departure"]')
+    form.click('#form-departure button[type="submit"]')
+    form.locator('#form-departure .field-error[data-field="member_id"]').wait_for(timeout=10_000)
+    assert form.locator('#form-departure .field-error[data-field="member_id"]').inner_text() == "请选择离场党员"
+    assert posted == []
+
+
 def test_the_dashboard_sees_the_city_figures_but_no_member_names(
         browser: Any, demo: Gateway, artefacts: Path, pages: list[Any]):
     page = log_in(browser, demo, "dashboard", "/city", BIG_SCREEN)

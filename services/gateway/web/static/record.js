@@ -112,6 +112,24 @@ function showError(form, err) {
   result(form, 'error', input ? '未记录，请按提示修改后再提交' : '未记录');
 }
 
+// The required fields (marked *) left empty, each said next to itself in the form's own words before anything is
+// sent: the server names only the first field it refuses, in its terms (an empty 党员编号 read as a bad format).
+function refusedEmpty(form) {
+  const empty = [...form.querySelectorAll('label.field')].map((label) => [label, label.querySelector('input, select, textarea')])
+    .filter(([label, input]) => label.querySelector('.req') && input && !input.disabled && !input.closest('[hidden]')
+      && String(input.value || '').trim() === '');
+  for (const [label, input] of empty) {
+    const name = label.querySelector('span').firstChild.textContent.trim();
+    const text = `${input.tagName === 'SELECT' ? '请选择' : '请填写'}${name}`;
+    label.append(h('div', { class: 'field-error', 'data-field': input.name, 'data-code': 'REQUIRED', role: 'alert' }, text));
+    input.setAttribute('aria-invalid', 'true');
+  }
+  if (!empty.length) return false;
+  empty[0][1].focus();
+  result(form, 'error', `未记录：还有 ${empty.length} 项必填内容未填写`);
+  return true;
+}
+
 function result(form, state, ...children) {
   const el = form.querySelector('.form-result');
   el.dataset.state = state;
@@ -246,6 +264,7 @@ async function submit(ev) {
   const button = form.querySelector('button[type="submit"]');
   if (button.disabled) return;
   clearErrors(form);
+  if (refusedEmpty(form)) return;
   const { command, body } = BUILD[form.id](form);
   form.dataset.command = command;
   const fingerprint = `${command}\n${JSON.stringify(body)}`;
@@ -273,7 +292,7 @@ function succeeded(form, command, body, reply) {
   const types = (reply.events || []).map((e) => e.type);
   const el = result(form, 'ok',
     '已记录',
-    types.length ? h('span', { class: 'events' }, '：', types.map((t) => `${label(LABELS.event, t)}（${t}）`).join('、')) : null,
+    types.length ? h('span', { class: 'events' }, '：', types.map((t) => label(LABELS.event, t)).join('、')) : null,
     reply.duplicate ? h('span', { class: 'events' }, '（此前已记录，未重复记录）') : null,
     (reply.warnings || []).length ? h('ul', { class: 'warnings' }, reply.warnings.map((w) => h('li', { dataset: { code: w.code, field: w.field || '' } }, chinese({ ...w, status: 200 })))) : null);
   el.dataset.events = types.join(',');
