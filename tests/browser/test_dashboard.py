@@ -483,6 +483,31 @@ def test_township_and_department_pages_read_the_coverage_tile_as_the_city_page_d
         card.screenshot(path=str(artefacts / f"{kind}-coverage.png"))
 
 
+@pytest.mark.parametrize("kind", ["township", "department"])
+def test_township_and_department_pages_show_their_development_and_mobility_as_the_api_gives_them(
+        browser: Any, demo: Gateway, artefacts: Path, pages: list[Any], kind: str):
+    """Before, the API gave these figures and the pages left them out."""
+    code = TOWNSHIP.split(".")[1] if kind == "township" else "jiaotong"
+    data = view(demo, "city", kind, **{kind: code})
+    dev, mo = data["development"], data["mobility"]
+    assert dev["probationary"] > 0 and dev["applied"] > 0  # the demo's pilot sites; its timers do not run here
+    page = log_in(browser, demo, "city", f"/{kind}/{code}")
+    pages.append(page)
+    wait_figure(page, "development.probationary", dev["probationary"])
+    for name in ("applied", "activists", "targets", "probationary", "overdue", "full_confirmed", "developed"):
+        assert figure(page, f"development.{name}") == str(dev[name]), name
+    for name in ("transfer_prompts_open", "escalated", "contact_lost"):
+        assert figure(page, f"mobility.{name}") == str(mo[name]), name
+    listed = page.locator("#people table a")
+    assert listed.count() == len(mo["sites"])  # each site with a to-do, by name, linked for the city
+    if mo["sites"]:
+        assert listed.first.inner_text() == mo["sites"][0]["name"]
+        assert listed.first.get_attribute("href") == f"/site/{mo['sites'][0]['site_id']}"
+    else:
+        assert "没有待办的工地" in page.locator("#people").inner_text()
+    page.locator("#people-section").screenshot(path=str(artefacts / f"{kind}-people.png"))
+
+
 def test_the_city_page_on_a_laptop_fits_its_tiles_and_panels(
         browser: Any, demo: Gateway, artefacts: Path, pages: list[Any]):
     page = log_in(browser, demo, "city", "/city", SMALL_LAPTOP)

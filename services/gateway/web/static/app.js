@@ -622,6 +622,37 @@ export function supportList(support, { cls = 'support' } = {}) {
   }));
 }
 
+// 发展党员 and 流动党员 of a township, department (or the city): counts at each stage, and the sites with open
+// transfer prompts or escalations by name (a view of an area names no member), linked where `me` may read them
+// (`siteOf` gives a listed site its township and department).
+export function peopleSummary(dev, mo, me, siteOf = (x) => x) {
+  dev = dev || {};
+  mo = mo || {};
+  const sites = mo.sites || [];
+  return h('div', { class: 'summary-grid' },
+    h('div', { class: 'summary-block' },
+      h('h3', null, '发展党员'),
+      dl([
+        ['入党申请（含积极分子）', fig('development.applied', dev.applied ?? 0)],
+        ['入党积极分子', fig('development.activists', dev.activists ?? 0)],
+        ['发展对象', fig('development.targets', dev.targets ?? 0)],
+        ['预备党员', fig('development.probationary', dev.probationary ?? 0)],
+        ['其中预备期满未转正', h('span', { class: dev.overdue ? 'warn' : '' }, fig('development.overdue', dev.overdue ?? 0))],
+        ['已转正', fig('development.full_confirmed', dev.full_confirmed ?? 0)],
+        ['在工地发展的党员', h('span', null, fig('development.developed', dev.developed ?? 0), `（今年 ${fmt(dev.developed_this_year ?? 0)}）`)],
+      ])),
+    h('div', { class: 'summary-block' },
+      h('h3', null, '流动党员'),
+      dl([
+        ['应转接组织关系', h('span', { class: mo.transfer_prompts_open ? 'warn' : '' }, fig('mobility.transfer_prompts_open', mo.transfer_prompts_open ?? 0))],
+        ['失联已上报', h('span', { class: mo.escalated ? 'warn' : '' }, fig('mobility.escalated', mo.escalated ?? 0))],
+        ['失联党员', fig('mobility.contact_lost', mo.contact_lost ?? 0)],
+      ]),
+      table(['工地', '应转接', '失联上报'], sites.map((x) => [
+        mayReadSite(me, siteOf(x)) ? h('a', { href: `/site/${encodeURIComponent(x.site_id)}` }, x.name || x.site_id) : (x.name || x.site_id),
+        fmt(x.transfer_prompts_open ?? 0), fmt(x.escalated ?? 0)]), { cls: 'data compact', empty: '没有待办的工地' })));
+}
+
 export function liaisonSummary(l) {
   if (!l) return h('p', { class: 'empty' }, '暂无联络数据');
   const items = l.meeting_items || {};

@@ -2,7 +2,7 @@
 // The page kind comes from <body data-page="township|department">; the code from the path /township/<code>.
 import {
   COVERAGE_TITLE, activitiesSummary, asOf, asOfControl, card, coverageParts, departmentName, downloadButtons, fig, fill, flag, fmt,
-  h, header, liaisonSummary, live, loadMe, mayReadSite, setFreshness, showAsOf, showProblem, snapshotOf, start, sum, townshipName, view,
+  h, header, liaisonSummary, live, loadMe, mayReadSite, peopleSummary, setFreshness, showAsOf, showProblem, snapshotOf, start, sum, townshipName, view,
 } from '/static/app.js';
 
 const kind = document.body.dataset.page === 'department' ? 'department' : 'township';
@@ -103,6 +103,8 @@ function render(d) {
   renderSites();
   fill('activities', d.activities ? activitiesSummary(d.activities) : h('p', { class: 'empty' }, '暂无活动数据'));
   fill('liaison', liaisonSummary(d.liaison));
+  const byId = new Map((sites || []).map((s) => [s.site_id, { ...s, township: s.township || (kind === 'township' ? code : undefined) }]));
+  fill('people', peopleSummary(d.development, d.mobility, me, (x) => byId.get(x.site_id) || x));
 }
 
 start(async () => {
