@@ -113,6 +113,9 @@ COMMANDS: dict[str, list[str]] = {c.SERVICE: list(c.COMMANDS) for c in (membersh
 
 
 def cmd_view(args: argparse.Namespace) -> int:
+    if args.basis is not None and args.as_of is None:
+        print("--basis 须与 --as-of 一起使用 (--basis needs --as-of)", file=sys.stderr)
+        return 2
     settings = client_settings(args)
     query, printer = VIEWS[args.what]
     body: dict[str, Any] = {}
@@ -126,11 +129,11 @@ def cmd_view(args: argparse.Namespace) -> int:
             print(f"gongdi view {args.what} 不接受 --month", file=sys.stderr)
             return 2
         body["month"] = args.month
-    if args.as_of:
+    if args.as_of is not None:  # an empty one too: the view refuses it, naming as_of
         if "as_of" not in query.params.model_fields:
             print(f"gongdi view {args.what} 不接受 --as-of", file=sys.stderr)
             return 2
-        body.update(as_of=args.as_of, as_of_basis=args.basis)
+        body.update(as_of=args.as_of, as_of_basis=args.basis or Basis.business.value)
     if args.what == "status":  # every service's own status: the views' consumers and the writers' policies
         from gongdi.ops.readiness import ServiceRefused
 
@@ -213,8 +216,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     elif args.what in LISTS and args.ident:  # a list of one township's sites (the views check it may be read)
         body["township"] = args.ident
     taken = query.params.model_fields if query is not None else {}
+    if args.basis is not None and args.as_of is None:
+        print("--basis 须与 --as-of 一起使用 (--basis needs --as-of)", file=sys.stderr)
+        return 2
     for flag, value, fields in (("--month", args.month, {"month": args.month}),
-                                ("--as-of", args.as_of, {"as_of": args.as_of, "as_of_basis": args.basis})):
+                                ("--as-of", args.as_of, {"as_of": args.as_of,
+                                                          "as_of_basis": args.basis or Basis.business.value})):
         if value:
             if not set(fields) <= set(taken):
                 print(f"gongdi export {args.what} 不接受 {flag}", file=sys.stderr)
@@ -723,7 +730,7 @@ def add_time_options(parser: argparse.ArgumentParser) -> None:
     """A view's month and as-of moment, the same for `view` and `export`."""
     parser.add_argument("--month", metavar="YYYY-MM", help=MONTH)
     parser.add_argument("--as-of", metavar="时间", help=AS_OF)
-    parser.add_argument("--basis", choices=[b.value for b in Basis], default=Basis.business.value, help=BASIS)
+    parser.add_argument("--basis", choices=[b.value for b in Basis], help=BASIS)
 JSON = "输出 JSON，而不是文字 (print JSON)"
 
 

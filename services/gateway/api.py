@@ -188,7 +188,12 @@ def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str
               name="history")
     async def history_route(kind: Annotated[Subject, Path(description=kinds)],
                             ident: Annotated[Slug, Path(description="工地、党员或案件编号（党支部：其工地编号）")],
-                            session: Current) -> Response:
+                            session: Current, request: Request) -> Response:
+        if request.query_params:  # a history is always the whole of it: `?as_of=` would be silently ignored
+            unknown = sorted(request.query_params)[0]
+            metrics.count("query", "history", "VALIDATION_FAILED")
+            return refused("VALIDATION_FAILED", f"{unknown}: 不认识的参数；历史记录总是列出全部记录"
+                                                f" (history takes no parameters)", unknown)
         return await over_bus(metrics, "query", "history", lambda: history(session.client, kind, ident))
 
     app.include_router(past)

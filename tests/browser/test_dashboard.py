@@ -273,6 +273,10 @@ def test_the_city_page_shows_a_past_day_and_goes_back_to_live(browser: Any, demo
     page.click("#as-of-live")
     wait_live(page)
     assert "as_of" not in page.url
+    assert page.locator("#as-of-invalid").count() == 0
+    page.goto("/city?as_of=garbage")  # a hand-edited link: said, and the live view shown
+    wait_live(page)
+    assert page.locator("#as-of-invalid").inner_text() == "“garbage”不是日期（YYYY-MM-DD），显示的是实时视图"
 
 
 def test_the_download_button_on_the_city_page_gives_a_workbook_of_the_city_view(

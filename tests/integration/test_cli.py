@@ -156,7 +156,7 @@ def test_send_refuses_a_body_the_bus_cannot_carry_instead_of_crashing(tmp_path: 
     assert "Traceback" not in sent.stderr
 
 
-def test_verify_and_report_refuse_bad_arguments_before_connecting(tmp_path: Path):
+def test_verify_report_and_view_refuse_bad_arguments_before_connecting(tmp_path: Path):
     """Before, each of these ended in a traceback or blamed the platform (`无法连接平台`)."""
     (tmp_path / "garbage.jsonl").write_text("garbage\n")
     (tmp_path / "a-file").write_text("")
@@ -165,7 +165,8 @@ def test_verify_and_report_refuse_bad_arguments_before_connecting(tmp_path: Path
                        (("verify", "--schema", "views"), "invalid choice"),
                        (("report", "--year", "2030"), "年度应在 1921 至"),
                        (("report", "--year", "-1"), "年度应在 1921 至"),
-                       (("report", "--year", "2020", "--out", str(tmp_path / "a-file")), "--out 应为文件夹")]:
+                       (("report", "--year", "2020", "--out", str(tmp_path / "a-file")), "--out 应为文件夹"),
+                       (("view", "city", "--basis", "recorded"), "--basis 须与 --as-of 一起使用")]:
         done = gongdi(tmp_path, *args)
         assert done.returncode == 2 and said in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr and "无法连接平台" not in done.stderr, (args, done.stderr)

@@ -141,6 +141,12 @@ def test_logging_in_many_times_ends_only_the_same_persons_oldest_sessions(gw: Ga
         httpx.post(f"{gw.url}/api/logout", headers={"Authorization": f"Bearer {token}"}, timeout=15)
 
 
+def test_a_history_refuses_parameters_it_would_ignore(city: httpx.Client):
+    """A history is always the whole of it: before, `?as_of=2020-12-31` answered 200 with everything."""
+    reply = city.get("/api/history/member/m0001", params={"as_of": "2020-12-31"})
+    assert reply.status_code == 422 and (error(reply)["code"], error(reply)["field"]) == ("VALIDATION_FAILED", "as_of")
+
+
 # ---- every command and every query -----------------------------------------------------------------------
 
 

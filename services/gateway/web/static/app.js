@@ -398,9 +398,14 @@ export function asOfControl() {
     if (!day.value) { location.assign(location.pathname); return; }
     location.assign(`${location.pathname}?${new URLSearchParams({ as_of: day.value, basis: basis.value })}`);
   }
+  // A day the page cannot read (a hand-edited link) is said, not silently replaced by the live view.
+  const asked = new URLSearchParams(location.search).get('as_of');
+  const unreadable = asked !== null && !current
+    ? h('span', { class: 'warn', id: 'as-of-invalid', role: 'alert' }, `“${asked}”不是日期（YYYY-MM-DD），显示的是实时视图`)
+    : null;
   box.prepend(h('form', { class: 'as-of', id: 'as-of-form', onsubmit: submit }, day, basis,
     h('button', { type: 'submit', class: 'btn', id: 'as-of-go' }, '查看'),
-    current ? h('a', { href: location.pathname, id: 'as-of-live', class: 'btn' }, '回到实时') : null));
+    current ? h('a', { href: location.pathname, id: 'as-of-live', class: 'btn' }, '回到实时') : null, unreadable));
 }
 
 // 下载 Excel / 下载 CSV in the header: the page's view as a file (GET /api/export/<view>), with the page's own
