@@ -139,12 +139,16 @@ def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str
     async def login(body: Login) -> Response:
         try:
             session = await sessions.login(body.user, body.password)
-        except LoginFailed:
+        except LoginFailed:  # counted: a run of them on /metrics is somebody guessing
+            metrics.count("login", "login", "LOGIN_FAILED")
             return refused("LOGIN_FAILED", "用户名或密码不对 (login failed)", "password")
         except SessionsFull:
+            metrics.count("login", "login", "SESSIONS_FULL")
             return refused("SESSIONS_FULL", "同时登录的会话已满，请稍后再试 (every session is in use)")
         except UNREACHABLE:
+            metrics.count("login", "login", "UNREACHABLE")
             return refused("UNREACHABLE", "平台暂时无法访问，请稍后重试 (the bus did not answer)")
+        metrics.count("login", "login", "ok")
         response = JSONResponse({"ok": True, "data": session.me(city)})
         response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict", max_age=12 * 3600)
         response.headers["X-Session-Token"] = session.token  # for programs using `Authorization: Bearer`

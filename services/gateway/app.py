@@ -41,10 +41,12 @@ class BodyLimit:
     any size, even before the login was checked.) The rest of a refused body is the server's to skip: uvicorn drops
     what still arrives of it and keeps the connection, so the client reads the 413."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_REQUEST_BYTES, own: tuple[str, ...] = OWN_BODY_LIMIT):
+    def __init__(self, app: ASGIApp, limit: int = MAX_REQUEST_BYTES, own: tuple[str, ...] = OWN_BODY_LIMIT,
+                 counts: metrics.Metrics | None = None):
         self.app = app
         self.limit = limit
         self.own = own
+        self.counts = counts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.own):
@@ -76,6 +78,8 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.counts is not None:
+            self.counts.count("gateway", "body", "REQUEST_TOO_LARGE")
         reply = api.refused("REQUEST_TOO_LARGE", f"请求过大：请求体不能超过 {self.limit // 1024} KiB"
                                                  f" (request body over {self.limit} bytes)")
         await reply(scope, receive, send)
@@ -105,26 +109,33 @@ def build(settings: Settings) -> FastAPI:
                   redoc_url=None, description="每个命令与查询都与 NATS 总线上的相同，由同一份 contracts 生成；"
                   "登录后以该身份的权限执行。错误形如 `{ok: false, error: {code, message, field}}`。")
 
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, counts=counts)
+
+    def refused(request: Request, code: str, message: str, field: str | None = None) -> Response:
+        """A refusal by the gateway itself, counted like the services' (by the route's template: no ids)."""
+        route = request.scope.get("route")
+        counts.count("gateway", getattr(route, "path", "other"), code)
+        return api.refused(code, message, field)
 
     @app.exception_handler(api.NotLoggedIn)
-    async def not_logged_in(_: Request, __: Exception) -> Response:
-        return api.refused("LOGIN_REQUIRED", "请先登录 (log in first)")
+    async def not_logged_in(request: Request, __: Exception) -> Response:
+        return refused(request, "LOGIN_REQUIRED", "请先登录 (log in first)")
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> Response:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
         # A JSON syntax error's location is a position in the text, not a field.
         errors = [{**e, "loc": ()} if e.get("type") == "json_invalid" else e for e in exc.errors()]
         info = explain(errors)
-        return api.refused(info.code, info.message, info.field)
+        return refused(request, info.code, info.message, info.field)
 
     @app.exception_handler(400)
-    async def unreadable(_: Request, __: Exception) -> Response:  # FastAPI: a body it could not decode at all
-        return api.refused("VALIDATION_FAILED", "请求: 不是有效的 JSON (the body is no valid UTF-8 JSON)")
+    async def unreadable(request: Request, __: Exception) -> Response:  # FastAPI: a body it could not decode at all
+        return refused(request, "VALIDATION_FAILED", "请求: 不是有效的 UTF-8 JSON，或嵌套过深"
+                                                     " (the body is no valid UTF-8 JSON, or nested too deeply)")
 
     @app.exception_handler(405)
-    async def wrong_method(_: Request, exc: Exception) -> Response:
-        reply = api.refused("METHOD_NOT_ALLOWED", "这个接口不接受这种请求方法 (method not allowed)")
+    async def wrong_method(request: Request, exc: Exception) -> Response:
+        reply = refused(request, "METHOD_NOT_ALLOWED", "这个接口不接受这种请求方法 (method not allowed)")
         reply.headers.update(getattr(exc, "headers", None) or {})
         return reply
 

@@ -541,6 +541,26 @@ def test_metrics_count_requests_by_outcome_and_show_lag_and_dead_letters(gw: Gat
     assert metric(after, "gongdi_platform_up") == 1
 
 
+def test_metrics_count_the_gateways_own_refusals_and_failed_logins(gw: Gateway, city: httpx.Client):
+    """Before, a refusal by the gateway itself (no login, a body too large or unreadable, a wrong password) was in no
+    count: a run of failed logins showed nowhere."""
+    before = httpx.get(f"{gw.url}/metrics", timeout=10).text
+    assert gw.login("city", "wrong").status_code == 401
+    assert httpx.get(f"{gw.url}/api/views/city", timeout=10).status_code == 401
+    assert city.post("/api/commands/membership/RecordArrival", content=b"{not json",
+                     headers={"content-type": "application/json"}).status_code == 422
+    assert city.post("/api/commands/membership/RecordArrival", content=b"x" * (MAX_REQUEST_BYTES + 1),
+                     headers={"content-type": "application/json"}).status_code == 413
+    after = httpx.get(f"{gw.url}/metrics", timeout=10).text
+    name = "gongdi_gateway_requests_total"
+    for labels in ({"kind": "login", "name": "login", "outcome": "LOGIN_FAILED"},
+                   {"kind": "gateway", "name": "/api/views/city", "outcome": "LOGIN_REQUIRED"},
+                   {"kind": "gateway", "name": "/api/commands/membership/RecordArrival",
+                    "outcome": "VALIDATION_FAILED"},
+                   {"kind": "gateway", "name": "body", "outcome": "REQUEST_TOO_LARGE"}):
+        assert metric(after, name, **labels) - metric(before, name, **labels) == 1, labels
+
+
 def test_health_says_the_platform_answers(gw: Gateway):
     reply = httpx.get(f"{gw.url}/health", timeout=10)
     assert reply.status_code == 200
