@@ -25,7 +25,8 @@ NATS_PERMISSION = "NATS_PERMISSION"
 
 def denied_reply(subject: str, who: str) -> dict[str, Any]:
     """The server refused the publish itself: answered like a service's refusal, so callers handle one shape."""
-    message = f"{who or '匿名'} 无权访问 {subject}：NATS 拒绝了请求 (permissions violation)"
+    doing = "记录" if subject.startswith("cmd.") else "查看"
+    message = f"{who or '匿名'} 的身份无权{doing}这项内容（{subject}） (permissions violation)"
     return {"ok": False, "error": {"code": "FORBIDDEN", "field": NATS_PERMISSION, "message": message}}
 
 

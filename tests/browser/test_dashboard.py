@@ -207,6 +207,15 @@ def test_an_empty_form_names_every_required_field_in_its_own_words_and_sends_not
     assert posted == []
 
 
+def test_a_reading_login_on_the_record_page_is_told_it_may_not_record(browser: Any, demo: Gateway, pages: list[Any]):
+    page = log_in(browser, demo, "auditor", f"/site/{DEMO_SITE}/record")
+    pages.append(page)
+    problem = page.locator('#problem[data-state="forbidden"]')
+    problem.wait_for(timeout=10_000)
+    assert problem.locator("h2").inner_text() == "无权记录"  # before: 无权查看, over 只能查看，不能记录
+    assert "审计身份只能查看，不能记录" in problem.inner_text()
+
+
 def test_the_dashboard_sees_the_city_figures_but_no_member_names(
         browser: Any, demo: Gateway, artefacts: Path, pages: list[Any]):
     page = log_in(browser, demo, "dashboard", "/city", BIG_SCREEN)
@@ -224,7 +233,7 @@ def test_the_dashboard_sees_the_city_figures_but_no_member_names(
     page.goto(f"/site/{DEMO_SITE}")
     problem = page.locator('#problem[data-state="forbidden"]')
     problem.wait_for(timeout=10_000)
-    assert "无权查看" in problem.inner_text()
+    assert "无权查看" in problem.inner_text() and "dashboard 的身份无权查看这项内容" in problem.inner_text()
     body = page.locator("body").inner_text()
     assert not sorted(n for n in names if n in body), "member names on a forbidden site page"
     page.screenshot(path=str(artefacts / "dashboard-site-forbidden.png"))

@@ -355,11 +355,11 @@ export function header(me, { nav = true } = {}) {
 }
 
 // A whole-page message in place of a view: 无权查看, 没有找到, 无法连接.
-export function showProblem(err, target = 'content') {
+export function showProblem(err, target = 'content', { forbiddenTitle = '无权查看' } = {}) {
   const el = typeof target === 'string' ? document.getElementById(target) : target;
   let title = '加载失败';
   let state = 'error';
-  if (err instanceof ApiError && err.forbidden) { title = '无权查看'; state = 'forbidden'; }
+  if (err instanceof ApiError && err.forbidden) { title = forbiddenTitle; state = 'forbidden'; }
   else if (err instanceof ApiError && err.notFound) { title = '没有找到'; state = 'not-found'; }
   else if (err instanceof ApiError && err.retryable) { title = '暂时无法连接'; state = 'unreachable'; }
   const message = err && err.message && err.message !== title ? err.message : '';

@@ -441,7 +441,8 @@ start(async () => {
   siteId = siteFromPath();
   document.getElementById('site-link').href = `/site/${encodeURIComponent(siteId)}`;
   if (!me.may_write) {
-    showProblem(new ApiError(403, { code: 'FORBIDDEN', message: `${me.role_label || label(LABELS.role, me.role)}身份只能查看，不能记录` }));
+    showProblem(new ApiError(403, { code: 'FORBIDDEN', message: `${me.role_label || label(LABELS.role, me.role)}身份只能查看，不能记录` }),
+      'content', { forbiddenTitle: '无权记录' });
     return;
   }
   if (me.role === 'site' && me.site && me.site !== siteId) {
