@@ -481,9 +481,12 @@ async def birthdays(conn: asyncpg.Connection, schema: str, site_id: str, year: i
 
 
 async def open_talks(conn: asyncpg.Connection, schema: str, site_id: str, today: dt.date) -> list[dict[str, Any]]:
-    # The member's name while present, an applicant's from the development path (None once gone from both).
+    # The member's name while present, an applicant's from the development path, a departed member's from the
+    # departure (a talk may still be open after the member left).
     rows = await conn.fetch(
-        f"SELECT t.obligation_id, t.member_id, coalesce(m.name, d.name) AS name, t.reason, t.created_on, t.due_on"
+        f"SELECT t.obligation_id, t.member_id, coalesce(m.name, d.name, (SELECT x.name FROM {schema}.site_departure x"
+        f" WHERE x.site_id = t.site_id AND x.member_id = t.member_id AND x.name <> ''"
+        f" ORDER BY x.position DESC LIMIT 1)) AS name, t.reason, t.created_on, t.due_on"
         f" FROM {schema}.talk_obligation t"
         f" LEFT JOIN {schema}.site_member m ON m.site_id = t.site_id AND m.member_id = t.member_id"
         f" LEFT JOIN {schema}.development d ON d.site_id = t.site_id AND d.person_id = t.member_id"

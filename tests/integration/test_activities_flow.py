@@ -43,7 +43,7 @@ async def site_with_members(client: GongdiClient, site_id: str, members: list[st
         # the talks and the members reach the views through two consumers apart: wait for both
         talks = await client.query("views", "talks", {"site_id": site_id})
         site = await client.query("views", "site", {"site_id": site_id})
-        return (len(talks["data"]["open"]) == len(members) and site["ok"]
+        return (talks["ok"] and len(talks["data"]["open"]) == len(members) and site["ok"]
                 and site["data"]["members_present"] == len(members))
 
     assert await eventually(talks_created), "the activities policy did not create the arrival talks"
@@ -51,6 +51,22 @@ async def site_with_members(client: GongdiClient, site_id: str, members: list[st
 
 async def obligations(pool: asyncpg.Pool) -> int:
     return await pool.fetchval("SELECT count(*) FROM activities.events WHERE event_type = 'TalkObligationCreated'")
+
+
+@pytest.mark.usefixtures("platform")
+async def test_a_talk_still_open_after_its_member_left_names_the_member(client: GongdiClient):
+    """The record page's talk list offered a departed member's talk by id alone (the name came from members
+    present only)."""
+    await site_with_members(client, "t-left", ["l1"])
+    assert (await client.send(MEMBERSHIP, f.depart("t-left", "l1")))["ok"]
+
+    async def departed() -> bool:
+        site = await client.query("views", "site", {"site_id": "t-left"})
+        return site["data"]["members_present"] == 0
+
+    assert await eventually(departed)
+    [talk] = (await client.query("views", "talks", {"site_id": "t-left"}))["data"]["open"]
+    assert (talk["member_id"], talk["name"]) == ("l1", "李四")
 
 
 @pytest.mark.usefixtures("platform")

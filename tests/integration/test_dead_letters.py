@@ -195,7 +195,7 @@ async def test_a_policy_dead_letter_is_retried_and_its_effect_reaches_the_views(
     assert sum(out.count("已重新处理") for out in outs) == 1, outs
 
     async def talk() -> list[dict[str, Any]]:
-        return (await client.query("views", "talks", {"site_id": "pol"}))["data"]["open"]
+        return ((await client.query("views", "talks", {"site_id": "pol"}))["data"] or {}).get("open", [])
 
     [obligation] = await eventually(talk)  # appended by the policy, relayed, projected
     assert obligation["member_id"] == "m-poison"

@@ -155,7 +155,7 @@ def test_every_command_of_every_service_is_accepted_over_http(gw: Gateway, city:
 
     def open_talk() -> str:
         def first() -> str | None:
-            talks = city.get("/api/views/talks", params={"site_id": s}).json()["data"]["open"]
+            talks = (city.get("/api/views/talks", params={"site_id": s}).json()["data"] or {}).get("open", [])
             return talks[0]["obligation_id"] if talks else None
 
         found = eventually(first)

@@ -31,7 +31,7 @@ SITE = "up1"
 async def open_talks(client: GongdiClient) -> dict[str, str]:
     """member → obligation id of the site's open talks."""
     reply = await client.query("views", "talks", {"site_id": SITE})
-    return {t["member_id"]: t["obligation_id"] for t in reply["data"]["open"]}
+    return {t["member_id"]: t["obligation_id"] for t in (reply["data"] or {}).get("open", [])}  # none: not there yet
 
 
 async def append_as_release_01(pool: asyncpg.Pool, obligation: str) -> None:
