@@ -945,9 +945,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The commands that act as a person (`--as`); the others are the operator's, run with the state folder's own rights.
+AS_A_PERSON = {"view", "export", "history", "report", "send", "import", "deadletters"}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "identity", None) and args.cmd not in AS_A_PERSON:
+        parser.exit(2, f"gongdi {args.cmd} 是运维命令，以本机平台的权限运行，不接受 --as；--as 用于 "
+                       f"{'、'.join(sorted(AS_A_PERSON))} (--as does not apply to {args.cmd})\n")
     try:
         code = args.fn(args)
     except BrokenPipeError:

@@ -166,7 +166,9 @@ def test_verify_report_and_view_refuse_bad_arguments_before_connecting(tmp_path:
                        (("report", "--year", "2030"), "年度应在 1921 至"),
                        (("report", "--year", "-1"), "年度应在 1921 至"),
                        (("report", "--year", "2020", "--out", str(tmp_path / "a-file")), "--out 应为文件夹"),
-                       (("view", "city", "--basis", "recorded"), "--basis 须与 --as-of 一起使用")]:
+                       (("view", "city", "--basis", "recorded"), "--basis 须与 --as-of 一起使用"),
+                       (("--as", "township.shacheng", "rebuild"), "不接受 --as"),
+                       (("--as", "township.shacheng", "verify"), "不接受 --as")]:
         done = gongdi(tmp_path, *args)
         assert done.returncode == 2 and said in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr and "无法连接平台" not in done.stderr, (args, done.stderr)
