@@ -140,6 +140,10 @@ class ViewQueries:
         if reply.get("ok"):
             reply["data"]["as_of"] = {**describe(params.as_of, params.as_of_basis), "events": applied, "read": read}
             reply["data"].pop("snapshot", None)  # a past view is not a step of the live one
+        elif (reply.get("error") or {}).get("code") == "SITE_NOT_FOUND":  # not yet then, perhaps: say when
+            shown, site = describe(params.as_of, params.as_of_basis)["title"], getattr(params, "site_id", "")
+            reply["error"]["message"] = (f"{shown}：工地 {site} 还不在视图中（尚未登记或尚未记录），或编号有误"
+                                         " (no such site at that moment)")
         return orjson.dumps(reply)
 
     @asynccontextmanager

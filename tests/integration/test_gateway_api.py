@@ -281,6 +281,8 @@ def test_a_view_as_of_a_day_over_http(city: httpx.Client):
     shown_then = city.get("/api/views/site",
                           params={"site_id": "asof-http", "as_of": ARRIVED, "as_of_basis": "recorded"})
     assert shown_then.status_code == 404 and error(shown_then)["code"] == "SITE_NOT_FOUND"  # recorded years later
+    assert error(shown_then)["message"].startswith("截至2020年7月1日，按记录时间")  # said of then, not of now
+    assert "还不在视图中" in error(shown_then)["message"]
     bad = city.get("/api/views/city", params={"as_of": "yesterday"})
     assert bad.status_code == 422 and error(bad)["field"].startswith("as_of")
     for path, params in (("/api/views/city", {}), ("/api/views/site", {"site_id": "asof-http"}),
