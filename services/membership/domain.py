@@ -345,9 +345,19 @@ def _existing(given: Given, site_id: str) -> SiteState:
     return given.site
 
 
+def _site_named(site: SiteState) -> str:
+    """A site as a refusal names it to the people recording: by name, with its id."""
+    return f"{site.name}({site.site_id})"
+
+
+def _member(site: SiteState, member_id: str) -> str:
+    record = site.members.get(member_id)
+    return f"{record.name}({member_id})" if record is not None else f"党员 {member_id}"
+
+
 def _present(site: SiteState, member_id: str, field: str) -> MemberRecord:
     if member_id not in site.members:
-        raise MemberNotPresentError(f"党员 {member_id} 不在工地 {site.site_id} (member not present)", field)
+        raise MemberNotPresentError(f"党员 {member_id} 不在工地 {_site_named(site)} (member not present)", field)
     return site.members[member_id]
 
 
@@ -356,8 +366,8 @@ def _not_before_arrival(site: SiteState, member_id: str, departed_on: dt.date, f
     arrived_on = site.arrived.get(member_id)
     if arrived_on is not None and departed_on < arrived_on:
         raise DepartureBeforeArrivalError(
-            f"党员 {member_id} 于 {arrived_on} 进场工地 {site.site_id}，{what} {departed_on} 不能早于进场日期"
-            " (departure before arrival)", field)
+            f"{_member(site, member_id)} 于 {arrived_on} 进场工地 {_site_named(site)}，{what} {departed_on}"
+            " 不能早于进场日期 (departure before arrival)", field)
 
 
 def _register_site(command: RegisterSite, given: Given) -> list[Event]:
@@ -416,7 +426,7 @@ def _record_arrival(command: RecordArrival, given: Given) -> list[Event]:
             " (admitted after arriving)", "member.admitted_on")
     if command.member_id in site.members:
         raise MemberAlreadyPresentError(
-            f"党员 {command.member_id} 已在工地 {site.site_id} (member already present)", "member_id"
+            f"{_member(site, command.member_id)} 已在工地 {_site_named(site)} (member already present)", "member_id"
         )
     events: list[Event] = []
     previous = given.previous_site

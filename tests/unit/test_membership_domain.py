@@ -165,8 +165,11 @@ def test_arrival_at_unknown_site_is_refused():
 
 
 def test_arrival_of_member_already_present_is_refused():
-    with pytest.raises(domain.MemberAlreadyPresentError):
+    with pytest.raises(domain.MemberAlreadyPresentError) as refused:
         decide(arrival("m1"), Given(given(registered(), arrived("m1"))))
+    site = given(registered(), arrived("m1"))
+    # Named as the people recording know them (before: "党员 m1 已在工地 a").
+    assert str(refused.value).startswith(f"{site.members['m1'].name}(m1) 已在工地 {site.name}(a)")
 
 
 def test_an_arrival_before_the_site_started_is_refused():
