@@ -116,8 +116,12 @@ def cmd_view(args: argparse.Namespace) -> int:
     if args.basis is not None and args.as_of is None:
         print("--basis 须与 --as-of 一起使用 (--basis needs --as-of)", file=sys.stderr)
         return 2
-    settings = client_settings(args)
     query, printer = VIEWS[args.what]
+    if not query.key and args.site_id:
+        print(f"gongdi view {args.what} 不接受编号 {args.site_id}（它不属于某个工地或乡镇） (takes no id)",
+              file=sys.stderr)
+        return 2
+    settings = client_settings(args)
     body: dict[str, Any] = {}
     if query.key:  # the site (or township, or department) the view is of
         if not args.site_id:

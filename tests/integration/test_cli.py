@@ -167,6 +167,7 @@ def test_verify_report_and_view_refuse_bad_arguments_before_connecting(tmp_path:
                        (("report", "--year", "-1"), "年度应在 1921 至"),
                        (("report", "--year", "2020", "--out", str(tmp_path / "a-file")), "--out 应为文件夹"),
                        (("view", "city", "--basis", "recorded"), "--basis 须与 --as-of 一起使用"),
+                       (("view", "city", "extra"), "gongdi view city 不接受编号 extra"),
                        (("--as", "township.shacheng", "rebuild"), "不接受 --as"),
                        (("--as", "township.shacheng", "verify"), "不接受 --as")]:
         done = gongdi(tmp_path, *args)
