@@ -333,6 +333,24 @@ def test_the_site_page_lists_the_development_path_and_the_mobility_to_dos(
     page.locator("#development-section").screenshot(path=str(artefacts / "site-development.png"))
 
 
+def test_the_site_page_says_who_recorded_a_departure_by_role_and_place(browser: Any, demo: Gateway, pages: list[Any]):
+    """Before, the 记录人 column showed the login name (township.shacheng)."""
+    with demo.client(SECRETARY) as secretary:  # a stay of one day, recorded by the site's secretary
+        assert post(secretary, "membership", "RecordArrival", arrival(DEMO_SITE, "m9301", "方志远")).status_code == 200
+        assert post(secretary, "membership", "RecordDeparture", {
+            "site_id": DEMO_SITE, "member_id": "m9301", "departed_on": "2020-07-02"}).status_code == 200
+    page = log_in(browser, demo, "city", f"/site/{DEMO_SITE}")
+    pages.append(page)
+    page.wait_for_function("() => document.querySelector('#departures')?.textContent.includes('方志远')",
+                           timeout=10_000)
+    shown = page.evaluate("() => [...document.querySelector('#departures table').tBodies[0].rows].map((tr) => "
+                          "[tr.lastElementChild.textContent, tr.lastElementChild.firstElementChild.title])")
+    township_name = demo.settings.city().townships[DEMO_TOWNSHIP]
+    expected = {f"township.{DEMO_TOWNSHIP}": f"{township_name}（乡镇）", "city": "市工委",
+                f"site.{DEMO_TOWNSHIP}.{DEMO_SITE}": f"{township_name} 工地书记"}
+    assert shown and all(text == expected[login] for text, login in shown), shown
+
+
 # ---- refusals by their field, links a login may follow, pages on a laptop and a phone ------------------------------
 
 TOWNSHIP, TOWNSHIP_SITE = "township.bailin", "tangyuan-500kv"

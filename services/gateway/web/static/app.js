@@ -284,6 +284,18 @@ export function townshipName(me, code) {
   return (me && me.city && me.city.townships && me.city.townships[code]) || code || '';
 }
 
+// Who recorded something, as people say it: 市工委, 沙埕镇（乡镇）, 工地书记 (shachengwan), 平台规则 …; the login name
+// stays in the title.
+export function actorName(me, actor) {
+  const parts = String(actor || '').split('.');
+  if (!actor) return '';
+  if (actor.startsWith('policy:')) return `平台规则 ${actor.slice(7)}`;
+  if (parts[0] === 'township' && parts[1]) return `${townshipName(me, parts[1])}（乡镇）`;
+  if (parts[0] === 'site' && parts[2]) return `${townshipName(me, parts[1])} 工地书记`;
+  if (parts[0] === 'department' && parts[1]) return `${departmentName(me, parts[1])}（主管部门）`;
+  return LABELS.role[parts[0]] || actor;
+}
+
 export function departmentName(me, code) {
   return (me && me.city && me.city.departments && me.city.departments[code]) || code || '';
 }

@@ -1,7 +1,7 @@
 // 工地 page: project facts, branch, groups, members, counts, talks due, political birthdays, development, mobility,
 // activities, liaison.
 import {
-  ApiError, LABELS, activitiesSummary, asOf, asOfControl, card, cityToday, downloadButtons, fig, fill, flag, fmt, h, header, label, liaisonSummary,
+  ApiError, LABELS, activitiesSummary, actorName, asOf, asOfControl, card, cityToday, downloadButtons, fig, fill, flag, fmt, h, header, label, liaisonSummary,
   live, loadMe,
   setFreshness, showAsOf, showProblem, snapshotOf, start, table, thisMonth, throttle, townshipName, view,
 } from '/static/app.js';
@@ -145,7 +145,8 @@ function renderDepartures(d) {
   const holders = d.departed_holders || [];
   fill('departures',
     scrolling(table(['姓名', '离场日期', '去向', '记录人'], out.map((x) => [
-      x.name || x.member_id, x.departed_on, x.moved_to_site ? `转至工地 ${x.moved_to_site}` : '离开工地', x.recorded_by || '']),
+      x.name || x.member_id, x.departed_on, x.moved_to_site ? `转至工地 ${x.moved_to_site}` : '离开工地',
+      h('span', { title: x.recorded_by || '' }, actorName(me, x.recorded_by))]),
     { empty: '近期无人离场' })),
     holders.length ? h('div', null, h('h3', null, '需调整的负责人（已离场）'),
       h('ul', { class: 'plain' }, holders.map((x) => h('li', { class: 'warn' },
