@@ -86,6 +86,13 @@ class MemberAlreadyPresentError(DomainError):
     code = "MEMBER_ALREADY_PRESENT"
 
 
+class MemberIdMismatchError(DomainError):
+    """An arrival under the id of a member present elsewhere, with another name or 入党日期: a mistyped id would
+    otherwise move (and rename) somebody else's member."""
+
+    code = "MEMBER_ID_MISMATCH"
+
+
 class MemberNotPresentError(DomainError):
     code = "MEMBER_NOT_PRESENT"
 
@@ -431,6 +438,12 @@ def _record_arrival(command: RecordArrival, given: Given) -> list[Event]:
     events: list[Event] = []
     previous = given.previous_site
     if previous is not None and command.member_id in previous.members:
+        there, here = previous.members[command.member_id], command.member
+        if (there.name, there.admitted_on) != (here.name, here.admitted_on):
+            raise MemberIdMismatchError(
+                f"党员编号 {command.member_id} 是 {_site_named(previous)} 在场的 {there.name}"
+                f"（入党 {there.admitted_on}），与此次填写的 {here.name}（入党 {here.admitted_on}）不符：请核对党员编号"
+                " (the id names another member)", "member_id")
         # Arriving here ends the stay there on the same day: that departure may not precede the arrival there.
         _not_before_arrival(previous, command.member_id, command.arrived_on, "arrived_on",
                             f"调往工地 {site.site_id} 的进场日期")

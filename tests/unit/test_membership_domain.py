@@ -195,6 +195,18 @@ def test_arrival_elsewhere_ends_the_earlier_stay():
     ]
 
 
+@pytest.mark.parametrize("changed", [{"name": "错名字"}, {"admitted_on": dt.date(1990, 1, 1)}])
+def test_an_arrival_under_the_id_of_another_member_present_elsewhere_is_refused(changed):
+    """A mistyped id in an import moved and renamed somebody else's member without a word."""
+    b = given(registered("b"), arrived("m1", "b"))
+    wrong = arrival("m1")
+    wrong = wrong.model_copy(update={"member": wrong.member.model_copy(update=changed)})
+    with pytest.raises(domain.MemberIdMismatchError) as refused:
+        decide(wrong, Given(given(registered()), previous_site=b))
+    assert refused.value.field == "member_id" and "请核对党员编号" in str(refused.value)
+    assert f"是 {b.name}(b) 在场的 {b.members['m1'].name}" in str(refused.value)
+
+
 def test_departure_records_member_departed():
     cmd = RecordDeparture(command_id=cmd_id(), site_id="a", member_id="m1", departed_on=DAY, reason="工程结束")
     assert decide(cmd, Given(given(registered(), arrived("m1")))) == [
