@@ -6,7 +6,6 @@ import asyncio
 import difflib
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -36,6 +35,7 @@ from gongdi.cli.format import (
 )
 from gongdi.cli.parsing import Parser, examples
 from gongdi.cli.retrying import RetryNotice
+from gongdi.ops import statelock
 from gongdi.ops.client import send_retrying, with_client
 from gongdi.ops.credentials import FILE_NAME as CREDENTIALS
 from gongdi.ops.credentials import SUPERUSER, Credentials
@@ -518,25 +518,38 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
-    _reset(args.home)
+    try:
+        held = statelock.hold(args.home)
+    except statelock.FolderInUse as exc:
+        print(f"未清空：{exc}；请先停止它 (Ctrl-C) 再清空 (the platform is running)", file=sys.stderr)
+        return 1
+    try:
+        _reset(args.home)
+    finally:
+        statelock.release(held)
     print(f"已清空 {args.home}")
     return 0
 
 
 def _reset(home: Path) -> None:
-    for pidfile in (home / "nats" / "nats.pid", home / "postgres" / "data" / "postmaster.pid"):
-        from gongdi.ops.runtime import _kill_stale
+    """Every server a dead `up` left behind stopped, and the folder emptied; the caller holds its lock."""
+    from gongdi.ops.runtime import _kill_stale
 
+    for pidfile in (home / "nats" / "nats.pid", home / "postgres" / "data" / "postmaster.pid"):
         _kill_stale(pidfile)
-    shutil.rmtree(home, ignore_errors=True)
+    statelock.empty(home)
 
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     home: Path = args.home
+    try:
+        statelock.hold(home)  # for as long as this process lives: servers left by a dead one are stale, not live
+    except statelock.FolderInUse as exc:
+        print(f"平台已在运行：{exc}；不再启动第二个 (already running)", file=sys.stderr)
+        return 1
     if args.reset:
         _reset(home)
-    home.mkdir(parents=True, exist_ok=True)
     nats_srv = pg = None
     stopping = False
 

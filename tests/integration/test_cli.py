@@ -81,6 +81,13 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
         assert refused.returncode == 1 and "MEMBER_ALREADY_PRESENT" in refused.stdout
         assert gongdi(home, "verify").returncode == 0
 
+        # A second `up` or a `reset` on the running folder is refused at once (before, the second one took the
+        # running servers for leftovers and killed them; a reset emptied the folder under them).
+        for args, said in ((("up",), "平台已在运行"), (("reset",), "未清空")):
+            other = gongdi(home, *args)
+            assert other.returncode == 1 and said in other.stderr and f"PID {proc.pid}" in other.stderr, other.stderr
+        assert gongdi(home, "view", "status").returncode == 0 and (home / "credentials.json").exists()
+
         # Identities: the passwords are the owner's alone; each township writes its own sites only.
         assert (home / "credentials.json").stat().st_mode & 0o777 == 0o600
         listed = gongdi(home, "users").stdout
