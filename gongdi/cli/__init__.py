@@ -412,6 +412,31 @@ def _seed(settings: Settings, creds: Credentials) -> None:
               " (an earlier demo recorded these facts otherwise; the folder is kept as it is)")
 
 
+def bus_answers(settings: Settings) -> bool:
+    """Whether NATS takes a connection now, tried once: the operator's commands connect as the services do (retrying
+    for ever), which with the platform stopped hung `gongdi verify` instead of saying so."""
+
+    async def probe() -> None:
+        async def quiet(_: Exception) -> None:
+            return None
+
+        nc = await nats.connect(settings.nats_servers, name="gongdi-probe", connect_timeout=2,
+                                max_reconnect_attempts=2, reconnect_time_wait=0.2, error_cb=quiet)
+        await nc.close()
+
+    try:
+        asyncio.run(probe())
+    except (nats.errors.Error, OSError, TimeoutError):
+        return False
+    return True
+
+
+def unreachable(home: Path) -> int:
+    print(f"无法连接平台：NATS 没有应答。请先在项目目录运行 `gongdi up`，或设置 NATS_URL；状态目录 {home.resolve()}"
+          " (cannot reach NATS)", file=sys.stderr)
+    return 1
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Every writing service (or `--schema`): chains, commands, signed heads, JetStream copy (gongdi.ops.audit)."""
     from gongdi.ops.audit import kept_heads, summary, verify_all
@@ -429,6 +454,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
     settings = runtime_settings(args.home)
+    if not bus_answers(settings):
+        return unreachable(args.home)
     creds = Credentials.load(args.home / CREDENTIALS)
     public = HeadKey(creds.head_key).public_hex if creds.head_key else None
 
@@ -471,6 +498,8 @@ def cmd_repair_stream(args: argparse.Namespace) -> int:
     from gongdi.store.postgres import PostgresEventStore
 
     settings = runtime_settings(args.home)
+    if not bus_answers(settings):
+        return unreachable(args.home)
     schemas = [module.rsplit(".", 1)[-1] for module in SETUP_ORDER]
 
     async def run() -> bool:
@@ -504,6 +533,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     from gongdi.ops.rebuilding import rebuild_bar, result_line
     from services.views.app import VIEWS as READING
 
+    if not bus_answers(runtime_settings(args.home)):
+        return unreachable(args.home)
     try:
         outcome = asyncio.run(READING.rebuild_swap(runtime_settings(args.home), args.fresh, rebuild_bar(),
                                                    accept_letters=args.accept_dead_letters))

@@ -195,6 +195,21 @@ SEND = ["send", "--wait", "7", "membership", "ReportWorkforce",
         json.dumps({"site_id": "baolong", "headcount": 1500, "as_of": "2020-09-01"})]
 
 
+def test_operators_commands_say_at_once_that_the_platform_is_not_running(tmp_path: Path):
+    """Before, `gongdi verify` with the platform stopped retried the bus for ever (and printed its tracebacks)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _unreachable_env()
+    (home / "runtime.json").write_text(json.dumps({"nats_url": env["NATS_URL"],
+                                                   "database_url": "postgresql://nobody@127.0.0.1:1/none"}))
+    for args in (("verify",), ("rebuild",), ("repair-stream", "membership")):
+        started = time.monotonic()
+        done = subprocess.run([*GONGDI, "--home", str(home), *args], capture_output=True, text=True, env=env,
+                              timeout=60)
+        assert done.returncode == 1 and done.stderr.startswith("无法连接平台：NATS 没有应答"), (args, done.stderr)
+        assert "Traceback" not in done.stderr and time.monotonic() - started < 30, args
+
+
 def test_send_to_an_unreachable_platform_writes_a_log_line_every_few_seconds_then_the_outcome(tmp_path: Path):
     """stderr to a log (not a terminal): before, one line per attempt, a second apart, 30 of them by default."""
     sent = subprocess.run([*GONGDI, "--home", str(tmp_path), *SEND], capture_output=True, text=True,
