@@ -17,6 +17,7 @@ from contracts.base import Command
 from contracts.identity import Identity
 from contracts.subjects import command_subject, query_subject
 from gongdi.ops.accounts import inbox_prefix
+from gongdi.service.process import UNAVAILABLE
 from gongdi.service.settings import Settings
 
 _DENIED = re.compile(r'permissions violation for publish to "([^"]+)"', re.IGNORECASE)
@@ -132,9 +133,14 @@ async def send_retrying(settings: Settings, service: str, name: str, body: bytes
     deadline = time.monotonic() + wait
     while True:
         try:
-            return await with_client(settings, lambda c: c.send_raw(service, name, body))
+            reply = await with_client(settings, lambda c: c.send_raw(service, name, body))
         except UNREACHABLE as exc:
             if time.monotonic() >= deadline:
                 raise
             on_retry(exc)
             await asyncio.sleep(1.0)
+            continue
+        if (reply.get("error") or {}).get("code") != UNAVAILABLE or time.monotonic() >= deadline:
+            return reply
+        on_retry(ConnectionError("数据库暂时无法访问 (database unavailable)"))  # the service's store, a moment
+        await asyncio.sleep(1.0)

@@ -124,6 +124,13 @@ def invalid(exc: ValidationError) -> bytes:
     return refusal(info.code, info.message, info.field)
 
 
+# The database gone for a moment (restarted, shutting down, not yet taking connections): nothing was written, and
+# the same command sent again is recorded once, so the caller is told to retry (UNAVAILABLE), not to call an admin.
+DATABASE_DOWN = (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError,
+                 asyncpg.CrashShutdownError, asyncpg.InterfaceError, ConnectionError)
+UNAVAILABLE = "UNAVAILABLE"
+
+
 def reply_handler(broker_: NatsBroker, subject: str, queue: str, workers: int,
                   handle: Callable[[Request], Awaitable[bytes]], max_bytes: int = MAX_REQUEST_BYTES) -> None:
     """Subscribe `handle(request) -> reply` as a request/reply endpoint of a queue group. Every request gets an
@@ -136,6 +143,10 @@ def reply_handler(broker_: NatsBroker, subject: str, queue: str, workers: int,
             return refusal("REQUEST_TOO_LARGE", f"请求超过 {max_bytes // 1024} KiB (request too large)")
         try:
             return await handle(request)
+        except DATABASE_DOWN as exc:
+            log.warning("request failed: database unavailable", subject=subject, error=type(exc).__name__)
+            return refusal(UNAVAILABLE, "数据库暂时无法访问，未记录任何内容；请稍后重试，同一命令只会记录一次"
+                                        " (the database is unavailable, nothing recorded; retry)")
         except Exception as exc:
             incident = uuid.uuid4().hex[:12]
             # The exception's type and where it came from, not its text: texts quote the input (names, ids).

@@ -29,7 +29,7 @@ SERVICES_WITH_STATUS = [c.SERVICE for c in CONTRACTS]
 # The HTTP status each kind of refusal is answered with; the body is the bus's typed error either way.
 STATUS_OF = {"VALIDATION_FAILED": 422, "FORBIDDEN": 403, "LOGIN_REQUIRED": 401, "LOGIN_FAILED": 401,
              "REQUEST_TOO_LARGE": 413, "METHOD_NOT_ALLOWED": 405, "COMMAND_ID_REUSED": 409, "UNREACHABLE": 503,
-             "SESSIONS_FULL": 503, "INTERNAL": 500}
+             "SESSIONS_FULL": 503, "UNAVAILABLE": 503, "INTERNAL": 500}
 
 
 def status_for(code: str) -> int:

@@ -77,7 +77,8 @@ async def resilient_client(settings: Settings) -> GongdiClient:
 
 async def send_until_ok(client: GongdiClient, command: Command) -> dict:
     """The same command, same id, until it is acknowledged: unanswered while a server is down, or refused as
-    INTERNAL while the database restarts. The pauses are retry intervals, not waits for an outcome."""
+    UNAVAILABLE while the database restarts (INTERNAL for a failure in flight the store does not name as one). The
+    pauses are retry intervals, not waits for an outcome."""
     body = command.model_dump_json().encode()
     for _ in range(600):
         try:
@@ -87,7 +88,7 @@ async def send_until_ok(client: GongdiClient, command: Command) -> dict:
             continue
         if reply["ok"]:
             return reply
-        assert reply["error"]["code"] == "INTERNAL", reply
+        assert reply["error"]["code"] in ("UNAVAILABLE", "INTERNAL"), reply
         await asyncio.sleep(0.1)
     raise AssertionError(f"{command} never acknowledged")
 
