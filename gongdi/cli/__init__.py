@@ -63,7 +63,10 @@ def runtime_settings(home: Path) -> Settings:
     values: dict[str, Any] = {}
     info = home / "runtime.json"
     if info.exists():
-        values.update(json.loads(info.read_text()))
+        try:
+            values.update(json.loads(info.read_text()))
+        except ValueError:  # only addresses and ports: `gongdi up` writes it again
+            print(f"注意：{info} 已损坏，已忽略；`gongdi up` 会重新写入 (runtime.json is damaged)", file=sys.stderr)
     env = Settings.from_env()
     if "NATS_URL" in os.environ or "nats_url" not in values:
         values["nats_url"] = env.nats_url
@@ -692,7 +695,10 @@ def _http_port(home: Path) -> int:
     if "GONGDI_HTTP_PORT" in os.environ:
         return int(os.environ["GONGDI_HTTP_PORT"]) or free_port()
     info = home / "runtime.json"
-    before = json.loads(info.read_text()).get("http_port") if info.exists() else None
+    try:
+        before = json.loads(info.read_text()).get("http_port") if info.exists() else None
+    except ValueError:  # damaged: written again below
+        before = None
     for port in (before, Settings().http_port):
         if port and port_free(int(port)):
             return int(port)

@@ -39,7 +39,11 @@ class Credentials:
 
     @classmethod
     def load(cls, path: Path) -> Credentials:
-        raw = json.loads(path.read_text()) if path.exists() else {}
+        try:
+            raw = json.loads(path.read_text()) if path.exists() else {}
+        except ValueError:
+            raise SystemExit(f"{path} 已损坏，读不出其中的密码（不是完整的 JSON）。请从备份恢复它；没有备份时，"
+                             "数据库的密码已无法找回 (credentials.json is damaged)") from None
         return cls(path, raw.get("nats", {}), raw.get("postgres", {}), raw.get("secretaries", {}),
                    raw.get("head_key", ""))
 

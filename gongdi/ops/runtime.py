@@ -111,11 +111,16 @@ def _clear_group(pid: int, timeout: float = 30.0) -> None:
 
 
 def write_private(path: Path, text: str) -> None:
-    """A file that holds secrets: owner-only from the moment it exists."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """A file that holds secrets: owner-only from the moment it exists, and whole or not at all (written beside it,
+    synced, then renamed over it: a crash in the middle left a truncated credentials.json that nothing could read)."""
+    part = path.with_name(f".{path.name}.part")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(text)
-    os.chmod(path, 0o600)
+        out.flush()
+        os.fsync(out.fileno())
+    os.chmod(part, 0o600)
+    os.replace(part, path)
 
 
 def reload_nats_accounts(root: Path, accounts: str) -> bool:

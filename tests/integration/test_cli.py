@@ -195,6 +195,18 @@ SEND = ["send", "--wait", "7", "membership", "ReportWorkforce",
         json.dumps({"site_id": "baolong", "headcount": 1500, "as_of": "2020-09-01"})]
 
 
+def test_damaged_state_files_are_said_not_tracebacks(tmp_path: Path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "runtime.json").write_text('{"nats_url": "nats://127.0.0.1:')  # cut off mid-write
+    (home / "credentials.json").write_text('{"nats": {"city": "x')
+    env = _unreachable_env()
+    done = subprocess.run([*GONGDI, "--home", str(home), "verify"], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert "runtime.json 已损坏" in done.stderr and "credentials.json 已损坏" in done.stderr, done.stderr
+
+
 def test_operators_commands_say_at_once_that_the_platform_is_not_running(tmp_path: Path):
     """Before, `gongdi verify` with the platform stopped retried the bus for ever (and printed its tracebacks)."""
     home = tmp_path / "home"
