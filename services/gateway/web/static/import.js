@@ -150,10 +150,10 @@ start(async () => {
   document.getElementById('import-dry-run').addEventListener('change', setButton);
   document.getElementById('only-refused').addEventListener('change', filterRows);
   if (!me.may_write) {
-    fill('write-note', `${me.role_label}身份只能查看，不能导入；只能校验表格。`);
-    document.getElementById('import-dry-run').checked = true;
-    document.getElementById('import-dry-run').disabled = true;
-    setButton();
+    // The server refuses a reading login's upload before reading it, a check only (dry run) included: offering
+    // one here only led to a 403.
+    fill('write-note', `${me.role_label}身份只能查看，不能导入或校验表格；请由乡镇或市工委导入。`);
+    for (const el of document.querySelectorAll('#import-form input, #import-form select, #import-form button')) el.disabled = true;
   } else if (me.role === 'township') {
     fill('write-note', '乡镇身份只能导入本乡镇工地的人员与项目；其他乡镇的行会显示“未导入 FORBIDDEN”。');
   } else if (me.role === 'site') {
