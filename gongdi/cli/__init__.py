@@ -584,6 +584,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     if args.reset:
         _reset(home)
+    http_port = _http_port(home)  # a port asked for and taken is said before anything starts
     nats_srv = pg = None
     stopping = False
 
@@ -622,7 +623,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             database_passwords = db_creds.postgres
             pg = EmbeddedPostgres(home / "postgres", password=db_creds.postgres[SUPERUSER])
             urls["database_url"] = pg.start()
-        urls["http_port"] = _http_port(home)
+        urls["http_port"] = http_port
         write_private(home / "runtime.json", json.dumps(urls, indent=2))  # the database URL carries a password
         settings = runtime_settings(home)
         # The servers the platform started itself are watched too: killed, they are restarted in place.
@@ -673,6 +674,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             pg.stop()
         if nats_srv:
             nats_srv.stop()
+        print("已停止 (stopped)")
     return 0
 
 
@@ -693,7 +695,11 @@ def _http_port(home: Path) -> int:
     """The gateway's port: GONGDI_HTTP_PORT (0: any free one), else the one this state folder had, else 8480, else
     any free one."""
     if "GONGDI_HTTP_PORT" in os.environ:
-        return int(os.environ["GONGDI_HTTP_PORT"]) or free_port()
+        asked = int(os.environ["GONGDI_HTTP_PORT"])
+        if asked and not port_free(asked):  # before, the gateway died on it and `up` waited a minute for it
+            raise SystemExit(f"端口 {asked} 已被占用（GONGDI_HTTP_PORT）：请换一个端口，或设为 0 让平台自选"
+                             f" (port {asked} is taken)")
+        return asked or free_port()
     info = home / "runtime.json"
     try:
         before = json.loads(info.read_text()).get("http_port") if info.exists() else None

@@ -195,6 +195,19 @@ SEND = ["send", "--wait", "7", "membership", "ReportWorkforce",
         json.dumps({"site_id": "baolong", "headcount": 1500, "as_of": "2020-09-01"})]
 
 
+def test_up_on_a_port_that_is_taken_says_so_before_starting_anything(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        done = subprocess.run([*GONGDI, "--home", str(tmp_path / "home"), "up"], capture_output=True, text=True,
+                              env={**_env(), "GONGDI_HTTP_PORT": str(port)}, timeout=60)
+    assert done.returncode == 1 and f"端口 {port} 已被占用" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and time.monotonic() - started < 30
+    assert not (tmp_path / "home" / "postgres").exists()  # nothing started
+
+
 def test_damaged_state_files_are_said_not_tracebacks(tmp_path: Path):
     home = tmp_path / "home"
     home.mkdir()
