@@ -65,7 +65,7 @@ def story(gw: Gateway) -> dict[str, str]:
         ok(post(township, "liaison", "StartMediation", {**case, "mediator": "调解站", "started_on": LATER}))
         ok(post(township, "liaison", "ResolveMediation", {**case, "resolved_on": LATER, "outcome": "结清"}))
         ok(post(city, "membership", "RegisterSite", site("h2", "diantou")))
-        ok(post(city, "membership", "RecordArrival", arrival("h2", "h1-m3", arrived_on=LATER)))
+        ok(post(city, "membership", "RecordArrival", arrival("h2", "h1-m3", name="党员3", arrived_on=LATER)))
         with gw.client("auditor") as auditor:  # the moved member's new talk obligation, made by the policy on h2
             assert eventually(lambda: len(ok(auditor.get("/api/history/member/h1-m3"))["data"]["events"]) == 5)
         return {"obligation": obligation, "talk_command": talk["command_id"]}
