@@ -200,7 +200,12 @@ def main() -> None:
     parser.add_argument("--rebuild", type=int, metavar="N", help="only the rebuild bench, over N generated events")
     parser.add_argument("--import", dest="import_rows", type=int, metavar="N",
                         help="only the import bench: N roster rows imported, against the same commands sent directly")
+    parser.add_argument("--big-site", type=int, metavar="N",
+                        help="only the big-site bench: N arrivals into one site, against arrivals over small sites")
     args = parser.parse_args()
+    if args.big_site:
+        big_site_bench(args.big_site, args.width)
+        return
     if args.rebuild:
         rebuild_bench(args.rebuild)
         return
@@ -244,6 +249,25 @@ def rebuild_bench(n: int) -> None:
         print(f"bench: rebuild of the views from {n:,} membership events; fsync on")
         result = asyncio.run(rebuild.bench(settings.database_url, n))
     rebuild.report(result)
+
+
+def big_site_bench(n: int, width: int) -> None:
+    """`n` arrivals into one site, timed by block of 1,000, against arrivals spread over 100 small sites."""
+    from bench import bigsite
+
+    with embedded_servers() as (root, creds, settings):
+        settings = settings.model_copy(update={"http_port": free_port()})
+        sup = Supervisor(settings, root / "logs", say=print, passwords=creds.nats, database_passwords=creds.postgres)
+        try:
+            sup.setup()
+            sup.start()
+            admin = settings.as_user("city", creds.password("city"))
+            wait_ready(admin)
+            print(f"bench: {n:,} arrivals into one site as the city committee, {width} in flight; fsync on")
+            result = asyncio.run(bigsite.bench(admin, n, min(n, 1000), width))
+        finally:
+            sup.stop()
+    bigsite.report(result)
 
 
 def import_bench(n: int, width: int) -> None:

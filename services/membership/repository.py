@@ -1,21 +1,35 @@
-"""Membership's store: site snapshots and member presence kept beside the events, in two round trips per command.
+"""Membership's store: site states and member presence kept beside the events, in two round trips per command.
 
 `load` is one query (whether the command was seen, the site's state, the state of the site where the member is
 now); `commit` is one call of a SQL function that appends the events and updates the inline tables in the
 statement's transaction. A racing writer makes either a unique violation or GD409: a conflict, tried again.
+
+A site's stored state is not rewritten by every command: it holds every member present, so an arrival into a
+site of 4,000 members rewrote 1 MB and parsed it back (15 arrivals/s, `python -m bench --big-site 4000`). It is
+written again once the events since outnumber a fiftieth of its members (`refold_due`); in between, `site_state`
+moves only its head (version, hash), and a load folds the events after the stored state onto it (`SiteFolds`),
+or onto the state this process last committed for the site when that is newer.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
 
-from contracts.base import Command, Event
+from contracts.base import Command, Event, parse
 from contracts.city import City
-from contracts.membership import AdmitProbationary, MemberArrived, MemberDeparted, RecordArrival, SiteRegistered
+from contracts.membership import (
+    EVENTS,
+    AdmitProbationary,
+    MemberArrived,
+    MemberDeparted,
+    RecordArrival,
+    SiteRegistered,
+)
 from contracts.replies import ErrorInfo, RecordedRef
 from gongdi.store.base import ConcurrencyError, Loaded, Meta, Pending, StreamHead, prepare
 from gongdi.store.migrations import Migration, numbered
@@ -64,7 +78,21 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
                 ORDER BY e.version DESC LIMIT 1) a), '{{}}'::jsonb))
         WHERE NOT st.state ? 'arrived';"""),
     tamper_evidence(7),
+    Migration(8, "a site's stored state may trail its head: the version it was folded up to", lambda s: f"""
+        ALTER TABLE {s}.site_state ADD COLUMN IF NOT EXISTS state_version int;
+        UPDATE {s}.site_state SET state_version = version WHERE state_version IS NULL;
+        ALTER TABLE {s}.site_state ALTER COLUMN state_version SET NOT NULL;"""),
 ])
+
+# The stored state is written again once the events since it outnumber a fiftieth of its members: a site under 50
+# members with every command, as before; a site of 5,000 every hundredth event, so that a load folds at most ~100
+# events (each a copy of the member table) where it would have parsed the whole state anyway.
+REFOLD_PER_MEMBERS = 50
+FOLDS_KEPT = 64  # sites whose latest state a process keeps (a site of 5,000 members is ~8 MB of Python objects)
+
+
+def refold_due(state: SiteState, version: int, state_version: int) -> bool:
+    return version - state_version > len(state.members) // REFOLD_PER_MEMBERS
 
 
 def commit_function_sql(s: str) -> str:
@@ -94,20 +122,29 @@ BEGIN
     -- The primary key is the rule "a member is at one site at a time": a racing arrival fails here.
     INSERT INTO {s}.member_presence (member_id, site_id)
         SELECT c.member_id, c.site_id FROM jsonb_to_recordset(p_came) AS c(member_id text, site_id text);
-    INSERT INTO {s}.site_state (site_id, version, hash, state)
-        SELECT u.site_id, u.version, u.hash, u.state
+    -- A row without a state moves only the head: the stored state stays, folded up to its state_version. (Not an
+    -- upsert: the insert's NOT NULL check on state comes before its conflict.)
+    UPDATE {s}.site_state st SET version = u.version, hash = u.hash, state = coalesce(u.state, st.state),
+        state_version = CASE WHEN u.state IS NULL THEN st.state_version ELSE u.version END
+    FROM jsonb_to_recordset(p_states) AS u(site_id text, version int, hash text, state jsonb)
+    WHERE st.site_id = u.site_id;
+    INSERT INTO {s}.site_state (site_id, version, hash, state, state_version)
+        SELECT u.site_id, u.version, u.hash, u.state, u.version
         FROM jsonb_to_recordset(p_states) AS u(site_id text, version int, hash text, state jsonb)
-        ON CONFLICT (site_id) DO UPDATE SET version = EXCLUDED.version, hash = EXCLUDED.hash, state = EXCLUDED.state;
+        WHERE u.state IS NOT NULL
+        ON CONFLICT (site_id) DO NOTHING;
 END $fn$;
 """
 
 
 ROUTINES = (routines_sql, commit_function_sql)
 
+# $4: the version of the target site's state this process holds (-1: none); the stored state comes only if newer.
 _LOAD = f"""
 SELECT EXISTS (SELECT 1 FROM {SCHEMA}.commands WHERE command_id = $1) AS done,
-       s.version, s.hash, s.state::text AS state,
-       ps.site_id AS prev_id, ps.version AS prev_version, ps.hash AS prev_hash, ps.state::text AS prev_state
+       s.version, s.hash, s.state_version, CASE WHEN s.state_version > $4 THEN s.state::text END AS state,
+       ps.site_id AS prev_id, ps.version AS prev_version, ps.hash AS prev_hash, ps.state_version AS prev_state_version,
+       ps.state::text AS prev_state
 FROM (VALUES (1)) AS one(x)
 LEFT JOIN {SCHEMA}.site_state s ON s.site_id = $2
 LEFT JOIN {SCHEMA}.member_presence p ON p.member_id = $3 AND p.site_id <> $2
@@ -115,42 +152,121 @@ LEFT JOIN {SCHEMA}.site_state ps ON ps.site_id = p.site_id
 """
 
 _COMMIT = f"SELECT * FROM {SCHEMA}.commit($1, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb, $7)"
+_STORED = f"SELECT state_version, state::text AS state FROM {SCHEMA}.site_state WHERE site_id = $1"
+_AFTER = f"""
+SELECT version, prev_hash, hash, event_type, schema_version, payload::text AS payload FROM {SCHEMA}.events
+WHERE stream_id = $1 AND version > $2 AND version <= $3 ORDER BY version"""
+
+
+class _Fold(NamedTuple):
+    head: StreamHead
+    state: SiteState
+
+
+class SiteFolds:
+    """Sites' states folded up to their heads: the stored state (or the one this process last committed, if
+    newer) with the events after it. Keeps the latest of `kept` sites; a kept state is used only when the
+    events after it continue its hash, so a state from before a restore of the database is never built on."""
+
+    def __init__(self, kept: int = FOLDS_KEPT):
+        self.kept = kept
+        self.latest: OrderedDict[str, _Fold] = OrderedDict()
+
+    def version(self, site_id: str) -> int:
+        fold = self.latest.get(site_id)
+        return -1 if fold is None else fold.head.version
+
+    def keep(self, site_id: str, head: StreamHead, state: SiteState) -> None:
+        if self.kept:
+            self.latest[site_id] = _Fold(head, state)
+            self.latest.move_to_end(site_id)
+            while len(self.latest) > self.kept:
+                self.latest.popitem(last=False)
+
+    async def current(self, conn: asyncpg.Connection, site_id: str, head: StreamHead, state_version: int,
+                      stored: str | None) -> SiteState:
+        """The site's state at `head`, read (with `state_version`) from `site_state` by the caller in one
+        statement; `stored` is the stored state's text, None when the caller left it out as older than the
+        state kept here."""
+        fold = self.latest.get(site_id)
+        if stored is None and fold is not None and fold.head.version <= head.version:
+            state = await _fold_after(conn, site_id, fold.state, fold.head, head)
+            if state is not None:
+                self.keep(site_id, head, state)
+                return state
+        if stored is None:
+            row = await conn.fetchrow(_STORED, site_id)
+            state_version, stored = row["state_version"], row["state"]
+        state = await _fold_after(conn, site_id, SiteState.model_validate_json(stored),
+                                  StreamHead(state_version, None), head)
+        if state is None:  # written meanwhile past the head the caller read: its load is stale
+            raise ConcurrencyError(f"site {site_id} moved while its state was read")
+        self.keep(site_id, head, state)
+        return state
+
+
+async def _fold_after(conn: asyncpg.Connection, site_id: str, state: SiteState, base: StreamHead,
+                      head: StreamHead) -> SiteState | None:
+    """`state`, folded up to `base`, with the events after it up to `head`; None if those events do not continue
+    `base` (its hash, when known) and end at `head`."""
+    if base.version > head.version:
+        return None
+    rows = await conn.fetch(_AFTER, stream_of(site_id), base.version, head.version) if base.version < head.version \
+        else []
+    last = base.hash
+    for row in rows:
+        if last is not None and row["prev_hash"] != last:
+            return None
+        state = evolve(state, parse(EVENTS, row["event_type"], row["schema_version"], row["payload"]))
+        last = row["hash"]
+    if len(rows) != head.version - base.version or (last is not None and last != head.hash):
+        return None
+    return state
 
 
 class MembershipRepository:
     def __init__(self, pool: asyncpg.Pool, city: City):
         self.store = PostgresEventStore(pool, SCHEMA)
         self.city = city
+        self.folds = SiteFolds()
 
     @asynccontextmanager
     async def attempt(self) -> AsyncIterator[_Attempt]:
         # No explicit transaction: each of the two statements is atomic on its own, and commit re-checks
         # everything load saw (stream versions, presence), so a stale load ends in a conflict, never a wrong write.
         async with self.store.pool.acquire() as conn:
-            yield _Attempt(self.store, conn, self.city)
+            yield _Attempt(self.store, conn, self.city, self.folds)
 
 
 class _Attempt:
-    def __init__(self, store: PostgresEventStore, conn: asyncpg.Connection, city: City):
+    def __init__(self, store: PostgresEventStore, conn: asyncpg.Connection, city: City, folds: SiteFolds):
         self.store = store
         self.conn = conn
         self.city = city
+        self.folds = folds
+        self.stored_at: dict[str, int] = {}  # per site loaded: the version its stored state is folded up to
 
     async def load(self, command: Command) -> Loaded:
         site_id: str = command.site_id  # type: ignore[attr-defined]
         # An arrival and an admission both make a member present: the site where that id is now comes along.
         member_id = (command.member_id if isinstance(command, RecordArrival)
                      else command.person_id if isinstance(command, AdmitProbationary) else None)
-        r = await self.conn.fetchrow(_LOAD, command.command_id, site_id, member_id)
+        r = await self.conn.fetchrow(_LOAD, command.command_id, site_id, member_id, self.folds.version(site_id))
         if r["done"]:
             return Loaded(None, reply=await self.store.find_command(command.command_id, self.conn),
                           asked=await self.store.command_fingerprint(command.command_id, self.conn))
-        site = SiteState.model_validate_json(r["state"]) if r["state"] else None
-        heads = {stream_of(site_id): StreamHead(r["version"], r["hash"]) if site else StreamHead()}
+        site = None
+        heads = {stream_of(site_id): StreamHead()}
+        if r["version"] is not None:
+            heads[stream_of(site_id)] = head = StreamHead(r["version"], r["hash"])
+            site = await self.folds.current(self.conn, site_id, head, r["state_version"], r["state"])
+            self.stored_at[site_id] = r["state_version"]
         previous = None
         if r["prev_id"] is not None:
-            previous = SiteState.model_validate_json(r["prev_state"])
-            heads[stream_of(r["prev_id"])] = StreamHead(r["prev_version"], r["prev_hash"])
+            heads[stream_of(r["prev_id"])] = head = StreamHead(r["prev_version"], r["prev_hash"])
+            previous = await self.folds.current(self.conn, r["prev_id"], head, r["prev_state_version"],
+                                                r["prev_state"])
+            self.stored_at[r["prev_id"]] = r["prev_state_version"]
         township = site.township if site else getattr(command, "township", None)  # RegisterSite names its own
         return Loaded(Given(site=site, previous_site=previous, city=self.city), target=heads, township=township)
 
@@ -174,8 +290,10 @@ class _Attempt:
         meta = Meta(actor=actor, command_id=command.command_id, correlation_id=command.correlation_id,
                     fingerprint=command.fingerprint(actor), warnings=warnings)
         prepared = prepare(pending, loaded.target, meta)
-        snapshots = [_snapshot(site_id, state, prepared.heads[stream_of(site_id)])
-                     for site_id, state in states.items() if state is not None]
+        kept = {site_id: (prepared.heads[stream_of(site_id)], state)
+                for site_id, state in states.items() if state is not None}
+        snapshots = [_snapshot(site_id, state, head, self.stored_at.get(site_id, 0))
+                     for site_id, (head, state) in kept.items()]
         try:
             with conflicts():
                 returned = await self.conn.fetch(
@@ -187,8 +305,14 @@ class _Attempt:
             if exc.sqlstate == CONFLICT_SQLSTATE:
                 raise ConcurrencyError(str(exc)) from exc
             raise
+        for site_id, (head, state) in kept.items():
+            self.folds.keep(site_id, head, state)
         return refs(prepared, returned)
 
 
-def _snapshot(site_id: str, state: SiteState, head: StreamHead) -> dict[str, Any]:
-    return {"site_id": site_id, "version": head.version, "hash": head.hash, "state": state.model_dump(mode="json")}
+def _snapshot(site_id: str, state: SiteState, head: StreamHead, stored_at: int) -> dict[str, Any]:
+    """A `site_state` row for the commit: the head, and the state itself when it is due to be written again (as
+    JSON text made by pydantic at once: through Python values first it cost twice as much)."""
+    due = refold_due(state, head.version, stored_at)
+    return {"site_id": site_id, "version": head.version, "hash": head.hash,
+            "state": orjson.Fragment(state.model_dump_json()) if due else None}

@@ -10,17 +10,20 @@ from contracts.base import Command
 from contracts.membership import FireTimer
 from contracts.rules import DEFAULT_RULES, Rules
 from gongdi.service.timers import Timers
-from services.membership.domain import SiteState, due_timers
-from services.membership.repository import SCHEMA
+from gongdi.store.base import StreamHead
+from services.membership.domain import due_timers
+from services.membership.repository import SCHEMA, SiteFolds
 
 # The firing of one timer has one command id: the same site, member, timer and stay (or episode of lost contact)
 # always give the same, so two replicas or a pass repeated after a crash ask for the same command.
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://gongdi/membership/timers")
 
-# Only sites with a mobile member or a member out of contact can have a timer due; the rules say which is.
+# Only sites with a mobile member or a member out of contact can have a timer due; the rules say which is. A
+# stored state that trails its head (see the repository) may not show them yet: those sites are folded first.
 _CANDIDATES = f"""
-SELECT state::text AS state FROM {SCHEMA}.site_state
-WHERE jsonb_path_exists(state, '$.members.* ? (@.relation == "mobile")')
+SELECT site_id, version, hash, state_version, state::text AS state FROM {SCHEMA}.site_state
+WHERE state_version < version
+   OR jsonb_path_exists(state, '$.members.* ? (@.relation == "mobile")')
    OR coalesce(state->'contact_lost', '{{}}'::jsonb) <> '{{}}'::jsonb
 ORDER BY site_id"""
 
@@ -33,8 +36,11 @@ async def due_commands(pool: asyncpg.Pool, today: dt.date, rules: Rules = DEFAUL
     """The FireTimer commands due on `today`, read from the site snapshots (kept with the events, in their
     transactions): nothing about a timer lives in the process."""
     commands: list[Command] = []
-    for row in await pool.fetch(_CANDIDATES):
-        site = SiteState.model_validate_json(row["state"])
+    folds = SiteFolds(kept=0)
+    async with pool.acquire() as conn:
+        sites = [await folds.current(conn, r["site_id"], StreamHead(r["version"], r["hash"]), r["state_version"],
+                                     r["state"]) for r in await conn.fetch(_CANDIDATES)]
+    for site in sites:
         commands += [FireTimer(command_id=firing_id(site.site_id, d.member_id, d.timer.value, d.since),
                                site_id=site.site_id, member_id=d.member_id, timer=d.timer, today=today)
                      for d in due_timers(site, today, rules)]

@@ -34,7 +34,7 @@ def test_a_release_0_1_state_folder_keeps_its_records_after_upgrade(tmp_path: Pa
     try:
         out = wait_for_line(proc, "Ctrl-C")
         # Release 0.1 kept no record of migrations: 1 (its own tables, all `IF NOT EXISTS`) runs as a no-op.
-        assert "schema membership: migration 7 (applied 1, 2, 3, 4, 5, 6, 7)" in out
+        assert "schema membership: migration 8 (applied 1, 2, 3, 4, 5, 6, 7, 8)" in out
         assert "schema views: migration" in out
 
         city = json.loads(gongdi(home, "view", "city", "--json").stdout)
@@ -73,7 +73,7 @@ def test_a_release_0_1_state_folder_keeps_its_records_after_upgrade(tmp_path: Pa
     again = start(home)
     try:
         out = wait_for_line(again, "Ctrl-C")
-        assert "schema membership: migration 7 (nothing to apply)" in out
+        assert "schema membership: migration 8 (nothing to apply)" in out
         site = json.loads(gongdi(home, "view", "site", "old-school", "--json").stdout)
         assert site["completed_on"] == "2021-04-30"
         city = json.loads(gongdi(home, "view", "city", "--json").stdout)
