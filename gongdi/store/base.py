@@ -62,6 +62,27 @@ class StreamHead(NamedTuple):
     hash: str | None = None
 
 
+class StoredState(NamedTuple):
+    """A stream's snapshot as stored: the stream's head, and its folded state (JSON text) as of `state_version`,
+    which may trail the head (the events after it fold onto it: gongdi.store.sitestreams.SiteFolds). `state` is
+    None when there is none, or when the reader asked only for one newer than it has."""
+
+    head: StreamHead = StreamHead()
+    state_version: int = 0
+    state: bytes | str | None = None
+
+
+class Later(NamedTuple):
+    """An event to fold onto a stored state: its place in the stream's chain and its payload as stored."""
+
+    version: int
+    prev_hash: str | None
+    hash: str
+    type: str
+    schema_version: int
+    payload: str
+
+
 @dataclass(frozen=True)
 class Pending:
     """An event decided but not yet stored, with the stream it goes to."""
@@ -247,7 +268,8 @@ class EventStore(Protocol):
 
     `transaction()` yields the handle that `append`, `head`, `find_command`, `save_command` and the snapshot
     methods take: all that is done through one handle commits together or not at all. A snapshot is a stream's
-    folded state (JSON) with the head it was folded up to, kept current in the same transaction as the events.
+    head, kept current in the same transaction as the events, with its folded state (JSON) as of a version that may
+    trail the head (`StoredState`): `save_snapshot` without a state moves only the head.
     """
 
     def transaction(self) -> AbstractAsyncContextManager[Any]: ...
@@ -268,8 +290,14 @@ class EventStore(Protocol):
 
     async def command_fingerprint(self, command_id: UUID, tx: Any = None) -> str | None: ...
 
-    async def snapshot(self, tx: Any, key: str) -> tuple[bytes | str | None, StreamHead]: ...
+    async def snapshot(self, tx: Any, key: str, newer_than: int = -1) -> StoredState:
+        """The stored snapshot, its state left out unless its `state_version` is above `newer_than`."""
+        ...
 
-    async def save_snapshot(self, tx: Any, key: str, head: StreamHead, state: dict[str, Any]) -> None: ...
+    async def save_snapshot(self, tx: Any, key: str, head: StreamHead, state: str | None) -> None: ...
+
+    async def events_after(self, tx: Any, stream_id: str, after: int, upto: int) -> list[Later]:
+        """The stream's events with versions in (after, upto], in order."""
+        ...
 
     async def verify(self) -> list[str]: ...

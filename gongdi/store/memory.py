@@ -15,9 +15,11 @@ from gongdi.store.base import (
     Checkpoint,
     ConcurrencyError,
     DuplicateCommandError,
+    Later,
     Meta,
     Pending,
     StoredRow,
+    StoredState,
     StreamHead,
     check_chains,
     command_digests,
@@ -33,7 +35,7 @@ class MemoryTx:
 
     rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     commands: dict[UUID, list[ErrorInfo]] = dataclasses.field(default_factory=dict)
-    snapshots: dict[str, tuple[bytes, StreamHead]] = dataclasses.field(default_factory=dict)
+    snapshots: dict[str, StoredState] = dataclasses.field(default_factory=dict)
     fingerprints: dict[UUID, str | None] = dataclasses.field(default_factory=dict)
 
 
@@ -42,7 +44,7 @@ class MemoryEventStore:
         self.rows: list[StoredRow] = []
         self.commands: dict[UUID, list[ErrorInfo]] = {}
         self.fingerprints: dict[UUID, str | None] = {}
-        self.snapshots: dict[str, tuple[bytes, StreamHead]] = {}
+        self.snapshots: dict[str, StoredState] = {}
         self._tx = 0
 
     @asynccontextmanager
@@ -114,12 +116,21 @@ class MemoryEventStore:
     async def command_fingerprint(self, command_id: UUID, tx: MemoryTx | None = None) -> str | None:
         return self.fingerprints.get(command_id)
 
-    async def snapshot(self, tx: MemoryTx, key: str) -> tuple[bytes | None, StreamHead]:
-        state, head = tx.snapshots.get(key) or self.snapshots.get(key) or (None, StreamHead())
-        return state, head
+    async def snapshot(self, tx: MemoryTx, key: str, newer_than: int = -1) -> StoredState:
+        stored = tx.snapshots.get(key) or self.snapshots.get(key) or StoredState()
+        return stored if stored.state_version > newer_than else stored._replace(state=None)
 
-    async def save_snapshot(self, tx: MemoryTx, key: str, head: StreamHead, state: dict[str, Any]) -> None:
-        tx.snapshots[key] = (orjson.dumps(state), head)
+    async def save_snapshot(self, tx: MemoryTx, key: str, head: StreamHead, state: str | None) -> None:
+        if state is None:
+            tx.snapshots[key] = (tx.snapshots.get(key) or self.snapshots[key])._replace(head=head)
+        else:
+            tx.snapshots[key] = StoredState(head, head.version, state)
+
+    async def events_after(self, tx: MemoryTx, stream_id: str, after: int, upto: int) -> list[Later]:
+        rows = [*self.rows, *(StoredRow(**{**r, "payload": orjson.dumps(r["payload"]).decode(), "position": 0,
+                                            "tx_id": 0, "recorded_at": None}) for r in tx.rows)]
+        return sorted((Later(r.version, r.prev_hash, r.hash, r.type, r.schema_version, r.payload) for r in rows
+                       if r.stream_id == stream_id and after < r.version <= upto), key=lambda later: later.version)
 
     async def verify(self) -> list[str]:
         commands = {cid: (self.fingerprints.get(cid), orjson.loads(orjson.dumps([w.model_dump() for w in warnings])))

@@ -16,11 +16,13 @@ from gongdi.store.base import (
     Checkpoint,
     ConcurrencyError,
     DuplicateCommandError,
+    Later,
     Meta,
     Pending,
     Prepared,
     StaleTransactionError,
     StoredRow,
+    StoredState,
     StreamHead,
     check_chains,
     command_digests,
@@ -85,6 +87,16 @@ def tamper_evidence(number: int) -> Migration:
         ALTER TABLE {s}.events ADD COLUMN IF NOT EXISTS command_digest text;
         ALTER TABLE {s}.commands ADD COLUMN IF NOT EXISTS tx_id xid8;
         ALTER TABLE {s}.commands ALTER COLUMN tx_id SET DEFAULT pg_current_xact_id();""")
+
+
+def trailing_states(number: int) -> Migration:
+    """Every writing service's migration `number`: a stream's stored state may trail its head (`StoredState`);
+    the states stored before were current."""
+    return Migration(number, "a site's stored state may trail its head: the version it was folded up to",
+                     lambda s: f"""
+        ALTER TABLE {s}.site_state ADD COLUMN IF NOT EXISTS state_version int;
+        UPDATE {s}.site_state SET state_version = version WHERE state_version IS NULL;
+        ALTER TABLE {s}.site_state ALTER COLUMN state_version SET NOT NULL;""")
 
 
 def command_fingerprints(number: int) -> Migration:
@@ -198,6 +210,9 @@ class PostgresEventStore:
             WHERE (e.tx_id, e.position) > ($1::text::xid8, $2)
               AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
             ORDER BY e.tx_id, e.position LIMIT $3"""
+        self._after = f"""
+            SELECT version, prev_hash, hash, event_type, schema_version, payload::text FROM {s}.events
+            WHERE stream_id = $1 AND version > $2 AND version <= $3 ORDER BY version"""
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
@@ -264,18 +279,28 @@ class PostgresEventStore:
         async with self.pool.acquire() as conn:
             return await conn.fetchval(sql, command_id)
 
-    async def snapshot(self, tx: asyncpg.Connection, key: str) -> tuple[str | None, StreamHead]:
+    async def snapshot(self, tx: asyncpg.Connection, key: str, newer_than: int = -1) -> StoredState:
         row = await tx.fetchrow(
-            f"SELECT version, hash, state::text AS state FROM {self.schema}.site_state WHERE site_id = $1", key
-        )
-        return (None, StreamHead()) if row is None else (row["state"], StreamHead(row["version"], row["hash"]))
+            f"SELECT version, hash, state_version, CASE WHEN state_version > $2 THEN state::text END AS state"
+            f" FROM {self.schema}.site_state WHERE site_id = $1", key, newer_than)
+        return StoredState() if row is None else StoredState(
+            StreamHead(row["version"], row["hash"]), row["state_version"], row["state"])
 
-    async def save_snapshot(self, tx: asyncpg.Connection, key: str, head: StreamHead, state: dict[str, Any]) -> None:
+    async def save_snapshot(self, tx: asyncpg.Connection, key: str, head: StreamHead, state: str | None) -> None:
+        if state is None:
+            await tx.execute(f"UPDATE {self.schema}.site_state SET version = $2, hash = $3 WHERE site_id = $1",
+                             key, head.version, head.hash)
+            return
         await tx.execute(
-            f"INSERT INTO {self.schema}.site_state (site_id, version, hash, state) VALUES ($1, $2, $3, $4::jsonb)"
-            " ON CONFLICT (site_id) DO UPDATE SET version = $2, hash = $3, state = $4::jsonb",
-            key, head.version, head.hash, orjson.dumps(state).decode(),
+            f"INSERT INTO {self.schema}.site_state (site_id, version, hash, state, state_version)"
+            " VALUES ($1, $2, $3, $4::jsonb, $2)"
+            " ON CONFLICT (site_id) DO UPDATE SET version = $2, hash = $3, state = $4::jsonb, state_version = $2",
+            key, head.version, head.hash, state,
         )
+
+    async def events_after(self, tx: asyncpg.Connection, stream_id: str, after: int, upto: int) -> list[Later]:
+        rows = await tx.fetch(self._after, stream_id, after, upto)
+        return [Later(*r) for r in rows]
 
     async def verify(self) -> list[str]:
         """Recompute every hash chain, with each command's row bound in; a description of each broken link.

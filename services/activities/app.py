@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import asyncpg
 
-from contracts.activities import COMMANDS, SERVICE
+from contracts.activities import COMMANDS, EVENTS, SERVICE
 from contracts.membership import SERVICE as MEMBERSHIP
 from contracts.rules import DEFAULT_RULES
 from gongdi.service.kit import Policy, WritingService
 from gongdi.store.postgres import PostgresEventStore, routines_sql
-from gongdi.store.sitestreams import SiteStream, SiteStreams
+from gongdi.store.sitestreams import SiteFolds, SiteStream, SiteStreams
 from services.activities.domain import ActivitySite, decide, evolve
 from services.activities.handlers import MembershipPolicy
 from services.activities.repository import MIGRATIONS, SCHEMA, Directory
@@ -17,7 +17,7 @@ assert SCHEMA == SERVICE
 
 
 def site_stream(pool: asyncpg.Pool) -> SiteStream[ActivitySite]:
-    return SiteStream(PostgresEventStore(pool, SCHEMA), ActivitySite, evolve)
+    return SiteStream(PostgresEventStore(pool, SCHEMA), SiteFolds(ActivitySite, evolve, EVENTS))
 
 
 ACTIVITIES = WritingService(

@@ -7,7 +7,7 @@ from contracts.membership import BranchFormed, MemberArrived, MemberDeparted, Si
 from gongdi.bus.consumer import checkpoint_sql, stream_heads_sql
 from gongdi.bus.deadletters import retries_sql
 from gongdi.store.migrations import Migration, numbered
-from gongdi.store.postgres import EVENT_STORE_MIGRATIONS, command_fingerprints, tamper_evidence
+from gongdi.store.postgres import EVENT_STORE_MIGRATIONS, command_fingerprints, tamper_evidence, trailing_states
 from services.activities.domain import ActivitySite, Branch, Given, Present
 
 SCHEMA = "activities"
@@ -36,6 +36,7 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
             formed_on date NOT NULL,
             has_committee boolean NOT NULL
         );"""),
+    trailing_states(8),
 ])
 
 

@@ -1,11 +1,11 @@
 """Liaison composition root: the service as a declaration; the kit wires settings, pool, broker and relay."""
 from __future__ import annotations
 
-from contracts.liaison import COMMANDS, SERVICE
+from contracts.liaison import COMMANDS, EVENTS, SERVICE
 from contracts.membership import SERVICE as MEMBERSHIP
 from gongdi.service.kit import Policy, WritingService
 from gongdi.store.postgres import PostgresEventStore, routines_sql
-from gongdi.store.sitestreams import SiteStream, SiteStreams
+from gongdi.store.sitestreams import SiteFolds, SiteStream, SiteStreams
 from services.liaison.domain import LiaisonSite, decide, evolve
 from services.liaison.handlers import MembershipPolicy
 from services.liaison.repository import MIGRATIONS, SCHEMA, Directory
@@ -15,8 +15,8 @@ assert SCHEMA == SERVICE
 LIAISON = WritingService(
     name=SERVICE,
     commands=COMMANDS,
-    repository=lambda pool, _city: SiteStreams(SiteStream(PostgresEventStore(pool, SCHEMA), LiaisonSite, evolve),
-                                        Directory().context),
+    repository=lambda pool, _city: SiteStreams(
+        SiteStream(PostgresEventStore(pool, SCHEMA), SiteFolds(LiaisonSite, evolve, EVENTS)), Directory().context),
     decide=decide,
     migrations=MIGRATIONS,
     routines=(routines_sql,),

@@ -7,7 +7,7 @@ from contracts.membership import BranchFormed, SiteRegistered
 from gongdi.bus.consumer import checkpoint_sql, stream_heads_sql
 from gongdi.bus.deadletters import retries_sql
 from gongdi.store.migrations import Migration, numbered
-from gongdi.store.postgres import EVENT_STORE_MIGRATIONS, command_fingerprints, tamper_evidence
+from gongdi.store.postgres import EVENT_STORE_MIGRATIONS, command_fingerprints, tamper_evidence, trailing_states
 from services.liaison.domain import Given, LiaisonSite
 
 SCHEMA = "liaison"
@@ -24,6 +24,7 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
     command_fingerprints(4),
     Migration(5, "dead letters record their retries; applied ones move to retried_letters", retries_sql),
     tamper_evidence(6),
+    trailing_states(7),
 ])
 
 

@@ -4,23 +4,17 @@
 now); `commit` is one call of a SQL function that appends the events and updates the inline tables in the
 statement's transaction. A racing writer makes either a unique violation or GD409: a conflict, tried again.
 
-A site's stored state is not rewritten by every command: it holds every member present, so an arrival into a
-site of 4,000 members rewrote 1 MB and parsed it back (15 arrivals/s, `python -m bench --big-site 4000`). It is
-written again once the events since outnumber a fiftieth of its members (`refold_due`); in between, `site_state`
-moves only its head (version, hash), and a load folds the events after the stored state onto it (`SiteFolds`),
-or onto the state this process last committed for the site when that is newer.
+A site's stored state may trail its head, as every site stream's does (gongdi.store.sitestreams: `SiteFolds`).
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
 
-from contracts.base import Command, Event, parse
+from contracts.base import Command, Event
 from contracts.city import City
 from contracts.membership import (
     EVENTS,
@@ -31,7 +25,7 @@ from contracts.membership import (
     SiteRegistered,
 )
 from contracts.replies import ErrorInfo, RecordedRef
-from gongdi.store.base import ConcurrencyError, Loaded, Meta, Pending, StreamHead, prepare
+from gongdi.store.base import ConcurrencyError, Loaded, Meta, Pending, StoredState, StreamHead, prepare
 from gongdi.store.migrations import Migration, numbered
 from gongdi.store.postgres import (
     EVENT_STORE_MIGRATIONS,
@@ -43,9 +37,10 @@ from gongdi.store.postgres import (
     routines_sql,
     rows_json,
     tamper_evidence,
+    trailing_states,
     warnings_json,
 )
-from gongdi.store.sitestreams import stream_of
+from gongdi.store.sitestreams import FOLDS_KEPT, SiteFolds, stream_of
 from services.membership.domain import Given, SiteState, evolve
 
 SCHEMA = "membership"
@@ -78,21 +73,12 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
                 ORDER BY e.version DESC LIMIT 1) a), '{{}}'::jsonb))
         WHERE NOT st.state ? 'arrived';"""),
     tamper_evidence(7),
-    Migration(8, "a site's stored state may trail its head: the version it was folded up to", lambda s: f"""
-        ALTER TABLE {s}.site_state ADD COLUMN IF NOT EXISTS state_version int;
-        UPDATE {s}.site_state SET state_version = version WHERE state_version IS NULL;
-        ALTER TABLE {s}.site_state ALTER COLUMN state_version SET NOT NULL;"""),
+    trailing_states(8),
 ])
 
-# The stored state is written again once the events since it outnumber a fiftieth of its members: a site under 50
-# members with every command, as before; a site of 5,000 every hundredth event, so that a load folds at most ~100
-# events (each a copy of the member table) where it would have parsed the whole state anyway.
-REFOLD_PER_MEMBERS = 50
-FOLDS_KEPT = 64  # sites whose latest state a process keeps (a site of 5,000 members is ~8 MB of Python objects)
 
-
-def refold_due(state: SiteState, version: int, state_version: int) -> bool:
-    return version - state_version > len(state.members) // REFOLD_PER_MEMBERS
+def site_folds(kept: int = FOLDS_KEPT) -> SiteFolds[SiteState]:
+    return SiteFolds(SiteState, evolve, EVENTS, kept=kept)
 
 
 def commit_function_sql(s: str) -> str:
@@ -152,83 +138,12 @@ LEFT JOIN {SCHEMA}.site_state ps ON ps.site_id = p.site_id
 """
 
 _COMMIT = f"SELECT * FROM {SCHEMA}.commit($1, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb, $7)"
-_STORED = f"SELECT state_version, state::text AS state FROM {SCHEMA}.site_state WHERE site_id = $1"
-_AFTER = f"""
-SELECT version, prev_hash, hash, event_type, schema_version, payload::text AS payload FROM {SCHEMA}.events
-WHERE stream_id = $1 AND version > $2 AND version <= $3 ORDER BY version"""
-
-
-class _Fold(NamedTuple):
-    head: StreamHead
-    state: SiteState
-
-
-class SiteFolds:
-    """Sites' states folded up to their heads: the stored state (or the one this process last committed, if
-    newer) with the events after it. Keeps the latest of `kept` sites; a kept state is used only when the
-    events after it continue its hash, so a state from before a restore of the database is never built on."""
-
-    def __init__(self, kept: int = FOLDS_KEPT):
-        self.kept = kept
-        self.latest: OrderedDict[str, _Fold] = OrderedDict()
-
-    def version(self, site_id: str) -> int:
-        fold = self.latest.get(site_id)
-        return -1 if fold is None else fold.head.version
-
-    def keep(self, site_id: str, head: StreamHead, state: SiteState) -> None:
-        if self.kept:
-            self.latest[site_id] = _Fold(head, state)
-            self.latest.move_to_end(site_id)
-            while len(self.latest) > self.kept:
-                self.latest.popitem(last=False)
-
-    async def current(self, conn: asyncpg.Connection, site_id: str, head: StreamHead, state_version: int,
-                      stored: str | None) -> SiteState:
-        """The site's state at `head`, read (with `state_version`) from `site_state` by the caller in one
-        statement; `stored` is the stored state's text, None when the caller left it out as older than the
-        state kept here."""
-        fold = self.latest.get(site_id)
-        if stored is None and fold is not None and fold.head.version <= head.version:
-            state = await _fold_after(conn, site_id, fold.state, fold.head, head)
-            if state is not None:
-                self.keep(site_id, head, state)
-                return state
-        if stored is None:
-            row = await conn.fetchrow(_STORED, site_id)
-            state_version, stored = row["state_version"], row["state"]
-        state = await _fold_after(conn, site_id, SiteState.model_validate_json(stored),
-                                  StreamHead(state_version, None), head)
-        if state is None:  # written meanwhile past the head the caller read: its load is stale
-            raise ConcurrencyError(f"site {site_id} moved while its state was read")
-        self.keep(site_id, head, state)
-        return state
-
-
-async def _fold_after(conn: asyncpg.Connection, site_id: str, state: SiteState, base: StreamHead,
-                      head: StreamHead) -> SiteState | None:
-    """`state`, folded up to `base`, with the events after it up to `head`; None if those events do not continue
-    `base` (its hash, when known) and end at `head`."""
-    if base.version > head.version:
-        return None
-    rows = await conn.fetch(_AFTER, stream_of(site_id), base.version, head.version) if base.version < head.version \
-        else []
-    last = base.hash
-    for row in rows:
-        if last is not None and row["prev_hash"] != last:
-            return None
-        state = evolve(state, parse(EVENTS, row["event_type"], row["schema_version"], row["payload"]))
-        last = row["hash"]
-    if len(rows) != head.version - base.version or (last is not None and last != head.hash):
-        return None
-    return state
-
 
 class MembershipRepository:
     def __init__(self, pool: asyncpg.Pool, city: City):
         self.store = PostgresEventStore(pool, SCHEMA)
         self.city = city
-        self.folds = SiteFolds()
+        self.folds = site_folds()
 
     @asynccontextmanager
     async def attempt(self) -> AsyncIterator[_Attempt]:
@@ -259,13 +174,14 @@ class _Attempt:
         heads = {stream_of(site_id): StreamHead()}
         if r["version"] is not None:
             heads[stream_of(site_id)] = head = StreamHead(r["version"], r["hash"])
-            site = await self.folds.current(self.conn, site_id, head, r["state_version"], r["state"])
+            site = await self.folds.current(self.store, self.conn, site_id,
+                                            StoredState(head, r["state_version"], r["state"]))
             self.stored_at[site_id] = r["state_version"]
         previous = None
         if r["prev_id"] is not None:
             heads[stream_of(r["prev_id"])] = head = StreamHead(r["prev_version"], r["prev_hash"])
-            previous = await self.folds.current(self.conn, r["prev_id"], head, r["prev_state_version"],
-                                                r["prev_state"])
+            previous = await self.folds.current(self.store, self.conn, r["prev_id"],
+                                                StoredState(head, r["prev_state_version"], r["prev_state"]))
             self.stored_at[r["prev_id"]] = r["prev_state_version"]
         township = site.township if site else getattr(command, "township", None)  # RegisterSite names its own
         return Loaded(Given(site=site, previous_site=previous, city=self.city), target=heads, township=township)
@@ -292,7 +208,8 @@ class _Attempt:
         prepared = prepare(pending, loaded.target, meta)
         kept = {site_id: (prepared.heads[stream_of(site_id)], state)
                 for site_id, state in states.items() if state is not None}
-        snapshots = [_snapshot(site_id, state, head, self.stored_at.get(site_id, 0))
+        snapshots = [{"site_id": site_id, "version": head.version, "hash": head.hash,
+                      "state": _raw(self.folds.stored_form(state, head, self.stored_at.get(site_id, 0)))}
                      for site_id, (head, state) in kept.items()]
         try:
             with conflicts():
@@ -310,9 +227,6 @@ class _Attempt:
         return refs(prepared, returned)
 
 
-def _snapshot(site_id: str, state: SiteState, head: StreamHead, stored_at: int) -> dict[str, Any]:
-    """A `site_state` row for the commit: the head, and the state itself when it is due to be written again (as
-    JSON text made by pydantic at once: through Python values first it cost twice as much)."""
-    due = refold_due(state, head.version, stored_at)
-    return {"site_id": site_id, "version": head.version, "hash": head.hash,
-            "state": orjson.Fragment(state.model_dump_json()) if due else None}
+def _raw(state: str | None) -> orjson.Fragment | None:
+    """A state's JSON as it is, inside the commit's JSON parameter (through Python values it cost twice as much)."""
+    return None if state is None else orjson.Fragment(state)

@@ -10,9 +10,10 @@ from contracts.base import Command
 from contracts.membership import FireTimer
 from contracts.rules import DEFAULT_RULES, Rules
 from gongdi.service.timers import Timers
-from gongdi.store.base import StreamHead
+from gongdi.store.base import StoredState, StreamHead
+from gongdi.store.postgres import PostgresEventStore
 from services.membership.domain import due_timers
-from services.membership.repository import SCHEMA, SiteFolds
+from services.membership.repository import SCHEMA, site_folds
 
 # The firing of one timer has one command id: the same site, member, timer and stay (or episode of lost contact)
 # always give the same, so two replicas or a pass repeated after a crash ask for the same command.
@@ -36,10 +37,11 @@ async def due_commands(pool: asyncpg.Pool, today: dt.date, rules: Rules = DEFAUL
     """The FireTimer commands due on `today`, read from the site snapshots (kept with the events, in their
     transactions): nothing about a timer lives in the process."""
     commands: list[Command] = []
-    folds = SiteFolds(kept=0)
+    folds, store = site_folds(kept=0), PostgresEventStore(pool, SCHEMA)
     async with pool.acquire() as conn:
-        sites = [await folds.current(conn, r["site_id"], StreamHead(r["version"], r["hash"]), r["state_version"],
-                                     r["state"]) for r in await conn.fetch(_CANDIDATES)]
+        sites = [await folds.current(store, conn, r["site_id"], StoredState(StreamHead(r["version"], r["hash"]),
+                                                                            r["state_version"], r["state"]))
+                 for r in await conn.fetch(_CANDIDATES)]
     for site in sites:
         commands += [FireTimer(command_id=firing_id(site.site_id, d.member_id, d.timer.value, d.since),
                                site_id=site.site_id, member_id=d.member_id, timer=d.timer, today=today)

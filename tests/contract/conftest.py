@@ -15,6 +15,7 @@ from gongdi.store.postgres import (
     command_fingerprints,
     routines_sql,
     tamper_evidence,
+    trailing_states,
 )
 from tests.conftest import Servers
 
@@ -30,7 +31,8 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[EventStore]:
     pool = await asyncpg.create_pool(await servers.new_database("store"), min_size=1, max_size=12)
     assert pool is not None
     async with pool.acquire() as conn:
-        await migrate(conn, SCHEMA, (*EVENT_STORE_MIGRATIONS, command_fingerprints(2), tamper_evidence(3)),
+        await migrate(conn, SCHEMA, (*EVENT_STORE_MIGRATIONS, command_fingerprints(2), tamper_evidence(3),
+                                            trailing_states(4)),
                       (routines_sql,))
     yield PostgresEventStore(pool, SCHEMA)
     await pool.close()

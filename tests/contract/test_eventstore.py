@@ -5,6 +5,7 @@ import asyncio
 import random
 import uuid
 
+import orjson
 import pytest
 
 from contracts.replies import ErrorInfo
@@ -15,6 +16,7 @@ from gongdi.store.base import (
     EventStore,
     Meta,
     Pending,
+    StoredState,
     StreamHead,
 )
 from tests.appending import Happened, append_one
@@ -61,12 +63,12 @@ async def test_a_failed_transaction_leaves_no_trace(store: EventStore):
         async with store.transaction() as tx:
             await store.append(tx, pending("s-1", 1), {}, Meta("test", command_id=command))
             await store.save_command(tx, command, [])
-            await store.save_snapshot(tx, "s-1", StreamHead(1, "h"), {"n": 1})
+            await store.save_snapshot(tx, "s-1", StreamHead(1, "h"), '{"n": 1}')
             raise RuntimeError("the decision failed after the append")
     assert await store.load("s-1") == []
     assert await store.find_command(command) is None
     async with store.transaction() as tx:
-        assert await store.snapshot(tx, "s-1") == (None, StreamHead())
+        assert await store.snapshot(tx, "s-1") == StoredState(StreamHead(), 0, None)
 
 
 async def test_a_command_is_recorded_once_and_its_reply_rebuilt(store: EventStore):
@@ -94,15 +96,42 @@ async def test_a_command_that_wrote_no_events_still_counts_as_seen(store: EventS
 
 async def test_snapshots_keep_the_state_and_head_they_were_folded_to(store: EventStore):
     async with store.transaction() as tx:
-        await store.save_snapshot(tx, "site-a", StreamHead(3, "abc"), {"members": ["m1"]})
-        state, head = await store.snapshot(tx, "site-a")  # visible inside the transaction that wrote it
-        assert head == StreamHead(3, "abc")
+        await store.save_snapshot(tx, "site-a", StreamHead(3, "abc"), '{"members": ["m1"]}')
+        stored = await store.snapshot(tx, "site-a")  # visible inside the transaction that wrote it
+        assert (stored.head, stored.state_version) == (StreamHead(3, "abc"), 3)
     async with store.transaction() as tx:
-        await store.save_snapshot(tx, "site-a", StreamHead(4, "def"), {"members": ["m1", "m2"]})
+        await store.save_snapshot(tx, "site-a", StreamHead(4, "def"), '{"members": ["m1", "m2"]}')
     async with store.transaction() as tx:
-        state, head = await store.snapshot(tx, "site-a")
-    assert head == StreamHead(4, "def")
-    assert state is not None and b"m2" in (state if isinstance(state, bytes) else state.encode())
+        stored = await store.snapshot(tx, "site-a")
+    assert (stored.head, stored.state_version) == (StreamHead(4, "def"), 4)
+    assert stored.state is not None and orjson.loads(stored.state) == {"members": ["m1", "m2"]}
+
+
+async def test_a_snapshot_without_a_state_moves_only_the_head(store: EventStore):
+    async with store.transaction() as tx:
+        await store.save_snapshot(tx, "site-a", StreamHead(3, "abc"), '{"members": ["m1"]}')
+    async with store.transaction() as tx:
+        await store.save_snapshot(tx, "site-a", StreamHead(5, "ghi"), None)
+    async with store.transaction() as tx:
+        stored = await store.snapshot(tx, "site-a")
+        newer = await store.snapshot(tx, "site-a", newer_than=3)  # the reader holds a state as of 3 or later
+    assert (stored.head, stored.state_version) == (StreamHead(5, "ghi"), 3)
+    assert orjson.loads(stored.state) == {"members": ["m1"]}
+    assert newer == StoredState(StreamHead(5, "ghi"), 3, None)
+
+
+async def test_events_after_a_version_come_in_their_chain(store: EventStore):
+    await append_one(store, "s-1", 0)
+    async with store.transaction() as tx:
+        head = await store.head(tx, "s-1")
+        await store.append(tx, pending("s-1", 1, 2, 3), {"s-1": head}, Meta("test"))
+    rows = await store.load("s-1")
+    async with store.transaction() as tx:
+        later = await store.events_after(tx, "s-1", 1, 3)
+        assert await store.events_after(tx, "s-1", 4, 4) == []
+    assert [(e.version, e.prev_hash, e.hash) for e in later] == [(r.version, r.prev_hash, r.hash) for r in rows[1:3]]
+    assert [orjson.loads(e.payload) for e in later] == [r.envelope("svc").payload for r in rows[1:3]]
+    assert {(e.type, e.schema_version) for e in later} == {(r.type, r.schema_version) for r in rows}
 
 
 async def test_read_all_pages_through_the_log_in_order_from_a_checkpoint(store: EventStore):

@@ -38,8 +38,9 @@ async def append_as_release_01(pool: asyncpg.Pool, obligation: str) -> None:
     """What an older activities service did for RecordTalk: append TalkHeld v1 and fold it into the snapshot."""
     store = PostgresEventStore(pool, ACTIVITIES)
     async with store.transaction() as tx:
-        state, head = await store.snapshot(tx, SITE)
-        site = ActivitySite.model_validate_json(state)
+        stored = await store.snapshot(tx, SITE)
+        assert stored.state_version == stored.head.version  # a small site's state is stored with every event
+        site, head = ActivitySite.model_validate_json(stored.state), stored.head
         township = await tx.fetchval(f"SELECT township FROM {ACTIVITIES}.events WHERE site_id = $1 LIMIT 1", SITE)
         old = Release01.TalkHeld(site_id=SITE, obligation_id=uuid.UUID(obligation), member_id="a1",
                                  talked_by="支部书记", talked_on=DAY, note="谈心谈话")
@@ -48,7 +49,7 @@ async def append_as_release_01(pool: asyncpg.Pool, obligation: str) -> None:
                                       Meta(actor=f"site.{township}.{SITE}", command_id=command, fingerprint="v1"))
         await store.save_command(tx, command, [], "v1")
         folded = evolve(site, parse_event("TalkHeld", 1, old.model_dump(mode="json")))
-        await store.save_snapshot(tx, SITE, heads[stream_of(SITE)], folded.model_dump(mode="json"))
+        await store.save_snapshot(tx, SITE, heads[stream_of(SITE)], folded.model_dump_json())
 
 
 async def methods(pool: asyncpg.Pool, schema: str) -> dict[str, str | None]:

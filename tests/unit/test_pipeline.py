@@ -12,14 +12,14 @@ import orjson
 import pytest
 
 from contracts.identity import Identity, Role
-from contracts.liaison import COMMANDS, Party
+from contracts.liaison import COMMANDS, EVENTS, Party
 from contracts.rules import LIMITS
 from contracts.subjects import command_subject
 from gongdi.service.pipeline import CommandPipeline
 from gongdi.service.process import Request
 from gongdi.store.base import WIDEST_TIME, Meta, StreamHead, jsonb_text
 from gongdi.store.memory import MemoryEventStore
-from gongdi.store.sitestreams import SiteStream, SiteStreams, stream_of
+from gongdi.store.sitestreams import SiteFolds, SiteStream, SiteStreams, stream_of
 from services.liaison.domain import Given, LiaisonSite, decide, evolve
 
 KNOWN = {"east": "bailin", "west": "diantou"}
@@ -43,8 +43,12 @@ class Directory:
         return Given(site=site, known=township is not None), township
 
 
+def stream(store: MemoryEventStore) -> SiteStream[LiaisonSite]:
+    return SiteStream(store, SiteFolds(LiaisonSite, evolve, EVENTS))
+
+
 def build(store: MemoryEventStore, directory: Directory | None = None, attempts: int = 20) -> CommandPipeline:
-    repo = SiteStreams(SiteStream(store, LiaisonSite, evolve), (directory or Directory()).context)
+    repo = SiteStreams(stream(store), (directory or Directory()).context)
     return CommandPipeline(COMMANDS, repo, decide, attempts=attempts)
 
 
@@ -71,9 +75,9 @@ async def test_an_accepted_command_is_stored_with_its_snapshot_and_answered(stor
     assert [(r.type, r.township, r.site_id) for r in rows] == [("DisputeReported", "bailin", "east")]
     assert reply["events"][0]["position"] == rows[0].position
     async with store.transaction() as tx:
-        state, head = await store.snapshot(tx, "east")
-    assert head == StreamHead(1, rows[0].hash)
-    assert "w-1" in LiaisonSite.model_validate_json(state).cases
+        stored = await store.snapshot(tx, "east")
+    assert stored.head == StreamHead(1, rows[0].hash)
+    assert "w-1" in LiaisonSite.model_validate_json(stored.state).cases
 
 
 async def test_a_retried_command_id_gets_the_first_reply_and_writes_nothing(store: MemoryEventStore):
@@ -124,12 +128,12 @@ class RacingDirectory(Directory):
     async def context(self, tx: Any, site_id: str, site: LiaisonSite | None) -> tuple[Given, str | None]:
         if self.races:
             self.races -= 1
-            rival = SiteStream(self.store, LiaisonSite, evolve)
+            rival = stream(self.store)
             async with self.store.transaction() as other:
-                state, head = await rival.load(other, site_id)
+                state, head, stored_at = await rival.load(other, site_id)
                 events = decide(COMMANDS["ReportDispute"].model_validate_json(dispute(f"rival-{self.races}")),
                                 Given(site=state, known=True))
-                await rival.append(other, site_id, "bailin", state, head, events, Meta("rival"))
+                await rival.append(other, site_id, "bailin", state, head, stored_at, events, Meta("rival"))
         return await super().context(tx, site_id, site)
 
 
@@ -234,7 +238,7 @@ def padded(description: int) -> Any:
 
 
 def build_padded(store: MemoryEventStore, description: int) -> CommandPipeline:
-    repo = SiteStreams(SiteStream(store, LiaisonSite, evolve), Directory().context)
+    repo = SiteStreams(stream(store), Directory().context)
     return CommandPipeline(COMMANDS, repo, padded(description))
 
 
