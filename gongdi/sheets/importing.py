@@ -118,11 +118,14 @@ class Outcome:
     message: str = ""
     column: str | None = None
     warnings: tuple[str, ...] = ()
+    repeat_of: int | None = None  # the earlier row of the file this one repeats (not sent again)
 
     def text(self) -> str:
         """What the result file's 导入结果 column says."""
         if self.status == RECORDED:
             return "成功" + (f"（提示：{'；'.join(self.warnings)}）" if self.warnings else "")
+        if self.repeat_of is not None:  # a dry run sends nothing either: not 已导入, whose row says how it went
+            return f"与第 {self.repeat_of} 行相同（不重复发送）"
         if self.status == ALREADY:
             return "已导入" + (f"（{self.message}）" if self.message else "")
         if self.status == VALID:
@@ -137,14 +140,21 @@ def refusal(errors: Sequence[CellRefusal]) -> Outcome:
     return Outcome(REFUSED, first.code, "；".join(e.text() for e in errors), first.column)
 
 
+# The rules' answer to a row that states what is recorded already, as it is (an exported list imported again,
+# or the same rows imported by another login): nothing new, so 已导入, not 未导入.
+SAME_AS_RECORDED = {"ARRIVAL_ALREADY_RECORDED", "SITE_ALREADY_RECORDED"}
+
+
 def from_reply(kind: Kind, reply: Mapping[str, Any]) -> Outcome:
-    """A service's reply as a row's outcome: 成功 (with its warnings), 已导入 for a duplicate, or the refusal as the
-    service gave it (code and message), the column named when the field is one."""
+    """A service's reply as a row's outcome: 成功 (with its warnings), 已导入 for a duplicate or a row the same as
+    the record, or the refusal as the service gave it (code and message), the column named when the field is one."""
     if reply.get("ok"):
         if reply.get("duplicate"):
             return Outcome(ALREADY)
         return Outcome(RECORDED, warnings=tuple(str(w.get("message", "")) for w in reply.get("warnings") or ()))
     error = reply.get("error") or {}
+    if error.get("code") in SAME_AS_RECORDED:
+        return Outcome(ALREADY, str(error["code"]), "已在册，内容相同")
     column = kind.column_of(error.get("field"))
     message = str(error.get("message", ""))
     if column and error.get("code") == "VALIDATION_FAILED":
@@ -335,7 +345,7 @@ def plan(kind: Kind, sheet: Sheet, ctx: Context) -> list[Planned]:
         if planned.command is not None:
             earlier = first.setdefault(planned.command.command_id, row.number)
             if earlier != row.number:
-                planned = Planned(row.number, planned.label, None, Outcome(ALREADY, message=f"与第 {earlier} 行相同"))
+                planned = Planned(row.number, planned.label, None, Outcome(ALREADY, repeat_of=earlier))
         out.append(planned)
     return out
 
@@ -454,6 +464,8 @@ class Report:
         what = "校验" if self.dry_run else "导入"
         parts = ([f"校验通过 {c[VALID]}"] if self.dry_run else [f"成功 {c[RECORDED]}", f"已导入 {c[ALREADY]}"])
         parts.append(f"未通过 {c[REFUSED]}" if self.dry_run else f"未导入 {c[REFUSED]}")
+        if self.dry_run and c[ALREADY]:  # rows repeating an earlier one: only those are 'already' in a dry run
+            parts.append(f"与前面的行重复 {c[ALREADY]}")
         if c[SKIPPED]:
             parts.append(f"跳过示例行 {c[SKIPPED]}")
         rate = len(self.outcomes) / self.seconds if self.seconds > 0 else 0.0

@@ -5,6 +5,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -74,6 +75,13 @@ class SiteAlreadyRegisteredError(DomainError):
     code = "SITE_ALREADY_REGISTERED"
 
 
+class SiteAlreadyRecordedError(DomainError):
+    """A site registered again with the facts it was registered with: nothing new (an exported project list
+    imported again). Told apart from SITE_ALREADY_REGISTERED, whose facts differ."""
+
+    code = "SITE_ALREADY_RECORDED"
+
+
 class UnknownTownshipError(DomainError):
     code = "UNKNOWN_TOWNSHIP"
 
@@ -84,6 +92,13 @@ class UnknownDepartmentError(DomainError):
 
 class MemberAlreadyPresentError(DomainError):
     code = "MEMBER_ALREADY_PRESENT"
+
+
+class ArrivalAlreadyRecordedError(DomainError):
+    """The arrival of a member present on the site, with the same facts and day as recorded: nothing new (an
+    exported roster imported again). Told apart from MEMBER_ALREADY_PRESENT, whose facts differ."""
+
+    code = "ARRIVAL_ALREADY_RECORDED"
 
 
 class MemberIdMismatchError(DomainError):
@@ -377,9 +392,29 @@ def _not_before_arrival(site: SiteState, member_id: str, departed_on: dt.date, f
             " 不能早于进场日期 (departure before arrival)", field)
 
 
+# What a refusal calls each recorded fact, in the words of the roster and the project list.
+MEMBER_FACTS = {"name": "姓名", "gender": "性别", "admitted_on": "入党日期", "status": "党员状态",
+                "unit_kind": "单位类别", "unit_name": "单位名称", "job": "岗位", "section": "工段/班组",
+                "home_org": "原党组织", "relation": "组织关系", "arrived_on": "进场日期"}
+SITE_FACTS = {"site_id": "工地编号", "name": "项目名称", "township": "所属乡镇", "department": "主管部门",
+              "cost_wan": "总投资", "planned_months": "计划工期", "start_date": "开工日期", "units": "参建单位"}
+
+
+def _differing(names: dict[str, str], recorded: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """The names of the facts `given` states otherwise than `recorded` (both as model_dump gives them)."""
+    return [names.get(k, k) for k in given if recorded.get(k) != given[k]]
+
+
 def _register_site(command: RegisterSite, given: Given) -> list[Event]:
     if given.site is not None:
-        raise SiteAlreadyRegisteredError(f"工地 {command.site_id} 已登记 (site already registered)", "site_id")
+        facts = SiteRegistered(**command.model_dump(include=set(SiteRegistered.model_fields))).model_dump()
+        differing = _differing(SITE_FACTS, given.site.model_dump(include=set(facts)), facts)
+        if not differing:
+            raise SiteAlreadyRecordedError(
+                f"工地 {_site_named(given.site)} 已按相同内容登记，无需再登记 (already recorded)", "site_id")
+        raise SiteAlreadyRegisteredError(
+            f"工地 {_site_named(given.site)} 已登记，此次填写的{'、'.join(differing)}与登记的不同"
+            " (site already registered)", "site_id")
     if given.city is None:
         raise TypeError("registering a site needs the city's configuration in Given")
     if command.township not in given.city.townships:
@@ -432,9 +467,16 @@ def _record_arrival(command: RecordArrival, given: Given) -> list[Event]:
             f"入党日期 {command.member.admitted_on} 晚于进场日期 {command.arrived_on}：进场登记的是已入党的党员"
             " (admitted after arriving)", "member.admitted_on")
     if command.member_id in site.members:
+        recorded = site.members[command.member_id].model_dump() | {"arrived_on": site.arrived.get(command.member_id)}
+        stated = command.member.model_dump() | {"arrived_on": command.arrived_on}
+        differing = _differing(MEMBER_FACTS, recorded, stated)
+        if not differing:
+            raise ArrivalAlreadyRecordedError(
+                f"{_member(site, command.member_id)} 已在工地 {_site_named(site)} 登记，内容相同，无需再登记"
+                " (arrival already recorded)", "member_id")
         raise MemberAlreadyPresentError(
-            f"{_member(site, command.member_id)} 已在工地 {_site_named(site)} (member already present)", "member_id"
-        )
+            f"{_member(site, command.member_id)} 已在工地 {_site_named(site)}，此次填写的{'、'.join(differing)}"
+            "与在册的不同；如需更正请先办理离场 (member already present)", "member_id")
     events: list[Event] = []
     previous = given.previous_site
     if previous is not None and command.member_id in previous.members:

@@ -52,6 +52,7 @@ def roster(path: Path) -> Path:
         ["up-far", "up-3", "郑波", "男", "2010-07-01", "正式", "业主", "某公司", "管理人员", "一工段", "某村党支部",
          "流动", "2020-07-01"],
     ]
+    rows.append(rows[1])  # row 5 repeats row 2: sent once
     assert rows[0] == HEADERS
     path.write_bytes(("\ufeff" + "\r\n".join(",".join(r) for r in rows) + "\r\n").encode())
     return path
@@ -95,7 +96,11 @@ def test_a_township_checks_imports_and_reimports_a_roster_and_sees_each_rows_res
         page.wait_for_selector('#import-result:not([hidden]) #import-rows tbody tr', timeout=15_000)
         # Row 4 is another township's site: the dry run already says it is out of this identity's reach.
         assert statuses(page) == {"2": ["valid", ""], "3": ["refused", "INVALID_DATE"],
-                                  "4": ["refused", "UNKNOWN_SITE"]}
+                                  "4": ["refused", "UNKNOWN_SITE"], "5": ["already", ""]}
+        # A repeated row in a check is a repeat, not 已导入 (nothing was imported).
+        repeated = page.locator('#import-rows tr[data-row="5"]').inner_text()
+        assert "重复行" in repeated and "与第 2 行相同" in repeated and "已导入" not in repeated
+        assert "与前面的行重复 1" in page.locator("#import-summary").inner_text()
         assert page.locator("#import-progress").is_hidden()  # a dry run sends nothing
         with gw.client("city") as city:
             assert city.get("/api/views/site", params={"site_id": "up-own"}).json()["data"]["members_present"] == 0
@@ -105,7 +110,7 @@ def test_a_township_checks_imports_and_reimports_a_roster_and_sees_each_rows_res
         page.wait_for_function("() => document.querySelector('#import-rows tr[data-status=\"recorded\"]')",
                                timeout=15_000)
         assert statuses(page) == {"2": ["recorded", ""], "3": ["refused", "INVALID_DATE"],
-                                  "4": ["refused", "FORBIDDEN"]}
+                                  "4": ["refused", "FORBIDDEN"], "5": ["already", ""]}
         # the progress the page was sent as rows went out: rows 2 and 4 (row 3 is refused before sending)
         assert page.evaluate("window.__importProgress") == [{"done": 1, "total": 2}, {"done": 2, "total": 2}]
         bar = page.locator("#import-progress")
@@ -128,7 +133,7 @@ def test_a_township_checks_imports_and_reimports_a_roster_and_sees_each_rows_res
         page.click("#import-submit")
         page.wait_for_function("() => document.querySelector('#import-rows tr[data-status=\"already\"]')",
                                timeout=15_000)
-        assert statuses(page)["2"] == ["already", ""] and page.locator('[data-figure="already"]').inner_text() == "1"
+        assert statuses(page)["2"] == ["already", ""] and page.locator('[data-figure="already"]').inner_text() == "2"
     finally:
         page.context.close()
 

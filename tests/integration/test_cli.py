@@ -78,7 +78,7 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
         assert "沙埕湾跨海公路通道工程施工单位" in units and not any(re.search("[a-z]", u) for u in units), units
 
         refused = gongdi(home, "send", "membership", "RecordArrival", json.dumps(ARRIVAL))
-        assert refused.returncode == 1 and "MEMBER_ALREADY_PRESENT" in refused.stdout
+        assert refused.returncode == 1 and "ARRIVAL_ALREADY_RECORDED" in refused.stdout  # the same facts again
         assert gongdi(home, "verify").returncode == 0
 
         # A second `up` or a `reset` on the running folder is refused at once (before, the second one took the

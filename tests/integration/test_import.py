@@ -170,7 +170,7 @@ async def test_a_messy_project_list_then_roster_each_row_accepted_or_refused_by_
     rows = {r["row"]: r for r in report.rows()}
     assert rows[6]["column"] == "姓名" and "手机号" in rows[6]["message"]
     assert "性别" in rows[10]["message"] and "组织关系" in rows[10]["message"]
-    assert rows[9]["result"] == "已导入（与第 3 行相同）"
+    assert rows[9]["result"] == "与第 3 行相同（不重复发送）"
 
     client = await connect(gw, "city")
 

@@ -106,10 +106,19 @@ def test_register_site_records_site_registered():
     assert decide(registration(), Given(None, city=SEASIDE)) == [registered()]
 
 
-def test_register_site_twice_is_refused():
+def test_a_site_registered_again_with_other_facts_is_refused_naming_them():
+    other = registration().model_copy(update={"planned_months": 36, "name": "工地a（二期）"})
     with pytest.raises(domain.SiteAlreadyRegisteredError) as err:
-        decide(registration(), Given(given(registered()), city=SEASIDE))
+        decide(other, Given(given(registered()), city=SEASIDE))
     assert err.value.code == "SITE_ALREADY_REGISTERED" and err.value.field == "site_id"
+    assert "项目名称、计划工期与登记的不同" in err.value.message
+
+
+def test_a_site_registered_again_as_it_was_is_told_apart_as_already_recorded():
+    # An exported project list imported again: nothing new, and the importer can say so (已导入).
+    with pytest.raises(domain.SiteAlreadyRecordedError) as err:
+        decide(registration(), Given(given(registered()), city=SEASIDE))
+    assert err.value.code == "SITE_ALREADY_RECORDED" and "已按相同内容登记" in err.value.message
 
 
 def test_a_township_of_another_city_is_refused():
@@ -164,12 +173,23 @@ def test_arrival_at_unknown_site_is_refused():
         decide(arrival("m1"), Given(None))
 
 
-def test_arrival_of_member_already_present_is_refused():
+def test_arrival_of_member_already_present_with_other_facts_is_refused_naming_them():
+    again = arrival("m1", status=MemberStatus.probationary).model_copy(
+        update={"arrived_on": DAY + dt.timedelta(days=3)})
     with pytest.raises(domain.MemberAlreadyPresentError) as refused:
-        decide(arrival("m1"), Given(given(registered(), arrived("m1"))))
+        decide(again, Given(given(registered(), arrived("m1"))))
     site = given(registered(), arrived("m1"))
     # Named as the people recording know them (before: "党员 m1 已在工地 a").
     assert str(refused.value).startswith(f"{site.members['m1'].name}(m1) 已在工地 {site.name}(a)")
+    assert "党员状态、进场日期与在册的不同" in str(refused.value)
+
+
+def test_an_arrival_recorded_again_as_it_was_is_told_apart_as_already_recorded():
+    # An exported roster imported again: nothing new, and the importer can say so (已导入).
+    with pytest.raises(domain.ArrivalAlreadyRecordedError) as refused:
+        decide(arrival("m1"), Given(given(registered(), arrived("m1"))))
+    assert refused.value.code == "ARRIVAL_ALREADY_RECORDED" and refused.value.field == "member_id"
+    assert "内容相同" in str(refused.value)
 
 
 def test_an_arrival_before_the_site_started_is_refused():

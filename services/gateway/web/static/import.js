@@ -39,7 +39,8 @@ function offerFile(file) {
 function render(data) {
   const c = data.counts;
   const cards = data.dry_run
-    ? [card('valid', '校验通过', c.valid, { unit: '行', accent: true }), card('refused', '未通过', c.refused, { unit: '行' })]
+    ? [card('valid', '校验通过', c.valid, { unit: '行', accent: true }), card('refused', '未通过', c.refused, { unit: '行' }),
+      ...(c.already ? [card('already', '重复行', c.already, { unit: '行' })] : [])]
     : [card('recorded', '成功', c.recorded, { unit: '行', accent: true }), card('already', '已导入', c.already, { unit: '行' }),
       card('refused', '未导入', c.refused, { unit: '行' })];
   if (c.skipped) cards.push(card('skipped', '跳过示例行', c.skipped, { unit: '行' }));
@@ -48,8 +49,10 @@ function render(data) {
   const rows = data.rows.map((r) => h('tr', { dataset: { row: r.row, status: r.status, code: r.code } },
     h('td', { class: 'n' }, String(r.row)),
     h('td', null, r.name || '—'),
-    h('td', null, flag(data.dry_run && r.status === 'valid' ? '校验通过' : STATUS_TEXT[r.status] || r.status, STATUS_FLAG[r.status] || 'info')),
-    h('td', { class: 'result-text' }, r.status === 'refused' ? r.result : '')));
+    h('td', null, flag(data.dry_run && r.status === 'already' ? '重复行' : STATUS_TEXT[r.status] || r.status,
+      STATUS_FLAG[r.status] || 'info')),
+    // A refusal's reason; for a row already in, why (the same as the record, or as an earlier row).
+    h('td', { class: 'result-text' }, r.status === 'refused' || (r.status === 'already' && r.result !== '已导入') ? r.result : '')));
   fill('import-rows', table(['行号', NAME_HEADER[data.kind] || '名称', '结果', '说明'], rows,
     { cls: 'data compact', empty: '文件中没有数据行', dataset: { kind: data.kind } }));
   offerFile(data.result_file);
