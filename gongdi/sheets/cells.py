@@ -24,6 +24,7 @@ INVALID_ID = "INVALID_ID"
 INVALID_TEXT = "INVALID_TEXT"
 UNKNOWN_TOWNSHIP = "UNKNOWN_TOWNSHIP"
 UNKNOWN_DEPARTMENT = "UNKNOWN_DEPARTMENT"
+UNCOMPUTED_FORMULA = "UNCOMPUTED_FORMULA"
 
 
 class CellRefusal(Exception):
@@ -52,6 +53,15 @@ _SPACES = re.compile(r" {2,}")
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # 张　三 (a two-character name padded to line up with three-character ones): the space is layout, not the name.
 _BETWEEN_CJK = re.compile(f"(?<=[{_CJK}]) +(?=[{_CJK}])")
+
+
+def computed(value: Any, column: str) -> Any:
+    """The cell's value, or the refusal of a formula whose result the file does not hold (reading.Uncomputed)."""
+    formula = getattr(value, "formula", None)
+    if isinstance(formula, str):
+        raise CellRefusal(UNCOMPUTED_FORMULA, f"是公式 {formula[:40]}，但文件里没有它的计算结果（文件由程序生成、"
+                          "未经 Excel 或 WPS 保存）：请用 Excel 或 WPS 打开并保存一次后再导入", column)
+    return value
 
 
 def blank(value: Any) -> bool:

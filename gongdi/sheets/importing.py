@@ -45,7 +45,7 @@ from gongdi.sheets.columns import (
     STATUS,
     UNIT_KIND,
 )
-from gongdi.sheets.reading import Sheet, header_key, read_sheet
+from gongdi.sheets.reading import Sheet, SheetError, Uncomputed, header_key, read_sheet
 from gongdi.sheets.templates import EXAMPLE_MEMBER, EXAMPLE_SITE, TITLES
 
 RESULT_HEADER = "导入结果"
@@ -101,9 +101,20 @@ def kind_of(name: str) -> Kind:
     return KINDS[name]
 
 
+# Columns a header may lack: ids are derived from the row when blank, and a site secretary's rows need no site.
+OPTIONAL_COLUMNS = {"工地编号", "党员编号"}
+
+
 def read(kind: Kind, data: bytes, filename: str) -> Sheet:
-    """The file's rows under its header, for `kind` (reading.SheetError when it cannot be read)."""
-    return read_sheet(data, filename, kind.known)
+    """The file's rows under its header, for `kind` (reading.SheetError when it cannot be read, or its header lacks
+    a column every row needs: said once, not as a refusal of every row)."""
+    sheet = read_sheet(data, filename, kind.known)
+    missing = [h for h, _ in kind.columns if h not in sheet.columns and h not in OPTIONAL_COLUMNS]
+    if missing:
+        where = f"工作表“{sheet.name}”" if sheet.name else ""
+        raise SheetError("MISSING_COLUMNS", f"{where}第 {sheet.header_row} 行的表头缺少必填的列：{'、'.join(missing)}。"
+                         "请按模板补上这些列后再导入")
+    return sheet
 
 
 # ---- outcomes -----------------------------------------------------------------------------------------------------
@@ -237,7 +248,7 @@ class _Cells:
 
     def get(self, read: Callable[..., Any], column: str, *args: Any) -> Any:
         try:
-            return read(self.values.get(column), column, *args)
+            return read(cells.computed(self.values.get(column), column), column, *args)
         except CellRefusal as exc:
             self.errors.append(exc)
             return None
@@ -293,6 +304,8 @@ def _site_of(row: _Cells, ctx: Context) -> str | None:
     """工地编号 of a member row: an id, or the name of a site the importer can see, or blank for a site's secretary."""
     column = "工地编号"
     value = row.values.get(column)
+    if isinstance(value, Uncomputed):
+        return row.get(cells.ident, column)  # refused as a formula without its result
     if cells.blank(value):
         if ctx.own_site:
             return ctx.own_site
@@ -466,11 +479,15 @@ class Report:
         parts.append(f"未通过 {c[REFUSED]}" if self.dry_run else f"未导入 {c[REFUSED]}")
         if self.dry_run and c[ALREADY]:  # rows repeating an earlier one: only those are 'already' in a dry run
             parts.append(f"与前面的行重复 {c[ALREADY]}")
+        others = ""
+        if self.sheet.others:
+            others = (f"。只读了工作表“{self.sheet.name}”；工作表{'、'.join(f'“{t}”' for t in self.sheet.others)}"
+                      f"也有{self.kind.title}的表头，未{what}：请把它们各自另存为文件再{what}")
         if c[SKIPPED]:
             parts.append(f"跳过示例行 {c[SKIPPED]}")
         rate = len(self.outcomes) / self.seconds if self.seconds > 0 else 0.0
         return (f"{self.kind.title}{what}：共 {len(self.outcomes)} 行，{'，'.join(parts)}；用时 {self.seconds:.1f}s"
-                f"（{rate:,.0f} 行/秒）")
+                f"（{rate:,.0f} 行/秒）{others}")
 
     def result_name(self) -> str:
         path = PurePath(self.filename or f"{self.kind.title}.{self.sheet.format}")

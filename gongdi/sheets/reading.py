@@ -51,6 +51,14 @@ class SheetError(Exception):
 
 
 @dataclass(frozen=True)
+class Uncomputed:
+    """A formula cell whose result the file does not hold (written by a program, never saved by Excel or WPS):
+    refused as such by the importer (gongdi.sheets.cells.UNCOMPUTED_FORMULA), not read as a blank cell."""
+
+    formula: str
+
+
+@dataclass(frozen=True)
 class Row:
     number: int  # the row's number as the spreadsheet shows it (a CSV: its record number, from 1)
     values: dict[str, Any]  # known header → the cell's value (None when blank or the column is absent)
@@ -68,6 +76,7 @@ class Sheet:
     encoding: str | None = None  # a CSV's
     delimiter: str = ","
     records: list[list[str]] = field(default_factory=list)  # a CSV's every record, for the result file
+    others: tuple[str, ...] = ()  # other worksheets with a header of their own: not read, said in the summary
 
 
 def header_key(value: Any) -> str:
@@ -180,25 +189,44 @@ def _read_xlsx(data: bytes, known: Mapping[str, str]) -> Sheet:
         raise SheetError("NOT_A_SPREADSHEET", "无法读取这个工作簿：文件已损坏，或不是 .xlsx 格式（.xls、.ods、.numbers"
                          " 请先另存为 .xlsx）") from exc
     try:
-        sheets = [book.active, *(ws for ws in book.worksheets if ws is not book.active)]
-        for ws in sheets:
-            if not isinstance(ws, Worksheet):
-                continue  # a chart sheet
-            grid = _grid(ws)
+        sheets = [ws for ws in (book.active, *(w for w in book.worksheets if w is not book.active))
+                  if isinstance(ws, Worksheet)]  # not a chart sheet
+        formulas = _formula_book(data, entries)
+        for n, ws in enumerate(sheets):
+            grid = _grid(ws, formulas[ws.title] if formulas is not None else None)
             found = _find_header(grid, known)
             if found is not None:
-                return replace(_rows(grid, found[0], found[1]), format="xlsx", name=ws.title)
+                # A workbook with a roster per worksheet: the first is read, the others are named in the summary
+                # (before, they were left out without a word).
+                others = tuple(w.title for w in sheets[n + 1:] if _find_header(_grid(w), known) is not None)
+                return replace(_rows(grid, found[0], found[1]), format="xlsx", name=ws.title, others=others)
         raise _header_missing(known)
     finally:
         book.close()
 
 
-def _grid(ws: Worksheet) -> list[list[Any]]:
-    """The worksheet's values, each merged range filled with its top-left value."""
+def _formula_book(data: bytes, entries: Sequence[zipfile.ZipInfo]) -> Any:
+    """The workbook's formulas (a second reading), when some worksheet has one: a formula without its result reads
+    None among the values, the same as a blank cell."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        if not any(e.filename.startswith("xl/worksheets/") and b"<f" in archive.read(e) for e in entries):
+            return None
+    return load_workbook(io.BytesIO(data), data_only=False)
+
+
+def _grid(ws: Worksheet, formulas: Worksheet | None = None) -> list[list[Any]]:
+    """The worksheet's values, each merged range filled with its top-left value; a formula without its result is
+    `Uncomputed`."""
     if ws.max_row > MAX_SHEET_ROWS:
         raise SheetError("TOO_MANY_ROWS", f"工作表“{ws.title}”有 {ws.max_row:,} 行，超过上限，请删去空行或分成几个文件")
     width = min(ws.max_column, MAX_COLUMNS)
     grid = [list(r) for r in ws.iter_rows(max_col=width, values_only=True)]
+    if formulas is not None:
+        for row, written in zip(grid, formulas.iter_rows(max_col=width, values_only=True), strict=False):
+            for c, (value, formula) in enumerate(zip(row, written, strict=False)):
+                text = getattr(formula, "text", formula)  # an array formula is an object with its text
+                if value is None and isinstance(text, str) and text.startswith("="):
+                    row[c] = Uncomputed(text)
     for merged in ws.merged_cells.ranges:
         if merged.min_row > len(grid) or merged.min_col > width:
             continue  # beyond the cells read

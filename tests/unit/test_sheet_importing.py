@@ -33,6 +33,7 @@ from gongdi.sheets.importing import (
     run_import,
     send_all,
 )
+from gongdi.sheets.reading import SheetError
 from gongdi.sheets.templates import EXAMPLE_MEMBER, template, template_csv
 
 CITY = load_city(DEFAULT_CITY_FILE)
@@ -294,6 +295,44 @@ def test_the_csv_result_is_utf8_with_bom_and_keeps_every_line():
     rows = list(csv.reader(io.StringIO(made.decode("utf-8-sig"))))
     assert rows[0] == ["党员花名册"] and rows[1][-1] == "导入结果" and rows[2][-1] == "校验通过"
     assert rows[3] == [] and rows[4][-1].startswith("未导入 INVALID_DATE：入党日期")
+
+
+def test_a_header_without_a_column_every_row_needs_is_refused_once_naming_it():
+    headers = [h for h in M_HEADERS if h not in ("进场日期", "岗位")]
+    rows = [[v for h, v in zip(M_HEADERS, member(党员编号=f"m{i}"), strict=True) if h in headers] for i in range(3)]
+    with pytest.raises(SheetError) as refused:
+        read(MEMBERS, xlsx([headers, *rows]), "名册.xlsx")
+    assert refused.value.code == "MISSING_COLUMNS"
+    assert "第 1 行的表头缺少必填的列：岗位、进场日期" in refused.value.message
+    # The ids may be left out: they are derived (and a site secretary's rows go to the secretary's site).
+    optional = [h for h in M_HEADERS if h not in ("工地编号", "党员编号")]
+    short = [[v for h, v in zip(M_HEADERS, member(), strict=True) if h in optional]]
+    assert read(MEMBERS, xlsx([optional, *short]), "名册.xlsx").rows
+
+
+def test_other_worksheets_with_a_roster_are_named_in_the_summary():
+    book = Workbook()
+    book.active.title = "一标段"
+    for title, rows in (("一标段", [M_HEADERS, member()]), ("二标段", [M_HEADERS, member(党员编号="m2")]),
+                        ("说明", [["填表说明"]]), ("三标段", [["三标段花名册"], M_HEADERS, member(党员编号="m3")])):
+        ws = book.active if title == "一标段" else book.create_sheet(title)
+        for row in rows:
+            ws.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    report = asyncio.run(run_import(MEMBERS, out.getvalue(), "名册.xlsx", CITY, None, dry_run=True, importer="city"))
+    assert report.counts()[VALID] == 1
+    assert "只读了工作表“一标段”；工作表“二标段”、“三标段”也有党员花名册的表头，未校验" in report.summary()
+
+
+def test_a_formula_the_file_holds_no_result_of_is_refused_as_such_not_as_blank():
+    # openpyxl, like many programs, writes formulas without their results; Excel or WPS would compute and keep them.
+    [p] = planned(MEMBERS, [member(姓名='=CONCATENATE("张","三")', 入党日期="=DATE(2010,7,1)")])
+    assert p.outcome.status == REFUSED and p.outcome.code == "UNCOMPUTED_FORMULA"
+    assert "姓名：是公式 =CONCATENATE" in p.outcome.message and "入党日期：是公式 =DATE(2010,7,1)" in p.outcome.message
+    assert "打开并保存一次" in p.outcome.message and "必填" not in p.outcome.message
+    [q] = planned(MEMBERS, [member(工地编号="=A1")])
+    assert q.outcome.code == "UNCOMPUTED_FORMULA" and q.outcome.column == "工地编号"
 
 
 def test_outcome_texts():

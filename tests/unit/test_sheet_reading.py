@@ -15,7 +15,7 @@ from openpyxl import Workbook
 from gongdi.sheets import reading
 from gongdi.sheets.columns import MEMBER_COLUMNS, SITE_COLUMNS
 from gongdi.sheets.importing import KINDS
-from gongdi.sheets.reading import SheetError, header_key, read_sheet
+from gongdi.sheets.reading import SheetError, Uncomputed, header_key, read_sheet
 
 MEMBERS = KINDS["members"].known
 SITES = KINDS["sites"].known
@@ -133,9 +133,10 @@ def test_the_sheet_with_the_header_is_found_among_several():
     assert sheet.name == "党员" and len(sheet.rows) == 1
 
 
-def test_a_formula_reads_as_its_cached_value_or_none():
+def test_a_formula_reads_as_its_cached_value_or_as_uncomputed():
     data = xlsx([HEADERS, [*ROW[:2], "=CONCAT(\"张\",\"三\")", *ROW[3:]]])
-    assert read_sheet(data, "r.xlsx", MEMBERS).rows[0].values["姓名"] is None  # written by a program: never computed
+    # Written by a program, never computed: not a blank cell (before, refused as 必填), but a formula without result.
+    assert read_sheet(data, "r.xlsx", MEMBERS).rows[0].values["姓名"] == Uncomputed('=CONCAT("张","三")')
 
 
 def test_no_header_row_is_refused_naming_the_columns_wanted():
