@@ -146,6 +146,23 @@ def shown_identity(who: str) -> str:
     return f"{ROLE_LABELS[role]}（{who}）"
 
 
+def recorder(actor: str, city: City | None) -> str:
+    """Who recorded, as the site page says it: 沙城镇（乡镇）, 沙城镇 工地书记, 平台规则 …; the login name otherwise."""
+    if actor.startswith("policy:"):
+        return f"平台规则 {actor.removeprefix('policy:')}"
+    try:
+        identity = Identity.parse(actor)
+    except ValueError:
+        return actor
+    if identity.role is Role.TOWNSHIP and identity.township:
+        return f"{township_of(identity.township, city)}（乡镇）"
+    if identity.role is Role.SITE and identity.township:
+        return f"{township_of(identity.township, city)} 工地书记"
+    if identity.role is Role.DEPARTMENT and identity.department and city is not None:
+        return f"{city.departments.get(identity.department, identity.department)}（主管部门）"
+    return shown_identity(actor)
+
+
 def overview(rows: Iterable[tuple[str, Cell]]) -> Section:
     return section("概况", ("项目", "数值"), rows)
 
@@ -228,8 +245,8 @@ def liaison_sections(li: dict[str, Any], site_names: dict[str, str]) -> list[Sec
                 [(x["village"], L.get(x["kind"], x["kind"]), number(x["total"]), x["unit"])
                  for x in li.get("support_by_village", [])]),
         section("共建协议", ("村", "工地", "共建事项", "已完成"),
-                [(x["village"], site_names.get(x["site_id"], x["site_id"]), x["items"], x["completed"])
-                 for x in co.get("by_agreement", [])]),
+                [(x["village"], x.get("site_name") or site_names.get(x["site_id"], x["site_id"]), x["items"],
+                  x["completed"]) for x in co.get("by_agreement", [])]),
     ]
 
 
@@ -340,8 +357,8 @@ def site_sections(d: Reply, city: City | None, who: str | None) -> list[Section]
                  *(("按工段/班组", k, n) for k, n in d["by_section"].items()),
                  *(("按组织关系", word(RELATION, k), n) for k, n in d["by_relation"].items())]),
         section("近期离场", ("姓名", "离场日期", "转至工地", "记录人"),
-                [(x["name"] or x["member_id"], day(x["departed_on"]), x.get("moved_to_site"), x["recorded_by"])
-                 for x in d.get("recent_departures", [])]),
+                [(x["name"] or x["member_id"], day(x["departed_on"]), x.get("moved_to_name") or x.get("moved_to_site"),
+                  recorder(x["recorded_by"], city)) for x in d.get("recent_departures", [])]),
     ]
     ranking = d.get("points_ranking") or {}
     out.append(section("积分排名", ("年度", "名次", "姓名", "积分"),
@@ -368,9 +385,9 @@ def site_sections(d: Reply, city: City | None, who: str | None) -> list[Section]
            day(x.get("escalated_on"))) for x in mo.get("escalated", [])),
         *(("失联党员", x["name"] or x["member_id"], None, day(x.get("last_contact_on")), None, None)
           for x in mo.get("contact_lost", []))]))
-    out.append(section("岗位责任人已离场", ("类别", "编号", "名称", "党员编号"),
+    out.append(section("岗位责任人已离场", ("类别", "编号", "名称", "负责人", "党员编号"),
                        [("示范岗" if h["what"] == "post" else "责任区", h["id"],
-                         ACTIVITY_LABELS.get(h["kind"], h["kind"]), h["member_id"])
+                         ACTIVITY_LABELS.get(h["kind"], h["kind"]), h.get("name"), h["member_id"])
                         for h in d.get("departed_holders", [])]))
     if "activities" in d:
         out += activities_sections(d["activities"])

@@ -446,18 +446,22 @@ async def points_ranking(conn: asyncpg.Connection, schema: str, site_id: str, to
 
 
 async def departed_holders(conn: asyncpg.Connection, schema: str, site_id: str) -> list[dict[str, str]]:
-    """Posts and zones held by a member who is no longer on the site."""
+    """Posts and zones held by a member who is no longer on the site, with the name the member left under."""
     s = schema
     rows = await conn.fetch(
         f"""
-        SELECT 'post' AS what, p.post_id AS id, p.kind AS kind, p.holder AS member_id FROM {s}.post p
-        WHERE p.site_id = $1 AND NOT EXISTS (
-            SELECT 1 FROM {s}.site_member m WHERE m.site_id = p.site_id AND m.member_id = p.holder)
-        UNION ALL
-        SELECT 'zone', z.zone_id, z.name, r.member_id FROM {s}.zone z, jsonb_array_elements_text(z.responsible)
-            AS r(member_id)
-        WHERE z.site_id = $1 AND NOT EXISTS (
-            SELECT 1 FROM {s}.site_member m WHERE m.site_id = z.site_id AND m.member_id = r.member_id)
+        SELECT h.*, (SELECT d.name FROM {s}.site_departure d WHERE d.site_id = $1 AND d.member_id = h.member_id
+                     ORDER BY d.position DESC LIMIT 1) AS name
+        FROM (
+            SELECT 'post' AS what, p.post_id AS id, p.kind AS kind, p.holder AS member_id FROM {s}.post p
+            WHERE p.site_id = $1 AND NOT EXISTS (
+                SELECT 1 FROM {s}.site_member m WHERE m.site_id = p.site_id AND m.member_id = p.holder)
+            UNION ALL
+            SELECT 'zone', z.zone_id, z.name, r.member_id FROM {s}.zone z, jsonb_array_elements_text(z.responsible)
+                AS r(member_id)
+            WHERE z.site_id = $1 AND NOT EXISTS (
+                SELECT 1 FROM {s}.site_member m WHERE m.site_id = z.site_id AND m.member_id = r.member_id)
+        ) h
         ORDER BY 1, 2""",
         site_id,
     )

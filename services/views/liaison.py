@@ -192,8 +192,9 @@ async def summary(conn: asyncpg.Connection, schema: str, scope: str, key: str | 
     )
     by_target = {r["target"]: dict(r) for r in targets}
     agreements = await conn.fetch(
-        f"SELECT site_id, agreement_id, village, count(*) AS items, count(completed_on) AS completed"
-        f" FROM {s}.cobuilding_item WHERE {w} GROUP BY site_id, agreement_id, village ORDER BY 1, 2",
+        f"SELECT c.site_id, (SELECT t.name FROM {s}.site t WHERE t.site_id = c.site_id) AS site_name, agreement_id,"
+        f" village, count(*) AS items, count(completed_on) AS completed"
+        f" FROM {s}.cobuilding_item c WHERE {w} GROUP BY c.site_id, agreement_id, village ORDER BY 1, 3",
         key,
     )
     disputes = await conn.fetch(

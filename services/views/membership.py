@@ -376,8 +376,9 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, 
         site_id,
     )
     departures = await conn.fetch(
-        f"SELECT member_id, name, departed_on, moved_to_site, recorded_by FROM {s}.site_departure"
-        f" WHERE site_id = $1 ORDER BY position DESC LIMIT {RECENT_DEPARTURES}",
+        f"SELECT d.member_id, d.name, d.departed_on, d.moved_to_site, t.name AS moved_to_name, d.recorded_by"
+        f" FROM {s}.site_departure d LEFT JOIN {s}.site t ON t.site_id = d.moved_to_site"
+        f" WHERE d.site_id = $1 ORDER BY d.position DESC LIMIT {RECENT_DEPARTURES}",
         site_id,
     )
     full = sum(1 for m in members if m["status"] == "full")

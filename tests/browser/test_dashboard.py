@@ -339,6 +339,13 @@ def test_the_site_page_says_who_recorded_a_departure_by_role_and_place(browser: 
         assert post(secretary, "membership", "RecordArrival", arrival(DEMO_SITE, "m9301", "方志远")).status_code == 200
         assert post(secretary, "membership", "RecordDeparture", {
             "site_id": DEMO_SITE, "member_id": "m9301", "departed_on": "2020-07-02"}).status_code == 200
+    # One more stay, ended by a move to another site of the township: the page names that site, not its id.
+    elsewhere = next(s for s in view(demo, "city", "township", township=DEMO_TOWNSHIP)["sites"]
+                     if s["site_id"] != DEMO_SITE and not s["completed_on"])
+    with demo.client("city") as city:
+        assert post(city, "membership", "RecordArrival", arrival(DEMO_SITE, "m9302", "林秀英")).status_code == 200
+        assert post(city, "membership", "RecordArrival",
+                    arrival(elsewhere["site_id"], "m9302", "林秀英", "2020-07-03")).status_code == 200
     page = log_in(browser, demo, "city", f"/site/{DEMO_SITE}")
     pages.append(page)
     page.wait_for_function("() => document.querySelector('#departures')?.textContent.includes('方志远')",
@@ -349,6 +356,10 @@ def test_the_site_page_says_who_recorded_a_departure_by_role_and_place(browser: 
     expected = {f"township.{DEMO_TOWNSHIP}": f"{township_name}（乡镇）", "city": "市工委",
                 f"site.{DEMO_TOWNSHIP}.{DEMO_SITE}": f"{township_name} 工地书记"}
     assert shown and all(text == expected[login] for text, login in shown), shown
+    page.wait_for_function("() => document.querySelector('#departures')?.textContent.includes('林秀英')",
+                           timeout=10_000)
+    moved = page.locator("#departures tr", has_text="林秀英").inner_text()
+    assert f"转至工地 {elsewhere['name']}" in moved and elsewhere["site_id"] not in moved, moved
 
 
 # ---- refusals by their field, links a login may follow, pages on a laptop and a phone ------------------------------

@@ -114,8 +114,9 @@ async def test_rules_need_members_present_and_departures_are_flagged(client: Gon
 
     async def flagged():
         site = (await client.query("views", "site", {"site_id": "t2"}))["data"]
-        return sorted((h["what"], h["member_id"]) for h in site["departed_holders"]) == [("post", "b1"),
-                                                                                       ("zone", "b1")]
+        # with the name the member left under: the page and the export say who is to be replaced
+        return sorted((h["what"], h["member_id"], h["name"]) for h in site["departed_holders"]) == [
+            ("post", "b1", "李四"), ("zone", "b1", "李四")]
 
     assert await eventually(flagged)
 

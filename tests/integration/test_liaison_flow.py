@@ -118,6 +118,8 @@ async def test_co_building_needs_the_site_branch(client: GongdiClient):
         return site["cobuilding"]["items"] == 1 and site["cobuilding"]["completed"] == 0
 
     assert await eventually(progress)
+    [agreement] = (await client.query("views", "city"))["data"]["liaison"]["cobuilding"]["by_agreement"]
+    assert (agreement["site_id"], agreement["site_name"], agreement["village"]) == ("l2", "工地l2", "棠园村")
 
 
 @pytest.mark.slow

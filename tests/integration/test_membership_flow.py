@@ -101,6 +101,9 @@ async def test_arrival_elsewhere_moves_the_member(client: GongdiClient, pool: as
     assert await eventually(settled)
     city = (await client.query("views", "city"))["data"]
     assert city["members"] == 1
+    # The departure names the site the member went to, by name as well (exports and the page show it).
+    [left] = (await site_view(client, "east"))["data"]["recent_departures"]
+    assert (left["moved_to_site"], left["moved_to_name"]) == ("west", "工地west")
 
 
 async def test_members_swapping_sites_at_once_all_move(client: GongdiClient, pool: asyncpg.Pool):

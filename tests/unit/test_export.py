@@ -54,8 +54,8 @@ def liaison() -> dict[str, Any]:
                                           "by_unit": {"township": {"open": 4, "overdue": 4}}},
         "compliance": {"quality": {"met": 10, "not_met": 0, "unassessed": 0}},
         "cobuilding": {"agreements": 1, "items": 7, "completed": 5,
-                       "by_agreement": [{"site_id": "s1", "agreement_id": "a", "village": "棠园村", "items": 7,
-                                         "completed": 5}]},
+                       "by_agreement": [{"site_id": "s1", "site_name": "白琳大桥", "agreement_id": "a",
+                                         "village": "棠园村", "items": 7, "completed": 5}]},
         "disputes": {"wages": {"reported": 0, "mediating": 1, "resolved": 2, "petitioned": 0}},
         "petitions": 0, "wage_petitions": 0,
         "support": {"road_hardening": {"total": 350, "unit": "米"}, "donation": {"total": 30000.5, "unit": "元"}},
@@ -133,8 +133,11 @@ def site_reply(site_id: str = "s1", name: str = "白琳大桥", township: str = 
                     "members": ["m1", "m9"], "formed_on": "2020-07-10", "closed_on": None, "leader_name": "欧阳明月",
                     "member_names": ["欧阳明月", None]}],
         "recent_departures": [{"member_id": "m9", "name": "", "departed_on": "2020-07-10", "moved_to_site": None,
-                               "recorded_by": "township.bailin"}],
-        "departed_holders": [{"what": "post", "id": "p1", "kind": "safety_patrol", "member_id": "m9"}],
+                               "moved_to_name": None, "recorded_by": "township.bailin"},
+                              {"member_id": "m8", "name": "王五", "departed_on": "2020-07-09", "moved_to_site": "xm-7",
+                               "moved_to_name": "点头公路", "recorded_by": "site.bailin.xm-1"}],
+        "departed_holders": [{"what": "post", "id": "p1", "kind": "safety_patrol", "member_id": "m9",
+                              "name": "王五"}],
         "points_ranking": {"year": 2020, "members": [{"rank": 1, "member_id": "m1", "name": "欧阳明月", "points": 5}]},
         "meetings_due": [{"site_id": site_id, "kind": "themed_day", "period": ["2020-12-01", "2020-12-31"],
                           "held_this_period": 0, "due": True, "overdue": False, "last_held_on": None}],
@@ -217,6 +220,8 @@ def test_the_city_sections_carry_the_views_figures_and_townships_by_name():
     assert ("党员队伍", "党员突击队", 16) in sections["党员活动"].rows
     assert ("三必谈", "已谈（电话）", 20) in sections["党员活动"].rows
     assert sections["纠纷调解"].rows == (("薪资", 0, 1, 2, 0, 3),)
+    # Every agreement's site by name, not only those the city view names elsewhere (before: s1).
+    assert sections["共建协议"].rows == (("棠园村", "白琳大桥", 7, 5),)
     assert ("捐款", Decimal("30000.5"), "元") in sections["帮扶驻地"].rows
     assert figures(sections["流动党员"]) == {"应转接组织关系": 1, "失联党员上报": 0, "失联登记": 2}
 
@@ -239,11 +244,13 @@ def test_the_site_sections_name_people_and_say_coded_values_in_chinese():
     assert sections["在场党员名册"].rows[1] == ("司马青山", "男", "预备", dt.date(2005, 7, 1), "建设单位", "中交三航局",
                                             "技术人员", "一工段", "某村党支部", "转入", dt.date(2020, 7, 1))
     assert ("按组织关系", "流动", 1) in sections["党员构成"].rows
-    assert sections["近期离场"].rows == (("m9", dt.date(2020, 7, 10), None, "township.bailin"),)
+    # Sites and recorders by name, as the site page shows them (before: xm-7, township.bailin).
+    assert sections["近期离场"].rows == (("m9", dt.date(2020, 7, 10), None, "白琳镇（乡镇）"),
+                                      ("王五", dt.date(2020, 7, 9), "点头公路", "白琳镇 工地书记"))
     assert sections["三会一课待开"].rows[0][0] == "主题党日"
     assert sections["发展党员名单"].rows[0][:3] == ("入党申请人", "王小明", dt.date(2018, 1, 1))
     assert sections["流动党员待办"].rows[0][:2] == ("应转接组织关系", "欧阳明月")
-    assert sections["岗位责任人已离场"].rows == (("示范岗", "p1", "安全生产巡查岗", "m9"),)
+    assert sections["岗位责任人已离场"].rows == (("示范岗", "p1", "安全生产巡查岗", "王五", "m9"),)
 
 
 def test_talks_name_the_member_and_birthdays_say_who_celebrated():

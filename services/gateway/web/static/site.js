@@ -145,13 +145,13 @@ function renderDepartures(d) {
   const holders = d.departed_holders || [];
   fill('departures',
     scrolling(table(['姓名', '离场日期', '去向', '记录人'], out.map((x) => [
-      x.name || x.member_id, x.departed_on, x.moved_to_site ? `转至工地 ${x.moved_to_site}` : '离开工地',
+      x.name || x.member_id, x.departed_on, x.moved_to_site ? `转至工地 ${x.moved_to_name || x.moved_to_site}` : '离开工地',
       h('span', { title: x.recorded_by || '' }, actorName(me, x.recorded_by))]),
     { empty: '近期无人离场' })),
     holders.length ? h('div', null, h('h3', null, '需调整的负责人（已离场）'),
       h('ul', { class: 'plain' }, holders.map((x) => h('li', { class: 'warn' },
         x.what === 'post' ? `示范岗「${label(LABELS.post, x.kind)}」（${x.id}）` : `责任区「${x.kind}」（${x.id}）`,
-        `负责人 ${nameOf(x.member_id)} 已离场，请重新指定`)))) : null,
+        `负责人 ${x.name || nameOf(x.member_id)} 已离场，请重新指定`)))) : null,
     renderPointsAndMeetings(d));
 }
 
