@@ -41,7 +41,7 @@ async def ensure_heads_stream(js: JetStreamContext, replicas: int = 1) -> str:
         await js.add_stream(heads_stream_config(replicas))
         return "created"
     if not (info.config.deny_delete and info.config.deny_purge):
-        return "exists but allows deletes or purges; left unchanged"
+        return "已有，但允许删除或清除（签名日志头可被删改），未改动"
     return "exists"
 
 

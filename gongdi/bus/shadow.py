@@ -51,7 +51,7 @@ from gongdi.store.roles import grant_service_role
 
 Progress = Callable[[int, int], None]
 VERSION_COMMENT = "gongdi code version "  # the schema's comment: which projection code built its rows
-REBUILD_NEEDED = "rebuild needed:"  # how a reading service's setup tells the supervisor to rebuild in the background
+REBUILD_NEEDED = "需要重建视图："  # how a reading service's setup tells the supervisor to rebuild in the background
 BATCH = 5000
 SWAP_WITHIN = 500  # events behind the live consumer at most when the swap (which holds queries back) is tried
 LOCK_TIMEOUT = "250ms"  # the swap gives way (and tries again) rather than make queries wait longer than this
@@ -121,8 +121,8 @@ async def check_version(conn: asyncpg.Connection, schema: str, version: str) -> 
         await stamp_version(conn, schema, version)
         return None
     if stored != version:
-        return (f"{REBUILD_NEEDED} {schema} was built by code version {stored}, the code is {version};"
-                f" rebuilding in the background (gongdi rebuild {schema})")
+        return (f"{REBUILD_NEEDED}{schema} 由代码版本 {stored} 建成，现在的代码是 {version}；"
+                f"正在后台重建，旧视图照常应答（gongdi rebuild {schema}）")
     return None
 
 

@@ -36,8 +36,16 @@ async def ensure_event_stream(js: JetStreamContext, service: str, replicas: int 
         return "created"
     have = info.config
     if sorted(have.subjects or []) != sorted(wanted.subjects or []) or have.storage != wanted.storage:
-        return f"differs (subjects {have.subjects}, storage {have.storage}); left unchanged"
+        return f"已有但配置不同（subjects {have.subjects}，storage {have.storage}），未改动"
     return "exists"
+
+
+SAID = {"created": "新建", "exists": "已有"}
+
+
+def said(outcome: str) -> str:
+    """What an `ensure_…` did (created, exists, or a sentence already in Chinese), as the operator reads it."""
+    return SAID.get(outcome, outcome)
 
 
 async def require_stream(js: JetStreamContext, service: str) -> None:

@@ -485,8 +485,14 @@ def cmd_setup(args: argparse.Namespace) -> int:
     creds = Credentials.load(args.home / CREDENTIALS)
     # The services' database roles get their passwords when the database is the embedded one.
     database_passwords = creds.postgres if creds.postgres and "DATABASE_URL" not in os.environ else None
-    for line in Supervisor(settings, args.home / "logs", passwords=creds.nats or None,
-                           database_passwords=database_passwords).setup():
+    try:
+        lines = Supervisor(settings, args.home / "logs", passwords=creds.nats or None,
+                           database_passwords=database_passwords).setup()
+    except RuntimeError as exc:
+        print(f"setup 未完成：\n{exc}\n内置的 NATS 与 PostgreSQL 由 `gongdi up` 启动并自动 setup；单独的 `gongdi setup`"
+              " 用于已在运行的服务器（NATS_URL、DATABASE_URL）", file=sys.stderr)
+        return 1
+    for line in lines:
         print(f"  {line}")
     return 0
 

@@ -137,7 +137,7 @@ class Supervisor:
             for module, proc in running:
                 stdout, stderr = proc.communicate()
                 if proc.returncode != 0:
-                    failed.append(f"setup of {module} failed:\n{stderr[-3000:]}")
+                    failed.append(f"{module} setup 失败 (failed):\n{stderr[-3000:].rstrip()}")
                 lines += stdout.splitlines()
             if failed:
                 raise RuntimeError("\n".join(failed))

@@ -67,7 +67,7 @@ from gongdi.bus.shadow import (
     stored_version,
 )
 from gongdi.bus.shadow import Feed as Source
-from gongdi.bus.streams import ensure_durable, ensure_event_stream, require_stream
+from gongdi.bus.streams import ensure_durable, ensure_event_stream, require_stream, said
 from gongdi.service.logging import configure
 from gongdi.service.pipeline import CommandPipeline, Repository, no_advice, site_key
 from gongdi.service.process import (
@@ -81,6 +81,7 @@ from gongdi.service.process import (
     reply_handler,
     role_password,
     run_until_signalled,
+    set_up,
 )
 from gongdi.service.process import broker as make_broker
 from gongdi.service.settings import Settings
@@ -315,14 +316,15 @@ class WritingService:
         try:
             js = nc.jetstream()
             made = await ensure_event_stream(js, self.name, settings.stream_replicas)
-            lines.append(f"stream {HEADS_STREAM}: {await ensure_heads_stream(js, settings.stream_replicas)}")
+            heads = await ensure_heads_stream(js, settings.stream_replicas)
+            lines.append(f"签名日志头流 {HEADS_STREAM}：{said(heads)}")
             if made == "created":  # first setup, an upgrade from release 0.1 (streams in another account), a repair
                 await fill_from_start(settings.database_url, self.name)
-            lines.append(f"stream of {self.name}: {made}")
+            lines.append(f"{self.name} 的事件流：{said(made)}")
             for policy in self.policies:
                 await require_stream(js, policy.source)
                 durable = await ensure_durable(js, policy.source, self.name, settings.consumer_ack_wait)
-                lines.append(f"consumer {self.name} on {stream_name(policy.source)}: {durable}")
+                lines.append(f"{self.name} 对 {stream_name(policy.source)} 的消费者：{said(durable)}")
         finally:
             await nc.close()
         return lines
@@ -345,7 +347,8 @@ class WritingService:
         run_command(self.name, argv, {
             "serve": lambda settings, _args: asyncio.run(self.app(settings).run()),
             "relay": lambda settings, _args: run_until_signalled(lambda stop: self.relay(settings, stop)),
-            "setup": lambda settings, _args: print(*asyncio.run(self.setup(settings, role_password())), sep="\n"),
+            "setup": lambda settings, _args: set_up(self.name, settings,
+                                                    lambda: self.setup(settings, role_password())),
         })
 
 
@@ -426,7 +429,7 @@ class ReadingService:
 
     async def setup(self, settings: Settings, password: str | None = None) -> list[str]:
         """Idempotent: migrations (and the login role, `password` its password), and one durable consumer per
-        source stream; a line `rebuild needed: …` when the schema was built by another code version."""
+        source stream; a line `需要重建视图：…` (REBUILD_NEEDED) when the schema was built by another code version."""
         lines = [await migrate_schema(settings, self.name, self.migrations, password=password)]
         conn = await asyncpg.connect(settings.database_url)
         try:
@@ -439,7 +442,7 @@ class ReadingService:
             for service, _ in self.feeds(self.name):
                 await require_stream(js, service)
                 durable = await ensure_durable(js, service, self.name, settings.consumer_ack_wait)
-                lines.append(f"consumer {self.name} on {stream_name(service)}: {durable}")
+                lines.append(f"{self.name} 对 {stream_name(service)} 的消费者：{said(durable)}")
         finally:
             await nc.close()
         return lines + ([stale] if stale else [])
@@ -505,7 +508,8 @@ class ReadingService:
 
         run_command(self.name, argv, {
             "serve": lambda settings, _args: asyncio.run(self.app(settings).run()),
-            "setup": lambda settings, _args: print(*asyncio.run(self.setup(settings, role_password())), sep="\n"),
+            "setup": lambda settings, _args: set_up(self.name, settings,
+                                                    lambda: self.setup(settings, role_password())),
             "rebuild": rebuild_into,
             "swap": rebuild_and_swap,
         })

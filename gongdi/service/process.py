@@ -10,8 +10,10 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import asyncpg
+import nats.errors
 import orjson
 import structlog
 from faststream.nats import NatsBroker, NatsMessage
@@ -45,6 +47,22 @@ def role_password() -> str | None:
     """The password `setup` gives its service's login role. From the environment, not Settings: only a setup
     process is given it (by the supervisor), and no process but setup should carry it."""
     return os.environ.get(ROLE_PASSWORD_ENV)
+
+
+def set_up(service: str, settings: Settings, work: Callable[[], Awaitable[list[str]]]) -> None:
+    """A service's `setup` from its command line: its lines printed, or, when a server cannot be reached, one line
+    saying which (the supervisor shows the operator that line, not a traceback)."""
+    try:
+        print(*asyncio.run(work()), sep="\n")
+    except (OSError, asyncpg.CannotConnectNowError, nats.errors.NoServersError) as exc:
+        if isinstance(exc, nats.errors.NoServersError):
+            what, where = "NATS", ", ".join(settings.nats_servers)
+        else:
+            url = urlsplit(settings.database_url)
+            what, where = "PostgreSQL", f"{url.hostname}:{url.port or 5432}"
+        why = ("连接被拒绝，服务器没有在运行" if isinstance(exc, ConnectionRefusedError | nats.errors.NoServersError)
+               else type(exc).__name__)
+        raise SystemExit(f"{service}: 无法连接 {what}（{where}）：{why} (cannot reach {what})") from None
 
 
 async def migrate_schema(settings: Settings, schema: str, migrations: Sequence[Migration],

@@ -57,8 +57,8 @@ async def migrate(conn: asyncpg.Connection, schema: str, migrations: Sequence[Mi
             for routine in routines:
                 await conn.execute(routine(schema))
     latest = len(migrations)
-    news = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
-    return f"schema {schema}: migration {latest} ({news})"
+    news = f"本次执行第 {', '.join(map(str, applied))} 项" if applied else "已是最新"
+    return f"数据库模式 {schema}：迁移至第 {latest} 项（{news}）"
 
 
 async def applied_migrations(conn: asyncpg.Connection, schema: str) -> list[int]:

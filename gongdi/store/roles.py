@@ -59,6 +59,9 @@ def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+SAID = {"created": "新建", "updated": "已更新"}  # what `ensure_role` did, as the operator reads it
+
+
 async def ensure_role(conn: asyncpg.Connection, role: str, password: str | None) -> str:
     """Create or update the login role; with no password an existing role's login is left as it is."""
     attributes = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
@@ -102,5 +105,5 @@ async def grant_service_role(conn: asyncpg.Connection, schema: str, password: st
         ]
         for statement in statements:
             await conn.execute(statement)
-    login = "login" if password is not None else "no password given: login unchanged"
-    return f"role {role}: {done}, rights on schema {schema} ({login})"
+    login = "可登录" if password is not None else "未给密码：登录方式不变"
+    return f"数据库角色 {role}：{SAID[done]}，已授予模式 {schema} 的权限（{login}）"

@@ -208,6 +208,19 @@ def test_up_on_a_port_that_is_taken_says_so_before_starting_anything(tmp_path: P
     assert not (tmp_path / "home" / "postgres").exists()  # nothing started
 
 
+def test_setup_without_its_servers_says_which_one_it_cannot_reach(tmp_path: Path):
+    """Before, `gongdi setup` with no database running printed each service's traceback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**_unreachable_env(), "DATABASE_URL": f"postgresql://gongdi:x@127.0.0.1:{port}/gongdi"}
+    done = subprocess.run([*GONGDI, "--home", str(tmp_path / "home"), "setup"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"membership: 无法连接 PostgreSQL（127.0.0.1:{port}）：连接被拒绝，服务器没有在运行" in done.stderr
+    assert "由 `gongdi up` 启动" in done.stderr
+
+
 def test_damaged_state_files_are_said_not_tracebacks(tmp_path: Path):
     home = tmp_path / "home"
     home.mkdir()

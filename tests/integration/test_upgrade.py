@@ -34,8 +34,8 @@ def test_a_release_0_1_state_folder_keeps_its_records_after_upgrade(tmp_path: Pa
     try:
         out = wait_for_line(proc, "Ctrl-C")
         # Release 0.1 kept no record of migrations: 1 (its own tables, all `IF NOT EXISTS`) runs as a no-op.
-        assert "schema membership: migration 8 (applied 1, 2, 3, 4, 5, 6, 7, 8)" in out
-        assert "schema views: migration" in out
+        assert "数据库模式 membership：迁移至第 8 项（本次执行第 1, 2, 3, 4, 5, 6, 7, 8 项）" in out
+        assert "数据库模式 views：迁移至第" in out
 
         city = json.loads(gongdi(home, "view", "city", "--json").stdout)
         assert (city["projects"], city["workers"], city["members"], city["branches"]) == (2, 320, 5, 1)
@@ -73,7 +73,7 @@ def test_a_release_0_1_state_folder_keeps_its_records_after_upgrade(tmp_path: Pa
     again = start(home)
     try:
         out = wait_for_line(again, "Ctrl-C")
-        assert "schema membership: migration 8 (nothing to apply)" in out
+        assert "数据库模式 membership：迁移至第 8 项（已是最新）" in out
         site = json.loads(gongdi(home, "view", "site", "old-school", "--json").stdout)
         assert site["completed_on"] == "2021-04-30"
         city = json.loads(gongdi(home, "view", "city", "--json").stdout)
