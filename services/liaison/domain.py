@@ -234,7 +234,9 @@ def _complete(command: CompleteCoBuildingItem, site: LiaisonSite) -> Event:
 def _transition(command: StartMediation | ResolveMediation | EscalateToPetition, site: LiaisonSite) -> Event:
     case = site.cases.get(command.case_id)
     if case is None:
-        raise CaseNotFoundError(f"纠纷案件 {command.case_id} 不存在", "case_id")
+        # Cases are kept per site: one reported at another site is not found here, which the message says.
+        raise CaseNotFoundError(f"工地 {site.site_id} 没有纠纷案件 {command.case_id}：案件按工地登记，"
+                                "请确认工地编号与案件编号", "case_id")
     allowed, to = TRANSITIONS[type(command)]
     if case.state not in allowed:
         raise IllegalTransitionError(

@@ -294,9 +294,11 @@ def test_a_refused_step_names_the_states_in_chinese():
     assert not re.search("resolved|petitioned", str(refused.value).split(" (")[0])
 
 
-def test_transition_of_unknown_case_is_refused():
-    with pytest.raises(domain.CaseNotFoundError):
+def test_transition_of_unknown_case_is_refused_naming_the_site_it_was_looked_for_at():
+    with pytest.raises(domain.CaseNotFoundError) as refused:
         decide(start(), given())
+    # A case reported at another site is not found at this one: the message says where it was looked for.
+    assert "工地 a 没有纠纷案件 d1" in refused.value.message and "案件按工地登记" in refused.value.message
 
 
 def test_transition_before_the_previous_step_is_refused():
