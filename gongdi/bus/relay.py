@@ -206,7 +206,11 @@ class Relay:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.idle_wait)
         finally:
-            await listener.remove_listener(channel, self._on_notify)
+            # A database that went away took the connection with it (asyncpg detaches it from the pool): removing
+            # the listener would raise InterfaceError in place of the error that ended the relay, which its restart
+            # is about and which goes on up. Releasing a detached connection does nothing.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                await listener.remove_listener(channel, self._on_notify)
             await self.store.pool.release(listener)
 
     async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
