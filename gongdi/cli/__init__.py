@@ -1028,12 +1028,14 @@ def main(argv: list[str] | None = None) -> None:
         # output is pointed at /dev/null so that the flush at exit does not fail again (Python's docs, SIGPIPE).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 1
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+        # Before the OSError below, which a timeout also is (Python 3.11): a service that does not answer in time
+        # (its database frozen, say) was reported as NATS unreachable.
+        print("平台已连接，但服务未在时限内应答（服务可能正在等待数据库）(no service answered); 查看日志: "
+              f"{(args.home / 'logs').resolve()}", file=sys.stderr)
+        code = 1
     except (nats.errors.NoServersError, ConnectionRefusedError, OSError) as exc:
         print(f"无法连接平台 (cannot reach NATS: {exc}). 请先在项目目录运行 `make demo` / `gongdi up`，"
               f"或设置 NATS_URL；状态目录 {args.home.resolve()}", file=sys.stderr)
-        code = 1
-    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-        print("平台已连接，但服务未响应 (no service answered); 查看日志: " f"{(args.home / 'logs').resolve()}",
-              file=sys.stderr)
         code = 1
     sys.exit(code)
