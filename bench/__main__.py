@@ -251,10 +251,9 @@ def rebuild_bench(n: int) -> None:
     rebuild.report(result)
 
 
-def big_site_bench(n: int, width: int) -> None:
-    """`n` arrivals into one site, timed by block of 1,000, against arrivals spread over 100 small sites."""
-    from bench import bigsite
-
+@contextlib.contextmanager
+def platform_as_city() -> Iterator[Settings]:
+    """Fresh embedded servers with every platform process running; the city work committee's settings."""
     with embedded_servers() as (root, creds, settings):
         settings = settings.model_copy(update={"http_port": free_port()})
         sup = Supervisor(settings, root / "logs", say=print, passwords=creds.nats, database_passwords=creds.postgres)
@@ -263,10 +262,18 @@ def big_site_bench(n: int, width: int) -> None:
             sup.start()
             admin = settings.as_user("city", creds.password("city"))
             wait_ready(admin)
-            print(f"bench: {n:,} arrivals into one site as the city committee, {width} in flight; fsync on")
-            result = asyncio.run(bigsite.bench(admin, n, min(n, 1000), width))
+            yield admin
         finally:
             sup.stop()
+
+
+def big_site_bench(n: int, width: int) -> None:
+    """`n` arrivals into one site, timed by block of 1,000, against arrivals spread over 100 small sites."""
+    from bench import bigsite
+
+    with platform_as_city() as admin:
+        print(f"bench: {n:,} arrivals into one site as the city committee, {width} in flight; fsync on")
+        result = asyncio.run(bigsite.bench(admin, n, min(n, 1000), width))
     bigsite.report(result)
 
 
@@ -274,18 +281,9 @@ def import_bench(n: int, width: int) -> None:
     """`n` member rows imported from an .xlsx into a fresh platform, against the same commands sent directly."""
     from bench import importing
 
-    with embedded_servers() as (root, creds, settings):
-        settings = settings.model_copy(update={"http_port": free_port()})
-        sup = Supervisor(settings, root / "logs", say=print, passwords=creds.nats, database_passwords=creds.postgres)
-        try:
-            sup.setup()
-            sup.start()
-            admin = settings.as_user("city", creds.password("city"))
-            wait_ready(admin)
-            print(f"bench: import of {n:,} roster rows as the city committee; fsync on")
-            result = asyncio.run(importing.bench(admin, n, width))
-        finally:
-            sup.stop()
+    with platform_as_city() as admin:
+        print(f"bench: import of {n:,} roster rows as the city committee; fsync on")
+        result = asyncio.run(importing.bench(admin, n, width))
     importing.report(result)
 
 
