@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.base import Command, Day, Event, Name, Note, People, Slug, Yuan, parse
+from contracts.base import Command, Day, Event, Name, Note, People, PlanDay, Slug, Yuan, parse
 from contracts.errors import rule_broken
 from contracts.rules import LIMITS
 
@@ -91,7 +91,7 @@ class MeetingItem(Strict):
     kind: ItemKind
     description: Name
     responsible: Party
-    due_on: Day
+    due_on: PlanDay  # a deadline: ahead of the meeting, by up to the plan horizon (not a week, as a fact)
 
 
 class TargetResult(Strict):

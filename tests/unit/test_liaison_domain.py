@@ -124,6 +124,15 @@ def test_item_cannot_be_due_before_the_meeting():
         meeting(items=(item(due=DAY - dt.timedelta(days=1)),))
 
 
+def test_an_item_may_be_due_months_ahead_of_today():
+    # A deadline is a plan, not a fact: a meeting held today may give an item a month or more (before, a week).
+    today = dt.date.today()
+    held = meeting(items=(item(due=today + dt.timedelta(days=90)),), on=today)
+    assert held.items[0].due_on == today + dt.timedelta(days=90)
+    with pytest.raises(ValueError, match="日期不合理"):
+        item(due=today + dt.timedelta(days=366 * 6))
+
+
 def test_unknown_site_is_refused():
     with pytest.raises(domain.SiteNotFoundError):
         decide(meeting(), given(known=False))
