@@ -54,7 +54,9 @@ class HistoryQuery(BaseModel):
 
 
 # Which payload fields name a member: one id, or a list of ids.
-MEMBER_FIELDS = ("member_id", "secretary", "leader", "holder")
+# `person_id`: the 发展党员 path (application to confirmation, the admission too) and 三培两推's recommendations name
+# the person so, before and after admission (an admitted person's member id is the same).
+MEMBER_FIELDS = ("member_id", "person_id", "secretary", "leader", "holder")
 MEMBER_LISTS = ("members", "attendees", "members_met", "responsible", "committee")
 MEMBER_ENTRIES = ("grades",)  # lists of entries each naming a member by `member_id` (民主评议's grades)
 CASE_FIELD = "case_id"

@@ -185,6 +185,8 @@ class Names:
             p = e["payload"]
             if isinstance(p.get("member"), dict) and p["member"].get("name") and p.get("member_id"):
                 names.members[p["member_id"]] = p["member"]["name"]
+            if isinstance(p.get("person_id"), str) and isinstance(p.get("name"), str) and p["name"]:
+                names.members.setdefault(p["person_id"], p["name"])  # an application names its person
             if e["type"] == "SiteRegistered" and p.get("name") and p.get("site_id"):
                 names.sites[p["site_id"]] = p["name"]
         return names
@@ -212,10 +214,15 @@ def summary(e: dict[str, Any], names: Names | None = None) -> str:
         parts.append(f"{p['member']['name']}({p.get('member_id')})")
     elif p.get("member_id"):
         parts.append(names.member(p["member_id"]))
+    elif isinstance(p.get("person_id"), str):
+        parts.append(f"{p['name']}({p['person_id']})" if isinstance(p.get("name"), str) and p["name"]
+                     else names.member(p["person_id"]).removeprefix("党员 "))
     for key, label in (("name", ""), ("title", ""), ("case_id", "案件 "), ("reason", ""), ("kind", ""),
                        ("category", ""), ("talked_by", "谈话人 "), ("mediator", "调解 "), ("outcome", "结果 "),
                        ("due_on", "应于 ")):
         value = p.get(key)
+        if key == "name" and isinstance(p.get("person_id"), str):
+            continue  # said with the person's id above
         if value and isinstance(value, str):
             text = PAYLOAD_LABELS.get(value, value) if key in ("reason", "kind", "category") else value
             parts.append(f"{label}{text}" + (" 前" if key == "due_on" else ""))

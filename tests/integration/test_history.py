@@ -140,6 +140,24 @@ def test_a_members_history_has_the_appraisal_that_graded_them(gw: Gateway, story
     assert by_type(other, "MembersAppraised") == []
 
 
+def test_a_persons_history_has_the_development_path(gw: Gateway, story: dict[str, str]):
+    """发展党员 events name the person `person_id`: before, a person's history left the whole path out."""
+    with gw.client(TOWNSHIP) as township, gw.client("auditor") as auditor:
+        ok(post(township, "membership", "RegisterSite", site("h3", "bailin")))
+        ok(post(township, "membership", "SubmitApplication", {
+            "site_id": "h3", "person_id": "h3-p1", "name": "王小明", "gender": "male", "birth_date": "1990-01-01",
+            "applied_on": LATER, "unit_kind": "construction", "unit_name": "施工单位", "job": "worker",
+            "section": "一工段"}))
+
+        def path() -> list[str]:
+            return [e["type"] for e in ok(auditor.get("/api/history/member/h3-p1"))["data"]["events"]]
+
+        assert eventually(lambda: "TalkObligationCreated" in path())  # the applicant's talk, from the policy
+        history = ok(auditor.get("/api/history/member/h3-p1"))["data"]
+    assert history["events"][0]["type"] == "ApplicationSubmitted"
+    assert "王小明(h3-p1)" in format_history(history)
+
+
 def test_who_may_read_which_history(gw: Gateway, story: dict[str, str]):
     def refused(user: str, path: str) -> dict[str, Any]:
         with gw.client(user) as c:
