@@ -482,10 +482,11 @@ def _record_arrival(command: RecordArrival, given: Given) -> list[Event]:
     if previous is not None and command.member_id in previous.members:
         there, here = previous.members[command.member_id], command.member
         if (there.name, there.admitted_on) != (here.name, here.admitted_on):
+            # Nothing of the member there is said (name, 入党日期, site): the sender may not read that site, and a
+            # refusal naming them let any writer walk the ids and read the city's roster.
             raise MemberIdMismatchError(
-                f"党员编号 {command.member_id} 是 {_site_named(previous)} 在场的 {there.name}"
-                f"（入党 {there.admitted_on}），与此次填写的 {here.name}（入党 {here.admitted_on}）不符：请核对党员编号"
-                " (the id names another member)", "member_id")
+                f"党员编号 {command.member_id} 已属于另一工地的另一名在场党员，与此次填写的姓名或入党日期不符："
+                "请核对党员编号 (the id names another member)", "member_id")
         # Arriving here ends the stay there on the same day: that departure may not precede the arrival there.
         _not_before_arrival(previous, command.member_id, command.arrived_on, "arrived_on",
                             f"调往工地 {site.site_id} 的进场日期")
