@@ -487,9 +487,13 @@ def _record_arrival(command: RecordArrival, given: Given) -> list[Event]:
             raise MemberIdMismatchError(
                 f"党员编号 {command.member_id} 已属于另一工地的另一名在场党员，与此次填写的姓名或入党日期不符："
                 "请核对党员编号 (the id names another member)", "member_id")
-        # Arriving here ends the stay there on the same day: that departure may not precede the arrival there.
-        _not_before_arrival(previous, command.member_id, command.arrived_on, "arrived_on",
-                            f"调往工地 {site.site_id} 的进场日期")
+        # Arriving here ends the stay there on the same day: that departure may not precede the arrival there. Said
+        # without that site or its date: the sender may not read it.
+        arrived_there = previous.arrived.get(command.member_id)
+        if arrived_there is not None and command.arrived_on < arrived_there:
+            raise DepartureBeforeArrivalError(
+                f"进场日期 {command.arrived_on} 早于该党员在其现所在工地的进场日期：调入不能早于上一次进场"
+                " (arrival before the arrival at the site the member is on)", "arrived_on")
         events.append(
             MemberDeparted(
                 site_id=previous.site_id,
@@ -882,9 +886,10 @@ def _admit(command: AdmitProbationary, given: Given, site: SiteState, rules: Rul
             " (admission before the site started)", "admitted_on")
     elsewhere = given.previous_site
     if command.person_id in site.members or (elsewhere is not None and command.person_id in elsewhere.members):
-        where = site.site_id if command.person_id in site.members else elsewhere.site_id  # type: ignore[union-attr]
+        # The other site is not named: the sender may not read it.
+        where = f"本工地 {_site_named(site)}" if command.person_id in site.members else "另一工地"
         raise MemberAlreadyPresentError(
-            f"{command.person_id} 已是工地 {where} 的在场党员 (member already present)", "person_id")
+            f"{command.person_id} 已是{where}的在场党员 (member already present)", "person_id")
     assert record.gender and record.unit_kind and record.job  # set by the application
     facts = MemberFacts(name=record.name, gender=record.gender, admitted_on=command.admitted_on,
                         status=MemberStatus.probationary, unit_kind=record.unit_kind, unit_name=record.unit_name,

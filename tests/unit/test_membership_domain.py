@@ -290,6 +290,7 @@ def test_a_move_dated_before_the_arrival_at_the_old_site_is_refused():
     with pytest.raises(domain.DepartureBeforeArrivalError) as refused:
         decide(move, Given(given(registered()), previous_site=b))
     assert refused.value.field == "arrived_on"
+    assert str(LATER) not in str(refused.value) and b.name not in str(refused.value)  # the other site: not said
 
 
 def test_a_move_on_the_day_of_the_arrival_at_the_old_site_is_recorded():
