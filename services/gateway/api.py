@@ -1,5 +1,7 @@
 """The HTTP API, generated from the contracts: one route per command and per query, answered over the bus."""
 
+import hashlib
+import hmac
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -22,14 +24,16 @@ from services.gateway.metrics import Metrics
 from services.gateway.sessions import COOKIE, LoginFailed, Session, Sessions, SessionsFull
 
 CONTRACTS = (membership, activities, liaison)
-# An Idempotency-Key that is no UUID becomes one, per identity: two people's keys never collide.
+# An Idempotency-Key that is no UUID becomes one, per identity and keyed by a secret of the installation (the
+# gateway's own bus password): two people's keys never collide, and nobody can work out another's id in advance and
+# spend it first (which left the owner's retries COMMAND_ID_REUSED).
 KEY_NAMESPACE = uuid.UUID("5b0f6f1e-3c2a-4f8e-9d1e-6a7c1b2e9f40")
 SERVICES_WITH_STATUS = [c.SERVICE for c in CONTRACTS]
 
 # The HTTP status each kind of refusal is answered with; the body is the bus's typed error either way.
 STATUS_OF = {"VALIDATION_FAILED": 422, "FORBIDDEN": 403, "LOGIN_REQUIRED": 401, "LOGIN_FAILED": 401,
              "REQUEST_TOO_LARGE": 413, "METHOD_NOT_ALLOWED": 405, "COMMAND_ID_REUSED": 409, "UNREACHABLE": 503,
-             "SESSIONS_FULL": 503, "UNAVAILABLE": 503, "INTERNAL": 500}
+             "SESSIONS_FULL": 503, "UNAVAILABLE": 503, "INTERNAL": 500, "CROSS_ORIGIN": 403}
 
 
 def status_for(code: str) -> int:
@@ -101,12 +105,13 @@ def http_body(command: type[Command]) -> type[BaseModel]:
                         command_id=(uuid.UUID | None, None))
 
 
-def command_id_for(key: str | None, body_id: Any, user: str) -> str:
+def command_id_for(key: str | None, body_id: Any, user: str, secret: str = "") -> str:
     if key:
         try:
             return str(uuid.UUID(key))
         except ValueError:
-            return str(uuid.uuid5(KEY_NAMESPACE, f"{user}\n{key}"))
+            keyed = hmac.new(secret.encode(), f"{user}\n{key}".encode(), hashlib.sha256).hexdigest()
+            return str(uuid.uuid5(KEY_NAMESPACE, keyed))
     return str(body_id) if body_id else str(uuid.uuid4())
 
 
@@ -126,7 +131,7 @@ async def over_bus(metrics: Metrics, kind: str, name: str, ask: Callable[[], Any
     return answer(reply)
 
 
-def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str, Any]) -> None:
+def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str, Any], key_secret: str = "") -> None:
     current = session_dependency(sessions)
     Current = Annotated[Session, Depends(current)]
     errors = {401: {"model": QueryReply, "description": "未登录"}, 403: {"model": QueryReply, "description": "无权"},
@@ -158,7 +163,7 @@ def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str
     async def logout(request: Request) -> Response:
         await sessions.logout(bearer(request))
         response = JSONResponse({"ok": True})
-        response.delete_cookie(COOKIE)
+        response.delete_cookie(COOKIE, httponly=True, samesite="strict")
         return response
 
     @auth.get("/me", response_model=MeReply, responses={401: errors[401]}, summary="当前身份")
@@ -205,7 +210,8 @@ def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str
     for contract in CONTRACTS:
         router = APIRouter(prefix=f"/api/commands/{contract.SERVICE}", tags=[f"命令: {contract.SERVICE}"])
         for name, command in contract.COMMANDS.items():
-            router.add_api_route(f"/{name}", _command_route(contract.SERVICE, name, command, current, metrics),
+            router.add_api_route(f"/{name}", _command_route(contract.SERVICE, name, command, current, metrics,
+                                                            key_secret),
                                  methods=["POST"], summary=(command.__doc__ or name).strip().splitlines()[0],
                                  response_model=CommandReply, name=f"{contract.SERVICE}_{name}",
                                  responses={**errors, 404: {"model": CommandReply}, 409: {"model": CommandReply}})
@@ -232,7 +238,7 @@ def _status_route(service: str, current: Callable[..., Session], metrics: Metric
 
 
 def _command_route(service: str, name: str, command: type[Command], current: Callable[..., Session],
-                   metrics: Metrics) -> Callable[..., Any]:
+                   metrics: Metrics, key_secret: str = "") -> Callable[..., Any]:
     model = http_body(command)
 
     async def route(body: Annotated[model, Body()], request: Request,  # type: ignore[valid-type]
@@ -240,7 +246,8 @@ def _command_route(service: str, name: str, command: type[Command], current: Cal
                     idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Response:
         # The service parses the body itself, strictly: it gets the bytes as sent, with the command id set.
         raw = orjson.loads((await request.body()).removeprefix(b"\xef\xbb\xbf"))
-        raw["command_id"] = command_id_for(idempotency_key, raw.get("command_id"), session.identity.name)
+        raw["command_id"] = command_id_for(idempotency_key, raw.get("command_id"), session.identity.name,
+                                           key_secret)
         return await over_bus(metrics, "command", f"{service}.{name}",
                               lambda: session.client.send_raw(service, name, orjson.dumps(raw)))
 

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import structlog
 import uvicorn
@@ -85,6 +86,33 @@ class BodyLimit:
         await reply(scope, receive, send)
 
 
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class SameOrigin:
+    """Refuses a request that changes something (POST …) sent by a page of another origin (403 CROSS_ORIGIN): a
+    browser adds its session cookie to a form another site posts here (a roster uploaded, a command recorded), and
+    SameSite=Strict still lets a site on another port of the same host, or another subdomain, do it. Browsers always
+    send `Origin` with such requests; programs (curl, the CLI's HTTP use) send none and are not affected."""
+
+    def __init__(self, app: ASGIApp, counts: metrics.Metrics | None = None):
+        self.app = app
+        self.counts = counts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in UNSAFE:
+            headers = Headers(scope=scope)
+            origin = headers.get("origin")
+            host = headers.get("x-forwarded-host") or headers.get("host", "")
+            if origin is not None and urlsplit(origin).netloc != host:
+                if self.counts is not None:
+                    self.counts.count("gateway", "origin", "CROSS_ORIGIN")
+                reply = api.refused("CROSS_ORIGIN", "请求来自其他网站的页面，未执行 (request from another site's page)")
+                await reply(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def build(settings: Settings) -> FastAPI:
     """The whole HTTP app; nothing connects until its lifespan starts."""
     city = settings.city()
@@ -110,6 +138,7 @@ def build(settings: Settings) -> FastAPI:
                   "登录后以该身份的权限执行。错误形如 `{ok: false, error: {code, message, field}}`。")
 
     app.add_middleware(BodyLimit, counts=counts)
+    app.add_middleware(SameOrigin, counts=counts)
 
     def refused(request: Request, code: str, message: str, field: str | None = None) -> Response:
         """A refusal by the gateway itself, counted like the services' (by the route's template: no ids)."""
@@ -139,7 +168,7 @@ def build(settings: Settings) -> FastAPI:
         reply.headers.update(getattr(exc, "headers", None) or {})
         return reply
 
-    api.build_api(app, sessions, counts, city_info)
+    api.build_api(app, sessions, counts, city_info, settings.nats_password or "")
     exports.build_exports(app, sessions, counts, city)
     imports.build_imports(app, sessions, counts, city)
     current = api.session_dependency(sessions)

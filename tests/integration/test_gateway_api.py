@@ -434,6 +434,38 @@ def test_a_key_that_is_no_uuid_works_and_is_per_identity(city: httpx.Client, gw:
     assert theirs.json()["duplicate"] is False and theirs.json()["command_id"] != first.json()["command_id"]
 
 
+def test_nobody_can_spend_another_persons_key_in_advance(city: httpx.Client, gw: Gateway):
+    """A key that is no UUID was uuid5 of a published namespace, the login and the key: another login could work
+    out the id, record something under it first, and leave the owner's retries COMMAND_ID_REUSED."""
+    registered(city, "gw-idem3")
+    guessed = str(uuid.uuid5(uuid.UUID("5b0f6f1e-3c2a-4f8e-9d1e-6a7c1b2e9f40"), "township.bailin\nworkforce-06"))
+    first = post(city, "membership", "ReportWorkforce", {"site_id": "gw-idem3", "headcount": 10,
+                                                          "as_of": "2020-09-01"}, key=guessed)
+    assert first.status_code == 200, first.text
+    with gw.client("township.bailin") as township:
+        own = post(township, "membership", "ReportWorkforce", {"site_id": "gw-idem3", "headcount": 12,
+                                                                "as_of": "2020-09-02"}, key="workforce-06")
+    assert own.status_code == 200, own.text
+    assert own.json()["duplicate"] is False and own.json()["command_id"] != guessed
+
+
+def test_a_page_of_another_site_cannot_post_with_the_session_cookie(gw: Gateway, city: httpx.Client):
+    """Browsers send the session cookie (SameSite=Strict) with a form another port of the same host posts here."""
+    registered(city, "gw-csrf")
+    cookie = {"gongdi_session": gw.token("city")}
+    body = arrival("gw-csrf", "gw-csrf-m1")
+    with httpx.Client(base_url=gw.url, cookies=cookie, timeout=15) as browser:
+        foreign = browser.post("/api/commands/membership/RecordArrival", json=body,
+                               headers={"Origin": "http://127.0.0.1:1"})
+        assert foreign.status_code == 403 and error(foreign)["code"] == "CROSS_ORIGIN", foreign.text
+        upload = browser.post("/api/import/members", headers={"Origin": "http://evil.example"},
+                              files={"file": ("m.csv", b"x", "text/csv")})
+        assert upload.status_code == 403 and error(upload)["code"] == "CROSS_ORIGIN"
+        own = browser.post("/api/commands/membership/RecordArrival", json=body, headers={"Origin": gw.url})
+        assert own.status_code == 200, own.text  # the dashboard's own pages
+    assert eventually(lambda: members_present(city, "gw-csrf") == 1)  # the one from the platform's own page
+
+
 # ---- rights per role ----------------------------------------------------------------------------------------------
 
 
