@@ -159,7 +159,7 @@ def test_a_reading_login_is_not_offered_an_import_the_server_would_refuse(chrome
     """Before, a dashboard login was offered 开始校验, which the server answers 403 READ_ONLY_ROLE."""
     page = log_in(chrome, gw, "dashboard", "/import")
     try:
-        page.wait_for_function("() => document.getElementById('import-submit').disabled", timeout=10_000)
+        page.wait_for_function("() => document.getElementById('import-submit')?.disabled", timeout=10_000)
         assert "不能导入或校验表格" in page.locator("#write-note").inner_text()
         assert page.evaluate("() => [...document.querySelectorAll('#import-form input, #import-form button')]"
                              ".every((el) => el.disabled)")
