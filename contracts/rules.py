@@ -41,6 +41,9 @@ class Rules(BaseModel):
     probation_months: int = Field(default=12, ge=1, le=120)
     probation_extensions_max: int = Field(default=1, ge=0, le=10)
     probation_extension_max_months: int = Field(default=12, ge=1, le=120)
+    # An extension is decided when the probation ends (the branch discusses it then, 党章 第七条): at most this many
+    # months after the end, not years later (which turned an overdue confirmation into an "extended" probation).
+    probation_decision_months: int = Field(default=3, ge=0, le=24)
     # 党员积分: each category's weight, the most a member may earn in it in one year (together 100).
     points_weight_post_goals: int = Field(default=40, ge=0, le=100)  # 岗位目标
     points_weight_obligations: int = Field(default=30, ge=0, le=100)  # 履行义务

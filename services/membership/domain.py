@@ -748,6 +748,10 @@ class ProbationAlreadyExtendedError(DomainError):
     code = "PROBATION_ALREADY_EXTENDED"
 
 
+class ExtensionTooLateError(DomainError):
+    code = "EXTENSION_TOO_LATE"
+
+
 class ProbationExtensionTooLongError(DomainError):
     code = "PROBATION_EXTENSION_TOO_LONG"
 
@@ -846,6 +850,12 @@ def _decide_development(command: object, given: Given, rules: Rules) -> list[Eve
                     f"预备期延长{command.months}个月，至多{rules.probation_extension_max_months}个月"
                     " (rule probation_extension_max_months)", "months")
             _not_before(record.admitted_on, command.extended_on, "extended_on", "接收为预备党员")
+            latest = months_after(ends, rules.probation_decision_months)
+            if command.extended_on > latest:
+                raise ExtensionTooLateError(
+                    f"{record.name} 的预备期已于 {ends} 届满，延长预备期应在届满时决定（至迟 {latest}），"
+                    f"{command.extended_on} 已过；请办理转正或按规定处理 (rule probation_decision_months)",
+                    "extended_on")
             return [ProbationExtended(**command.model_dump(include=set(ProbationExtended.model_fields)),
                                       probation_ends=months_after(ends, command.months))]
         case ConfirmFullMembership():

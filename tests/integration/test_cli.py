@@ -1,6 +1,7 @@
 """The README's first command as a new user meets it: `gongdi up --seed`, then the CLI views and commands."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pty
@@ -10,8 +11,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import nats
 import pytest
 
+from tests.conftest import Servers
 from tests.integration.running import GONGDI, _env, gongdi, start, stop, wait_for_line
 
 ARRIVAL = {
@@ -231,6 +234,26 @@ def test_damaged_state_files_are_said_not_tracebacks(tmp_path: Path):
                           timeout=60)
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
     assert "runtime.json 已损坏" in done.stderr and "credentials.json 已损坏" in done.stderr, done.stderr
+
+
+async def test_a_service_that_does_not_answer_in_time_is_not_said_unreachable(tmp_path: Path, servers: Servers):
+    """nats' TimeoutError is an OSError too (Python 3.11): a service that took too long (its database frozen) was
+    reported as `cannot reach NATS: timeout`."""
+    async def take(_msg: object) -> None:  # takes the request, never answers
+        return None
+
+    silent = await nats.connect(servers.nats_url, user="views", password=servers.credentials.password("views"))
+    try:
+        await silent.subscribe("qry.views.city", cb=take)
+        await silent.flush()
+        env = {**_env(), "NATS_URL": servers.nats_url, "GONGDI_NATS_USER": "city",
+               "GONGDI_NATS_PASSWORD": servers.credentials.password("city")}
+        done = await asyncio.to_thread(subprocess.run, [*GONGDI, "--home", str(tmp_path), "view", "city"],
+                                       capture_output=True, text=True, env=env, timeout=60)
+    finally:
+        await silent.close()
+    assert done.returncode == 1 and "服务未在时限内应答" in done.stderr, done.stderr
+    assert "cannot reach NATS" not in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
 def test_operators_commands_say_at_once_that_the_platform_is_not_running(tmp_path: Path):

@@ -294,6 +294,14 @@ def test_probation_is_extended_once_by_at_most_a_year():
     assert len(when(confirm(dt.date(2022, 5, 20)), *admitted(), extended)) == 1
 
 
+def test_an_extension_is_decided_when_the_probation_ends_not_years_later():
+    # The probation ends 2021-05-20; the decision may come up to three months after (probation_decision_months).
+    assert len(when(extend(dt.date(2021, 8, 20)), *admitted())) == 1
+    refused(domain.ExtensionTooLateError, extend(dt.date(2021, 8, 21)), *admitted(), field="extended_on",
+            rule="probation_decision_months")
+    refused(domain.ExtensionTooLateError, extend(dt.date(2026, 11, 20)), *admitted(), field="extended_on")
+
+
 def test_an_extension_is_dated_on_or_after_the_admission():
     refused(domain.StepBeforePreviousError, extend(ADMITTED - dt.timedelta(days=1)), *admitted(),
             field="extended_on")
