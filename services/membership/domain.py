@@ -922,7 +922,7 @@ def _at_stage(site: SiteState, person_id: str, stage: Stage) -> Candidate:
                                "person_id")
     if record.stage is not stage:
         raise StepOutOfOrderError(
-            f"{record.name} 现为{STAGE_NAMES[record.stage]}，这一步须为{STAGE_NAMES[stage]}"
+            f"{record.name} 现为{STAGE_NAMES[record.stage]}；这一步只能对{STAGE_NAMES[stage]}办理"
             f" (order: 入党申请→入党积极分子→发展对象→预备党员→正式党员)", "person_id")
     return record
 
@@ -937,14 +937,21 @@ def _probation(site: SiteState, person_id: str, rules: Rules) -> tuple[Candidate
     return record, record.probation_ends or months_after(record.admitted_on, rules.probation_months)
 
 
+# Words that name a joint (兼合式, members keep their relations elsewhere) or temporary party organisation, whatever the
+# site: none may approve a step (临时党组织不得发展党员). A 联合党支部 of several units is a regular branch: it may.
+TEMPORARY_ORGANISATIONS = ("兼合", "临时党支部", "临时党组织")
+
+
 def _approver(site: SiteState, approved_by: str) -> None:
     """临时党组织不得发展党员: a site's joint branch (工地兼合党支部) is a temporary organisation of mobile members,
     so the development steps are decided by an organisation that holds relations (the unit's or township's party
     committee, the home branch), and the record names it."""
     branch = site.branch
-    if branch is not None and branch.dissolved_on is None and approved_by.strip() == branch.name:
+    said = "".join(approved_by.split())  # spaces anywhere do not make it another organisation
+    own = branch is not None and branch.dissolved_on is None and said == "".join(branch.name.split())
+    if own or any(word in said for word in TEMPORARY_ORGANISATIONS):
         raise JointBranchMayNotDevelopError(
-            f"{branch.name} 是工地兼合党支部（临时党组织），不能审批发展党员，应由党员组织关系所在的党组织审批"
+            f"{approved_by} 是工地兼合党支部或临时党组织，不能审批发展党员，应由党员组织关系所在的党组织审批"
             " (a joint branch may not develop members)", "approved_by")
 
 

@@ -259,12 +259,23 @@ def test_the_sites_joint_branch_may_not_approve_a_development_step(command: obje
             AdmitProbationary: TARGET_STAGE}[type(command)]
     members = (arrived("m1"), arrived("m2"), arrived("m3"), branch())
     refused(domain.JointBranchMayNotDevelopError, command, *members, *path, field="approved_by")
-    assert when(command, *path)  # before the branch exists the name is just a name
+    refused(domain.JointBranchMayNotDevelopError, command, *path)  # a joint branch, whichever site's it is
+    assert when(command.model_copy(update={"approved_by": APPROVER}), *members, *path)
 
 
 def test_the_joint_branch_may_not_extend_or_confirm_either():
     members = (arrived("m1"), arrived("m2"), arrived("m3"), branch())
     refused(domain.JointBranchMayNotDevelopError, confirm(dt.date(2021, 6, 1), by=BRANCH), *members, *admitted())
+
+
+@pytest.mark.parametrize("by", [f" {BRANCH[:4]} {BRANCH[4:]} ", "工地兼合党支部", "某项目兼合式党支部",
+                                "某工地临时党支部"])
+def test_no_joint_or_temporary_organisation_approves_however_it_is_written(by):
+    # Before, only the branch's exact name was refused: a space, or the generic name, got through.
+    members = (arrived("m1"), arrived("m2"), arrived("m3"), branch())
+    refused(domain.JointBranchMayNotDevelopError, confirm(dt.date(2021, 6, 1), by=by), *members, *admitted(),
+            field="approved_by")
+    assert len(when(confirm(dt.date(2021, 6, 1), by="某公司联合党支部"), *members, *admitted())) == 1
 
 
 def test_approved_by_is_required_on_the_steps_after_the_application():
