@@ -94,6 +94,13 @@ class MemberNotPresentError(DomainError):
     code = "MEMBER_NOT_PRESENT"
 
 
+class BeforeArrivalError(DomainError):
+    """A fact about a member dated before the member's arrival on the site: a violation in 1990 made a talk
+    obligation overdue since 1990, counted on every view's 逾期."""
+
+    code = "BEFORE_ARRIVAL"
+
+
 class ObligationNotFoundError(DomainError):
     code = "OBLIGATION_NOT_FOUND"
 
@@ -189,6 +196,7 @@ class Present:
 
     name: str
     admitted_on: dt.date
+    arrived_on: dt.date | None = None  # None: learnt before the directory kept it (not checked)
 
 
 @dataclass(frozen=True)
@@ -272,12 +280,14 @@ def decide(command: Command, given: Given, rules: Rules = DEFAULT_RULES) -> list
             return [VisitRecorded(**command.model_dump(include=set(VisitRecorded.model_fields)))]
         case RecordSafetyViolation():
             _present(given, [command.member_id], "member_id")
+            _since_arrival(given, command.member_id, command.occurred_on, "occurred_on")
             return [
                 SafetyViolationRecorded(**command.model_dump(include=set(SafetyViolationRecorded.model_fields))),
                 _obligation(command, command.member_id, TalkReason.safety_violation, command.occurred_on, rules),
             ]
         case ReportPersonalChange():
             _present(given, [command.member_id], "member_id")
+            _since_arrival(given, command.member_id, command.reported_on, "reported_on")
             return [
                 PersonalChangeReported(**command.model_dump(include=set(PersonalChangeReported.model_fields))),
                 _obligation(command, command.member_id, TalkReason.personal_change, command.reported_on, rules),
@@ -383,6 +393,13 @@ def _present(given: Given, members: list[str], field: str) -> None:
             raise MemberNotPresentError(f"党员 {member_id} 不在本工地 (member not present on the site)", field)
 
 
+def _since_arrival(given: Given, member_id: str, day: dt.date, field: str) -> None:
+    member = given.present[member_id]
+    if member.arrived_on is not None and day < member.arrived_on:
+        raise BeforeArrivalError(f"{member.name} 于 {member.arrived_on} 进场，{day} 早于进场日期："
+                                 "只记录在本工地期间的事 (dated before the member arrived)", field)
+
+
 def _new(ident: str, existing: object, what: str, field: str) -> None:
     if ident in existing:  # type: ignore[operator]
         raise AlreadyExistsError(f"{what} {ident} 已存在 (already recorded)", field)
@@ -426,6 +443,7 @@ def _backbone(member_id: str, site: ActivitySite, field: str) -> None:
 
 def _points(command: AwardPoints, site: ActivitySite, given: Given, rules: Rules) -> Event:
     _present(given, [command.member_id], "member_id")
+    _since_arrival(given, command.member_id, command.awarded_on, "awarded_on")
     category = command.category.value
     weight = rules.points_weight(category)
     so_far = site.points_awarded.get(_points_key(command.awarded_on.year, command.member_id, category), 0)

@@ -37,6 +37,8 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
             has_committee boolean NOT NULL
         );"""),
     trailing_states(8),
+    Migration(9, "members present keep their arrival date (facts about them are not dated before it)",
+              lambda s: f"ALTER TABLE {s}.presence ADD COLUMN IF NOT EXISTS arrived_on date;"),
 ])
 
 
@@ -47,9 +49,9 @@ class Directory:
                       ) -> tuple[Given, str | None]:
         township = await conn.fetchval(f"SELECT township FROM {SCHEMA}.known_site WHERE site_id = $1", site_id)
         rows = await conn.fetch(
-            f"SELECT member_id, name, admitted_on FROM {SCHEMA}.presence WHERE site_id = $1", site_id
+            f"SELECT member_id, name, admitted_on, arrived_on FROM {SCHEMA}.presence WHERE site_id = $1", site_id
         )
-        present = {r["member_id"]: Present(r["name"], r["admitted_on"]) for r in rows}
+        present = {r["member_id"]: Present(r["name"], r["admitted_on"], r["arrived_on"]) for r in rows}
         branch = await conn.fetchrow(
             f"SELECT formed_on, has_committee FROM {SCHEMA}.known_branch WHERE site_id = $1", site_id)
         return Given(site=site, known=township is not None, present=present,
@@ -75,9 +77,10 @@ class Directory:
 
     async def arrived(self, conn: asyncpg.Connection, e: MemberArrived) -> None:
         await conn.execute(
-            f"INSERT INTO {SCHEMA}.presence (member_id, site_id, name, admitted_on) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (member_id) DO UPDATE SET site_id = $2, name = $3, admitted_on = $4",
-            e.member_id, e.site_id, e.member.name, e.member.admitted_on,
+            f"INSERT INTO {SCHEMA}.presence (member_id, site_id, name, admitted_on, arrived_on)"
+            " VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (member_id) DO UPDATE SET site_id = $2, name = $3, admitted_on = $4, arrived_on = $5",
+            e.member_id, e.site_id, e.member.name, e.member.admitted_on, e.arrived_on,
         )
 
     async def departed(self, conn: asyncpg.Connection, e: MemberDeparted) -> None:

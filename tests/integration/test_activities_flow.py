@@ -105,6 +105,11 @@ async def test_rules_need_members_present_and_departures_are_flagged(client: Gon
     assert bad_kind["error"]["code"] == "VALIDATION_FAILED" and bad_kind["error"]["field"] == "kind"
     unknown_site = await client.send(ACTIVITIES, absent.model_copy(update={"site_id": "nowhere"}))
     assert unknown_site["error"]["code"] == "SITE_NOT_FOUND"
+    # The arrival date travels with presence: a violation dated before it would be an obligation overdue for ever.
+    early = await client.send(ACTIVITIES, RecordSafetyViolation(
+        command_id=uuid.uuid4(), site_id="t2", member_id="b2", occurred_on=f.DAY - dt.timedelta(days=1),
+        description="未系安全带"))
+    assert (early["error"]["code"], early["error"]["field"]) == ("BEFORE_ARRIVAL", "occurred_on"), early
 
     assert (await client.send(ACTIVITIES, absent.model_copy(update={"holder": "b1"})))["ok"]
     zone = DesignateZone(command_id=uuid.uuid4(), site_id="t2", zone_id="z1", name="1号墩", area="主桥",

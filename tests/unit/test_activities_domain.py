@@ -110,6 +110,21 @@ def test_personal_change_obliges_a_talk():
     assert isinstance(created, TalkObligationCreated) and created.reason is TalkReason.personal_change
 
 
+def test_facts_about_a_member_are_not_dated_before_the_arrival():
+    # A violation "in 1990" made a talk obligation overdue since 1990, counted on every view's 逾期.
+    arrived = {**PRESENT, "m2": Present("李四", dt.date(2010, 3, 5), arrived_on=DAY)}
+    before = DAY - dt.timedelta(days=1)
+    for cmd, field in (
+            (RecordSafetyViolation(command_id=cid(), site_id="a", member_id="m2", occurred_on=before,
+                                   description="未系安全带"), "occurred_on"),
+            (ReportPersonalChange(command_id=cid(), site_id="a", member_id="m2", reported_on=before,
+                                  description="家人住院"), "reported_on")):
+        with pytest.raises(domain.BeforeArrivalError) as refused:
+            decide(cmd, Given(site=None, known=True, present=arrived))
+        assert refused.value.field == field and "早于进场日期" in refused.value.message
+        assert decide(cmd.model_copy(update={field: DAY}), Given(site=None, known=True, present=arrived))
+
+
 def test_violation_by_absent_member_is_refused():
     cmd = RecordSafetyViolation(command_id=cid(), site_id="a", member_id="x9", occurred_on=DAY, description="d")
     with pytest.raises(domain.MemberNotPresentError):
