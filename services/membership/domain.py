@@ -818,7 +818,7 @@ def _decide_development(command: object, given: Given, rules: Rules) -> list[Eve
     site = _open(given, command.site_id)  # type: ignore[attr-defined]
     match command:
         case SubmitApplication():
-            return _submit_application(command, site, rules)
+            return _submit_application(command, given, site, rules)
         case DesignateActivist():
             record = _at_stage(site, command.person_id, Stage.applicant)
             _approver(site, command.approved_by)
@@ -870,7 +870,7 @@ def _decide_development(command: object, given: Given, rules: Rules) -> list[Eve
     raise TypeError(f"membership cannot decide {type(command).__name__}")
 
 
-def _submit_application(command: SubmitApplication, site: SiteState, rules: Rules) -> list[Event]:
+def _submit_application(command: SubmitApplication, given: Given, site: SiteState, rules: Rules) -> list[Event]:
     if command.person_id in site.development:
         record = site.development[command.person_id]
         raise AlreadyOnRecordError(
@@ -878,6 +878,12 @@ def _submit_application(command: SubmitApplication, site: SiteState, rules: Rule
             "person_id")
     if command.person_id in site.members:
         raise AlreadyOnRecordError(f"{command.person_id} 已是本工地党员 (already a member)", "person_id")
+    elsewhere = given.previous_site
+    if elsewhere is not None and command.person_id in elsewhere.members:
+        # The id would be the member's once admitted: the admission could never be made, and the history mixed two
+        # people under one id. The other site is not named (the sender may not read it).
+        raise AlreadyOnRecordError(f"{command.person_id} 已是另一工地在场党员的编号，申请人请用另一个编号"
+                                   " (the id is a member's present elsewhere)", "person_id")
     of_age = months_after(command.birth_date, 12 * rules.applicant_min_age)
     if command.applied_on < of_age:
         raise ApplicantTooYoungError(

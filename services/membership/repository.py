@@ -23,6 +23,7 @@ from contracts.membership import (
     MemberDeparted,
     RecordArrival,
     SiteRegistered,
+    SubmitApplication,
 )
 from contracts.replies import ErrorInfo, RecordedRef
 from gongdi.store.base import ConcurrencyError, Loaded, Meta, Pending, StoredState, StreamHead, prepare
@@ -163,9 +164,10 @@ class _Attempt:
 
     async def load(self, command: Command) -> Loaded:
         site_id: str = command.site_id  # type: ignore[attr-defined]
-        # An arrival and an admission both make a member present: the site where that id is now comes along.
+        # An arrival and an admission both make a member present, and an application takes an id that becomes a
+        # member's: the site where that id is present now comes along.
         member_id = (command.member_id if isinstance(command, RecordArrival)
-                     else command.person_id if isinstance(command, AdmitProbationary) else None)
+                     else command.person_id if isinstance(command, AdmitProbationary | SubmitApplication) else None)
         r = await self.conn.fetchrow(_LOAD, command.command_id, site_id, member_id, self.folds.version(site_id))
         if r["done"]:
             return Loaded(None, reply=await self.store.find_command(command.command_id, self.conn),

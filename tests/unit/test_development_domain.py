@@ -244,6 +244,16 @@ def test_admission_on_or_after_the_target_designation_and_the_site_start():
     assert len(decide(admit(dt.date(2020, 3, 1)), Given(given(*events)))) == 2
 
 
+def test_an_application_may_not_take_the_id_of_a_member_present_elsewhere():
+    # Before, it was accepted: the admission could never be made, and the history mixed two people under one id.
+    elsewhere = given(SiteRegistered(**{**registered("b").model_dump()}), arrived("p1", site_id="b"))
+    with pytest.raises(domain.AlreadyOnRecordError) as refused_:
+        when(apply(), previous=elsewhere)
+    assert refused_.value.field == "person_id" and "另一工地" in refused_.value.message
+    assert elsewhere.name not in refused_.value.message  # the sender may not read that site
+    assert when(apply(person="p2"), previous=None)
+
+
 def test_a_person_present_as_a_member_elsewhere_is_not_admitted():
     elsewhere = given(SiteRegistered(**{**registered("b").model_dump()}), arrived("p1", site_id="b"))
     with pytest.raises(domain.MemberAlreadyPresentError):
