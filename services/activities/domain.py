@@ -94,6 +94,12 @@ class MemberNotPresentError(DomainError):
     code = "MEMBER_NOT_PRESENT"
 
 
+class StepBeforeTrainingError(DomainError):
+    """三培两推: a backbone promoted or recommended before the day it was trained."""
+
+    code = "DATE_BEFORE_EARLIER_STEP"
+
+
 class BeforeArrivalError(DomainError):
     """A fact about a member dated before the member's arrival on the site: a violation in 1990 made a talk
     obligation overdue since 1990, counted on every view's 逾期."""
@@ -183,6 +189,7 @@ class ActivitySite(BaseModel):
     obligations: dict[str, Obligation] = {}
     celebrated: dict[str, list[str]] = {}  # year → members whose political birthday was celebrated
     backbone: list[str] = []  # 三培两推: trained as technical backbone here
+    trained_on: dict[str, dt.date] = {}  # … and when (states folded before this kept none: not checked)
     promoted: list[str] = []  # … promoted to management
     crew_leaders: list[str] = []  # persons recommended as crew leaders
     recommended: list[str] = []  # members recommended into project management
@@ -248,7 +255,8 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
             closed = s.obligations[key].model_copy(update={"closed_on": event.mooted_on, "mooted": True})
             return s.model_copy(update={"obligations": {**s.obligations, key: closed}})
         case BackboneTrained():
-            return s.model_copy(update={"backbone": [*s.backbone, event.member_id]})
+            return s.model_copy(update={"backbone": [*s.backbone, event.member_id],
+                                        "trained_on": {**s.trained_on, event.member_id: event.trained_on}})
         case PromotedToManagement():
             return s.model_copy(update={"promoted": [*s.promoted, event.member_id]})
         case CrewLeaderRecommended():
@@ -324,13 +332,13 @@ def decide(command: Command, given: Given, rules: Rules = DEFAULT_RULES) -> list
             return [BackboneTrained(**command.model_dump(include=set(BackboneTrained.model_fields)))]
         case PromoteToManagement():
             _present(given, [command.member_id], "member_id")
-            _backbone(command.member_id, site, "member_id")
+            _backbone(command.member_id, site, "member_id", command.promoted_on, "promoted_on")
             _new(command.member_id, site.promoted, "培养成管理人员的骨干", "member_id")
             return [PromotedToManagement(**command.model_dump(include=set(PromotedToManagement.model_fields)))]
         case RecommendCrewLeader():
             # A worker need not be a member (推荐优秀农民工): only backbone is checked against this site's record.
             if command.candidate is CrewCandidate.backbone:
-                _backbone(command.person_id, site, "person_id")
+                _backbone(command.person_id, site, "person_id", command.recommended_on, "recommended_on")
             _new(command.person_id, site.crew_leaders, "推荐的班组长", "person_id")
             return [CrewLeaderRecommended(**command.model_dump(include=set(CrewLeaderRecommended.model_fields)))]
         case RecommendForManagement():
@@ -436,9 +444,13 @@ def _points_key(year: int, member_id: str, category: str) -> str:
     return f"{year}/{member_id}/{category}"
 
 
-def _backbone(member_id: str, site: ActivitySite, field: str) -> None:
+def _backbone(member_id: str, site: ActivitySite, field: str, on: dt.date, on_field: str) -> None:
     if member_id not in site.backbone:
         raise NotBackboneError(f"{member_id} 未在本工地培养为党员骨干 (not trained as backbone here)", field)
+    trained = site.trained_on.get(member_id)
+    if trained is not None and on < trained:
+        raise StepBeforeTrainingError(f"{member_id} 于 {trained} 培养为党员骨干，{on} 早于此"
+                                      " (step before the training)", on_field)
 
 
 def _points(command: AwardPoints, site: ActivitySite, given: Given, rules: Rules) -> Event:

@@ -87,6 +87,7 @@ class Item(BaseModel):
     model_config = ConfigDict(frozen=True)
     due_on: dt.date
     resolved_on: dt.date | None = None
+    raised_on: dt.date | None = None  # the meeting's day (None: folded before it was kept, not checked)
 
 
 class Case(BaseModel):
@@ -102,6 +103,7 @@ class LiaisonSite(BaseModel):
     items: dict[str, Item] = {}
     letters: dict[str, dt.date] = {}  # letter id → signed on
     agreements: dict[str, dict[str, bool]] = {}  # agreement id → item id → completed
+    signed: dict[str, dt.date] = {}  # agreement id → signed on (states folded before this kept none: not checked)
     cases: dict[str, Case] = {}
 
 
@@ -129,7 +131,7 @@ def evolve(state: LiaisonSite | None, event: Event) -> LiaisonSite:
         case JointMeetingHeld():
             items = dict(s.items)
             for i in event.items:
-                items[i.item_id] = Item(due_on=i.due_on)
+                items[i.item_id] = Item(due_on=i.due_on, raised_on=event.held_on)
             for item_id in event.resolves:  # an item may be raised and settled in the same meeting
                 items[item_id] = items[item_id].model_copy(update={"resolved_on": event.held_on})
             return s.model_copy(update={"meetings": [*s.meetings, event.meeting_id], "items": items})
@@ -137,7 +139,8 @@ def evolve(state: LiaisonSite | None, event: Event) -> LiaisonSite:
             return s.model_copy(update={"letters": {**s.letters, event.letter_id: event.signed_on}})
         case CoBuildingAgreementSigned():
             new = {i.item_id: False for i in event.items}
-            return s.model_copy(update={"agreements": {**s.agreements, event.agreement_id: new}})
+            return s.model_copy(update={"agreements": {**s.agreements, event.agreement_id: new},
+                                        "signed": {**s.signed, event.agreement_id: event.signed_on}})
         case CoBuildingItemCompleted():
             items = {**s.agreements[event.agreement_id], event.item_id: True}
             return s.model_copy(update={"agreements": {**s.agreements, event.agreement_id: items}})
@@ -217,6 +220,9 @@ def _meeting(command: HoldJointMeeting, site: LiaisonSite) -> Event:
             raise ItemNotFoundError(f"议题 {item_id} 不存在", "resolves")
         if item.resolved_on is not None:
             raise ItemAlreadyResolvedError(f"议题 {item_id} 已于 {item.resolved_on} 解决", "resolves")
+        if item.raised_on is not None and command.held_on < item.raised_on:
+            raise DateBeforeError(f"议题 {item_id} 于 {item.raised_on} 的会议提出，{command.held_on} 的会议不能先解决它"
+                                  " (resolved before it was raised)", "held_on")
     return JointMeetingHeld(**_fields(command, JointMeetingHeld))
 
 
@@ -228,6 +234,10 @@ def _complete(command: CompleteCoBuildingItem, site: LiaisonSite) -> Event:
         raise ItemNotFoundError(f"共建清单中没有 {command.item_id}", "item_id")
     if agreement[command.item_id]:
         raise ItemAlreadyCompletedError(f"共建事项 {command.item_id} 已完成", "item_id")
+    signed_on = site.signed.get(command.agreement_id)
+    if signed_on is not None and command.completed_on < signed_on:
+        raise DateBeforeError(f"联创协议 {command.agreement_id} 于 {signed_on} 签订，{command.completed_on}"
+                              " 不能完成其中的事项 (completed before the agreement was signed)", "completed_on")
     return CoBuildingItemCompleted(**_fields(command, CoBuildingItemCompleted))
 
 

@@ -94,6 +94,13 @@ def test_item_raised_and_resolved_in_the_same_meeting():
     assert evolve(None, event).items["i1"].resolved_on == DAY
 
 
+def test_a_meeting_does_not_resolve_an_item_raised_at_a_later_one():
+    first = held(meeting(on=LATER))
+    with pytest.raises(domain.DateBeforeError) as refused:
+        decide(meeting("mt0", items=(), resolves=("i1",), on=DAY), given(first))
+    assert refused.value.field == "held_on"
+
+
 def test_resolving_an_unknown_item_is_refused():
     with pytest.raises(domain.ItemNotFoundError):
         decide(meeting("mt2", items=(), resolves=("nope",)), given())
@@ -205,6 +212,16 @@ def test_agreement_items_are_completed_once():
     assert isinstance(done, CoBuildingItemCompleted)
     with pytest.raises(domain.ItemAlreadyCompletedError):
         decide(complete, given(signed, done))
+
+
+def test_an_item_is_not_completed_before_its_agreement_was_signed():
+    [signed] = decide(agreement(), given())
+    early = CompleteCoBuildingItem(command_id=cid(), site_id="a", agreement_id="tangyuan", item_id="c1",
+                                   completed_on=DAY - dt.timedelta(days=1))
+    with pytest.raises(domain.DateBeforeError) as refused:
+        decide(early, given(signed))
+    assert refused.value.field == "completed_on"
+    assert decide(early.model_copy(update={"completed_on": DAY}), given(signed))  # the day it was signed will do
 
 
 def test_completing_an_unknown_item_or_agreement_is_refused():

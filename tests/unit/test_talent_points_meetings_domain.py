@@ -95,6 +95,16 @@ def test_only_backbone_is_promoted_to_management():
         decide(promote, given(trained(), event))
 
 
+def test_a_backbone_is_not_promoted_before_the_training():
+    # Before, the history then showed the promotion before the training.
+    early = PromoteToManagement(command_id=cid(), site_id="a", member_id="m1", promoted_on=DAY - dt.timedelta(days=1),
+                                position="施工员")
+    with pytest.raises(domain.StepBeforeTrainingError) as refused:
+        decide(early, given(trained()))
+    assert (refused.value.code, refused.value.field) == ("DATE_BEFORE_EARLIER_STEP", "promoted_on")
+    assert decide(early.model_copy(update={"promoted_on": DAY}), given(trained()))
+
+
 def test_a_worker_or_backbone_is_recommended_as_crew_leader():
     worker = RecommendCrewLeader(command_id=cid(), site_id="a", person_id="w9", name="农民工甲",
                                  candidate=CrewCandidate.worker, recommended_on=DAY, crew="钢筋班组")
