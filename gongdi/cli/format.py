@@ -234,7 +234,7 @@ def format_site(d: dict[str, Any]) -> str:
         moved = f"，转至 {m.get('moved_to_name') or m['moved_to_site']}" if m["moved_to_site"] else ""
         lines.append(f"  离场 {m['departed_on']} {m['name'] or m['member_id']}{moved}（{m['recorded_by']} 记录）")
     for h in d.get("departed_holders", []):
-        what = "示范岗" if h["what"] == "post" else "责任区"
+        what = {"post": "示范岗", "zone": "责任区", "team": "队组"}.get(h["what"], h["what"])
         who = f"{h['name']}({h['member_id']})" if h.get("name") else h["member_id"]
         lines.append(f"  !! {what} {h['id']} 的党员 {who} 已离场，需调整")
     ranking = d.get("points_ranking") or {}

@@ -146,6 +146,9 @@ def shown_identity(who: str) -> str:
     return f"{ROLE_LABELS[role]}（{who}）"
 
 
+HOLDS = {"post": "示范岗", "zone": "责任区", "team": "队组（组长）"}  # what a departed holder held
+
+
 def recorder(actor: str, city: City | None) -> str:
     """Who recorded, as the site page says it: 沙城镇（乡镇）, 沙城镇 工地书记, 平台规则 …; the login name otherwise."""
     if actor.startswith("policy:"):
@@ -386,7 +389,7 @@ def site_sections(d: Reply, city: City | None, who: str | None) -> list[Section]
         *(("失联党员", x["name"] or x["member_id"], None, day(x.get("last_contact_on")), None, None)
           for x in mo.get("contact_lost", []))]))
     out.append(section("岗位责任人已离场", ("类别", "编号", "名称", "负责人", "党员编号"),
-                       [("示范岗" if h["what"] == "post" else "责任区", h["id"],
+                       [(HOLDS.get(h["what"], h["what"]), h["id"],
                          ACTIVITY_LABELS.get(h["kind"], h["kind"]), h.get("name"), h["member_id"])
                         for h in d.get("departed_holders", [])]))
     if "activities" in d:

@@ -446,7 +446,8 @@ async def points_ranking(conn: asyncpg.Connection, schema: str, site_id: str, to
 
 
 async def departed_holders(conn: asyncpg.Connection, schema: str, site_id: str) -> list[dict[str, str]]:
-    """Posts and zones held by a member who is no longer on the site, with the name the member left under."""
+    """Posts, zones and teams (their leaders) held by a member who is no longer on the site, with the name the
+    member left under."""
     s = schema
     rows = await conn.fetch(
         f"""
@@ -461,6 +462,10 @@ async def departed_holders(conn: asyncpg.Connection, schema: str, site_id: str) 
                 AS r(member_id)
             WHERE z.site_id = $1 AND NOT EXISTS (
                 SELECT 1 FROM {s}.site_member m WHERE m.site_id = z.site_id AND m.member_id = r.member_id)
+            UNION ALL
+            SELECT 'team', t.team_id, t.name, t.leader FROM {s}.team t
+            WHERE t.site_id = $1 AND NOT EXISTS (
+                SELECT 1 FROM {s}.site_member m WHERE m.site_id = t.site_id AND m.member_id = t.leader)
         ) h
         ORDER BY 1, 2""",
         site_id,

@@ -115,13 +115,16 @@ async def test_rules_need_members_present_and_departures_are_flagged(client: Gon
     zone = DesignateZone(command_id=uuid.uuid4(), site_id="t2", zone_id="z1", name="1号墩", area="主桥",
                          responsible=["b1", "b2"])
     assert (await client.send(ACTIVITIES, zone))["ok"]
+    assert (await client.send_dict(ACTIVITIES, "FormTeam", {
+        "site_id": "t2", "team_id": "k1", "kind": "assault", "name": "党员突击队", "leader": "b1",
+        "members": ["b1", "b2"], "purpose": "抢工期"}))["ok"]
     assert (await client.send(MEMBERSHIP, f.depart("t2", "b1")))["ok"]
 
     async def flagged():
         site = (await client.query("views", "site", {"site_id": "t2"}))["data"]
         # with the name the member left under: the page and the export say who is to be replaced
         return sorted((h["what"], h["member_id"], h["name"]) for h in site["departed_holders"]) == [
-            ("post", "b1", "李四"), ("zone", "b1", "李四")]
+            ("post", "b1", "李四"), ("team", "b1", "李四"), ("zone", "b1", "李四")]
 
     assert await eventually(flagged)
 

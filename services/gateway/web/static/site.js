@@ -150,7 +150,8 @@ function renderDepartures(d) {
     { empty: '近期无人离场' })),
     holders.length ? h('div', null, h('h3', null, '需调整的负责人（已离场）'),
       h('ul', { class: 'plain' }, holders.map((x) => h('li', { class: 'warn' },
-        x.what === 'post' ? `示范岗「${label(LABELS.post, x.kind)}」（${x.id}）` : `责任区「${x.kind}」（${x.id}）`,
+        x.what === 'post' ? `示范岗「${label(LABELS.post, x.kind)}」（${x.id}）`
+          : x.what === 'team' ? `队组「${x.kind}」（${x.id}）组长` : `责任区「${x.kind}」（${x.id}）`,
         `负责人 ${x.name || nameOf(x.member_id)} 已离场，请重新指定`)))) : null,
     renderPointsAndMeetings(d));
 }
