@@ -100,6 +100,10 @@ class StepBeforeTrainingError(DomainError):
     code = "DATE_BEFORE_EARLIER_STEP"
 
 
+class AttendanceOverMembersError(DomainError):
+    code = "ATTENDANCE_OVER_MEMBERS"
+
+
 class BeforeArrivalError(DomainError):
     """A fact about a member dated before the member's arrival on the site: a violation in 1990 made a talk
     obligation overdue since 1990, counted on every view's 逾期."""
@@ -484,6 +488,12 @@ def _appraisal(command: AppraiseMembers, site: ActivitySite, given: Given, rules
                             grades=list(command.grades))
 
 
+# Meetings only members attend (a 党课 or 主题党日 may have activists and guests): more than the members present is
+# not a plausible count (5,000 at a branch of 33 was accepted).
+MEMBERS_ONLY = frozenset({MeetingKind.general_assembly, MeetingKind.committee, MeetingKind.group,
+                          MeetingKind.life_meeting})
+
+
 def _meeting(command: RecordBranchMeeting, given: Given) -> Event:
     if given.branch is None:
         raise NoBranchError(f"工地 {command.site_id} 尚未成立党支部 (no branch)", "site_id")
@@ -492,5 +502,9 @@ def _meeting(command: RecordBranchMeeting, given: Given) -> Event:
     if command.kind is MeetingKind.committee and not given.branch.has_committee:
         raise NoCommitteeError("党支部未设支委会，只设书记 (branch_committee_threshold)", "kind")
     _present(given, command.attendees, "attendees")
+    if command.kind in MEMBERS_ONLY and command.attendance > len(given.present):
+        raise AttendanceOverMembersError(
+            f"到会 {command.attendance} 人，本工地在场党员只有 {len(given.present)} 名：党员大会、支委会、党小组会、"
+            "组织生活会只有党员参加 (attendance over the members present)", "attendance")
     fields = command.model_dump(include=set(BranchMeetingHeld.model_fields))
     return BranchMeetingHeld(**fields, meeting_id=command.command_id)

@@ -205,9 +205,19 @@ def test_a_member_is_graded_once():
 # ---- 三会一课 ------------------------------------------------------------------------------------
 
 
-def meeting(kind: MeetingKind = MeetingKind.general_assembly, on: dt.date = FORMED) -> RecordBranchMeeting:
-    return RecordBranchMeeting(command_id=cid(), site_id="a", kind=kind, held_on=on, topic="学习贯彻", attendance=20,
-                               attendees=("m1",))
+def meeting(kind: MeetingKind = MeetingKind.general_assembly, on: dt.date = FORMED, attendance: int = 8
+            ) -> RecordBranchMeeting:
+    return RecordBranchMeeting(command_id=cid(), site_id="a", kind=kind, held_on=on, topic="学习贯彻",
+                               attendance=attendance, attendees=("m1",))
+
+
+def test_a_members_meeting_counts_no_more_than_the_members_present():
+    # 5,000 at a branch meeting of a site with 40 members present was accepted.
+    with pytest.raises(domain.AttendanceOverMembersError) as refused:
+        decide(meeting(attendance=len(PRESENT) + 1), given())
+    assert refused.value.field == "attendance"
+    assert decide(meeting(attendance=len(PRESENT)), given())
+    assert decide(meeting(MeetingKind.lecture, attendance=len(PRESENT) + 20), given())  # a 党课 may have guests
 
 
 def test_a_meeting_on_the_day_the_branch_was_formed_is_recorded_and_a_day_before_refused():
