@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import unicodedata
 from decimal import Decimal
 from typing import Annotated, ClassVar
 from uuid import UUID
@@ -17,15 +18,23 @@ from contracts.upcasting import UPCASTERS, Upcasters
 # Characters no one types into a record: C0/C1 controls (NUL included), the bidirectional marks (U+061C, U+200E,
 # U+200F), overrides and isolates that make a text display differently from what it says, and the zero-width and
 # invisible ones (U+00AD, U+180E, U+200B–U+200D, U+2060–U+2064) that make two names look alike ("张" and
-# "张\u200b"). (Lone surrogates never get this far: pydantic refuses them in any str.) Events keep plain `str`, so
-# a name recorded before a character joined this list still replays.
-_INVISIBLE = "\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+# "张\u200b"), with the fillers and selectors that show nothing either (U+034F, U+115F, U+1160, U+3164, U+FFA0,
+# U+FE00–U+FE0F, U+E0000–U+E007F tags, U+E0100–U+E01EF), line and paragraph separators (U+2028, U+2029),
+# interlinear annotation (U+FFF9–U+FFFB) and private use, which no font shows alike (U+E000–U+F8FF, planes 15–16).
+# (Lone surrogates never get this far: pydantic refuses them in any str.) Events keep plain `str`, so a name recorded
+# before a character joined this list still replays.
+_INVISIBLE = ("\u00ad\u034f\u061c\u115f\u1160\u180e\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064"
+              "\u2066-\u2069\u3164\ue000-\uf8ff\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb\U000e0000-\U000e007f"
+              "\U000e0100-\U000e01ef\U000f0000-\U0010ffff")
 _UNSEEN = re.compile(f"[\u0000-\u001f\u007f-\u009f{_INVISIBLE}]")
-_UNSEEN_IN_NOTES = re.compile(  # notes may keep line breaks and tabs
-    f"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f{_INVISIBLE}]")
+_SELECTORS = "\ufe00-\ufe0f"
+_UNSEEN_IN_NOTES = re.compile(  # notes may keep line breaks and tabs, and an emoji's variation selector (❤️)
+    f"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f{_INVISIBLE.replace(_SELECTORS, '')}]")
 # An ID-card number (18 characters) or a mobile number (11 digits) inside a name is personal data in the wrong
-# place: it would be shown on every view and big screen.
+# place: it would be shown on every view and big screen. Spaces and dashes between the digits do not hide one
+# (张三 138 0013 8000).
 _LONG_NUMBER = re.compile(r"\d{11,}|\d{17}[\dXx]")
+_NUMBER_SEPARATORS = re.compile(r"[\s\-‐-―－·.．]")
 
 
 UNSEEN_MESSAGE = "含有不可见的控制字符、零宽字符或方向字符 (contains invisible, control or direction characters)"
@@ -34,8 +43,10 @@ UNSEEN_MESSAGE = "含有不可见的控制字符、零宽字符或方向字符 (
 def _name(value: str) -> str:
     if _UNSEEN.search(value):
         raise ValueError(UNSEEN_MESSAGE)
-    if _LONG_NUMBER.search(value):
+    if _LONG_NUMBER.search(_NUMBER_SEPARATORS.sub("", value)):
         raise ValueError("名称中不得含身份证号或手机号 (contains an ID-card or phone number)")
+    if value and all(unicodedata.category(c).startswith("M") or c.isspace() for c in value):
+        raise ValueError("名称只有附加符号，没有文字 (only combining marks)")
     return value
 
 
