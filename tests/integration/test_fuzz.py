@@ -85,8 +85,10 @@ def path(person_id: str, steps: int) -> list[Step]:
 
 
 def probationary(member_id: str) -> dict[str, Any]:
+    """A probationary member admitted a year before LATER: the probation ends then (confirmed, or extended, that day;
+    an extension years after the end is refused)."""
     body = arrival(CORE, member_id)
-    return {**body, "member": {**body["member"], "status": "probationary"}}
+    return {**body, "member": {**body["member"], "status": "probationary", "admitted_on": "2019-07-10"}}
 
 
 def dispute(case_id: str) -> dict[str, Any]:
