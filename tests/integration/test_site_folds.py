@@ -14,7 +14,7 @@ from gongdi.demo import samples as f
 from gongdi.service.pipeline import CommandPipeline
 from gongdi.service.settings import Settings
 from gongdi.store.base import StreamHead
-from services.membership.domain import MemberAlreadyPresentError, SiteState, decide, due_timers, evolve
+from services.membership.domain import ArrivalAlreadyRecordedError, SiteState, decide, due_timers, evolve
 from services.membership.repository import MembershipRepository
 from services.membership.timers import due_commands
 
@@ -81,7 +81,7 @@ async def test_two_processes_writing_one_site_each_see_what_the_other_wrote(pool
         await (big_site if i % 2 else other).record(f.arrive(SITE, f"n{i}"), ACTOR)
         await (other if i % 2 else big_site).record(f.depart(SITE, f"n{i}"), ACTOR)
     await other.record(f.arrive(SITE, "last"), ACTOR)
-    with pytest.raises(MemberAlreadyPresentError):
+    with pytest.raises(ArrivalAlreadyRecordedError):  # the other process's arrival, as it was recorded
         await big_site.record(f.arrive(SITE, "last"), ACTOR)
     assert "last" in (await folded_from_the_log(pool)).members
     assert [n for n in (await folded_from_the_log(pool)).members if n.startswith("n")] == []
