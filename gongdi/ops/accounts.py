@@ -2,8 +2,10 @@
 
 Two accounts. PLATFORM holds the services, relays and operator tools and is the only one with JetStream;
 USERS holds people and their programs, which reach the platform only through PLATFORM's exported `cmd.>` and
-`qry.>` services (imported with `share`, so the server tells the responder who asked, in `Nats-Request-Info`)
-and its `live.>` stream. A USERS identity therefore cannot publish events, answer commands, or touch streams.
+`qry.>` services (imported with `share`, so the server tells the responder who asked, in `Nats-Request-Info`).
+A USERS identity therefore cannot publish events, answer commands, or touch streams. The views' change notices
+(`live.>`) stay in PLATFORM, heard by the gateway only: a service's answer goes to whatever reply subject the
+requester named in its own account, so a notice subject people could hear there is one any writer could fill.
 PLATFORM does not export `ops.>`: the operator's requests to the services (the retry of dead letters) come from
 its `setup` user only.
 """
@@ -69,10 +71,11 @@ def platform_users(writers: Sequence[str], reader: str = "views") -> list[User]:
     users.append(User(reader, PLATFORM_ACCOUNT, publish=[*_CONSUME, *reread, "live.>"],
                       subscribe=[f"qry.{reader}.>", f"{OPS_PREFIX}.{reader}.>", INBOX], allow_responses=True,
                       title="视图服务"))
-    # The HTTP gateway's own connection asks only for every service's progress (health, metrics). What people do
-    # through it goes over a connection made with their own identity (services.gateway.sessions).
-    users.append(User(GATEWAY, PLATFORM_ACCOUNT, publish=[f"qry.*.{STATUS}"], subscribe=[INBOX],
-                      title="网关 (健康与指标)"))
+    # The HTTP gateway's own connection asks only for every service's progress (health, metrics) and hears the
+    # views' change notices for the live pages. What people do or read through it goes over a connection made with
+    # their own identity (services.gateway.sessions): a notice only makes a page ask again, with the page's rights.
+    users.append(User(GATEWAY, PLATFORM_ACCOUNT, publish=[f"qry.*.{STATUS}"], subscribe=[INBOX, "live.>"],
+                      title="网关 (健康、指标与实时页面)"))
     return users
 
 
@@ -90,14 +93,12 @@ def client_user(identity: Identity) -> User:
     """What NATS lets an identity do; the services check the same rights again on every request (a writing
     service's status, for one, answers the city, the auditor and the dashboard only: gongdi.service.kit)."""
     reads = ["qry.>"]
-    live = ["live.>"]
     if identity.role is Role.DASHBOARD:  # the city's, townships' and departments' figures, every service's status
         reads = [f"qry.{VIEWS}.city", f"qry.{VIEWS}.township", f"qry.{VIEWS}.department", f"qry.*.{STATUS}"]
-        live = ["live.city.>"]
     writes = [f"cmd.{identity.scope}.>"] if identity.scope else []
     # Replies come back on the identity's own inbox prefix: with `_INBOX.>` anyone could read everyone's answers.
-    return User(identity.name, USERS_ACCOUNT, publish=[*writes, *reads], subscribe=[f"{inbox_prefix(identity.name)}.>",
-                                                                                    *live])
+    # Nothing else: live pages are the gateway's (/api/live), see the module's docstring.
+    return User(identity.name, USERS_ACCOUNT, publish=[*writes, *reads], subscribe=[f"{inbox_prefix(identity.name)}.>"])
 
 
 def inbox_prefix(user: str) -> str:
@@ -126,12 +127,11 @@ class AccountsConfig:
             lines.append(f"  {account} {{")
             if account == PLATFORM_ACCOUNT:
                 lines += ["    jetstream: enabled",
-                          '    exports: [{service: "cmd.>"}, {service: "qry.>"}, {stream: "live.>"}]']
+                          '    exports: [{service: "cmd.>"}, {service: "qry.>"}]']
             else:
                 lines += ["    imports: [",
                           f'      {{service: {{account: {PLATFORM_ACCOUNT}, subject: "cmd.>"}}, share: true}}',
                           f'      {{service: {{account: {PLATFORM_ACCOUNT}, subject: "qry.>"}}, share: true}}',
-                          f'      {{stream: {{account: {PLATFORM_ACCOUNT}, subject: "live.>"}}}}',
                           "    ]"]
             lines.append("    users: [")
             for user in self.users:

@@ -183,7 +183,7 @@ def build(settings: Settings) -> FastAPI:
             return api.refused("VALIDATION_FAILED", "key: 必填 (Field required)", "key")
         last = request.headers.get("last-event-id", "")
         seen = int(last) if last.isascii() and last.isdigit() and len(last) <= 18 else -1
-        stream = live.snapshots(session, view, key, city.code, counts, seen)
+        stream = live.snapshots(session, platform["client"].nc, view, key, city.code, counts, seen)
         return StreamingResponse(stream, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

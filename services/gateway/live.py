@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import nats.errors
 import orjson
+from nats.aio.client import Client as NATS
 
 from contracts.queries import QUERIES
 from contracts.subjects import live_subject
@@ -30,12 +31,14 @@ def _event(kind: str, data: dict[str, Any], ident: int | None = None) -> bytes:
     return head.encode() + b"data: " + orjson.dumps(data) + b"\n\n"
 
 
-async def snapshots(session: Session, view: str, key: str | None, city_code: str, metrics: Metrics,
+async def snapshots(session: Session, notices: NATS, view: str, key: str | None, city_code: str, metrics: Metrics,
                     last_seen: int = -1) -> AsyncIterator[bytes]:
     """The SSE stream of one view for one session. Every message is the whole view, numbered by `seq` (the sum of
     the views' applied positions, read in the same snapshot), so a reconnect that starts with a fresh snapshot
     cannot miss a change; changes are coalesced: at most one query in flight, and one more if something changed
-    meanwhile. Everything goes over the session's own connection, so its rights apply to the pushes too."""
+    meanwhile. The change notices come over the gateway's own platform connection (`notices`: people's NATS
+    identities hear none, gongdi.ops.accounts); a notice only wakes the stream, and every view it pushes is asked over
+    the session's own connection, so the session's rights apply to the pushes too (a refused first ask ends it)."""
     q = QUERIES[view]
     params = {q.key: key} if q.key else {}
     changed = asyncio.Event()
@@ -44,7 +47,7 @@ async def snapshots(session: Session, view: str, key: str | None, city_code: str
     async def on_change(_msg: Any) -> None:
         changed.set()
 
-    sub = await session.client.nc.subscribe(subject_for(view, key, city_code), cb=on_change)
+    sub = await notices.subscribe(subject_for(view, key, city_code), cb=on_change)
     metrics.live_streams += 1
     sent = last_seen
     try:

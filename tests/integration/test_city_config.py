@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nats
 import orjson
 import pytest
 
@@ -34,13 +35,16 @@ def settings(settings: Settings, servers: Servers, tmp_path: Path) -> Settings:
 
 
 @pytest.mark.usefixtures("platform")
-async def test_a_second_city_runs_on_its_own_configuration(client: GongdiClient):
+async def test_a_second_city_runs_on_its_own_configuration(client: GongdiClient, ready_settings: Settings,
+                                                           servers: Servers):
     live: list[dict] = []
 
     async def on_live(msg) -> None:
         live.append(orjson.loads(msg.data))
 
-    sub = await client.nc.subscribe("live.city.seaside", cb=on_live)
+    gateway = await nats.connect(servers.as_identity(ready_settings, "gateway").nats_servers)
+    sub = await gateway.subscribe("live.city.seaside", cb=on_live)
+    await gateway.flush()
     assert (await client.send(SERVICE, f.register("dam", township="east")))["ok"]
     default_city = await client.send(SERVICE, f.register("elsewhere", township="bailin"))
     assert default_city["error"]["code"] == "UNKNOWN_TOWNSHIP" and default_city["error"]["field"] == "township"
@@ -60,3 +64,4 @@ async def test_a_second_city_runs_on_its_own_configuration(client: GongdiClient)
     assert site["township_name"] == "东湖镇"
     assert await eventually(lambda: bool(live)), "no live change on live.city.seaside"
     await sub.unsubscribe()
+    await gateway.close()

@@ -14,6 +14,7 @@ from contracts.subjects import stream_name
 from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
 from gongdi.service.settings import Settings
+from tests.conftest import Servers
 from tests.integration.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("platform")
@@ -125,7 +126,8 @@ async def test_members_swapping_sites_at_once_all_move(client: GongdiClient, poo
     assert {r["site_id"]: r["n"] for r in present} == {"north": pairs, "south": pairs}
 
 
-async def test_branch_covers_a_gap_and_live_change_is_published(client: GongdiClient, ready_settings: Settings):
+async def test_branch_covers_a_gap_and_live_change_is_published(client: GongdiClient, ready_settings: Settings,
+                                                                servers: Servers):
     assert (await client.send(SERVICE, f.register("delta")))["ok"]
     for m in ("d1", "d2", "d3"):
         assert (await client.send(SERVICE, f.arrive("delta", m)))["ok"]
@@ -135,7 +137,7 @@ async def test_branch_covers_a_gap_and_live_change_is_published(client: GongdiCl
         return [g["site_id"] for g in city["should_form_branch"]] == ["delta"]
 
     assert await eventually(flagged)
-    nc = await nats.connect(ready_settings.nats_servers)
+    nc = await nats.connect(servers.as_identity(ready_settings, "gateway").nats_servers)  # who hears notices
     live = await nc.subscribe("live.site.delta")
     try:
         formed = await client.send(SERVICE, f.form_branch("delta", "d1"))

@@ -270,7 +270,7 @@ async def test_people_cannot_publish_events_answer_commands_or_touch_streams(
     assert info.state.last_seq == before + 1  # the workforce report, not the forged arrival
     assert [s.config.name async for s in _names(js)] == sorted([*(stream_name(s) for s in SERVICES), HEADS_STREAM])
     await operator.close()
-    # the dashboard hears aggregate live figures only
+    # the dashboard hears no change notices either (the gateway's alone: test_nobody_hears_or_forges_change_notices)
     dash_errors: list[str] = []
 
     async def dash_error(exc: Exception) -> None:
@@ -344,6 +344,59 @@ async def test_nobody_reads_another_identitys_replies(clients: dict[str, GongdiC
         assert overheard == []
     finally:
         await spy.close()
+
+
+async def test_nobody_hears_or_forges_change_notices(clients: dict[str, GongdiClient], people: dict[str, Settings],
+                                                     ready_settings: Settings, servers: Servers):
+    """A service's answer goes to whatever reply subject the requester names, in the requester's account: were the
+    views' change notices heard there, any writer could send one (a view it may read, to every dashboard) by naming
+    `live.city.<code>` as its reply subject. People hear no notices at all; the gateway hears the platform's."""
+    errors: dict[str, list[str]] = {}
+    listeners = []
+    for who in PEOPLE:
+        errors[who] = []
+
+        async def on_error(exc: Exception, who: str = who) -> None:
+            errors[who].append(str(exc).lower())
+
+        nc = await nats.connect(people[who].nats_servers, error_cb=on_error)
+        await nc.subscribe("live.>")
+        await nc.flush()
+        listeners.append(nc)
+    heard: list[bytes] = []
+
+    async def on_notice(msg) -> None:
+        heard.append(msg.data)
+
+    gateway = await nats.connect(servers.as_identity(ready_settings, "gateway").nats_servers)
+    answered: list[str] = []
+
+    async def probe(msg) -> None:  # any service the writer may ask; it answers on the reply subject it was given
+        await msg.respond(b'{"forged": true}')
+        await operator.flush()  # the answer is routed before the probe counts it
+        answered.append(msg.reply)
+
+    operator = await nats.connect(ready_settings.nats_servers)
+    try:
+        for who in PEOPLE:
+            assert await eventually(lambda who=who: any("subscription" in e for e in errors[who])), who
+        await gateway.subscribe("live.>", cb=on_notice)
+        await gateway.flush()
+        await operator.subscribe("qry.injectprobe.answer", cb=probe)
+        await operator.flush()
+        writer = clients["township.diantou"].nc
+        await writer.publish("qry.injectprobe.answer", b"{}", reply="live.city.fuding")
+        await writer.flush()
+        assert await eventually(lambda: answered)
+        await gateway.flush()
+        assert heard == [], "an answer reached the gateway's notices"
+        # ... which still hears the real ones
+        assert (await clients["township.diantou"].send(membership.SERVICE, f.workforce(OWN, 11)))["ok"]
+        assert await eventually(lambda: any(b'"own-site"' in h for h in heard))
+        assert all(b"forged" not in h for h in heard)
+    finally:
+        for nc in (*listeners, gateway, operator):
+            await nc.close()
 
 
 async def test_a_move_across_townships_carries_who_recorded_it(clients: dict[str, GongdiClient], pool):
