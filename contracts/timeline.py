@@ -104,6 +104,15 @@ def business_day(event: BaseModel) -> dt.date | None:
     return None if field is None else getattr(event, field)
 
 
+def dated_after(events: list[BaseModel], day: dt.date) -> dt.date | None:
+    """The first business day among `events` later than `day`, if any: what a completed site can no longer hold."""
+    for event in events:
+        happened = business_day(event)
+        if happened is not None and happened > day:
+            return happened
+    return None
+
+
 def cutoff(as_of: dt.datetime | dt.date) -> tuple[dt.date, dt.datetime]:
     """The last business day and the last recorded instant an as-of covers, both inclusive.
 

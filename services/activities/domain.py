@@ -54,6 +54,7 @@ from contracts.activities import (
 from contracts.base import Command, Event
 from contracts.errors import DomainError
 from contracts.rules import DEFAULT_RULES, Rules
+from contracts.timeline import date_field, dated_after
 
 # A fixed namespace: the obligation created for a cause always gets the same id.
 OBLIGATIONS = uuid.UUID("0b1e9a7c-3d52-4f0e-9c61-5a8f2e7d4b13")
@@ -102,6 +103,13 @@ class StepBeforeTrainingError(DomainError):
 
 class AttendanceOverMembersError(DomainError):
     code = "ATTENDANCE_OVER_MEMBERS"
+
+
+class SiteCompletedError(DomainError):
+    """A fact dated after the site's completion (竣工): nobody is left there to hold a meeting or be talked to. What
+    happened before it, recorded late, is taken."""
+
+    code = "SITE_COMPLETED"
 
 
 class BeforeArrivalError(DomainError):
@@ -224,6 +232,7 @@ class Given:
     known: bool
     present: dict[str, Present] = field(default_factory=dict)
     branch: Branch | None = None
+    completed_on: dt.date | None = None  # the site's completion, as membership's events said
 
 
 # ---- evolve -----------------------------------------------------------------------------------
@@ -283,6 +292,14 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
 
 
 def decide(command: Command, given: Given, rules: Rules = DEFAULT_RULES) -> list[Event]:
+    events = _decide(command, given, rules)
+    if given.completed_on is not None and (day := dated_after(events, given.completed_on)) is not None:
+        raise SiteCompletedError(f"工地 {command.site_id} 已于 {given.completed_on} 竣工，不能登记 {day} 的记录"  # type: ignore[attr-defined]
+                                 " (dated after the site's completion)", date_field(type(command)) or "site_id")
+    return events
+
+
+def _decide(command: Command, given: Given, rules: Rules) -> list[Event]:
     if not given.known:
         raise SiteNotFoundError(f"工地 {command.site_id} 未登记 (site not registered)", "site_id")  # type: ignore[attr-defined]
     site = given.site or ActivitySite(site_id=command.site_id)  # type: ignore[attr-defined]

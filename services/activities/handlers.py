@@ -69,6 +69,7 @@ class MembershipPolicy(Projection):
         await self.directory.branch_dissolved(conn, e.site_id)
 
     async def site_completed(self, conn: asyncpg.Connection, env: Envelope, e: SiteCompleted) -> None:
+        await self.directory.completed(conn, e)
         meta = Meta(actor="policy:工地竣工", causation_id=env.event_id,
                     correlation_id=env.correlation_id or env.command_id)
         await self.stream.append_retrying(conn, e.site_id, env.township,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from contracts.membership import BranchFormed, MemberArrived, MemberDeparted, SiteRegistered
+from contracts.membership import BranchFormed, MemberArrived, MemberDeparted, SiteCompleted, SiteRegistered
 from gongdi.bus.consumer import checkpoint_sql, stream_heads_sql
 from gongdi.bus.deadletters import retries_sql
 from gongdi.store.migrations import Migration, numbered
@@ -39,6 +39,8 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
     trailing_states(8),
     Migration(9, "members present keep their arrival date (facts about them are not dated before it)",
               lambda s: f"ALTER TABLE {s}.presence ADD COLUMN IF NOT EXISTS arrived_on date;"),
+    Migration(10, "sites keep their completion (nothing is dated after it; sites completed before are not checked)",
+              lambda s: f"ALTER TABLE {s}.known_site ADD COLUMN IF NOT EXISTS completed_on date;"),
 ])
 
 
@@ -47,7 +49,9 @@ class Directory:
 
     async def context(self, conn: asyncpg.Connection, site_id: str, site: ActivitySite | None
                       ) -> tuple[Given, str | None]:
-        township = await conn.fetchval(f"SELECT township FROM {SCHEMA}.known_site WHERE site_id = $1", site_id)
+        known = await conn.fetchrow(f"SELECT township, completed_on FROM {SCHEMA}.known_site WHERE site_id = $1",
+                                    site_id)
+        township = known["township"] if known else None
         rows = await conn.fetch(
             f"SELECT member_id, name, admitted_on, arrived_on FROM {SCHEMA}.presence WHERE site_id = $1", site_id
         )
@@ -55,7 +59,8 @@ class Directory:
         branch = await conn.fetchrow(
             f"SELECT formed_on, has_committee FROM {SCHEMA}.known_branch WHERE site_id = $1", site_id)
         return Given(site=site, known=township is not None, present=present,
-                     branch=Branch(branch["formed_on"], branch["has_committee"]) if branch else None), township
+                     branch=Branch(branch["formed_on"], branch["has_committee"]) if branch else None,
+                     completed_on=known["completed_on"] if known else None), township
 
     async def learn_site(self, conn: asyncpg.Connection, e: SiteRegistered) -> None:
         await conn.execute(
@@ -63,6 +68,10 @@ class Directory:
             " ON CONFLICT (site_id) DO UPDATE SET township = EXCLUDED.township",
             e.site_id, e.township,
         )
+
+    async def completed(self, conn: asyncpg.Connection, e: SiteCompleted) -> None:
+        await conn.execute(f"UPDATE {SCHEMA}.known_site SET completed_on = $2 WHERE site_id = $1",
+                           e.site_id, e.completed_on)
 
     async def branch_formed(self, conn: asyncpg.Connection, e: BranchFormed) -> None:
         await conn.execute(

@@ -32,12 +32,20 @@ from contracts.liaison import (
     StartMediation,
     VillageSupportRecorded,
 )
+from contracts.timeline import date_field, dated_after
 
 # ---- errors -----------------------------------------------------------------------------------
 
 
 class SiteNotFoundError(DomainError):
     code = "SITE_NOT_FOUND"
+
+
+class SiteCompletedError(DomainError):
+    """A fact dated after the site's completion (竣工): a meeting, a dispute or a visit there cannot follow it. What
+    happened before it, recorded late, is taken."""
+
+    code = "SITE_COMPLETED"
 
 
 class AlreadyExistsError(DomainError):
@@ -112,6 +120,7 @@ class Given:
     site: LiaisonSite | None
     known: bool
     has_branch: bool = False
+    completed_on: dt.date | None = None  # the site's completion, as membership's events said
 
 
 # Forward only: reported → mediating → resolved, and reported or mediating → petitioned.
@@ -165,6 +174,14 @@ def _case(s: LiaisonSite, case_id: str, state: CaseState, on: dt.date) -> Liaiso
 
 
 def decide(command: Command, given: Given) -> list[Event]:
+    events = _decide(command, given)
+    if given.completed_on is not None and (day := dated_after(events, given.completed_on)) is not None:
+        raise SiteCompletedError(f"工地 {command.site_id} 已于 {given.completed_on} 竣工，不能登记 {day} 的记录"  # type: ignore[attr-defined]
+                                 " (dated after the site's completion)", date_field(type(command)) or "site_id")
+    return events
+
+
+def _decide(command: Command, given: Given) -> list[Event]:
     site_id: str = command.site_id  # type: ignore[attr-defined]
     if not given.known:
         raise SiteNotFoundError(f"工地 {site_id} 未登记 (site not registered)", "site_id")

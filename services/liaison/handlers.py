@@ -6,13 +6,14 @@ import asyncpg
 
 from contracts import membership
 from contracts.envelope import Envelope
-from contracts.membership import BranchFormed, SiteRegistered
+from contracts.membership import BranchFormed, SiteCompleted, SiteRegistered
 from gongdi.bus.projection import Projection
 from services.liaison.repository import Directory
 
 
 class MembershipPolicy(Projection):
-    """Keeps `known_site` current, in the consumer's transaction with its checkpoint."""
+    """Keeps `known_site` current (registration, branch, completion), in the consumer's transaction with its
+    checkpoint."""
 
     contract = membership
     reacts_only = True
@@ -26,3 +27,6 @@ class MembershipPolicy(Projection):
 
     async def branch_formed(self, conn: asyncpg.Connection, env: Envelope, e: BranchFormed) -> None:
         await self.directory.branch_formed(conn, e)
+
+    async def site_completed(self, conn: asyncpg.Connection, env: Envelope, e: SiteCompleted) -> None:
+        await self.directory.completed(conn, e)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from contracts.membership import BranchFormed, SiteRegistered
+from contracts.membership import BranchFormed, SiteCompleted, SiteRegistered
 from gongdi.bus.consumer import checkpoint_sql, stream_heads_sql
 from gongdi.bus.deadletters import retries_sql
 from gongdi.store.migrations import Migration, numbered
@@ -25,16 +25,20 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
     Migration(5, "dead letters record their retries; applied ones move to retried_letters", retries_sql),
     tamper_evidence(6),
     trailing_states(7),
+    Migration(8, "sites keep their completion (nothing is dated after it; sites completed before are not checked)",
+              lambda s: f"ALTER TABLE {s}.known_site ADD COLUMN IF NOT EXISTS completed_on date;"),
 ])
 
 
 class Directory:
     async def context(self, conn: asyncpg.Connection, site_id: str, site: LiaisonSite | None
                       ) -> tuple[Given, str | None]:
-        row = await conn.fetchrow(f"SELECT township, has_branch FROM {SCHEMA}.known_site WHERE site_id = $1", site_id)
+        row = await conn.fetchrow(
+            f"SELECT township, has_branch, completed_on FROM {SCHEMA}.known_site WHERE site_id = $1", site_id)
         if row is None:
             return Given(site=site, known=False), None
-        return Given(site=site, known=True, has_branch=row["has_branch"]), row["township"]
+        return Given(site=site, known=True, has_branch=row["has_branch"], completed_on=row["completed_on"]), \
+            row["township"]
 
     async def learn_site(self, conn: asyncpg.Connection, e: SiteRegistered) -> None:
         await conn.execute(
@@ -42,6 +46,10 @@ class Directory:
             " ON CONFLICT (site_id) DO UPDATE SET township = EXCLUDED.township",
             e.site_id, e.township,
         )
+
+    async def completed(self, conn: asyncpg.Connection, e: SiteCompleted) -> None:
+        await conn.execute(f"UPDATE {SCHEMA}.known_site SET completed_on = $2 WHERE site_id = $1",
+                           e.site_id, e.completed_on)
 
     async def branch_formed(self, conn: asyncpg.Connection, e: BranchFormed) -> None:
         await conn.execute(f"UPDATE {SCHEMA}.known_site SET has_branch = true WHERE site_id = $1", e.site_id)

@@ -19,6 +19,7 @@ from contracts.activities import (
 from contracts.membership import SERVICE as MEMBERSHIP
 from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
+from gongdi.ops.readiness import settled
 from tests.integration.waiting import eventually
 
 
@@ -131,3 +132,25 @@ async def test_an_application_obliges_a_talk_and_completion_moots_it(client: Gon
     late = await client.send_dict(ACTIVITIES, "RecordTalk", {"site_id": "ap2", "obligation_id": talk["obligation_id"],
                                                             "talked_by": "书记", "talked_on": "2020-09-02"})
     assert late["error"]["code"] == "OBLIGATION_ALREADY_CLOSED"
+
+
+@pytest.mark.usefixtures("platform")
+async def test_a_completed_site_takes_nothing_dated_after_its_completion(client: GongdiClient):
+    assert (await client.send(MEMBERSHIP, f.register("cx")))["ok"]
+    assert (await client.send_dict(MEMBERSHIP, "CompleteSite", {"site_id": "cx", "completed_on": "2020-09-01"}))["ok"]
+
+    def lesson(on: str) -> dict:
+        return {"site_id": "cx", "kind": "night_school", "title": "安全生产法", "held_on": on, "headcount": 20}
+
+    def support(on: str) -> dict:
+        return {"site_id": "cx", "village": "马洋村", "kind": "donation", "given_on": on, "quantity": "100"}
+
+    # activities and liaison learn the completion from membership's events, a moment after the reply
+    assert await eventually(lambda: settled(None, client))
+    error = (await client.send_dict(ACTIVITIES, "RecordActivity", lesson("2020-09-02")))["error"]
+    assert (error["code"], error["field"]) == ("SITE_COMPLETED", "held_on") and "2020-09-01 竣工" in error["message"]
+    error = (await client.send_dict("liaison", "RecordVillageSupport", support("2020-09-03")))["error"]
+    assert (error["code"], error["field"]) == ("SITE_COMPLETED", "given_on"), error
+    # What happened before the completion is still recorded, late
+    assert (await client.send_dict(ACTIVITIES, "RecordActivity", lesson("2020-08-30")))["ok"]
+    assert (await client.send_dict("liaison", "RecordVillageSupport", support("2020-09-01")))["ok"]

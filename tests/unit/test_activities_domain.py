@@ -262,6 +262,27 @@ def test_activity_records_headcount_and_attendees():
     assert event.activity_id == cmd.command_id and event.headcount == 40  # type: ignore[attr-defined]
 
 
+def night_school(on: dt.date) -> RecordActivity:
+    return RecordActivity(command_id=cid(), site_id="a", kind=ActivityKind.night_school, title="安全生产法", held_on=on,
+                          headcount=40)
+
+
+def test_nothing_is_held_at_a_site_after_its_completion():
+    done = Given(site=None, known=True, present=PRESENT, completed_on=DAY)
+    with pytest.raises(domain.SiteCompletedError) as refused:
+        decide(night_school(DAY + dt.timedelta(days=1)), done)
+    assert refused.value.field == "held_on" and "已于 2020-07-10 竣工" in str(refused.value)
+    with pytest.raises(domain.SiteCompletedError):
+        decide(RecordSafetyViolation(command_id=cid(), site_id="a", member_id="m1", occurred_on=DAY + dt.timedelta(1),
+                                     description="未戴安全帽"), done)
+
+
+def test_what_happened_before_the_completion_is_recorded_late():
+    done = Given(site=None, known=True, present=PRESENT, completed_on=DAY)
+    [event] = decide(night_school(DAY), done)
+    assert event.held_on == DAY  # type: ignore[attr-defined]
+
+
 def test_social_service_names_organisation_and_service():
     with pytest.raises(ValueError, match="organisation"):
         RecordActivity(command_id=cid(), site_id="a", kind=ActivityKind.social_service, title="送服务", held_on=DAY,

@@ -266,6 +266,22 @@ def test_wage_dispute_states_the_amount():
                       parties=["x"], description="欠薪")
 
 
+def dispute(on: dt.date) -> ReportDispute:
+    return ReportDispute(command_id=cid(), site_id="a", case_id="d1", kind=DisputeKind.neighbours, reported_on=on,
+                         parties=["工地", "村民"], description="噪音")
+
+
+def test_nothing_is_reported_at_a_site_after_its_completion():
+    done = Given(site=None, known=True, has_branch=True, completed_on=DAY)
+    with pytest.raises(domain.SiteCompletedError) as refused:
+        decide(dispute(LATER), done)
+    assert refused.value.field == "reported_on" and "已于 2020-06-01 竣工" in str(refused.value)
+    with pytest.raises(domain.SiteCompletedError):
+        decide(meeting(on=LATER, items=[]), done)
+    [event] = decide(dispute(DAY), done)  # on the day itself, recorded late: taken
+    assert event.reported_on == DAY  # type: ignore[attr-defined]
+
+
 def test_report_a_dispute():
     cmd = ReportDispute(command_id=cid(), site_id="a", case_id="d1", kind=DisputeKind.neighbours, reported_on=DAY,
                         parties=["村民"], description="噪声扰民")
