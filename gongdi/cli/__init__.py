@@ -40,7 +40,7 @@ from gongdi.ops.client import send_retrying, with_client
 from gongdi.ops.credentials import FILE_NAME as CREDENTIALS
 from gongdi.ops.credentials import SUPERUSER, Credentials
 from gongdi.ops.history import format_history, history
-from gongdi.ops.readiness import stream_status, wait_caught_up, wait_http, wait_ready
+from gongdi.ops.readiness import short_logs, stream_status, wait_caught_up, wait_http, wait_ready
 from gongdi.ops.runtime import (
     EmbeddedNats,
     EmbeddedPostgres,
@@ -649,7 +649,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print()
         print(format_city(view))
         status = asyncio.run(with_client(admin, lambda c: stream_status(None, c)))
-        if any(c["dead_letters"] for c in status["consumers"]):  # a view or a policy is incomplete: say so here
+        # A view or a policy incomplete, or a log shorter than its stream (events deleted): say so here.
+        if any(c["dead_letters"] for c in status["consumers"]) or short_logs(status):
             print(format_status(status))
         print()
         print(f"  NATS       {urls['nats_url']}")

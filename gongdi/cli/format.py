@@ -289,10 +289,15 @@ def format_status(d: dict[str, Any]) -> str:
     lines = []
     for s in d["streams"]:
         lines.append(f"  {s['stream']} ({s['service']}): 已记录 {s['recorded']}，已发布 {s['published']}")
+        if s["published"] > s["recorded"]:
+            lines.append(f"    !! 已发布的事件比 {s['service']} 数据库中记录的多 {s['published'] - s['recorded']} 条："
+                         "数据库中的事件可能已被删除或改动（或从较旧的备份恢复），请运行 `gongdi verify`")
         for c in (c for c in d["consumers"] if c["stream"] == s["stream"]):
             recorded = c["recorded"] if c["recorded"] is not None else c["published"]
+            behind = f"落后 {recorded - c['applied']}" if c["applied"] <= recorded else \
+                f"已处理的比记录的多 {c['applied'] - recorded}"
             lines.append(f"    {c['service']:<11} 已处理/已记录/已发布 {c['applied']}/{recorded}/{c['published']}，"
-                         f"落后 {recorded - c['applied']}，死信 {c['dead_letters']}")
+                         f"{behind}，死信 {c['dead_letters']}")
             lines += [f"      !! {_letter(letter)}" for letter in c["letters"]]
             if c["dead_letters"] > len(c["letters"]):
                 lines.append(f"      … 另有 {c['dead_letters'] - len(c['letters'])} 个")

@@ -92,6 +92,12 @@ def all_applied(status: dict[str, Any]) -> bool:
             and all(c["recorded"] is not None and c["applied"] == c["recorded"] for c in status["consumers"]))
 
 
+def short_logs(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """Streams holding more events than their service's log: events were deleted from the database after they were
+    published (or the database was restored from an older backup). Such a stream never settles."""
+    return [s for s in status["streams"] if s["published"] > s["recorded"]]
+
+
 async def caught_up(settings: Settings | None, client: GongdiClient) -> bool:
     """Every recorded event published and applied by every consumer, views and policies, and no dead letter
     anywhere: an event passed without being applied leaves a view or a policy incomplete."""
@@ -107,7 +113,10 @@ async def settled(settings: Settings | None, client: GongdiClient) -> bool:
 def wait_caught_up(settings: Settings, timeout: float = 60.0) -> dict[str, Any]:
     async def probe(client: GongdiClient) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
-        while not await settled(settings, client) and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            status = await stream_status(settings, client)
+            if all_applied(status) or short_logs(status):  # a short log would keep it waiting to the end
+                break
             await asyncio.sleep(0.2)
         return (await client.query("views", "city"))["data"]
 
