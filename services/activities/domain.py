@@ -305,18 +305,16 @@ def _decide(command: Command, given: Given, rules: Rules) -> list[Event]:
     site = given.site or ActivitySite(site_id=command.site_id)  # type: ignore[attr-defined]
     match command:
         case RecordVisit():
-            _present(given, command.members_met, "members_met")
+            _present(given, command.members_met, "members_met", command)
             return [VisitRecorded(**command.model_dump(include=set(VisitRecorded.model_fields)))]
         case RecordSafetyViolation():
-            _present(given, [command.member_id], "member_id")
-            _since_arrival(given, command.member_id, command.occurred_on, "occurred_on")
+            _present(given, [command.member_id], "member_id", command)
             return [
                 SafetyViolationRecorded(**command.model_dump(include=set(SafetyViolationRecorded.model_fields))),
                 _obligation(command, command.member_id, TalkReason.safety_violation, command.occurred_on, rules),
             ]
         case ReportPersonalChange():
-            _present(given, [command.member_id], "member_id")
-            _since_arrival(given, command.member_id, command.reported_on, "reported_on")
+            _present(given, [command.member_id], "member_id", command)
             return [
                 PersonalChangeReported(**command.model_dump(include=set(PersonalChangeReported.model_fields))),
                 _obligation(command, command.member_id, TalkReason.personal_change, command.reported_on, rules),
@@ -327,32 +325,32 @@ def _decide(command: Command, given: Given, rules: Rules) -> list[Event]:
             return [_birthdays(command, site, given)]
         case DesignateZone():
             _new(command.zone_id, site.zones, "责任区", "zone_id")
-            _present(given, command.responsible, "responsible")
+            _present(given, command.responsible, "responsible", command)
             return [ZoneDesignated(**command.model_dump(include=set(ZoneDesignated.model_fields)))]
         case FormTeam():
             _new(command.team_id, site.teams, "党员队伍", "team_id")
-            _present(given, command.members, "members")
+            _present(given, command.members, "members", command)
             return [TeamFormed(**command.model_dump(include=set(TeamFormed.model_fields)))]
         case EstablishPost():
             _new(command.post_id, site.posts, "示范岗", "post_id")
-            _present(given, [command.holder], "holder")
+            _present(given, [command.holder], "holder", command)
             return [PostEstablished(**command.model_dump(include=set(PostEstablished.model_fields)))]
         case DesignateWorkPoint():
             _new(command.point_id, site.points, "示范工点", "point_id")
             return [WorkPointDesignated(**command.model_dump(include=set(WorkPointDesignated.model_fields)))]
         case RecordActivity():
-            _present(given, command.attendees, "attendees")
+            _present(given, command.attendees, "attendees", command)
             fields = command.model_dump(include=set(ActivityHeld.model_fields))
             return [ActivityHeld(**fields, activity_id=command.command_id)]
         case RecordInnovation():
             _new(command.innovation_id, site.innovations, "创新成果", "innovation_id")
             return [InnovationRecorded(**command.model_dump(include=set(InnovationRecorded.model_fields)))]
         case TrainBackbone():
-            _present(given, [command.member_id], "member_id")
+            _present(given, [command.member_id], "member_id", command)
             _new(command.member_id, site.backbone, "党员骨干", "member_id")
             return [BackboneTrained(**command.model_dump(include=set(BackboneTrained.model_fields)))]
         case PromoteToManagement():
-            _present(given, [command.member_id], "member_id")
+            _present(given, [command.member_id], "member_id", command)
             _backbone(command.member_id, site, "member_id", command.promoted_on, "promoted_on")
             _new(command.member_id, site.promoted, "培养成管理人员的骨干", "member_id")
             return [PromotedToManagement(**command.model_dump(include=set(PromotedToManagement.model_fields)))]
@@ -363,7 +361,7 @@ def _decide(command: Command, given: Given, rules: Rules) -> list[Event]:
             _new(command.person_id, site.crew_leaders, "推荐的班组长", "person_id")
             return [CrewLeaderRecommended(**command.model_dump(include=set(CrewLeaderRecommended.model_fields)))]
         case RecommendForManagement():
-            _present(given, [command.member_id], "member_id")
+            _present(given, [command.member_id], "member_id", command)
             _new(command.member_id, site.recommended, "推荐进入管理层的党员", "member_id")
             fields = command.model_dump(include=set(RecommendedForManagement.model_fields))
             return [RecommendedForManagement(**fields, backbone=command.member_id in site.backbone)]
@@ -416,17 +414,18 @@ def _obligation(command: Command, member_id: str, reason: TalkReason, on: dt.dat
     )
 
 
-def _present(given: Given, members: list[str], field: str) -> None:
+def _present(given: Given, members: list[str], field: str, command: Command) -> None:
+    """Every member named is present on the site, and was there on the command's day: a lesson dated before its
+    attendees arrived, or a violation "in 1990", is no fact of this site (`BEFORE_ARRIVAL`)."""
+    day_field = date_field(type(command))
+    day = getattr(command, day_field) if day_field else None
     for member_id in members:
-        if member_id not in given.present:
+        member = given.present.get(member_id)
+        if member is None:
             raise MemberNotPresentError(f"党员 {member_id} 不在本工地 (member not present on the site)", field)
-
-
-def _since_arrival(given: Given, member_id: str, day: dt.date, field: str) -> None:
-    member = given.present[member_id]
-    if member.arrived_on is not None and day < member.arrived_on:
-        raise BeforeArrivalError(f"{member.name} 于 {member.arrived_on} 进场，{day} 早于进场日期："
-                                 "只记录在本工地期间的事 (dated before the member arrived)", field)
+        if day is not None and member.arrived_on is not None and day < member.arrived_on:
+            raise BeforeArrivalError(f"{member.name} 于 {member.arrived_on} 进场，{day} 早于进场日期："
+                                     "只记录在本工地期间的事 (dated before the member arrived)", day_field)
 
 
 def _new(ident: str, existing: object, what: str, field: str) -> None:
@@ -449,7 +448,7 @@ def _talk(command: RecordTalk, site: ActivitySite) -> Event:
 
 
 def _birthdays(command: CelebrateBirthdays, site: ActivitySite, given: Given) -> Event:
-    _present(given, command.members, "members")
+    _present(given, command.members, "members", command)
     done = set(site.celebrated.get(str(command.held_on.year), []))
     for member_id in command.members:
         if given.present[member_id].admitted_on.month != command.held_on.month:
@@ -475,8 +474,7 @@ def _backbone(member_id: str, site: ActivitySite, field: str, on: dt.date, on_fi
 
 
 def _points(command: AwardPoints, site: ActivitySite, given: Given, rules: Rules) -> Event:
-    _present(given, [command.member_id], "member_id")
-    _since_arrival(given, command.member_id, command.awarded_on, "awarded_on")
+    _present(given, [command.member_id], "member_id", command)
     category = command.category.value
     weight = rules.points_weight(category)
     so_far = site.points_awarded.get(_points_key(command.awarded_on.year, command.member_id, category), 0)
@@ -495,7 +493,7 @@ def _appraisal(command: AppraiseMembers, site: ActivitySite, given: Given, rules
                                    "year")
     if command.appraised_on.year not in (command.year, command.year + 1):
         raise AppraisalYearError(f"评议日期 {command.appraised_on} 不在 {command.year} 年度或次年", "appraised_on")
-    _present(given, [g.member_id for g in command.grades], "grades")
+    _present(given, [g.member_id for g in command.grades], "grades", command)
     excellent = sum(1 for g in command.grades if g.grade is Grade.excellent)
     if excellent * rules.appraisal_excellent_one_in > len(command.grades):
         raise ExcellentOverCapError(
@@ -518,7 +516,7 @@ def _meeting(command: RecordBranchMeeting, given: Given) -> Event:
         raise MeetingBeforeBranchError(f"会议日期早于党支部成立日期 {given.branch.formed_on}", "held_on")
     if command.kind is MeetingKind.committee and not given.branch.has_committee:
         raise NoCommitteeError("党支部未设支委会，只设书记 (branch_committee_threshold)", "kind")
-    _present(given, command.attendees, "attendees")
+    _present(given, command.attendees, "attendees", command)
     if command.kind in MEMBERS_ONLY and command.attendance > len(given.present):
         raise AttendanceOverMembersError(
             f"到会 {command.attendance} 人，本工地在场党员只有 {len(given.present)} 名：党员大会、支委会、党小组会、"

@@ -121,6 +121,7 @@ class Given:
     known: bool
     has_branch: bool = False
     completed_on: dt.date | None = None  # the site's completion, as membership's events said
+    branch_formed_on: dt.date | None = None  # None: no branch, or learnt before the day was kept (not checked)
 
 
 # Forward only: reported → mediating → resolved, and reported or mediating → petitioned.
@@ -202,6 +203,9 @@ def _decide(command: Command, given: Given) -> list[Event]:
         case SignCoBuildingAgreement():
             if not given.has_branch:
                 raise NoBranchError("只有已成立党支部的工地才能签订党建联创协议 (the site has no branch)", "site_id")
+            if given.branch_formed_on is not None and command.signed_on < given.branch_formed_on:
+                raise DateBeforeError(f"党支部于 {given.branch_formed_on} 成立，联创协议不能签于 {command.signed_on}"
+                                      " (signed before the branch was formed)", "signed_on")
             _new(command.agreement_id, site.agreements, "联创协议", "agreement_id")
             return [CoBuildingAgreementSigned(**_fields(command, CoBuildingAgreementSigned))]
         case CompleteCoBuildingItem():

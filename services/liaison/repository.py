@@ -27,6 +27,8 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
     trailing_states(7),
     Migration(8, "sites keep their completion (nothing is dated after it; sites completed before are not checked)",
               lambda s: f"ALTER TABLE {s}.known_site ADD COLUMN IF NOT EXISTS completed_on date;"),
+    Migration(9, "sites keep the day their branch was formed (an agreement is not signed before it)",
+              lambda s: f"ALTER TABLE {s}.known_site ADD COLUMN IF NOT EXISTS branch_formed_on date;"),
 ])
 
 
@@ -34,11 +36,12 @@ class Directory:
     async def context(self, conn: asyncpg.Connection, site_id: str, site: LiaisonSite | None
                       ) -> tuple[Given, str | None]:
         row = await conn.fetchrow(
-            f"SELECT township, has_branch, completed_on FROM {SCHEMA}.known_site WHERE site_id = $1", site_id)
+            f"SELECT township, has_branch, completed_on, branch_formed_on FROM {SCHEMA}.known_site WHERE site_id = $1",
+            site_id)
         if row is None:
             return Given(site=site, known=False), None
-        return Given(site=site, known=True, has_branch=row["has_branch"], completed_on=row["completed_on"]), \
-            row["township"]
+        return Given(site=site, known=True, has_branch=row["has_branch"], completed_on=row["completed_on"],
+                     branch_formed_on=row["branch_formed_on"]), row["township"]
 
     async def learn_site(self, conn: asyncpg.Connection, e: SiteRegistered) -> None:
         await conn.execute(
@@ -52,4 +55,6 @@ class Directory:
                            e.site_id, e.completed_on)
 
     async def branch_formed(self, conn: asyncpg.Connection, e: BranchFormed) -> None:
-        await conn.execute(f"UPDATE {SCHEMA}.known_site SET has_branch = true WHERE site_id = $1", e.site_id)
+        await conn.execute(
+            f"UPDATE {SCHEMA}.known_site SET has_branch = true, branch_formed_on = $2 WHERE site_id = $1",
+            e.site_id, e.formed_on)

@@ -172,6 +172,12 @@ class DepartureBeforeArrivalError(DomainError):
     code = "DEPARTURE_BEFORE_ARRIVAL"
 
 
+class BeforeArrivalError(DomainError):
+    """A branch or party group formed with members who had not arrived yet on its day."""
+
+    code = "BEFORE_ARRIVAL"
+
+
 # ---- state ------------------------------------------------------------------------------------
 
 
@@ -254,8 +260,14 @@ class SiteState(BaseModel):
     contact_lost: dict[str, dt.date] = {}
     escalated: dict[str, dt.date] = {}
 
-    def full_members(self) -> int:
-        return sum(1 for m in self.members.values() if m.status is MemberStatus.full)
+    def full_members(self, by: dt.date | None = None) -> int:
+        """Full members present, or of those only the ones who had arrived by `by` (an arrival date unknown, from
+        before snapshots kept them, counts)."""
+        return sum(1 for member_id, m in self.members.items()
+                   if m.status is MemberStatus.full and (by is None or self.arrived.get(member_id, by) <= by))
+
+    def members_by(self, day: dt.date) -> int:
+        return sum(1 for member_id in self.members if self.arrived.get(member_id, day) <= day)
 
 
 @dataclass(frozen=True)
@@ -392,6 +404,14 @@ def _not_before_arrival(site: SiteState, member_id: str, departed_on: dt.date, f
             " 不能早于进场日期 (departure before arrival)", field)
 
 
+def _arrived_by(site: SiteState, member_id: str, day: dt.date, field: str, what: str) -> None:
+    arrived_on = site.arrived.get(member_id)
+    if arrived_on is not None and day < arrived_on:
+        raise BeforeArrivalError(
+            f"{_member(site, member_id)} 于 {arrived_on} 进场工地 {_site_named(site)}，{what} {day} 不能早于其进场日期"
+            " (dated before the member arrived)", field)
+
+
 # What a refusal calls each recorded fact, in the words of the roster and the project list.
 MEMBER_FACTS = {"name": "姓名", "gender": "性别", "admitted_on": "入党日期", "status": "党员状态",
                 "unit_kind": "单位类别", "unit_name": "单位名称", "job": "岗位", "section": "工段/班组",
@@ -518,14 +538,16 @@ def _form_branch(command: FormBranch, given: Given, rules: Rules) -> list[Event]
     site = _open(given, command.site_id)
     if site.branch is not None:
         raise BranchAlreadyFormedError(f"工地 {site.site_id} 已成立党支部 (one branch per site)", "site_id")
-    full = site.full_members()
+    full = site.full_members(by=command.formed_on)
     if full < rules.branch_min_full_members:
+        arrived = f"{command.formed_on} 时已进场的" if full < site.full_members() else "在场"
         raise TooFewFullMembersError(
-            f"在场正式党员{full}名，成立党支部至少需要{rules.branch_min_full_members}名"
+            f"{arrived}正式党员{full}名，成立党支部至少需要{rules.branch_min_full_members}名"
             f" (rule branch_min_full_members)",
-            "site_id",
+            "formed_on" if full < site.full_members() else "site_id",
         )
     secretary = _present(site, command.secretary, "secretary")
+    _arrived_by(site, command.secretary, command.formed_on, "formed_on", "支部成立日期")
     if secretary.status is not MemberStatus.full:
         raise SecretaryNotFullMemberError("支部书记须为正式党员 (secretary must be a full member)", "secretary")
     if command.committee:
@@ -543,8 +565,9 @@ def _form_branch(command: FormBranch, given: Given, rules: Rules) -> list[Event]
             )
         for member_id in command.committee:
             _present(site, member_id, "committee")
+            _arrived_by(site, member_id, command.formed_on, "formed_on", "支部成立日期")
     fields = command.model_dump(include=set(BranchFormed.model_fields))
-    return [BranchFormed(**fields, full_members=full, members=len(site.members))]
+    return [BranchFormed(**fields, full_members=full, members=site.members_by(command.formed_on))]
 
 
 def _form_party_group(command: FormPartyGroup, given: Given, rules: Rules) -> list[Event]:
@@ -558,6 +581,8 @@ def _form_party_group(command: FormPartyGroup, given: Given, rules: Rules) -> li
             f"党小组至少需要{rules.party_group_min_members}名党员 (rule party_group_min_members)", "members"
         )
     facts = [_present(site, member_id, "members") for member_id in command.members]
+    for member_id in command.members:
+        _arrived_by(site, member_id, command.formed_on, "formed_on", "党小组成立日期")
     if sum(1 for f in facts if f.status is MemberStatus.full) < rules.party_group_min_full:
         raise PartyGroupNeedsFullMemberError(
             f"党小组至少需要{rules.party_group_min_full}名正式党员 (rule party_group_min_full)", "members"

@@ -125,6 +125,20 @@ def test_facts_about_a_member_are_not_dated_before_the_arrival():
         assert decide(cmd.model_copy(update={field: DAY}), Given(site=None, known=True, present=arrived))
 
 
+def test_nobody_attends_or_is_met_before_arriving():
+    arrived = {**PRESENT, "m2": Present("李四", dt.date(2010, 3, 5), arrived_on=DAY)}
+    before = DAY - dt.timedelta(days=1)
+    for cmd, field in (
+            (RecordActivity(command_id=cid(), site_id="a", kind=ActivityKind.micro_lesson, title="微党课",
+                            held_on=before, headcount=3, attendees=("m1", "m2")), "held_on"),
+            (RecordVisit(command_id=cid(), site_id="a", kind=VisitKind.dormitory, place="2号宿舍", visitor="书记",
+                         visited_on=before, members_met=("m2",)), "visited_on")):
+        with pytest.raises(domain.BeforeArrivalError) as refused:
+            decide(cmd, Given(site=None, known=True, present=arrived))
+        assert refused.value.field == field and "李四 于 2020-07-10 进场" in refused.value.message
+        assert decide(cmd.model_copy(update={field: DAY}), Given(site=None, known=True, present=arrived))
+
+
 def test_violation_by_absent_member_is_refused():
     cmd = RecordSafetyViolation(command_id=cid(), site_id="a", member_id="x9", occurred_on=DAY, description="d")
     with pytest.raises(domain.MemberNotPresentError):

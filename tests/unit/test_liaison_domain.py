@@ -203,6 +203,14 @@ def test_only_a_site_with_a_branch_signs():
         decide(agreement(), given(branch=False))
 
 
+def test_no_agreement_is_signed_before_the_branch_was_formed():
+    formed = Given(site=None, known=True, has_branch=True, branch_formed_on=DAY + dt.timedelta(days=1))
+    with pytest.raises(domain.DateBeforeError) as refused:
+        decide(agreement(), formed)
+    assert refused.value.field == "signed_on" and "党支部于 2020-06-02 成立" in refused.value.message
+    assert decide(agreement().model_copy(update={"signed_on": DAY + dt.timedelta(days=1)}), formed)
+
+
 def test_agreement_items_are_completed_once():
     [signed] = decide(agreement(), given())
     assert isinstance(signed, CoBuildingAgreementSigned) and len(signed.items) == 7

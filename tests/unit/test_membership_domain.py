@@ -330,6 +330,27 @@ def test_branch_needs_three_full_members():
     assert err.value.code == "BRANCH_TOO_FEW_FULL_MEMBERS" and "branch_min_full_members" in err.value.message
 
 
+def test_a_branch_counts_only_the_members_arrived_by_its_day():
+    later = DAY + dt.timedelta(days=10)
+    state = given(registered(), *THREE_FULL[:2], arrived("m3").model_copy(update={"arrived_on": later}))
+    with pytest.raises(domain.TooFewFullMembersError) as err:
+        decide(form_branch(), Given(state))
+    assert err.value.field == "formed_on" and f"{DAY} 时已进场的正式党员2名" in err.value.message
+    [formed] = decide(form_branch().model_copy(update={"formed_on": later}), Given(state))
+    assert formed.full_members == 3 and formed.members == 3  # type: ignore[attr-defined]
+
+
+def test_a_branch_secretary_or_group_member_arrived_by_its_day():
+    later = DAY + dt.timedelta(days=10)
+    state = given(registered(), *THREE_FULL, arrived("m4").model_copy(update={"arrived_on": later}))
+    with pytest.raises(domain.BeforeArrivalError) as err:
+        decide(form_branch(secretary="m4"), Given(state))
+    assert (err.value.code, err.value.field) == ("BEFORE_ARRIVAL", "formed_on")
+    assert "不能早于其进场日期" in err.value.message
+    with pytest.raises(domain.BeforeArrivalError):
+        decide(form_group(["m1", "m2", "m4"]), Given(evolve(state, branch())))  # type: ignore[arg-type]
+
+
 def test_branch_minimum_is_a_setting():
     state = given(registered(), arrived("m1"), arrived("m2"))
     assert decide(form_branch(), Given(state), Rules(branch_min_full_members=2))
