@@ -435,19 +435,23 @@ async def points_ranking(conn: asyncpg.Connection, schema: str, site_id: str, to
     year = await conn.fetchval(
         f"SELECT max(extract(year FROM awarded_on))::int FROM {s}.points WHERE site_id = $1 AND awarded_on <= $2",
         site_id, today)
+    # A member who left since is named as they left (their last departure from the site).
     rows = await conn.fetch(
-        f"SELECT p.member_id, m.name, sum(p.points)::bigint AS total FROM {s}.points p"
-        f" LEFT JOIN {s}.site_member m ON m.site_id = p.site_id AND m.member_id = p.member_id"
-        " WHERE p.site_id = $1 AND extract(year FROM p.awarded_on) = $2 AND p.awarded_on <= $3"
-        " GROUP BY p.member_id, m.name ORDER BY total DESC, p.member_id LIMIT $4",
+        f"SELECT r.member_id, r.total, coalesce(m.name, (SELECT d.name FROM {s}.site_departure d"
+        "   WHERE d.site_id = $1 AND d.member_id = r.member_id ORDER BY d.position DESC LIMIT 1)) AS name"
+        f" FROM (SELECT member_id, sum(points)::bigint AS total FROM {s}.points"
+        "       WHERE site_id = $1 AND extract(year FROM awarded_on) = $2 AND awarded_on <= $3"
+        "       GROUP BY member_id ORDER BY total DESC, member_id LIMIT $4) r"
+        f" LEFT JOIN {s}.site_member m ON m.site_id = $1 AND m.member_id = r.member_id"
+        " ORDER BY r.total DESC, r.member_id",
         site_id, year, today, limit)
     return {"year": year, "members": [{"rank": i + 1, "member_id": r["member_id"], "name": r["name"],
                                        "points": r["total"]} for i, r in enumerate(rows)]}
 
 
 async def departed_holders(conn: asyncpg.Connection, schema: str, site_id: str) -> list[dict[str, str]]:
-    """Posts, zones and teams (their leaders) held by a member who is no longer on the site, with the name the
-    member left under."""
+    """Posts, zones, teams (their leaders), the branch (its secretary) and party groups (their leaders) held by a
+    member who is no longer on the site, with the name the member left under."""
     s = schema
     rows = await conn.fetch(
         f"""
@@ -466,6 +470,14 @@ async def departed_holders(conn: asyncpg.Connection, schema: str, site_id: str) 
             SELECT 'team', t.team_id, t.name, t.leader FROM {s}.team t
             WHERE t.site_id = $1 AND NOT EXISTS (
                 SELECT 1 FROM {s}.site_member m WHERE m.site_id = t.site_id AND m.member_id = t.leader)
+            UNION ALL
+            SELECT 'secretary', b.site_id, b.branch->>'name', b.branch->>'secretary' FROM {s}.site b
+            WHERE b.site_id = $1 AND b.branch IS NOT NULL AND NOT b.branch ? 'dissolved_on' AND NOT EXISTS (
+                SELECT 1 FROM {s}.site_member m WHERE m.site_id = b.site_id AND m.member_id = b.branch->>'secretary')
+            UNION ALL
+            SELECT 'group', g.group_id, g.name, g.leader FROM {s}.party_group g
+            WHERE g.site_id = $1 AND g.closed_on IS NULL AND NOT EXISTS (
+                SELECT 1 FROM {s}.site_member m WHERE m.site_id = g.site_id AND m.member_id = g.leader)
         ) h
         ORDER BY 1, 2""",
         site_id,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -382,10 +383,16 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, 
         site_id,
     )
     full = sum(1 for m in members if m["status"] == "full")
-    names = {m["member_id"]: m["name"] for m in members}  # members present; one who left is named by id only
+    present = {m["member_id"]: m["name"] for m in members}
     branch = orjson.loads(row["branch"]) if row["branch"] else None
+    # A secretary or a group's member who left is still named (as they left), and flagged: the post needs filling.
+    held = {branch.get("secretary", "")} if branch else set()
+    for g in groups:
+        held |= {g["leader"], *orjson.loads(g["members"])}
+    names = {**await _departed_names(conn, s, site_id, sorted(held - present.keys())), **present}
     if branch is not None:
         branch["secretary_name"] = names.get(branch.get("secretary", ""))
+        branch["secretary_departed"] = branch.get("secretary") not in present
     return {
         "site_id": row["site_id"],
         "name": row["name"],
@@ -412,17 +419,28 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, 
             {**dict(m), "arrived_on": m["arrived_on"].isoformat(), "admitted_on": m["admitted_on"].isoformat()}
             for m in members
         ],
-        "groups": [_group(g, names) for g in groups],
+        "groups": [_group(g, names, present) for g in groups],
         "recent_departures": [{**dict(d), "departed_on": d["departed_on"].isoformat()} for d in departures],
         "last_position": row["last_position"],
     }
 
 
-def _group(g: asyncpg.Record, names: dict[str, str]) -> dict[str, Any]:
+def _group(g: asyncpg.Record, names: dict[str, str], present: Mapping[str, str]) -> dict[str, Any]:
     ids = orjson.loads(g["members"])
     return {**dict(g), "members": ids, "formed_on": g["formed_on"].isoformat(),
             "closed_on": g["closed_on"].isoformat() if g["closed_on"] else None,
-            "leader_name": names.get(g["leader"]), "member_names": [names.get(m) for m in ids]}
+            "leader_name": names.get(g["leader"]), "member_names": [names.get(m) for m in ids],
+            "departed": [m for m in ids if m not in present]}
+
+
+async def _departed_names(conn: asyncpg.Connection, schema: str, site_id: str, ids: list[str]) -> dict[str, str]:
+    """The names members who left the site left under (their last departure from it)."""
+    if not ids:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT DISTINCT ON (member_id) member_id, name FROM {schema}.site_departure"
+        " WHERE site_id = $1 AND member_id = ANY($2::text[]) ORDER BY member_id, position DESC", site_id, ids)
+    return {r["member_id"]: r["name"] for r in rows if r["name"]}
 
 
 def _count(rows: list[asyncpg.Record], key: str) -> dict[str, int]:

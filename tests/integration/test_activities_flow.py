@@ -228,3 +228,25 @@ async def test_killing_the_policy_mid_run_loses_and_doubles_nothing(platform: Su
     per_cause = await pool.fetchval(
         "SELECT count(DISTINCT causation_id) FROM activities.events WHERE event_type = 'TalkObligationCreated'")
     assert per_cause == members
+
+
+@pytest.mark.usefixtures("platform")
+async def test_a_departed_branch_secretary_and_group_leader_are_flagged_by_name(client: GongdiClient):
+    await site_with_members(client, "t5", ["s1", "s2", "s3"])
+    assert (await client.send(MEMBERSHIP, f.form_branch("t5", "s1")))["ok"]
+    assert (await client.send_dict(MEMBERSHIP, "FormPartyGroup", {
+        "site_id": "t5", "group_id": "g1", "name": "一工段党小组", "section": "一工段", "leader": "s1",
+        "members": ["s1", "s2", "s3"], "formed_on": f.DAY.isoformat()}))["ok"]
+    assert (await client.send(MEMBERSHIP, f.depart("t5", "s1")))["ok"]
+
+    async def flagged() -> dict | None:
+        site = (await client.query("views", "site", {"site_id": "t5"}))["data"]
+        return site if site["members_present"] == 2 and site["departed_holders"] else None
+
+    site = await eventually(flagged)
+    # the page says who is to be replaced, by the name the member left under, not a blank or an id
+    assert sorted((h["what"], h["id"], h["member_id"], h["name"]) for h in site["departed_holders"]) == [
+        ("group", "g1", "s1", "李四"), ("secretary", "t5", "s1", "李四")]
+    assert site["branch"]["secretary_departed"] and site["branch"]["secretary_name"] == "李四"
+    [group] = site["groups"]
+    assert group["leader_name"] == "李四" and group["departed"] == ["s1"] and None not in group["member_names"]

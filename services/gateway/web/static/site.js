@@ -87,7 +87,8 @@ function renderBranch(d) {
   fill('branch', h('dl', { class: 'facts wide' },
     h('dt', null, '支部名称'), h('dd', { dataset: { figure: 'branch_name' } }, b.name),
     h('dt', null, '成立日期'), h('dd', null, b.formed_on || '—'),
-    h('dt', null, '支部书记'), h('dd', { dataset: { figure: 'secretary_name' } }, b.secretary_name || nameOf(b.secretary) || '—'),
+    h('dt', null, '支部书记'), h('dd', { dataset: { figure: 'secretary_name' } }, b.secretary_name || nameOf(b.secretary) || '—',
+      b.secretary_departed ? h('span', { class: 'warn' }, '（已离场，请重新选举）') : null),
     h('dt', null, '党建工作指导员'), h('dd', null, b.instructor || '—'),
     h('dt', null, '联络员'), h('dd', null, b.liaison || '—'),
     h('dt', null, '支部委员'), h('dd', null, committee.length ? committee.join('、') : h('span', { class: 'muted' }, '未设支委会')),
@@ -98,10 +99,13 @@ function renderBranch(d) {
 function renderGroups(d) {
   const groups = d.groups || [];
   fill('groups', scrolling(table(['党小组', '工段/班组', '组长', '成员', '成立日期'], groups.map((g) => {
-    const members = g.member_names || (g.members || []).map(nameOf);
+    const left = new Set(g.departed || []);
+    const members = (g.members || []).map((id, i) => `${(g.member_names || [])[i] || nameOf(id)}${left.has(id) ? '（已离场）' : ''}`);
+    const gone = left.size ? `，${fmt(left.size)} 人已离场` : '';
     return h('tr', { dataset: { groupId: g.group_id } },
-      h('td', null, g.name), h('td', null, g.section), h('td', null, g.leader_name || nameOf(g.leader)),
-      h('td', null, `${members.join('、')}（${fmt(members.length)} 人）`), h('td', null, g.formed_on));
+      h('td', null, g.name), h('td', null, g.section),
+      h('td', null, g.leader_name || nameOf(g.leader), left.has(g.leader) ? h('span', { class: 'warn' }, '（已离场）') : null),
+      h('td', null, `${members.join('、')}（${fmt(members.length)} 人${gone}）`), h('td', null, g.formed_on));
   }), { empty: '尚未成立党小组' })));
 }
 
@@ -151,7 +155,9 @@ function renderDepartures(d) {
     holders.length ? h('div', null, h('h3', null, '需调整的负责人（已离场）'),
       h('ul', { class: 'plain' }, holders.map((x) => h('li', { class: 'warn' },
         x.what === 'post' ? `示范岗「${label(LABELS.post, x.kind)}」（${x.id}）`
-          : x.what === 'team' ? `队组「${x.kind}」（${x.id}）组长` : `责任区「${x.kind}」（${x.id}）`,
+          : x.what === 'team' ? `队组「${x.kind}」（${x.id}）组长`
+            : x.what === 'secretary' ? `党支部「${x.kind}」书记`
+              : x.what === 'group' ? `党小组「${x.kind}」（${x.id}）组长` : `责任区「${x.kind}」（${x.id}）`,
         `负责人 ${x.name || nameOf(x.member_id)} 已离场，请重新指定`)))) : null,
     renderPointsAndMeetings(d));
 }
