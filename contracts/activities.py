@@ -463,13 +463,14 @@ class InnovationRecorded(Event):
 
 
 class TalkObligationMooted(Event):
-    """The site was completed before the talk was held: the obligation is closed, not held (不再需要)."""
+    """The site was completed, or the member left it, before the talk was held: the obligation is closed, not held
+    (不再需要)."""
 
     site_id: str
     mooted_on: dt.date
     obligation_id: UUID
     member_id: str
-    reason: str  # why it is moot: "site_completed"
+    reason: str  # why it is moot: "site_completed" or "member_departed"
 
 
 class BackboneTrained(Event):

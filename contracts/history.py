@@ -95,7 +95,7 @@ EVENT_LABELS: dict[str, str] = {
     "TalkObligationCreated": "产生谈话任务", "TalkHeld": "谈话完成", "BirthdaysCelebrated": "过政治生日",
     "ZoneDesignated": "划定党员责任区", "TeamFormed": "组建党员队伍", "PostEstablished": "设立党员示范岗",
     "WorkPointDesignated": "确定示范工点", "ActivityHeld": "开展活动", "InnovationRecorded": "创新成果",
-    "TalkObligationMooted": "工地竣工，谈话任务关闭", "BackboneTrained": "培养党员骨干",
+    "TalkObligationMooted": "谈话任务关闭（不再需要）", "BackboneTrained": "培养党员骨干",
     "PromotedToManagement": "骨干培养成管理人员", "CrewLeaderRecommended": "推荐为班组长",
     "RecommendedForManagement": "推荐进入项目管理层", "PointsAwarded": "党员积分", "MembersAppraised": "民主评议",
     "BranchMeetingHeld": "三会一课",

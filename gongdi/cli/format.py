@@ -106,7 +106,7 @@ def format_activities(a: dict[str, Any]) -> list[str]:
         f"  党员示范岗   {sum(a['posts'].values()):>8,}   ({a['post_kinds']}类: {posts})",
         f"  示范工点     {a['work_points']:>8,}",
         f"  三进三必谈   待谈 {t['open']}（逾期 {t['overdue']}），已谈 {t['done']}"
-        + (f"，竣工关闭未谈 {t['mooted']}" if t.get("mooted") else "") + f"；走访: {visits}",
+        + (f"，关闭未谈（竣工或离场） {t['mooted']}" if t.get("mooted") else "") + f"；走访: {visits}",
         f"  本月政治生日 {a['birthdays_this_month']:>8,}",
         f"  创新成果     {a['innovations']:>8,}   (全项目推广 {a['innovations_adopted']})",
         f"  活动         {lessons or '无'}",

@@ -138,7 +138,8 @@ def link(events: list[dict[str, Any]]) -> None:
 # ---- in Chinese ------------------------------------------------------------------------------------------------
 
 LOCAL = ZoneInfo("Asia/Shanghai")
-PAYLOAD_LABELS = {**ACTIVITY_LABELS, **LIAISON_LABELS}
+# ... and why a talk obligation was closed without a talk (TalkObligationMooted.reason)
+PAYLOAD_LABELS = {**ACTIVITY_LABELS, **LIAISON_LABELS, "site_completed": "因工地竣工", "member_departed": "因党员离场"}
 
 
 def local_time(stamp: str) -> str:

@@ -197,7 +197,7 @@ def activities_sections(a: dict[str, Any]) -> list[Section]:
     rows += [("三必谈", "待谈", talks["open"]), ("三必谈", "其中逾期", talks["overdue"]),
              ("三必谈", "已谈", talks["done"])]
     if talks.get("mooted"):
-        rows.append(("三必谈", "竣工关闭未谈", talks["mooted"]))
+        rows.append(("三必谈", "关闭未谈（竣工或离场）", talks["mooted"]))
     rows += [("三必谈", f"已谈（{L.get(k, k)}）", n) for k, n in (a.get("talks_by_method") or {}).items()]
     rows.append(("政治生日", "本月政治生日", a["birthdays_this_month"]))
     rows += [("三培两推", label, a["talent"][k]) for k, label in TALENT.items() if k in a.get("talent", {})]

@@ -407,6 +407,19 @@ def on_site_completed(state: ActivitySite | None, site_id: str, completed_on: dt
     ]
 
 
+def on_member_departed(state: ActivitySite | None, site_id: str, member_id: str, departed_on: dt.date
+                       ) -> list[Event]:
+    """Policy: a member who left before being talked with is no longer this site's to talk with; the obligation is
+    closed as moot (else it stayed 逾期 for ever, counted on every view)."""
+    if state is None:
+        return []
+    return [
+        TalkObligationMooted(site_id=site_id, mooted_on=departed_on, obligation_id=uuid.UUID(key),
+                             member_id=o.member_id, reason="member_departed")
+        for key, o in sorted(state.obligations.items()) if o.closed_on is None and o.member_id == member_id
+    ]
+
+
 def _obligation(command: Command, member_id: str, reason: TalkReason, on: dt.date, rules: Rules) -> Event:
     return TalkObligationCreated(
         site_id=command.site_id, obligation_id=obligation_id(command.command_id),  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ from services.activities.domain import (
     ActivitySite,
     on_application_submitted,
     on_member_arrived,
+    on_member_departed,
     on_site_completed,
 )
 from services.activities.repository import Directory
@@ -30,7 +31,7 @@ from services.activities.repository import Directory
 
 class MembershipPolicy(Projection):
     """Consumes membership events: learns sites, branches and presence, turns each arrival and each application
-    into a talk obligation, and closes a completed site's open obligations as moot.
+    into a talk obligation, and closes as moot a completed site's open obligations and those of a member who left.
 
     It runs inside the ordered consumer's transaction, so the obligation, the presence row and the checkpoint
     commit together: a redelivered or replayed arrival finds the checkpoint past it and creates nothing.
@@ -77,3 +78,8 @@ class MembershipPolicy(Projection):
 
     async def member_departed(self, conn: asyncpg.Connection, env: Envelope, e: MemberDeparted) -> None:
         await self.directory.departed(conn, e)
+        meta = Meta(actor="policy:党员离场", causation_id=env.event_id,
+                    correlation_id=env.correlation_id or env.command_id)
+        await self.stream.append_retrying(
+            conn, e.site_id, env.township,
+            lambda state: on_member_departed(state, e.site_id, e.member_id, e.departed_on), meta)

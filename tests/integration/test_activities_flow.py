@@ -250,3 +250,17 @@ async def test_a_departed_branch_secretary_and_group_leader_are_flagged_by_name(
     assert site["branch"]["secretary_departed"] and site["branch"]["secretary_name"] == "李四"
     [group] = site["groups"]
     assert group["leader_name"] == "李四" and group["departed"] == ["s1"] and None not in group["member_names"]
+
+
+@pytest.mark.usefixtures("platform")
+async def test_a_member_who_leaves_before_the_talk_is_no_longer_owed_one(client: GongdiClient):
+    await site_with_members(client, "t6", ["q1", "q2"])
+    assert (await client.send(MEMBERSHIP, f.depart("t6", "q1")))["ok"]
+
+    async def closed() -> dict | None:
+        talks = (await client.query("views", "site", {"site_id": "t6"}))["data"]["activities"]["talks"]
+        return talks if talks["mooted"] == 1 else None
+
+    assert (await eventually(closed))["open"] == 1
+    owed = (await client.query("views", "talks", {"site_id": "t6"}))["data"]["open"]
+    assert [t["member_id"] for t in owed] == ["q2"]

@@ -145,6 +145,18 @@ def test_violation_by_absent_member_is_refused():
         decide(cmd, given())
 
 
+def test_a_member_who_left_before_the_talk_has_it_closed_as_moot():
+    state = given(obligation("m1", n=1), obligation("m2", n=2), obligation("m1", TalkReason.safety_violation, n=3)).site
+    left = DAY + dt.timedelta(days=3)
+    mooted = domain.on_member_departed(state, "a", "m1", left)
+    assert [(e.obligation_id, e.member_id, e.mooted_on, e.reason) for e in mooted] == [  # type: ignore[attr-defined]
+        (uuid.UUID(int=1), "m1", left, "member_departed"), (uuid.UUID(int=3), "m1", left, "member_departed")]
+    done = evolve(state, TalkHeld(site_id="a", obligation_id=uuid.UUID(int=2), member_id="m2", talked_by="书记",
+                                  talked_on=DAY, note=""))
+    assert domain.on_member_departed(done, "a", "m2", left) == []  # held: nothing to close
+    assert domain.on_member_departed(None, "a", "m1", left) == []
+
+
 def test_talk_closes_the_obligation():
     [held] = decide(talk(), given(obligation()))
     assert held == TalkHeld(site_id="a", obligation_id=uuid.UUID(int=1), member_id="m1", talked_by="书记",

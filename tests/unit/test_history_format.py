@@ -20,7 +20,7 @@ from contracts.history import (
 )
 from contracts.identity import Identity, Role
 from gongdi.ops.accounts import platform_users
-from gongdi.ops.history import actor_label, format_history, link
+from gongdi.ops.history import actor_label, format_history, link, summary
 from gongdi.service.process import Request
 from gongdi.store.history import matching, readable
 from services.liaison.app import LIAISON
@@ -197,3 +197,11 @@ def test_a_sites_history_names_its_site_and_members_and_says_the_figures():
         "  2021-01-01 提醒转接组织关系 李四(m1)，应于 2021-01-01 前",
         "  2021-02-01 党员离场 李四(m1)，转至 h2",
     ], lines
+
+
+def test_why_a_talk_obligation_was_closed_is_said_in_chinese():
+    for reason, said in (("site_completed", "因工地竣工"), ("member_departed", "因党员离场")):
+        line = summary({"type": "TalkObligationMooted", "payload": {
+            "site_id": "a", "member_id": "m1", "obligation_id": str(uuid.UUID(int=1)), "mooted_on": "2020-07-01",
+            "reason": reason}})
+        assert said in line and reason not in line, line
