@@ -241,6 +241,7 @@ class ViewQueries:
             data["meetings_due"] = await activities.branch_meetings_due(conn, self.schema, "site", params.site_id,
                                                                         today)
             data["liaison"] = await liaison.summary(conn, self.schema, "site", params.site_id, today)
+            data["liaison"] |= await liaison.site_detail(conn, self.schema, params.site_id, today)
             data["mobility"] = await mobility.site_todo(conn, self.schema, params.site_id)
             data["development"] = await development.figures(
                 conn, self.schema, membership.scope_filter(self.schema, "site"), params.site_id, today)

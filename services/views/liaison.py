@@ -243,6 +243,36 @@ async def summary(conn: asyncpg.Connection, schema: str, scope: str, key: str | 
     }
 
 
+async def site_detail(conn: asyncpg.Connection, schema: str, site_id: str, today: dt.date) -> dict[str, Any]:
+    """What a site's next steps name, one by one: the meeting items still open, each co-building agreement with its
+    items, and the dispute cases not closed (a later meeting resolves an item by its id, a completion names the
+    agreement and item, a mediation the case)."""
+    s = schema
+    items = await conn.fetch(
+        f"SELECT item_id, meeting_id, kind, description, responsible, raised_on, due_on FROM {s}.meeting_item"
+        " WHERE site_id = $1 AND resolved_on IS NULL ORDER BY due_on, item_id", site_id)
+    listed = await conn.fetch(
+        f"SELECT agreement_id, village, signed_on, item_id, title, completed_on FROM {s}.cobuilding_item"
+        " WHERE site_id = $1 ORDER BY signed_on, agreement_id, item_id", site_id)
+    agreements: dict[str, dict[str, Any]] = {}
+    for r in listed:
+        a = agreements.setdefault(r["agreement_id"], {"agreement_id": r["agreement_id"], "village": r["village"],
+                                                      "signed_on": r["signed_on"].isoformat(), "items": []})
+        a["items"].append({"item_id": r["item_id"], "title": r["title"],
+                           "completed_on": r["completed_on"].isoformat() if r["completed_on"] else None})
+    cases = await conn.fetch(
+        f"SELECT case_id, kind, state, reported_on, amount_yuan, mediator FROM {s}.dispute"
+        " WHERE site_id = $1 AND closed_on IS NULL ORDER BY reported_on, case_id", site_id)
+    return {
+        "open_items": [{**dict(r), "raised_on": r["raised_on"].isoformat(), "due_on": r["due_on"].isoformat(),
+                        "overdue": r["due_on"] < today} for r in items],
+        "agreements": list(agreements.values()),
+        "open_cases": [{**dict(r), "reported_on": r["reported_on"].isoformat(),
+                        "amount_yuan": None if r["amount_yuan"] is None else format(r["amount_yuan"], "f")}
+                       for r in cases],
+    }
+
+
 def _num(value: Decimal | int) -> int | float:
     """Whole numbers print as integers (metres, yuan); anything else keeps its fraction. A total beyond 64 bits
     (only events from before the limits can make one) prints as a float: the JSON encoder refuses such an int,

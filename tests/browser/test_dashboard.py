@@ -207,6 +207,66 @@ def test_an_empty_form_names_every_required_field_in_its_own_words_and_sends_not
     assert posted == []
 
 
+def shown(gw: Gateway, found: Any, timeout: float = 15.0) -> Any:
+    """What `found` picks from the demo site's liaison view once the views have it (they apply a moment later)."""
+    deadline = time.monotonic() + timeout
+    while not (picked := found(view(gw, "city", "site", site_id=DEMO_SITE)["liaison"])):
+        assert time.monotonic() < deadline, "the views never showed it"
+        time.sleep(0.1)
+    return picked
+
+
+def test_meeting_items_and_co_building_items_are_followed_up_by_name_from_the_record_page(
+        browser: Any, demo: Gateway, pages: list[Any]):
+    """Before, resolving a meeting item or completing a co-building item needed ids no page showed, and the record
+    page had no form for either."""
+    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    with demo.client(SECRETARY) as secretary:
+        signed = post(secretary, "liaison", "SignCoBuildingAgreement", {
+            "site_id": DEMO_SITE, "agreement_id": "ui-jietou", "village": "界头村", "signed_on": yesterday,
+            "items": [{"item_id": "road", "title": "修缮村道"}, {"item_id": "school", "title": "捐资助学"}]})
+        assert signed.status_code == 200, signed.text
+    form = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record")
+    pages.append(form)
+    wait_live(form)
+    form.click('[data-tab="meeting"]')
+    meeting = form.locator("#form-meeting")
+    meeting.locator('[name="parties"]').select_option(["owner", "construction"])
+    meeting.locator('[name="items.0.description"]').fill("便道扬尘治理")
+    meeting.locator('[name="items.0.kind"]').select_option("risk")
+    meeting.locator('[name="items.0.responsible"]').select_option("construction")
+    meeting.locator('[name="items.0.due_on"]').fill((dt.date.today() + dt.timedelta(days=30)).isoformat())
+    meeting.locator('button[type="submit"]').click()
+    meeting.locator('.form-result[data-state="ok"]').wait_for(timeout=15_000)
+    [raised] = shown(demo, lambda li: [x for x in li["open_items"] if x["description"] == "便道扬尘治理"])
+    # The next meeting picks the item by what it says, not by its id.
+    option = meeting.locator(f'[name="resolves"] option[value="{raised["item_id"]}"]')
+    option.wait_for(state="attached", timeout=15_000)
+    assert "便道扬尘治理" in option.inner_text()
+    meeting.locator('[name="parties"]').select_option(["owner", "township"])
+    meeting.locator('[name="resolves"]').select_option([raised["item_id"]])
+    meeting.locator('button[type="submit"]').click()
+    meeting.locator('.form-result[data-state="ok"]').wait_for(timeout=15_000)
+
+    form.click('[data-tab="cobuilding"]')
+    done = form.locator("#form-cobuilding")
+    done.locator('[name="item"] option[value="ui-jietou/road"]').wait_for(state="attached", timeout=15_000)
+    done.locator('[name="item"]').select_option("ui-jietou/road")
+    done.locator('button[type="submit"]').click()
+    done.locator('.form-result[data-state="ok"]').wait_for(timeout=15_000)
+
+    liaison = shown(demo, lambda li: [a for a in li["agreements"] if a["agreement_id"] == "ui-jietou"
+                                      and any(i["completed_on"] for i in a["items"])] and li)
+    assert raised["item_id"] not in {x["item_id"] for x in liaison["open_items"]}
+    [agreement] = [a for a in liaison["agreements"] if a["agreement_id"] == "ui-jietou"]
+    assert [(i["title"], bool(i["completed_on"])) for i in agreement["items"]] == [
+        ("修缮村道", True), ("捐资助学", False)]
+    site = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}")
+    pages.append(site)
+    site.wait_for_function("() => document.querySelector('#liaison')?.textContent.includes('修缮村道')", timeout=10_000)
+    assert "✓ 修缮村道" in site.locator("#liaison").inner_text()
+
+
 def test_a_reading_login_on_the_record_page_is_told_it_may_not_record(browser: Any, demo: Gateway, pages: list[Any]):
     page = log_in(browser, demo, "auditor", f"/site/{DEMO_SITE}/record")
     pages.append(page)

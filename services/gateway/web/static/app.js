@@ -32,6 +32,7 @@ export const LABELS = {
     owner: '业主', department: '项目主管部门', township: '驻地乡镇', village: '村', design: '设计',
     construction: '施工', supervision: '监理',
   },
+  itemKind: { technical_bottleneck: '技术瓶颈', dispute: '矛盾纠纷', risk: '风险防控', party_activity: '党建活动', member_education: '党员教育管理' },
   target: { quality: '工程质量', safety: '安全生产', progress: '工程进度', civilised_site: '文明工地' },
   dispute: { wages: '薪资', land_acquisition: '征地拆迁', work_obstruction: '阻工', neighbours: '邻里', other: '其他' },
   caseState: { reported: '已受理', mediating: '调解中', resolved: '调解成功', petitioned: '上访' },
@@ -670,6 +671,17 @@ export function peopleSummary(dev, mo, me, siteOf = (x) => x) {
         fmt(x.transfer_prompts_open ?? 0), fmt(x.escalated ?? 0)]), { cls: 'data compact', empty: '没有待办的工地' })));
 }
 
+// One site's co-building agreements, each with its items and which are done (the site view carries them).
+function agreementList(agreements) {
+  return h('ul', { class: 'plain agreements' }, agreements.map((a) => {
+    const done = a.items.filter((i) => i.completed_on).length;
+    return h('li', { dataset: { agreementId: a.agreement_id } },
+      h('strong', null, a.village), ` · ${a.signed_on} 签订 · 完成 ${fmt(done)} / ${fmt(a.items.length)}`,
+      h('ul', { class: 'plain' }, a.items.map((i) => h('li', { class: i.completed_on ? 'done' : '' },
+        i.completed_on ? `✓ ${i.title}（${i.completed_on} 完成）` : `○ ${i.title}`))));
+  }));
+}
+
 export function liaisonSummary(l) {
   if (!l) return h('p', { class: 'empty' }, '暂无联络数据');
   const items = l.meeting_items || {};
@@ -687,6 +699,12 @@ export function liaisonSummary(l) {
       Object.keys(items.by_unit || {}).length
         ? table(['责任方', '未解决', '逾期'], Object.entries(items.by_unit).map(([k, v]) => [
           label(LABELS.party, k), fmt(v.open ?? 0), fmt(v.overdue ?? 0)]), { cls: 'data compact' })
+        : null,
+      (l.open_items || []).length
+        ? h('div', { class: 'open-items' }, h('h4', null, '未解决的议定事项'),
+          table(['事项', '类别', '责任方', '提出', '应于', '编号'], l.open_items.map((x) => [
+            x.description, label(LABELS.itemKind, x.kind), label(LABELS.party, x.responsible), x.raised_on,
+            h('span', { class: x.overdue ? 'warn' : '' }, `${x.due_on}${x.overdue ? '（逾期）' : ''}`), x.item_id]), { cls: 'data compact' }))
         : null),
     h('div', { class: 'summary-block' },
       h('h3', null, '双达标责任书'),
@@ -700,9 +718,10 @@ export function liaisonSummary(l) {
         ['联创协议', `${fmt(co.agreements ?? 0)} 份`],
         ['共建清单', `${fmt(co.completed ?? 0)} / ${fmt(co.items ?? 0)} 项完成`],
       ]),
-      (co.by_agreement || []).length
-        ? table(['村', '完成', '共建事项'], co.by_agreement.map((x) => [x.village, fmt(x.completed), fmt(x.items)]), { cls: 'data compact' })
-        : null),
+      (l.agreements || []).length ? agreementList(l.agreements)
+        : (co.by_agreement || []).length
+          ? table(['村', '完成', '共建事项'], co.by_agreement.map((x) => [x.village, fmt(x.completed), fmt(x.items)]), { cls: 'data compact' })
+          : null),
     h('div', { class: 'summary-block wide' },
       h('h3', null, '纠纷调解'),
       disputesTable(l.disputes),

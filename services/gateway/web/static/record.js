@@ -10,7 +10,6 @@ let me = null;
 let siteId = '';
 let site = null;
 let talks = [];
-const knownCases = new Set();
 
 function siteFromPath() {
   const parts = location.pathname.split('/').filter(Boolean); // ['site', '<id>', 'record']
@@ -224,6 +223,28 @@ const BUILD = {
       description: text(f, 'description'),
     }),
   }),
+  'form-meeting': (f) => {
+    const meetingId = text(f, 'meeting_id');
+    // Filled rows only, each numbered after the meeting: the item's id a later meeting resolves it by.
+    const items = [0, 1, 2].filter((i) => text(f, `items.${i}.description`)).map((i) => ({
+      item_id: `${meetingId}-${i + 1}`,
+      kind: text(f, `items.${i}.kind`),
+      description: text(f, `items.${i}.description`),
+      responsible: text(f, `items.${i}.responsible`),
+      due_on: text(f, `items.${i}.due_on`),
+    }));
+    return {
+      command: 'liaison/HoldJointMeeting',
+      body: { site_id: siteId, meeting_id: meetingId, held_on: text(f, 'held_on'), parties: selected(f, 'parties'), items, resolves: selected(f, 'resolves') },
+    };
+  },
+  'form-cobuilding': (f) => {
+    const [agreementId, itemId] = text(f, 'item').split('/');
+    return {
+      command: 'liaison/CompleteCoBuildingItem',
+      body: { site_id: siteId, agreement_id: agreementId || '', item_id: itemId || '', completed_on: text(f, 'completed_on'), note: text(f, 'note') },
+    };
+  },
   'form-dispute-step': (f) => {
     const step = text(f, 'step');
     const base = { site_id: siteId, case_id: text(f, 'case_id') };
@@ -298,7 +319,6 @@ function succeeded(form, command, body, reply) {
   el.dataset.events = types.join(',');
   el.dataset.commandId = reply.command_id || '';
   el.dataset.duplicate = reply.duplicate ? 'true' : 'false';
-  if (body.case_id) rememberCase(body.case_id);
   resetForm(form);
   refreshSoon();
 }
@@ -310,6 +330,8 @@ function resetForm(form) {
   form.reset();
   for (const [el, v] of keep) el.value = v;
   if (step) { step.value = stepValue; form.elements.namedItem('case_id').value = ''; }
+  const meeting = form.elements.namedItem('meeting_id');
+  if (meeting) meeting.value = newMeetingId(); // the next meeting is another one; a retry of this one kept its id
   applyDefaults(form);
   syncConditional();
 }
@@ -318,19 +340,22 @@ function resetForm(form) {
 
 function applyDefaults(root = document) {
   root.querySelectorAll('input[data-default="today"]').forEach((el) => { if (!el.value) el.value = cityToday(); });
+  root.querySelectorAll('input[name="meeting_id"]').forEach((el) => { if (!el.value) el.value = newMeetingId(); });
+}
+
+// A meeting's id, made once per meeting form (kept while the same submission is retried): 联席会议 of a day.
+function newMeetingId() {
+  const tail = Array.from(crypto.getRandomValues(new Uint8Array(3)), (b) => b.toString(16).padStart(2, '0')).join('');
+  return `lx-${cityToday().replaceAll('-', '')}-${tail}`;
 }
 
 function fillOptions() {
   document.querySelectorAll('select[data-options]').forEach((sel) => {
     const map = LABELS[sel.dataset.options] || {};
     // No preselected answer: a member's status or relation is chosen, never defaulted by mistake.
-    sel.replaceChildren(h('option', { value: '' }, '请选择'), ...Object.entries(map).map(([v, t]) => h('option', { value: v }, t)));
+    const choices = Object.entries(map).map(([v, t]) => h('option', { value: v }, t));
+    sel.replaceChildren(...(sel.multiple ? choices : [h('option', { value: '' }, '请选择'), ...choices]));
   });
-}
-
-function rememberCase(id) {
-  knownCases.add(id);
-  fill('case-ids', [...knownCases].map((c) => h('option', { value: c })));
 }
 
 function setOptions(sel, options, placeholder) {
@@ -355,10 +380,27 @@ function renderSources() {
   });
   const names = new Map((site.members || []).map((m) => [m.member_id, m.name]));
   const talkOptions = talks.map((t) => [t.obligation_id,
-    `${names.get(t.member_id) || t.member_id} · ${label(LABELS.talkReason, t.reason)} · 应于 ${t.due_on} 前谈${t.overdue ? '（已逾期）' : ''}`]);
+    `${t.name || names.get(t.member_id) || t.member_id} · ${label(LABELS.talkReason, t.reason)} · 应于 ${t.due_on} 前谈${t.overdue ? '（已逾期）' : ''}`]);
   document.querySelectorAll('select[data-source="talks"]').forEach((sel) => {
     setOptions(sel, talkOptions, talkOptions.length ? '请选择必谈任务' : '暂无待谈的必谈任务');
   });
+  const l = site.liaison || {};
+  const sources = {
+    cases: [(l.open_cases || []).map((c) => [c.case_id,
+      `${c.case_id} · ${label(LABELS.dispute, c.kind)}纠纷 · ${label(LABELS.caseState, c.state)} · ${c.reported_on} 受理`]),
+    '暂无未结案件', '请选择案件'],
+    'open-items': [(l.open_items || []).map((x) => [x.item_id,
+      `${x.description} · ${label(LABELS.party, x.responsible)} · 应于 ${x.due_on}${x.overdue ? '（逾期）' : ''} · ${x.item_id}`]),
+    '暂无未解决的议定事项', ''],
+    'cobuilding-items': [(l.agreements || []).flatMap((a) => a.items.filter((i) => !i.completed_on).map((i) => [
+      `${a.agreement_id}/${i.item_id}`, `${a.village} · ${i.title}（协议 ${a.agreement_id}，${a.signed_on} 签订）`])),
+    '暂无未完成的共建事项', '请选择共建事项'],
+  };
+  for (const [source, [options, none, choose]] of Object.entries(sources)) {
+    document.querySelectorAll(`select[data-source="${source}"]`).forEach((sel) => {
+      setOptions(sel, options, options.length ? choose : none);
+    });
+  }
   const units = site.units || {};
   fill('unit-names', Object.values(units).filter(Boolean).map((u) => h('option', { value: u })));
   fill('sections', Object.keys(site.by_section || {}).map((s) => h('option', { value: s })));
