@@ -146,6 +146,7 @@ class HistoryEvent(BaseModel):
     occurred_at: datetime  # when it happened, as the command said
     recorded_at: datetime  # when the store committed it
     payload: dict[str, Any]
+    intact: bool = True  # False: its hash no longer matches what the row holds (changed after it was written)
 
 
 class HistoryPage(BaseModel):

@@ -253,6 +253,8 @@ def format_history(d: dict[str, Any]) -> str:
     lines = [head + ("（含因果关联的其他事件）" if any(e["followed"] for e in events) else "")]
     if not events:
         lines.append("  （没有记录）")
+    if changed := sum(1 for e in events if e.get("intact") is False):
+        lines.append(f"  !! 其中 {changed} 条记录写入后被改动过（下方标出）：请运行 `gongdi verify` 查明")
     children: dict[str | None, list[dict[str, Any]]] = {}
     for e in events:
         children.setdefault(e.get("cause"), []).append(e)
@@ -267,6 +269,9 @@ def format_history(d: dict[str, Any]) -> str:
         what = " ".join(x for x in (day, EVENT_LABELS.get(e["type"], e["type"]), summary(e, names)) if x)
         where = f"  [工地 {names.site(e['site_id'])}]" if e.get("site_id") and d["kind"] != "site" else ""
         lines.append(f"{indent}{arrow}{what}{where}")
+        if e.get("intact") is False:
+            lines.append(f"{indent}{'  ' if depth else ''}  !! 此条记录写入后被改动过（哈希与内容不符），"
+                         "以上内容不可信")
         command = f" · 命令 {e['command_id'][:8]}" if e.get("command_id") else ""
         lines.append(f"{indent}{'  ' if depth else ''}  操作 {local_time(e['occurred_at'])} · 记录 "
                      f"{local_time(e['recorded_at'])} · {actor_label(e['actor'])}{command} · {e['service']}")

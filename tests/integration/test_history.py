@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -67,7 +68,7 @@ def story(gw: Gateway) -> dict[str, str]:
         ok(post(city, "membership", "RegisterSite", site("h2", "diantou")))
         ok(post(city, "membership", "RecordArrival", arrival("h2", "h1-m3", name="党员3", arrived_on=LATER)))
         with gw.client("auditor") as auditor:  # the moved member's new talk obligation, made by the policy on h2
-            assert eventually(lambda: len(ok(auditor.get("/api/history/member/h1-m3"))["data"]["events"]) == 5)
+            assert eventually(lambda: len(ok(auditor.get("/api/history/member/h1-m3"))["data"]["events"]) == 6)
         return {"obligation": obligation, "talk_command": talk["command_id"]}
 
 
@@ -175,11 +176,13 @@ def test_who_may_read_which_history(gw: Gateway, story: dict[str, str]):
         there = ok(diantou.get("/api/history/member/h1-m3"))["data"]
         bad = bailin.get("/api/history/township/bailin")
         bad_id = bailin.get("/api/history/site/Not A Slug")
-    assert [e["type"] for e in own["events"]] == ["MemberArrived", "TalkObligationCreated", "MemberDeparted"]
+    # ... the talk owed on h1 closed as moot when the member left it
+    assert [e["type"] for e in own["events"]] == ["MemberArrived", "TalkObligationCreated", "MemberDeparted",
+                                                  "TalkObligationMooted"]
     assert own["withheld"] == 2 and "另有 2 条记录在您无权查看的工地上" in format_history(own)
     assert [(e["type"], e["site_id"]) for e in there["events"]] == [("MemberArrived", "h2"),
                                                                     ("TalkObligationCreated", "h2")]
-    assert there["withheld"] == 3
+    assert there["withheld"] == 4
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "VALIDATION_FAILED"
     assert bad_id.status_code == 422 and bad_id.json()["error"]["field"] == "ident"
 
@@ -242,3 +245,30 @@ def test_an_id_no_service_knows_is_not_found_not_an_empty_history(gw: Gateway, s
 
     reply = asyncio.run(by_the_cli_function())
     assert not reply["ok"] and reply["error"]["code"] == "MEMBER_NOT_FOUND"
+
+
+def test_a_record_changed_after_it_was_written_is_marked_in_the_history(gw: Gateway, story: dict[str, str]):
+    """Before, a payload edited in the database read in the history as if it had been recorded so."""
+    with gw.client("city") as city:
+        ok(post(city, "membership", "RegisterSite", site("h9", "bailin")))
+        ok(post(city, "membership", "RecordArrival", arrival("h9", "h9-m1", name="原名")))
+
+    async def edit() -> None:
+        conn = await asyncpg.connect(gw.settings.database_url)
+        try:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL session_replication_role = replica")  # past the append-only triggers
+                await conn.execute("UPDATE membership.events SET payload = jsonb_set(payload, '{member,name}',"
+                                   " '\"假名\"') WHERE stream_id = 'site-h9' AND event_type = 'MemberArrived'")
+        finally:
+            await conn.close()
+
+    asyncio.run(edit())
+    with gw.client("auditor") as auditor:
+        data = ok(auditor.get("/api/history/site/h9"))["data"]
+    changed = [e["type"] for e in data["events"] if not e["intact"]]
+    assert changed == ["MemberArrived"] and len(data["events"]) >= 2, data["events"]
+    printed = format_history(data)
+    assert "!! 其中 1 条记录写入后被改动过" in printed and "gongdi verify" in printed, printed
+    arrival_line = next(i for i, line in enumerate(printed.splitlines()) if "假名" in line)
+    assert "!! 此条记录写入后被改动过" in printed.splitlines()[arrival_line + 1], printed
