@@ -267,6 +267,29 @@ def test_meeting_items_and_co_building_items_are_followed_up_by_name_from_the_re
     assert "✓ 修缮村道" in site.locator("#liaison").inner_text()
 
 
+def test_a_branch_meeting_is_recorded_from_the_record_page(browser: Any, demo: Gateway, pages: list[Any]):
+    """三会一课 is the branch's monthly round: before, the record page had no form for it."""
+    def held() -> int:
+        site = view(demo, "city", "site", site_id=DEMO_SITE)
+        return site["activities"]["meetings"]["by_kind"]["themed_day"]["held"]
+
+    before = held()
+    form = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record")
+    pages.append(form)
+    wait_live(form)
+    form.click('[data-tab="branch-meeting"]')
+    meeting = form.locator("#form-branch-meeting")
+    meeting.locator('[name="kind"]').select_option("themed_day")
+    meeting.locator('[name="topic"]').fill("重温入党誓词")
+    meeting.locator('[name="attendance"]').fill("12")
+    meeting.locator('button[type="submit"]').click()
+    meeting.locator('.form-result[data-state="ok"]').wait_for(timeout=15_000)
+    deadline = time.monotonic() + 15
+    while held() != before + 1:
+        assert time.monotonic() < deadline, "the meeting did not reach the site view"
+        time.sleep(0.1)
+
+
 def test_a_reading_login_on_the_record_page_is_told_it_may_not_record(browser: Any, demo: Gateway, pages: list[Any]):
     page = log_in(browser, demo, "auditor", f"/site/{DEMO_SITE}/record")
     pages.append(page)

@@ -211,6 +211,10 @@ const BUILD = {
       }),
     };
   },
+  'form-branch-meeting': (f) => ({
+    command: 'activities/RecordBranchMeeting',
+    body: { site_id: siteId, kind: text(f, 'kind'), topic: text(f, 'topic'), held_on: text(f, 'held_on'), attendance: integer(f, 'attendance'), attendees: selected(f, 'attendees') },
+  }),
   'form-dispute': (f) => ({
     command: 'liaison/ReportDispute',
     body: clean({
