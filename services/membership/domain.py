@@ -278,6 +278,7 @@ class Given:
     site: SiteState | None
     previous_site: SiteState | None = None
     city: City | None = None
+    same_name: tuple[str, ...] = ()  # for a registration: the township's other sites of that name
 
 
 # ---- evolve -----------------------------------------------------------------------------------
@@ -360,6 +361,11 @@ def decide(command: object, given: Given, rules: Rules = DEFAULT_RULES) -> list[
 def advise(command: object, given: Given, rules: Rules = DEFAULT_RULES) -> list[ErrorInfo]:
     """Warnings that do not refuse the command but that the branch should act on."""
     site = given.site
+    if isinstance(command, RegisterSite) and given.same_name:
+        return [ErrorInfo(code="SITE_NAME_TAKEN", field="name", message=(
+            f"本乡镇已有同名项目「{command.name}」（工地编号 {'、'.join(given.same_name)}）："
+            "若是同一项目，请勿重复登记；若是另一项目，请在名称中加以区分，否则名单和导入无法分辨"
+            " (another site of the township has this name)"))]
     if isinstance(command, FormBranch) and site is not None:
         warning = branch_size_warning(len(site.members), rules)
         return [ErrorInfo(code="BRANCH_TOO_LARGE", message=warning)] if warning else []

@@ -22,6 +22,7 @@ from contracts.membership import (
     MemberArrived,
     MemberDeparted,
     RecordArrival,
+    RegisterSite,
     SiteRegistered,
     SubmitApplication,
 )
@@ -186,7 +187,14 @@ class _Attempt:
                                                 StoredState(head, r["prev_state_version"], r["prev_state"]))
             self.stored_at[r["prev_id"]] = r["prev_state_version"]
         township = site.township if site else getattr(command, "township", None)  # RegisterSite names its own
-        return Loaded(Given(site=site, previous_site=previous, city=self.city), target=heads, township=township)
+        same_name: tuple[str, ...] = ()
+        if isinstance(command, RegisterSite) and site is None:  # a rare command: a scan of the sites is fine
+            same_name = tuple(r["site_id"] for r in await self.conn.fetch(
+                f"SELECT site_id FROM {SCHEMA}.site_state WHERE state->>'name' = $1"
+                " AND state->>'township' = $2 AND site_id <> $3 ORDER BY site_id",
+                command.name, command.township, site_id))
+        return Loaded(Given(site=site, previous_site=previous, city=self.city, same_name=same_name), target=heads,
+                      township=township)
 
     async def commit(self, command: Command, loaded: Loaded, events: list[Event], warnings: list[ErrorInfo],
                      actor: str) -> list[RecordedRef]:

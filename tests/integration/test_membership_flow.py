@@ -126,6 +126,16 @@ async def test_members_swapping_sites_at_once_all_move(client: GongdiClient, poo
     assert {r["site_id"]: r["n"] for r in present} == {"north": pairs, "south": pairs}
 
 
+async def test_a_second_site_of_the_same_name_in_the_township_is_registered_with_a_warning(client: GongdiClient):
+    assert not (await client.send(SERVICE, f.register("twin-a")))["warnings"]
+    twin = await client.send(SERVICE, f.register("twin-b").model_copy(update={"name": f.register("twin-a").name}))
+    assert twin["ok"] and [(w["code"], w["field"]) for w in twin["warnings"]] == [("SITE_NAME_TAKEN", "name")], twin
+    assert "工地编号 twin-a" in twin["warnings"][0]["message"]
+    other = await client.send(SERVICE, f.register("twin-c", township="diantou").model_copy(
+        update={"name": f.register("twin-a").name}))
+    assert other["ok"] and not other["warnings"]  # another township's project may share the name
+
+
 async def test_branch_covers_a_gap_and_live_change_is_published(client: GongdiClient, ready_settings: Settings,
                                                                 servers: Servers):
     assert (await client.send(SERVICE, f.register("delta")))["ok"]

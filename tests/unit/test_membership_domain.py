@@ -121,6 +121,13 @@ def test_a_site_registered_again_as_it_was_is_told_apart_as_already_recorded():
     assert err.value.code == "SITE_ALREADY_RECORDED" and "已按相同内容登记" in err.value.message
 
 
+def test_a_second_site_of_the_same_name_in_a_township_is_warned_not_refused():
+    [warning] = domain.advise(registration(), Given(None, city=SEASIDE, same_name=("a2", "a3")))
+    assert (warning.code, warning.field) == ("SITE_NAME_TAKEN", "name") and "工地编号 a2、a3" in warning.message
+    assert decide(registration(), Given(None, city=SEASIDE))  # still registered
+    assert domain.advise(registration(), Given(None, city=SEASIDE)) == []
+
+
 def test_a_township_of_another_city_is_refused():
     with pytest.raises(domain.UnknownTownshipError) as err:
         decide(registration(township="tongshan"), Given(None, city=SEASIDE))  # a township of the default city
