@@ -310,9 +310,10 @@ def area_sections(view: str, d: Reply, city: City | None, who: str | None) -> li
                   ("应覆盖工地", sum(1 for s in sites if s["qualifies"])),
                   ("空白点", sum(1 for s in sites if s["gap"])),
                   ("应组建党支部", sum(1 for s in sites if s["should_form_branch"]))]),
-        section("工地一览", ("工地", "所属乡镇", "主管部门", "从业人员", "在场党员", "正式党员", "党支部", "强制覆盖",
-                         "空白点", "应组建党支部", "竣工日期", "规模提示"),
-                [(s["name"], township_of(s["township"], city, s.get("township_name")), s["department"],
+        # 工地编号 beside the name: two projects may share a name, and the id is what an import file names a site by.
+        section("工地一览", ("工地", "工地编号", "所属乡镇", "主管部门", "从业人员", "在场党员", "正式党员", "党支部",
+                         "强制覆盖", "空白点", "应组建党支部", "竣工日期", "规模提示"),
+                [(s["name"], s["site_id"], township_of(s["township"], city, s.get("township_name")), s["department"],
                   s["workforce"], s["members_present"], s["full_members"], s["branch"] or "未建",
                   yes(s["qualifies"]), yes(s["gap"]), yes(s["should_form_branch"]), day(s["completed_on"]),
                   s.get("branch_warning")) for s in sites]),

@@ -494,3 +494,11 @@ def test_the_download_has_its_chinese_name_and_an_ascii_one():
     assert unquote(header.split("UTF-8''", 1)[1]) == "福鼎市-全市视图-2020-12-31.xlsx"
     assert header.isascii()
     assert 'filename="x_y.csv"' in content_disposition("x", "x\"y", "csv")
+
+
+def test_a_townships_site_list_has_the_site_ids_beside_their_names():
+    """Two projects may share a name (registration only warns); the id tells them apart, as an import names it."""
+    twins = [area_site("tw-1", "沙埕港大桥引线工程"), area_site("tw-2", "沙埕港大桥引线工程")]
+    listed = by_title(view_sections("township", township_reply(sites=twins), CITY, "city"))["工地一览"]
+    assert listed.headers[:2] == ("工地", "工地编号")
+    assert [row[:2] for row in listed.rows] == [("沙埕港大桥引线工程", "tw-1"), ("沙埕港大桥引线工程", "tw-2")]
