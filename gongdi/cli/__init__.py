@@ -736,6 +736,8 @@ def cmd_users(args: argparse.Namespace) -> int:
             return 2
         live = reload_nats_accounts(args.home / "nats", creds.accounts(city).render())
         print(f"已添加 {identity.name}" + ("，已生效" if live else "；下次 `gongdi up` 时生效"))
+        # The secretary needs it to log in; it is also kept in credentials.json (readable by this user only).
+        print(f"  登录名 {identity.name}  密码 {creds.password(identity.name)}  （请当面交给该工地书记）")
     print(format_identities(city, [Identity.parse(u) for u in creds.nats if _is_person(u)], creds.path))
     return 0
 

@@ -10,6 +10,7 @@ import math
 import re
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -288,6 +289,24 @@ def test_a_branch_meeting_is_recorded_from_the_record_page(browser: Any, demo: G
     while held() != before + 1:
         assert time.monotonic() < deadline, "the meeting did not reach the site view"
         time.sleep(0.1)
+
+
+def test_forms_take_amounts_as_people_write_them_and_preset_the_usual_talk(
+        browser: Any, demo: Gateway, pages: list[Any]):
+    """Before, 48,000 was refused as 应为数字 and every talk was refused until its 谈话方式 was chosen."""
+    form = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record")
+    pages.append(form)
+    wait_live(form)
+    assert form.locator('#form-talk [name="method"]').input_value() == "in_person"
+    form.click('[data-tab="dispute"]')
+    dispute = form.locator("#form-dispute")
+    _dispute_without_amount(dispute)
+    dispute.locator('[name="case_id"]').fill("case-ui-comma")
+    dispute.locator('[name="amount_yuan"]').fill("48,000")
+    dispute.locator('button[type="submit"]').click()
+    dispute.locator('.form-result[data-state="ok"]').wait_for(timeout=15_000)
+    [case] = shown(demo, lambda li: [c for c in li["open_cases"] if c["case_id"] == "case-ui-comma"])
+    assert Decimal(case["amount_yuan"]) == 48000
 
 
 def test_a_reading_login_on_the_record_page_is_told_it_may_not_record(browser: Any, demo: Gateway, pages: list[Any]):

@@ -95,6 +95,10 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
         assert (home / "credentials.json").stat().st_mode & 0o777 == 0o600
         listed = gongdi(home, "users").stdout
         assert "township.diantou" in listed and "点头镇党委" in listed and "dashboard" in listed
+        added = gongdi(home, "users", "add-secretary", "baolong", "tongshan")
+        secretary = "site.tongshan.baolong"
+        password = json.loads((home / "credentials.json").read_text())["nats"][secretary]
+        assert f"登录名 {secretary}  密码 {password}" in added.stdout, added.stdout  # to hand over, not to look up
         headcount = json.dumps({"site_id": "baolong", "headcount": 1500, "as_of": "2020-09-01"})
         foreign = gongdi(home, "--as", "township.diantou", "send", "membership", "ReportWorkforce", headcount)
         assert foreign.returncode == 1 and "FORBIDDEN" in foreign.stdout and "OTHER_TOWNSHIP" in foreign.stdout

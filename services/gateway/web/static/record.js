@@ -162,6 +162,15 @@ function lines(form, name) {
   return text(form, name).split(/[\n\r,，、;；]+/).map((x) => x.trim()).filter(Boolean);
 }
 
+// An amount as people write it (48,000 or 4 8000): the separators go, anything else is sent as typed for the reply
+// to name the field.
+function amount(form, name) {
+  const v = optional(form, name);
+  if (v === undefined) return v;
+  const bare = v.replace(/[,，\s]/g, '');
+  return /^\d+(\.\d+)?$/.test(bare) ? bare : v;
+}
+
 function clean(body) {
   return Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));
 }
@@ -223,7 +232,7 @@ const BUILD = {
       kind: text(f, 'kind'),
       reported_on: text(f, 'reported_on'),
       parties: lines(f, 'parties'),
-      amount_yuan: optional(f, 'amount_yuan'),
+      amount_yuan: amount(f, 'amount_yuan'),
       description: text(f, 'description'),
     }),
   }),
@@ -253,7 +262,7 @@ const BUILD = {
     const step = text(f, 'step');
     const base = { site_id: siteId, case_id: text(f, 'case_id') };
     if (step === 'ResolveMediation') {
-      return { command: 'liaison/ResolveMediation', body: clean({ ...base, resolved_on: text(f, 'resolved_on'), outcome: text(f, 'outcome'), amount_settled_yuan: optional(f, 'amount_settled_yuan') }) };
+      return { command: 'liaison/ResolveMediation', body: clean({ ...base, resolved_on: text(f, 'resolved_on'), outcome: text(f, 'outcome'), amount_settled_yuan: amount(f, 'amount_settled_yuan') }) };
     }
     if (step === 'EscalateToPetition') {
       return { command: 'liaison/EscalateToPetition', body: { ...base, escalated_on: text(f, 'escalated_on'), reason: text(f, 'reason') } };
@@ -318,6 +327,7 @@ function succeeded(form, command, body, reply) {
   const el = result(form, 'ok',
     '已记录',
     types.length ? h('span', { class: 'events' }, '：', types.map((t) => label(LABELS.event, t)).join('、')) : null,
+    whom(body) ? h('span', { class: 'whom' }, `（${whom(body)}）`) : null,
     reply.duplicate ? h('span', { class: 'events' }, '（此前已记录，未重复记录）') : null,
     (reply.warnings || []).length ? h('ul', { class: 'warnings' }, reply.warnings.map((w) => h('li', { dataset: { code: w.code, field: w.field || '' } }, chinese({ ...w, status: 200 })))) : null);
   el.dataset.events = types.join(',');
@@ -325,6 +335,15 @@ function succeeded(form, command, body, reply) {
   el.dataset.duplicate = reply.duplicate ? 'true' : 'false';
   resetForm(form);
   refreshSoon();
+}
+
+// Whom a record was about, by name, so that the secretary sees it was the right person.
+function whom(body) {
+  if (body.member && body.member.name) return body.member.name;
+  const member = body.member_id && ((site && site.members) || []).find((m) => m.member_id === body.member_id);
+  if (member) return member.name;
+  const talk = body.obligation_id && talks.find((t) => t.obligation_id === body.obligation_id);
+  return talk ? (talk.name || talk.member_id) : '';
 }
 
 function resetForm(form) {
@@ -357,7 +376,12 @@ function fillOptions() {
   document.querySelectorAll('select[data-options]').forEach((sel) => {
     const map = LABELS[sel.dataset.options] || {};
     // No preselected answer: a member's status or relation is chosen, never defaulted by mistake.
-    const choices = Object.entries(map).map(([v, t]) => h('option', { value: v }, t));
+    // A select may name its usual answer (data-default: a talk is most often 面谈); reset returns to it.
+    const choices = Object.entries(map).map(([v, t]) => {
+      const o = h('option', { value: v }, t);
+      if (v === sel.dataset.default) { o.defaultSelected = true; o.selected = true; }
+      return o;
+    });
     sel.replaceChildren(...(sel.multiple ? choices : [h('option', { value: '' }, '请选择'), ...choices]));
   });
 }
