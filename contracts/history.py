@@ -173,3 +173,4 @@ class History(BaseModel):
     events: list[HistoryEntry]
     withheld: int = 0
     truncated: bool = False
+    site_names: dict[str, str] = {}  # the projects' names of the sites the events are on, as the views have them

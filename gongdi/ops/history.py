@@ -60,6 +60,8 @@ async def _ask(client: GongdiClient, body: dict[str, Any]) -> list[Reply]:
     return [r["data"] for r in replies]
 
 
+SITE_NAMES = 50  # sites named by asking the views: a member rarely works on more
+
 def _chunks(ids: list[str]) -> Iterable[list[str]]:
     for i in range(0, len(ids), MAX_IDS):
         yield ids[i:i + MAX_IDS]
@@ -113,7 +115,23 @@ async def _history(client: GongdiClient, kind: str, ident: str) -> dict[str, Any
                                                     SERVICES.index(e["service"]), e["position"]))
     link(listed)
     return History.model_validate({"kind": kind, "id": ident, "events": listed, "withheld": withheld,
-                                   "truncated": truncated}).model_dump(mode="json")
+                                   "truncated": truncated, "site_names": await _site_names(client, listed)}
+                                  ).model_dump(mode="json")
+
+
+async def _site_names(client: GongdiClient, events: list[dict[str, Any]]) -> dict[str, str]:
+    """The names of the sites the events are on and do not name themselves (a member's history has no site's
+    registration), from the views, as the reader may read them; a site it may not read stays an id."""
+    named = Names.of(events).sites
+    wanted = sorted({e["site_id"] for e in events if e.get("site_id")} - named.keys())[:SITE_NAMES]
+    replies = await asyncio.gather(*(client.query("views", "talks", {"site_id": s}) for s in wanted),
+                                   return_exceptions=True)
+    for site_id, reply in zip(wanted, replies, strict=True):
+        if isinstance(reply, dict) and reply.get("ok") and (reply.get("data") or {}).get("site_name"):
+            named[site_id] = reply["data"]["site_name"]
+        elif isinstance(reply, BaseException) and not isinstance(reply, Exception):
+            raise reply  # a cancellation or an interrupt is not a missing name
+    return named
 
 
 def link(events: list[dict[str, Any]]) -> None:
@@ -206,8 +224,9 @@ FIGURES = (("headcount", "从业人员 {} 人"), ("amount_yuan", "金额 {} 元"
            ("attendance", "到会 {} 人"))
 
 
-def summary(e: dict[str, Any], names: Names | None = None) -> str:
-    """A few words of the payload: whom or what it is about."""
+def summary(e: dict[str, Any], names: Names | None = None, member: str | None = None) -> str:
+    """A few words of the payload: whom or what it is about (in a member's history, `member`: their own grade of an
+    appraisal, not everyone's)."""
     names = names or Names()
     p = e["payload"]
     parts = []
@@ -231,8 +250,10 @@ def summary(e: dict[str, Any], names: Names | None = None) -> str:
         if isinstance(p.get(key), (int, float, str)) and not isinstance(p.get(key), bool) and p.get(key) != "":
             parts.append(shown.format(p[key]))
     if isinstance(p.get("grades"), list):
+        grades = [g for g in p["grades"] if isinstance(g, dict)]
+        own = [g for g in grades if g.get("member_id") == member]
         parts.append("，".join(f"{names.member(str(g.get('member_id')))} {PAYLOAD_LABELS.get(g.get('grade'), '')}"
-                              for g in p["grades"] if isinstance(g, dict)))
+                              for g in (own or grades)) + (f"（共评议 {len(grades)} 人）" if own else ""))
     if isinstance(p.get("moved_to_site"), str) and p["moved_to_site"]:
         parts.append(f"转至 {names.site(p['moved_to_site'])}")
     for key in ("members", "attendees", "members_met", "responsible"):
@@ -248,7 +269,8 @@ def format_history(d: dict[str, Any]) -> str:
     by whom, by which command (its first 8 characters)."""
     events = d["events"]
     names = Names.of(events)
-    subject = {"site": names.site, "member": names.member}.get(d["kind"], str)(d["id"])
+    names.sites = {**d.get("site_names", {}), **names.sites}
+    subject = {"site": names.site, "branch": names.site, "member": names.member}.get(d["kind"], str)(d["id"])
     head = f"{SUBJECTS.get(d['kind'], d['kind'])} {subject.removeprefix('党员 ')} 的历史记录：{len(events)} 条"
     lines = [head + ("（含因果关联的其他事件）" if any(e["followed"] for e in events) else "")]
     if not events:
@@ -266,15 +288,19 @@ def format_history(d: dict[str, Any]) -> str:
         indent = "  " + "    " * depth
         arrow = "→ " if depth else ""
         day = business_day(e["type"], e["payload"])
-        what = " ".join(x for x in (day, EVENT_LABELS.get(e["type"], e["type"]), summary(e, names)) if x)
+        mine = d["id"] if d["kind"] == "member" else None
+        what = " ".join(x for x in (day, EVENT_LABELS.get(e["type"], e["type"]), summary(e, names, mine)) if x)
         where = f"  [工地 {names.site(e['site_id'])}]" if e.get("site_id") and d["kind"] != "site" else ""
         lines.append(f"{indent}{arrow}{what}{where}")
         if e.get("intact") is False:
             lines.append(f"{indent}{'  ' if depth else ''}  !! 此条记录写入后被改动过（哈希与内容不符），"
                          "以上内容不可信")
         command = f" · 命令 {e['command_id'][:8]}" if e.get("command_id") else ""
-        lines.append(f"{indent}{'  ' if depth else ''}  操作 {local_time(e['occurred_at'])} · 记录 "
-                     f"{local_time(e['recorded_at'])} · {actor_label(e['actor'])}{command} · {e['service']}")
+        done, kept = local_time(e["occurred_at"]), local_time(e["recorded_at"])
+        # 操作: when the command or rule acted; 记录: when it was stored, said apart only when it differs (an
+        # import's rows, a policy acting later).
+        when = f"操作 {done} · 记录 {kept}" if done != kept else f"操作并记录 {done}"
+        lines.append(f"{indent}{'  ' if depth else ''}  {when} · {actor_label(e['actor'])}{command} · {e['service']}")
         for child in children.get(e["event_id"], []):
             if child["event_id"] not in shown:
                 show(child, depth + 1)

@@ -95,6 +95,8 @@ def test_a_members_history_links_arrival_obligation_and_talk(gw: Gateway, story:
     printed = format_history(data)
     assert "党员 党员1(h1-m1) 的历史记录：4 条" in printed and "→ 2020-07-01 产生谈话任务 党员1(h1-m1)" in printed
     assert "        → 2020-07-10 谈话完成" in printed and "乡镇 township.bailin" in printed
+    # the site by its name, from the views (a member's history has no site registration to name it)
+    assert data["site_names"] == {"h1": "工地h1"} and "[工地 工地h1(h1)]" in printed
 
 
 def test_a_violations_obligation_is_caused_by_the_violation(gw: Gateway, story: dict[str, str]):

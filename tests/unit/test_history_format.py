@@ -137,18 +137,18 @@ def test_a_fixed_history_prints_as_a_chain_in_beijing_time():
     assert printed.splitlines() == [
         "党员 李四(m1) 的历史记录：6 条（含因果关联的其他事件）",
         "  2020-07-01 党员进场 李四(m1)  [工地 h1]",
-        f"    操作 2026-03-01 10:00:01 · 记录 2026-03-01 10:00:01 · 乡镇 township.bailin · {c} · membership",
+        f"    操作并记录 2026-03-01 10:00:01 · 乡镇 township.bailin · {c} · membership",
         "      → 2020-07-01 产生谈话任务 李四(m1)，新来党员必谈，应于 2020-07-08 前  [工地 h1]",
-        "          操作 2026-03-01 10:00:02 · 记录 2026-03-01 10:00:02 · 平台规则 新来党员必谈 · activities",
+        "          操作并记录 2026-03-01 10:00:02 · 平台规则 新来党员必谈 · activities",
         "          → 2020-07-10 谈话完成 李四(m1)，谈话人 支部书记  [工地 h1]",
-        f"              操作 2026-03-01 10:00:05 · 记录 2026-03-01 10:00:05 · 工地书记 site.bailin.h1 · {c} ·"
+        f"              操作并记录 2026-03-01 10:00:05 · 工地书记 site.bailin.h1 · {c} ·"
         " activities",
         "  2020-07-09 施工违章 李四(m1)  [工地 h1]",
-        f"    操作 2026-03-01 10:00:03 · 记录 2026-03-01 10:00:03 · 乡镇 township.bailin · {c} · activities",
+        f"    操作并记录 2026-03-01 10:00:03 · 乡镇 township.bailin · {c} · activities",
         "      → 2020-07-09 产生谈话任务 李四(m1)，施工违章必谈，应于 2020-07-16 前  [工地 h1]",
-        f"          操作 2026-03-01 10:00:04 · 记录 2026-03-01 10:00:04 · 乡镇 township.bailin · {c} · activities",
+        f"          操作并记录 2026-03-01 10:00:04 · 乡镇 township.bailin · {c} · activities",
         "  2020-07-11 受理纠纷 案件 k1，薪资  [工地 h1]",
-        f"    操作 2026-03-01 10:00:06 · 记录 2026-03-01 10:00:06 · 市工委 city · {c} · liaison",
+        f"    操作并记录 2026-03-01 10:00:06 · 市工委 city · {c} · liaison",
         "  另有 2 条记录在您无权查看的工地上，未列出",
         "  (时间为北京时间；→ 表示由上一条引起)",
     ]
@@ -205,3 +205,12 @@ def test_why_a_talk_obligation_was_closed_is_said_in_chinese():
             "site_id": "a", "member_id": "m1", "obligation_id": str(uuid.UUID(int=1)), "mooted_on": "2020-07-01",
             "reason": reason}})
         assert said in line and reason not in line, line
+
+
+def test_a_members_history_gives_their_own_grade_of_an_appraisal_not_everyones():
+    appraisal = {"type": "MembersAppraised", "payload": {"site_id": "a", "year": 2020, "grades": [
+        {"member_id": "m1", "grade": "excellent"}, {"member_id": "m2", "grade": "qualified"},
+        {"member_id": "m3", "grade": "qualified"}]}}
+    own = summary(appraisal, member="m2")
+    assert "m2" in own and "m1" not in own and "m3" not in own and "共评议 3 人" in own, own
+    assert all(m in summary(appraisal) for m in ("m1", "m2", "m3"))  # a site's history lists every grade
