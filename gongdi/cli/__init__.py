@@ -51,6 +51,7 @@ from gongdi.ops.runtime import (
     write_private,
 )
 from gongdi.ops.supervisor import DATABASE_ROLES, SETUP_ORDER, WRITERS, Supervisor
+from gongdi.service.logging import configure
 from gongdi.service.settings import Settings
 from gongdi.sheets.export import EXPORTS
 
@@ -544,15 +545,21 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
     if not bus_answers(runtime_settings(args.home)):
         return unreachable(args.home)
-    try:
-        outcome = asyncio.run(READING.rebuild_swap(runtime_settings(args.home), args.fresh, rebuild_bar(),
-                                                   accept_letters=args.accept_dead_letters))
-    except LettersRefused as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    except RebuildError as exc:
-        print(f"无法重建 (cannot rebuild): {exc}", file=sys.stderr)
-        return 1
+    # The rebuild's own log lines (each refused event, in the services' English) go to a file beside the services'
+    # logs: the terminal shows the progress bar and the outcome in Chinese.
+    log_path = args.home / "logs" / "rebuild.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a", encoding="utf-8") as log_file:
+        configure(service="rebuild", file=log_file)
+        try:
+            outcome = asyncio.run(READING.rebuild_swap(runtime_settings(args.home), args.fresh, rebuild_bar(),
+                                                       accept_letters=args.accept_dead_letters))
+        except LettersRefused as exc:
+            print(f"{exc}\n  每条被拒事件的详情见 {log_path.resolve()}", file=sys.stderr)
+            return 1
+        except RebuildError as exc:
+            print(f"无法重建 (cannot rebuild): {exc}", file=sys.stderr)
+            return 1
     print(result_line(READING.name, outcome))
     return 0
 

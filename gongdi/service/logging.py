@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 
-def configure(fmt: str = "console", level: str = "info", service: str = "gongdi") -> structlog.BoundLogger:
+def configure(fmt: str = "console", level: str = "info", service: str = "gongdi",
+              file: TextIO | None = None) -> structlog.BoundLogger:
     renderer = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -19,7 +21,7 @@ def configure(fmt: str = "console", level: str = "info", service: str = "gongdi"
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=file or sys.stderr),
         cache_logger_on_first_use=True,
     )
     return structlog.get_logger().bind(service=service)
