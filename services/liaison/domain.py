@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -32,6 +33,7 @@ from contracts.liaison import (
     StartMediation,
     VillageSupportRecorded,
 )
+from contracts.replies import ErrorInfo
 from contracts.timeline import date_field, dated_after
 
 # ---- errors -----------------------------------------------------------------------------------
@@ -102,6 +104,7 @@ class Case(BaseModel):
     model_config = ConfigDict(frozen=True)
     state: CaseState
     since: dt.date
+    claimed: Decimal | None = None  # the amount in dispute as reported (states folded before kept none)
 
 
 class LiaisonSite(BaseModel):
@@ -155,7 +158,7 @@ def evolve(state: LiaisonSite | None, event: Event) -> LiaisonSite:
             items = {**s.agreements[event.agreement_id], event.item_id: True}
             return s.model_copy(update={"agreements": {**s.agreements, event.agreement_id: items}})
         case DisputeReported():
-            return _case(s, event.case_id, CaseState.reported, event.reported_on)
+            return _case(s, event.case_id, CaseState.reported, event.reported_on, event.amount_yuan)
         case MediationStarted():
             return _case(s, event.case_id, CaseState.mediating, event.started_on)
         case MediationResolved():
@@ -167,8 +170,33 @@ def evolve(state: LiaisonSite | None, event: Event) -> LiaisonSite:
     raise TypeError(f"liaison cannot evolve {type(event).__name__}")
 
 
-def _case(s: LiaisonSite, case_id: str, state: CaseState, on: dt.date) -> LiaisonSite:
-    return s.model_copy(update={"cases": {**s.cases, case_id: Case(state=state, since=on)}})
+def _case(s: LiaisonSite, case_id: str, state: CaseState, on: dt.date, claimed: Decimal | None = None
+          ) -> LiaisonSite:
+    before = s.cases.get(case_id)
+    case = Case(state=state, since=on, claimed=claimed if claimed is not None else before and before.claimed)
+    return s.model_copy(update={"cases": {**s.cases, case_id: case}})
+
+
+# ---- advise: recorded, with a warning the sender should look at -----------------------------------------------
+
+
+def advise(command: Command, given: Given) -> list[ErrorInfo]:
+    """Plausible but unusual, so said back: a settlement above the amount in dispute (a typo of a digit, or a
+    settlement that included more than was claimed), an item put on a unit that was not at the meeting."""
+    site = given.site
+    if isinstance(command, ResolveMediation) and command.amount_settled_yuan is not None and site is not None:
+        case = site.cases.get(command.case_id)
+        if case is not None and case.claimed is not None and command.amount_settled_yuan > case.claimed:
+            return [ErrorInfo(code="SETTLED_OVER_CLAIM", field="amount_settled_yuan", message=(
+                f"兑付金额 {command.amount_settled_yuan} 元高于受理时的争议金额 {case.claimed} 元：请核对"
+                " (settled above the amount in dispute)"))]
+    if isinstance(command, HoldJointMeeting):
+        absent = sorted({i.responsible for i in command.items} - set(command.parties))
+        if absent:
+            return [ErrorInfo(code="RESPONSIBLE_NOT_PRESENT", field="items", message=(
+                f"议定事项的责任方{'、'.join(LABELS[p.value] for p in absent)}未参会：请确认已告知"
+                " (an item's unit was not at the meeting)"))]
+    return []
 
 
 # ---- decide -----------------------------------------------------------------------------------

@@ -377,3 +377,20 @@ def test_support_quantity_is_positive():
 def test_error_codes_are_unique():
     codes = [c.code for c in domain.DomainError.__subclasses__() if c.__module__ == domain.__name__]
     assert len(codes) == len(set(codes))
+
+
+def test_a_settlement_above_the_amount_in_dispute_is_recorded_with_a_warning():
+    state = given(reported(), STARTED)  # 12000 in dispute
+    over = resolve().model_copy(update={"amount_settled_yuan": Decimal(120000)})
+    assert decide(over, state)  # recorded
+    [warning] = domain.advise(over, state)
+    assert (warning.code, warning.field) == ("SETTLED_OVER_CLAIM", "amount_settled_yuan")
+    assert "120000" in warning.message and "12000" in warning.message
+    assert domain.advise(resolve(), state) == []  # settled in full
+
+
+def test_an_item_put_on_a_unit_not_at_the_meeting_is_recorded_with_a_warning():
+    absent = meeting(items=[item().model_copy(update={"responsible": Party.supervision})])
+    [warning] = domain.advise(absent, given())
+    assert warning.code == "RESPONSIBLE_NOT_PRESENT" and "监理" in warning.message
+    assert domain.advise(meeting(), given()) == []
