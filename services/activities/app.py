@@ -9,7 +9,7 @@ from contracts.rules import DEFAULT_RULES
 from gongdi.service.kit import Policy, WritingService
 from gongdi.store.postgres import PostgresEventStore, routines_sql
 from gongdi.store.sitestreams import SiteFolds, SiteStream, SiteStreams
-from services.activities.domain import ActivitySite, decide, evolve
+from services.activities.domain import ActivitySite, advise, decide, evolve
 from services.activities.handlers import MembershipPolicy
 from services.activities.repository import MIGRATIONS, SCHEMA, Directory
 
@@ -25,6 +25,7 @@ ACTIVITIES = WritingService(
     commands=COMMANDS,
     repository=lambda pool, _city: SiteStreams(site_stream(pool), Directory().context),
     decide=lambda command, given: decide(command, given, DEFAULT_RULES),
+    advise=advise,
     migrations=MIGRATIONS,
     routines=(routines_sql,),
     policies=(Policy(MEMBERSHIP, lambda pool: MembershipPolicy(site_stream(pool), DEFAULT_RULES)),),

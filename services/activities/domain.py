@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict
 
 from contracts.activities import (
+    LABELS,
     ActivityHeld,
     AppraiseMembers,
     AwardPoints,
@@ -53,6 +54,7 @@ from contracts.activities import (
 )
 from contracts.base import Command, Event
 from contracts.errors import DomainError
+from contracts.replies import ErrorInfo
 from contracts.rules import DEFAULT_RULES, Rules
 from contracts.timeline import date_field, dated_after
 
@@ -207,6 +209,7 @@ class ActivitySite(BaseModel):
     recommended: list[str] = []  # members recommended into project management
     points_awarded: dict[str, int] = {}  # "year/member/category" → points so far
     appraised: list[int] = []  # years the branch held its 民主评议
+    meetings: list[str] = []  # each branch meeting as kind/day/topic (states folded before this kept none)
 
 
 @dataclass(frozen=True)
@@ -282,10 +285,29 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
             return s.model_copy(update={"points_awarded": {**s.points_awarded, key: so_far}})
         case MembersAppraised():
             return s.model_copy(update={"appraised": [*s.appraised, event.year]})
-        case VisitRecorded() | SafetyViolationRecorded() | PersonalChangeReported() | ActivityHeld() \
-                | BranchMeetingHeld():
+        case BranchMeetingHeld():
+            return s.model_copy(update={"meetings": [*s.meetings, _meeting_key(event)]})
+        case VisitRecorded() | SafetyViolationRecorded() | PersonalChangeReported() | ActivityHeld():
             return s
     raise TypeError(f"activities cannot evolve {type(event).__name__}")
+
+
+def _meeting_key(meeting: BranchMeetingHeld | RecordBranchMeeting) -> str:
+    return f"{meeting.kind.value}/{meeting.held_on.isoformat()}/{meeting.topic}"
+
+
+# ---- advise: recorded, with a warning the sender should look at -----------------------------------------------
+
+
+def advise(command: Command, given: Given) -> list[ErrorInfo]:
+    """A branch meeting of the kind, day and topic of one recorded already: sent twice (two browsers, a retry with
+    another key)? Two party groups may meet on one day, so it is recorded, and said back."""
+    if isinstance(command, RecordBranchMeeting) and given.site is not None \
+            and _meeting_key(command) in given.site.meetings:
+        return [ErrorInfo(code="MEETING_ALREADY_RECORDED", field="topic", message=(
+            f"{command.held_on} 已记录过主题相同的{LABELS[command.kind.value]}：若是重复提交，请告知市工委更正；"
+            "若是另一次会议（如另一党小组），请在主题中注明 (a meeting of this kind, day and topic was recorded)"))]
+    return []
 
 
 # ---- decide -----------------------------------------------------------------------------------

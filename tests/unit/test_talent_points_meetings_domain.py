@@ -284,3 +284,13 @@ def test_completing_a_site_moots_every_open_obligation_and_no_talk_closes_one_af
     with pytest.raises(domain.ObligationClosedError, match="竣工"):
         decide(RecordTalk(command_id=cid(), site_id="a", obligation_id=a.obligation_id,  # type: ignore[attr-defined]
                           talked_by="书记", talked_on=DAY), Given(site=state, known=True))
+
+
+def test_a_branch_meeting_recorded_twice_is_taken_with_a_warning():
+    first = meeting(MeetingKind.themed_day)
+    state = given(*decide(first, given()))
+    again = first.model_copy(update={"command_id": cid()})
+    assert decide(again, state)  # two groups may meet on one day: recorded
+    [warning] = domain.advise(again, state)
+    assert (warning.code, warning.field) == ("MEETING_ALREADY_RECORDED", "topic") and "主题党日" in warning.message
+    assert domain.advise(again.model_copy(update={"topic": "另一主题"}), state) == []

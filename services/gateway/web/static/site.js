@@ -206,7 +206,7 @@ async function loadTalks() {
     const t = await view('talks', { site_id: siteId });
     const rows = (t.open || []);
     fill('talks', scrolling(table(['党员', '必谈事由', '产生日期', '应谈日期', '状态'], rows.map((x) => h('tr', { dataset: { obligationId: x.obligation_id, overdue: x.overdue ? 'true' : 'false' } },
-      h('td', null, nameOf(x.member_id)), h('td', null, label(LABELS.talkReason, x.reason)), h('td', null, x.created_on),
+      h('td', null, x.name || nameOf(x.member_id)), h('td', null, label(LABELS.talkReason, x.reason)), h('td', null, x.created_on),
       h('td', null, x.due_on), h('td', null, x.overdue ? flag('已逾期', 'gap') : flag('待谈', 'should')))),
     { empty: '没有待谈的必谈任务' })));
   } catch (err) {
@@ -260,14 +260,14 @@ start(async () => {
   me = await loadMe();
   header(me);
   siteId = siteFromPath();
-  if (me.may_write) {
+  const past = asOf();
+  if (me.may_write && !past) {  // a page of a past day records nothing: its 记录 would look like recording then
     const link = document.getElementById('record-link');
     link.href = `/site/${encodeURIComponent(siteId)}/record`;
     link.hidden = false;
   }
   document.getElementById('members-filter').addEventListener('input', renderMembers);
   asOfControl();
-  const past = asOf();
   const data = await view('site', { site_id: siteId, ...(past || {}) });
   downloadButtons('site', { site_id: siteId, ...(past || {}) });
   render(data, { side: false });
