@@ -76,13 +76,16 @@ async def test_meetings_due_and_overdue_in_the_views_as_of_a_day(client: GongdiC
         meeting = RecordBranchMeeting(command_id=uuid.uuid4(), site_id="mt1", kind=kind, held_on=on, topic="学习",
                                       attendance=3, attendees=("q1",))
         assert (await client.send(ACTIVITIES, meeting))["ok"]
+        # the same again, as a second browser or a retry with another key would send it: recorded, said back
+        again = await client.send(ACTIVITIES, meeting.model_copy(update={"command_id": uuid.uuid4()}))
+        assert [w["code"] for w in again["warnings"]] == ["MEETING_ALREADY_RECORDED"], again
     early = RecordBranchMeeting(command_id=uuid.uuid4(), site_id="mt1", kind=MeetingKind.lecture,
                                 held_on=f.DAY - dt.timedelta(days=1), topic="党课", attendance=3)
     assert (await client.send(ACTIVITIES, early))["error"]["code"] == "MEETING_BEFORE_BRANCH"
 
     async def held() -> bool:
         m = (await client.query("views", "site", {"site_id": "mt1"}))["data"]["activities"]["meetings"]
-        return m["held"] == 2
+        return m["held"] == 4
 
     assert await eventually(held)
 
