@@ -19,6 +19,7 @@ from nats.js import JetStreamContext
 from pydantic import ValidationError
 
 from contracts.envelope import Envelope, chain_hash, command_digest
+from contracts.history import EVENT_LABELS
 from contracts.timeline import CITY_TZ
 from gongdi.bus.continuity import own_hash
 from gongdi.bus.heads import each_head, event_copy, latest_head
@@ -48,8 +49,14 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
 
 
-def _event(service: str, position: Any, stream: Any, version: Any) -> str:
-    return f"{service} 事件 position {position} (stream {stream} version {version})"
+def _event(service: str, position: Any, stream: Any, version: Any, kind: Any = None) -> str:
+    """A record as verify names it: where it is, then what it is (党员进场 MemberArrived) when known."""
+    what = f" {EVENT_LABELS.get(kind, '')} {kind}".replace("  ", " ") if isinstance(kind, str) else ""
+    return f"{service} 事件 position {position} (stream {stream} version {version}){what}"
+
+
+def _row(service: str, row: Any) -> str:
+    return _event(service, row.position, row.stream_id, row.version, row.type)
 
 
 def check_log(service: str, rows: Sequence[Any], commands: Sequence[CommandRow]) -> list[Problem]:
@@ -63,7 +70,7 @@ def check_log(service: str, rows: Sequence[Any], commands: Sequence[CommandRow])
             counts[row.command_id] = counts.get(row.command_id, 0) + 1
     prev: dict[str, tuple[int, str | None, int]] = {}
     for row in rows:
-        name = _event(service, row.position, row.stream_id, row.version)
+        name = _row(service, row)
         at = (row.position, 0)
         last_version, last_hash, last_scheme = prev.get(row.stream_id, (0, None, 1))
         scheme = row.hash_scheme
@@ -170,7 +177,7 @@ def check_copy(service: str, rows: Sequence[Any], copy: list[dict[str, Any]]) ->
     stored = {str(r.event_id): r for r in rows}
     for msg in copy:
         row = stored.get(msg.get("event_id"))
-        name = _event(service, msg.get("position"), msg.get("stream_id"), msg.get("version"))
+        name = _event(service, msg.get("position"), msg.get("stream_id"), msg.get("version"), msg.get("type"))
         if row is None:
             out.append(Problem((msg.get("position") or 0, 1), f"{name}: 在 JetStream 副本中，PostgreSQL 中已没有",
                                "MISSING_IN_DATABASE"))
@@ -178,14 +185,14 @@ def check_copy(service: str, rows: Sequence[Any], copy: list[dict[str, Any]]) ->
         mine = _published(row, service)
         differ = [k for k in mine if k != "service" and mine[k] != msg.get(k, DEFAULTS.get(k))]
         if differ:
-            out.append(Problem((row.position, 0), f"{_event(service, row.position, row.stream_id, row.version)}:"
+            out.append(Problem((row.position, 0), f"{_row(service, row)}:"
                                                   f" 与 JetStream 副本不符 ({', '.join(differ)})", "COPY_MISMATCH"))
     if copy:
         published = {m.get("event_id") for m in copy}
         end = max((stored[m["event_id"]].checkpoint for m in copy if m.get("event_id") in stored), default=None)
         for row in rows:
             if str(row.event_id) not in published and end is not None and row.checkpoint < end:
-                out.append(Problem((row.position, 0), f"{_event(service, row.position, row.stream_id, row.version)}:"
+                out.append(Problem((row.position, 0), f"{_row(service, row)}:"
                                                       " 不在 JetStream 副本中，却排在已发布的事件之前", "NOT_IN_COPY"))
     return out
 

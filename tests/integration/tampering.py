@@ -14,6 +14,7 @@ import asyncpg
 import nats
 import pytest
 
+from contracts.history import EVENT_LABELS
 from gongdi.bus.heads import latest_head
 from gongdi.demo import samples as f
 from gongdi.ops.audit import Report, verify_all
@@ -166,4 +167,6 @@ def first_problem(reports: list[Report], service: str = "membership") -> str:
 
 
 def named(row: StoredRow, service: str = "membership") -> str:
-    return f"{service} 事件 position {row.position} (stream {row.stream_id} version {row.version})"
+    """A record as verify names it: where, then what (党员进场 MemberArrived)."""
+    return (f"{service} 事件 position {row.position} (stream {row.stream_id} version {row.version})"
+            f" {EVENT_LABELS[row.type]} {row.type}")

@@ -188,8 +188,8 @@ async def test_a_repair_that_would_destroy_the_evidence_of_a_deleted_event_asks_
     refused = repair_stream()
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert (f"1 条事件在 PostgreSQL 中已没有或不同，第一条：membership 事件 position {gone['position']} (stream"
-            f" {gone['stream_id']} version {gone['version']}): 在 JetStream 副本中，PostgreSQL 中已没有"
-            " [MISSING_IN_DATABASE]") in refused.stderr, refused.stderr
+            f" {gone['stream_id']} version {gone['version']}) 党员进场 MemberArrived: 在 JetStream 副本中，"
+            "PostgreSQL 中已没有 [MISSING_IN_DATABASE]") in refused.stderr, refused.stderr
     nc = await nats.connect(ready_settings.nats_servers)
     try:
         assert (await nc.jetstream().stream_info(STREAM)).state.messages == 7  # the copy untouched
