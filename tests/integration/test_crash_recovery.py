@@ -104,11 +104,20 @@ async def test_kill_relay_and_views_mid_run(platform: Supervisor, client: Gongdi
         platform.check()
         return await pool.fetchval("SELECT count(*) FROM views.talk_obligation") >= talks
 
-    assert await eventually(talks_projected, timeout=120), "talk obligations did not reach the views"
-    assert await pool.fetchval("SELECT count(*) FROM activities.events") == talks
-    assert await pool.fetchval("SELECT count(*) FROM views.talk_obligation") == talks
+    # ... and every departure (a move's included) closed the talk still owed there as moot, exactly once.
+    moots = MOVES + DEPARTURES
 
-    assert await rebuild(ready_settings, "views_rebuild") == events + talks
+    async def moots_projected() -> bool:
+        platform.check()
+        return await pool.fetchval("SELECT count(*) FROM views.talk_obligation WHERE mooted") >= moots
+
+    assert await eventually(talks_projected, timeout=120), "talk obligations did not reach the views"
+    assert await eventually(moots_projected, timeout=120), "the departures' moots did not reach the views"
+    assert await pool.fetchval("SELECT count(*) FROM activities.events") == talks + moots
+    assert await pool.fetchval("SELECT count(*) FROM views.talk_obligation") == talks
+    assert await pool.fetchval("SELECT count(*) FROM views.talk_obligation WHERE mooted") == moots
+
+    assert await rebuild(ready_settings, "views_rebuild") == events + talks + moots
     async with pool.acquire() as conn:
         assert await membership.city(conn, "views_rebuild", ready_settings.city()) == city
         for table, key, cols in (
