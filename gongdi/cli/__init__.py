@@ -443,7 +443,7 @@ def unreachable(home: Path) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Every writing service (or `--schema`): chains, commands, signed heads, JetStream copy (gongdi.ops.audit)."""
-    from gongdi.ops.audit import kept_heads, summary, verify_all
+    from gongdi.ops.audit import kept_heads, lagging_heads, summary, verify_all
     from gongdi.service.process import connect_nats
     from gongdi.store.heads import HeadKey
 
@@ -477,6 +477,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(summary(r))
     for p in problems:
         print(f"!! {p}")
+    if args.export_heads:
+        for line in lagging_heads(reports, args.export_heads):
+            print(line)
     print("哈希链、命令、签名日志头与 JetStream 副本一致 (all verify)" if not problems else f"{len(problems)} 处不一致")
     return 0 if not problems else 1
 
