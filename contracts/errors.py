@@ -221,6 +221,8 @@ def explain(errors: list[Any]) -> ErrorInfo:
     first = errors[0]
     field = ".".join(str(p) for p in first["loc"]) or None
     message = f"{field or '请求'}: {_problem(first)}"
-    if len(errors) > 1:
-        message += f"；另有 {len(errors) - 1} 处不合要求"
+    if len(errors) > 1:  # named, so that one reply shows all there is to fix (five at most)
+        others = [".".join(str(p) for p in e["loc"]) or "请求" for e in errors[1:]]
+        named = "、".join(others[:5]) + ("等" if len(others) > 5 else "")
+        message += f"；另有 {len(errors) - 1} 处不合要求（{named}）"
     return ErrorInfo(code=VALIDATION_FAILED, message=message, field=field)

@@ -139,7 +139,7 @@ def test_a_missing_field_and_the_count_of_other_problems():
     missing = ErrorInfo(code="VALIDATION_FAILED", message="site_id: 必填 (Field required)", field="site_id")
     assert validation_error(caught.value) == missing
     several = info({"count": 0, "day": "x", "kind": "y"})
-    assert several.field == "count" and several.message.endswith("；另有 2 处不合要求")
+    assert several.field == "count" and several.message.endswith("；另有 2 处不合要求（day、kind）")
 
 
 def test_an_unknown_error_type_gets_the_generic_words():

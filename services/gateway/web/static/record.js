@@ -56,8 +56,9 @@ function chinese(err) {
   const raw = String(err.message || '');
   let text = err.field && raw.startsWith(`${err.field}: `) ? raw.slice(err.field.length + 2) : raw;
   if (err.code === 'VALIDATION_FAILED') text = text.replace(/^(?:[\w.]+|请求): /, '');
-  const more = (text.match(/；另有 \d+ 处不合要求$/) || [''])[0];
-  text = text.slice(0, text.length - more.length);
+  const tail = (text.match(/；另有 \d+ 处不合要求(?:（[^（）]*）)?$/) || [''])[0];
+  text = text.slice(0, text.length - tail.length);
+  const more = tail.replace(/（[^（）]*）$/, ''); // the other fields by their API names: the form marks its own
   const said = text.replace(/\s*\([\x20-\x7e]*\)\s*$/, '');
   // The platform's own words come first in Chinese, its English detail in parentheses after them; a bare
   // 不合要求 says nothing, so then the English detail is read below.
