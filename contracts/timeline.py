@@ -50,7 +50,13 @@ def _day_or_moment(value: Any) -> Any:
         try:
             return dt.date.fromisoformat(value.strip())
         except ValueError:
-            return value  # the date validator names what is wrong with it
+            raise ValueError(f"没有 {value.strip()} 这一天，应为日期 YYYY-MM-DD (no such day)") from None
+    if isinstance(value, str):
+        try:
+            dt.datetime.fromisoformat(value.strip())
+        except ValueError:  # neither: say both forms (the union's first member would ask for a moment only)
+            raise ValueError("应为日期 YYYY-MM-DD 或时刻 YYYY-MM-DDTHH:MM（北京时间）"
+                             " (a day YYYY-MM-DD or a moment YYYY-MM-DDTHH:MM)") from None
     return value
 
 
@@ -129,7 +135,8 @@ def describe(as_of: dt.datetime | dt.date, basis: Basis) -> dict[str, Any]:
     day, moment = cutoff(as_of)
     shown = f"{day.year}年{day.month}月{day.day}日"
     if isinstance(as_of, dt.datetime):
-        shown += moment.astimezone(CITY_TZ).strftime(" %H:%M")
+        local = moment.astimezone(CITY_TZ)  # to the second when one was asked for: 12:47:40 is not 12:47
+        shown += local.strftime(" %H:%M:%S" if local.second or local.microsecond else " %H:%M")
     return {"as_of": as_of.isoformat(), "basis": basis.value, "day": day.isoformat(),
             "until": moment.isoformat(), "title": f"截至{shown}，{BASIS_TITLES[basis]}"}
 

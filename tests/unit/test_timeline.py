@@ -42,6 +42,11 @@ def test_an_unreadable_moment_is_refused_on_the_field_itself_once():
         CityQuery.model_validate({"as_of": "garbage"})
     info = validation_error(caught.value)
     assert info.field == "as_of" and info.message.startswith("as_of: ") and "另有" not in info.message
+    # both forms it takes, not a moment only (a plain day works too)
+    assert "应为日期 YYYY-MM-DD 或时刻 YYYY-MM-DDTHH:MM" in info.message
+    with pytest.raises(ValidationError) as caught:
+        CityQuery.model_validate({"as_of": "2020-02-30"})
+    assert "没有 2020-02-30 这一天" in validation_error(caught.value).message
 
 
 @pytest.mark.parametrize("sent", ["20201231", 20201231, "1600000000", "-5", 1.5e9, " 2020 "])
@@ -164,7 +169,10 @@ def test_a_reply_names_the_day_and_the_sense():
     said = describe(dt.date(2020, 12, 31), Basis.business)
     assert said["title"] == "截至2020年12月31日，按业务日期（当时的实际情况，含事后补录）"
     assert said["day"] == "2020-12-31" and said["basis"] == "business"
-    assert describe(dt.datetime(2020, 12, 31, 10, 5), Basis.recorded)["title"].startswith("截至2020年12月31日 10:05")
+    assert describe(dt.datetime(2020, 12, 31, 10, 5), Basis.recorded)["title"].startswith("截至2020年12月31日 10:05，")
+    # a moment asked to the second is said to the second
+    assert describe(dt.datetime(2020, 12, 31, 10, 5, 40), Basis.recorded)["title"].startswith(
+        "截至2020年12月31日 10:05:40，")
 
 
 def test_migrations_run_in_the_connections_temporary_schema():
