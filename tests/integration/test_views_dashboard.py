@@ -225,8 +225,11 @@ async def test_the_site_view_names_the_secretary_and_the_group(client: GongdiCli
     assert data["branch"]["secretary"] == "m1" and data["branch"]["secretary_name"] == "张一"
     [group] = data["groups"]
     assert group["members"] == ["m3", "m2", "m4"]
-    assert (group["leader_name"], group["member_names"]) == ("王二", ["刘三", "王二", None])  # m4 has left
+    # m4 has left: named as they left, and marked
+    assert (group["leader_name"], group["member_names"]) == ("王二", ["刘三", "王二", "赵四"])
+    assert group["departed"] == ["m4"]
 
     await sent(client, f.depart("named", "m1"))
     data = await shown(client, "site", lambda d: d["members_present"] == 2, site_id="named")
-    assert data["branch"]["secretary_name"] is None
+    # the secretary who left: named as they left and flagged, the post to be filled again
+    assert data["branch"]["secretary_name"] == "张一" and data["branch"]["secretary_departed"]
