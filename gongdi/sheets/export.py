@@ -438,6 +438,9 @@ def status_sections(d: Reply, who: str | None) -> list[Section]:
     ]
 
 
+SERVICE_NAMES = {"views": "视图服务", "membership": "党员管理服务", "activities": "党建活动服务", "liaison": "联建服务"}
+
+
 def subject_of(view: str, data: Reply) -> str:
     """What a view is of, by name: the city, township, department or project."""
     if view == "city":
@@ -448,7 +451,8 @@ def subject_of(view: str, data: Reply) -> str:
         return str(data["name"])
     if view in ("talks", "birthdays"):
         return str(data.get("site_name") or data["site_id"])
-    return str(data.get("service", "views"))
+    service = str(data.get("service", "views"))
+    return f"{SERVICE_NAMES.get(service, service)}（{service}）"  # the platform's own: its internal name beside
 
 
 def view_sections(view: str, data: Reply, city: City | None = None, who: str | None = None) -> list[Section]:

@@ -502,3 +502,8 @@ def test_a_townships_site_list_has_the_site_ids_beside_their_names():
     listed = by_title(view_sections("township", township_reply(sites=twins), CITY, "city"))["工地一览"]
     assert listed.headers[:2] == ("工地", "工地编号")
     assert [row[:2] for row in listed.rows] == [("沙埕港大桥引线工程", "tw-1"), ("沙埕港大桥引线工程", "tw-2")]
+
+
+def test_the_status_export_names_the_service_in_chinese():
+    first = figures(by_title(view_sections("status", REPLIES["status"](), CITY, "city"))["概况"])
+    assert first["对象"] == "视图服务（views）"
