@@ -160,8 +160,8 @@ def from_reply(kind: Kind, reply: Mapping[str, Any]) -> Outcome:
     """A service's reply as a row's outcome: 成功 (with its warnings), 已导入 for a duplicate or a row the same as
     the record, or the refusal as the service gave it (code and message), the column named when the field is one."""
     if reply.get("ok"):
-        if reply.get("duplicate"):
-            return Outcome(ALREADY)
+        if reply.get("duplicate"):  # this very row (same file, same row), imported before: said, not left blank
+            return Outcome(ALREADY, message="此前已导入过这一行，未重复记录")
         return Outcome(RECORDED, warnings=tuple(str(w.get("message", "")) for w in reply.get("warnings") or ()))
     error = reply.get("error") or {}
     if error.get("code") in SAME_AS_RECORDED:
