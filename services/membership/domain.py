@@ -366,6 +366,12 @@ def advise(command: object, given: Given, rules: Rules = DEFAULT_RULES) -> list[
             f"本乡镇已有同名项目「{command.name}」（工地编号 {'、'.join(given.same_name)}）："
             "若是同一项目，请勿重复登记；若是另一项目，请在名称中加以区分，否则名单和导入无法分辨"
             " (another site of the township has this name)"))]
+    out = []
+    if isinstance(command, RecordArrival) and (held := _posts_left_behind(given.previous_site, command.member_id)):
+        # The other site is not named (the sender may not read it); its people see the post flagged on its page.
+        out.append(ErrorInfo(code="MOVES_A_POST_HOLDER", field="member_id", message=(
+            f"{command.member.name} 是另一工地的{'、'.join(held)}：调入本工地后，那里的职务空出，需重新选举或指定"
+            " (the member holds a post at the site they leave)")))
     if isinstance(command, FormBranch) and site is not None:
         warning = branch_size_warning(len(site.members), rules)
         return [ErrorInfo(code="BRANCH_TOO_LARGE", message=warning)] if warning else []
@@ -375,8 +381,20 @@ def advise(command: object, given: Given, rules: Rules = DEFAULT_RULES) -> list[
         size = len(site.members) + 1
         warning = branch_size_warning(size, rules)
         if warning and size - 1 in (rules.branch_warn_members, rules.branch_general_members):
-            return [ErrorInfo(code="BRANCH_TOO_LARGE", message=warning)]
-    return []
+            out.append(ErrorInfo(code="BRANCH_TOO_LARGE", message=warning))
+    return out
+
+
+def _posts_left_behind(site: SiteState | None, member_id: str) -> list[str]:
+    """The posts `member_id` holds at `site` (the site an arrival takes them from): its branch's secretary, a
+    party group's leader."""
+    if site is None or member_id not in site.members:
+        return []
+    held = []
+    if site.branch is not None and site.branch.dissolved_on is None and site.branch.secretary == member_id:
+        held.append("党支部书记")
+    held += ["党小组组长" for g in site.groups.values() if g.leader == member_id][:1]
+    return held
 
 
 def _existing(given: Given, site_id: str) -> SiteState:

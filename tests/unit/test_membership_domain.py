@@ -222,6 +222,17 @@ def test_arrival_elsewhere_ends_the_earlier_stay():
     ]
 
 
+def test_moving_a_branch_secretary_or_group_leader_away_warns_without_naming_their_site():
+    b = given(registered("b"), arrived("m1", "b"), arrived("m2", "b"), arrived("m3", "b"),
+              branch("b", secretary="m1"),
+              PartyGroupFormed(site_id="b", group_id="g1", name="一工段党小组", section="一工段", leader="m1",
+                               members=["m1", "m2", "m3"], formed_on=DAY))
+    [warning] = domain.advise(arrival("m1"), Given(given(registered()), previous_site=b))
+    assert (warning.code, warning.field) == ("MOVES_A_POST_HOLDER", "member_id")
+    assert "党支部书记、党小组组长" in warning.message and "b" not in warning.message.split("(")[0]
+    assert domain.advise(arrival("m2"), Given(given(registered()), previous_site=b)) == []
+
+
 @pytest.mark.parametrize("changed", [{"name": "错名字"}, {"admitted_on": dt.date(1990, 1, 1)}])
 def test_an_arrival_under_the_id_of_another_member_present_elsewhere_is_refused(changed):
     """A mistyped id in an import moved and renamed somebody else's member without a word."""
