@@ -136,6 +136,17 @@ async def test_a_second_site_of_the_same_name_in_the_township_is_registered_with
     assert other["ok"] and not other["warnings"]  # another township's project may share the name
 
 
+async def test_taking_another_sites_branch_secretary_is_recorded_with_a_warning(client: GongdiClient):
+    assert (await client.send(SERVICE, f.register("post-a")))["ok"]
+    assert (await client.send(SERVICE, f.register("post-b")))["ok"]
+    for m in ("ps1", "ps2", "ps3"):
+        assert (await client.send(SERVICE, f.arrive("post-b", m)))["ok"]
+    assert (await client.send(SERVICE, f.form_branch("post-b", "ps1")))["ok"]
+    moved = await client.send(SERVICE, f.arrive("post-a", "ps1"))
+    assert moved["ok"] and [w["code"] for w in moved["warnings"]] == ["MOVES_A_POST_HOLDER"], moved
+    assert "党支部书记" in moved["warnings"][0]["message"] and "post-b" not in moved["warnings"][0]["message"]
+
+
 async def test_branch_covers_a_gap_and_live_change_is_published(client: GongdiClient, ready_settings: Settings,
                                                                 servers: Servers):
     assert (await client.send(SERVICE, f.register("delta")))["ok"]
