@@ -54,22 +54,6 @@ async def obligations(pool: asyncpg.Pool) -> int:
 
 
 @pytest.mark.usefixtures("platform")
-async def test_a_talk_still_open_after_its_member_left_names_the_member(client: GongdiClient):
-    """The record page's talk list offered a departed member's talk by id alone (the name came from members
-    present only)."""
-    await site_with_members(client, "t-left", ["l1"])
-    assert (await client.send(MEMBERSHIP, f.depart("t-left", "l1")))["ok"]
-
-    async def departed() -> bool:
-        site = await client.query("views", "site", {"site_id": "t-left"})
-        return site["data"]["members_present"] == 0
-
-    assert await eventually(departed)
-    [talk] = (await client.query("views", "talks", {"site_id": "t-left"}))["data"]["open"]
-    assert (talk["member_id"], talk["name"]) == ("l1", "李四")
-
-
-@pytest.mark.usefixtures("platform")
 async def test_talks_flow_from_arrival_to_done(client: GongdiClient):
     await site_with_members(client, "t1", ["a1", "a2"])
     open_ = (await client.query("views", "talks", {"site_id": "t1"}))["data"]["open"]
@@ -263,4 +247,4 @@ async def test_a_member_who_leaves_before_the_talk_is_no_longer_owed_one(client:
 
     assert (await eventually(closed))["open"] == 1
     owed = (await client.query("views", "talks", {"site_id": "t6"}))["data"]["open"]
-    assert [t["member_id"] for t in owed] == ["q2"]
+    assert [(t["member_id"], t["name"]) for t in owed] == [("q2", "李四")]  # by name, as the record page offers it
