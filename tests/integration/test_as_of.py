@@ -59,9 +59,10 @@ def expected(membership: list[dict[str, Any]], activities: list[dict[str, Any]],
             workforce[e["site_id"]] = e["headcount"]
     held = {e["obligation_id"] for e in of("TalkHeld", activities) if day(e["talked_on"]) <= on}
     created = {e["obligation_id"] for e in of("TalkObligationCreated", activities) if day(e["created_on"]) <= on}
+    mooted = {e["obligation_id"] for e in of("TalkObligationMooted", activities) if day(e["mooted_on"]) <= on}
     return {"projects": len(sites), "members": len(present), "workers": sum(workforce.values()),
             "branches": len({e["site_id"] for e in of("BranchFormed") if day(e["formed_on"]) <= on}),
-            "talks_done": len(held), "talks_open": len(created - held)}
+            "talks_done": len(held), "talks_open": len(created - held - mooted)}
 
 
 def figures(city: dict[str, Any]) -> dict[str, int]:
