@@ -21,6 +21,7 @@ from openpyxl import load_workbook
 from gongdi.demo.city import roster
 from tests.browser.conftest import DEMO_SITE, DEMO_TOWNSHIP
 from tests.integration.gateway import Gateway, arrival, post
+from tests.integration.gateway import site as new_site
 
 BIG_SCREEN = {"width": 1920, "height": 1080}
 LAPTOP = {"width": 1366, "height": 900}
@@ -307,6 +308,47 @@ def test_forms_take_amounts_as_people_write_them_and_preset_the_usual_talk(
     dispute.locator('.form-result[data-state="ok"]').wait_for(timeout=15_000)
     [case] = shown(demo, lambda li: [c for c in li["open_cases"] if c["case_id"] == "case-ui-comma"])
     assert Decimal(case["amount_yuan"]) == 48000
+
+
+def test_a_branch_and_a_party_group_are_formed_from_the_record_page(browser: Any, demo: Gateway, pages: list[Any]):
+    """Before, forming a branch or a group needed the API: the record page had no form for either."""
+    with demo.client("city") as city:
+        assert post(city, "membership", "RegisterSite", new_site("ui-branch", DEMO_TOWNSHIP)).status_code == 200
+        for i, name in enumerate(("陈一", "陈二", "陈三")):
+            assert post(city, "membership", "RecordArrival",
+                        arrival("ui-branch", f"ui-b{i}", name)).status_code == 200
+    form = log_in(browser, demo, "city", "/site/ui-branch/record")
+    pages.append(form)
+    wait_live(form)
+    form.click('[data-tab="branch"]')
+    branch = form.locator("#form-branch")
+    branch.locator('[name="secretary"] option[value="ui-b0"]').wait_for(state="attached", timeout=15_000)
+    branch.locator('[name="name"]').fill("引线工程工地兼合党支部")
+    branch.locator('[name="secretary"]').select_option("ui-b0")
+    branch.locator('[name="instructor"]').fill("镇党建指导员")
+    branch.locator('[name="liaison"]').fill("项目联络员")
+    branch.locator('[name="member_units"]').fill("建设单位\n施工单位")
+    branch.locator('button[type="submit"]').click()
+    branch.locator('.form-result[data-state="ok"]').wait_for(timeout=15_000)
+
+    form.click('[data-tab="group"]')
+    group = form.locator("#form-group")
+    group.locator('[name="name"]').fill("一工段党小组")
+    group.locator('[name="section"]').fill("一工段")
+    group.locator('[name="leader"]').select_option("ui-b1")
+    group.locator('[name="members"]').select_option(["ui-b0", "ui-b2"])  # the leader is counted in
+    group.locator('button[type="submit"]').click()
+    group.locator('.form-result[data-state="ok"]').wait_for(timeout=15_000)
+    deadline = time.monotonic() + 15
+    while True:
+        site = view(demo, "city", "site", site_id="ui-branch")
+        if site["branch"] and site["groups"]:
+            break
+        assert time.monotonic() < deadline, "the branch and the group did not reach the site view"
+        time.sleep(0.1)
+    assert site["branch"]["secretary_name"] == "陈一"
+    [formed] = site["groups"]
+    assert formed["leader_name"] == "陈二" and sorted(formed["members"]) == ["ui-b0", "ui-b1", "ui-b2"]
 
 
 def test_a_reading_login_on_the_record_page_is_told_it_may_not_record(browser: Any, demo: Gateway, pages: list[Any]):

@@ -237,6 +237,18 @@ const BUILD = {
       description: text(f, 'description'),
     }),
   }),
+  'form-branch': (f) => ({
+    command: 'membership/FormBranch',
+    body: { site_id: siteId, name: text(f, 'name'), secretary: text(f, 'secretary'), instructor: text(f, 'instructor'), liaison: text(f, 'liaison'), member_units: lines(f, 'member_units'), committee: selected(f, 'committee'), formed_on: text(f, 'formed_on') },
+  }),
+  'form-group': (f) => {
+    // The leader is one of the group's members: chosen as leader, counted in whatever was picked beside.
+    const members = [...new Set([text(f, 'leader'), ...selected(f, 'members')].filter(Boolean))];
+    return {
+      command: 'membership/FormPartyGroup',
+      body: { site_id: siteId, group_id: text(f, 'group_id'), name: text(f, 'name'), section: text(f, 'section'), leader: text(f, 'leader'), members, formed_on: text(f, 'formed_on') },
+    };
+  },
   'form-meeting': (f) => {
     const meetingId = text(f, 'meeting_id');
     // Filled rows only, each numbered after the meeting: the item's id a later meeting resolves it by.
@@ -356,6 +368,8 @@ function resetForm(form) {
   if (step) { step.value = stepValue; form.elements.namedItem('case_id').value = ''; }
   const meeting = form.elements.namedItem('meeting_id');
   if (meeting) meeting.value = newMeetingId(); // the next meeting is another one; a retry of this one kept its id
+  const group = form.elements.namedItem('group_id');
+  if (group) group.value = newId('xz'); // likewise the next group
   applyDefaults(form);
   syncConditional();
 }
@@ -365,13 +379,16 @@ function resetForm(form) {
 function applyDefaults(root = document) {
   root.querySelectorAll('input[data-default="today"]').forEach((el) => { if (!el.value) el.value = cityToday(); });
   root.querySelectorAll('input[name="meeting_id"]').forEach((el) => { if (!el.value) el.value = newMeetingId(); });
+  root.querySelectorAll('input[name="group_id"]').forEach((el) => { if (!el.value) el.value = newId('xz'); });
 }
 
-// A meeting's id, made once per meeting form (kept while the same submission is retried): 联席会议 of a day.
-function newMeetingId() {
+// An id made once per form (kept while the same submission is retried): a prefix, the day, six hex digits.
+function newId(prefix) {
   const tail = Array.from(crypto.getRandomValues(new Uint8Array(3)), (b) => b.toString(16).padStart(2, '0')).join('');
-  return `lx-${cityToday().replaceAll('-', '')}-${tail}`;
+  return `${prefix}-${cityToday().replaceAll('-', '')}-${tail}`;
 }
+
+function newMeetingId() { return newId('lx'); } // 联席会议 of a day
 
 function fillOptions() {
   document.querySelectorAll('select[data-options]').forEach((sel) => {
@@ -430,6 +447,10 @@ function renderSources() {
       setOptions(sel, options, options.length ? choose : none);
     });
   }
+  const full = members.filter((m) => m.status === 'full').map((m) => [m.member_id, `${m.name}（${m.section} · ${m.member_id}）`]);
+  document.querySelectorAll('select[data-source="full-members"]').forEach((sel) => {
+    setOptions(sel, full, full.length ? '请选择正式党员' : '本工地暂无在场正式党员');
+  });
   const units = site.units || {};
   fill('unit-names', Object.values(units).filter(Boolean).map((u) => h('option', { value: u })));
   fill('sections', Object.keys(site.by_section || {}).map((s) => h('option', { value: s })));
