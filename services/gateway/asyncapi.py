@@ -49,8 +49,8 @@ def specification(city_code: str, version: str) -> AsyncAPI:
     for q in QUERIES.values():
         broker.subscriber(q.subject, title=q.subject, description=q.title)(_documented(q.params, QueryReply))
     broker.publisher(live_subject("city", city_code), title="live.city", schema=dict,
-                     description="视图每次提交后：变化的工地与事件数")
+                     description="视图每次提交后：变化的工地与事件数（平台内部，网关订阅；人员用 /api/live）")
     broker.publisher(live_subject("site", "{site_id}"), title="live.site", schema=dict,
-                     description="某工地的视图变化：site_id、service、position")
+                     description="某工地的视图变化：site_id、service、position（平台内部，只有网关订阅）")
     return AsyncAPI(broker, title="工地党建 消息总线", version=version,
                     description="NATS 主题、请求与事件，由 contracts 生成。")
