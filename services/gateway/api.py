@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import math
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from gongdi.ops.client import UNREACHABLE
 from gongdi.ops.history import history
 from services.gateway.metrics import Metrics
 from services.gateway.sessions import COOKIE, LoginFailed, Session, Sessions, SessionsFull
+from services.gateway.throttle import Throttled
 
 CONTRACTS = (membership, activities, liaison)
 # An Idempotency-Key that is no UUID becomes one, per identity and keyed by a secret of the installation (the
@@ -33,7 +35,8 @@ SERVICES_WITH_STATUS = [c.SERVICE for c in CONTRACTS]
 # The HTTP status each kind of refusal is answered with; the body is the bus's typed error either way.
 STATUS_OF = {"VALIDATION_FAILED": 422, "FORBIDDEN": 403, "LOGIN_REQUIRED": 401, "LOGIN_FAILED": 401,
              "REQUEST_TOO_LARGE": 413, "METHOD_NOT_ALLOWED": 405, "COMMAND_ID_REUSED": 409, "UNREACHABLE": 503,
-             "SESSIONS_FULL": 503, "UNAVAILABLE": 503, "INTERNAL": 500, "CROSS_ORIGIN": 403}
+             "SESSIONS_FULL": 503, "UNAVAILABLE": 503, "INTERNAL": 500, "CROSS_ORIGIN": 403,
+             "LOGIN_THROTTLED": 429}
 
 
 def status_for(code: str) -> int:
@@ -140,10 +143,18 @@ def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str
 
     auth = APIRouter(prefix="/api", tags=["登录"])
 
-    @auth.post("/login", response_model=MeReply, responses={401: {"model": MeReply}}, summary="登录")
-    async def login(body: Login) -> Response:
+    @auth.post("/login", response_model=MeReply, responses={401: {"model": MeReply}, 429: {"model": MeReply}},
+               summary="登录")
+    async def login(body: Login, request: Request) -> Response:
         try:
-            session = await sessions.login(body.user, body.password)
+            session = await sessions.login(body.user, body.password, request.client.host if request.client else "")
+        except Throttled as wait:
+            metrics.count("login", "login", "LOGIN_THROTTLED")
+            seconds = max(1, math.ceil(wait.wait))
+            response = refused("LOGIN_THROTTLED", f"登录失败次数过多，请 {seconds} 秒后再试 (too many failed logins)",
+                               "password")
+            response.headers["Retry-After"] = str(seconds)
+            return response
         except LoginFailed:  # counted: a run of them on /metrics is somebody guessing
             metrics.count("login", "login", "LOGIN_FAILED")
             return refused("LOGIN_FAILED", "用户名或密码不对 (login failed)", "password")

@@ -13,6 +13,7 @@ import nats.errors
 from contracts.identity import LABELS, Identity
 from gongdi.ops.client import GongdiClient
 from gongdi.service.settings import Settings
+from services.gateway.throttle import LoginThrottle
 
 COOKIE = "gongdi_session"
 IDLE_SECONDS = 12 * 3600  # a big screen stays logged in through a working day
@@ -52,14 +53,20 @@ class Sessions:
         self.timeout = timeout
         self.by_token: dict[str, Session] = {}
         self.lock = asyncio.Lock()
+        self.throttle = LoginThrottle()
 
-    async def login(self, user: str, password: str) -> Session:
+    async def login(self, user: str, password: str, address: str = "") -> Session:
+        """A session for `user`, or LoginFailed; Throttled (before trying the password) after too many failures
+        of that name from `address`, or from `address` at all."""
+        self.throttle.check(user, address)
         try:
             identity = Identity.parse(user)  # a person's identity only: platform users cannot log in here
-        except ValueError:
+            as_user = self.settings.as_user(user, password)
+            await self._check(as_user)
+        except (LoginFailed, ValueError):
+            self.throttle.failed(user, address)
             raise LoginFailed(user) from None
-        as_user = self.settings.as_user(user, password)
-        await self._check(as_user)
+        self.throttle.succeeded(user, address)
         client = await GongdiClient.connect(as_user, timeout=self.timeout, lasting=True)
         session = Session(secrets.token_urlsafe(32), identity, client)
         async with self.lock:

@@ -20,6 +20,7 @@ from contracts.subjects import command_subscription
 from gongdi.ops.client import GongdiClient
 from gongdi.service.process import MAX_REQUEST_BYTES
 from services.gateway.sessions import PER_PERSON
+from services.gateway.throttle import FREE_TRIES
 from tests.conftest import Servers
 from tests.integration.gateway import (
     ARRIVED,
@@ -80,6 +81,17 @@ def test_a_wrong_password_is_refused(gw: Gateway):
     assert reply.status_code == 401
     assert error(reply)["code"] == "LOGIN_FAILED"
     assert "set-cookie" not in reply.headers and "x-session-token" not in reply.headers
+
+
+def test_a_run_of_wrong_passwords_makes_that_login_wait_without_trying_the_right_one(gw: Gateway):
+    for _ in range(FREE_TRIES):
+        assert gw.login("township.diantou", "a-guess").status_code == 401
+    reply = gw.login("township.diantou")  # the right password, while the wait lasts: not even tried
+    assert reply.status_code == 429 and error(reply)["code"] == "LOGIN_THROTTLED"
+    assert "秒后再试" in error(reply)["message"] and 0 < int(reply.headers["Retry-After"]) <= 30
+    assert "x-session-token" not in reply.headers
+    # Only that name from that address waits: somebody else logs in from the same machine.
+    assert gw.login("township.bailin").status_code == 200
 
 
 @pytest.mark.parametrize("user", ["views", "setup", "membership", "relay.membership"])
