@@ -31,7 +31,7 @@ from contracts.history import (
     history_subject,
 )
 from contracts.identity import LABELS as ROLE_LABELS
-from contracts.identity import Identity
+from contracts.identity import Identity, Role
 from contracts.liaison import LABELS as LIAISON_LABELS
 from contracts.timeline import date_field
 from gongdi.ops.client import GongdiClient
@@ -103,20 +103,27 @@ async def _history(client: GongdiClient, kind: str, ident: str) -> dict[str, Any
         asks += [{"kind": "closing", "ids": ids} for ids in _chunks(opened)]
         found = await asyncio.gather(*(_ask(client, body) for body in asks))
         fresh = take([page for pages in found for page in pages], True)
-    if not events and withheld:  # it exists, but nowhere the sender may read
-        raise Refused({"ok": False, "error": {
-            "code": "FORBIDDEN", "field": "NOT_YOURS",
-            "message": f"{SUBJECTS[kind]} {ident} 的记录都不在 {client.user} 的辖区内，无权查看 [NOT_YOURS]"}})
-    if not events:  # no service recorded anything of it: a mistyped id, not an empty story
+    if not events:
+        # Nothing the reader may read: a mistyped id, or one whose records all lie outside their area. A reader of
+        # part of the city gets one answer for both, so that asking never tells which ids exist elsewhere (a
+        # member's id stands for a person).
+        outside = "" if _sees_all(client.user) else f"，或其记录不在 {client.user} 的辖区内"
         raise Refused({"ok": False, "error": {
             "code": NOT_FOUND[kind], "field": "id",
-            "message": f"没有{SUBJECTS[kind]} {ident} 的任何记录，请检查编号 (no such {kind})"}})
+            "message": f"没有{SUBJECTS[kind]} {ident} 的任何记录{outside}，请检查编号 (no such {kind})"}})
     listed = sorted(events.values(), key=lambda e: (datetime.fromisoformat(e["recorded_at"]),
                                                     SERVICES.index(e["service"]), e["position"]))
     link(listed)
     return History.model_validate({"kind": kind, "id": ident, "events": listed, "withheld": withheld,
                                    "truncated": truncated, "site_names": await _site_names(client, listed)}
                                   ).model_dump(mode="json")
+
+
+def _sees_all(user: str) -> bool:
+    try:
+        return Identity.parse(user).role in (Role.CITY, Role.AUDITOR)
+    except ValueError:  # a platform user (the CLI's own): reads what its account lets it
+        return True
 
 
 async def _site_names(client: GongdiClient, events: list[dict[str, Any]]) -> dict[str, str]:

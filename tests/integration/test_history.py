@@ -169,7 +169,13 @@ def test_who_may_read_which_history(gw: Gateway, story: dict[str, str]):
         return reply.json()["error"]
 
     assert refused("township.diantou", "/api/history/site/h1")["code"] == "FORBIDDEN"
-    assert refused("township.diantou", "/api/history/member/h1-m1")["field"] == "NOT_YOURS"
+    # A member whose records are all elsewhere is answered as one nobody recorded: asking tells no id exists.
+    with gw.client("township.diantou") as diantou:
+        elsewhere, made_up = diantou.get("/api/history/member/h1-m1"), diantou.get("/api/history/member/h1-m999")
+    assert elsewhere.status_code == made_up.status_code == 404
+    assert elsewhere.json()["error"] == {**made_up.json()["error"],
+                                         "message": made_up.json()["error"]["message"].replace("h1-m999", "h1-m1")}
+    assert elsewhere.json()["error"]["code"] == "MEMBER_NOT_FOUND" and "辖区" in elsewhere.json()["error"]["message"]
     assert refused("dashboard", "/api/history/site/h1")["code"] == "FORBIDDEN"  # NATS refuses it first
     assert refused("department.jiaotong", "/api/history/site/h1")["field"] == "NOT_YOURS"
     # A member who moved on: each township sees its own part of the story.
