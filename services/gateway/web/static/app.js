@@ -22,6 +22,7 @@ export const LABELS = {
   },
   visit: { section: '进工段', crew: '进班组', dormitory: '进宿舍' },
   talkReason: { new_arrival: '新来党员必谈', safety_violation: '施工违章必谈', personal_change: '个人或家庭变故必谈', application: '入党申请人谈话' },
+  grade: { excellent: '优秀', qualified: '合格', basically_qualified: '基本合格', unqualified: '不合格' },
   stage: { applicant: '入党申请人', activist: '入党积极分子', target: '发展对象', probationary: '预备党员', full: '已转正' },
   meetingKind: { general_assembly: '支部党员大会', committee: '支委会', group: '党小组会', lecture: '党课', themed_day: '主题党日', life_meeting: '组织生活会' },
   activity: {
@@ -42,11 +43,23 @@ export const LABELS = {
   },
   supportUnit: { road_hardening: '米', donation: '元', poverty_visit: '元', transport: '车次', joint_patrol: '次', epidemic_help: '次' },
   role: { city: '市工委', township: '乡镇', site: '工地书记', department: '主管部门', auditor: '审计', dashboard: '大屏' },
+  // The same words as the history's (contracts.history.EVENT_LABELS; a unit test keeps them equal).
   event: {
-    MemberArrived: '党员进场', MemberDeparted: '党员离场', TalkObligationCreated: '生成必谈任务', TalkHeld: '谈心谈话',
-    ActivityHeld: '活动', DisputeReported: '纠纷受理', MediationStarted: '开始调解', MediationResolved: '调解成功',
-    DisputeEscalated: '转为上访', BranchFormed: '党支部成立', PartyGroupFormed: '党小组成立',
-    WorkforceReported: '从业人员上报', SiteRegistered: '工地登记', SiteCompleted: '项目竣工',
+    SiteRegistered: '工地登记', WorkforceReported: '报告从业人数', MemberArrived: '党员进场', MemberDeparted: '党员离场',
+    BranchFormed: '成立党支部', PartyGroupFormed: '成立党小组', SiteCompleted: '工程竣工', ApplicationSubmitted: '递交入党申请',
+    ActivistDesignated: '确定入党积极分子', DevelopmentTargetDesignated: '确定发展对象', ProbationaryAdmitted: '接收预备党员',
+    ProbationExtended: '延长预备期', FullMembershipConfirmed: '预备党员转正', BranchDissolved: '党支部撤销',
+    PartyGroupClosed: '党小组撤销', RelationTransferred: '组织关系转入', ContactLost: '登记失联', ContactRestored: '恢复联系',
+    TransferPrompted: '提醒转接组织关系', ContactEscalated: '失联党员上报', VisitRecorded: '走访', SafetyViolationRecorded: '施工违章',
+    PersonalChangeReported: '个人或家庭变故', TalkObligationCreated: '产生谈话任务', TalkHeld: '谈话完成',
+    BirthdaysCelebrated: '过政治生日', ZoneDesignated: '划定党员责任区', TeamFormed: '组建党员队伍', PostEstablished: '设立党员示范岗',
+    WorkPointDesignated: '确定示范工点', ActivityHeld: '开展活动', InnovationRecorded: '创新成果',
+    TalkObligationMooted: '谈话任务关闭（不再需要）', BackboneTrained: '培养党员骨干', PromotedToManagement: '骨干培养成管理人员',
+    CrewLeaderRecommended: '推荐为班组长', RecommendedForManagement: '推荐进入项目管理层', PointsAwarded: '党员积分',
+    MembersAppraised: '民主评议', BranchMeetingHeld: '三会一课', JointMeetingHeld: '召开联席会议',
+    ComplianceLetterSigned: '签订双达标承诺书', ComplianceAssessed: '双达标考核', CoBuildingAgreementSigned: '签订党建联创协议',
+    CoBuildingItemCompleted: '完成共建事项', DisputeReported: '受理纠纷', MediationStarted: '开始调解', MediationResolved: '调解成功',
+    DisputeEscalated: '纠纷上访', VillageSupportRecorded: '帮扶驻地',
   },
 };
 

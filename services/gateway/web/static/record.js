@@ -139,8 +139,13 @@ function result(form, state, ...children) {
 
 // ---- reading the forms -----------------------------------------------------------------------------------------------
 
+// The enabled element of that name: a form of several steps has one per step, the others disabled.
+function named(form, name) {
+  return [...form.elements].find((x) => x.name === name && !x.disabled) || null;
+}
+
 function text(form, name) {
-  const el = form.elements.namedItem(name);
+  const el = named(form, name);
   return el ? String(el.value).trim() : '';
 }
 
@@ -155,7 +160,7 @@ function integer(form, name) {
 }
 
 function selected(form, name) {
-  const el = form.elements.namedItem(name);
+  const el = named(form, name);
   return el ? [...el.selectedOptions].map((o) => o.value).filter(Boolean) : [];
 }
 
@@ -271,6 +276,34 @@ const BUILD = {
       body: { site_id: siteId, agreement_id: agreementId || '', item_id: itemId || '', completed_on: text(f, 'completed_on'), note: text(f, 'note') },
     };
   },
+  'form-development': (f) => {
+    const step = text(f, 'step');
+    const base = { site_id: siteId, person_id: text(f, 'person_id') };
+    const approved = { approved_by: text(f, 'approved_by') };
+    const bodies = {
+      SubmitApplication: () => ({
+        ...base, name: text(f, 'name'), gender: text(f, 'gender'), birth_date: text(f, 'birth_date'),
+        applied_on: text(f, 'applied_on'), unit_kind: text(f, 'unit_kind'), unit_name: text(f, 'unit_name'),
+        job: text(f, 'job'), section: text(f, 'section'),
+      }),
+      DesignateActivist: () => ({ ...base, designated_on: text(f, 'designated_on'), ...approved }),
+      DesignateDevelopmentTarget: () => ({ ...base, designated_on: text(f, 'designated_on'), ...approved }),
+      AdmitProbationary: () => ({ ...base, admitted_on: text(f, 'admitted_on'), ...approved }),
+      ExtendProbation: () => ({ ...base, extended_on: text(f, 'extended_on'), months: integer(f, 'months'), ...approved }),
+      ConfirmFullMembership: () => ({ ...base, confirmed_on: text(f, 'confirmed_on'), ...approved }),
+    };
+    return { command: `membership/${step}`, body: (bodies[step] || bodies.SubmitApplication)() };
+  },
+  'form-appraisal': (f) => ({
+    command: 'activities/AppraiseMembers',
+    body: {
+      site_id: siteId,
+      year: integer(f, 'year'),
+      appraised_on: text(f, 'appraised_on'),
+      grades: [...f.querySelectorAll('select[data-grade-of]')].filter((sel) => sel.value)
+        .map((sel) => ({ member_id: sel.dataset.gradeOf, grade: sel.value })),
+    },
+  }),
   'form-dispute-step': (f) => {
     const step = text(f, 'step');
     const base = { site_id: siteId, case_id: text(f, 'case_id') };
@@ -356,7 +389,11 @@ function whom(body) {
   const member = body.member_id && ((site && site.members) || []).find((m) => m.member_id === body.member_id);
   if (member) return member.name;
   const talk = body.obligation_id && talks.find((t) => t.obligation_id === body.obligation_id);
-  return talk ? (talk.name || talk.member_id) : '';
+  if (talk) return talk.name || talk.member_id;
+  if (body.name) return body.name;
+  const person = body.person_id && developmentPeople().find(([id]) => id === body.person_id);
+  if (person) return person[2];
+  return body.grades ? `${body.grades.length} 名党员` : '';
 }
 
 function resetForm(form) {
@@ -365,7 +402,11 @@ function resetForm(form) {
   const stepValue = step ? step.value : null;
   form.reset();
   for (const [el, v] of keep) el.value = v;
-  if (step) { step.value = stepValue; form.elements.namedItem('case_id').value = ''; }
+  if (step) { // the next record is most often the same step for another person (a case is chosen afresh)
+    step.value = stepValue;
+    const chosenCase = form.elements.namedItem('case_id');
+    if (chosenCase) chosenCase.value = '';
+  }
   const meeting = form.elements.namedItem('meeting_id');
   if (meeting) meeting.value = newMeetingId(); // the next meeting is another one; a retry of this one kept its id
   const group = form.elements.namedItem('group_id');
@@ -378,6 +419,7 @@ function resetForm(form) {
 
 function applyDefaults(root = document) {
   root.querySelectorAll('input[data-default="today"]').forEach((el) => { if (!el.value) el.value = cityToday(); });
+  root.querySelectorAll('input[data-default="year"]').forEach((el) => { if (!el.value) el.value = cityToday().slice(0, 4); });
   root.querySelectorAll('input[name="meeting_id"]').forEach((el) => { if (!el.value) el.value = newMeetingId(); });
   root.querySelectorAll('input[name="group_id"]').forEach((el) => { if (!el.value) el.value = newId('xz'); });
 }
@@ -451,12 +493,64 @@ function renderSources() {
   document.querySelectorAll('select[data-source="full-members"]').forEach((sel) => {
     setOptions(sel, full, full.length ? '请选择正式党员' : '本工地暂无在场正式党员');
   });
+  renderDevelopmentPeople();
+  renderAppraisal(members);
   const units = site.units || {};
   fill('unit-names', Object.values(units).filter(Boolean).map((u) => h('option', { value: u })));
   fill('sections', Object.keys(site.by_section || {}).map((s) => h('option', { value: s })));
 }
 
-// Shows the fields that belong to the chosen activity kind and dispute step; hidden ones are disabled (not sent).
+// 发展党员: the step before each step, whose people it may take (an extension or confirmation takes a probationary
+// member admitted here or arrived as one).
+const STEP_FROM = {
+  DesignateActivist: 'applicant', DesignateDevelopmentTarget: 'activist', AdmitProbationary: 'target',
+  ExtendProbation: 'probationary', ConfirmFullMembership: 'probationary',
+};
+
+// [person_id, option text, name] of the people the chosen development step may take.
+function developmentPeople() {
+  const stage = STEP_FROM[document.getElementById('development-step').value];
+  if (!stage || !site) return [];
+  const candidates = (site.development_candidates || {})[stage] || [];
+  const since = (p) => p.target_on || p.activist_on || p.applied_on || p.admitted_on || '';
+  const people = candidates.map((p) => [p.person_id, `${p.name}（${label(LABELS.stage, stage)} · ${since(p) ? `${since(p)} 起 · ` : ''}${p.person_id}）`, p.name]);
+  if (stage === 'probationary') {
+    const listed = new Set(people.map(([id]) => id));
+    for (const m of site.members || []) {
+      if (m.status === 'probationary' && !listed.has(m.member_id)) {
+        people.push([m.member_id, `${m.name}（预备党员 · ${m.admitted_on ? `${m.admitted_on} 入党 · ` : ''}${m.member_id}）`, m.name]);
+      }
+    }
+  }
+  return people.sort((a, b) => String(a[2]).localeCompare(String(b[2]), 'zh-CN'));
+}
+
+function renderDevelopmentPeople() {
+  const sel = document.querySelector('select[data-source="development-people"]');
+  const step = document.getElementById('development-step').value;
+  const stage = STEP_FROM[step];
+  if (!sel || !stage) return;
+  const people = developmentPeople();
+  setOptions(sel, people.map(([id, textValue]) => [id, textValue]),
+    people.length ? `请选择${label(LABELS.stage, stage)}` : `本工地暂无${label(LABELS.stage, stage)}`);
+}
+
+// 民主评议: one row per member present, the grades chosen kept while the site's figures change.
+function renderAppraisal(members) {
+  const list = document.getElementById('appraisal-list');
+  const chosen = new Map([...list.querySelectorAll('select[data-grade-of]')].map((sel) => [sel.dataset.gradeOf, sel.value]));
+  const rows = members.map((m) => {
+    const sel = h('select', { dataset: { gradeOf: m.member_id }, 'aria-label': `${m.name}的等次` },
+      h('option', { value: '' }, '未评议'),
+      Object.entries(LABELS.grade).map(([v, t]) => h('option', { value: v }, t)));
+    sel.value = chosen.get(m.member_id) || '';
+    return h('label', { class: 'appraisal-row' },
+      h('span', {}, `${m.name}（${m.section} · ${label(LABELS.statusShort, m.status)}）`), sel);
+  });
+  fill(list, rows.length ? rows : h('p', { class: 'muted' }, '本工地暂无在场党员'));
+}
+
+// Shows the fields that belong to the chosen activity kind and step; hidden ones are disabled (not sent).
 function syncConditional() {
   const activity = document.getElementById('form-activity');
   const social = activity.elements.namedItem('kind').value === 'social_service';
@@ -464,14 +558,18 @@ function syncConditional() {
     el.hidden = !social;
     el.querySelectorAll('input').forEach((i) => { i.disabled = !social; });
   });
-  const stepForm = document.getElementById('form-dispute-step');
-  const step = stepForm.elements.namedItem('step').value;
-  stepForm.dataset.command = `liaison/${step}`;
-  stepForm.querySelectorAll('[data-step]').forEach((group) => {
-    const on = group.dataset.step === step;
-    group.hidden = !on;
-    group.querySelectorAll('input, select, textarea').forEach((i) => { i.disabled = !on; });
+  document.querySelectorAll('form.record-form').forEach((form) => {
+    const chooser = form.elements.namedItem('step');
+    if (!chooser) return;
+    const step = chooser.value;
+    form.dataset.command = `${form.dataset.command.split('/')[0]}/${step}`;
+    form.querySelectorAll('[data-step]').forEach((group) => {
+      const on = group.dataset.step.split(' ').includes(step);
+      group.hidden = !on;
+      group.querySelectorAll('input, select, textarea').forEach((i) => { i.disabled = !on; });
+    });
   });
+  renderDevelopmentPeople();
 }
 
 // The unit's name follows its kind when the site's units name it and the user has not typed another.
@@ -545,6 +643,10 @@ start(async () => {
   const followUnit = wireUnitName();
   document.getElementById('form-activity').elements.namedItem('kind').addEventListener('change', syncConditional);
   document.getElementById('dispute-step').addEventListener('change', syncConditional);
+  document.getElementById('development-step').addEventListener('change', syncConditional);
+  document.getElementById('appraise-rest').addEventListener('click', () => {
+    document.querySelectorAll('#appraisal-list select[data-grade-of]').forEach((sel) => { if (!sel.value) sel.value = 'qualified'; });
+  });
   document.querySelectorAll('#tabs [data-tab]').forEach((b) => b.addEventListener('click', () => showTab(b.dataset.tab)));
   addEventListener('hashchange', () => showTab(location.hash.slice(1)));
   showTab(location.hash.slice(1));
