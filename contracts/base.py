@@ -10,7 +10,7 @@ from typing import Annotated, ClassVar
 from uuid import UUID
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from contracts.rules import LIMITS
 from contracts.upcasting import UPCASTERS, Upcasters
@@ -88,8 +88,26 @@ def _distinct(values: list) -> list:
     return values
 
 
-Day = Annotated[dt.date, AfterValidator(_day)]  # a day something happened
-PlanDay = Annotated[dt.date, AfterValidator(_plan_day)]  # a day something is planned for
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_day(value: object) -> object:
+    """A day is written YYYY-MM-DD. Left to pydantic, "1614556800" was read as a Unix time (2021-03-01) and "0" as
+    1970-01-01 (a spreadsheet's empty cell), and recorded."""
+    if isinstance(value, dt.datetime) or (isinstance(value, str) and not _ISO_DAY.fullmatch(value)) or not isinstance(
+            value, (str, dt.date)):
+        raise ValueError(f"日期应写成 YYYY-MM-DD，如 2020-07-01（收到 {str(value)[:30]!r}）"
+                         " (a date is YYYY-MM-DD text)")
+    if isinstance(value, str):  # made a date here: strict validation takes no text after a validator
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"没有这一天：{value} (no such day)") from None
+    return value
+
+
+Day = Annotated[dt.date, BeforeValidator(_iso_day), AfterValidator(_day)]  # a day something happened
+PlanDay = Annotated[dt.date, BeforeValidator(_iso_day), AfterValidator(_plan_day)]  # a day something is planned for
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_name)]
 Note = Annotated[str, Field(max_length=500), AfterValidator(_note)]

@@ -117,3 +117,23 @@ def test_an_event_keeps_the_facts_as_recorded_and_does_not_judge_them_again():
     with pytest.raises(ValidationError):
         RecordArrival.model_validate({**orjson.loads(command.model_dump_json()), "member": stored["member"]})
     assert event == MemberArrived.model_validate_json(event.model_dump_json())
+
+
+@pytest.mark.parametrize("day", ["1614556800", "0", "20210301", "44197", "2021-3-1", "2021/03/01", "２０２１-０３-０１",
+                                 1614556800, "2021-03-01T00:00:00"])
+def test_a_commands_day_is_written_yyyy_mm_dd_and_nothing_else(day: object):
+    """Before, "1614556800" was read as a Unix time (2021-03-01) and "0" as 1970-01-01, and both were recorded."""
+    arrival = {**orjson.loads(f.arrive("s", "m1").model_dump_json()), "arrived_on": day}
+    for strict in (False, True):
+        with pytest.raises(ValidationError) as refused:
+            RecordArrival.model_validate_json(orjson.dumps(arrival), strict=strict)
+        assert refused.value.errors()[0]["loc"] == ("arrived_on",)
+        assert "YYYY-MM-DD" in refused.value.errors()[0]["msg"]
+
+
+def test_a_commands_day_as_text_or_as_a_date_is_the_same_day():
+    arrival = orjson.loads(f.arrive("s", "m1").model_dump_json())
+    as_text = RecordArrival.model_validate_json(orjson.dumps({**arrival, "arrived_on": "2021-03-01"}), strict=True)
+    assert as_text.arrived_on == RecordArrival.model_validate({**arrival, "arrived_on": dt.date(2021, 3, 1)}).arrived_on
+    with pytest.raises(ValidationError, match="没有这一天"):
+        RecordArrival.model_validate_json(orjson.dumps({**arrival, "arrived_on": "2021-02-30"}), strict=True)
