@@ -118,7 +118,7 @@ def sender_of(headers: Mapping[str, str] | None) -> Identity | None:
         return None
 
 
-def _origin(exc: BaseException) -> str:
+def origin_of(exc: BaseException) -> str:
     """file:line of the innermost frame, for the operator; no values."""
     frames = traceback.extract_tb(exc.__traceback__)
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
@@ -169,7 +169,7 @@ def reply_handler(broker_: NatsBroker, subject: str, queue: str, workers: int,
             incident = uuid.uuid4().hex[:12]
             # The exception's type and where it came from, not its text: texts quote the input (names, ids).
             log.error("request failed", subject=subject, incident=incident, error=type(exc).__name__,
-                      where=_origin(exc))
+                      where=origin_of(exc))
             return refusal("INTERNAL", f"平台内部错误，未记录任何内容；请联系管理员，编号 {incident}"
                                        f" (internal error, nothing recorded)")
 

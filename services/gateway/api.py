@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import json
 import math
 import uuid
 from collections.abc import Callable
@@ -239,6 +240,41 @@ def _query_route(q: ViewQuery, current: Callable[..., Session], metrics: Metrics
     return route
 
 
+class BodyRefused(ValueError):
+    """A command body the service could not read as it is meant; `field` names a key given twice."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        seen: set[str] = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise BodyRefused(f"{key}: 字段重复出现，无法确定取哪一个 (a key given twice)", key)
+    return body
+
+
+def command_json(body: bytes) -> dict[str, Any]:
+    """A command's body as the service will read it: UTF-8 JSON (a byte-order mark allowed), each key once. The
+    framework's own parser read UTF-16 too (which the service cannot) and let the last of two equal keys win, so a
+    body could say `"headcount": -5` and `"headcount": 71` and be recorded as 71."""
+    try:
+        text = body.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+    except UnicodeDecodeError:
+        raise BodyRefused("请求体须为 UTF-8 编码的 JSON (the body is not UTF-8)") from None
+    try:
+        orjson.loads(text)  # strict: no lone surrogates, which the service could not read either
+    except orjson.JSONDecodeError:
+        raise BodyRefused("请求体不是有效的 JSON (the body is not JSON)") from None
+    raw = json.loads(text, object_pairs_hook=_no_repeats)
+    if not isinstance(raw, dict):
+        raise BodyRefused("请求体须为 JSON 对象 (the body is not a JSON object)")
+    return raw
+
+
 def _status_route(service: str, current: Callable[..., Session], metrics: Metrics) -> Callable[..., Any]:
     async def route(session: Annotated[Session, Depends(current)]) -> Response:
         return await over_bus(metrics, "query", f"{service}.status",
@@ -256,7 +292,11 @@ def _command_route(service: str, name: str, command: type[Command], current: Cal
                     session: Annotated[Session, Depends(current)],
                     idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Response:
         # The service parses the body itself, strictly: it gets the bytes as sent, with the command id set.
-        raw = orjson.loads((await request.body()).removeprefix(b"\xef\xbb\xbf"))
+        try:
+            raw = command_json(await request.body())
+        except BodyRefused as exc:
+            metrics.count("command", f"{service}.{name}", "VALIDATION_FAILED")
+            return refused("VALIDATION_FAILED", str(exc), exc.field)
         raw["command_id"] = command_id_for(idempotency_key, raw.get("command_id"), session.identity.name,
                                            key_secret)
         return await over_bus(metrics, "command", f"{service}.{name}",

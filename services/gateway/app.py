@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -19,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contracts.errors import explain
 from gongdi.ops.client import GongdiClient
 from gongdi.service.logging import configure
-from gongdi.service.process import MAX_REQUEST_BYTES
+from gongdi.service.process import MAX_REQUEST_BYTES, origin_of
 from gongdi.service.settings import Settings
 from services.gateway import api, exports, imports, live, metrics, pages
 from services.gateway.asyncapi import specification
@@ -161,6 +162,15 @@ def build(settings: Settings) -> FastAPI:
     async def unreadable(request: Request, __: Exception) -> Response:  # FastAPI: a body it could not decode at all
         return refused(request, "VALIDATION_FAILED", "请求: 不是有效的 UTF-8 JSON，或嵌套过深"
                                                      " (the body is no valid UTF-8 JSON, or nested too deeply)")
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> Response:
+        # Every request gets a typed answer, even from a bug: the same INTERNAL with an incident id as the services
+        # give (the exception's type and place in the log, never its text, which may quote the input).
+        incident = uuid.uuid4().hex[:12]
+        structlog.get_logger().error("request failed", path=request.url.path, incident=incident,
+                                     error=type(exc).__name__, where=origin_of(exc))
+        return refused(request, "INTERNAL", f"平台内部错误，请联系管理员，编号 {incident} (internal error)")
 
     @app.exception_handler(405)
     async def wrong_method(request: Request, exc: Exception) -> Response:

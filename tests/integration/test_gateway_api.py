@@ -243,6 +243,26 @@ def test_a_valid_body_after_a_byte_order_mark_is_answered_not_a_server_error(cit
     assert reply.json()["ok"] is (reply.status_code == 200)
 
 
+def test_a_body_the_service_would_read_otherwise_is_refused_and_records_nothing(city: httpx.Client):
+    """Before, a UTF-16 body crashed the gateway (a plain-text 500 and a reset connection), and of a key given twice
+    the last one won: `"headcount": -5, "headcount": 71` was recorded as 71."""
+    registered(city, "gw-odd")
+    path = "/api/commands/membership/ReportWorkforce"
+    report = orjson.dumps({"site_id": "gw-odd", "headcount": 71, "as_of": ARRIVED}).decode()
+    bodies = {
+        "utf-16": (report.encode("utf-16"), None),
+        "a key twice": (report.replace('"headcount":71', '"headcount":-5,"headcount":71').encode(), "headcount"),
+    }
+    for case, (body, field) in bodies.items():
+        reply = city.post(path, content=body, headers={"Content-Type": "application/json"})
+        assert reply.status_code == 422, (case, reply.status_code, reply.text)
+        assert (error(reply)["code"], error(reply)["field"]) == ("VALIDATION_FAILED", field), case
+        assert CJK.search(error(reply)["message"]), case
+    # The connection is still answering, and nothing was recorded.
+    assert eventually(lambda: members_present(city, "gw-odd") is not None, timeout=10)
+    assert city.get("/api/views/site", params={"site_id": "gw-odd"}).json()["data"]["workforce"] in (0, None)
+
+
 def test_a_wrong_method_is_refused_typed(city: httpx.Client):
     reply = city.get("/api/commands/membership/RecordArrival")
     assert reply.status_code == 405
