@@ -164,6 +164,14 @@ class ArrivalBeforeStartError(DomainError):
     code = "ARRIVAL_BEFORE_START"
 
 
+class ReportBeforeStartError(DomainError):
+    code = "REPORT_BEFORE_START"
+
+
+class OlderThanLatestReportError(DomainError):
+    code = "OLDER_THAN_LATEST_REPORT"
+
+
 class AdmittedAfterArrivalError(DomainError):
     code = "ADMITTED_AFTER_ARRIVAL"
 
@@ -244,6 +252,9 @@ class SiteState(BaseModel):
     start_date: dt.date
     units: UnitsRecord
     workforce: int = 0
+    # The day of the headcount in `workforce` (None before the first report, and in snapshots written before it was
+    # kept: then the next report is not compared).
+    workforce_as_of: dt.date | None = None
     members: dict[str, MemberRecord] = {}
     # The arrival date of each member present: a departure is not dated before it. Snapshots written before this
     # field existed get it from membership migration 6; a member missing here is not checked.
@@ -289,7 +300,7 @@ def evolve(state: SiteState | None, event: Event) -> SiteState | None:
         case SiteRegistered():
             return SiteState(**event.model_dump(include=set(SiteState.model_fields)))
         case WorkforceReported():
-            return _site(state).model_copy(update={"workforce": event.headcount})
+            return _site(state).model_copy(update={"workforce": event.headcount, "workforce_as_of": event.as_of})
         case MemberArrived():
             site = _site(state)
             return site.model_copy(update={"members": {**site.members, event.member_id: event.member},
@@ -329,8 +340,7 @@ def decide(command: object, given: Given, rules: Rules = DEFAULT_RULES) -> list[
         case RegisterSite():
             return _register_site(command, given)
         case ReportWorkforce():
-            _existing(given, command.site_id)
-            return [WorkforceReported(site_id=command.site_id, headcount=command.headcount, as_of=command.as_of)]
+            return _report_workforce(command, given)
         case RecordArrival():
             return _record_arrival(command, given)
         case RecordDeparture():
@@ -498,6 +508,24 @@ def _complete_site(command: CompleteSite, given: Given) -> list[Event]:
         _not_before_arrival(site, member_id, on, "completed_on", "竣工日期")
         events.append(MemberDeparted(site_id=site.site_id, member_id=member_id, departed_on=on, reason=HANDED_BACK))
     return events
+
+
+def _report_workforce(command: ReportWorkforce, given: Given) -> list[Event]:
+    """The headcount shown is the last one reported, so a report is dated within the site's life and not before the
+    one shown (before, a report dated 2010 replaced the current figure, also in every view as of a later day)."""
+    site = _existing(given, command.site_id)
+    if command.as_of < site.start_date:
+        raise ReportBeforeStartError(
+            f"上报日期 {command.as_of} 早于开工日期 {site.start_date} (report before the site started)", "as_of")
+    if site.completed_on is not None and command.as_of > site.completed_on:
+        raise SiteCompletedError(
+            f"工地 {site.site_id} 已于 {site.completed_on} 竣工，{command.as_of} 不再上报从业人数 (site completed)",
+            "as_of")
+    if site.workforce_as_of is not None and command.as_of < site.workforce_as_of:
+        raise OlderThanLatestReportError(
+            f"已上报 {site.workforce_as_of} 的从业人数 {site.workforce} 人；更早日期 {command.as_of} 的上报会替换"
+            f"较新的数字，未记录 (older than the latest report)", "as_of")
+    return [WorkforceReported(site_id=command.site_id, headcount=command.headcount, as_of=command.as_of)]
 
 
 def _record_arrival(command: RecordArrival, given: Given) -> list[Event]:

@@ -168,6 +168,34 @@ def test_workforce_reported_replaces_headcount():
     assert state is not None and state.workforce == 9
 
 
+def report(as_of: dt.date, headcount: int = 80) -> ReportWorkforce:
+    return ReportWorkforce(command_id=cmd_id(), site_id="a", headcount=headcount, as_of=as_of)
+
+
+def test_a_headcount_is_not_reported_for_a_day_before_the_site_started():
+    with pytest.raises(domain.ReportBeforeStartError) as refused:
+        decide(report(DAY - dt.timedelta(days=1)), Given(given(registered())))
+    assert refused.value.field == "as_of"
+
+
+def test_a_headcount_older_than_the_one_shown_is_refused_and_one_of_the_same_day_corrects_it():
+    later = DAY + dt.timedelta(days=60)
+    shown = given(registered(), WorkforceReported(site_id="a", headcount=71, as_of=later))
+    with pytest.raises(domain.OlderThanLatestReportError) as refused:
+        decide(report(DAY + dt.timedelta(days=30), 999), Given(shown))
+    assert refused.value.field == "as_of" and "71" in str(refused.value)
+    assert decide(report(later, 72), Given(shown)) == [WorkforceReported(site_id="a", headcount=72, as_of=later)]
+
+
+def test_a_completed_site_takes_headcounts_up_to_its_completion_only():
+    done = given(registered(), WorkforceReported(site_id="a", headcount=71, as_of=DAY),
+                 SiteCompleted(site_id="a", completed_on=dt.date(2023, 6, 30)))
+    with pytest.raises(domain.SiteCompletedError) as refused:
+        decide(report(dt.date(2023, 7, 1), 500), Given(done))
+    assert refused.value.field == "as_of"
+    assert decide(report(dt.date(2023, 6, 30), 12), Given(done))[0].headcount == 12
+
+
 # ---- arrivals and departures --------------------------------------------------------------------
 
 
