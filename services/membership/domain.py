@@ -164,6 +164,10 @@ class ArrivalBeforeStartError(DomainError):
     code = "ARRIVAL_BEFORE_START"
 
 
+class DateBeforeEarlierStepError(DomainError):
+    code = "DATE_BEFORE_EARLIER_STEP"
+
+
 class ReportBeforeStartError(DomainError):
     code = "REPORT_BEFORE_START"
 
@@ -382,6 +386,8 @@ def advise(command: object, given: Given, rules: Rules = DEFAULT_RULES) -> list[
         out.append(ErrorInfo(code="MOVES_A_POST_HOLDER", field="member_id", message=(
             f"{command.member.name} 是另一工地的{'、'.join(held)}：调入本工地后，那里的职务空出，需重新选举或指定"
             " (the member holds a post at the site they leave)")))
+    if isinstance(command, FormPartyGroup) and site is not None:
+        out += _group_overlaps(site, command)
     if isinstance(command, FormBranch) and site is not None:
         warning = branch_size_warning(len(site.members), rules)
         return [ErrorInfo(code="BRANCH_TOO_LARGE", message=warning)] if warning else []
@@ -392,6 +398,22 @@ def advise(command: object, given: Given, rules: Rules = DEFAULT_RULES) -> list[
         warning = branch_size_warning(size, rules)
         if warning and size - 1 in (rules.branch_warn_members, rules.branch_general_members):
             out.append(ErrorInfo(code="BRANCH_TOO_LARGE", message=warning))
+    return out
+
+
+def _group_overlaps(site: SiteState, command: FormPartyGroup) -> list[ErrorInfo]:
+    """A group named as one already formed, or members already in another group: most often the same group sent
+    twice under a new id (a member belongs to one group; a regrouping closes the old group, which then counts no
+    more)."""
+    out = []
+    if same := [g.name for g in site.groups.values() if g.name == command.name]:
+        out.append(ErrorInfo(code="GROUP_NAME_TAKEN", field="name", message=(
+            f"本支部已有党小组「{same[0]}」：若是同一个党小组，请勿重复成立 (a group of this name exists)")))
+    taken = {m: g.name for g in site.groups.values() for m in g.members}
+    if elsewhere := [m for m in command.members if m in taken]:
+        names = "、".join(f"{site.members[m].name if m in site.members else m}（{taken[m]}）" for m in elsewhere[:5])
+        out.append(ErrorInfo(code="MEMBER_IN_ANOTHER_GROUP", field="members", message=(
+            f"{names} 已在其他党小组：每名党员编入一个党小组 (members already in another group)")))
     return out
 
 
@@ -628,6 +650,10 @@ def _form_party_group(command: FormPartyGroup, given: Given, rules: Rules) -> li
         raise NoBranchError("党小组须设在已成立的党支部内 (form the branch first)", "site_id")
     if command.group_id in site.groups:
         raise PartyGroupExistsError(f"党小组 {command.group_id} 已存在", "group_id")
+    if command.formed_on < site.branch.formed_on:
+        raise DateBeforeEarlierStepError(
+            f"党小组成立日期 {command.formed_on} 早于党支部成立日期 {site.branch.formed_on} (group before its branch)",
+            "formed_on")
     if len(command.members) < rules.party_group_min_members:
         raise PartyGroupTooSmallError(
             f"党小组至少需要{rules.party_group_min_members}名党员 (rule party_group_min_members)", "members"

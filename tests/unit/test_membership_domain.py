@@ -20,6 +20,7 @@ from contracts.membership import (
     MemberDeparted,
     MemberFacts,
     MemberStatus,
+    PartyGroupClosed,
     PartyGroupFormed,
     RecordArrival,
     RecordDeparture,
@@ -460,6 +461,27 @@ def test_party_group_is_formed_inside_a_branch():
 def test_party_group_needs_a_branch():
     with pytest.raises(domain.NoBranchError):
         decide(form_group(["m1", "m2", "m3"]), Given(given(registered(), *THREE_FULL)))
+
+
+def test_party_group_is_not_formed_before_its_branch():
+    formed_later = branch().model_copy(update={"formed_on": DAY + dt.timedelta(days=10)})
+    with pytest.raises(domain.DateBeforeEarlierStepError) as refused:
+        decide(form_group(["m1", "m2", "m3"]), Given(given(registered(), *THREE_FULL, formed_later)))
+    assert refused.value.field == "formed_on"
+
+
+def test_a_second_group_of_the_same_name_or_members_warns():
+    first = PartyGroupFormed(site_id="a", group_id="g1", name="一工段党小组", section="一工段", leader="m1",
+                             members=["m1", "m2", "m3"], formed_on=DAY)
+    state = given(registered(), *THREE_FULL, arrived("m4"), arrived("m5"), branch(), first)
+    again = form_group(["m3", "m4", "m5"], group_id="g2")
+    assert decide(again, Given(state))  # recorded all the same
+    warned = {w.code: w for w in domain.advise(again, Given(state))}
+    assert set(warned) == {"GROUP_NAME_TAKEN", "MEMBER_IN_ANOTHER_GROUP"}
+    assert "张三（一工段党小组）" in warned["MEMBER_IN_ANOTHER_GROUP"].message
+    closed = given(registered(), *THREE_FULL, arrived("m4"), arrived("m5"), branch(), first,
+                   PartyGroupClosed(site_id="a", group_id="g1", closed_on=DAY))
+    assert domain.advise(again, Given(closed)) == []
 
 
 def test_party_group_needs_three_members():
