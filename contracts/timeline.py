@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
+from contracts.errors import DomainError
 from contracts.rules import LIMITS
 
 # The city's clock: China Standard Time has had no daylight saving since 1991, so a fixed offset is exact and
@@ -110,13 +111,35 @@ def business_day(event: BaseModel) -> dt.date | None:
     return None if field is None else getattr(event, field)
 
 
-def dated_after(events: list[BaseModel], day: dt.date) -> dt.date | None:
-    """The first business day among `events` later than `day`, if any: what a completed site can no longer hold."""
+class SiteCompletedError(DomainError):
+    """A fact dated after the site's completion (竣工): nobody is left there to hold a meeting, be talked to or
+    settle with. What happened before it, recorded late, is taken."""
+
+    code = "SITE_COMPLETED"
+
+
+class BeforeSiteStartError(DomainError):
+    """A fact dated before the site started: there was no site yet to hold it."""
+
+    code = "BEFORE_SITE_START"
+
+
+def within_site_life(command: BaseModel, events: list[BaseModel], started_on: dt.date | None,
+                     completed_on: dt.date | None) -> None:
+    """Raises when an event `command` decided is dated before the site's start or after its completion (either left
+    None: not known, as for sites learnt before the service kept it). The refusal names the command's date field."""
+    site_id = getattr(command, "site_id", "")
+    field = date_field(type(command)) or "site_id"
     for event in events:
-        happened = business_day(event)
-        if happened is not None and happened > day:
-            return happened
-    return None
+        day = business_day(event)
+        if day is None:
+            continue
+        if completed_on is not None and day > completed_on:
+            raise SiteCompletedError(f"工地 {site_id} 已于 {completed_on} 竣工，不能登记 {day} 的记录"
+                                     " (dated after the site's completion)", field)
+        if started_on is not None and day < started_on:
+            raise BeforeSiteStartError(f"工地 {site_id} 于 {started_on} 开工，不能登记更早的 {day} 的记录"
+                                       " (dated before the site started)", field)
 
 
 def cutoff(as_of: dt.datetime | dt.date) -> tuple[dt.date, dt.datetime]:

@@ -56,7 +56,9 @@ from contracts.base import Command, Event
 from contracts.errors import DomainError
 from contracts.replies import ErrorInfo
 from contracts.rules import DEFAULT_RULES, Rules
-from contracts.timeline import date_field, dated_after
+
+# The site's life is one rule of every service recording on sites: its errors are this domain's too.
+from contracts.timeline import BeforeSiteStartError, SiteCompletedError, date_field, within_site_life  # noqa: F401
 
 # A fixed namespace: the obligation created for a cause always gets the same id.
 OBLIGATIONS = uuid.UUID("0b1e9a7c-3d52-4f0e-9c61-5a8f2e7d4b13")
@@ -98,20 +100,14 @@ class MemberNotPresentError(DomainError):
 
 
 class StepBeforeTrainingError(DomainError):
-    """三培两推: a backbone promoted or recommended before the day it was trained."""
+    """A step dated before the one it follows: a backbone promoted or recommended before the day it was trained, an
+    appraisal of a year before the branch existed."""
 
     code = "DATE_BEFORE_EARLIER_STEP"
 
 
 class AttendanceOverMembersError(DomainError):
     code = "ATTENDANCE_OVER_MEMBERS"
-
-
-class SiteCompletedError(DomainError):
-    """A fact dated after the site's completion (竣工): nobody is left there to hold a meeting or be talked to. What
-    happened before it, recorded late, is taken."""
-
-    code = "SITE_COMPLETED"
 
 
 class BeforeArrivalError(DomainError):
@@ -236,6 +232,7 @@ class Given:
     present: dict[str, Present] = field(default_factory=dict)
     branch: Branch | None = None
     completed_on: dt.date | None = None  # the site's completion, as membership's events said
+    started_on: dt.date | None = None  # its start; None for sites learnt before it was kept (not checked)
 
 
 # ---- evolve -----------------------------------------------------------------------------------
@@ -315,9 +312,10 @@ def advise(command: Command, given: Given) -> list[ErrorInfo]:
 
 def decide(command: Command, given: Given, rules: Rules = DEFAULT_RULES) -> list[Event]:
     events = _decide(command, given, rules)
-    if given.completed_on is not None and (day := dated_after(events, given.completed_on)) is not None:
-        raise SiteCompletedError(f"工地 {command.site_id} 已于 {given.completed_on} 竣工，不能登记 {day} 的记录"  # type: ignore[attr-defined]
-                                 " (dated after the site's completion)", date_field(type(command)) or "site_id")
+    # A talk closes an obligation the platform opened, on whatever day it was due: an applicant's talk may come before
+    # the site (the development files come with the person).
+    within_site_life(command, events, None if isinstance(command, RecordTalk) else given.started_on,
+                     given.completed_on)
     return events
 
 
@@ -523,6 +521,10 @@ def _points(command: AwardPoints, site: ActivitySite, given: Given, rules: Rules
 def _appraisal(command: AppraiseMembers, site: ActivitySite, given: Given, rules: Rules) -> Event:
     if given.branch is None:
         raise NoBranchError(f"工地 {command.site_id} 尚未成立党支部，不能民主评议", "site_id")
+    if command.year < given.branch.formed_on.year:
+        raise StepBeforeTrainingError(
+            f"党支部 {given.branch.formed_on} 成立，不能评议更早的 {command.year} 年度 (a year before the branch)",
+            "year")
     if command.year in site.appraised:
         raise AppraisalExistsError(f"党支部 {command.year} 年度民主评议已开展 (one appraisal per branch per year)",
                                    "year")

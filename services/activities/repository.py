@@ -41,6 +41,8 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
               lambda s: f"ALTER TABLE {s}.presence ADD COLUMN IF NOT EXISTS arrived_on date;"),
     Migration(10, "sites keep their completion (nothing is dated after it; sites completed before are not checked)",
               lambda s: f"ALTER TABLE {s}.known_site ADD COLUMN IF NOT EXISTS completed_on date;"),
+    Migration(11, "sites keep their start (nothing is dated before it; sites learnt before are not checked)",
+              lambda s: f"ALTER TABLE {s}.known_site ADD COLUMN IF NOT EXISTS started_on date;"),
 ])
 
 
@@ -49,8 +51,8 @@ class Directory:
 
     async def context(self, conn: asyncpg.Connection, site_id: str, site: ActivitySite | None
                       ) -> tuple[Given, str | None]:
-        known = await conn.fetchrow(f"SELECT township, completed_on FROM {SCHEMA}.known_site WHERE site_id = $1",
-                                    site_id)
+        known = await conn.fetchrow(
+            f"SELECT township, completed_on, started_on FROM {SCHEMA}.known_site WHERE site_id = $1", site_id)
         township = known["township"] if known else None
         rows = await conn.fetch(
             f"SELECT member_id, name, admitted_on, arrived_on FROM {SCHEMA}.presence WHERE site_id = $1", site_id
@@ -60,13 +62,14 @@ class Directory:
             f"SELECT formed_on, has_committee FROM {SCHEMA}.known_branch WHERE site_id = $1", site_id)
         return Given(site=site, known=township is not None, present=present,
                      branch=Branch(branch["formed_on"], branch["has_committee"]) if branch else None,
-                     completed_on=known["completed_on"] if known else None), township
+                     completed_on=known["completed_on"] if known else None,
+                     started_on=known["started_on"] if known else None), township
 
     async def learn_site(self, conn: asyncpg.Connection, e: SiteRegistered) -> None:
         await conn.execute(
-            f"INSERT INTO {SCHEMA}.known_site (site_id, township) VALUES ($1, $2)"
-            " ON CONFLICT (site_id) DO UPDATE SET township = EXCLUDED.township",
-            e.site_id, e.township,
+            f"INSERT INTO {SCHEMA}.known_site (site_id, township, started_on) VALUES ($1, $2, $3)"
+            " ON CONFLICT (site_id) DO UPDATE SET township = EXCLUDED.township, started_on = EXCLUDED.started_on",
+            e.site_id, e.township, e.start_date,
         )
 
     async def completed(self, conn: asyncpg.Connection, e: SiteCompleted) -> None:

@@ -34,20 +34,15 @@ from contracts.liaison import (
     VillageSupportRecorded,
 )
 from contracts.replies import ErrorInfo
-from contracts.timeline import date_field, dated_after
+
+# The site's life is one rule of every service recording on sites: its errors are this domain's too.
+from contracts.timeline import BeforeSiteStartError, SiteCompletedError, within_site_life  # noqa: F401
 
 # ---- errors -----------------------------------------------------------------------------------
 
 
 class SiteNotFoundError(DomainError):
     code = "SITE_NOT_FOUND"
-
-
-class SiteCompletedError(DomainError):
-    """A fact dated after the site's completion (竣工): a meeting, a dispute or a visit there cannot follow it. What
-    happened before it, recorded late, is taken."""
-
-    code = "SITE_COMPLETED"
 
 
 class AlreadyExistsError(DomainError):
@@ -125,7 +120,12 @@ class Given:
     has_branch: bool = False
     completed_on: dt.date | None = None  # the site's completion, as membership's events said
     branch_formed_on: dt.date | None = None  # None: no branch, or learnt before the day was kept (not checked)
+    started_on: dt.date | None = None  # the site's start; None for sites learnt before it was kept (not checked)
 
+
+# A land dispute, its mediation and the pledge of 双达标 may come before construction starts; the rest of liaison's
+# facts happen on a running site.
+BEFORE_START_TOO = (ReportDispute, StartMediation, ResolveMediation, EscalateToPetition, SignComplianceLetter)
 
 # Forward only: reported → mediating → resolved, and reported or mediating → petitioned.
 TRANSITIONS: dict[type[Command], tuple[set[CaseState], CaseState]] = {
@@ -204,9 +204,8 @@ def advise(command: Command, given: Given) -> list[ErrorInfo]:
 
 def decide(command: Command, given: Given) -> list[Event]:
     events = _decide(command, given)
-    if given.completed_on is not None and (day := dated_after(events, given.completed_on)) is not None:
-        raise SiteCompletedError(f"工地 {command.site_id} 已于 {given.completed_on} 竣工，不能登记 {day} 的记录"  # type: ignore[attr-defined]
-                                 " (dated after the site's completion)", date_field(type(command)) or "site_id")
+    within_site_life(command, events, None if isinstance(command, BEFORE_START_TOO) else given.started_on,
+                     given.completed_on)
     return events
 
 

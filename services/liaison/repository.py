@@ -29,6 +29,8 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
               lambda s: f"ALTER TABLE {s}.known_site ADD COLUMN IF NOT EXISTS completed_on date;"),
     Migration(9, "sites keep the day their branch was formed (an agreement is not signed before it)",
               lambda s: f"ALTER TABLE {s}.known_site ADD COLUMN IF NOT EXISTS branch_formed_on date;"),
+    Migration(10, "sites keep their start (nothing is dated before it; sites learnt before are not checked)",
+              lambda s: f"ALTER TABLE {s}.known_site ADD COLUMN IF NOT EXISTS started_on date;"),
 ])
 
 
@@ -36,18 +38,18 @@ class Directory:
     async def context(self, conn: asyncpg.Connection, site_id: str, site: LiaisonSite | None
                       ) -> tuple[Given, str | None]:
         row = await conn.fetchrow(
-            f"SELECT township, has_branch, completed_on, branch_formed_on FROM {SCHEMA}.known_site WHERE site_id = $1",
-            site_id)
+            f"SELECT township, has_branch, completed_on, branch_formed_on, started_on FROM {SCHEMA}.known_site"
+            " WHERE site_id = $1", site_id)
         if row is None:
             return Given(site=site, known=False), None
         return Given(site=site, known=True, has_branch=row["has_branch"], completed_on=row["completed_on"],
-                     branch_formed_on=row["branch_formed_on"]), row["township"]
+                     branch_formed_on=row["branch_formed_on"], started_on=row["started_on"]), row["township"]
 
     async def learn_site(self, conn: asyncpg.Connection, e: SiteRegistered) -> None:
         await conn.execute(
-            f"INSERT INTO {SCHEMA}.known_site (site_id, township) VALUES ($1, $2)"
-            " ON CONFLICT (site_id) DO UPDATE SET township = EXCLUDED.township",
-            e.site_id, e.township,
+            f"INSERT INTO {SCHEMA}.known_site (site_id, township, started_on) VALUES ($1, $2, $3)"
+            " ON CONFLICT (site_id) DO UPDATE SET township = EXCLUDED.township, started_on = EXCLUDED.started_on",
+            e.site_id, e.township, e.start_date,
         )
 
     async def completed(self, conn: asyncpg.Connection, e: SiteCompleted) -> None:

@@ -293,6 +293,18 @@ def night_school(on: dt.date) -> RecordActivity:
                           headcount=40)
 
 
+def test_nothing_is_held_at_a_site_before_it_started_but_a_talk_it_owes():
+    start = DAY + dt.timedelta(days=5)
+    started = Given(site=given(obligation()).site, known=True, present=PRESENT, started_on=start)
+    with pytest.raises(domain.BeforeSiteStartError) as refused:
+        decide(night_school(start - dt.timedelta(days=1)), started)
+    assert refused.value.field == "held_on" and refused.value.code == "BEFORE_SITE_START"
+    assert decide(night_school(start), started)
+    # An obligation the platform opened (an applicant's, from development files older than the site) is closed on
+    # the day the talk was held.
+    assert decide(talk(on=DAY), started)
+
+
 def test_nothing_is_held_at_a_site_after_its_completion():
     done = Given(site=None, known=True, present=PRESENT, completed_on=DAY)
     with pytest.raises(domain.SiteCompletedError) as refused:

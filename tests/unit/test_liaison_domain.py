@@ -279,6 +279,15 @@ def dispute(on: dt.date) -> ReportDispute:
                          parties=["工地", "村民"], description="噪音")
 
 
+def test_a_meeting_is_not_held_before_the_site_started_but_a_land_dispute_may_come_first():
+    started = Given(site=None, known=True, has_branch=True, started_on=LATER)
+    with pytest.raises(domain.BeforeSiteStartError) as refused:
+        decide(meeting(on=DAY, items=[]), started)
+    assert refused.value.field == "held_on" and "开工" in str(refused.value)
+    [event] = decide(dispute(DAY), started)
+    assert event.reported_on == DAY  # type: ignore[attr-defined]
+
+
 def test_nothing_is_reported_at_a_site_after_its_completion():
     done = Given(site=None, known=True, has_branch=True, completed_on=DAY)
     with pytest.raises(domain.SiteCompletedError) as refused:

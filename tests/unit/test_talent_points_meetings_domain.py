@@ -170,6 +170,12 @@ def test_excellent_at_exactly_one_third_is_accepted():
     assert isinstance(event, MembersAppraised) and len(event.grades) == 9
 
 
+def test_no_appraisal_of_a_year_before_the_branch():
+    with pytest.raises(domain.StepBeforeTrainingError) as refused:
+        decide(appraise(1, 2, year=FORMED.year - 1, on=FORMED), given())
+    assert refused.value.field == "year" and refused.value.code == "DATE_BEFORE_EARLIER_STEP"
+
+
 def test_one_excellent_over_one_third_is_refused_naming_the_rule():
     with pytest.raises(domain.ExcellentOverCapError) as refused:
         decide(appraise(4, 5), given())
