@@ -196,9 +196,12 @@ class ViewQueries:
         today, code = self.today(), params.township
         async with self.consistent() as conn:
             figures = await membership.area(conn, self.schema, "township", code, self.city_config)
-            if figures is None:
-                return _error("TOWNSHIP_NOT_FOUND", f"乡镇 {code} 没有登记的工地", "township")
-            data = {"township": code, "name": self.city_config.township_name(code), **figures,
+            if figures is None and code not in self.city_config.townships:
+                return _error("TOWNSHIP_NOT_FOUND",
+                              f"乡镇 {code} 不在本市的配置中，也没有登记的工地 (no such township)", "township")
+            # A township of the city without a site yet (or, as of a day, before its first) is a view of zeros.
+            data = {"township": code, "name": self.city_config.township_name(code),
+                    **(figures or membership.no_sites()),
                     "activities": await activities.summary(conn, self.schema, "township", code, today),
                     "liaison": await liaison.summary(conn, self.schema, "township", code, today),
                     "mobility": await mobility.summary(conn, self.schema, "township", code),
@@ -219,7 +222,7 @@ class ViewQueries:
         async with self.consistent() as conn:
             figures = await membership.area(conn, self.schema, "department", name, self.city_config)
             data = {"department": code, "name": name,
-                    **(figures or {"projects": 0, "workers": 0, "members": 0, "branches": 0, "sites": []}),
+                    **(figures or membership.no_sites()),
                     "activities": await activities.summary(conn, self.schema, "department", name, today),
                     "liaison": await liaison.summary(conn, self.schema, "department", name, today),
                     "mobility": await mobility.summary(conn, self.schema, "department", name),

@@ -355,6 +355,12 @@ async def area(conn: asyncpg.Connection, schema: str, column: str, value: str, c
     }
 
 
+def no_sites(rules: Rules = DEFAULT_RULES) -> dict[str, Any]:
+    """`area`'s figures for an area of the city without a site (yet, or as of a day before its first)."""
+    return {"projects": 0, "coverage": coverage([], rules), "workers": 0, "members": 0, "branches": 0, "sites": [],
+            "branch_warnings": []}
+
+
 def _brief(r: asyncpg.Record) -> dict[str, Any]:
     return {"site_id": r["site_id"], "name": r["name"], "township": r["township"],
             "full_members": r["full_members"]}

@@ -517,6 +517,15 @@ def test_the_city_page_shows_a_past_day_and_goes_back_to_live(browser: Any, demo
     assert page.locator("#freshness").inner_text().startswith("截至2020年2月1日，按业务日期")
     page.goto("/city?as_of=2020-12-31&basis=business")
     wait_figure(page, "members", view(demo, "city", "city", as_of="2020-12-31")["members"])
+    # A township opened from the past day is of that day too (before, it opened live without a word).
+    page.click(f'a[data-township="{DEMO_TOWNSHIP}"]')
+    page.wait_for_url(re.compile(rf"/township/{DEMO_TOWNSHIP}\?as_of=2020-12-31&basis=business"))
+    page.wait_for_selector('#live-status[data-state="past"]', timeout=10_000)
+    page.goto("/township/shacheng?as_of=2019-12-31&basis=recorded")  # before its first site: zeros, no error
+    page.wait_for_selector('#live-status[data-state="past"]', timeout=10_000)
+    wait_figure(page, "members", 0)
+    page.goto("/city?as_of=2020-12-31&basis=business")
+    wait_figure(page, "members", view(demo, "city", "city", as_of="2020-12-31")["members"])
     page.click("#as-of-live")
     wait_live(page)
     assert "as_of" not in page.url

@@ -113,6 +113,16 @@ async def test_business_days_give_the_figures_the_events_give(demo: GongdiClient
     assert figures(live) == seen[-1]
 
 
+async def test_a_township_before_its_first_site_is_a_view_of_zeros(demo: GongdiClient) -> None:
+    """Before, a township asked as of a day before its first site was TOWNSHIP_NOT_FOUND: an error page."""
+    reply = await demo.query("views", "township", {"township": "shacheng", "as_of": "2019-12-31"})
+    assert reply["ok"], reply
+    assert (reply["data"]["projects"], reply["data"]["members"], reply["data"]["sites"]) == (0, 0, [])
+    assert reply["data"]["name"] == "沙埕镇"
+    unknown = await demo.query("views", "township", {"township": "nosuch"})
+    assert unknown["error"]["code"] in ("TOWNSHIP_NOT_FOUND", "FORBIDDEN"), unknown
+
+
 async def test_a_fact_recorded_late_is_true_then_but_was_not_shown_then(demo: GongdiClient,
                                                                         pool: asyncpg.Pool) -> None:
     before = await site_view(demo, "shachengwan")

@@ -349,7 +349,7 @@ export function mayReadDepartment(me, code) {
 export function siteLink(me, site, text) {
   const name = text ?? site.name ?? site.site_id;
   if (mayReadSite(me, site)) {
-    return h('a', { href: `/site/${encodeURIComponent(site.site_id)}`, dataset: { siteId: site.site_id } }, name);
+    return h('a', { href: pageLink(`/site/${encodeURIComponent(site.site_id)}`), dataset: { siteId: site.site_id } }, name);
   }
   return h('span', { dataset: { siteId: site.site_id } }, name);
 }
@@ -406,6 +406,13 @@ export function asOf() {
   const day = p.get('as_of');
   if (!day || !/^\d{4}-\d{2}-\d{2}$/.test(day)) return null;
   return { as_of: day, as_of_basis: p.get('basis') === 'recorded' ? 'recorded' : 'business' };
+}
+
+// A link to another page at the same moment: from a page of a past day, the page it opens is of that day too, in the
+// same sense (before, a township opened from the city's 2020-12-31 showed today's figures without a word).
+export function pageLink(path) {
+  const past = asOf();
+  return past ? `${path}?${new URLSearchParams({ as_of: past.as_of, basis: past.as_of_basis })}` : path;
 }
 
 // A day and a sense beside the freshness mark; 回到实时 goes back to the live view.
@@ -680,7 +687,7 @@ export function peopleSummary(dev, mo, me, siteOf = (x) => x) {
         ['失联党员', fig('mobility.contact_lost', mo.contact_lost ?? 0)],
       ]),
       table(['工地', '应转接', '失联上报'], sites.map((x) => [
-        mayReadSite(me, siteOf(x)) ? h('a', { href: `/site/${encodeURIComponent(x.site_id)}` }, x.name || x.site_id) : (x.name || x.site_id),
+        mayReadSite(me, siteOf(x)) ? h('a', { href: pageLink(`/site/${encodeURIComponent(x.site_id)}`) }, x.name || x.site_id) : (x.name || x.site_id),
         fmt(x.transfer_prompts_open ?? 0), fmt(x.escalated ?? 0)]), { cls: 'data compact', empty: '没有待办的工地' })));
 }
 

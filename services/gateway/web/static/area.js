@@ -2,7 +2,7 @@
 // The page kind comes from <body data-page="township|department">; the code from the path /township/<code>.
 import {
   COVERAGE_TITLE, activitiesSummary, asOf, asOfControl, card, coverageParts, departmentName, downloadButtons, fig, fill, flag, fmt,
-  h, header, liaisonSummary, live, loadMe, mayReadSite, peopleSummary, setFreshness, showAsOf, showProblem, snapshotOf, start, sum, townshipName, view,
+  h, header, liaisonSummary, live, loadMe, mayReadSite, pageLink, peopleSummary, setFreshness, showAsOf, showProblem, snapshotOf, start, sum, townshipName, view,
 } from '/static/app.js';
 
 const kind = document.body.dataset.page === 'department' ? 'department' : 'township';
@@ -45,7 +45,7 @@ function sitesTable(sites) {
     h('tbody', null, rows.map((s) => {
       const site = { ...s, township: s.township || (kind === 'township' ? code : undefined) };
       const name = mayReadSite(me, site)
-        ? h('a', { href: `/site/${encodeURIComponent(s.site_id)}` }, s.name || s.site_id)
+        ? h('a', { href: pageLink(`/site/${encodeURIComponent(s.site_id)}`) }, s.name || s.site_id)
         : h('span', null, s.name || s.site_id);
       const branch = branchText(s.branch);
       return h('tr', { dataset: { siteId: s.site_id, gap: s.gap ? 'true' : 'false', shouldFormBranch: s.should_form_branch ? 'true' : 'false' } },

@@ -1,7 +1,7 @@
 // 全市大屏: the city view, live. Figures carry data-figure attributes; charts are re-set whole (notMerge).
 import {
   COVERAGE_TITLE, LABELS, POST_KINDS, TEAM_KINDS, asOf, asOfControl, cityMoment, coverageParts, disputesTable, downloadButtons, fig, fill,
-  fmt, h, header, live, loadMe, mayReadDepartment, mayReadSite, mayReadTownship, pad2, setFreshness, showAsOf, snapshotOf,
+  fmt, h, header, live, loadMe, mayReadDepartment, mayReadSite, mayReadTownship, pad2, pageLink, setFreshness, showAsOf, snapshotOf,
   start, sum, supportList, townshipName, view,
 } from '/static/app.js';
 
@@ -54,7 +54,7 @@ function coverageTile(cov) {
 
 function siteItem(s) {
   const name = mayReadSite(me, s)
-    ? h('a', { href: `/site/${encodeURIComponent(s.site_id)}`, class: 'site-name' }, s.name)
+    ? h('a', { href: pageLink(`/site/${encodeURIComponent(s.site_id)}`), class: 'site-name' }, s.name)
     : h('span', { class: 'site-name' }, s.name);
   return h('li', { dataset: { siteId: s.site_id, township: s.township }, title: `${s.name}（${townshipName(me, s.township)}，在场正式党员 ${fmt(s.full_members ?? 0)} 名）` }, name,
     h('span', { class: 'site-meta' }, `正式 ${fmt(s.full_members ?? 0)}`));
@@ -124,13 +124,13 @@ function renderLinks(d) {
   const townships = { ...((me.city && me.city.townships) || {}), ...fromView };
   fill('township-links', Object.entries(townships)
     .filter(([code]) => mayReadTownship(me, code))
-    .map(([code, name]) => h('a', { href: `/township/${encodeURIComponent(code)}`, dataset: { township: code } }, name)));
+    .map(([code, name]) => h('a', { href: pageLink(`/township/${encodeURIComponent(code)}`), dataset: { township: code } }, name)));
   // The departments by name, a link only where this login may open the page (else a refusal behind the link).
   const departments = (me.city && me.city.departments) || {};
   fill('department-links', Object.entries(departments)
     .filter(([code]) => me.role !== 'department' || code === me.department)
     .map(([code, name]) => (mayReadDepartment(me, code)
-      ? h('a', { href: `/department/${encodeURIComponent(code)}`, dataset: { department: code } }, name)
+      ? h('a', { href: pageLink(`/department/${encodeURIComponent(code)}`), dataset: { department: code } }, name)
       : h('span', { class: 'chip', dataset: { department: code } }, name))));
 }
 
