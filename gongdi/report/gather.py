@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -58,8 +59,18 @@ def _seq(view: dict[str, Any]) -> Any:
 
 
 async def gather(client: GongdiClient, city: City, year: int) -> Views:
-    """Every view the report reads. Each answer is its own snapshot; while the platform records, the city is asked
-    again at the end and everything once more if it moved, so the tables add up to the city's figures."""
+    """Every view the report reads, as of the year's end and as of the year before's: what happened during the year
+    (talks held, disputes received, …) is the difference, while what stands (projects, members, …) is at the
+    year's end. Without as-of views there is no earlier one."""
+    views = await _gather(client, city, year)
+    if views.params:
+        return replace(views, earlier=await _gather(client, city, year - 1))
+    return views
+
+
+async def _gather(client: GongdiClient, city: City, year: int) -> Views:
+    """Each answer is its own snapshot; while the platform records, the city is asked again at the end and
+    everything once more if it moved, so the tables add up to the city's figures."""
     limit = asyncio.Semaphore(IN_FLIGHT)
     for _ in range(ATTEMPTS):
         first = await _ask(client, limit, "city", year)

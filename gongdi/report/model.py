@@ -28,6 +28,17 @@ TALENT_FIGURES = {"backbone_trained": "backbone_trained", "recommended_to_manage
 
 BASIS_LABELS = {"business": "按业务日期", "recorded": "按平台记录时间"}
 
+# The city view's running totals of what happens (talks held, lessons given, disputes received, …): the report of a
+# year gives them as the year-end figure less the year before's, so 2021 does not repeat 2020's work as its own.
+# Everything else (projects, members, zones, open items, …) is what stood at the year's end.
+FLOWS: tuple[tuple[str, ...], ...] = (
+    ("activities", "visits"), ("activities", "talks", "done"), ("activities", "talks_by_method"),
+    ("activities", "talks_by_reason"), ("activities", "lessons"), ("activities", "innovations"),
+    ("activities", "innovations_adopted"), ("activities", "talent"),
+    ("liaison", "meetings"), ("liaison", "meeting_items", "resolved"), ("liaison", "petitions"),
+    ("liaison", "wage_petitions"), ("liaison", "support"),
+)
+
 
 @dataclass(frozen=True)
 class Area:
@@ -67,6 +78,7 @@ class Report:
     as_of: str | None  # the day the views were asked as of (YYYY-MM-DD), None: asked as they are now
     basis: str | None  # "business" or "recorded", with as_of
     later_records: bool  # the views hold records dated after the year (only possible without as_of)
+    yearly: bool  # FLOWS are the year's (the views as of the year before's end were asked too)
     city: dict[str, Any]  # the city view without its volatile figures
     gaps: tuple[SiteBrief, ...]
     should_form: tuple[SiteBrief, ...]
@@ -89,6 +101,8 @@ class Report:
         out = dict(found) if isinstance(found, dict) else {}
         if "applied" in out:  # the views' key for applicants not yet development targets (services/views/development)
             out.setdefault("applications", out["applied"])
+        if "developed_this_year" in out:  # the year's admissions, not all of them up to its end
+            out["developed"] = out["developed_this_year"]
         talent = self.activities.get("talent")
         if isinstance(talent, dict):
             out.update({key: talent[src] for key, src in TALENT_FIGURES.items() if src in talent})
@@ -117,10 +131,58 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def area(code: str, name: str, view: dict[str, Any] | None) -> Area:
-    """A township's or department's row from its view (None: the views know no site of it)."""
+def _get(view: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = view
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _less(now: Any, before: Any) -> Any:
+    """`now` less `before`, figure by figure (a dict's figures by key; text such as a unit stays)."""
+    if isinstance(now, dict):
+        return {k: _less(v, before.get(k) if isinstance(before, dict) else None) for k, v in now.items()}
+    if isinstance(now, int | float) and not isinstance(now, bool) and isinstance(before, int | float):
+        return now - before
+    return now
+
+
+def _disputes_received(view: dict[str, Any]) -> dict[str, int]:
+    return {kind: sum(states.values()) for kind, states in (_get(view, ("liaison", "disputes")) or {}).items()}
+
+
+def during(now: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """The city (or an area's) view of the year: its FLOWS less those of `before`, the view as of the year before's
+    end; and `liaison.disputes_received` (by kind) and `liaison.meeting_items.raised`, which the views keep only as
+    totals by present state."""
+    out = _copy(now)
+    items_now, items_before = _get(now, ("liaison", "meeting_items")) or {}, _get(before, ("liaison", "meeting_items"))
+    for path in FLOWS:
+        node = _get(out, path[:-1])
+        if isinstance(node, dict) and path[-1] in node:
+            node[path[-1]] = _less(node[path[-1]], _get(before, path))
+    li = out.get("liaison")
+    if isinstance(li, dict):
+        received, earlier = _disputes_received(now), _disputes_received(before)
+        li["disputes_received"] = {k: n - earlier.get(k, 0) for k, n in received.items()}
+        if isinstance(li.get("meeting_items"), dict):
+            items_before = items_before or {}
+            li["meeting_items"]["raised"] = (items_now.get("open", 0) + items_now.get("resolved", 0)
+                                            - items_before.get("open", 0) - items_before.get("resolved", 0))
+        given = {(x["village"], x["kind"]): x["total"] for x in before.get("liaison", {}).get("support_by_village", [])}
+        li["support_by_village"] = [{**x, "total": x["total"] - given.get((x["village"], x["kind"]), 0)}
+                                    for x in li.get("support_by_village", [])
+                                    if x["total"] - given.get((x["village"], x["kind"]), 0)]
+    return out
+
+
+def area(code: str, name: str, view: dict[str, Any] | None, earlier: dict[str, Any] | None = None) -> Area:
+    """A township's or department's row from its view (None: the views know no site of it); what happens during
+    the year (talks, disputes, petitions) less `earlier`, its view as of the year before's end, when given."""
     if view is None:
         return Area(code, name)
+    if earlier is not None:
+        view = during(view, earlier)
     sites = [s for s in view.get("sites", []) if not s.get("completed_on")]
     qualifying = [s for s in sites if s.get("qualifies")]
     a, li = view.get("activities", {}), view.get("liaison", {})
@@ -133,7 +195,8 @@ def area(code: str, name: str, view: dict[str, Any] | None) -> Area:
         gaps=sum(1 for s in sites if s.get("gap")),
         zones=a.get("zones", 0), teams=sum(a.get("teams", {}).values()), posts=sum(a.get("posts", {}).values()),
         work_points=a.get("work_points", 0), talks_done=a.get("talks", {}).get("done", 0),
-        disputes=sum(sum(states.values()) for states in disputes.values()),
+        disputes=sum(li["disputes_received"].values()) if "disputes_received" in li
+        else sum(sum(states.values()) for states in disputes.values()),
         petitions=li.get("petitions", 0),
         support={k: v["total"] for k, v in sorted(li.get("support", {}).items()) if v.get("total")},
     )
@@ -142,6 +205,9 @@ def area(code: str, name: str, view: dict[str, Any] | None) -> Area:
 def build(city: City, year: int, views: Views) -> Report:
     """The report of `year` from the views' answers; pure, and the same answers give the same report."""
     c = stable(views.city)
+    before = views.earlier
+    if before is not None:
+        c = during(c, stable(before.city))
     names = city.townships
     order = {code: i for i, code in enumerate(names)}
 
@@ -158,11 +224,21 @@ def build(city: City, year: int, views: Views) -> Report:
                 for m in c.get("by_month", []))
     return Report(
         year=year, city_code=c.get("city", city.code), city_name=c.get("city_name", city.name),
-        as_of=views.params.get("as_of"), basis=views.params.get("as_of_basis"), later_records=later, city=c,
+        as_of=views.params.get("as_of"), basis=views.params.get("as_of_basis"), later_records=later,
+        yearly=before is not None, city=c,
         gaps=by_place(c.get("gaps", [])), should_form=by_place(c.get("should_form_branch", [])),
-        townships=tuple(area(code, name, views.townships.get(code)) for code, name in names.items()),
-        departments=tuple(area(code, name, views.departments.get(code)) for code, name in city.departments.items()),
+        townships=tuple(area(code, name, views.townships.get(code), _earlier(before, "townships", code))
+                        for code, name in names.items()),
+        departments=tuple(area(code, name, views.departments.get(code), _earlier(before, "departments", code))
+                          for code, name in city.departments.items()),
     )
+
+
+def _earlier(before: Views | None, kind: str, code: str) -> dict[str, Any] | None:
+    """An area's view as of the year before's end: zeros (an empty view) when it had no site then."""
+    if before is None:
+        return None
+    return getattr(before, kind).get(code) or {}
 
 
 @dataclass(frozen=True)
@@ -174,3 +250,4 @@ class Views:
     townships: dict[str, dict[str, Any] | None]
     departments: dict[str, dict[str, Any]]
     params: dict[str, str] = field(default_factory=dict)
+    earlier: Views | None = None  # the same as of the year before's end (what the year's flows are counted from)

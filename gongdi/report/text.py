@@ -5,9 +5,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.activities import LABELS as ACTIVITY_LABELS
+from contracts.activities import TalkReason
 from contracts.liaison import LABELS as LIAISON_LABELS
 from gongdi.report.model import BASIS_LABELS, DEVELOPMENT_FIGURES, TALENT_FIGURES, Area, Report, SiteBrief
 
+APPLICATION = TalkReason.application.value
 RED, GOLD, GREY, BLUE, GREEN = "#b71c1c", "#d4a017", "#9e9e9e", "#1f5f8b", "#2e7d32"
 
 
@@ -105,6 +107,7 @@ def colophon(r: Report) -> str:
 
 def sections(r: Report) -> list[Section]:
     c, a, li = r.city, r.activities, r.liaison
+    during, at_end = ("全年", "年末") if r.yearly else ("", "")
     out = []
 
     members, full = c.get("members", 0), c.get("full_members", 0)
@@ -153,26 +156,32 @@ def sections(r: Report) -> list[Section]:
 
         visits = a.get("visits", {})
         talks, methods = a.get("talks", {}), a.get("talks_by_method", {})
-        care = ("开展“三进三必谈”，"
+        # 三必谈 are the three talks owed to members; an applicant's talk (入党申请人谈话) is said apart.
+        reasons = a.get("talks_by_reason")
+        required = (sum(n for k, n in reasons.items() if k != APPLICATION) if isinstance(reasons, dict)
+                    else talks.get("done", 0))
+        applicants = reasons.get(APPLICATION, 0) if isinstance(reasons, dict) else 0
+        care = (f"{during}开展“三进三必谈”，"
                 + _listed([f"{ACTIVITY_LABELS[k]}{num(n)}次" for k, n in visits.items()])
-                + f"；完成必谈谈话{num(talks.get('done', 0))}人次"
+                + f"；完成必谈谈话{num(required)}人次"
+                + (f"，与入党申请人谈话{num(applicants)}人次" if applicants else "")
                 + (f"（{_listed([f'{ACTIVITY_LABELS[k]}{num(n)}人次' for k, n in methods.items() if n])}）"
                    if any(methods.values()) else "")
-                + f"，尚有{num(talks.get('open', 0))}人次待谈。")
+                + f"，{at_end}尚有{num(talks.get('open', 0))}人次待谈。")
         lessons = [f"{ACTIVITY_LABELS[k]}{num(v['sessions'])}场{num(v['attendance'])}人次"
                    for k, v in a.get("lessons", {}).items() if v.get("sessions")]
         paragraphs = [care]
         if lessons:
-            paragraphs.append(f"依托工地夜校、微党课进工地等阵地，共开展{_listed(lessons)}。")
+            paragraphs.append(f"依托工地夜校、微党课进工地等阵地，{during}共开展{_listed(lessons)}。")
         out.append(Section("四、组织关爱与教育培训", tuple(paragraphs)))
 
     out.append(Section("五、“三培两推”人才培养", (development(r),)))
 
     if li:
         items = li.get("meeting_items", {})
-        raised = items.get("open", 0) + items.get("resolved", 0)
-        paragraphs = [f"召开工地党建工作联席会议{num(li.get('meetings', 0))}次，议定事项{num(raised)}项，"
-                      f"已解决{num(items.get('resolved', 0))}项，尚在办理{num(items.get('open', 0))}项。"]
+        raised = items.get("raised", items.get("open", 0) + items.get("resolved", 0))
+        paragraphs = [f"{during}召开工地党建工作联席会议{num(li.get('meetings', 0))}次，议定事项{num(raised)}项，"
+                      f"解决{num(items.get('resolved', 0))}项，{at_end}尚在办理{num(items.get('open', 0))}项。"]
         targets = []
         for key, v in li.get("compliance", {}).items():
             part = f"{LIAISON_LABELS[key]}达标{num(v.get('met', 0))}个"
@@ -213,6 +222,18 @@ def development(r: Report) -> str:
 def disputes(li: dict[str, Any]) -> list[str]:
     by_kind = li.get("disputes", {})
     total = sum(sum(states.values()) for states in by_kind.values())
+    received = li.get("disputes_received")
+    if isinstance(received, dict) and sum(received.values()) != total:
+        # Cases of earlier years are still in the totals by state: the year's cases are said first, by kind, then
+        # where all cases stand at its end.
+        year = sum(received.values())
+        first = (f"工地纠纷调解站全年受理矛盾纠纷{num(year)}起，其中"
+                 + _listed([f"{LIAISON_LABELS[k]}纠纷{num(n)}起" for k, n in received.items() if n]) + "。"
+                 if year else "工地纠纷调解站全年未受理矛盾纠纷。")
+        standing = {s: sum(per[s] for per in by_kind.values()) for s in next(iter(by_kind.values()), {})}
+        first += (f"截至年末累计受理{num(total)}起：" + _listed([f"{LIAISON_LABELS[s]}{num(n)}起"
+                                                             for s, n in standing.items() if n]) + "。")
+        return [first, _petitions(li)]
     states: dict[str, int] = {}
     for per_state in by_kind.values():
         for state, n in per_state.items():
@@ -224,13 +245,17 @@ def disputes(li: dict[str, Any]) -> list[str]:
         first = f"工地纠纷调解站共受理矛盾纠纷{num(total)}起，其中{kinds}；{outcome}。"
     else:
         first = "工地纠纷调解站全年未受理矛盾纠纷。"
+    return [first, _petitions(li)]
+
+
+def _petitions(li: dict[str, Any]) -> str:
     petitions, wages = li.get("petitions", 0), li.get("wage_petitions", 0)
     if petitions:
         second = f"因矛盾纠纷上访{num(petitions)}起，" + (f"其中因薪资纠纷上访{num(wages)}起。" if wages
                                                    else "没有因薪资纠纷出现上访。")
     else:
         second = "全年未发生因矛盾纠纷引发的上访，没有因薪资纠纷出现上访。"
-    return [first, second]
+    return second
 
 
 def support(li: dict[str, Any]) -> str:
@@ -248,7 +273,7 @@ def support(li: dict[str, Any]) -> str:
 # ---- tables -----------------------------------------------------------------------------------------------------
 
 AREA_COLUMNS = ("重点工程项目", "从业人员", "党员", "兼合党支部", "应覆盖工地", "已覆盖", "空白点", "党员责任区",
-                "党员队伍", "示范岗", "示范工点", "矛盾纠纷", "上访")
+                "党员队伍", "示范岗", "示范工点", "全年受理纠纷", "全年上访")
 
 
 def _area_values(a: Area) -> tuple[int, ...]:

@@ -31,6 +31,7 @@ from contracts.activities import (
     TalkMethod,
     TalkObligationCreated,
     TalkObligationMooted,
+    TalkReason,
     TeamFormed,
     TeamKind,
     VisitKind,
@@ -304,6 +305,10 @@ async def summary(conn: asyncpg.Connection, schema: str, scope: str, key: str | 
         f"SELECT method, count(*) AS n FROM {s}.talk_obligation {w} AND closed_on IS NOT NULL AND NOT mooted"
         " GROUP BY method", key)
     by_method = {r["method"]: r["n"] for r in held}
+    reasons = await conn.fetch(
+        f"SELECT reason, count(*) AS n FROM {s}.talk_obligation {w} AND closed_on IS NOT NULL AND NOT mooted"
+        " GROUP BY reason", key)
+    by_reason = {r["reason"]: r["n"] for r in reasons}
     # sum() of an int column is a bigint; it was cast back to int, which 2,148 activities of the largest allowed
     # headcount (1,000,000) overflow. Casting to bigint keeps the value an int for the JSON reply.
     lessons = await conn.fetch(
@@ -330,6 +335,8 @@ async def summary(conn: asyncpg.Connection, schema: str, scope: str, key: str | 
         "talks": {"open": talks["open"], "overdue": talks["overdue"], "done": talks["done"],
                   "mooted": talks["mooted"]},
         "talks_by_method": {m.value: by_method.get(m.value, 0) for m in TalkMethod},  # talks done, 面谈 / 电话
+        # talks done by why they were owed: the three 必谈 and an applicant's talk (入党申请人谈话), which is not one
+        "talks_by_reason": {r.value: by_reason.get(r.value, 0) for r in TalkReason},
         "birthdays_this_month": birthdays,
         "lessons": {k.value: per_kind.get(k.value, {"sessions": 0, "attendance": 0}) for k in ActivityKind},
         "talent": await talent(conn, s, w, key),

@@ -234,3 +234,35 @@ def test_the_views_are_asked_as_of_the_years_end_when_their_contract_takes_it():
                                           ("site.shacheng.shachengwan", False), ("setup", False), ("", False)])
 def test_who_may_make_the_citys_report(who: str, may: bool):
     assert (refusal(who) is None) is may
+
+
+def test_a_years_report_counts_what_happened_that_year_and_what_stood_at_its_end():
+    """Before, the 2021 report repeated 2020's talks, meetings and disputes as 2021's own."""
+    before = city_view()  # the end of 2020
+    now = city_view(activities={**activities(60, (18, 16, 11), 10, 7, 160),
+                                "talks_by_reason": {"new_arrival": 150, "application": 10}},
+                    liaison={**liaison(), "meetings": 23,
+                             "meeting_items": {"open": 2, "resolved": 31, "by_unit": {}},
+                             "disputes": {"wages": {"reported": 1, "mediating": 0, "resolved": 3, "petitioned": 0},
+                                          "neighbours": {"reported": 0, "mediating": 0, "resolved": 1,
+                                                         "petitioned": 0}}})
+    before["activities"]["talks_by_reason"] = {"new_arrival": 150, "application": 3}
+    r = build(CITY, 2021, Views(city=now, townships={}, departments={},
+                                params={"as_of": "2021-12-31", "as_of_basis": "business"},
+                                earlier=Views(city=before, townships={}, departments={})))
+    said = text(r)
+    assert "全年开展“三进三必谈”" in said
+    assert "完成必谈谈话0人次，与入党申请人谈话7人次" in said and "年末尚有100人次待谈" in said
+    assert "全年召开工地党建工作联席会议3次，议定事项3项，解决5项，年末尚在办理2项" in said
+    assert "工地纠纷调解站全年受理矛盾纠纷2起，其中薪资纠纷2起。截至年末累计受理5起" in said
+    assert "依托工地夜校" not in said  # no lesson held this year: none listed (before: 2020's, as 2021's)
+
+
+def test_the_first_years_report_counts_everything_as_that_years():
+    empty = {"activities": {}, "liaison": {}}
+    with_earlier = build(CITY, 2020, Views(city=city_view(), townships={}, departments={}, params=BY_YEAR_END,
+                                           earlier=Views(city=empty, townships={}, departments={})))
+    said = text(with_earlier)
+    for phrase in ("完成必谈谈话153人次", "全年召开工地党建工作联席会议20次，议定事项30项", "工地夜校10场525人次",
+                   "工地纠纷调解站共受理矛盾纠纷3起", "捐款3万元", "硬化道路200米"):
+        assert phrase in said, phrase
