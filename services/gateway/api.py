@@ -119,6 +119,13 @@ def command_id_for(key: str | None, body_id: Any, user: str, secret: str = "") -
     return str(body_id) if body_id else str(uuid.uuid4())
 
 
+def _same_id(given: Any, used: str) -> bool:
+    try:
+        return uuid.UUID(str(given)) == uuid.UUID(used)
+    except ValueError:
+        return False
+
+
 async def over_bus(metrics: Metrics, kind: str, name: str, ask: Callable[[], Any]) -> Response:
     try:
         reply = await ask()
@@ -297,8 +304,16 @@ def _command_route(service: str, name: str, command: type[Command], current: Cal
         except BodyRefused as exc:
             metrics.count("command", f"{service}.{name}", "VALIDATION_FAILED")
             return refused("VALIDATION_FAILED", str(exc), exc.field)
-        raw["command_id"] = command_id_for(idempotency_key, raw.get("command_id"), session.identity.name,
-                                           key_secret)
+        if len(request.headers.getlist("idempotency-key")) > 1:  # which would a retry send? Not one taken silently
+            metrics.count("command", f"{service}.{name}", "VALIDATION_FAILED")
+            return refused("VALIDATION_FAILED", "Idempotency-Key: 只能有一个 (one Idempotency-Key header)",
+                           "Idempotency-Key")
+        body_id = raw.get("command_id")
+        raw["command_id"] = command_id_for(idempotency_key, body_id, session.identity.name, key_secret)
+        if idempotency_key and body_id is not None and not _same_id(body_id, raw["command_id"]):
+            metrics.count("command", f"{service}.{name}", "VALIDATION_FAILED")
+            return refused("VALIDATION_FAILED", "command_id: 与 Idempotency-Key 不一致，只用其中一个即可"
+                           " (command_id and Idempotency-Key differ)", "command_id")
         return await over_bus(metrics, "command", f"{service}.{name}",
                               lambda: session.client.send_raw(service, name, orjson.dumps(raw)))
 

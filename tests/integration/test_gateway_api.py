@@ -449,6 +449,22 @@ def test_the_same_post_twice_with_an_idempotency_key_records_once(gw: Gateway, c
     assert (error(reused)["code"], error(reused)["field"]) == ("COMMAND_ID_REUSED", "command_id")
 
 
+def test_a_key_that_says_two_things_is_refused_and_records_nothing(city: httpx.Client):
+    """Before, of two Idempotency-Key headers the first was taken (a retry sending the second recorded the fact
+    again), and a body's command_id other than the key was overridden without a word."""
+    registered(city, "gw-idem4")
+    path = "/api/commands/membership/RecordArrival"
+    body = arrival("gw-idem4", "gw-idem4-m1")
+    two = city.post(path, json=body, headers=[("Idempotency-Key", "dup-a"), ("Idempotency-Key", "dup-b")])
+    assert two.status_code == 422 and error(two)["field"] == "Idempotency-Key", two.text
+    key = str(uuid.uuid4())
+    differs = city.post(path, json={**body, "command_id": str(uuid.uuid4())}, headers={"Idempotency-Key": key})
+    assert differs.status_code == 422 and error(differs)["field"] == "command_id", differs.text
+    same = city.post(path, json={**body, "command_id": key}, headers={"Idempotency-Key": key})
+    assert same.status_code == 200 and same.json()["command_id"] == key, same.text
+    assert eventually(lambda: members_present(city, "gw-idem4") == 1)
+
+
 def test_a_key_that_is_no_uuid_works_and_is_per_identity(city: httpx.Client, gw: Gateway):
     registered(city, "gw-idem2")
     key = "order-42/retry"
