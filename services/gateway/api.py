@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from contracts import activities, liaison, membership
 from contracts.base import Command, Slug
 from contracts.history import SUBJECTS, History, Subject
+from contracts.identity import ForbiddenError
 from contracts.queries import QUERIES, ServiceStatus
 from contracts.queries import Query as ViewQuery
 from contracts.replies import CommandReply, ErrorInfo, QueryReply
@@ -298,6 +299,11 @@ def _command_route(service: str, name: str, command: type[Command], current: Cal
     async def route(body: Annotated[model, Body()], request: Request,  # type: ignore[valid-type]
                     session: Annotated[Session, Depends(current)],
                     idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Response:
+        try:  # a role that only reads is told so in its words, not by the bus's refusal of the subject
+            session.identity.check_may_write()
+        except ForbiddenError as exc:
+            metrics.count("command", f"{service}.{name}", "FORBIDDEN")
+            return refused("FORBIDDEN", exc.message, exc.rule)
         # The service parses the body itself, strictly: it gets the bytes as sent, with the command id set.
         try:
             raw = command_json(await request.body())

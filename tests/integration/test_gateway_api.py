@@ -536,7 +536,8 @@ def test_reading_roles_cannot_write(gw: Gateway, city: httpx.Client, user: str):
         assert reader.get("/api/me").json()["data"]["may_write"] is False
         reply = post(reader, "membership", "RecordArrival", arrival(s, f"{s}-m1"))
     assert reply.status_code == 403, reply.text
-    assert error(reply)["code"] == "FORBIDDEN"
+    assert (error(reply)["code"], error(reply)["field"]) == ("FORBIDDEN", "READ_ONLY_ROLE")
+    assert "只能查看，不能记录" in error(reply)["message"]  # before: the bus's subject and "permissions violation"
 
 
 def test_the_dashboard_sees_figures_but_no_site(gw: Gateway, city: httpx.Client):
