@@ -183,7 +183,7 @@ def area(code: str, name: str, view: dict[str, Any] | None, earlier: dict[str, A
         return Area(code, name)
     if earlier is not None:
         view = during(view, earlier)
-    sites = [s for s in view.get("sites", []) if not s.get("completed_on")]
+    sites = [s for s in view.get("sites", []) if s.get("building", not s.get("completed_on"))]
     qualifying = [s for s in sites if s.get("qualifies")]
     a, li = view.get("activities", {}), view.get("liaison", {})
     disputes = li.get("disputes", {})

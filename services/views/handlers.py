@@ -181,7 +181,7 @@ class ViewQueries:
     async def city(self, _: CityQuery) -> bytes:
         today = self.today()
         async with self.consistent() as conn:
-            data = await membership.city(conn, self.schema, self.city_config)
+            data = await membership.city(conn, self.schema, self.city_config, today=today)
             data["development"] = await development.figures(
                 conn, self.schema, membership.scope_filter(self.schema, "city"), None, today)
             data["activities"] = await activities.summary(conn, self.schema, "city", None, today)
@@ -195,7 +195,7 @@ class ViewQueries:
     async def township(self, params: TownshipQuery) -> bytes:
         today, code = self.today(), params.township
         async with self.consistent() as conn:
-            figures = await membership.area(conn, self.schema, "township", code, self.city_config)
+            figures = await membership.area(conn, self.schema, "township", code, self.city_config, today=today)
             if figures is None and code not in self.city_config.townships:
                 return _error("TOWNSHIP_NOT_FOUND",
                               f"乡镇 {code} 不在本市的配置中，也没有登记的工地 (no such township)", "township")
@@ -220,7 +220,7 @@ class ViewQueries:
             return _error("DEPARTMENT_NOT_FOUND", f"主管部门 {code} 不在本市的配置中 (no such department)",
                           "department")
         async with self.consistent() as conn:
-            figures = await membership.area(conn, self.schema, "department", name, self.city_config)
+            figures = await membership.area(conn, self.schema, "department", name, self.city_config, today=today)
             data = {"department": code, "name": name,
                     **(figures or membership.no_sites()),
                     "activities": await activities.summary(conn, self.schema, "department", name, today),
@@ -235,7 +235,7 @@ class ViewQueries:
     async def site(self, params: SiteQuery) -> bytes:
         today = self.today()
         async with self.consistent() as conn:
-            data = await membership.site(conn, self.schema, params.site_id, self.city_config)
+            data = await membership.site(conn, self.schema, params.site_id, self.city_config, today=today)
             if data is None:
                 return _no_site(params.site_id)
             data["activities"] = await activities.summary(conn, self.schema, "site", params.site_id, today)

@@ -1,6 +1,7 @@
 """Views of membership: the site, member and party-group tables, their projection, and the site and city queries."""
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Mapping
 from typing import Any
@@ -217,12 +218,13 @@ def scope_filter(schema: str, scope: str) -> str:
     raise ValueError(f"no such scope {scope!r}")
 
 
-async def city(conn: asyncpg.Connection, schema: str, city: City, rules: Rules = DEFAULT_RULES
-               ) -> dict[str, Any]:
+async def city(conn: asyncpg.Connection, schema: str, city: City, rules: Rules = DEFAULT_RULES,
+               today: dt.date | None = None) -> dict[str, Any]:
     s = schema
+    day = today or dt.date.today()
     rows = await conn.fetch(
         f"""
-        SELECT s.site_id, s.name, s.township, s.department, s.workforce, s.qualifies,
+        SELECT s.site_id, s.name, s.township, s.department, s.workforce, s.qualifies, s.start_date,
                {ACTIVE_BRANCH} AS has_branch, s.completed_on IS NOT NULL AS completed,
                coalesce(m.members, 0) AS members, coalesce(m.full_members, 0) AS full_members
         FROM {s}.site s
@@ -230,8 +232,9 @@ async def city(conn: asyncpg.Connection, schema: str, city: City, rules: Rules =
                    FROM {s}.site_member GROUP BY site_id) m USING (site_id)
         ORDER BY s.site_id"""
     )
-    # A completed project needs no branch any more: it is neither a gap nor asked to form one.
-    building = [r for r in rows if not r["completed"]]
+    # A completed project needs no branch any more, and one not started yet needs none so far: neither is a gap
+    # nor asked to form one (a project registered for next year was a 空白点 at once).
+    building = [r for r in rows if not r["completed"] and r["start_date"] <= day]
     qualifying = [r for r in building if r["qualifies"]]
     gaps = [_brief(r) for r in qualifying if not r["has_branch"]]
     should_form = [
@@ -301,7 +304,7 @@ async def by_month(conn: asyncpg.Connection, schema: str) -> list[dict[str, Any]
 
 
 async def area(conn: asyncpg.Connection, schema: str, column: str, value: str, city: City,
-               rules: Rules = DEFAULT_RULES) -> dict[str, Any] | None:
+               rules: Rules = DEFAULT_RULES, today: dt.date | None = None) -> dict[str, Any] | None:
     """The figures of the sites whose `column` (township code or department name) is `value`, and the sites
     themselves by name; None when there is none. Counts and project names: no member is named."""
     if column not in AREAS:
@@ -309,7 +312,7 @@ async def area(conn: asyncpg.Connection, schema: str, column: str, value: str, c
     s = schema
     rows = await conn.fetch(
         f"""
-        SELECT s.site_id, s.name, s.township, s.department, s.workforce, s.qualifies,
+        SELECT s.site_id, s.name, s.township, s.department, s.workforce, s.qualifies, s.start_date,
                CASE WHEN {ACTIVE_BRANCH} THEN s.branch->>'name' END AS branch,
                s.completed_on, coalesce(m.members, 0) AS members, coalesce(m.full_members, 0) AS full_members
         FROM {s}.site s
@@ -322,8 +325,9 @@ async def area(conn: asyncpg.Connection, schema: str, column: str, value: str, c
     if not rows:
         return None
     sites = []
+    day = today or dt.date.today()
     for r in rows:
-        building = r["completed_on"] is None
+        building = r["completed_on"] is None and r["start_date"] <= day
         sites.append({
             "site_id": r["site_id"],
             "name": r["name"],
@@ -339,13 +343,13 @@ async def area(conn: asyncpg.Connection, schema: str, column: str, value: str, c
             "should_form_branch": r["branch"] is None and building
                                   and r["full_members"] >= rules.branch_min_full_members,
             "completed_on": r["completed_on"].isoformat() if r["completed_on"] else None,
+            "building": building,  # started and not completed: a site the coverage asks a branch of
             "branch_warning": branch_warning(r["members"], r["branch"] is not None, rules),
         })
     return {
         "projects": len(sites),
         # as the city counts it: a completed project needs no branch any more and is out of both figures
-        "coverage": coverage([x["branch"] is not None for x in sites if x["qualifies"] and x["completed_on"] is None],
-                             rules),
+        "coverage": coverage([x["branch"] is not None for x in sites if x["qualifies"] and x["building"]], rules),
         "workers": sum(x["workforce"] for x in sites),
         "members": sum(x["members_present"] for x in sites),
         "branches": sum(1 for x in sites if x["branch"] is not None),
@@ -366,8 +370,8 @@ def _brief(r: asyncpg.Record) -> dict[str, Any]:
             "full_members": r["full_members"]}
 
 
-async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, rules: Rules = DEFAULT_RULES
-               ) -> dict[str, Any] | None:
+async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, rules: Rules = DEFAULT_RULES,
+               today: dt.date | None = None) -> dict[str, Any] | None:
     s = schema
     row = await conn.fetchrow(f"SELECT * FROM {s}.site WHERE site_id = $1", site_id)
     if row is None:
@@ -396,6 +400,7 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, 
     for g in groups:
         held |= {g["leader"], *orjson.loads(g["members"])}
     names = {**await _departed_names(conn, s, site_id, sorted(held - present.keys())), **present}
+    building = row["completed_on"] is None and row["start_date"] <= (today or dt.date.today())
     if branch is not None:
         branch["secretary_name"] = names.get(branch.get("secretary", ""))
         branch["secretary_departed"] = branch.get("secretary") not in present
@@ -413,8 +418,8 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, 
         "qualifies": row["qualifies"],
         "completed_on": row["completed_on"].isoformat() if row["completed_on"] else None,
         "branch": branch,
-        "gap": row["qualifies"] and branch is None and row["completed_on"] is None,
-        "should_form_branch": branch is None and row["completed_on"] is None and full >= rules.branch_min_full_members,
+        "gap": row["qualifies"] and branch is None and building,
+        "should_form_branch": branch is None and building and full >= rules.branch_min_full_members,
         "branch_warning": branch_warning(len(members), branch is not None and "dissolved_on" not in branch, rules),
         "members_present": len(members),
         "full_members": full,

@@ -738,8 +738,8 @@ def test_the_big_screen_shows_the_citys_time_on_a_screen_set_to_another_zone(
 
 
 def _coverage(sites: list[dict[str, Any]]) -> tuple[int, int]:
-    """已建, 应建 as the city view counts them: a completed project is out of both."""
-    qualifying = [s for s in sites if s["qualifies"] and not s["completed_on"]]
+    """已建, 应建 as the city view counts them: a completed project, or one not started yet, is out of both."""
+    qualifying = [s for s in sites if s["qualifies"] and s["building"]]
     return sum(1 for s in qualifying if s["branch"]), len(qualifying)
 
 

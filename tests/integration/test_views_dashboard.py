@@ -72,7 +72,8 @@ async def connect(admin_settings: Settings, servers: Servers) -> AsyncIterator[A
 
 
 SITE_KEYS = {"site_id", "name", "township", "township_name", "department", "workforce", "members_present",
-             "full_members", "branch", "qualifies", "gap", "should_form_branch", "completed_on", "branch_warning"}
+             "full_members", "branch", "qualifies", "gap", "should_form_branch", "completed_on", "building",
+             "branch_warning"}
 
 
 async def test_a_township_lists_its_sites_by_name(client: GongdiClient):
@@ -93,7 +94,7 @@ async def test_a_township_lists_its_sites_by_name(client: GongdiClient):
     assert sites[0] == {"site_id": "zz", "name": "A工地", "township": "bailin", "township_name": "白琳镇",
                         "department": "水利局", "workforce": 120, "members_present": 1, "full_members": 1,
                         "branch": None, "qualifies": True, "gap": True, "should_form_branch": False,
-                        "completed_on": None, "branch_warning": None}
+                        "completed_on": None, "building": True, "branch_warning": None}
     assert (sites[1]["members_present"], sites[1]["gap"], sites[1]["should_form_branch"]) == (3, True, True)
     assert (sites[2]["gap"], sites[2]["completed_on"]) == (False, "2022-12-31")
     assert (sites[3]["qualifies"], sites[3]["gap"]) == (False, False)
@@ -114,6 +115,23 @@ async def test_a_township_lists_its_sites_by_name(client: GongdiClient):
     diantou = await shown(client, "township", lambda d: d["members"] == 1 and d["activities"]["talks"]["open"] == 1,
                           township="diantou")
     assert [s["site_id"] for s in diantou["sites"]] == ["elsewhere"]
+
+
+async def test_a_project_not_started_yet_is_no_gap_until_it_starts(client: GongdiClient):
+    """Before, a qualifying project registered for next year was a 空白点 at once."""
+    later = dt.date.today() + dt.timedelta(days=1)
+    await sent(client, site("plan", township="guanyang", name="规划工程", start=later))
+    data = await shown(client, "township", lambda d: d["projects"] == 1, township="guanyang")
+    [plan] = data["sites"]
+    assert (plan["qualifies"], plan["building"], plan["gap"]) == (True, False, False)
+    assert data["coverage"]["qualifying"] == 0
+    assert "plan" not in {g["site_id"] for g in (await view(client, "city"))["data"]["gaps"]}
+    assert (await view(client, "site", site_id="plan"))["data"]["gap"] is False
+    # As of the day it starts, it is one (a view may be asked up to the end of this year).
+    if later.year == dt.date.today().year:
+        starting = await view(client, "township", township="guanyang", as_of=later.isoformat())
+        assert starting["ok"], starting
+        assert starting["data"]["sites"][0]["gap"] is True and starting["data"]["coverage"]["qualifying"] == 1
 
 
 async def test_a_department_sees_its_sites_and_only_its_own(client: GongdiClient, connect: Any, tmp_path: Path,
