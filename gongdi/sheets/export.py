@@ -74,7 +74,7 @@ STAGE_DAY = {"applicant": "applied_on", "activist": "activist_on", "target": "ta
 TALENT = {"backbone_trained": "培养党员骨干", "recommended_management": "推荐进入项目管理层",
           "promoted_management": "骨干培养成管理人员", "recommended_crew_leaders": "推荐为班组长"}
 DEVELOPMENT = {"applied": "入党申请人（含积极分子）", "activists": "入党积极分子", "targets": "发展对象",
-               "probationary": "预备党员", "full_confirmed": "已转正", "developed": "发展党员",
+               "probationary": "在工地接收的预备党员", "full_confirmed": "已转正", "developed": "发展党员",
                "developed_this_year": "今年发展党员", "overdue": "预备期满未转正"}
 MOBILITY = {"transfer_prompts_open": "应转接组织关系", "escalated": "失联党员上报", "contact_lost": "失联登记"}
 CASE_STATES = ("reported", "mediating", "resolved", "petitioned")

@@ -472,6 +472,7 @@ def test_the_dashboard_sees_the_city_figures_but_no_member_names(
     problem = page.locator('#problem[data-state="forbidden"]')
     problem.wait_for(timeout=10_000)
     assert "无权查看" in problem.inner_text() and "dashboard 的身份无权查看这项内容" in problem.inner_text()
+    assert not re.search(r"\[[A-Z_]+\]|\([\x20-\x7e]+\)", problem.inner_text())  # the Chinese, no codes
     body = page.locator("body").inner_text()
     assert not sorted(n for n in names if n in body), "member names on a forbidden site page"
     page.screenshot(path=str(artefacts / "dashboard-site-forbidden.png"))
@@ -583,6 +584,8 @@ def test_the_site_page_lists_the_development_path_and_the_mobility_to_dos(
         time.sleep(0.1)
     if not expected:
         assert "没有流动党员待办" in page.locator("#mobility").inner_text()
+    for prompt in todo["transfer_prompts"]:  # when it fell due, not only when the reminder was made
+        assert f"应于 {prompt['due_on']}" in page.locator("#mobility").inner_text()
     page.locator("#development-section").screenshot(path=str(artefacts / "site-development.png"))
 
 

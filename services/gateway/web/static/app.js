@@ -381,6 +381,14 @@ export function header(me, { nav = true } = {}) {
 }
 
 // A whole-page message in place of a view: 无权查看, 没有找到, 无法连接.
+// A message as a person reads it: the platform writes Chinese first, then its English detail in parentheses and a rule
+// code in brackets for programs and logs; the page keeps the Chinese (the whole text stays in the tooltip).
+export function forPeople(message) {
+  const text = String(message || '');
+  if (!/^[^\x00-\x7f]/.test(text.trim()) && !/[\u4e00-\u9fff]/.test(text)) return text;
+  return text.replace(/\s*\[[A-Z_]+\]/g, '').replace(/\s*\([\x20-\x7e]*\)/g, '').trim() || text;
+}
+
 export function showProblem(err, target = 'content', { forbiddenTitle = '无权查看' } = {}) {
   const el = typeof target === 'string' ? document.getElementById(target) : target;
   let title = '加载失败';
@@ -388,8 +396,8 @@ export function showProblem(err, target = 'content', { forbiddenTitle = '无权�
   if (err instanceof ApiError && err.forbidden) { title = forbiddenTitle; state = 'forbidden'; }
   else if (err instanceof ApiError && err.notFound) { title = '没有找到'; state = 'not-found'; }
   else if (err instanceof ApiError && err.retryable) { title = '暂时无法连接'; state = 'unreachable'; }
-  const message = err && err.message && err.message !== title ? err.message : '';
-  fill(el, h('div', { class: 'problem', id: 'problem', dataset: { state, code: err && err.code } },
+  const message = err && err.message && err.message !== title ? forPeople(err.message) : '';
+  fill(el, h('div', { class: 'problem', id: 'problem', dataset: { state, code: err && err.code }, title: err && err.message },
     h('h2', null, title),
     message ? h('p', null, message) : null,
     h('p', null, h('a', { href: '/' }, '返回首页'))));
@@ -674,7 +682,8 @@ export function peopleSummary(dev, mo, me, siteOf = (x) => x) {
         ['入党申请（含积极分子）', fig('development.applied', dev.applied ?? 0)],
         ['入党积极分子', fig('development.activists', dev.activists ?? 0)],
         ['发展对象', fig('development.targets', dev.targets ?? 0)],
-        ['预备党员', fig('development.probationary', dev.probationary ?? 0)],
+        // 预备党员 of the overview counts every probationary member present; these are the ones admitted here.
+        ['在工地接收的预备党员', fig('development.probationary', dev.probationary ?? 0)],
         ['其中预备期满未转正', h('span', { class: dev.overdue ? 'warn' : '' }, fig('development.overdue', dev.overdue ?? 0))],
         ['已转正', fig('development.full_confirmed', dev.full_confirmed ?? 0)],
         ['在工地发展的党员', h('span', null, fig('development.developed', dev.developed ?? 0), `（今年 ${fmt(dev.developed_this_year ?? 0)}）`)],

@@ -194,11 +194,12 @@ function renderDevelopment(d) {
 function renderMobility(d) {
   const mo = d.mobility || {};
   const items = [
-    ...(mo.transfer_prompts || []).map((x) => [x.name || x.member_id, '应转接组织关系', `进场 ${x.arrived_on}`, `${x.prompted_on} 提醒`]),
-    ...(mo.escalated || []).map((x) => [x.name || x.member_id, flag('失联已上报', 'gap'), `最后联系 ${x.last_contact_on}`, `${x.escalated_on} 上报`]),
-    ...(mo.contact_lost || []).map((x) => [x.name || x.member_id, flag('失联', 'should'), `最后联系 ${x.last_contact_on}`, '']),
+    // When it fell due comes first: the day the reminder was made is only when the platform noticed.
+    ...(mo.transfer_prompts || []).map((x) => [x.name || x.member_id, '应转接组织关系', `进场 ${x.arrived_on}`, `应于 ${x.due_on}`, `${x.prompted_on} 提醒`]),
+    ...(mo.escalated || []).map((x) => [x.name || x.member_id, flag('失联已上报', 'gap'), `最后联系 ${x.last_contact_on}`, `应于 ${x.due_on}`, `${x.escalated_on} 上报`]),
+    ...(mo.contact_lost || []).map((x) => [x.name || x.member_id, flag('失联', 'should'), `最后联系 ${x.last_contact_on}`, '', '']),
   ];
-  fill('mobility', scrolling(table(['党员', '待办', '起因', '提醒'], items, { empty: '没有流动党员待办', cls: 'data nowrap' })));
+  fill('mobility', scrolling(table(['党员', '待办', '起因', '应办日期', '提醒'], items, { empty: '没有流动党员待办', cls: 'data nowrap' })));
 }
 
 async function loadTalks() {
