@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import json
+import re
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.errors import explain
+from contracts.queries import QUERIES
 from gongdi.ops.client import GongdiClient
 from gongdi.service.logging import configure
 from gongdi.service.process import MAX_REQUEST_BYTES, origin_of
@@ -188,9 +190,21 @@ def build(settings: Settings) -> FastAPI:
     async def live_view(request: Request, session: Annotated[Session, Depends(current)],
                         view: Annotated[live.LiveView, Query()] = "city",
                         key: Annotated[str | None, Query(pattern=SLUG)] = None) -> Response:
-        """先推送一份完整快照，之后每次变化后一秒内再推送；`seq` 只增不减，断线重连从新的快照开始。"""
+        """先推送一份完整快照，之后每次变化后一秒内再推送；`seq` 只增不减，断线重连从新的快照开始。
+        `key` 也可写作该视图查询的参数名（`site_id`、`township`、`department`）。无权或不存在时直接以 HTTP 状态码拒绝，
+        浏览器的 EventSource 不会反复重连。"""
+        q = QUERIES[view]
+        if key is None and q.key:  # the view's own parameter name, as /api/views takes it
+            named = request.query_params.get(q.key)
+            key = named if named and re.fullmatch(SLUG, named) else None
         if view != "city" and key is None:
-            return api.refused("VALIDATION_FAILED", "key: 必填 (Field required)", "key")
+            return api.refused("VALIDATION_FAILED", f"key: 必填，{q.key} 的值 (Field required)", "key")
+        # Asked once before the stream starts: a refusal is an HTTP status, which ends an EventSource for good (a
+        # refusal inside the stream was followed by a reconnect every second, for ever).
+        first = await api.over_bus(counts, "query", f"views.{view}",
+                                   lambda: session.client.query("views", view, {q.key: key} if q.key else {}))
+        if first.status_code != 200:
+            return first
         last = request.headers.get("last-event-id", "")
         seen = int(last) if last.isascii() and last.isdigit() and len(last) <= 18 else -1
         stream = live.snapshots(session, platform["client"].nc, view, key, city.code, counts, seen)
