@@ -559,6 +559,29 @@ def test_the_download_button_on_the_city_page_gives_a_workbook_of_the_city_view(
     assert page.url.endswith("/city")  # the page stays where it was, live
 
 
+def test_a_township_downloads_its_roster_from_its_page(browser: Any, demo: Gateway, artefacts: Path,
+                                                      pages: list[Any]):
+    """Before, the roster and the project list were reachable over the API only."""
+    page = log_in(browser, demo, f"township.{DEMO_TOWNSHIP}", f"/township/{DEMO_TOWNSHIP}")
+    pages.append(page)
+    wait_live(page)
+    assert page.locator("#download-sites").inner_text().strip() == "项目清单"
+    with page.expect_download(timeout=30_000) as started:
+        page.locator("#download-members").click()
+    download = started.value
+    assert download.failure() is None and download.suggested_filename.endswith(".xlsx")
+    saved = artefacts / f"roster-{download.suggested_filename}"
+    download.save_as(saved)
+    rows = list(load_workbook(saved).worksheets[0].iter_rows(min_row=2, values_only=True))
+    township = view(demo, f"township.{DEMO_TOWNSHIP}", "township", township=DEMO_TOWNSHIP)
+    assert len(rows) >= township["members"] > 0  # every member present on its sites (more may arrive meanwhile)
+    # The city on a department's page: that page's lists would be the whole city's, so none is offered there.
+    other = log_in(browser, demo, "city", "/department/jiaotong")
+    pages.append(other)
+    other.wait_for_selector("#downloads", state="attached", timeout=10_000)
+    assert other.locator("#download-xlsx").count() == 1 and other.locator("#download-members").count() == 0
+
+
 def test_the_site_page_lists_the_development_path_and_the_mobility_to_dos(
         browser: Any, demo: Gateway, pages: list[Any], artefacts: Path):
     data = view(demo, "city", "site", site_id=DEMO_SITE)

@@ -451,15 +451,21 @@ export function asOfControl() {
 
 // 下载 Excel / 下载 CSV in the header: the page's view as a file (GET /api/export/<view>), with the page's own
 // parameters and day, asked as this login like the page itself. Plain links: the browser saves what they answer.
-export function downloadButtons(viewName, params = {}) {
+// `lists`: the roster and the project list of what the page shows (their query: a township, or {} for all the login
+// may read), for a login that may read names; they have the import's columns, so they can be edited and sent back.
+export function downloadButtons(viewName, params = {}, { me = null, lists = null } = {}) {
   const box = document.querySelector('.head-right');
   if (!box || document.getElementById('downloads')) return;
-  const link = (format, text) => {
-    const q = new URLSearchParams(Object.entries({ ...params, format }).filter(([, v]) => v !== undefined && v !== null && v !== ''));
-    return h('a', { class: 'btn btn-download', id: `download-${format}`, href: `/api/export/${encodeURIComponent(viewName)}?${q}`,
-      download: true, title: format === 'csv' ? 'CSV（UTF-8），各部分依次排列' : 'Excel 工作簿，每部分一个工作表' }, text);
-  };
-  box.prepend(h('span', { class: 'downloads', id: 'downloads' }, link('xlsx', '下载 Excel'), link('csv', '下载 CSV')));
+  const query = (extra) => new URLSearchParams(Object.entries(extra).filter(([, v]) => v !== undefined && v !== null && v !== ''));
+  const link = (format, text) => h('a', { class: 'btn btn-download', id: `download-${format}`,
+    href: `/api/export/${encodeURIComponent(viewName)}?${query({ ...params, format })}`,
+    download: true, title: format === 'csv' ? 'CSV（UTF-8），各部分依次排列' : 'Excel 工作簿，每部分一个工作表' }, text);
+  const named = lists && me && me.role !== 'dashboard'
+    ? [['members', '花名册', '在场党员名册（Excel），列与导入模板相同'], ['sites', '项目清单', '重点项目清单（Excel），列与导入模板相同']]
+      .map(([what, text, title]) => h('a', { class: 'btn btn-download', id: `download-${what}`,
+        href: `/api/export/${what}?${query({ ...lists, format: 'xlsx' })}`, download: true, title }, text))
+    : [];
+  box.prepend(h('span', { class: 'downloads', id: 'downloads' }, link('xlsx', '下载 Excel'), link('csv', '下载 CSV'), ...named));
 }
 
 // A past view says which day and sense it shows where the live one says how fresh it is; it is not live.

@@ -118,7 +118,12 @@ start(async () => {
   asOfControl();
   const past = asOf();
   const data = await view(kind, { [kind]: code, ...(past || {}) });
-  downloadButtons(kind, { [kind]: code, ...(past || {}) });
+  // The roster and project list of this area: a township's for a login that reads it whole (the city, the auditor,
+  // the township itself); a department's for the department itself (its lists are what it supervises).
+  const own = kind === 'township' ? ['city', 'auditor'].includes(me.role) || me.township === code
+    : me.department === code;
+  downloadButtons(kind, { [kind]: code, ...(past || {}) },
+    { me, lists: past || !own ? null : (kind === 'township' ? { township: code } : {}) });
   if (data && data.name) {
     fill('title', `${data.name} · 工地党建`);
     document.title = `${data.name} · ${KIND_LABEL} · 工地党建`;

@@ -288,7 +288,7 @@ start(async () => {
   asOfControl();
   const past = asOf();
   const data = await view('city', past || {});
-  downloadButtons('city', past || {});
+  downloadButtons('city', past || {}, { me, lists: past ? null : {} });
   render(data);
   if (past) { showAsOf(data); return; }
   const snap = snapshotOf(data);
