@@ -24,7 +24,7 @@ from gongdi.ops.client import GongdiClient
 from gongdi.service.logging import configure
 from gongdi.service.process import MAX_REQUEST_BYTES, origin_of
 from gongdi.service.settings import Settings
-from services.gateway import api, exports, imports, live, metrics, pages
+from services.gateway import api, exports, imports, live, metrics, pages, reports
 from services.gateway.asyncapi import specification
 from services.gateway.sessions import Session, Sessions
 
@@ -183,6 +183,7 @@ def build(settings: Settings) -> FastAPI:
     api.build_api(app, sessions, counts, city_info, settings.nats_password or "")
     exports.build_exports(app, sessions, counts, city)
     imports.build_imports(app, sessions, counts, city)
+    reports.build_reports(app, sessions, counts, city)
     current = api.session_dependency(sessions)
 
     @app.get("/api/live", tags=["实时"], summary="视图的实时推送 (Server-Sent Events)",

@@ -557,6 +557,9 @@ def test_the_download_button_on_the_city_page_gives_a_workbook_of_the_city_view(
     assert (first["重点工程项目"], first["从业人员"], first["党员"]) == (city["projects"], city["workers"],
                                                                 city["members"])
     assert page.url.endswith("/city")  # the page stays where it was, live
+    # The yearly report is a link away (made by `/api/report/<year>`, tested with the HTTP API).
+    year = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).year
+    assert page.locator(f"#report-{year - 1}").get_attribute("href") == f"/api/report/{year - 1}"
 
 
 def test_a_township_downloads_its_roster_from_its_page(browser: Any, demo: Gateway, artefacts: Path,

@@ -795,3 +795,26 @@ async def test_a_malformed_last_event_id_still_gets_a_snapshot(gw: Gateway, last
         assert r.status_code == 200, r.status_code
         snapshot = await next_snapshot(sse_events(r), 30.0)
     assert snapshot.data["view"] == "city"
+
+
+# ---- the yearly report ----------------------------------------------------------------------------------------------
+
+
+def test_the_yearly_report_is_made_over_http_for_the_city_and_refused_to_a_township(gw: Gateway, city: httpx.Client):
+    """Before, only `gongdi report` on the command line made it."""
+    registered(city, "gw-report")
+    assert eventually(lambda: members_present(city, "gw-report") is not None)
+    page = city.get("/api/report/2020", timeout=120)
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html") and page.headers["content-disposition"].startswith(
+        "inline")
+    assert "数据截至 2020年12月31日（按业务日期）" in page.text
+    assert "工地gw-report（白琳镇）" in page.text  # a qualifying site without a branch: one of the 空白点
+    pdf = city.get("/api/report/2020", params={"format": "pdf"}, timeout=120)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    with gw.client("township.bailin") as township:
+        refused = township.get("/api/report/2020")
+    assert refused.status_code == 403 and error(refused)["field"] == "NOT_YOURS"
+    assert "只有市工委、审计、大屏可以" in error(refused)["message"]
+    later = city.get("/api/report/2099")
+    assert later.status_code == 422 and error(later)["field"] == "year"

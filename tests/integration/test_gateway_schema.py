@@ -57,6 +57,7 @@ def operations() -> list[tuple[str, str]]:
     ops += [("GET", "/api/history/{kind}/{ident}")]
     ops += [("GET", f"/api/export/{name}") for name in EXPORTS]
     ops += [("POST", "/api/import/{kind}"), ("GET", "/api/import/{kind}/template")]
+    ops += [("GET", "/api/report/{year}")]
     return [*ops, ("POST", "/api/login"), ("GET", "/api/me"), ("GET", "/health"), ("GET", "/metrics")]
 
 

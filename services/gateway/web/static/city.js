@@ -1,6 +1,6 @@
 // 全市大屏: the city view, live. Figures carry data-figure attributes; charts are re-set whole (notMerge).
 import {
-  COVERAGE_TITLE, LABELS, POST_KINDS, TEAM_KINDS, asOf, asOfControl, cityMoment, coverageParts, disputesTable, downloadButtons, fig, fill,
+  COVERAGE_TITLE, LABELS, POST_KINDS, TEAM_KINDS, asOf, asOfControl, cityMoment, cityToday, coverageParts, disputesTable, downloadButtons, fig, fill,
   fmt, h, header, live, loadMe, mayReadDepartment, mayReadSite, mayReadTownship, pad2, pageLink, setFreshness, showAsOf, snapshotOf,
   start, sum, supportList, townshipName, view,
 } from '/static/app.js';
@@ -276,6 +276,17 @@ function autoScroll(el) {
   }, 50);
 }
 
+// The city's yearly report of last year and of this year so far, for the logins that may make it (they open in a new
+// tab: the report asks the views for each year's end, which takes a while).
+function reportLinks() {
+  const box = document.getElementById('downloads');
+  if (!box || !['city', 'auditor', 'dashboard'].includes(me.role)) return;
+  const year = Number(cityToday().slice(0, 4));
+  box.append(...[year - 1, year].map((y) => h('a', { class: 'btn btn-download', id: `report-${y}`, href: `/api/report/${y}`,
+    target: '_blank', rel: 'noopener', title: `${y}年全市工地党建年度报告（HTML；加 ?format=pdf 得 PDF），生成需数十秒` },
+  `${y}年度报告`)));
+}
+
 start(async () => {
   document.querySelectorAll('[data-autoscroll]').forEach(autoScroll);
   tick();
@@ -289,6 +300,7 @@ start(async () => {
   const past = asOf();
   const data = await view('city', past || {});
   downloadButtons('city', past || {}, { me, lists: past ? null : {} });
+  reportLinks();
   render(data);
   if (past) { showAsOf(data); return; }
   const snap = snapshotOf(data);
