@@ -719,6 +719,19 @@ def test_a_site_page_on_a_phone_does_not_scroll_sideways(
     assert widths[0] <= widths[1], f"the page scrolls sideways by {widths[0] - widths[1]} px"
 
 
+def test_a_township_page_on_a_phone_scrolls_its_table_instead_of_squeezing_the_names(
+        browser: Any, demo: Gateway, artefacts: Path, pages: list[Any]):
+    """Before, at 390 px a project's name got two characters a line and dates broke (2020-04-/15)."""
+    page = log_in(browser, demo, "city", f"/township/{DEMO_TOWNSHIP}", PHONE)
+    pages.append(page)
+    page.wait_for_selector("#sites-table tbody tr", timeout=10_000)
+    name_width = page.evaluate("() => document.querySelector('#sites-table tbody td').getBoundingClientRect().width")
+    assert name_width >= 100, f"the project's name is squeezed to {name_width} px"
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    page.screenshot(path=str(artefacts / "township-390.png"), full_page=True)
+    assert widths[0] <= widths[1], f"the page scrolls sideways by {widths[0] - widths[1]} px"  # the table does
+
+
 def test_a_probation_past_its_end_is_marked_by_the_citys_day_not_utcs(
         browser: Any, demo: Gateway, pages: list[Any]):
     """At 00:30 in the city the UTC day is still yesterday: a probation that ended yesterday is over already."""
