@@ -47,7 +47,13 @@ def _name(value: str) -> str:
         raise ValueError("名称中不得含身份证号或手机号 (contains an ID-card or phone number)")
     if value and all(unicodedata.category(c).startswith("M") or c.isspace() for c in value):
         raise ValueError("名称只有附加符号，没有文字 (only combining marks)")
+    if _STACKED_MARKS.search(value):  # "Z" and eleven accents drew over the lines around it in every list
+        raise ValueError("名称中有叠加的附加符号 (combining marks stacked on one character)")
     return value
+
+
+# More than three combining marks on one character: no writing of names needs them (Vietnamese takes two).
+_STACKED_MARKS = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]{4,}")
 
 
 def _note(value: str) -> str:

@@ -141,10 +141,11 @@ def talent_followups(roster: dict[str, list[tuple[str, MemberFacts]]]) -> list[C
         for m in backbone[-PROMOTED[p]:] if PROMOTED[p] else []:
             out.append(PromoteToManagement(command_id=cid("promote", site_id, m), site_id=site_id, member_id=m,
                                            promoted_on=dt.date(2020, 10, 8), position="施工员"))
+        names = {m: facts.name for m, facts in roster[site_id]}
         for k in range(CREW_LEADERS[p]):
             m = backbone[RECOMMENDED[p] + k]
             out.append(RecommendCrewLeader(command_id=cid("crew-leader", site_id, m), site_id=site_id, person_id=m,
-                                           name=f"骨干{m}", candidate=CrewCandidate.backbone,
+                                           name=names[m], candidate=CrewCandidate.backbone,
                                            recommended_on=dt.date(2020, 10, 15), crew="钢筋班组"))
             out.append(RecommendCrewLeader(command_id=cid("crew-leader", site_id, "worker", k), site_id=site_id,
                                            person_id=f"w-{site_id}-{k + 1}", name=f"优秀农民工{k + 1}",

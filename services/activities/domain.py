@@ -141,6 +141,10 @@ class AlreadyExistsError(DomainError):
     code = "ALREADY_EXISTS"
 
 
+class NameNotTheMembersError(DomainError):
+    code = "NAME_NOT_THE_MEMBERS"
+
+
 class NotBackboneError(DomainError):
     code = "NOT_BACKBONE"
 
@@ -378,6 +382,11 @@ def _decide(command: Command, given: Given, rules: Rules) -> list[Event]:
             # A worker need not be a member (推荐优秀农民工): only backbone is checked against this site's record.
             if command.candidate is CrewCandidate.backbone:
                 _backbone(command.person_id, site, "person_id", command.recommended_on, "recommended_on")
+            member = given.present.get(command.person_id)
+            if member is not None and member.name != command.name:  # an id of the site's own register, another name
+                raise NameNotTheMembersError(
+                    f"编号 {command.person_id} 是本工地在场党员{member.name}，与所填姓名{command.name}不符"
+                    " (the id is a member's of another name)", "name")
             _new(command.person_id, site.crew_leaders, "推荐的班组长", "person_id")
             return [CrewLeaderRecommended(**command.model_dump(include=set(CrewLeaderRecommended.model_fields)))]
         case RecommendForManagement():

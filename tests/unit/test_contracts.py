@@ -67,7 +67,7 @@ def test_settings_round_trip_through_environment():
                                   # Found by hostile tests: these looked like another name or hid a number.
                                   "张\u2028三", "张\U000e0041三", "张\ufff9三", "张三\ufe0f", "张\ue000三", "\u3164",
                                   "\u0301\u0302", "张三 138 0013 8000", "张三138-0013-8000",
-                                  "张三 350982 19900101 123X"])
+                                  "张三 350982 19900101 123X", "Z" + "\u0300" * 11])
 def test_names_refuse_unseen_characters_and_personal_numbers(name: str):
     body = orjson.loads(f.arrive("s", "m1").model_dump_json())
     body["member"]["name"] = name
@@ -77,7 +77,7 @@ def test_names_refuse_unseen_characters_and_personal_numbers(name: str):
 
 
 @pytest.mark.parametrize("name", ["孟令奇", "棠园500KV输变电工程", "沙埕湾跨海公路通道工程", "Zhang San", "欧阳·娜娜",
-                                  "Jose\u0301", "K12+300至K15+800段", "2020年第2期"])
+                                  "Jose\u0301", "Nguyê\u0303n", "K12+300至K15+800段", "2020年第2期"])
 def test_ordinary_names_pass(name: str):
     body = orjson.loads(f.arrive("s", "m1").model_dump_json())
     body["member"]["name"] = name

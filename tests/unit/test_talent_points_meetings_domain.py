@@ -112,10 +112,20 @@ def test_a_worker_or_backbone_is_recommended_as_crew_leader():
     assert isinstance(event, CrewLeaderRecommended)
     with pytest.raises(domain.AlreadyExistsError):
         decide(worker, given(event))
-    backbone = worker.model_copy(update={"person_id": "m2", "candidate": CrewCandidate.backbone})
+    backbone = worker.model_copy(update={"person_id": "m2", "name": "党员2", "candidate": CrewCandidate.backbone})
     with pytest.raises(domain.NotBackboneError):
         decide(backbone, given())
     assert decide(backbone, given(trained("m2")))
+
+
+def test_a_crew_leader_named_by_a_members_id_carries_that_members_name():
+    """Before, a present member's id was accepted as a "worker" under another name."""
+    other = RecommendCrewLeader(command_id=cid(), site_id="a", person_id="m3", name="完全不同的名字",
+                                candidate=CrewCandidate.worker, recommended_on=DAY, crew="钢筋班组")
+    with pytest.raises(domain.NameNotTheMembersError) as refused:
+        decide(other, given())
+    assert refused.value.field == "name" and "党员3" in str(refused.value)
+    assert decide(other.model_copy(update={"name": "党员3"}), given())
 
 
 def test_a_member_is_recommended_into_management_saying_whether_backbone():
