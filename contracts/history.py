@@ -165,6 +165,27 @@ class HistoryEntry(HistoryEvent):
     followed: bool = False  # found by following causes, not because it touches the subject itself
 
 
+class HistoryLine(BaseModel):
+    """One event as people read it (gongdi.ops.history.reading): at `depth` under the event that caused it."""
+
+    depth: int
+    what: str  # its day, what happened, whom or what it is about
+    where: str  # the site, when the history is not a site's own
+    when: str  # when it was done and recorded, by whom, by which command, in which service
+    event_id: str
+    type: str
+    intact: bool
+
+
+class HistoryReading(BaseModel):
+    """The history as the CLI prints it and the pages show it: a title, warnings, the lines, notes."""
+
+    title: str
+    warnings: list[str]
+    lines: list[HistoryLine]
+    notes: list[str]
+
+
 class History(BaseModel):
     """Every service's events on the subject and what they caused, merged by recorded time."""
 
@@ -174,3 +195,4 @@ class History(BaseModel):
     withheld: int = 0
     truncated: bool = False
     site_names: dict[str, str] = {}  # the projects' names of the sites the events are on, as the views have them
+    reading: HistoryReading | None = None  # the same in words (gongdi.ops.history.reading)

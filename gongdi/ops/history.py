@@ -114,9 +114,10 @@ async def _history(client: GongdiClient, kind: str, ident: str) -> dict[str, Any
     listed = sorted(events.values(), key=lambda e: (datetime.fromisoformat(e["recorded_at"]),
                                                     SERVICES.index(e["service"]), e["position"]))
     link(listed)
-    return History.model_validate({"kind": kind, "id": ident, "events": listed, "withheld": withheld,
+    data = History.model_validate({"kind": kind, "id": ident, "events": listed, "withheld": withheld,
                                    "truncated": truncated, "site_names": await _site_names(client, listed)}
                                   ).model_dump(mode="json")
+    return {**data, "reading": reading(data)}  # the lines people read, the same for the CLI and the pages
 
 
 def _sees_all(user: str) -> bool:
@@ -270,44 +271,41 @@ def summary(e: dict[str, Any], names: Names | None = None, member: str | None = 
     return "，".join(parts)
 
 
-def format_history(d: dict[str, Any]) -> str:
-    """The history as lines: each event at its cause's depth + 1 (原因 → 结果), in recorded order among siblings;
-    when it happened (the fact's own day), when it was done (操作: the time the command or rule acted) and recorded,
-    by whom, by which command (its first 8 characters)."""
+def reading(d: dict[str, Any]) -> dict[str, Any]:
+    """The history as people read it, for the CLI and the pages alike: a title, warnings, and one line per event at
+    its cause's depth + 1 (原因 → 结果), in recorded order among siblings, saying when it happened (the fact's own
+    day), what and whom, where, when it was done (操作: the time the command or rule acted) and recorded, by whom, by
+    which command (its first 8 characters); then notes."""
     events = d["events"]
     names = Names.of(events)
     names.sites = {**d.get("site_names", {}), **names.sites}
     subject = {"site": names.site, "branch": names.site, "member": names.member}.get(d["kind"], str)(d["id"])
-    head = f"{SUBJECTS.get(d['kind'], d['kind'])} {subject.removeprefix('党员 ')} 的历史记录：{len(events)} 条"
-    lines = [head + ("（含因果关联的其他事件）" if any(e["followed"] for e in events) else "")]
-    if not events:
-        lines.append("  （没有记录）")
+    title = f"{SUBJECTS.get(d['kind'], d['kind'])} {subject.removeprefix('党员 ')} 的历史记录：{len(events)} 条"
+    if any(e["followed"] for e in events):
+        title += "（含因果关联的其他事件）"
+    warnings = []
     if changed := sum(1 for e in events if e.get("intact") is False):
-        lines.append(f"  !! 其中 {changed} 条记录写入后被改动过（下方标出）：请运行 `gongdi verify` 查明")
+        warnings.append(f"其中 {changed} 条记录写入后被改动过（下方标出）：请运行 `gongdi verify` 查明")
     children: dict[str | None, list[dict[str, Any]]] = {}
     for e in events:
         children.setdefault(e.get("cause"), []).append(e)
-
+    lines: list[dict[str, Any]] = []
     shown: set[str] = set()
 
     def show(e: dict[str, Any], depth: int) -> None:
         shown.add(e["event_id"])
-        indent = "  " + "    " * depth
-        arrow = "→ " if depth else ""
         day = business_day(e["type"], e["payload"])
         mine = d["id"] if d["kind"] == "member" else None
         what = " ".join(x for x in (day, EVENT_LABELS.get(e["type"], e["type"]), summary(e, names, mine)) if x)
-        where = f"  [工地 {names.site(e['site_id'])}]" if e.get("site_id") and d["kind"] != "site" else ""
-        lines.append(f"{indent}{arrow}{what}{where}")
-        if e.get("intact") is False:
-            lines.append(f"{indent}{'  ' if depth else ''}  !! 此条记录写入后被改动过（哈希与内容不符），"
-                         "以上内容不可信")
+        where = f"工地 {names.site(e['site_id'])}" if e.get("site_id") and d["kind"] != "site" else ""
         command = f" · 命令 {e['command_id'][:8]}" if e.get("command_id") else ""
         done, kept = local_time(e["occurred_at"]), local_time(e["recorded_at"])
         # 操作: when the command or rule acted; 记录: when it was stored, said apart only when it differs (an
         # import's rows, a policy acting later).
         when = f"操作 {done} · 记录 {kept}" if done != kept else f"操作并记录 {done}"
-        lines.append(f"{indent}{'  ' if depth else ''}  {when} · {actor_label(e['actor'])}{command} · {e['service']}")
+        lines.append({"depth": depth, "what": what, "where": where, "event_id": e["event_id"], "type": e["type"],
+                      "when": f"{when} · {actor_label(e['actor'])}{command} · {e['service']}",
+                      "intact": e.get("intact") is not False})
         for child in children.get(e["event_id"], []):
             if child["event_id"] not in shown:
                 show(child, depth + 1)
@@ -317,9 +315,31 @@ def format_history(d: dict[str, Any]) -> str:
     for e in events:  # a cause that is itself caused by its effect: none is, but nothing goes unshown
         if e["event_id"] not in shown:
             show(e, 0)
+    notes = []
     if d.get("truncated"):
-        lines.append("  … 记录过多，只列出每个服务最早的一部分 (truncated)")
+        notes.append("记录过多，只列出每个服务最早的一部分 (truncated)")
     if d.get("withheld"):
-        lines.append(f"  另有 {d['withheld']} 条记录在您无权查看的工地上，未列出")
-    lines.append("  (时间为北京时间；→ 表示由上一条引起)")
-    return "\n".join(lines)
+        notes.append(f"另有 {d['withheld']} 条记录在您无权查看的工地上，未列出")
+    notes.append("时间为北京时间；→ 表示由上一条引起")
+    return {"title": title, "warnings": warnings, "lines": lines, "notes": notes}
+
+
+def format_history(d: dict[str, Any]) -> str:
+    """The history as the CLI prints it: `reading(d)` as text, indented by depth."""
+    r = d.get("reading") or reading(d)
+    out = [r["title"]]
+    if not r["lines"]:
+        out.append("  （没有记录）")
+    out += [f"  !! {w}" for w in r["warnings"]]
+    for line in r["lines"]:
+        depth = line["depth"]
+        indent = "  " + "    " * depth
+        where = f"  [{line['where']}]" if line["where"] else ""
+        out.append(f"{indent}{'→ ' if depth else ''}{line['what']}{where}")
+        if not line["intact"]:
+            out.append(f"{indent}{'  ' if depth else ''}  !! 此条记录写入后被改动过（哈希与内容不符），以上内容不可信")
+        out.append(f"{indent}{'  ' if depth else ''}  {line['when']}")
+    notes = r["notes"]
+    out += [f"  … {n}" if n.startswith("记录过多") else f"  {n}" for n in notes[:-1]]
+    out.append(f"  ({notes[-1]})")
+    return "\n".join(out)

@@ -445,6 +445,31 @@ def test_an_appraisal_is_recorded_from_the_record_page_member_by_member(
     assert appraised["appraised"] == 3 and appraised["grades"]["qualified"] == 3
 
 
+def test_the_site_page_opens_the_sites_history_with_causes_beneath_their_events(
+        browser: Any, demo: Gateway, artefacts: Path, pages: list[Any]):
+    """Before, a history was on the command line and the API only."""
+    page = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}")
+    pages.append(page)
+    link = page.locator("#history-link")
+    link.wait_for(state="visible", timeout=10_000)
+    link.click()
+    page.wait_for_url(re.compile(rf"/history/site/{DEMO_SITE}$"))
+    page.wait_for_selector("#history li.history-line", timeout=30_000)
+    assert page.locator("#history-title").inner_text().startswith("工地 沙埕湾跨海公路通道工程")
+    arrivals = page.locator('#history li[data-type="MemberArrived"][data-depth="0"]')
+    assert arrivals.count() > 0 and "党员进场" in arrivals.first.inner_text()
+    # An arrival's talk obligation is beneath it, one level down (原因 → 结果).
+    caused = page.locator('#history li[data-type="TalkObligationCreated"][data-depth="1"]')
+    assert caused.count() > 0 and caused.first.inner_text().startswith("→")
+    assert page.locator('#history li[data-intact="false"]').count() == 0
+    assert "时间为北京时间" in page.locator("#history-notes").inner_text()
+    page.screenshot(path=str(artefacts / "site-history.png"))
+    dashboard = log_in(browser, demo, "dashboard", "/city", BIG_SCREEN)  # a login that reads no history: no link
+    pages.append(dashboard)
+    dashboard.goto(f"/history/site/{DEMO_SITE}")
+    dashboard.locator('#problem[data-state="forbidden"]').wait_for(timeout=10_000)
+
+
 def test_a_reading_login_on_the_record_page_is_told_it_may_not_record(browser: Any, demo: Gateway, pages: list[Any]):
     page = log_in(browser, demo, "auditor", f"/site/{DEMO_SITE}/record")
     pages.append(page)

@@ -267,6 +267,11 @@ start(async () => {
     link.href = `/site/${encodeURIComponent(siteId)}/record`;
     link.hidden = false;
   }
+  if (['city', 'auditor', 'township', 'site'].includes(me.role)) { // the readers of histories (they name people)
+    const link = document.getElementById('history-link');
+    link.href = `/history/site/${encodeURIComponent(siteId)}`;
+    link.hidden = false;
+  }
   document.getElementById('members-filter').addEventListener('input', renderMembers);
   asOfControl();
   const data = await view('site', { site_id: siteId, ...(past || {}) });
