@@ -22,7 +22,7 @@ VENDOR = ["echarts", "swagger-ui-dist"]
 PAGES = {"/login": "login.html", "/city": "city.html", "/township/{code}": "township.html",
          "/department/{code}": "department.html", "/site/{site_id}": "site.html",
          "/site/{site_id}/record": "record.html", "/import": "import.html",
-         "/history/{kind}/{ident}": "history.html"}
+         "/history/{kind}/{ident}": "history.html", "/register": "register.html"}
 # Only this machine's own scripts (files, never inline or eval'd), assets and API; inline styles for the charts.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'")

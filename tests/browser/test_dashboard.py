@@ -470,6 +470,40 @@ def test_the_site_page_opens_the_sites_history_with_causes_beneath_their_events(
     dashboard.locator('#problem[data-state="forbidden"]').wait_for(timeout=10_000)
 
 
+def test_a_township_registers_a_site_from_its_page_and_records_on_it(browser: Any, demo: Gateway, pages: list[Any]):
+    """Before, a site could be registered over the API and by import only."""
+    page = log_in(browser, demo, f"township.{DEMO_TOWNSHIP}", f"/township/{DEMO_TOWNSHIP}")
+    pages.append(page)
+    page.locator("#register-link").click()
+    page.wait_for_url(re.compile(rf"/register\?township={DEMO_TOWNSHIP}$"))
+    form = page.locator("#form-register")
+    assert form.locator('[name="township"]').input_value() == DEMO_TOWNSHIP  # its own, the only choice
+    form.locator('[name="site_id"]').fill("ui-registered")
+    form.locator('[name="name"]').fill("沙埕渔港改造工程")
+    form.locator('[name="department"]').select_option("交通运输局")
+    form.locator('[name="cost_wan"]').fill("12,000")
+    form.locator('[name="planned_months"]').fill("30")
+    for unit, name in (("owner", "渔港建设指挥部"), ("design", "省交通设计院"), ("construction", "海港建设公司")):
+        form.locator(f'[name="units.{unit}"]').fill(name)
+    form.locator('button[type="submit"]').click()  # 监理单位 left empty: said beside it, nothing sent
+    form.locator('.field-error[data-field="units.supervision"]').wait_for(timeout=5_000)
+    form.locator('[name="units.supervision"]').fill("海港监理公司")
+    form.locator('button[type="submit"]').click()
+    done = form.locator('.form-result[data-state="ok"]')
+    done.wait_for(timeout=15_000)
+    assert "已登记：沙埕渔港改造工程" in done.inner_text()
+    page.locator("#new-site-link").click()
+    page.wait_for_url(re.compile(r"/site/ui-registered$"))
+    deadline = time.monotonic() + 15
+    with demo.client("city") as city:
+        while (reply := city.get("/api/views/site", params={"site_id": "ui-registered"})).status_code != 200:
+            assert time.monotonic() < deadline, reply.text  # the views apply the registration a moment later
+            time.sleep(0.1)
+    site = reply.json()["data"]
+    assert (site["township"], site["department"], site["cost_wan"], site["qualifies"]) == (
+        DEMO_TOWNSHIP, "交通运输局", "12000", True)
+
+
 def test_a_reading_login_on_the_record_page_is_told_it_may_not_record(browser: Any, demo: Gateway, pages: list[Any]):
     page = log_in(browser, demo, "auditor", f"/site/{DEMO_SITE}/record")
     pages.append(page)

@@ -681,7 +681,7 @@ def page_urls(html: str) -> list[str]:
 
 
 PAGES = ["/docs", "/asyncapi", "/login", "/city", "/site/gw-page", "/site/gw-page/record", "/township/bailin",
-         "/department/jiaotong", "/history/site/gw-page"]
+         "/department/jiaotong", "/history/site/gw-page", "/register"]
 
 
 @pytest.mark.parametrize("page", PAGES)

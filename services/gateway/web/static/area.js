@@ -118,6 +118,10 @@ start(async () => {
   asOfControl();
   const past = asOf();
   const data = await view(kind, { [kind]: code, ...(past || {}) });
+  if (kind === 'township' && !past && me.may_write && (!me.township || me.township === code) && me.role !== 'site') {
+    document.querySelector('.head-right').prepend(h('a', { class: 'btn btn-light', id: 'register-link',
+      href: `/register?township=${encodeURIComponent(code)}` }, '登记工地'));
+  }
   // The roster and project list of this area: a township's for a login that reads it whole (the city, the auditor,
   // the township itself); a department's for the department itself (its lists are what it supervises).
   const own = kind === 'township' ? ['city', 'auditor'].includes(me.role) || me.township === code
