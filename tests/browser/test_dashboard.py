@@ -674,6 +674,24 @@ def test_the_site_page_lists_the_development_path_and_the_mobility_to_dos(
     page.locator("#development-section").screenshot(path=str(artefacts / "site-development.png"))
 
 
+def test_the_site_page_names_the_birthdays_missed_this_year_apart_from_those_to_come(
+        browser: Any, demo: Gateway, pages: list[Any]):
+    """Before, it said "今年尚未过政治生日的在场党员：40 名" in November: all of them, birthdays to come counted in."""
+    page = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}")
+    pages.append(page)
+    line = page.locator("#birthdays-missed")
+    line.wait_for(timeout=10_000)
+    birthdays = view(demo, SECRETARY, "birthdays", site_id=DEMO_SITE)
+    month = int(birthdays["month"][5:])
+    missed = [x for x in birthdays["not_celebrated_this_year"] if int(x["admitted_on"][5:7]) < month]
+    coming = [x for x in birthdays["not_celebrated_this_year"] if int(x["admitted_on"][5:7]) > month]
+    said = line.inner_text()
+    if missed:
+        assert f"已过而未过红色生日会：{len(missed)} 名" in said and missed[0]["name"] in said, said
+    if coming:
+        assert f"本年内还有 {len(coming)} 名将过政治生日" in said, said
+
+
 def test_the_site_page_says_who_recorded_a_departure_by_role_and_place(browser: Any, demo: Gateway, pages: list[Any]):
     """Before, the 记录人 column showed the login name (township.shacheng)."""
     with demo.client(SECRETARY) as secretary:  # a stay of one day, recorded by the site's secretary

@@ -191,6 +191,18 @@ function renderDevelopment(d) {
   fill('development', scrolling(table(['姓名', '阶段', '进入本阶段', '申请日期', '预备期'], rows, { empty: '本工地暂无发展对象', cls: 'data nowrap' })));
 }
 
+// Of the members present not celebrated this year: those whose month has passed (missed, named) apart from those
+// whose month is still to come (before, November said 40 members "not yet", all of them, without telling which).
+function missedLine(waiting, month) {
+  const missed = waiting.filter((x) => Number(String(x.admitted_on).slice(5, 7)) < month);
+  const coming = waiting.filter((x) => Number(String(x.admitted_on).slice(5, 7)) > month).length;
+  if (!missed.length && !coming) return null;
+  const names = missed.slice(0, 12).map((x) => x.name).join('、') + (missed.length > 12 ? ` 等` : '');
+  return h('p', { class: 'muted', id: 'birthdays-missed' },
+    missed.length ? `今年政治生日已过而未过红色生日会：${fmt(missed.length)} 名（${names}）` : '今年已过的政治生日都已过红色生日会',
+    coming ? `；本年内还有 ${fmt(coming)} 名将过政治生日` : '');
+}
+
 function renderMobility(d) {
   const mo = d.mobility || {};
   const items = [
@@ -226,8 +238,7 @@ async function loadBirthdays() {
       h('td', null, x.name), h('td', null, x.admitted_on), h('td', null, `${y - Number(String(x.admitted_on).slice(0, 4))} 年`),
       h('td', null, x.celebrated_on ? flag(`已过 ${x.celebrated_on}`, 'ok') : flag('待过', 'should')))),
     { empty: '本月没有党员过政治生日' })),
-    (b.not_celebrated_this_year || []).length
-      ? h('p', { class: 'muted' }, `今年尚未过政治生日的在场党员：${fmt(b.not_celebrated_this_year.length)} 名`) : null);
+    missedLine(b.not_celebrated_this_year || [], m));
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return;
     fill('birthdays', h('p', { class: 'warn' }, `无法加载：${err.message}`));
