@@ -241,6 +241,7 @@ async def city(conn: asyncpg.Connection, schema: str, city: City, rules: Rules =
         _brief(r) for r in building if not r["has_branch"] and r["full_members"] >= rules.branch_min_full_members
     ]
     townships: dict[str, dict[str, Any]] = {}
+    order = {code: i for i, code in enumerate(city.townships)}
     for r in rows:
         t = townships.setdefault(
             r["township"],
@@ -266,7 +267,8 @@ async def city(conn: asyncpg.Connection, schema: str, city: City, rules: Rules =
         # 党总支 over 50 members, 党的基层委员会 over 100 (contracts.rules.branch_size_warning)
         "branch_warnings": [{**_brief(r), "members": r["members"], "warning": w} for r in rows
                             if (w := branch_warning(r["members"], r["has_branch"], rules))],
-        "townships": sorted(townships.values(), key=lambda t: t["township"]),
+        # In the city file's order, as the pages' navigation and the report list them (by code, 白琳 came first).
+        "townships": sorted(townships.values(), key=lambda t: (order.get(t["township"], len(order)), t["township"])),
         "by_month": await by_month(conn, schema),
     }
 
