@@ -737,9 +737,11 @@ export function liaisonSummary(l) {
         : null,
       (l.open_items || []).length
         ? h('div', { class: 'open-items' }, h('h4', null, '未解决的议定事项'),
-          table(['事项', '类别', '责任方', '提出', '应于', '编号'], l.open_items.map((x) => [
-            x.description, label(LABELS.itemKind, x.kind), label(LABELS.party, x.responsible), x.raised_on,
-            h('span', { class: x.overdue ? 'warn' : '' }, `${x.due_on}${x.overdue ? '（逾期）' : ''}`), x.item_id]), { cls: 'data compact' }))
+          // The item's id (what the API and an import resolve it by) in the tooltip: people go by what it says.
+          table(['事项', '类别', '责任方', '提出', '应于'], l.open_items.map((x) => [
+            h('span', { title: `编号 ${x.item_id}`, dataset: { itemId: x.item_id } }, x.description),
+            label(LABELS.itemKind, x.kind), label(LABELS.party, x.responsible), x.raised_on,
+            h('span', { class: x.overdue ? 'warn' : '' }, `${x.due_on}${x.overdue ? '（逾期）' : ''}`)]), { cls: 'data compact' }))
         : null),
     h('div', { class: 'summary-block' },
       h('h3', null, '双达标责任书'),

@@ -275,7 +275,7 @@ function renderSources() {
       `${c.case_id} · ${label(LABELS.dispute, c.kind)}纠纷 · ${label(LABELS.caseState, c.state)} · ${c.reported_on} 受理`]),
     '暂无未结案件', '请选择案件'],
     'open-items': [(l.open_items || []).map((x) => [x.item_id,
-      `${x.description} · ${label(LABELS.party, x.responsible)} · 应于 ${x.due_on}${x.overdue ? '（逾期）' : ''} · ${x.item_id}`]),
+      `${x.description} · ${label(LABELS.party, x.responsible)} · ${x.raised_on} 提出 · 应于 ${x.due_on}${x.overdue ? '（逾期）' : ''}`]),
     '暂无未解决的议定事项', ''],
     'cobuilding-items': [(l.agreements || []).flatMap((a) => a.items.filter((i) => !i.completed_on).map((i) => [
       `${a.agreement_id}/${i.item_id}`, `${a.village} · ${i.title}（协议 ${a.agreement_id}，${a.signed_on} 签订）`])),
