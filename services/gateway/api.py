@@ -152,8 +152,8 @@ def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str
 
     auth = APIRouter(prefix="/api", tags=["登录"])
 
-    @auth.post("/login", response_model=MeReply, responses={401: {"model": MeReply}, 429: {"model": MeReply}},
-               summary="登录")
+    @auth.post("/login", response_model=MeReply, responses={401: {"model": MeReply}, 422: {"model": MeReply},
+                                                            429: {"model": MeReply}}, summary="登录")
     async def login(body: Login, request: Request) -> Response:
         try:
             session = await sessions.login(body.user, body.password, request.client.host if request.client else "")
@@ -234,7 +234,9 @@ def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str
                                                             key_secret),
                                  methods=["POST"], summary=(command.__doc__ or name).strip().splitlines()[0],
                                  response_model=CommandReply, name=f"{contract.SERVICE}_{name}",
-                                 responses={**errors, 404: {"model": CommandReply}, 409: {"model": CommandReply}})
+                                 responses={**errors, 404: {"model": CommandReply}, 409: {"model": CommandReply},
+                                            413: {"model": QueryReply, "description": "请求体过大"},
+                                            500: {"model": QueryReply, "description": "平台内部错误（附事件编号）"}})
         app.include_router(router)
 
 

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.errors import explain
 from contracts.queries import QUERIES
+from contracts.replies import QueryReply
 from gongdi.ops.client import GongdiClient
 from gongdi.service.logging import configure
 from gongdi.service.process import MAX_REQUEST_BYTES, origin_of
@@ -187,7 +188,9 @@ def build(settings: Settings) -> FastAPI:
     current = api.session_dependency(sessions)
 
     @app.get("/api/live", tags=["实时"], summary="视图的实时推送 (Server-Sent Events)",
-             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+             response_class=StreamingResponse,
+             responses={200: {"content": {"text/event-stream": {}}}, 401: {"model": QueryReply},
+                        403: {"model": QueryReply}, 404: {"model": QueryReply}, 422: {"model": QueryReply}})
     async def live_view(request: Request, session: Annotated[Session, Depends(current)],
                         view: Annotated[live.LiveView, Query()] = "city",
                         key: Annotated[str | None, Query(pattern=SLUG)] = None) -> Response:
