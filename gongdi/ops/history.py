@@ -284,6 +284,10 @@ def reading(d: dict[str, Any]) -> dict[str, Any]:
     if any(e["followed"] for e in events):
         title += "（含因果关联的其他事件）"
     warnings = []
+    if d["kind"] == "case" and len(sites := sorted({e["site_id"] for e in events if e.get("site_id")})) > 1:
+        # A case id is the site's own: two sites may each have a case-1. Their events are told apart by site.
+        warnings.append(f"编号 {d['id']} 在 {len(sites)} 个工地上各有一起案件（"
+                        + "、".join(names.site(x) for x in sites) + "），下面每条都标出所在工地")
     if changed := sum(1 for e in events if e.get("intact") is False):
         warnings.append(f"其中 {changed} 条记录写入后被改动过（下方标出）：请运行 `gongdi verify` 查明")
     children: dict[str | None, list[dict[str, Any]]] = {}

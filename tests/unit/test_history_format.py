@@ -20,7 +20,7 @@ from contracts.history import (
 )
 from contracts.identity import Identity, Role
 from gongdi.ops.accounts import platform_users
-from gongdi.ops.history import actor_label, format_history, link, summary
+from gongdi.ops.history import actor_label, format_history, link, reading, summary
 from gongdi.service.process import Request
 from gongdi.store.history import matching, readable
 from services.liaison.app import LIAISON
@@ -214,3 +214,20 @@ def test_a_members_history_gives_their_own_grade_of_an_appraisal_not_everyones()
     own = summary(appraisal, member="m2")
     assert "m2" in own and "m1" not in own and "m3" not in own and "共评议 3 人" in own, own
     assert all(m in summary(appraisal) for m in ("m1", "m2", "m3"))  # a site's history lists every grade
+
+
+def test_a_case_id_two_sites_each_have_is_told_apart_by_site():
+    """Before, `history case case-1` listed two sites' cases as one story without a word."""
+    one = event(1, "DisputeReported", "liaison", payload={"case_id": "case-1", "kind": "wages",
+                                                           "reported_on": "2020-07-11"})
+    other = {**event(2, "DisputeReported", "liaison", payload={"case_id": "case-1", "kind": "neighbours",
+                                                                "reported_on": "2020-08-01"}), "site_id": "h2"}
+    events = [dict(one), dict(other)]
+    link(events)
+    names = {"h1": "一号工程", "h2": "二号工程"}
+    read = reading({"kind": "case", "id": "case-1", "events": events, "site_names": names})
+    assert read["warnings"] == [
+        "编号 case-1 在 2 个工地上各有一起案件（一号工程(h1)、二号工程(h2)），下面每条都标出所在工地"]
+    assert [line["where"] for line in read["lines"]] == ["工地 一号工程(h1)", "工地 二号工程(h2)"]
+    single = reading({"kind": "case", "id": "case-1", "events": [dict(one)]})
+    assert single["warnings"] == []
