@@ -76,6 +76,11 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
         WHERE NOT st.state ? 'arrived';"""),
     tamper_evidence(7),
     trailing_states(8),
+    # SITE_NAME_TAKEN looks for the township's other sites of a name: by this index rather than by reading (and
+    # decompressing) every site's state, which grows with its members.
+    Migration(9, "site snapshots indexed by township and name", lambda s: f"""
+        CREATE INDEX IF NOT EXISTS site_state_township_name
+            ON {s}.site_state ((state->>'township'), (state->>'name'));"""),
 ])
 
 
@@ -188,10 +193,10 @@ class _Attempt:
             self.stored_at[r["prev_id"]] = r["prev_state_version"]
         township = site.township if site else getattr(command, "township", None)  # RegisterSite names its own
         same_name: tuple[str, ...] = ()
-        if isinstance(command, RegisterSite) and site is None:  # a rare command: a scan of the sites is fine
+        if isinstance(command, RegisterSite) and site is None:  # by the index of migration 9
             same_name = tuple(r["site_id"] for r in await self.conn.fetch(
-                f"SELECT site_id FROM {SCHEMA}.site_state WHERE state->>'name' = $1"
-                " AND state->>'township' = $2 AND site_id <> $3 ORDER BY site_id",
+                f"SELECT site_id FROM {SCHEMA}.site_state WHERE state->>'township' = $2"
+                " AND state->>'name' = $1 AND site_id <> $3 ORDER BY site_id",
                 command.name, command.township, site_id))
         return Loaded(Given(site=site, previous_site=previous, city=self.city, same_name=same_name), target=heads,
                       township=township)
