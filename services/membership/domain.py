@@ -482,6 +482,9 @@ def _differing(names: dict[str, str], recorded: dict[str, Any], given: dict[str,
 
 
 def _register_site(command: RegisterSite, given: Given) -> list[Event]:
+    if given.city is not None and command.department in given.city.departments:
+        # Its code, as /api/me and the department views name it: a site records the department by its name.
+        command = command.model_copy(update={"department": given.city.departments[command.department]})
     if given.site is not None:
         facts = SiteRegistered(**command.model_dump(include=set(SiteRegistered.model_fields))).model_dump()
         differing = _differing(SITE_FACTS, given.site.model_dump(include=set(facts)), facts)

@@ -142,6 +142,13 @@ def test_a_department_the_city_does_not_have_is_refused():
     assert err.value.code == "UNKNOWN_DEPARTMENT" and err.value.field == "department"
 
 
+def test_a_department_given_by_its_code_is_recorded_by_its_name():
+    """Before, `"department": "jiaotong"` (its code, as /api/me names it) was refused UNKNOWN_DEPARTMENT."""
+    assert decide(registration(department="jiaotong"), Given(None, city=SEASIDE)) == [registered()]
+    with pytest.raises(domain.SiteAlreadyRecordedError):  # the same facts, said the other way
+        decide(registration(department="jiaotong"), Given(given(registered()), city=SEASIDE))
+
+
 def test_township_codes_must_be_slugs():
     with pytest.raises(ValueError):
         registration(township="沙城镇")
