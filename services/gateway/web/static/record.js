@@ -97,7 +97,7 @@ const BUILD = {
   'form-meeting': (f) => {
     const meetingId = text(f, 'meeting_id');
     // Filled rows only, each numbered after the meeting: the item's id a later meeting resolves it by.
-    const items = [0, 1, 2].filter((i) => text(f, `items.${i}.description`)).map((i) => ({
+    const items = [...Array(MEETING_ITEMS).keys()].filter((i) => text(f, `items.${i}.description`)).map((i) => ({
       item_id: `${meetingId}-${i + 1}`,
       kind: text(f, `items.${i}.kind`),
       description: text(f, `items.${i}.description`),
@@ -240,6 +240,19 @@ function resetForm(form) {
 }
 
 // ---- form furniture -------------------------------------------------------------------------------------------------
+
+const MEETING_ITEMS = 3; // new items one meeting raises on the form (BUILD['form-meeting'] reads the filled ones)
+
+// The joint meeting's rows of new items: each its description, kind, responsible party and day due.
+function drawMeetingItems() {
+  fill('meeting-items', Array.from({ length: MEETING_ITEMS }, (_, i) => h('div', { class: 'form-grid meeting-item', dataset: { item: String(i) } },
+    h('label', { class: 'field span-2' }, h('span', null, `事项 ${i + 1}`), h('input', { name: `items.${i}.description`, maxlength: 100, autocomplete: 'off' })),
+    h('label', { class: 'field' }, h('span', null, '类别'), h('select', { name: `items.${i}.kind`, 'data-options': 'itemKind' })),
+    h('label', { class: 'field' }, h('span', null, '责任方'), h('select', { name: `items.${i}.responsible`, 'data-options': 'party' })),
+    h('label', { class: 'field' }, h('span', null, '应于'), h('input', { name: `items.${i}.due_on`, type: 'date' })))));
+}
+
+// ---- defaults and ids --------------------------------------------------------------------------------------------------
 
 function applyDefaults(root = document) {
   root.querySelectorAll('input[data-default="today"]').forEach((el) => { if (!el.value) el.value = cityToday(); });
@@ -435,6 +448,7 @@ start(async () => {
   if (me.role === 'site' && me.site && me.site !== siteId) {
     fill('write-note', `提示：您的账号只能记录本工地（${me.site}），记录其他工地会被拒绝。`);
   }
+  drawMeetingItems();
   fillOptions();
   applyDefaults();
   const followUnit = wireUnitName();
