@@ -626,7 +626,7 @@ export function activitiesSummary(a) {
         ['党员责任区', fig('zones', a.zones ?? 0)],
         ['党员队伍', fig('teams', sum(Object.values(teams)))],
         ...TEAM_KINDS.map((k) => [`　${LABELS.team[k]}`, fig(`teams.${k}`, teams[k] ?? 0)]),
-        ['党员示范岗', h('span', null, fig('posts', sum(Object.values(posts))), `（${fmt(a.post_kinds ?? 0)} 类）`)],
+        ['党员示范岗', h('span', null, fig('posts', sum(Object.values(posts))), a.post_kinds ? `（${fmt(a.post_kinds)} 类）` : '')],
         ['党建引领示范工点', fig('work_points', a.work_points ?? 0)],
         ['小发明小革新小改良', h('span', null, fig('innovations', a.innovations ?? 0), `（全项目推广 ${fmt(a.innovations_adopted ?? 0)}）`)],
       ])),

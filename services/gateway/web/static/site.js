@@ -188,7 +188,7 @@ function renderDevelopment(d) {
     h('td', null, stage === 'probationary' && p.probation_ends
       ? (p.probation_ends < today ? flag(`预备期满 ${p.probation_ends}，待转正`, 'gap') : `预备期至 ${p.probation_ends}${p.extensions ? '（已延长）' : ''}`)
       : ''))));
-  fill('development', scrolling(table(['姓名', '阶段', '进入本阶段', '申请日期', '预备期'], rows, { empty: '本工地暂无发展对象', cls: 'data nowrap' })));
+  fill('development', scrolling(table(['姓名', '阶段', '进入本阶段', '申请日期', '预备期'], rows, { empty: '本工地暂无入党申请人、积极分子、发展对象或在此接收的预备党员', cls: 'data nowrap' })));
 }
 
 // Of the members present not celebrated this year: those whose month has passed (missed, named) apart from those
