@@ -464,9 +464,8 @@ def test_the_site_page_opens_the_sites_history_with_causes_beneath_their_events(
     assert page.locator('#history li[data-intact="false"]').count() == 0
     assert "时间为北京时间" in page.locator("#history-notes").inner_text()
     page.screenshot(path=str(artefacts / "site-history.png"))
-    dashboard = log_in(browser, demo, "dashboard", "/city", BIG_SCREEN)  # a login that reads no history: no link
+    dashboard = log_in(browser, demo, "dashboard", f"/history/site/{DEMO_SITE}")  # a login that reads no history
     pages.append(dashboard)
-    dashboard.goto(f"/history/site/{DEMO_SITE}")
     dashboard.locator('#problem[data-state="forbidden"]').wait_for(timeout=10_000)
 
 
@@ -627,7 +626,8 @@ def test_a_township_downloads_its_roster_from_its_page(browser: Any, demo: Gatew
     page = log_in(browser, demo, f"township.{DEMO_TOWNSHIP}", f"/township/{DEMO_TOWNSHIP}")
     pages.append(page)
     wait_live(page)
-    assert page.locator("#download-sites").inner_text().strip() == "项目清单"
+    page.click("#more-downloads summary")  # the lists are in the 更多 menu
+    assert page.locator("#download-sites").inner_text().strip() == "重点项目清单"
     with page.expect_download(timeout=30_000) as started:
         page.locator("#download-members").click()
     download = started.value

@@ -461,11 +461,15 @@ export function downloadButtons(viewName, params = {}, { me = null, lists = null
     href: `/api/export/${encodeURIComponent(viewName)}?${query({ ...params, format })}`,
     download: true, title: format === 'csv' ? 'CSV（UTF-8），各部分依次排列' : 'Excel 工作簿，每部分一个工作表' }, text);
   const named = lists && me && me.role !== 'dashboard'
-    ? [['members', '花名册', '在场党员名册（Excel），列与导入模板相同'], ['sites', '项目清单', '重点项目清单（Excel），列与导入模板相同']]
-      .map(([what, text, title]) => h('a', { class: 'btn btn-download', id: `download-${what}`,
+    ? [['members', '党员花名册', '在场党员名册（Excel），列与导入模板相同'], ['sites', '重点项目清单', '重点项目清单（Excel），列与导入模板相同']]
+      .map(([what, text, title]) => h('a', { id: `download-${what}`,
         href: `/api/export/${what}?${query({ ...lists, format: 'xlsx' })}`, download: true, title }, text))
     : [];
-  box.prepend(h('span', { class: 'downloads', id: 'downloads' }, link('xlsx', '下载 Excel'), link('csv', '下载 CSV'), ...named));
+  // The lists (and the city's reports, city.js) in one 更多 menu: a row of buttons more made the header of the big
+  // screen taller and cut its lower panels.
+  const more = h('details', { class: 'more-downloads', id: 'more-downloads', hidden: !named.length },
+    h('summary', { class: 'btn btn-download' }, '更多'), h('div', { class: 'menu', id: 'more-menu' }, named));
+  box.prepend(h('span', { class: 'downloads', id: 'downloads' }, link('xlsx', '下载 Excel'), link('csv', '下载 CSV'), more));
 }
 
 // A past view says which day and sense it shows where the live one says how fresh it is; it is not live.

@@ -279,12 +279,13 @@ function autoScroll(el) {
 // The city's yearly report of last year and of this year so far, for the logins that may make it (they open in a new
 // tab: the report asks the views for each year's end, which takes a while).
 function reportLinks() {
-  const box = document.getElementById('downloads');
-  if (!box || !['city', 'auditor', 'dashboard'].includes(me.role)) return;
+  const menu = document.getElementById('more-menu');
+  if (!menu || !['city', 'auditor', 'dashboard'].includes(me.role)) return;
   const year = Number(cityToday().slice(0, 4));
-  box.append(...[year - 1, year].map((y) => h('a', { class: 'btn btn-download', id: `report-${y}`, href: `/api/report/${y}`,
+  menu.append(...[year - 1, year].map((y) => h('a', { id: `report-${y}`, href: `/api/report/${y}`,
     target: '_blank', rel: 'noopener', title: `${y}年全市工地党建年度报告（HTML；加 ?format=pdf 得 PDF），生成需数十秒` },
   `${y}年度报告`)));
+  document.getElementById('more-downloads').hidden = false;
 }
 
 start(async () => {
