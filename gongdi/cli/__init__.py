@@ -40,7 +40,14 @@ from gongdi.ops.client import send_retrying, with_client
 from gongdi.ops.credentials import FILE_NAME as CREDENTIALS
 from gongdi.ops.credentials import SUPERUSER, Credentials
 from gongdi.ops.history import format_history, history
-from gongdi.ops.readiness import short_logs, stream_status, wait_caught_up, wait_http, wait_ready
+from gongdi.ops.readiness import (
+    short_logs,
+    stream_status,
+    stream_status_if_allowed,
+    wait_caught_up,
+    wait_http,
+    wait_ready,
+)
 from gongdi.ops.runtime import (
     EmbeddedNats,
     EmbeddedPostgres,
@@ -242,7 +249,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         made = asyncio.run(with_client(settings, lambda c: gather(
             lambda name, params: c.query(VIEWS_SERVICE, name, params), args.what, body, identity,
-            settings.city())))
+            settings.city(), platform=lambda: stream_status_if_allowed(c))))
     except Refused as exc:
         print(f"错误 {exc.code}: {exc.message}", file=sys.stderr)
         return 1

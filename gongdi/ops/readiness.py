@@ -82,6 +82,15 @@ async def stream_status(_settings: Settings | None, client: GongdiClient) -> dic
     return {"streams": streams, "consumers": consumers}
 
 
+async def stream_status_if_allowed(client: GongdiClient) -> dict[str, Any] | None:
+    """`stream_status`, or None when a service refuses the client (only the city, the auditor and the platform may
+    ask every service's)."""
+    try:
+        return await stream_status(None, client)
+    except ServiceRefused:
+        return None
+
+
 def dead_letter_count(status: dict[str, Any]) -> int:
     return sum(c["dead_letters"] for c in status["consumers"])
 

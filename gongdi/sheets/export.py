@@ -425,13 +425,20 @@ def birthdays_sections(d: Reply, who: str | None) -> list[Section]:
     ]
 
 
-def status_sections(d: Reply, who: str | None) -> list[Section]:
-    consumers = d.get("consumers", [])
+def status_sections(d: Reply, who: str | None, platform: Reply | None = None) -> list[Section]:
+    """The views' consumers; with `platform` (gongdi.ops.readiness.stream_status, for a login that may ask every
+    service), every writer's stream, recorded against published, and every consumer of it, policies too."""
+    consumers = (platform or d).get("consumers", [])
+    streams = [section("事件流", ("服务", "流", "已记录", "已发布", "未发布"),
+                       [(SERVICE_NAMES.get(x["service"], x["service"]), x["stream"], x["recorded"], x["published"],
+                         max(0, x["recorded"] - x["published"])) for x in platform["streams"]])] if platform else []
+    subject = "全平台：记录服务与视图服务" if platform else subject_of("status", d)
     return [
-        overview(about(d, "status", subject_of("status", d), who)),
+        overview(about(d, "status", subject, who)),
+        *streams,
         section("消费者", ("服务", "消费者", "流", "已处理", "已发布", "落后", "死信"),
-                [(c["service"], c["consumer"], c["stream"], c["applied"], c["published"],
-                  max(0, c["published"] - c["applied"]), c["dead_letters"]) for c in consumers]),
+                [(SERVICE_NAMES.get(c["service"], c["service"]), c["consumer"], c["stream"], c["applied"],
+                  c["published"], max(0, c["published"] - c["applied"]), c["dead_letters"]) for c in consumers]),
         section("死信", ("消费者", "流", "序号", "事件", "工地", "错误", "记录时间", "重试次数"),
                 [(c["consumer"], c["stream"], x["stream_seq"], x.get("event_type"), x.get("site_id"), x["code"],
                   moment(x["recorded_at"]), x.get("retries", 0)) for c in consumers for x in c["letters"]]),
@@ -597,9 +604,11 @@ def stem_day(data: Reply | None, today: dt.date) -> str:
 
 
 async def gather(ask: Ask, what: str, params: dict[str, Any], identity: Identity, city: City | None = None,
-                 today: dt.date | None = None) -> Export:
+                 today: dt.date | None = None,
+                 platform: Callable[[], Awaitable[Reply | None]] | None = None) -> Export:
     """Everything one export holds, asked from the views as `identity` through `ask`: a view with the parameters
-    of its query, or a list (`members`, `sites`; `params` may name a `township`) of the sites in scope."""
+    of its query, or a list (`members`, `sites`; `params` may name a `township`) of the sites in scope. The status
+    takes every service's from `platform` when it answers (None: the login may not ask them all)."""
     today = today or dt.datetime.now(CITY_TZ).date()
     if what in LISTS:
         unknown = sorted(set(params) - {"township"})
@@ -624,5 +633,7 @@ async def gather(ask: Ask, what: str, params: dict[str, Any], identity: Identity
         when = str(data["month"])
     if what == "status":  # the platform's own progress: its subject is the internal service name, not an area
         subject = key = None
+        if platform is not None and (every := await platform()) is not None:
+            sections = status_sections(data, identity.name, every)
     stem = "-".join(str(x) for x in (subject, query.title, when) if x)
     return Export(query.title, tuple(sections), stem, "-".join(str(x) for x in (what, key, when) if x))

@@ -16,6 +16,7 @@ from contracts.city import City
 from contracts.queries import QUERIES
 from contracts.replies import QueryReply
 from gongdi.ops.client import UNREACHABLE
+from gongdi.ops.readiness import stream_status_if_allowed
 from gongdi.sheets.export import EXPORTS, Refused, gather
 from gongdi.sheets.workbook import MEDIA_TYPES, write
 from services.gateway.api import refused, session_dependency
@@ -75,7 +76,8 @@ def _route(name: str, title: str, model: type[BaseModel], current: Callable[...,
             return await session.client.query("views", query, values)
 
         try:
-            made = await gather(ask, name, body, session.identity, city)
+            made = await gather(ask, name, body, session.identity, city,
+                                platform=lambda: stream_status_if_allowed(session.client))
         except Refused as exc:
             metrics.count("export", name, exc.code)
             return refused(exc.code, exc.message, exc.field)

@@ -507,3 +507,27 @@ def test_a_townships_site_list_has_the_site_ids_beside_their_names():
 def test_the_status_export_names_the_service_in_chinese():
     first = figures(by_title(view_sections("status", REPLIES["status"](), CITY, "city"))["概况"])
     assert first["对象"] == "视图服务（views）"
+
+
+def test_the_status_export_holds_every_service_when_the_login_may_ask_them():
+    """Before, it held the views' consumers only: not the writers' streams nor the policies that read them."""
+    city = FakeViews(Identity(Role.CITY))
+    every = {"streams": [{"service": "membership", "stream": "EVT_MEMBERSHIP", "recorded": 12, "published": 11}],
+             "consumers": [{**status_reply()["consumers"][0], "recorded": 12},
+                           {"service": "activities", "consumer": "activities-policy", "stream": "EVT_MEMBERSHIP",
+                            "applied": 11, "published": 11, "dead_letters": 0, "letters": [], "recorded": 12}]}
+
+    async def platform() -> dict[str, Any]:
+        return every
+
+    made = asyncio.run(gather(city.ask, "status", {}, city.identity, CITY, platform=platform))
+    sections = by_title(list(made.sections))
+    assert sections["事件流"].rows == (("党员管理服务", "EVT_MEMBERSHIP", 12, 11, 1),)
+    assert [row[:2] for row in sections["消费者"].rows] == [("视图服务", "views"),
+                                                         ("党建活动服务", "activities-policy")]
+
+    async def refused() -> None:
+        return None
+
+    alone = asyncio.run(gather(city.ask, "status", {}, city.identity, CITY, platform=refused))
+    assert "事件流" not in by_title(list(alone.sections))
