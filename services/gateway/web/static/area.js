@@ -36,8 +36,13 @@ function statusFlags(s) {
 
 function sitesTable(sites) {
   const filter = (document.getElementById('sites-filter').value || '').trim();
-  const rows = sites.filter((s) => !filter || String(s.name || '').includes(filter) || String(s.site_id).includes(filter));
   const showTownship = kind === 'department';
+  // By township in the city file's order (a department's list), then by name as people sort Chinese (拼音), not by
+  // character code (佳阳 before 前岐 before 太姥山).
+  const order = Object.keys((me.city && me.city.townships) || {});
+  const rank = (s) => (order.includes(s.township) ? order.indexOf(s.township) : order.length);
+  const rows = sites.filter((s) => !filter || String(s.name || '').includes(filter) || String(s.site_id).includes(filter))
+    .sort((a, b) => (showTownship ? rank(a) - rank(b) : 0) || String(a.name || a.site_id).localeCompare(String(b.name || b.site_id), 'zh-CN'));
   const headers = ['工地', showTownship ? '所在乡镇' : '主管部门', '从业人员', '在场党员', '正式党员', '党支部', '覆盖情况'];
   if (!rows.length) return h('p', { class: 'empty' }, sites.length ? '没有符合条件的工地' : '暂无登记的工地');
   return h('div', { class: 'table-scroll' }, h('table', { class: 'data', id: 'sites-table' },
