@@ -563,9 +563,11 @@ def _meeting(command: RecordBranchMeeting, given: Given) -> Event:
     if command.kind is MeetingKind.committee and not given.branch.has_committee:
         raise NoCommitteeError("党支部未设支委会，只设书记 (branch_committee_threshold)", "kind")
     _present(given, command.attendees, "attendees", command)
-    if command.kind in MEMBERS_ONLY and command.attendance > len(given.present):
+    # The members present on the meeting's day: a meeting recorded late is not measured by today's roster.
+    then = sum(1 for p in given.present.values() if p.arrived_on is None or p.arrived_on <= command.held_on)
+    if command.kind in MEMBERS_ONLY and command.attendance > then:
         raise AttendanceOverMembersError(
-            f"到会 {command.attendance} 人，本工地在场党员只有 {len(given.present)} 名：党员大会、支委会、党小组会、"
-            "组织生活会只有党员参加 (attendance over the members present)", "attendance")
+            f"到会 {command.attendance} 人，{command.held_on} 本工地在场党员只有 {then} 名："
+            "党员大会、支委会、党小组会、组织生活会只有党员参加 (attendance over the members present)", "attendance")
     fields = command.model_dump(include=set(BranchMeetingHeld.model_fields))
     return BranchMeetingHeld(**fields, meeting_id=command.command_id)

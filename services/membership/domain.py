@@ -653,6 +653,11 @@ def _form_party_group(command: FormPartyGroup, given: Given, rules: Rules) -> li
         raise NoBranchError("党小组须设在已成立的党支部内 (form the branch first)", "site_id")
     if command.group_id in site.groups:
         raise PartyGroupExistsError(f"党小组 {command.group_id} 已存在", "group_id")
+    for group_id, g in site.groups.items():
+        # The same group under a new id: a form sent again (each sending makes its own id).
+        if (g.name, g.section, sorted(g.members)) == (command.name, command.section, sorted(command.members)):
+            raise PartyGroupExistsError(f"已成立内容相同的党小组「{g.name}」（编号 {group_id}），无需再成立"
+                                        " (the same group exists)", "name")
     if command.formed_on < site.branch.formed_on:
         raise DateBeforeEarlierStepError(
             f"党小组成立日期 {command.formed_on} 早于党支部成立日期 {site.branch.formed_on} (group before its branch)",

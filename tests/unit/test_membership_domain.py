@@ -486,6 +486,9 @@ def test_a_second_group_of_the_same_name_or_members_warns():
     warned = {w.code: w for w in domain.advise(again, Given(state))}
     assert set(warned) == {"GROUP_NAME_TAKEN", "MEMBER_IN_ANOTHER_GROUP"}
     assert "张三（一工段党小组）" in warned["MEMBER_IN_ANOTHER_GROUP"].message
+    with pytest.raises(domain.PartyGroupExistsError) as same:  # the very group again, under a new id
+        decide(form_group(["m3", "m2", "m1"], group_id="g9"), Given(state))
+    assert same.value.field == "name" and "编号 g1" in str(same.value)
     closed = given(registered(), *THREE_FULL, arrived("m4"), arrived("m5"), branch(), first,
                    PartyGroupClosed(site_id="a", group_id="g1", closed_on=DAY))
     assert domain.advise(again, Given(closed)) == []

@@ -310,3 +310,15 @@ def test_a_branch_meeting_recorded_twice_is_taken_with_a_warning():
     [warning] = domain.advise(again, state)
     assert (warning.code, warning.field) == ("MEETING_ALREADY_RECORDED", "topic") and "主题党日" in warning.message
     assert domain.advise(again.model_copy(update={"topic": "另一主题"}), state) == []
+
+
+def test_a_meetings_attendance_is_measured_by_the_members_present_on_its_day():
+    """Before, a meeting recorded late was measured by today's roster (a member who arrived later counted)."""
+    later = {**PRESENT, "m10": Present("后来者", dt.date(2001, 7, 1), arrived_on=DAY + dt.timedelta(days=30))}
+    held = RecordBranchMeeting(command_id=cid(), site_id="a", kind=MeetingKind.general_assembly, held_on=DAY,
+                               topic="学习", attendance=len(PRESENT) + 1, attendees=())
+    with pytest.raises(domain.AttendanceOverMembersError) as refused:
+        decide(held, Given(site=None, known=True, present=later, branch=BRANCH))
+    assert f"只有 {len(PRESENT)} 名" in str(refused.value)
+    assert decide(held.model_copy(update={"held_on": DAY + dt.timedelta(days=30)}),
+                  Given(site=None, known=True, present=later, branch=BRANCH))

@@ -221,7 +221,10 @@ function whom(body) {
 }
 
 function resetForm(form) {
-  const keep = [...form.querySelectorAll('[data-sticky]')].map((el) => [el, el.value]);
+  // The day stays too: the next record is most often of the same day (before, it went back to today, and a
+  // secretary entering last year's records saved the next ones as of today).
+  const keep = [...form.querySelectorAll('[data-sticky], input[data-default="today"]')]
+    .map((el) => [el, el.value]);
   const step = form.elements.namedItem('step');
   const stepValue = step ? step.value : null;
   form.reset();
