@@ -35,7 +35,8 @@ from contracts.activities import (
 )
 from contracts.base import Command
 from contracts.membership import MemberFacts
-from gongdi.demo.city import PILOTS, cid
+from gongdi.demo import development
+from gongdi.demo.city import PILOTS, base_roster, cid
 from gongdi.ops.client import GongdiClient
 
 ZONES_PER_PILOT = 6  # 10 pilots × 6 = 60 党员责任区
@@ -76,6 +77,7 @@ def _day(offset: int) -> dt.date:
 def activity_plan(roster: dict[str, list[tuple[str, MemberFacts]]]) -> list[Command]:
     """Independent activity commands for the pilot sites; ids are fixed so that seeding twice writes once."""
     out: list[Command] = []
+    joined = {p.person_id: p.admitted_on for p in development.developed(base_roster())}
     for p, (site_id, *_rest) in enumerate(PILOTS):
         ids = [m for m, _ in roster[site_id]]
         for z in range(ZONES_PER_PILOT):
@@ -104,7 +106,7 @@ def activity_plan(roster: dict[str, list[tuple[str, MemberFacts]]]) -> list[Comm
                                    kind=kind, place=f"{kind.value}-1", visitor="支部书记", visited_on=_day(v),
                                    members_met=(ids[v % len(ids)],)))
         out += _talent(site_id, p, ids)
-        out += _meetings(site_id, ids)
+        out += _meetings(site_id, ids, joined)
     out += _points_and_appraisal(roster)
     for w, name in enumerate(WORK_POINTS):
         out.append(DesignateWorkPoint(command_id=cid("point", w), site_id="shachengwan",
@@ -154,9 +156,10 @@ def talent_followups(roster: dict[str, list[tuple[str, MemberFacts]]]) -> list[C
     return out
 
 
-def _meetings(site_id: str, ids: list[str]) -> list[Command]:
+def _meetings(site_id: str, ids: list[str], joined: dict[str, dt.date]) -> list[Command]:
     """三会一课 of 2020 after the branches were formed (1 April): every pilot holds its quarterly 支部党员大会 and
-    党课; two sites also their monthly 主题党日 and 党小组会, and 沙埕湾 its 组织生活会."""
+    党课; two sites also their monthly 主题党日 and 党小组会, and 沙埕湾 its 组织生活会. All but two of the members
+    present that day attend (`joined`: the members admitted on the site during the year, present from then)."""
     plan: list[tuple[MeetingKind, dt.date, str]] = []
     for month in (4, 7, 10):
         plan.append((MeetingKind.general_assembly, dt.date(2020, month, 20), "支部党员大会：通报工作"))
@@ -167,8 +170,11 @@ def _meetings(site_id: str, ids: list[str]) -> list[Command]:
             plan.append((MeetingKind.group, dt.date(2020, month, 16), "党小组会：学习与工段安全"))
     if site_id == "shachengwan":
         plan.append((MeetingKind.life_meeting, dt.date(2020, 12, 30), "2020年度组织生活会"))
+    def present(on: dt.date) -> int:
+        return sum(1 for m in ids if m not in joined or joined[m] <= on)
+
     return [RecordBranchMeeting(command_id=cid("meeting", site_id, kind.value, on), site_id=site_id, kind=kind,
-                                held_on=on, topic=topic, attendance=max(len(ids) - 2, 1), attendees=tuple(ids[:3]))
+                                held_on=on, topic=topic, attendance=max(present(on) - 2, 1), attendees=tuple(ids[:3]))
             for kind, on, topic in plan]
 
 

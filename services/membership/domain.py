@@ -1072,7 +1072,12 @@ def _approver(site: SiteState, approved_by: str) -> None:
             " (a joint branch may not develop members)", "approved_by")
 
 
+# The date fields of development steps as the forms name them: a refusal says 确定日期, not designated_on.
+DAY_NAMES = {"designated_on": "确定日期", "admitted_on": "接收日期", "extended_on": "决定日期",
+             "confirmed_on": "转正日期", "applied_on": "申请日期"}
+
+
 def _not_before(earlier: dt.date | None, day: dt.date, field: str, what: str) -> None:
     if earlier is not None and day < earlier:
-        raise StepBeforePreviousError(f"{field} {day} 早于{what}的日期 {earlier} (step dated before the previous one)",
-                                      field)
+        raise StepBeforePreviousError(f"{DAY_NAMES.get(field, field)} {day} 早于{what}的日期 {earlier}"
+                                      " (step dated before the previous one)", field)

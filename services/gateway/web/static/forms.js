@@ -93,7 +93,8 @@ export function showError(form, err) {
     input.focus();
   } else {
     const top = form.querySelector('.form-errors');
-    top.append(field && !/^[A-Z_]+$/.test(field) ? h('div', { class: 'field-error', 'data-field': field, 'data-code': err.code, role: 'alert', title: err.message }, `${field}：${message}`) : box);
+    // A field the form has no input for is named before the message, but not the site (the page is the site's).
+    top.append(field && field !== 'site_id' && !/^[A-Z_]+$/.test(field) ? h('div', { class: 'field-error', 'data-field': field, 'data-code': err.code, role: 'alert', title: err.message }, `${field}：${message}`) : box);
   }
   result(form, 'error', input ? '未记录，请按提示修改后再提交' : '未记录');
 }

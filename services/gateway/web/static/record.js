@@ -427,9 +427,19 @@ const refreshSoon = throttle(async () => {
   await loadTalks();
 }, 1500);
 
+// A site has one branch: once formed, its form says so instead of offering to form another.
+function showBranch() {
+  const form = document.getElementById('form-branch');
+  const branch = site && site.branch && !site.branch.dissolved_on ? site.branch : null;
+  form.querySelector('button[type="submit"]').disabled = Boolean(branch);
+  fill(form.querySelector('.form-note') || form.insertBefore(h('p', { class: 'form-note muted' }), form.querySelector('.form-errors')),
+    branch ? `本工地已于 ${branch.formed_on} 成立党支部「${branch.name}」，不能再组建；党小组请在“党小组”中成立。` : '');
+}
+
 function onSite(d) {
   if (!d) return;
   site = d;
+  showBranch();
   fill('title', `记录 · ${d.name}`);
   document.title = `记录 · ${d.name} · 工地党建`;
   renderSources();
