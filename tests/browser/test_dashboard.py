@@ -580,6 +580,7 @@ def test_the_city_page_shows_a_past_day_and_goes_back_to_live(browser: Any, demo
     page.click(f'a[data-township="{DEMO_TOWNSHIP}"]')
     page.wait_for_url(re.compile(rf"/township/{DEMO_TOWNSHIP}\?as_of=2020-12-31&basis=business"))
     page.wait_for_selector('#live-status[data-state="past"]', timeout=10_000)
+    assert page.locator('#nav a[data-path="/city"]').get_attribute("href") == "/city?as_of=2020-12-31&basis=business"
     page.goto("/township/shacheng?as_of=2019-12-31&basis=recorded")  # before its first site: zeros, no error
     page.wait_for_selector('#live-status[data-state="past"]', timeout=10_000)
     wait_figure(page, "members", 0)

@@ -369,13 +369,15 @@ export function header(me, { nav = true } = {}) {
     h('button', { type: 'button', class: 'btn btn-logout', id: 'logout', onclick: logout }, '退出'));
   const navEl = document.getElementById('nav');
   if (nav && navEl) {
-    const links = [h('a', { href: '/city' }, '全市')];
-    if (me.township) links.push(h('a', { href: `/township/${encodeURIComponent(me.township)}` }, townshipName(me, me.township)));
-    if (me.department) links.push(h('a', { href: `/department/${encodeURIComponent(me.department)}` }, departmentName(me, me.department)));
-    if (me.site) links.push(h('a', { href: `/site/${encodeURIComponent(me.site)}` }, '本工地'));
-    if (me.may_write) links.push(h('a', { href: '/import', id: 'nav-import' }, '导入'));
+    // The pages of areas keep a past day (pageLink); the import is of today.
+    const links = [h('a', { href: pageLink('/city'), dataset: { path: '/city' } }, '全市')];
+    const go = (path, text) => links.push(h('a', { href: pageLink(path), dataset: { path } }, text));
+    if (me.township) go(`/township/${encodeURIComponent(me.township)}`, townshipName(me, me.township));
+    if (me.department) go(`/department/${encodeURIComponent(me.department)}`, departmentName(me, me.department));
+    if (me.site) go(`/site/${encodeURIComponent(me.site)}`, '本工地');
+    if (me.may_write) links.push(h('a', { href: '/import', id: 'nav-import', dataset: { path: '/import' } }, '导入'));
     const here = location.pathname;
-    for (const a of links) if (a.getAttribute('href') === here) a.setAttribute('aria-current', 'page');
+    for (const a of links) if (a.dataset.path === here) a.setAttribute('aria-current', 'page');
     fill(navEl, links);
   }
 }

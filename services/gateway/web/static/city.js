@@ -242,7 +242,7 @@ function renderCharts(d) {
     c.on('click', (p) => {
       const current = JSON.parse(chartInputs['chart-townships'] || '[]');
       const row = p.componentType === 'xAxis' ? current.find((t) => t.name === p.value) : current[p.dataIndex];
-      if (row && mayReadTownship(me, row.township)) location.assign(`/township/${encodeURIComponent(row.township)}`);
+      if (row && mayReadTownship(me, row.township)) location.assign(pageLink(`/township/${encodeURIComponent(row.township)}`));
     });
   }
   setChart('chart-months', monthsFilled(d.by_month || []), monthOption);
