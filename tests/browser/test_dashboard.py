@@ -308,6 +308,14 @@ def test_forms_take_amounts_as_people_write_them_and_preset_the_usual_talk(
     dispute.locator('.form-result[data-state="ok"]').wait_for(timeout=15_000)
     [case] = shown(demo, lambda li: [c for c in li["open_cases"] if c["case_id"] == "case-ui-comma"])
     assert Decimal(case["amount_yuan"]) == 48000
+    # A case just reported may start its mediation or go to petition, not be resolved yet: the steps say so.
+    form.click('[data-tab="dispute-step"]')
+    step = form.locator("#form-dispute-step")
+    step.locator('[name="case_id"] option[value="case-ui-comma"]').wait_for(state="attached", timeout=15_000)
+    step.locator('[name="step"]').select_option("ResolveMediation")
+    step.locator('[name="case_id"]').select_option("case-ui-comma")
+    assert step.locator('[name="step"]').input_value() == "StartMediation"
+    assert step.locator('[name="step"] option[value="ResolveMediation"]').is_disabled()
 
 
 def test_a_branch_and_a_party_group_are_formed_from_the_record_page(browser: Any, demo: Gateway, pages: list[Any]):
@@ -487,6 +495,16 @@ def test_a_township_registers_a_site_from_its_page_and_records_on_it(browser: An
     form.locator('button[type="submit"]').click()  # 监理单位 left empty: said beside it, nothing sent
     form.locator('.field-error[data-field="units.supervision"]').wait_for(timeout=5_000)
     form.locator('[name="units.supervision"]').fill("海港监理公司")
+    # Three wrong fields at once: each is marked beside itself from one reply (before, only the first).
+    form.locator('[name="site_id"]').fill("Bad Id")
+    form.locator('[name="cost_wan"]').fill("abc")
+    form.locator('[name="planned_months"]').fill("-3")
+    form.locator('button[type="submit"]').click()
+    for field in ("site_id", "cost_wan", "planned_months"):
+        form.locator(f'.field-error[data-field="{field}"]').wait_for(timeout=15_000)
+    form.locator('[name="site_id"]').fill("ui-registered")
+    form.locator('[name="cost_wan"]').fill("12,000")
+    form.locator('[name="planned_months"]').fill("30")
     form.locator('button[type="submit"]').click()
     done = form.locator('.form-result[data-state="ok"]')
     done.wait_for(timeout=15_000)

@@ -87,6 +87,16 @@ export function showError(form, err) {
   const field = err.field || '';
   const input = inputFor(form, field);
   const box = h('div', { class: 'field-error', 'data-field': field, 'data-code': err.code, role: 'alert', title: err.message }, message);
+  // The other fields the reply names (另有 2 处不合要求（cost_wan、planned_months）): each marked beside itself
+  // too, so that one sending shows them all (before, only the first was marked).
+  const others = (String(err.message || '').match(/另有 \d+ 处不合要求（([^（）]*)）/) || [null, ''])[1]
+    .split('、').map((x) => x.trim()).filter(Boolean);
+  for (const name of others) {
+    const other = inputFor(form, name);
+    if (!other || other === input) continue;
+    other.setAttribute('aria-invalid', 'true');
+    (other.closest('.field') || other.parentElement).append(h('div', { class: 'field-error', 'data-field': name, 'data-code': err.code, role: 'alert' }, '不合要求，请检查'));
+  }
   if (input) {
     (input.closest('.field') || input.parentElement).append(box);
     input.setAttribute('aria-invalid', 'true');

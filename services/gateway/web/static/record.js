@@ -313,6 +313,21 @@ function renderSources() {
   fill('sections', Object.keys(site.by_section || {}).map((s) => h('option', { value: s })));
 }
 
+// 纠纷调解进展: the steps a case in each state may take (liaison's TRANSITIONS); the others are offered greyed out.
+const CASE_STEPS = { reported: ['StartMediation', 'EscalateToPetition'], mediating: ['ResolveMediation', 'EscalateToPetition'] };
+
+function syncCaseSteps() {
+  const form = document.getElementById('form-dispute-step');
+  const chosen = ((site && site.liaison && site.liaison.open_cases) || []).find((c) => c.case_id === text(form, 'case_id'));
+  const allowed = chosen ? CASE_STEPS[chosen.state] || [] : null;
+  const step = document.getElementById('dispute-step');
+  for (const o of step.options) o.disabled = Boolean(allowed) && !allowed.includes(o.value);
+  if (allowed && !allowed.includes(step.value) && allowed.length) {
+    step.value = allowed[0];
+    syncConditional();
+  }
+}
+
 // 发展党员: the step before each step, whose people it may take (an extension or confirmation takes a probationary
 // member admitted here or arrived as one).
 const STEP_FROM = {
@@ -348,9 +363,12 @@ function renderDevelopmentPeople() {
     people.length ? `请选择${label(LABELS.stage, stage)}` : `本工地暂无${label(LABELS.stage, stage)}`);
 }
 
-// 民主评议: one row per member present, the grades chosen kept while the site's figures change.
-function renderAppraisal(members) {
+// 民主评议: one row per member present on the appraisal's day (who arrived later cannot be graded), the grades
+// chosen kept while the site's figures change.
+function renderAppraisal(everyone) {
   const list = document.getElementById('appraisal-list');
+  const day = text(document.getElementById('form-appraisal'), 'appraised_on');
+  const members = everyone.filter((m) => !day || !m.arrived_on || m.arrived_on <= day);
   const chosen = new Map([...list.querySelectorAll('select[data-grade-of]')].map((sel) => [sel.dataset.gradeOf, sel.value]));
   const rows = members.map((m) => {
     const sel = h('select', { dataset: { gradeOf: m.member_id }, 'aria-label': `${m.name}的等次` },
@@ -467,7 +485,11 @@ start(async () => {
   const followUnit = wireUnitName();
   document.getElementById('form-activity').elements.namedItem('kind').addEventListener('change', syncConditional);
   document.getElementById('dispute-step').addEventListener('change', syncConditional);
+  document.getElementById('form-dispute-step').elements.namedItem('case_id').addEventListener('change', syncCaseSteps);
   document.getElementById('development-step').addEventListener('change', syncConditional);
+  document.getElementById('form-appraisal').elements.namedItem('appraised_on').addEventListener('change', () => {
+    if (site) renderAppraisal([...(site.members || [])].sort((a, b) => String(a.name).localeCompare(String(b.name), 'zh-CN')));
+  });
   document.getElementById('appraise-rest').addEventListener('click', () => {
     document.querySelectorAll('#appraisal-list select[data-grade-of]').forEach((sel) => { if (!sel.value) sel.value = 'qualified'; });
   });
