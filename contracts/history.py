@@ -175,6 +175,7 @@ class HistoryLine(BaseModel):
     event_id: str
     type: str
     intact: bool
+    member: str | None = None  # the member (or applicant) it is about, other than the history's own
 
 
 class HistoryReading(BaseModel):

@@ -229,7 +229,7 @@ class Names:
 
 # Amounts and counts worth a word, with their unit.
 FIGURES = (("headcount", "从业人员 {} 人"), ("amount_yuan", "金额 {} 元"), ("points", "{} 分"),
-           ("attendance", "到会 {} 人"))
+           ("attendance", "到会 {} 人"), ("months", "{} 个月"), ("approved_by", "批准：{}"))
 
 
 def summary(e: dict[str, Any], names: Names | None = None, member: str | None = None) -> str:
@@ -307,7 +307,10 @@ def reading(d: dict[str, Any]) -> dict[str, Any]:
         # 操作: when the command or rule acted; 记录: when it was stored, said apart only when it differs (an
         # import's rows, a policy acting later).
         when = f"操作 {done} · 记录 {kept}" if done != kept else f"操作并记录 {done}"
+        p = e["payload"]
+        about = p.get("member_id") or p.get("person_id")  # whom it is about, for a page to link their history
         lines.append({"depth": depth, "what": what, "where": where, "event_id": e["event_id"], "type": e["type"],
+                      "member": about if isinstance(about, str) and about != mine else None,
                       "when": f"{when} · {actor_label(e['actor'])}{command} · {e['service']}",
                       "intact": e.get("intact") is not False})
         for child in children.get(e["event_id"], []):

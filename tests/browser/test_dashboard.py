@@ -470,6 +470,8 @@ def test_the_site_page_opens_the_sites_history_with_causes_beneath_their_events(
     caused = page.locator('#history li[data-type="TalkObligationCreated"][data-depth="1"]')
     assert caused.count() > 0 and caused.first.inner_text().startswith("→")
     assert page.locator('#history li[data-intact="false"]').count() == 0
+    member = arrivals.first.locator("a.history-member")  # whom it is about: their own history a click away
+    assert member.get_attribute("href").startswith("/history/member/")
     assert "时间为北京时间" in page.locator("#history-notes").inner_text()
     page.screenshot(path=str(artefacts / "site-history.png"))
     dashboard = log_in(browser, demo, "dashboard", f"/history/site/{DEMO_SITE}")  # a login that reads no history

@@ -20,7 +20,9 @@ function render(r) {
   },
   h('div', { class: 'history-what' }, line.depth ? '→ ' : '', line.what, line.where ? h('span', { class: 'muted' }, `  [${line.where}]`) : null),
   line.intact ? null : h('div', { class: 'warn' }, '!! 此条记录写入后被改动过（哈希与内容不符），以上内容不可信'),
-  h('div', { class: 'history-when muted' }, line.when))) : h('li', { class: 'empty' }, '（没有记录）'));
+  h('div', { class: 'history-when muted' }, line.when,
+    line.member ? h('a', { class: 'history-member', href: `/history/member/${encodeURIComponent(line.member)}` }, ' · 此人的历史') : null)))
+    : h('li', { class: 'empty' }, '（没有记录）'));
   fill('history-notes', r.notes.map((n) => h('p', null, n)));
 }
 
