@@ -612,7 +612,15 @@ def test_the_city_page_shows_a_past_day_and_goes_back_to_live(browser: Any, demo
     assert page.locator("#as-of-invalid").count() == 0
     page.goto("/city?as_of=garbage")  # a hand-edited link: said, and the live view shown
     wait_live(page)
-    assert page.locator("#as-of-invalid").inner_text() == "“garbage”不是日期（YYYY-MM-DD），显示的是实时视图"
+    said = page.locator("#as-of-invalid").inner_text()
+    assert said == "“garbage”不是日期（YYYY-MM-DD；按记录时间也可为时刻），显示的是实时视图"
+    # 按记录时间 takes a moment: what the platform showed at a time of a day (the auditor's question).
+    page.goto("/city?as_of=2020-12-31T12:00&basis=recorded")
+    page.wait_for_selector('#live-status[data-state="past"]', timeout=10_000)
+    assert page.locator("#as-of-day").get_attribute("type") == "datetime-local"
+    assert page.locator("#as-of-day").input_value() == "2020-12-31T12:00"
+    page.select_option("#as-of-basis", "business")  # back to a day
+    assert page.locator("#as-of-day").input_value() == "2020-12-31"
 
 
 def test_the_download_button_on_the_city_page_gives_a_workbook_of_the_city_view(

@@ -410,12 +410,14 @@ export function showProblem(err, target = 'content', { forbiddenTitle = '无权�
 
 const BASIS_TEXT = { business: '按业务日期', recorded: '按记录时间' };
 
-// The day and sense the page is asked for, as query parameters of the view; null for the live view.
+// The day (or, 按记录时间, the moment in Beijing time) and sense the page is asked for, as query parameters of the
+// view; null for the live view.
 export function asOf() {
   const p = new URLSearchParams(location.search);
   const day = p.get('as_of');
-  if (!day || !/^\d{4}-\d{2}-\d{2}$/.test(day)) return null;
-  return { as_of: day, as_of_basis: p.get('basis') === 'recorded' ? 'recorded' : 'business' };
+  const recorded = p.get('basis') === 'recorded';
+  if (!day || !(/^\d{4}-\d{2}-\d{2}$/.test(day) || (recorded && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$/.test(day)))) return null;
+  return { as_of: day, as_of_basis: recorded ? 'recorded' : 'business' };
 }
 
 // A link to another page at the same moment: from a page of a past day, the page it opens is of that day too, in the
@@ -430,12 +432,23 @@ export function asOfControl() {
   const box = document.querySelector('.head-right');
   if (!box) return;
   const current = asOf();
-  const day = h('input', { type: 'date', id: 'as-of-day', value: current ? current.as_of : '', max: cityToday(),
+  const moment = Boolean(current) && current.as_of_basis === 'recorded';
+  const day = h('input', { type: moment ? 'datetime-local' : 'date', id: 'as-of-day', max: moment ? `${cityToday()}T23:59` : cityToday(),
     'aria-label': '查看某日的视图', title: '查看某日的视图' });
+  if (current) day.value = moment && !current.as_of.includes('T') ? `${current.as_of}T23:59` : current.as_of.slice(0, 16);
   const basis = h('select', { id: 'as-of-basis', 'aria-label': '口径',
     title: '按业务日期：当时的实际情况（含事后补录）；按记录时间：平台当时显示的情况' },
   Object.entries(BASIS_TEXT).map(([value, text]) => h('option', { value }, text)));
   if (current) basis.value = current.as_of_basis;
+  // 按记录时间 may ask a moment (what the platform showed at 16:20), 按业务日期 a day: the input follows the sense.
+  const follow = () => {
+    const recorded = basis.value === 'recorded';
+    const [date, time] = day.value.split('T');
+    day.type = recorded ? 'datetime-local' : 'date';
+    day.max = recorded ? `${cityToday()}T23:59` : cityToday();
+    if (date) day.value = recorded ? `${date}T${time || '23:59'}` : date;
+  };
+  basis.addEventListener('change', follow);
   function submit(ev) {
     ev.preventDefault();
     if (!day.value) { location.assign(location.pathname); return; }
@@ -444,7 +457,7 @@ export function asOfControl() {
   // A day the page cannot read (a hand-edited link) is said, not silently replaced by the live view.
   const asked = new URLSearchParams(location.search).get('as_of');
   const unreadable = asked !== null && !current
-    ? h('span', { class: 'warn', id: 'as-of-invalid', role: 'alert' }, `“${asked}”不是日期（YYYY-MM-DD），显示的是实时视图`)
+    ? h('span', { class: 'warn', id: 'as-of-invalid', role: 'alert' }, `“${asked}”不是日期（YYYY-MM-DD；按记录时间也可为时刻），显示的是实时视图`)
     : null;
   box.prepend(h('form', { class: 'as-of', id: 'as-of-form', onsubmit: submit }, day, basis,
     h('button', { type: 'submit', class: 'btn', id: 'as-of-go' }, '查看'),
