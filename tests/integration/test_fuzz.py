@@ -131,7 +131,7 @@ TEMPLATES: dict[str, Callable[[int], Template]] = {
         [("membership", "RegisterSite", site(f"b{n}-fz")),
          *(("membership", "RecordArrival", arrival(f"b{n}-fz", f"b{n}-fz-{i}")) for i in (1, 2, 3))]),
     "FormPartyGroup": lambda n: (
-        {"site_id": CORE, "group_id": f"g{n}-fz", "name": "第一党小组", "section": "一工段", "leader": MEMBERS[0],
+        {"site_id": CORE, "group_id": f"g{n}-fz", "name": f"第{n}党小组", "section": "一工段", "leader": MEMBERS[0],
          "members": MEMBERS[:3], "formed_on": LATER}, []),
     "CompleteSite": lambda n: ({"site_id": f"c{n}-fz", "completed_on": "2021-01-01"},
                                [("membership", "RegisterSite", site(f"c{n}-fz"))]),
