@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from html import escape
 from typing import Any
 
@@ -48,9 +49,56 @@ def _styles() -> dict[str, ParagraphStyle]:
     }
 
 
+# Chinese typesetting keeps these off the start of a line; reportlab's own list (for Japanese) lacks the full-width
+# comma, semicolon, colon and the like, so a sentence could wrap with "，" first on the line.
+CANNOT_START = "，。、；：！？）》」』】〕…·％"
+
+
+def _line_texts(p: Paragraph) -> list[str]:
+    para = p.blPara
+    if para.kind == 0:
+        return ["".join(line[1]) for line in para.lines]
+    return ["".join(w.text for w in line.words) for line in para.lines]
+
+
+class _Para(Paragraph):
+    """A paragraph of plain text that never starts a line with closing punctuation: where reportlab would, the
+    character before the punctuation goes to the next line with it (a break put before it), as 避头点 asks."""
+
+    def __init__(self, text: str, style: ParagraphStyle) -> None:
+        self._plain, self._breaks, self._given = text, (), style
+        super().__init__(escape(text, quote=False), style)
+
+    def _markup(self) -> str:
+        cuts = (0, *self._breaks, len(self._plain))
+        return "<br/>".join(escape(self._plain[a:b], quote=False) for a, b in itertools.pairwise(cuts))
+
+    def _next_break(self, lines: list[str]) -> int | None:
+        """Where to break before the first line that starts with closing punctuation, after the breaks made."""
+        start = 0
+        for before, line in itertools.pairwise(lines):
+            previous, start = start, start + len(before)
+            if start <= max((0, *self._breaks)) or line[0] not in CANNOT_START:
+                continue
+            cut = start - 1
+            while cut > previous and self._plain[cut] in CANNOT_START:
+                cut -= 1
+            if cut > previous:
+                return cut
+        return None
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
+        size = super().wrap(availWidth, availHeight)
+        while "".join(lines := _line_texts(self)) == self._plain and (cut := self._next_break(lines)) is not None:
+            self._breaks = (*self._breaks, cut)
+            Paragraph.__init__(self, self._markup(), self._given)
+            size = super().wrap(availWidth, availHeight)
+        return size
+
+
 def _p(text: str, style: ParagraphStyle) -> Paragraph:
     """A paragraph of plain text: reportlab reads its text as markup, and a name may hold `&` or `<`."""
-    return Paragraph(escape(text, quote=False), style)
+    return _Para(text, style)
 
 
 def drawing(chart: Chart, width: float) -> Drawing:

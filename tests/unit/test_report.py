@@ -19,7 +19,7 @@ from gongdi.report.charts import Rect, layout, svg
 from gongdi.report.gather import as_of_params
 from gongdi.report.html import render_html
 from gongdi.report.model import Report, Views, build
-from gongdi.report.pdf import render_pdf
+from gongdi.report.pdf import CANNOT_START, FONT, _line_texts, _p, _styles, render_pdf
 from gongdi.report.text import charts, num, sections, tables
 
 CITY = City(code="fuding", name="福鼎市", townships={"shacheng": "沙埕镇", "bailin": "白琳镇", "yushan": "嵛山镇"},
@@ -204,6 +204,34 @@ def test_the_pdf_is_the_same_twice_and_holds_the_figures():
     words = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     for phrase in ("重点工程项目82个", "从业人员12708人", "党员251人", "60个", "45支", "数据截至 2020年12月31日"):
         assert phrase in words, phrase
+
+
+def test_no_line_of_the_pdf_starts_with_closing_punctuation():
+    words = "".join(page.extract_text() for page in PdfReader(io.BytesIO(render_pdf(report()))).pages)
+    starts = [line.strip()[:1] for line in words.splitlines() if line.strip()]
+    assert not [s for s in starts if s in CANNOT_START]
+
+
+@pytest.mark.parametrize("tail", ["，后面还有一些文字，以及更多的文字。", "。」后面还有文字", "，，，，后面&<文字"])
+def test_a_wrapped_sentence_moves_the_character_before_its_punctuation_down(tail: str):
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.platypus import Paragraph
+
+    pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+    style = _styles()["body"]
+    plain_bad = ours_bad = 0
+    for n in range(10, 40):
+        text = "全" * n + tail
+        plain = Paragraph(text.replace("&", "&amp;").replace("<", "&lt;"), style)
+        plain.wrap(300, 1000)
+        plain_bad += any(line[0] in CANNOT_START for line in _line_texts(plain)[1:])
+        ours = _p(text, style)
+        ours.wrap(300, 1000)
+        lines = _line_texts(ours)
+        assert "".join(lines) == text
+        ours_bad += any(line[0] in CANNOT_START for line in lines[1:])
+    assert plain_bad and not ours_bad
 
 
 def test_another_process_writes_the_same_bytes(tmp_path: Path):
