@@ -39,7 +39,7 @@ from gongdi.ops import statelock
 from gongdi.ops.client import send_retrying, with_client
 from gongdi.ops.credentials import FILE_NAME as CREDENTIALS
 from gongdi.ops.credentials import SUPERUSER, Credentials
-from gongdi.ops.history import format_history, history
+from gongdi.ops.history import ORDERS, format_history, history
 from gongdi.ops.readiness import (
     short_logs,
     stream_status,
@@ -174,7 +174,7 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """Every event touching a site, member, case or branch, from every writing service, with what it caused."""
-    reply = asyncio.run(with_client(client_settings(args), lambda c: history(c, args.kind, args.ident)))
+    reply = asyncio.run(with_client(client_settings(args), lambda c: history(c, args.kind, args.ident, args.order)))
     if not reply["ok"]:
         print(f"错误 {reply['error']['code']}: {reply['error']['message']}", file=sys.stderr)
         return 1
@@ -906,9 +906,13 @@ def build_parser() -> argparse.ArgumentParser:
                           description=f"一个对象的全部事件，来自每个写入服务：何时、何人、哪条命令、引起了什么。"
                           f"对象：{subjects}。",
                           epilog=examples(("gongdi history site shachengwan", "一个工地的全部记录"),
-                                          ("gongdi history member m0001", "一名党员的全部记录")))
+                                          ("gongdi history member m0001", "一名党员的全部记录"),
+                                          ("gongdi history member m0001 --order day",
+                                           "按发生日期排列，补录的事实排在它发生的那天")))
     hist.add_argument("kind", choices=list(SUBJECTS), metavar="类别", help=f"对象的类别：{subjects}")
     hist.add_argument("ident", metavar="编号", help="工地编号、党员编号或案件编号（工地党支部用其工地的编号）")
+    hist.add_argument("--order", choices=list(ORDERS), default="recorded",
+                      help="recorded 按记录时间（默认）；day 按发生日期（事实本身的日期，补录的排在它发生的那天）")
     hist.add_argument("--json", action="store_true", help=JSON)
     hist.set_defaults(fn=cmd_history)
 

@@ -67,16 +67,20 @@ def _chunks(ids: list[str]) -> Iterable[list[str]]:
         yield ids[i:i + MAX_IDS]
 
 
-async def history(client: GongdiClient, kind: str, ident: str) -> Reply:
+ORDERS = {"recorded": "按记录时间", "day": "按发生日期"}
+
+
+async def history(client: GongdiClient, kind: str, ident: str, order: str = "recorded") -> Reply:
     """`{"ok": true, "data": History}` for `kind` (site, member, case, branch) `ident`, as the client's identity
-    may read it, or the first refusal (typed like every query's)."""
+    may read it, or the first refusal (typed like every query's); its `reading` lists the lines in `order`
+    (ORDERS)."""
     try:
-        return {"ok": True, "data": await _history(client, kind, ident)}
+        return {"ok": True, "data": await _history(client, kind, ident, order)}
     except Refused as exc:
         return exc.reply
 
 
-async def _history(client: GongdiClient, kind: str, ident: str) -> dict[str, Any]:
+async def _history(client: GongdiClient, kind: str, ident: str, order: str) -> dict[str, Any]:
     pages = await _ask(client, {"kind": kind, "id": ident})
     events: dict[str, dict[str, Any]] = {}
     withheld, truncated = 0, False
@@ -117,7 +121,7 @@ async def _history(client: GongdiClient, kind: str, ident: str) -> dict[str, Any
     data = History.model_validate({"kind": kind, "id": ident, "events": listed, "withheld": withheld,
                                    "truncated": truncated, "site_names": await _site_names(client, listed)}
                                   ).model_dump(mode="json")
-    return {**data, "reading": reading(data)}  # the lines people read, the same for the CLI and the pages
+    return {**data, "reading": reading(data, order)}  # the lines people read, the same for the CLI and the pages
 
 
 def _sees_all(user: str) -> bool:
@@ -271,12 +275,28 @@ def summary(e: dict[str, Any], names: Names | None = None, member: str | None = 
     return "，".join(parts)
 
 
-def reading(d: dict[str, Any]) -> dict[str, Any]:
+def happened(events: list[dict[str, Any]]) -> dict[str, str]:
+    """Each event's day for ordering by when things happened: the fact's own day; for a fact that names none (a
+    zone designated, a team formed), the day of the fact recorded before it, as the views as of a day count it;
+    for the first of those, the day it was recorded (Beijing time)."""
+    days, last = {}, None
+    for e in events:
+        last = business_day(e["type"], e["payload"]) or last or local_time(e["recorded_at"])[:10]
+        days[e["event_id"]] = last
+    return days
+
+
+def reading(d: dict[str, Any], order: str = "recorded") -> dict[str, Any]:
     """The history as people read it, for the CLI and the pages alike: a title, warnings, and one line per event at
-    its cause's depth + 1 (原因 → 结果), in recorded order among siblings, saying when it happened (the fact's own
-    day), what and whom, where, when it was done (操作: the time the command or rule acted) and recorded, by whom, by
-    which command (its first 8 characters); then notes."""
+    its cause's depth + 1 (原因 → 结果), siblings in recorded order or (`order="day"`) by the day they happened,
+    saying when it happened (the fact's own day), what and whom, where, when it was done (操作: the time the command
+    or rule acted) and recorded, by whom, by which command (its first 8 characters); then notes."""
+    if order not in ORDERS:
+        raise ValueError(f"order: {order} (one of {', '.join(ORDERS)})")
     events = d["events"]
+    if order == "day":  # stable: a day's events stay in recorded order
+        days = happened(events)
+        events = sorted(events, key=lambda e: days[e["event_id"]])
     names = Names.of(events)
     names.sites = {**d.get("site_names", {}), **names.sites}
     subject = {"site": names.site, "branch": names.site, "member": names.member}.get(d["kind"], str)(d["id"])
@@ -327,8 +347,8 @@ def reading(d: dict[str, Any]) -> dict[str, Any]:
         notes.append("记录过多，只列出每个服务最早的一部分 (truncated)")
     if d.get("withheld"):
         notes.append(f"另有 {d['withheld']} 条记录在您无权查看的工地上，未列出")
-    notes.append("时间为北京时间；→ 表示由上一条引起")
-    return {"title": title, "warnings": warnings, "lines": lines, "notes": notes}
+    notes.append(f"{ORDERS[order]}排列；时间为北京时间；→ 表示由上一条引起")
+    return {"title": title, "warnings": warnings, "lines": lines, "notes": notes, "order": order}
 
 
 def format_history(d: dict[str, Any]) -> str:

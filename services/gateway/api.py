@@ -6,7 +6,7 @@ import json
 import math
 import uuid
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import nats.errors
 import orjson
@@ -207,8 +207,10 @@ def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str
     app.include_router(status)
 
     past = APIRouter(prefix="/api/history", tags=["历史记录"])
+    Order = Literal["recorded", "day"]  # gongdi.ops.history.ORDERS
     kinds = "、".join(f"{k} {v}" for k, v in SUBJECTS.items())
-    about = ("涉及它的每一条记录，来自每个记录服务，按记录时间排列：发生与记录时间、记录人、命令编号，以及因果链"
+    about = ("涉及它的每一条记录，来自每个记录服务，按记录时间（或 `order=day` 按发生日期）排列："
+             "发生与记录时间、记录人、命令编号，以及因果链"
              f"（进场 → 谈话任务 → 谈话）。数据形状: {History.__name__}。与总线上各服务的 `qry.<服务>.history` 相同，"
              "按登录身份检查权限：市工委与审计可查看全部，乡镇本乡镇的工地，工地书记本工地；主管部门与大屏不可查看"
              "（含人员姓名）。")
@@ -217,13 +219,15 @@ def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str
               name="history")
     async def history_route(kind: Annotated[Subject, Path(description=kinds)],
                             ident: Annotated[Slug, Path(description="工地、党员或案件编号（党支部：其工地编号）")],
-                            session: Current, request: Request) -> Response:
-        if request.query_params:  # a history is always the whole of it: `?as_of=` would be silently ignored
-            unknown = sorted(request.query_params)[0]
+                            session: Current, request: Request,
+                            order: Annotated[Order, Query(description="recorded 按记录时间（默认）；day 按发生日期"
+                                                                      "（补录的事实排在它发生的那天）")] = "recorded",
+                            ) -> Response:
+        if unknown := sorted(set(request.query_params) - {"order"}):  # `?as_of=` would be silently ignored
             metrics.count("query", "history", "VALIDATION_FAILED")
-            return refused("VALIDATION_FAILED", f"{unknown}: 不认识的参数；历史记录总是列出全部记录"
-                                                f" (history takes no parameters)", unknown)
-        return await over_bus(metrics, "query", "history", lambda: history(session.client, kind, ident))
+            return refused("VALIDATION_FAILED", f"{unknown[0]}: 不认识的参数；历史记录总是列出全部记录，只可选排列"
+                                                f" order (history takes only order)", unknown[0])
+        return await over_bus(metrics, "query", "history", lambda: history(session.client, kind, ident, order))
 
     app.include_router(past)
 

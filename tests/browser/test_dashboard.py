@@ -474,6 +474,19 @@ def test_the_site_page_opens_the_sites_history_with_causes_beneath_their_events(
     assert member.get_attribute("href").startswith("/history/member/")
     assert "时间为北京时间" in page.locator("#history-notes").inner_text()
     page.screenshot(path=str(artefacts / "site-history.png"))
+    # By the day things happened: every top line's own day in order (the demo entered them otherwise).
+    def top_days() -> list[str]:
+        return [w[:10] for w in page.locator('#history li[data-depth="0"] .history-what').all_inner_texts()
+                if re.match(r"\d{4}-\d\d-\d\d", w)]
+
+    recorded = top_days()
+    assert recorded != sorted(recorded)
+    page.locator('#history-order a[data-order="day"]').click()
+    page.wait_for_url(re.compile(rf"/history/site/{DEMO_SITE}\?order=day$"))
+    page.locator("#history-notes", has_text="按发生日期排列").wait_for(timeout=30_000)
+    days = top_days()
+    assert days == sorted(recorded) and len(days) > 10
+    assert page.locator('#history-order a[aria-current="page"]').get_attribute("data-order") == "day"
     dashboard = log_in(browser, demo, "dashboard", f"/history/site/{DEMO_SITE}")  # a login that reads no history
     pages.append(dashboard)
     dashboard.locator('#problem[data-state="forbidden"]').wait_for(timeout=10_000)

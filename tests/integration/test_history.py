@@ -280,3 +280,22 @@ def test_a_record_changed_after_it_was_written_is_marked_in_the_history(gw: Gate
     assert "!! 其中 1 条记录写入后被改动过" in printed and "gongdi verify" in printed, printed
     arrival_line = next(i for i, line in enumerate(printed.splitlines()) if "假名" in line)
     assert "!! 此条记录写入后被改动过" in printed.splitlines()[arrival_line + 1], printed
+
+
+def test_a_history_by_day_puts_a_late_recorded_arrival_where_it_happened(gw: Gateway):
+    """An auditor asks in which order things happened: an arrival entered late comes before those entered
+    earlier but dated after it; recorded order stays the default."""
+    with gw.client(TOWNSHIP) as township, gw.client("auditor") as auditor:
+        ok(post(township, "membership", "RegisterSite", site("h5", "bailin")))
+        ok(post(township, "membership", "RecordArrival", arrival("h5", "h5-m1", arrived_on=LATER)))
+        ok(post(township, "membership", "RecordArrival", arrival("h5", "h5-m2", arrived_on=ARRIVED)))
+
+        def arrivals(**params: str) -> list[str]:
+            reading = ok(auditor.get("/api/history/site/h5", params=params))["data"]["reading"]
+            return [line["what"] for line in reading["lines"] if line["type"] == "MemberArrived"]
+
+        by_day, by_record, default = arrivals(order="day"), arrivals(order="recorded"), arrivals()
+        wrong = auditor.get("/api/history/site/h5", params={"order": "alphabetical"})
+    assert [w[:10] for w in by_day] == [ARRIVED, LATER] and "(h5-m2)" in by_day[0]
+    assert by_record == default == list(reversed(by_day))
+    assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "order"

@@ -20,7 +20,7 @@ from contracts.history import (
 )
 from contracts.identity import Identity, Role
 from gongdi.ops.accounts import platform_users
-from gongdi.ops.history import actor_label, format_history, link, reading, summary
+from gongdi.ops.history import actor_label, format_history, happened, link, reading, summary
 from gongdi.service.process import Request
 from gongdi.store.history import matching, readable
 from services.liaison.app import LIAISON
@@ -150,7 +150,7 @@ def test_a_fixed_history_prints_as_a_chain_in_beijing_time():
         "  2020-07-11 受理纠纷 案件 k1，薪资  [工地 h1]",
         f"    操作并记录 2026-03-01 10:00:06 · 市工委 city · {c} · liaison",
         "  另有 2 条记录在您无权查看的工地上，未列出",
-        "  (时间为北京时间；→ 表示由上一条引起)",
+        "  (按记录时间排列；时间为北京时间；→ 表示由上一条引起)",
     ]
 
 
@@ -231,3 +231,26 @@ def test_a_case_id_two_sites_each_have_is_told_apart_by_site():
     assert [line["where"] for line in read["lines"]] == ["工地 一号工程(h1)", "工地 二号工程(h2)"]
     single = reading({"kind": "case", "id": "case-1", "events": [dict(one)]})
     assert single["warnings"] == []
+
+
+def test_a_history_by_day_lists_a_late_recorded_fact_where_it_happened():
+    """An arrival of June recorded after the July facts comes first by day; an undated fact takes the day of the
+    fact recorded before it; what a fact caused stays beneath it."""
+    late = event(7, "MemberArrived", "membership", payload={
+        "site_id": "h1", "member_id": "m1", "arrived_on": "2020-06-20", "member": {"name": "李四"}})
+    undated = event(8, "ZoneDesignated", "activities", payload={"zone_id": "z1"})
+    events = [dict(e) for e in (*FIXED[:5], late, undated)]
+    link(events)
+    by_record = reading({"kind": "member", "id": "m1", "events": events})
+    by_day = reading({"kind": "member", "id": "m1", "events": events}, "day")
+    def roots(read: dict) -> list[int]:
+        return [uuid.UUID(line["event_id"]).int for line in read["lines"] if not line["depth"]]
+
+    assert roots(by_record) == [1, 3, 7, 8]
+    assert roots(by_day) == [7, 8, 1, 3]
+    assert happened(events)[str(uuid.UUID(int=8))] == "2020-06-20"
+    chain = [(line["depth"], line["type"]) for line in by_day["lines"]][2:5]
+    assert chain == [(0, "MemberArrived"), (1, "TalkObligationCreated"), (2, "TalkHeld")]
+    assert by_day["notes"][-1].startswith("按发生日期排列") and by_day["order"] == "day"
+    with pytest.raises(ValueError, match="order"):
+        reading({"kind": "member", "id": "m1", "events": events}, "alphabetical")

@@ -3,10 +3,21 @@
 import { ApiError, api, fill, h, header, loadMe, showProblem, start } from '/static/app.js';
 
 const KINDS = { site: '工地', member: '党员', case: '案件', branch: '党支部' };
+const ORDERS = { recorded: '按记录时间', day: '按发生日期' }; // gongdi.ops.history.ORDERS
 
 function subjectFromPath() {
   const [, kind, id] = location.pathname.split('/').filter(Boolean); // ['history', kind, id]
   return { kind: decodeURIComponent(kind || ''), id: decodeURIComponent(id || '') };
+}
+
+// 按记录时间 (what was entered when) or 按发生日期 (a late entry where it happened): a link each, so a page in either
+// order can be kept or sent.
+function orderLinks(order) {
+  const base = location.pathname;
+  fill('history-order', '排列：', ...Object.entries(ORDERS).flatMap(([key, label], i) => [
+    i ? ' · ' : '',
+    h('a', { href: key === 'recorded' ? base : `${base}?order=${key}`, dataset: { order: key },
+      'aria-current': key === order ? 'page' : null }, label)]));
 }
 
 function render(r) {
@@ -33,8 +44,11 @@ start(async () => {
   const back = document.getElementById('back-link');
   if (kind === 'site' || kind === 'branch') back.href = `/site/${encodeURIComponent(id)}`;
   fill('title', `${KINDS[kind] || ''}历史记录 · 工地党建`);
+  const order = new URLSearchParams(location.search).get('order') === 'day' ? 'day' : 'recorded';
+  orderLinks(order);
   try {
-    const reply = await api(`/api/history/${encodeURIComponent(kind)}/${encodeURIComponent(id)}`);
+    const query = order === 'day' ? '?order=day' : '';
+    const reply = await api(`/api/history/${encodeURIComponent(kind)}/${encodeURIComponent(id)}${query}`);
     render(reply.data.reading);
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return;
