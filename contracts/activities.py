@@ -171,6 +171,7 @@ class DesignateZone(Command):
     name: Name
     area: Name
     responsible: Members
+    designated_on: Day | None = None  # 划定日期; not given: the day it is recorded
 
 
 class FormTeam(Command):
@@ -181,6 +182,7 @@ class FormTeam(Command):
     leader: Slug
     members: Members
     purpose: Name
+    formed_on: Day | None = None  # 组建日期; not given: the day it is recorded
 
     @model_validator(mode="after")
     def _leader_in_team(self) -> FormTeam:
@@ -195,6 +197,7 @@ class EstablishPost(Command):
     kind: PostKind
     holder: Slug
     place: Name
+    established_on: Day | None = None  # 设岗日期; not given: the day it is recorded
 
 
 class DesignateWorkPoint(Command):
@@ -414,6 +417,9 @@ class ZoneDesignated(Event):
     name: str
     area: str
     responsible: list[str]
+    # Events recorded before the day was kept have none: as of a day they take the day of the fact before them on
+    # the site (contracts.timeline.Window).
+    designated_on: dt.date | None = None
 
 
 class TeamFormed(Event):
@@ -424,6 +430,7 @@ class TeamFormed(Event):
     leader: str
     members: list[str]
     purpose: str
+    formed_on: dt.date | None = None  # None in events recorded before the day was kept (as designated_on)
 
 
 class PostEstablished(Event):
@@ -432,6 +439,7 @@ class PostEstablished(Event):
     kind: PostKind
     holder: str
     place: str
+    established_on: dt.date | None = None  # None in events recorded before the day was kept (as designated_on)
 
 
 class WorkPointDesignated(Event):

@@ -9,15 +9,18 @@
 
 An event's business day is its own date field: the first `datetime.date` field of its model (`arrived_on`,
 `talked_on`, `start_date`, …), or the one it names in `BUSINESS_DAY` (a transfer prompt's `due_on`: it is true from
-the day it falls due, whenever the timer fired it). A fact with no date of its own (a zone designated, a team
-formed) belongs to the story of its stream at the point it was recorded: it takes the business day of the event
-before it in its stream, and the first event of a stream without one takes the day it was recorded.
+the day it falls due, whenever the timer fired it). A fact with no date of its own (a zone designated or a team
+formed by a release before they kept their day) belongs to the story of its stream at the point it was recorded:
+it takes the business day of the event before it in its stream, and the first event of a stream without one takes
+the day it was recorded.
 """
 from __future__ import annotations
 
 import datetime as dt
 import functools
 import re
+import types
+import typing
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
@@ -100,9 +103,21 @@ def date_field(model: type[BaseModel]) -> str | None:
     if named is not None:
         return named
     for name, info in model.model_fields.items():
-        if info.annotation in (dt.date, dt.date | None):
+        if _is_day(info.annotation):
             return name
     return None
+
+
+def _is_day(annotation: Any) -> bool:
+    """`date`, an annotated `date` (a command's `Day`), or either of them or None."""
+    if annotation is dt.date:
+        return True
+    if typing.get_origin(annotation) is Annotated:
+        return _is_day(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return len(args) == 1 and _is_day(args[0])
+    return False
 
 
 def business_day(event: BaseModel) -> dt.date | None:

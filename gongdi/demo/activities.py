@@ -84,6 +84,7 @@ def activity_plan(roster: dict[str, list[tuple[str, MemberFacts]]]) -> list[Comm
             out.append(DesignateZone(
                 command_id=cid("zone", site_id, z), site_id=site_id, zone_id=f"z{z + 1}",
                 name=f"党员责任区{z + 1}", area=f"第{z + 1}作业面", responsible=[ids[z % len(ids)]],
+                designated_on=_day(z),
             ))
         kinds = list(TeamKind)
         for t in range(TEAMS[p]):
@@ -92,12 +93,12 @@ def activity_plan(roster: dict[str, list[tuple[str, MemberFacts]]]) -> list[Comm
             out.append(FormTeam(
                 command_id=cid("team", site_id, t), site_id=site_id, team_id=f"t{t + 1}", kind=kind,
                 name=f"{TEAM_NAMES[kind]}{t // 3 + 1}", leader=members[0], members=members,
-                purpose="攻坚克难、关键时刻冲锋在前",
+                purpose="攻坚克难、关键时刻冲锋在前", formed_on=_day(t),
             ))
         for k, kind in enumerate(PostKind):
             out.append(EstablishPost(
                 command_id=cid("post", site_id, kind.value), site_id=site_id, post_id=kind.value,
-                kind=kind, holder=ids[k % len(ids)], place=POST_PLACES[kind],
+                kind=kind, holder=ids[k % len(ids)], place=POST_PLACES[kind], established_on=_day(k),
             ))
         out += _lessons(site_id, p, ids)
         out += _birthdays(site_id, roster[site_id])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -237,6 +238,7 @@ class Given:
     branch: Branch | None = None
     completed_on: dt.date | None = None  # the site's completion, as membership's events said
     started_on: dt.date | None = None  # its start; None for sites learnt before it was kept (not checked)
+    today: dt.date | None = None  # the city's day the command is decided on: the day of a fact given without one
 
 
 # ---- evolve -----------------------------------------------------------------------------------
@@ -349,14 +351,17 @@ def _decide(command: Command, given: Given, rules: Rules) -> list[Event]:
             return [_birthdays(command, site, given)]
         case DesignateZone():
             _new(command.zone_id, site.zones, "责任区", "zone_id")
+            command = _dated(command, given)
             _present(given, command.responsible, "responsible", command)
             return [ZoneDesignated(**command.model_dump(include=set(ZoneDesignated.model_fields)))]
         case FormTeam():
             _new(command.team_id, site.teams, "党员队伍", "team_id")
+            command = _dated(command, given)
             _present(given, command.members, "members", command)
             return [TeamFormed(**command.model_dump(include=set(TeamFormed.model_fields)))]
         case EstablishPost():
             _new(command.post_id, site.posts, "示范岗", "post_id")
+            command = _dated(command, given)
             _present(given, [command.holder], "holder", command)
             return [PostEstablished(**command.model_dump(include=set(PostEstablished.model_fields)))]
         case DesignateWorkPoint():
@@ -454,6 +459,19 @@ def _obligation(command: Command, member_id: str, reason: TalkReason, on: dt.dat
         site_id=command.site_id, obligation_id=obligation_id(command.command_id),  # type: ignore[attr-defined]
         member_id=member_id, reason=reason, created_on=on, due_on=talk_due(on, rules),
     )
+
+
+C = TypeVar("C", bound=Command)
+
+
+def _dated(command: C, given: Given) -> C:
+    """A zone, team or post given without its day is dated the day it is recorded: before, it had no day, and as
+    of a past day it took the day of whatever fact was recorded before it on the site (a talk entered late put a
+    zone designated today into a closed year's report)."""
+    field = date_field(type(command))
+    if field is None or getattr(command, field) is not None or given.today is None:
+        return command
+    return command.model_copy(update={field: given.today})
 
 
 def _present(given: Given, members: list[str], field: str, command: Command) -> None:

@@ -1,9 +1,12 @@
 """Activities' inline state: the sites and members it learnt from membership events, to check its rules against."""
 from __future__ import annotations
 
+import datetime as dt
+
 import asyncpg
 
 from contracts.membership import BranchFormed, MemberArrived, MemberDeparted, SiteCompleted, SiteRegistered
+from contracts.timeline import CITY_TZ
 from gongdi.bus.consumer import checkpoint_sql, stream_heads_sql
 from gongdi.bus.deadletters import retries_sql
 from gongdi.store.migrations import Migration, numbered
@@ -63,7 +66,8 @@ class Directory:
         return Given(site=site, known=township is not None, present=present,
                      branch=Branch(branch["formed_on"], branch["has_committee"]) if branch else None,
                      completed_on=known["completed_on"] if known else None,
-                     started_on=known["started_on"] if known else None), township
+                     started_on=known["started_on"] if known else None,
+                     today=dt.datetime.now(CITY_TZ).date()), township
 
     async def learn_site(self, conn: asyncpg.Connection, e: SiteRegistered) -> None:
         await conn.execute(

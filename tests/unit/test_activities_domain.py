@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -32,6 +33,7 @@ from contracts.activities import (
 )
 from contracts.base import Event
 from contracts.rules import Rules
+from contracts.timeline import business_day, date_field
 from services.activities import domain
 from services.activities.domain import Given, Present, decide, evolve, obligation_id, on_member_arrived
 
@@ -269,6 +271,36 @@ def test_post_held_by_present_member():
     absent = cmd.model_copy(update={"holder": "x9"})
     with pytest.raises(domain.MemberNotPresentError):
         decide(absent, given())
+
+
+TODAY = dt.date(2026, 11, 26)
+UNDATED = [
+    DesignateZone(command_id=cid(), site_id="a", zone_id="z1", name="n", area="a", responsible=["m1"]),
+    FormTeam(command_id=cid(), site_id="a", team_id="t1", kind=TeamKind.assault, name="队", leader="m1",
+             members=["m1"], purpose="攻坚"),
+    EstablishPost(command_id=cid(), site_id="a", post_id="p1", kind="safety_patrol", holder="m1", place="桥面"),
+]
+
+
+@pytest.mark.parametrize("command", UNDATED, ids=lambda c: type(c).__name__)
+def test_a_zone_team_or_post_given_no_day_is_dated_the_day_it_is_recorded(command):
+    """Before, it carried no day, and as of a past day took the day of whatever was recorded before it."""
+    [event] = decide(command, replace(given(), today=TODAY))
+    assert business_day(event) == TODAY
+
+
+@pytest.mark.parametrize("command", UNDATED, ids=lambda c: type(c).__name__)
+def test_a_zone_team_or_post_keeps_its_own_day_within_the_sites_life_and_the_members_stay(command):
+    field = date_field(type(command))
+    [event] = decide(command.model_copy(update={field: DAY}), replace(given(), today=TODAY))
+    assert business_day(event) == DAY
+    with pytest.raises(domain.SiteCompletedError) as err:
+        decide(command, replace(given(), today=TODAY, completed_on=DAY))
+    assert err.value.field == field
+    arrived = {**PRESENT, "m1": Present("张三", dt.date(2001, 7, 1), arrived_on=DAY)}
+    with pytest.raises(domain.BeforeArrivalError):
+        decide(command.model_copy(update={field: DAY - dt.timedelta(days=1)}),
+               Given(site=None, known=True, present=arrived, today=TODAY))
 
 
 def test_work_point_is_unique():

@@ -21,7 +21,8 @@ def test_an_events_business_day_is_its_own_first_date_field():
     assert date_field(MemberArrived) == "arrived_on"
     assert date_field(SiteRegistered) == "start_date"
     assert date_field(TalkHeld) == "talked_on"
-    assert date_field(TeamFormed) is None
+    assert date_field(TeamFormed) == "formed_on"  # None in teams recorded before the day was kept
+    assert business_day(team()) is None and business_day(team(formed_on="2020-05-01")) == dt.date(2020, 5, 1)
 
 
 def test_a_prompt_counts_from_the_day_it_falls_due_not_the_stay_it_is_about_nor_when_the_timer_fired():
@@ -125,9 +126,10 @@ def test_the_default_is_the_live_view_and_the_business_sense():
     assert q.as_of is None and q.as_of_basis is Basis.business
 
 
-def team(name: str = "突击队") -> TeamFormed:
+def team(name: str = "突击队", **more: str) -> TeamFormed:
+    """A team as an older release recorded it: without the day it was formed, unless `formed_on` is given."""
     return TeamFormed.model_validate({"site_id": "s1", "team_id": "t1", "kind": "assault", "name": name,
-                                      "leader": "m1", "members": ["m1"], "purpose": "抢险"})
+                                      "leader": "m1", "members": ["m1"], "purpose": "抢险", **more})
 
 
 def arrived(on: dt.date) -> MemberArrived:
@@ -142,6 +144,14 @@ def test_business_basis_keeps_facts_of_the_day_and_before_whenever_recorded():
     window = Window(dt.date(2020, 6, 30), Basis.business)
     assert window.includes(RECORDED, "site-s1", lambda: arrived(dt.date(2020, 6, 30)))
     assert not window.includes(RECORDED, "site-s1", lambda: arrived(dt.date(2020, 7, 1)))
+
+
+def test_a_dated_team_counts_from_its_own_day_whatever_was_recorded_before_it():
+    """The auditor's case: a talk entered late for 2020, then a zone designated today. Undated, it took the talk's
+    day and counted in 2020's report; dated, it counts from today."""
+    window = Window(dt.date(2020, 12, 31), Basis.business)
+    assert window.includes(RECORDED, "site-a", lambda: arrived(dt.date(2020, 12, 20)))
+    assert not window.includes(RECORDED, "site-a", lambda: team(formed_on="2026-11-24"))
 
 
 def test_an_undated_fact_takes_the_business_day_of_the_event_before_it_in_its_stream():
