@@ -30,6 +30,13 @@ class TalkReason(StrEnum):
     application = "application"  # 入党申请人谈话: within a month of the application (membership's ApplicationSubmitted)
 
 
+def split_talks_done(by_reason: dict[str, int]) -> tuple[int, int]:
+    """Talks done by reason (a view's `talks_by_reason`) as (三必谈, 入党申请人谈话): an applicant's talk is owed
+    and held like the three 必谈, and counted with them in a view's `talks`, but is none of them."""
+    applicants = by_reason.get(TalkReason.application.value, 0)
+    return sum(by_reason.values()) - applicants, applicants
+
+
 class TalkMethod(StrEnum):
     in_person = "in_person"  # 面谈
     phone = "phone"  # 电话

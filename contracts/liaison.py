@@ -50,7 +50,7 @@ class DisputeKind(StrEnum):
 
 
 class CaseState(StrEnum):
-    reported = "reported"  # 已受理
+    reported = "reported"  # 已受理，尚未调解 (shown 待调解)
     mediating = "mediating"  # 调解中
     resolved = "resolved"  # 调解成功
     petitioned = "petitioned"  # 上访
@@ -76,8 +76,8 @@ LABELS: dict[str, str] = {
     "risk": "风险防控",
     "party_activity": "党建活动", "member_education": "党员教育管理", "quality": "质量", "safety": "安全",
     "progress": "进度", "civilised_site": "文明工地", "wages": "薪资", "land_acquisition": "征地拆迁",
-    "work_obstruction": "阻工", "neighbours": "邻里", "other": "其他", "reported": "已受理", "mediating": "调解中",
-    "resolved": "已调解", "petitioned": "上访", "road_hardening": "硬化道路", "donation": "捐款",
+    "work_obstruction": "阻工", "neighbours": "邻里", "other": "其他", "reported": "待调解", "mediating": "调解中",
+    "resolved": "调解成功", "petitioned": "上访", "road_hardening": "硬化道路", "donation": "捐款",
     "poverty_visit": "慰问贫困户", "transport": "免费运输", "joint_patrol": "联合巡逻", "epidemic_help": "疫情防控协助",
 }
 

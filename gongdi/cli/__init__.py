@@ -19,7 +19,7 @@ import orjson
 
 from contracts import activities, liaison, membership
 from contracts.history import SUBJECTS
-from contracts.identity import LABELS, Identity, Role
+from contracts.identity import LABELS, ForbiddenError, Identity, Role
 from contracts.queries import QUERIES, Query
 from contracts.queries import SERVICE as VIEWS_SERVICE
 from contracts.timeline import Basis
@@ -278,6 +278,18 @@ def unknown_command(service: str, name: str) -> tuple[str, str] | None:
     return None
 
 
+def _read_only(user: str) -> dict[str, Any] | None:
+    """A role that only reads (审计, 主管部门, 大屏) is told so in its words, as over HTTP, rather than by the bus's
+    refusal of the subject (which still stands behind this: the account may publish no command)."""
+    try:
+        Identity.parse(user).check_may_write()
+    except ValueError:  # a platform user: the bus decides
+        return None
+    except ForbiddenError as exc:
+        return {"ok": False, "error": {"code": "FORBIDDEN", "field": exc.rule, "message": exc.message}}
+    return None
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     unknown = unknown_command(args.service, args.name)
     if unknown:
@@ -305,6 +317,9 @@ def cmd_send(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     settings = client_settings(args)
+    if refusal := _read_only(settings.nats_user):
+        print(orjson.dumps(refusal, option=orjson.OPT_INDENT_2).decode())
+        return 1
 
     notice = RetryNotice(sys.stderr, body["command_id"], sys.stderr.isatty())
     outcome = "gave_up"

@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from contracts.activities import LABELS
+from contracts.activities import LABELS, split_talks_done
 from contracts.city import City
 from contracts.identity import LABELS as ROLE_LABELS
 from contracts.identity import Identity, Role
@@ -93,6 +93,16 @@ def format_site_mobility(mo: dict[str, Any]) -> list[str]:
     return lines
 
 
+def talks_done_split(a: dict) -> str:
+    """The talks done said as what they were: the three 必谈 owed to members, and applicants' talks, which are
+    counted with them in `talks` but are no 必谈 (the yearly report says them apart)."""
+    reasons = a.get("talks_by_reason")
+    if not isinstance(reasons, dict) or not reasons.get("application"):
+        return ""
+    required, applicants = split_talks_done(reasons)
+    return f"（其中三必谈 {required}，入党申请人谈话 {applicants}）"
+
+
 def format_activities(a: dict[str, Any]) -> list[str]:
     teams = "，".join(f"{LABELS[k]} {n}" for k, n in a["teams"].items())
     posts = "，".join(f"{LABELS[k]} {n}" for k, n in a["posts"].items())
@@ -105,7 +115,7 @@ def format_activities(a: dict[str, Any]) -> list[str]:
         f"  党员队伍     {sum(a['teams'].values()):>8,}   ({teams})",
         f"  党员示范岗   {sum(a['posts'].values()):>8,}   ({a['post_kinds']}类: {posts})",
         f"  示范工点     {a['work_points']:>8,}",
-        f"  三进三必谈   待谈 {t['open']}（逾期 {t['overdue']}），已谈 {t['done']}"
+        f"  三进三必谈   待谈 {t['open']}（逾期 {t['overdue']}），已谈 {t['done']}{talks_done_split(a)}"
         + (f"，关闭未谈（竣工或离场） {t['mooted']}" if t.get("mooted") else "") + f"；走访: {visits}",
         f"  本月政治生日 {a['birthdays_this_month']:>8,}",
         f"  创新成果     {a['innovations']:>8,}   (全项目推广 {a['innovations_adopted']})",

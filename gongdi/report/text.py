@@ -5,11 +5,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.activities import LABELS as ACTIVITY_LABELS
-from contracts.activities import TalkReason
+from contracts.activities import split_talks_done
 from contracts.liaison import LABELS as LIAISON_LABELS
 from gongdi.report.model import BASIS_LABELS, DEVELOPMENT_FIGURES, TALENT_FIGURES, Area, Report, SiteBrief
 
-APPLICATION = TalkReason.application.value
 RED, GOLD, GREY, BLUE, GREEN = "#b71c1c", "#d4a017", "#9e9e9e", "#1f5f8b", "#2e7d32"
 
 
@@ -158,14 +157,14 @@ def sections(r: Report) -> list[Section]:
         talks, methods = a.get("talks", {}), a.get("talks_by_method", {})
         # 三必谈 are the three talks owed to members; an applicant's talk (入党申请人谈话) is said apart.
         reasons = a.get("talks_by_reason")
-        required = (sum(n for k, n in reasons.items() if k != APPLICATION) if isinstance(reasons, dict)
-                    else talks.get("done", 0))
-        applicants = reasons.get(APPLICATION, 0) if isinstance(reasons, dict) else 0
+        required, applicants = (split_talks_done(reasons) if isinstance(reasons, dict)
+                                else (talks.get("done", 0), 0))
         care = (f"{during}开展“三进三必谈”，"
                 + _listed([f"{ACTIVITY_LABELS[k]}{num(n)}次" for k, n in visits.items()])
                 + f"；完成必谈谈话{num(required)}人次"
                 + (f"，与入党申请人谈话{num(applicants)}人次" if applicants else "")
-                + (f"（{_listed([f'{ACTIVITY_LABELS[k]}{num(n)}人次' for k, n in methods.items() if n])}）"
+                + (f"（以上合计{num(sum(methods.values()))}人次，其中"
+                   f"{_listed([f'{ACTIVITY_LABELS[k]}{num(n)}人次' for k, n in methods.items() if n])}）"
                    if any(methods.values()) else "")
                 + f"，{at_end}尚有{num(talks.get('open', 0))}人次待谈。")
         lessons = [f"{ACTIVITY_LABELS[k]}{num(v['sessions'])}场{num(v['attendance'])}人次"

@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from contracts.activities import LABELS as ACTIVITY_LABELS
+from contracts.activities import split_talks_done
 from contracts.city import City
 from contracts.identity import LABELS as ROLE_LABELS
 from contracts.identity import Identity, Role
@@ -194,11 +195,15 @@ def activities_sections(a: dict[str, Any]) -> list[Section]:
              ("小发明小革新小改良", "全项目推广", a["innovations_adopted"])]
     rows += [("三进三必谈", L.get(k, k), n) for k, n in a["visits"].items()]
     talks = a["talks"]
-    rows += [("三必谈", "待谈", talks["open"]), ("三必谈", "其中逾期", talks["overdue"]),
-             ("三必谈", "已谈", talks["done"])]
+    # 谈话: the three 必谈 and applicants' talks, owed and held alike and counted together, then told apart.
+    rows += [("谈话", "待谈", talks["open"]), ("谈话", "其中逾期", talks["overdue"]),
+             ("谈话", "已谈", talks["done"])]
+    if isinstance(reasons := a.get("talks_by_reason"), dict):
+        required, applicants = split_talks_done(reasons)
+        rows += [("谈话", "已谈中三必谈", required), ("谈话", "已谈中入党申请人谈话", applicants)]
     if talks.get("mooted"):
-        rows.append(("三必谈", "关闭未谈（竣工或离场）", talks["mooted"]))
-    rows += [("三必谈", f"已谈（{L.get(k, k)}）", n) for k, n in (a.get("talks_by_method") or {}).items()]
+        rows.append(("谈话", "关闭未谈（竣工或离场）", talks["mooted"]))
+    rows += [("谈话", f"已谈（{L.get(k, k)}）", n) for k, n in (a.get("talks_by_method") or {}).items()]
     rows.append(("政治生日", "本月政治生日", a["birthdays_this_month"]))
     rows += [("三培两推", label, a["talent"][k]) for k, label in TALENT.items() if k in a.get("talent", {})]
     points = a.get("points") or {}

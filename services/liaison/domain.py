@@ -299,7 +299,7 @@ def _transition(command: StartMediation | ResolveMediation | EscalateToPetition,
     if case.state not in allowed:
         raise IllegalTransitionError(
             f"纠纷案件 {command.case_id} 处于“{LABELS[case.state.value]}”，不能转为“{LABELS[to.value]}”："
-            "案件只能向前：已受理→调解中→已调解，已受理或调解中→上访 (cases only move forward)", "case_id"
+            "案件只能向前：待调解→调解中→调解成功，待调解或调解中→上访 (cases only move forward)", "case_id"
         )
     on = {StartMediation: "started_on", ResolveMediation: "resolved_on", EscalateToPetition: "escalated_on"}
     when: dt.date = getattr(command, on[type(command)])

@@ -47,6 +47,11 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
         assert "落后 0" in gongdi(home, "view", "status").stdout
         printed = gongdi(home, "view", "city").stdout
         assert "全市视图" in printed and "空白点" in printed and "发展党员 28，入党申请 39，积极分子 18" in printed
+        # the talks done said as what they were: applicants' talks are no 必谈 (the yearly report says them apart)
+        required, applicants = (sum(a["talks_by_reason"].values()) - a["talks_by_reason"]["application"],
+                                a["talks_by_reason"]["application"])
+        assert f"已谈 {a['talks']['done']}（其中三必谈 {required}，入党申请人谈话 {applicants}）" in printed
+        assert applicants > 0 and required + applicants == a["talks"]["done"]
 
         sent = gongdi(home, "send", "membership", "RecordArrival", json.dumps(ARRIVAL))
         assert sent.returncode == 0, sent.stdout
@@ -104,6 +109,10 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
         assert foreign.returncode == 1 and "FORBIDDEN" in foreign.stdout and "OTHER_TOWNSHIP" in foreign.stdout
         own = gongdi(home, "--as", "township.tongshan", "send", "membership", "ReportWorkforce", headcount)
         assert own.returncode == 0, own.stdout
+        # A reading role is told so in its words, as over HTTP (before: the bus's subject and NATS_PERMISSION).
+        audit = gongdi(home, "--as", "auditor", "send", "membership", "ReportWorkforce", headcount)
+        assert audit.returncode == 1 and json.loads(audit.stdout)["error"]["field"] == "READ_ONLY_ROLE"
+        assert "审计身份只能查看，不能记录" in audit.stdout
         names = gongdi(home, "--as", "dashboard", "view", "site", "baolong")
         assert names.returncode == 1 and "FORBIDDEN" in names.stderr
         assert "全市视图" in gongdi(home, "--as", "dashboard", "view", "city").stdout

@@ -38,6 +38,7 @@ def activities() -> dict[str, Any]:
         "innovations": 6, "innovations_adopted": 5, "visits": {"section": 10, "crew": 9, "dormitory": 8},
         "talks": {"open": 100, "overdue": 90, "done": 220, "mooted": 1},
         "talks_by_method": {"in_person": 200, "phone": 20}, "birthdays_this_month": 17,
+        "talks_by_reason": {"new_arrival": 140, "safety_violation": 13, "personal_change": 0, "application": 67},
         "lessons": {"night_school": {"sessions": 10, "attendance": 525}},
         "talent": {"backbone_trained": 48, "recommended_management": 32, "recommended_crew_leaders": 6,
                    "promoted_management": 3},
@@ -219,7 +220,10 @@ def test_the_city_sections_carry_the_views_figures_and_townships_by_name():
     assert sections["各乡镇"].rows == (("白琳镇", 6, 844, 25, 1), ("点头镇", 6, 1444, 30, 1))
     assert sections["空白点"].rows == (("白琳镇道路改造工程01", "白琳镇", 2),)
     assert ("党员队伍", "党员突击队", 16) in sections["党员活动"].rows
-    assert ("三必谈", "已谈（电话）", 20) in sections["党员活动"].rows
+    assert ("谈话", "已谈（电话）", 20) in sections["党员活动"].rows
+    # 220 talks done: 153 of them the three 必谈, 67 applicants' (before, all 220 were said to be 三必谈)
+    assert {("谈话", "已谈", 220), ("谈话", "已谈中三必谈", 153), ("谈话", "已谈中入党申请人谈话", 67)} <= set(
+        sections["党员活动"].rows)
     assert sections["纠纷调解"].rows == (("薪资", 0, 1, 2, 0, 3),)
     # Every agreement's site by name, not only those the city view names elsewhere (before: s1).
     assert sections["共建协议"].rows == (("棠园村", "白琳大桥", 7, 5),)

@@ -349,7 +349,7 @@ def test_cases_only_move_forward(history, command):
 def test_a_refused_step_names_the_states_in_chinese():
     with pytest.raises(domain.IllegalTransitionError) as refused:
         decide(escalate(), given(reported(), STARTED, RESOLVED))
-    assert "处于“已调解”，不能转为“上访”" in str(refused.value)
+    assert "处于“调解成功”，不能转为“上访”" in str(refused.value)
     assert not re.search("resolved|petitioned", str(refused.value).split(" (")[0])
 
 

@@ -36,7 +36,7 @@ export const LABELS = {
   itemKind: { technical_bottleneck: '技术瓶颈', dispute: '矛盾纠纷', risk: '风险防控', party_activity: '党建活动', member_education: '党员教育管理' },
   target: { quality: '工程质量', safety: '安全生产', progress: '工程进度', civilised_site: '文明工地' },
   dispute: { wages: '薪资', land_acquisition: '征地拆迁', work_obstruction: '阻工', neighbours: '邻里', other: '其他' },
-  caseState: { reported: '已受理', mediating: '调解中', resolved: '调解成功', petitioned: '上访' },
+  caseState: { reported: '待调解', mediating: '调解中', resolved: '调解成功', petitioned: '上访' },
   support: {
     road_hardening: '硬化道路', donation: '捐款', poverty_visit: '慰问贫困户', transport: '免费运输',
     joint_patrol: '联合巡逻', epidemic_help: '疫情防控协助',
@@ -150,6 +150,16 @@ function append(el, children) {
 export function $(selector, root = document) { return root.querySelector(selector); }
 
 // Replace an element's content: views re-render whole, so nothing grows over a day on screen.
+// The talks done as what they were: the three 必谈, and applicants' talks (入党申请人谈话), which a view counts with
+// them but are none of them (contracts.activities.split_talks_done; the yearly report says them apart).
+export function talksDoneSplit(a) {
+  const reasons = a.talks_by_reason || {};
+  const applicants = reasons.application ?? 0;
+  if (!applicants) return null;
+  const required = Object.values(reasons).reduce((x, y) => x + y, 0) - applicants;
+  return h('span', { class: 'muted talks-split' }, `（三必谈 ${fmt(required)}，入党申请人谈话 ${fmt(applicants)}）`);
+}
+
 export function fill(target, ...children) {
   const el = typeof target === 'string' ? document.getElementById(target) : target;
   if (!el) return null;
@@ -656,9 +666,9 @@ export function activitiesSummary(a) {
       h('h3', null, '三进三必谈'),
       dl([
         ...Object.keys(LABELS.visit).map((k) => [LABELS.visit[k], `${fmt((a.visits || {})[k] ?? 0)} 次`]),
-        ['必谈待谈', fig('talks_open', talks.open ?? 0)],
+        ['待谈', fig('talks_open', talks.open ?? 0)],
         ['其中逾期', h('span', { class: talks.overdue ? 'warn' : '' }, fig('talks_overdue', talks.overdue ?? 0))],
-        ['已谈', fig('talks_done', talks.done ?? 0)],
+        ['已谈', h('span', null, fig('talks_done', talks.done ?? 0), talksDoneSplit(a))],
         ['本月政治生日', fig('birthdays_this_month', a.birthdays_this_month ?? 0)],
       ])),
     h('div', { class: 'summary-block' },

@@ -2,7 +2,7 @@
 import {
   COVERAGE_TITLE, LABELS, POST_KINDS, TEAM_KINDS, asOf, asOfControl, cityMoment, cityToday, coverageParts, disputesTable, downloadButtons, fig, fill,
   fmt, h, header, live, loadMe, mayReadDepartment, mayReadSite, mayReadTownship, pad2, pageLink, setFreshness, showAsOf, snapshotOf,
-  start, sum, supportList, townshipName, view,
+  start, sum, supportList, talksDoneSplit, townshipName, view,
 } from '/static/app.js';
 
 const FONT = '"Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC", sans-serif';
@@ -25,10 +25,11 @@ function kpi(name, title, value, { unit, sub, extra } = {}) {
     sub ? h('div', { class: 'kpi-sub' }, sub) : null);
 }
 
-function stat(name, title, value, { unit, tone } = {}) {
+function stat(name, title, value, { unit, tone, sub } = {}) {
   return h('div', { class: `stat${tone ? ` ${tone}` : ''}` },
     h('div', { class: 'stat-label' }, title),
-    h('div', { class: 'stat-value' }, fig(name, value), unit ? h('span', { class: 'unit' }, unit) : null));
+    h('div', { class: 'stat-value' }, fig(name, value), unit ? h('span', { class: 'unit' }, unit) : null),
+    sub ? h('div', { class: 'stat-sub' }, sub) : null);
 }
 
 function renderKpis(d) {
@@ -101,9 +102,9 @@ function renderCases(a, l) {
   const visits = a.visits || {};
   fill('cases',
     h('div', { class: 'stat-row' },
-      stat('talks_open', '必谈待谈', talks.open ?? 0, { tone: 'gold' }),
+      stat('talks_open', '待谈', talks.open ?? 0, { tone: 'gold' }),
       stat('talks_overdue', '其中逾期', talks.overdue ?? 0, { tone: talks.overdue ? 'red' : '' }),
-      stat('talks_done', '已谈', talks.done ?? 0, { tone: 'green' }),
+      stat('talks_done', '已谈', talks.done ?? 0, { tone: 'green', sub: talksDoneSplit(a) }),
       stat('petitions', '上访', l.petitions ?? 0, { tone: l.petitions ? 'red' : 'green' }),
       stat('wage_petitions', '薪资纠纷上访', l.wage_petitions ?? 0, { tone: l.wage_petitions ? 'red' : 'green' })),
     h('ul', { class: 'kinds three visits' }, Object.keys(LABELS.visit).map((k) => h('li', null, h('span', null, LABELS.visit[k]), h('span', null, fig(`visits.${k}`, visits[k] ?? 0), h('span', { class: 'unit' }, '次'))))),
