@@ -937,6 +937,12 @@ def test_township_and_department_pages_read_the_coverage_tile_as_the_city_page_d
         assert card.locator(".card-sub").inner_text().strip().startswith(_rate(covered, qualifying))
         assert "应覆盖" not in card.inner_text()
         card.screenshot(path=str(artefacts / f"{kind}-coverage.png"))
+        # talks done said as what they were: the three 必谈 and applicants' talks, as the view counts them
+        reasons = view(demo, "city", kind, **{kind: code})["activities"]["talks_by_reason"]
+        assert reasons["application"] > 0, (kind, code)
+        split = page.locator(".talks-split").inner_text()
+        assert split == (f"（三必谈 {sum(reasons.values()) - reasons['application']}，"
+                         f"入党申请人谈话 {reasons['application']}）")
 
 
 @pytest.mark.parametrize("kind", ["township", "department"])
