@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import difflib
 import json
 import os
@@ -57,7 +58,7 @@ from gongdi.ops.runtime import (
     without_password,
     write_private,
 )
-from gongdi.ops.supervisor import DATABASE_ROLES, SETUP_ORDER, WRITERS, Supervisor
+from gongdi.ops.supervisor import DATABASE_ROLES, SETUP_ORDER, WRITERS, Supervisor, end_leftovers
 from gongdi.service.logging import configure
 from gongdi.service.settings import Settings
 from gongdi.sheets.export import EXPORTS
@@ -622,6 +623,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     if args.reset:
         _reset(home)
+    if ended := end_leftovers(home / "logs"):
+        print(f"已结束上次未正常停止时遗留的 {ended} 个平台进程 (ended {ended} processes left running)")
     http_port = _http_port(home)  # a port asked for and taken is said before anything starts
     nats_srv = pg = None
     stopping = False
@@ -631,6 +634,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         stopping = True
 
     signal.signal(signal.SIGTERM, on_term)
+    # The terminal closing (SIGHUP) stops the platform as Ctrl-C does: before, `up` died of it at once and left
+    # every server and service running with nobody watching. Started under nohup, hangups stay ignored.
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, on_term)
     # A shell without job control starts a background command with SIGINT ignored, and Python keeps it so: `kill
     # -INT` (what Ctrl-C sends) must still stop the platform, wherever it was started from.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -706,15 +713,21 @@ def cmd_up(args: argparse.Namespace) -> int:
     finally:
         # A second Ctrl-C while stopping would leave the servers running: stopping is not interruptible.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        print("\n正在停止…")
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        _say("\n正在停止…")  # after a hangup the terminal is gone: a failed line must not stop the stopping
         if supervisor:
             supervisor.stop()
         if pg:
             pg.stop()
         if nats_srv:
             nats_srv.stop()
-        print("已停止 (stopped)")
+        _say("已停止 (stopped)")
     return 0
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError):
+        print(line, flush=True)
 
 
 DEMO_SECRETARY = ("shachengwan", "shacheng")  # site, township

@@ -1,6 +1,7 @@
 """Runs the platform's service processes, reports a death and restarts the process with backoff."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -83,6 +84,40 @@ def bus_user(module: str, arg: str) -> str:
     return {"setup": "setup", "relay": f"relay.{service}"}.get(arg, service)
 
 
+LEFTOVERS = "processes.pid"  # in the log folder: the children of the running supervisor
+
+
+def _start_time(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, /proc/<pid>/stat field 22): with the pid, it names one
+    process, never a later one that was given the same pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def end_leftovers(logdir: Path, timeout: float = 10.0) -> int:
+    """End the platform processes a supervisor that died without stopping them left running (its terminal closed,
+    kill -9): they would hold the web port and write into the same logs for ever. How many there were."""
+    try:
+        noted = [line.split() for line in (logdir / LEFTOVERS).read_text().splitlines()]
+    except OSError:
+        return 0
+    alive = [int(pid) for pid, started in (n for n in noted if len(n) == 2) if _start_time(int(pid)) == started]
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while (left := [pid for pid in alive if _start_time(pid) is not None]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    (logdir / LEFTOVERS).unlink(missing_ok=True)
+    return len(alive)
+
+
 class Supervisor:
     """Runs every platform process, each as its own bus user when `passwords` are given (the embedded default),
     else with the settings' own credentials (servers configured outside the project). With `database_passwords`
@@ -149,6 +184,14 @@ class Supervisor:
         child.proc = subprocess.Popen(child.argv, env=child.env, stdout=out, stderr=out, start_new_session=True)
         out.close()
         child.started_at = time.monotonic()
+        self._note_processes()
+
+    def _note_processes(self) -> None:
+        """Each running child's pid and start time, for the next `up` to end what a dead supervisor left running
+        (`end_leftovers`)."""
+        lines = [f"{c.proc.pid} {started}\n" for c in self.children
+                 if c.proc is not None and (started := _start_time(c.proc.pid)) is not None]
+        (self.logdir / LEFTOVERS).write_text("".join(lines))
 
     def start(self) -> None:
         self.logdir.mkdir(parents=True, exist_ok=True)
@@ -222,3 +265,5 @@ class Supervisor:
                     child.proc.wait(15)
                 except subprocess.TimeoutExpired:
                     child.proc.kill()
+                    child.proc.wait()
+        (self.logdir / LEFTOVERS).unlink(missing_ok=True)

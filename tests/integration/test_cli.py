@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -332,3 +333,56 @@ def test_import_of_a_missing_file_says_the_file_does_not_exist(tmp_path: Path):
     assert "超过" not in missing.stderr and "不是文件" not in missing.stderr
     folder = imported(tmp_path)
     assert folder.returncode == 2 and "不是文件" in folder.stderr and "文件不存在" not in folder.stderr, folder.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_up_stops_everything_when_its_terminal_closes(tmp_path: Path):
+    """Before, SIGHUP (the terminal closing) killed `up` at once and left both servers and every service running,
+    with nobody watching; the next `up` failed on PostgreSQL's lock file."""
+    home = tmp_path / "home"
+    proc = start(home)
+    try:
+        wait_for_line(proc, "Ctrl-C")
+        noted = [int(line.split()[0]) for line in (home / "logs" / "processes.pid").read_text().splitlines()]
+        servers = [int((home / "nats" / "nats.pid").read_text().split()[0]),
+                   int((home / "postgres" / "data" / "postmaster.pid").read_text().split()[0])]
+        assert len(noted) >= 8 and all(map(_alive, noted + servers))
+        proc.send_signal(signal.SIGHUP)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            stop(proc)
+    assert proc.returncode == 0 and "已停止 (stopped)" in out
+    assert not [pid for pid in noted + servers if _alive(pid)]
+    assert not (home / "logs" / "processes.pid").exists()
+
+
+def test_up_ends_the_services_a_dead_supervisor_left_running(tmp_path: Path):
+    """What kill -9 of `up` leaves: its services, noted with their start times; a noted pid now another process
+    (another start time) is left alone."""
+    logs = tmp_path / "home" / "logs"
+    logs.mkdir(parents=True)
+    left, other = (subprocess.Popen(["sleep", "300"], start_new_session=True) for _ in range(2))
+    try:
+        started = Path(f"/proc/{left.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        (logs / "processes.pid").write_text(f"{left.pid} {started}\n{other.pid} 1\n")
+        with pytest.raises(subprocess.TimeoutExpired):  # still running, until `up` comes
+            left.wait(0.1)
+        proc = start(tmp_path / "home")
+        try:
+            assert "已结束上次未正常停止时遗留的 1 个平台进程" in wait_for_line(proc, "Ctrl-C")
+        finally:
+            stop(proc)
+        assert left.wait(10) == -signal.SIGTERM
+        assert other.poll() is None
+    finally:
+        for p in (left, other):
+            p.kill()
+            p.wait()
