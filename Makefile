@@ -20,7 +20,7 @@ $(ASSETS): $(WEB)/package-lock.json
 	touch $(ASSETS)
 
 demo: $(STAMP) $(ASSETS)
-	$(BIN)/gongdi up --seed $(if $(RESET),--reset,)
+	$(BIN)/gongdi up --seed $(if $(RESET),--reset --yes,)
 
 test: $(STAMP) $(ASSETS)
 	$(BIN)/ruff check .

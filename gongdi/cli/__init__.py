@@ -590,7 +590,24 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def _confirmed(home: Path, yes: bool) -> bool:
+    """On a terminal, emptying a folder that holds data is asked first, with the folder's name typed back: with
+    GONGDI_HOME set in the shell, `gongdi reset` alone would wipe that installation, passwords included. Scripts
+    (no terminal) and `--yes` are not asked."""
+    if yes or not sys.stdin.isatty() or not home.is_dir() or not any(home.iterdir()):
+        return True
+    print(f"将删除 {home.resolve()} 中的全部数据，包括身份密码 (credentials.json) 和日志，不可恢复。", file=sys.stderr)
+    try:
+        typed = input(f"确认请输入目录名 {home.resolve().name}（其他任何输入取消）: ")
+    except EOFError:
+        return False
+    return typed.strip() == home.resolve().name
+
+
 def cmd_reset(args: argparse.Namespace) -> int:
+    if not _confirmed(args.home, args.yes):
+        print("未清空 (cancelled)", file=sys.stderr)
+        return 1
     try:
         held = statelock.hold(args.home)
     except statelock.FolderInUse as exc:
@@ -622,6 +639,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"平台已在运行：{exc}；不再启动第二个 (already running)", file=sys.stderr)
         return 1
     if args.reset:
+        if not _confirmed(home, args.yes):
+            print("未清空，未启动 (cancelled)", file=sys.stderr)
+            return 1
         _reset(home)
     if ended := end_leftovers(home / "logs"):
         print(f"已结束上次未正常停止时遗留的 {ended} 个平台进程 (ended {ended} processes left running)")
@@ -747,7 +767,10 @@ def _http_port(home: Path) -> int:
     """The gateway's port: GONGDI_HTTP_PORT (0: any free one), else the one this state folder had, else 8480, else
     any free one."""
     if "GONGDI_HTTP_PORT" in os.environ:
-        asked = int(os.environ["GONGDI_HTTP_PORT"])
+        text = os.environ["GONGDI_HTTP_PORT"].strip()
+        if not text.isdigit() or not 0 <= (asked := int(text)) <= 65535:
+            raise SystemExit(f"GONGDI_HTTP_PORT={text!r} 不是端口号：应为 1–65535，或 0 让平台自选"
+                             " (not a port number)")
         if asked and not port_free(asked):  # before, the gateway died on it and `up` waited a minute for it
             raise SystemExit(f"端口 {asked} 已被占用（GONGDI_HTTP_PORT）：请换一个端口，或设为 0 让平台自选"
                              f" (port {asked} is taken)")
@@ -879,17 +902,20 @@ def build_parser() -> argparse.ArgumentParser:
                                         ("gongdi up --reset --seed", "清空全部数据后重新开始")))
     up.add_argument("--seed", action="store_true", help="载入演示数据（默认城市 2020 年的项目、党员和活动；再次载入不会"
                     "重复记录） (load the demo city)")
-    up.add_argument("--reset", action="store_true", help="启动前删除全部数据（整个状态目录），不可恢复"
-                    " (delete all state first)")
+    up.add_argument("--reset", action="store_true", help="启动前删除全部数据（整个状态目录），不可恢复；在终端上"
+                    "先要求输入目录名确认 (delete all state first)")
+    up.add_argument("--yes", action="store_true", help="与 --reset 一起：不询问确认 (do not ask)")
     up.set_defaults(fn=cmd_up)
     sub.add_parser("setup", help="建立数据库表、消息流和消费者；可重复运行 (create schemas, streams and consumers)",
                    description="建立数据库表、消息流和消费者；已有的保持不变，可重复运行。"
                    ).set_defaults(fn=cmd_setup)
     sub.add_parser("seed", help="向运行中的平台载入演示数据 (load the demo city)",
                    description="向运行中的平台载入演示数据；已记录的不会重复记录。").set_defaults(fn=cmd_seed)
-    sub.add_parser("reset", help="停止残留的服务器并删除状态目录（全部数据） (delete the state folder)",
-                   description="停止残留的服务器并删除状态目录：全部数据、身份密码和日志都将删除，不可恢复。"
-                   ).set_defaults(fn=cmd_reset)
+    reset = sub.add_parser("reset", help="停止残留的服务器并删除状态目录（全部数据） (delete the state folder)",
+                           description="停止残留的服务器并删除状态目录：全部数据、身份密码和日志都将删除，不可恢复。"
+                           "在终端上先要求输入目录名确认。")
+    reset.add_argument("--yes", action="store_true", help="不询问确认（脚本用） (do not ask)")
+    reset.set_defaults(fn=cmd_reset)
 
     view = sub.add_parser("view", help=f"查看视图：{views} (show a view)", description=f"查看视图：{views}。",
                           epilog=examples(("gongdi view city", "全市视图"),

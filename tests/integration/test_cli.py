@@ -225,6 +225,15 @@ def test_up_on_a_port_that_is_taken_says_so_before_starting_anything(tmp_path: P
     assert not (tmp_path / "home" / "postgres").exists()  # nothing started
 
 
+@pytest.mark.parametrize("port", ["abc", "99999", "-1"])
+def test_up_on_a_port_that_is_no_port_says_so(tmp_path: Path, port: str):
+    """Before: a ValueError or OverflowError traceback."""
+    done = subprocess.run([*GONGDI, "--home", str(tmp_path / "home"), "up"], capture_output=True, text=True,
+                          env={**_env(), "GONGDI_HTTP_PORT": port}, timeout=60)
+    assert done.returncode == 1 and f"GONGDI_HTTP_PORT='{port}' 不是端口号" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_setup_without_its_servers_says_which_one_it_cannot_reach(tmp_path: Path):
     """Before, `gongdi setup` with no database running printed each service's traceback."""
     with socket.socket() as s:
@@ -386,3 +395,32 @@ def test_up_ends_the_services_a_dead_supervisor_left_running(tmp_path: Path):
         for p in (left, other):
             p.kill()
             p.wait()
+
+
+@pytest.mark.parametrize(("typed", "emptied"), [("home\n", True), ("yes\n", False), ("", False)])
+def test_reset_on_a_terminal_asks_for_the_folders_name(tmp_path: Path, typed: str, emptied: bool):
+    """Before, `gongdi reset` wiped the folder (passwords included) without a word, on a terminal too."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "credentials.json").write_text("{}")
+    main, side = pty.openpty()
+    proc = subprocess.Popen([*GONGDI, "--home", str(home), "reset"], stdin=side, stdout=side, stderr=side,
+                            env=_env())
+    os.close(side)
+    os.write(main, typed.encode() or b"\x04")  # a name, another word, or end of input (Ctrl-D)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    assert proc.wait(30) == (0 if emptied else 1), seen.decode()
+    assert "确认请输入目录名 home" in seen.decode()
+    assert (home / "credentials.json").exists() is not emptied
+    scripted = subprocess.run([*GONGDI, "--home", str(home), "reset"], capture_output=True, text=True, env=_env(),
+                              stdin=subprocess.DEVNULL, timeout=60)  # no terminal: not asked
+    assert scripted.returncode == 0 and not (home / "credentials.json").exists()
