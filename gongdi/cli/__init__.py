@@ -797,6 +797,10 @@ def cmd_users(args: argparse.Namespace) -> int:
         if not args.site_id or not args.township:
             print("用法: gongdi users add-secretary <site_id> <township>", file=sys.stderr)
             return 2
+        problem = _site_of_another_township(args, city)
+        if problem:
+            print(f"错误: {problem}", file=sys.stderr)
+            return 2
         try:
             identity = creds.add_secretary(city, args.site_id, args.township)
         except ValueError as exc:
@@ -808,6 +812,27 @@ def cmd_users(args: argparse.Namespace) -> int:
         print(f"  登录名 {identity.name}  密码 {creds.password(identity.name)}  （请当面交给该工地书记）")
     print(format_identities(city, [Identity.parse(u) for u in creds.nats if _is_person(u)], creds.path))
     return 0
+
+
+def _site_of_another_township(args: argparse.Namespace, city: Any) -> str | None:
+    """Why a secretary for `args.site_id` of `args.township` would be wrong, asked of the running platform (as the
+    city): no such site, or a site of another township. Before, a mistyped township made an identity that reads
+    the site's members and left the real secretary locked out. Not running: said, and not checked."""
+    try:
+        reply = asyncio.run(with_client(client_settings(args), lambda c: c.query(
+            VIEWS_SERVICE, "site", {"site_id": args.site_id})))
+    except (OSError, nats.errors.Error, SystemExit) as exc:
+        print(f"注意：平台未运行，未能核对工地 {args.site_id} 是否属于 {city.township_name(args.township)}"
+              f" (not checked: {type(exc).__name__})", file=sys.stderr)
+        return None
+    if not reply.get("ok"):
+        error = reply.get("error") or {}
+        return f"{error.get('message', '')} [{error.get('code', '')}]；请先登记工地，或检查工地编号"
+    actual = (reply.get("data") or {}).get("township")
+    if actual and actual != args.township:
+        return (f"工地 {args.site_id} 属于{city.township_name(actual)}（{actual}），不属于"
+                f"{city.township_name(args.township)}（{args.township}）：请用 {actual}")
+    return None
 
 
 def cmd_deadletters(args: argparse.Namespace) -> int:

@@ -89,6 +89,11 @@ class Credentials:
             valid = False
         if not valid:
             raise ValueError(f"工地编号 {site_id!r} 不合规：小写字母、数字、-、_ (site id is not a slug)")
+        if (before := self.secretaries.get(site_id)) not in (None, township):
+            # One secretary identity per site: before, the new one silently took the place of the real one.
+            raise ValueError(f"工地 {site_id} 已有工地书记身份 site.{before}.{site_id}"
+                             f"（{city.township_name(before)}）；一个工地只属于一个乡镇，请检查乡镇代码"
+                             f" (the site's secretary is of {before})")
         self.secretaries[site_id] = township
         self.add_users(city)
         return identity

@@ -110,6 +110,14 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
         assert foreign.returncode == 1 and "FORBIDDEN" in foreign.stdout and "OTHER_TOWNSHIP" in foreign.stdout
         own = gongdi(home, "--as", "township.tongshan", "send", "membership", "ReportWorkforce", headcount)
         assert own.returncode == 0, own.stdout
+        # A secretary for a site of another township, or of no site, is refused: before, the mistyped one took the
+        # real secretary's place and could read the site's members.
+        wrong = gongdi(home, "users", "add-secretary", "shachengwan", "bailin")
+        assert wrong.returncode == 2
+        assert "工地 shachengwan 属于沙埕镇（shacheng），不属于白琳镇（bailin）" in wrong.stderr
+        nowhere = gongdi(home, "users", "add-secretary", "no-such-site", "bailin")
+        assert nowhere.returncode == 2 and "SITE_NOT_FOUND" in nowhere.stderr
+        assert "site.bailin.shachengwan" not in gongdi(home, "users").stdout
         # A reading role is told so in its words, as over HTTP (before: the bus's subject and NATS_PERMISSION).
         audit = gongdi(home, "--as", "auditor", "send", "membership", "ReportWorkforce", headcount)
         assert audit.returncode == 1 and json.loads(audit.stdout)["error"]["field"] == "READ_ONLY_ROLE"

@@ -63,6 +63,11 @@ def test_a_secretary_is_added_only_for_a_known_township_and_a_slug_site(tmp_path
     assert (tmp_path / "credentials.json").read_text() == before and creds.secretaries == {}
     assert creds.add_secretary(city, "binhai-2", "diantou").name == "site.diantou.binhai-2"
     assert "site.diantou.binhai-2" in Credentials.load(tmp_path / "credentials.json").nats
+    # one secretary a site: a mistyped township no longer replaces the real one
+    with pytest.raises(ValueError, match=r"已有工地书记身份 site\.diantou\.binhai-2"):
+        creds.add_secretary(city, "binhai-2", "bailin")
+    assert creds.secretaries == {"binhai-2": "diantou"}
+    assert creds.add_secretary(city, "binhai-2", "diantou").name == "site.diantou.binhai-2"  # again: the same one
 
 
 def test_reading_a_department():
