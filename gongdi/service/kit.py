@@ -254,6 +254,8 @@ class WritingService:
                     # A failing pass takes the process down like a dead policy: the restart's pass fires again.
                     runner = TimerRunner(self.timers, pool, bound[0], clock(settings), settings.timer_interval, log)
                     runners.append(runner)
+                    if settings.timers_on_commands:
+                        bound[0].listen(runner.touched)
                     tasks.append(Background(runner.run, lambda: os.kill(os.getpid(), signal.SIGTERM)))
                 log.info(f"{self.name} ready", commands=list(self.commands))
                 yield

@@ -102,6 +102,11 @@ class CommandPipeline:
         self.attempts = attempts
         self.townships = townships  # code → name, for refusals a person reads
         self.locks = KeyedLocks()
+        self.listeners: list[Callable[[str], None]] = []  # told the key (site) of each command recorded
+
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """`listener(key)` after each command this pipeline recorded for a sender (not those it gives itself)."""
+        self.listeners.append(listener)
 
     async def handle(self, name: str, request: Request) -> bytes:
         sender, scope = request.sender, scope_of(request.subject)
@@ -183,4 +188,7 @@ class CommandPipeline:
             warnings = self.advise(command, loaded.given)
             refs = await attempt.commit(command, loaded, events, warnings, sender.name)
         # Only now has the attempt committed: the reply never announces what might still roll back.
+        if events:
+            for listener in self.listeners:
+                listener(site_id)
         return accepted_reply(command, refs, warnings)

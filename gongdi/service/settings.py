@@ -35,6 +35,9 @@ class Settings(BaseModel):
     # The timers (gongdi.service.timers): GONGDI_TIMER_INTERVAL seconds between passes after the one at start (0: no
     # timers run); their clock is GONGDI_TODAY (an ISO day; empty: the host's) moved by GONGDI_CLOCK_OFFSET_DAYS.
     timer_interval: float = 3600.0
+    # GONGDI_TIMERS_ON_COMMANDS: after an accepted command, what it made due on its site fires at once (an arrival
+    # recorded late, whose transfer prompt fell due long ago), not at the next pass.
+    timers_on_commands: bool = True
     today: str = ""
     clock_offset_days: int = 0
 

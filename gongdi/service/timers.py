@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -35,7 +35,8 @@ def clock(settings: Settings) -> Clock:
 @dataclass(frozen=True)
 class Timers:
     actor: str  # who the recorded events say recorded them, e.g. "timer:流动党员"
-    due: Callable[[asyncpg.Pool, dt.date], Awaitable[list[Command]]]
+    # due(pool, day, sites): the commands due on `day`, on every site or (a list) on those only
+    due: Callable[[asyncpg.Pool, dt.date, Sequence[str] | None], Awaitable[list[Command]]]
 
 
 class TimerRunner:
@@ -47,20 +48,43 @@ class TimerRunner:
         self.today = today
         self.interval = interval
         self.log = log
+        self._touched: set[str] = set()
+        self._wake = asyncio.Event()
+
+    def touched(self, site: str) -> None:
+        """A command was recorded on `site`: what it made due there fires now, not at the next pass."""
+        self._touched.add(site)
+        self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """A pass at start (what came due while the service was down fires now), then one per interval."""
+        """A pass at start (what came due while the service was down fires now), then one per interval, and the
+        sites commands touched in between as soon as they are."""
+        next_pass = 0.0
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
-            await self.fire()
-            try:
-                await asyncio.wait_for(stop.wait(), self.interval)
-            except TimeoutError:
+            if loop.time() >= next_pass:
+                self._touched.clear()  # a whole pass covers them
+                await self.fire()
+                next_pass = loop.time() + self.interval
+            elif self._touched:
+                sites, self._touched = sorted(self._touched), set()
+                await self.fire(sites)
+            self._wake.clear()
+            if self._touched:
                 continue
+            stopping, woken = asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({stopping, woken}, timeout=max(0.0, next_pass - loop.time()),
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                woken.cancel()
 
-    async def fire(self) -> int:
-        """One pass: every due command through the pipeline; how many recorded events."""
+    async def fire(self, sites: Sequence[str] | None = None) -> int:
+        """One pass (over every site, or over `sites`): every due command through the pipeline; how many recorded
+        events."""
         day = self.today()
-        due = await self.timers.due(self.pool, day)
+        due = await self.timers.due(self.pool, day, sites)
         recorded = 0
         for command in due:
             try:
@@ -69,6 +93,10 @@ class TimerRunner:
                 self.log.warning("timer refused", code=exc.code, command_id=str(command.command_id))
                 continue
             recorded += len(refs or [])
-        # Tests follow this line to know a pass has finished (progress, never a sleep).
-        self.log.info("timer pass", day=day.isoformat(), due=len(due), recorded=recorded)
+        # Tests follow this line to know a pass has finished (progress, never a sleep); a pass over the sites
+        # commands touched is said apart, as it is not the pass at start.
+        if sites is None:
+            self.log.info("timer pass", day=day.isoformat(), due=len(due), recorded=recorded)
+        elif recorded:
+            self.log.info("timers fired on command", sites=len(sites), due=len(due), recorded=recorded)
         return recorded

@@ -36,9 +36,9 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
 
         city = json.loads(gongdi(home, "view", "city", "--json").stdout)
         assert (city["projects"], city["workers"], city["members"]) == (82, 12_708, 251)
-        # The demo's mobile members arrived in 2020: prompted once seeded, not an hour later (the timer interval).
-        prompted = int(re.search(r"流动党员定时提醒 (\d+) 条", out).group(1))
-        assert city["mobility"]["transfer_prompts_open"] > 100 and prompted >= city["mobility"]["transfer_prompts_open"]
+        # The demo's mobile members arrived in 2020: prompted as their arrivals are recorded (or by the pass the
+        # seeder asks for at its end), not an hour later (the timer interval).
+        assert city["mobility"]["transfer_prompts_open"] > 100
         a = city["activities"]
         assert (a["zones"], sum(a["teams"].values()), a["post_kinds"], a["work_points"]) == (60, 45, 6, 7)
         # every member's arrival or admission, a violation, a family change, every application (39 + 28 developed)

@@ -37,9 +37,12 @@ LATE = TODAY  # six months on is ~182 days from today: not due yet
 
 
 @pytest.fixture
-def settings(servers: Servers) -> Settings:
-    # The shared servers' settings turn timers off (tests/conftest.py); here they run, with a pass only at start.
-    return asyncio.run(_fresh(servers)).model_copy(update={"clock_offset_days": OFFSET, "timer_interval": 3600.0})
+def settings(servers: Servers, request: pytest.FixtureRequest) -> Settings:
+    # The shared servers' settings turn timers off (tests/conftest.py); here they run, with a pass only at start and
+    # (unless a test's parameter says not) on the sites commands touch.
+    return asyncio.run(_fresh(servers)).model_copy(update={
+        "clock_offset_days": OFFSET, "timer_interval": 3600.0,
+        "timers_on_commands": getattr(request, "param", True)})
 
 
 def passes(log: Path) -> int:
@@ -95,10 +98,13 @@ async def test_prompt_fires_once_across_restarts_and_a_transfer_closes_it(
                 RecordContactLost(command_id=uuid.uuid4(), site_id="mob", member_id="lost1", last_contact_on=EARLY)):
         reply = await client.send(SERVICE, cmd)
         assert reply["ok"], reply
-    assert await prompts(pool) == []
-
-    await restart_membership(platform, log)  # its start-up pass fires what came due while it was down
+    # What a command made due on its site fires at once, not at the next pass an hour later: an arrival recorded
+    # late, whose prompt fell due long ago, is prompted now (before, views as of a past day lacked it for an hour).
     fired = [("TransferPrompted", "due1"), ("ContactEscalated", "lost1")]
+    assert await eventually(lambda: _prompted(pool, fired)), log.read_text(errors="replace")[-3000:]
+    assert "timers fired on command" in log.read_text(errors="replace")
+
+    await restart_membership(platform, log)  # its start-up pass: nothing is due twice
     assert sorted(await prompts(pool)) == sorted(fired)
     actor = await pool.fetchval("SELECT actor FROM membership.events WHERE event_type = 'TransferPrompted'")
     assert actor == "timer:流动党员"
@@ -143,17 +149,23 @@ async def test_prompt_fires_once_across_restarts_and_a_transfer_closes_it(
     assert sorted(await prompts(pool)) == sorted(fired)
 
 
+async def _prompted(pool: asyncpg.Pool, fired: list[tuple[str, str]]) -> bool:
+    return sorted(await prompts(pool)) == sorted(fired)
+
+
 async def _has(todo, *keys: str) -> bool:
     data = await todo()
     return bool(data) and all(data[k] for k in keys)
 
 
+@pytest.mark.parametrize("settings", [False], indirect=True, ids=["not-on-commands"])
 async def test_the_operator_asks_for_a_pass_and_what_is_due_fires_without_waiting_or_a_restart(
         platform: Supervisor, client: GongdiClient, pool: asyncpg.Pool, tmp_path: Path, servers: Servers,
         ready_settings: Settings):
     """`gongdi up --seed` records the demo after the start-up pass: the seeder then asks for a pass on the
     platform-only `ops.membership.timers.run` (gongdi.demo.seeder.timer_pass), so the prompts come now, not an
-    interval (an hour) later. Asked again, nothing is due twice; a person cannot ask at all."""
+    interval (an hour) later. Asked again, nothing is due twice; a person cannot ask at all. (Timers fire on
+    commands too; turned off here, so that the arrival's prompt waits for the operator's pass.)"""
     log = tmp_path / "logs" / "membership.log"
     assert await eventually(lambda: passes(log) >= 1)  # the pass at start, over an empty record
     for cmd in (f.register("mob"), arrival("due1", EARLY), arrival("notyet", LATE)):
