@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from dataclasses import replace
 from typing import Any
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel
 from contracts.city import City
 from contracts.queries import QUERIES
 from contracts.queries import SERVICE as VIEWS
+from contracts.timeline import CITY_TZ
 from gongdi.ops.client import GongdiClient
 from gongdi.report.model import Views
 
@@ -36,7 +38,10 @@ def as_of_params(model: type[BaseModel], year: int) -> dict[str, str]:
     fields = model.model_fields
     if "as_of" not in fields:
         return {}
-    params = {"as_of": f"{year}-12-31"}
+    # A year not yet over is reported up to today (the city's): before, the current year's report said it showed
+    # the views as of a 31 December still to come.
+    today = dt.datetime.now(CITY_TZ).date()
+    params = {"as_of": min(dt.date(year, 12, 31), today).isoformat()}
     if "as_of_basis" in fields:
         params["as_of_basis"] = AS_OF_BASIS
     return params

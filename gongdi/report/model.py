@@ -101,8 +101,12 @@ class Report:
         out = dict(found) if isinstance(found, dict) else {}
         if "applied" in out:  # the views' key for applicants not yet development targets (services/views/development)
             out.setdefault("applications", out["applied"])
-        if "developed_this_year" in out:  # the year's admissions, not all of them up to its end
-            out["developed"] = out["developed_this_year"]
+        # The year's admissions, applications and activists, not all of them up to its end: before, the 2021
+        # report said 39 applied, all of them in 2020.
+        for key, yearly in (("developed", "developed_this_year"), ("applications", "applied_this_year"),
+                            ("activists", "activists_this_year")):
+            if yearly in out:
+                out[key] = out[yearly]
         talent = self.activities.get("talent")
         if isinstance(talent, dict):
             out.update({key: talent[src] for key, src in TALENT_FIGURES.items() if src in talent})

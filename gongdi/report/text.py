@@ -86,7 +86,8 @@ def as_of_line(r: Report) -> str:
     if r.as_of:
         y, m, d = (int(x) for x in r.as_of.split("-"))
         basis = BASIS_LABELS.get(r.basis or "", r.basis or "")
-        return f"数据截至 {y}年{m}月{d}日" + (f"（{basis}）" if basis else "")
+        unfinished = "，本年度尚未结束" if (m, d) != (12, 31) else ""
+        return f"数据截至 {y}年{m}月{d}日" + (f"（{basis}{unfinished}）" if basis or unfinished else "")
     return f"数据为平台当前视图（视图尚不能按日期截取，未截至{r.year}年12月31日）"
 
 
@@ -106,7 +107,8 @@ def colophon(r: Report) -> str:
 
 def sections(r: Report) -> list[Section]:
     c, a, li = r.city, r.activities, r.liaison
-    during, at_end = ("全年", "年末") if r.yearly else ("", "")
+    unfinished = bool(r.as_of) and not r.as_of.endswith("-12-31")
+    during, at_end = (("本年以来", "目前") if unfinished else ("全年", "年末")) if r.yearly else ("", "")
     out = []
 
     members, full = c.get("members", 0), c.get("full_members", 0)
@@ -209,7 +211,10 @@ def development(r: Report) -> str:
     figures = r.development
     if figures and all(key in figures for key, _ in DEVELOPMENT_FIGURES):
         parts = [text.format(num(figures[key])) for key, text in DEVELOPMENT_FIGURES]
-        return f"实施工地党员人才“三培两推”工程，共{'，'.join(parts[:3])}。{parts[3]}，{parts[4]}。"
+        said = f"实施工地党员人才“三培两推”工程，共{'，'.join(parts[:3])}。{parts[3]}，{parts[4]}。"
+        if figures.get("confirmed_this_year"):
+            said += f"本年度{num(figures['confirmed_this_year'])}名预备党员转为正式党员。"
+        return said
     if figures and all(key in figures for key in TALENT_FIGURES):  # activities' part without membership's
         parts = [text.format(num(figures[key])) for key, text in DEVELOPMENT_FIGURES if key in TALENT_FIGURES]
         return (f"实施工地党员人才“三培两推”工程，共{'，'.join(parts)}。"

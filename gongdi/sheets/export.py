@@ -76,7 +76,9 @@ TALENT = {"backbone_trained": "培养党员骨干", "recommended_management": "�
           "promoted_management": "骨干培养成管理人员", "recommended_crew_leaders": "推荐为班组长"}
 DEVELOPMENT = {"applied": "入党申请人（含积极分子）", "activists": "入党积极分子", "targets": "发展对象",
                "probationary": "在工地接收的预备党员", "full_confirmed": "已转正", "developed": "发展党员",
-               "developed_this_year": "今年发展党员", "overdue": "预备期满未转正"}
+               "developed_this_year": "今年发展党员", "applied_this_year": "今年递交入党申请",
+               "activists_this_year": "今年列为积极分子", "confirmed_this_year": "今年转正",
+               "overdue": "预备期满未转正"}
 MOBILITY = {"transfer_prompts_open": "应转接组织关系", "escalated": "失联党员上报", "contact_lost": "失联登记"}
 CASE_STATES = ("reported", "mediating", "resolved", "petitioned")
 SITE_FIELDS = {"owner": "建设单位", "design": "设计单位", "construction": "施工单位", "supervision": "监理单位"}

@@ -136,7 +136,9 @@ async def figures(conn: asyncpg.Connection, schema: str, condition: str, key: st
     """The development figures of a scope (city, township, department, site) on `today`: people at each stage now
     (`applied`: applicants and activists, those who applied and are not yet development targets; `activists`: of
     them, the activists), `developed`: admitted as probationary on the scope's sites up to today, of which
-    `developed_this_year` in today's year, `full_confirmed`: confirmed full members, `overdue`: probationary members
+    `developed_this_year` in today's year (and so `applied_this_year`, `activists_this_year`,
+    `confirmed_this_year`: applications, activists named and confirmations dated in it), `full_confirmed`: confirmed
+    full members, `overdue`: probationary members
     whose probation (with any extension) ended before today and who are not yet confirmed. `condition` selects the
     scope's `site_id`s with `key` as $1 (services.views.membership.scope_filter)."""
     row = await conn.fetchrow(
@@ -149,6 +151,9 @@ async def figures(conn: asyncpg.Connection, schema: str, condition: str, key: st
                count(*) FILTER (WHERE admitted_here) AS developed,
                count(*) FILTER (WHERE admitted_here AND admitted_on >= date_trunc('year', $2::date)::date)
                    AS developed_this_year,
+               count(*) FILTER (WHERE applied_on >= date_trunc('year', $2::date)::date) AS applied_this_year,
+               count(*) FILTER (WHERE activist_on >= date_trunc('year', $2::date)::date) AS activists_this_year,
+               count(*) FILTER (WHERE confirmed_on >= date_trunc('year', $2::date)::date) AS confirmed_this_year,
                count(*) FILTER (WHERE stage = 'probationary' AND probation_ends < $2::date) AS overdue
         FROM {schema}.development WHERE {condition}""",
         key, today)
