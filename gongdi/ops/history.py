@@ -177,9 +177,12 @@ def local_time(stamp: str) -> str:
 
 
 def actor_label(actor: str) -> str:
-    """`township.bailin` → `乡镇 township.bailin`; a policy's actor → `平台规则 新来党员必谈`."""
+    """`township.bailin` → `乡镇 township.bailin`; a policy's actor → `平台规则 新来党员必谈`; a timer's →
+    `平台定时提醒 流动党员`."""
     if actor.startswith("policy:"):
         return f"平台规则 {actor.removeprefix('policy:')}"
+    if actor.startswith("timer:"):  # a prompt the platform's timer recorded when it fell due
+        return f"平台定时提醒 {actor.removeprefix('timer:')}"
     try:
         return f"{ROLE_LABELS[Identity.parse(actor).role]} {actor}"
     except ValueError:

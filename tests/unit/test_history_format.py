@@ -158,6 +158,7 @@ def test_an_empty_history_and_actors_of_every_kind():
     assert "（没有记录）" in format_history({"kind": "site", "id": "x", "events": []})
     assert actor_label("auditor") == "审计 auditor"
     assert actor_label("policy:新来党员必谈") == "平台规则 新来党员必谈"
+    assert actor_label("timer:流动党员") == "平台定时提醒 流动党员"
     assert actor_label("someone-from-0.1") == "someone-from-0.1"
 
 
