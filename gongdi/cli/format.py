@@ -93,6 +93,15 @@ def format_site_mobility(mo: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _held(h: dict[str, Any]) -> str:
+    """What a departed holder held, by its name as the site page says it (`kind` carries the name, or a post's
+    kind): before, `group g2` and `secretary shachengwan`."""
+    name = h.get("kind") or h["id"]
+    held = {"post": f"示范岗「{LABELS.get(name, name)}」", "team": f"队组「{name}」", "zone": f"责任区「{name}」",
+            "secretary": f"党支部「{name}」书记", "group": f"党小组「{name}」组长"}
+    return held.get(h["what"], f"{h['what']} {name}")
+
+
 def talks_done_split(a: dict) -> str:
     """The talks done said as what they were: the three 必谈 owed to members, and applicants' talks, which are
     counted with them in `talks` but are no 必谈 (the yearly report says them apart)."""
@@ -244,9 +253,8 @@ def format_site(d: dict[str, Any]) -> str:
         moved = f"，转至 {m.get('moved_to_name') or m['moved_to_site']}" if m["moved_to_site"] else ""
         lines.append(f"  离场 {m['departed_on']} {m['name'] or m['member_id']}{moved}（{m['recorded_by']} 记录）")
     for h in d.get("departed_holders", []):
-        what = {"post": "示范岗", "zone": "责任区", "team": "队组"}.get(h["what"], h["what"])
         who = f"{h['name']}({h['member_id']})" if h.get("name") else h["member_id"]
-        lines.append(f"  !! {what} {h['id']} 的党员 {who} 已离场，需调整")
+        lines.append(f"  !! {_held(h)}的负责人 {who} 已离场，请重新指定")
     ranking = d.get("points_ranking") or {}
     if ranking.get("members"):
         top = "，".join(f"{r['rank']}.{r['name'] or r['member_id']} {r['points']}分" for r in ranking["members"][:10])

@@ -90,6 +90,21 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
         assert refused.returncode == 1 and "ARRIVAL_ALREADY_RECORDED" in refused.stdout  # the same facts again
         assert gongdi(home, "verify").returncode == 0
 
+        # A holder who left is named with what they held, by its name (before: `示范岗 safety_patrol`, `group g2`).
+        post = json.dumps({"site_id": "xm-002", "post_id": "p-cli", "kind": "safety_patrol", "holder": "m9001",
+                           "place": "桥面", "established_on": "2020-09-05"})
+        deadline = time.monotonic() + 30.0
+        while (held := gongdi(home, "send", "activities", "EstablishPost", post)).returncode != 0:
+            assert "MEMBER_NOT_PRESENT" in held.stdout and time.monotonic() < deadline, held.stdout  # not yet known
+        left = json.dumps({"site_id": "xm-002", "member_id": "m9001", "departed_on": "2020-10-01"})
+        assert gongdi(home, "send", "membership", "RecordDeparture", left).returncode == 0
+        flag = "!! 示范岗「安全生产巡查岗」的负责人 孟令奇(m9001) 已离场，请重新指定"
+        deadline = time.monotonic() + 30.0
+        while flag not in (shown := gongdi(home, "view", "site", "xm-002").stdout):
+            assert time.monotonic() < deadline, shown
+        back = json.dumps({**ARRIVAL, "arrived_on": "2020-11-01"})  # and back: the city has 252 members again
+        assert gongdi(home, "send", "membership", "RecordArrival", back).returncode == 0
+
         # A second `up` or a `reset` on the running folder is refused at once (before, the second one took the
         # running servers for leftovers and killed them; a reset emptied the folder under them).
         for args, said in ((("up",), "平台已在运行"), (("reset",), "未清空")):
