@@ -1138,7 +1138,11 @@ def main(argv: list[str] | None = None) -> None:
               f"{(args.home / 'logs').resolve()}", file=sys.stderr)
         code = 1
     except (nats.errors.NoServersError, ConnectionRefusedError, OSError) as exc:
-        print(f"无法连接平台 (cannot reach NATS: {exc}). 请先在项目目录运行 `make demo` / `gongdi up`，"
-              f"或设置 NATS_URL；状态目录 {args.home.resolve()}", file=sys.stderr)
+        if isinstance(exc, OSError) and exc.filename:  # a file or folder, not the bus: say which and why
+            print(f"无法使用 {exc.filename}：{exc.strerror} (state folder or file: {type(exc).__name__})",
+                  file=sys.stderr)
+        else:
+            print(f"无法连接平台 (cannot reach NATS: {exc}). 请先在项目目录运行 `make demo` / `gongdi up`，"
+                  f"或设置 NATS_URL；状态目录 {args.home.resolve()}", file=sys.stderr)
         code = 1
     sys.exit(code)

@@ -447,3 +447,11 @@ def test_reset_on_a_terminal_asks_for_the_folders_name(tmp_path: Path, typed: st
     scripted = subprocess.run([*GONGDI, "--home", str(home), "reset"], capture_output=True, text=True, env=_env(),
                               stdin=subprocess.DEVNULL, timeout=60)  # no terminal: not asked
     assert scripted.returncode == 0 and not (home / "credentials.json").exists()
+
+
+def test_up_on_a_home_that_is_a_file_names_the_file_not_the_bus(tmp_path: Path):
+    """Before: `无法连接平台 (cannot reach NATS: [Errno 17] File exists …)`, from `up` itself."""
+    home = tmp_path / "afile"
+    home.write_text("")
+    done = subprocess.run([*GONGDI, "--home", str(home), "up"], capture_output=True, text=True, env=_env(), timeout=60)
+    assert done.returncode == 1 and f"无法使用 {home}" in done.stderr and "NATS" not in done.stderr, done.stderr
