@@ -386,6 +386,8 @@ def advise(command: object, given: Given, rules: Rules = DEFAULT_RULES) -> list[
         out.append(ErrorInfo(code="MOVES_A_POST_HOLDER", field="member_id", message=(
             f"{command.member.name} 是另一工地的{'、'.join(held)}：调入本工地后，那里的职务空出，需重新选举或指定"
             " (the member holds a post at the site they leave)")))
+    if isinstance(command, RecordArrival) and (warning := _long_probation(command)):
+        out.append(warning)
     if isinstance(command, FormPartyGroup) and site is not None:
         out += _group_overlaps(site, command)
     if isinstance(command, FormBranch) and site is not None:
@@ -399,6 +401,26 @@ def advise(command: object, given: Given, rules: Rules = DEFAULT_RULES) -> list[
         if warning and size - 1 in (rules.branch_warn_members, rules.branch_general_members):
             out.append(ErrorInfo(code="BRANCH_TOO_LARGE", message=warning))
     return out
+
+
+PROBATION_YEARS = 2  # a year's probation, extended at most once by up to a year (党章第七条)
+
+
+def _long_probation(command: RecordArrival) -> ErrorInfo | None:
+    """A 预备党员 admitted more than two years before arriving should have been confirmed or ended by then: most
+    often the status or the day is mistyped (a member admitted in 2015 still probationary in 2025)."""
+    m = command.member
+    if m.status is not MemberStatus.probationary:
+        return None
+    try:
+        latest = m.admitted_on.replace(year=m.admitted_on.year + PROBATION_YEARS)
+    except ValueError:  # 29 February
+        latest = m.admitted_on.replace(year=m.admitted_on.year + PROBATION_YEARS, day=28)
+    if command.arrived_on <= latest:
+        return None
+    return ErrorInfo(code="PROBATION_LONG_PAST", field="member.status", message=(
+        f"{m.name} 于 {m.admitted_on} 入党，到 {command.arrived_on} 已超过两年仍为预备党员：预备期一般一年、"
+        "最多延长一年，请核对“正式/预备”和入党日期 (still probationary more than two years after admission)"))
 
 
 def _group_overlaps(site: SiteState, command: FormPartyGroup) -> list[ErrorInfo]:

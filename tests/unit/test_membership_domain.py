@@ -572,3 +572,15 @@ def test_a_completed_site_takes_no_arrivals():
     assert done is not None and done.completed_on == dt.date(2023, 6, 30)
     with pytest.raises(domain.SiteCompletedError):
         decide(arrival("m1"), Given(done))
+
+
+def test_a_probationary_member_admitted_more_than_two_years_before_arriving_warns():
+    """A 预备党员 admitted in 2015 arriving in 2025 was accepted without a word; probation lasts two years at most."""
+    def probationary(admitted: dt.date) -> RecordArrival:
+        a = arrival("m1", status=MemberStatus.probationary)
+        return a.model_copy(update={"member": a.member.model_copy(update={"admitted_on": admitted})})
+
+    [warning] = domain.advise(probationary(DAY.replace(year=DAY.year - 3)), Given(given(registered())))
+    assert (warning.code, warning.field) == ("PROBATION_LONG_PAST", "member.status")
+    assert domain.advise(probationary(DAY.replace(year=DAY.year - 2)), Given(given(registered()))) == []
+    assert domain.advise(arrival("m1"), Given(given(registered()))) == []  # a full member: no probation
