@@ -62,6 +62,7 @@ from gongdi.ops.supervisor import DATABASE_ROLES, SETUP_ORDER, WRITERS, Supervis
 from gongdi.service.logging import configure
 from gongdi.service.settings import Settings
 from gongdi.sheets.export import EXPORTS
+from gongdi.store.roles import password_variable
 
 DEFAULT_HOME = Path(os.environ.get("GONGDI_HOME", ".gongdi"))
 
@@ -510,8 +511,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_setup(args: argparse.Namespace) -> int:
     settings = runtime_settings(args.home)
     creds = Credentials.load(args.home / CREDENTIALS)
-    # The services' database roles get their passwords when the database is the embedded one.
-    database_passwords = creds.postgres if creds.postgres and "DATABASE_URL" not in os.environ else None
+    # A server's database: the passwords the install gives; the embedded one: the state folder's own.
+    database_passwords = _role_passwords_given() if "DATABASE_URL" in os.environ else creds.postgres or None
     try:
         lines = Supervisor(settings, args.home / "logs", passwords=creds.nats or None,
                            database_passwords=database_passwords).setup()
@@ -522,6 +523,22 @@ def cmd_setup(args: argparse.Namespace) -> int:
     for line in lines:
         print(f"  {line}")
     return 0
+
+
+def _role_passwords_given() -> dict[str, str] | None:
+    """The service roles' passwords a server install gives setup (PG_PW_MEMBERSHIP, …, from
+    deploy/env/nats-secrets.env), all or none: without them setup makes the roles without login, for an operator to
+    enable by hand."""
+    from gongdi.ops.deployfiles import PLACEHOLDER
+
+    given = {role: os.environ.get(password_variable(role), "") for role in DATABASE_ROLES}
+    if not any(given.values()):
+        return None
+    unusable = [password_variable(role) for role, pw in given.items() if not pw or pw == PLACEHOLDER]
+    if unusable:
+        raise SystemExit(f"setup 未开始：{', '.join(unusable)} 未设置或仍是示例值 {PLACEHOLDER}；"
+                         "用 `python -m gongdi.ops.deployfiles secrets` 生成随机密码")
+    return given
 
 
 def cmd_repair_stream(args: argparse.Namespace) -> int:

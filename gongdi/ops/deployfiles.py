@@ -1,4 +1,5 @@
-"""The production NATS files generated from the city file: accounts.conf, the secrets example, the township leaf."""
+"""The production files generated from the city file: accounts.conf, the secrets example (NATS and PostgreSQL
+passwords, the head key), the township leaf."""
 from __future__ import annotations
 
 import argparse
@@ -12,9 +13,11 @@ from pathlib import Path
 from contracts.city import DEFAULT_CITY_FILE, City, load_city
 from contracts.identity import Identity, Role
 from gongdi.ops.accounts import AccountsConfig, User, all_users, env_name
+from gongdi.ops.credentials import SUPERUSER
 from gongdi.ops.runtime import write_private
-from gongdi.ops.supervisor import WRITERS
+from gongdi.ops.supervisor import DATABASE_ROLES, WRITERS
 from gongdi.store.heads import new_seed
+from gongdi.store.roles import password_variable
 
 DEPLOY = DEFAULT_CITY_FILE.parent  # the repository's deploy/ folder
 ACCOUNTS = Path("nats/accounts.conf")
@@ -63,6 +66,8 @@ def _secrets_header(what: str) -> str:
         "# NATS_PW_TOWNSHIP_<CODE> in its CITY_LEAF_URL (deploy/env/township-leaf.env.example).\n"
         "# Letters and digits only, starting with a letter: nats-server reads each value as a config token, so a\n"
         "# number, true/false, a leading '-', spaces, commas or quotes break it.\n"
+        "# PG_PW_POSTGRES is PostgreSQL's superuser (the postgres container, setup and the operator's tools);\n"
+        "# PG_PW_<SCHEMA> is the login role gongdi_<schema> each service connects as (setup sets it).\n"
     )
 
 
@@ -71,12 +76,22 @@ def _secrets_header(what: str) -> str:
 HEAD_KEY = "GONGDI_HEAD_KEY"
 
 
+# PostgreSQL's passwords: the superuser's (the postgres container is made with it; setup and the operator's
+# tools connect with it), then each service role's, which setup gives the role and the service logs in with.
+DATABASE_PASSWORDS = [password_variable(role) for role in (SUPERUSER, *DATABASE_ROLES)]
+SUPERUSER_PASSWORD = DATABASE_PASSWORDS[0]
+
+
+def _variables(city: City) -> list[str]:
+    return [*(env_name(u.name) for u in production_users(city)), *DATABASE_PASSWORDS]
+
+
 def secrets_example(city: City) -> str:
-    """The committed example: every variable accounts.conf refers to, and the head-signing key, with a placeholder."""
+    """The committed example: every variable accounts.conf and docker-compose.yml refer to, and the head-signing
+    key, with a placeholder."""
     header = _secrets_header(
         "Example only: make the real file with `python -m gongdi.ops.deployfiles secrets` (random passwords).")
-    return header + "".join(f"{env_name(u.name)}={PLACEHOLDER}\n" for u in production_users(city)) + \
-        f"{HEAD_KEY}={PLACEHOLDER}\n"
+    return header + "".join(f"{name}={PLACEHOLDER}\n" for name in _variables(city)) + f"{HEAD_KEY}={PLACEHOLDER}\n"
 
 
 def read_env(path: Path) -> dict[str, str]:
@@ -96,7 +111,7 @@ def ensure_secrets(city: City, path: Path) -> list[str]:
     """The real secrets file, with a random password for every user that has none yet; returns the variables
     added. A password already handed out (a township's leaf uses it) is never replaced."""
     current = read_env(path)
-    added = [env_name(u.name) for u in production_users(city) if env_name(u.name) not in current]
+    added = [name for name in _variables(city) if name not in current]
     if added or HEAD_KEY not in current or not path.exists():
         current.update({name: password() for name in added})
         if HEAD_KEY not in current:  # a key already signing heads is never replaced: old heads verify with it
@@ -106,6 +121,15 @@ def ensure_secrets(city: City, path: Path) -> list[str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_private(path, header + "".join(f"{k}={v}\n" for k, v in current.items()))
     return added
+
+
+# A postgres volume made before the file had PG_PW_POSTGRES keeps the password it was made with: the image reads
+# POSTGRES_PASSWORD only when it creates the data directory.
+OLDER_VOLUME = (
+    f"{SUPERUSER_PASSWORD} 是新生成的：已有的 PostgreSQL 数据卷仍用建立时的超级用户密码（以前的 docker-compose.yml 为\n"
+    "change-me）。请改成新密码后再启动其余服务：\n"
+    "  docker compose exec postgres psql -U postgres -c '\\password postgres'   （输入该值两次）\n"
+    f"(an existing postgres volume keeps its old superuser password; set it to {SUPERUSER_PASSWORD} as above)")
 
 
 def leaf_url(township: str, host: str, secrets_: dict[str, str], port: int = LEAF_PORT) -> str:
@@ -177,8 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     city = load_city(args.city)
     if args.action == "secrets":
+        existed = (args.deploy / SECRETS).exists()
         added = ensure_secrets(city, args.deploy / SECRETS)
         print(f"{args.deploy / SECRETS}: {len(added)} new password(s)" + (f" ({', '.join(added)})" if added else ""))
+        if existed and SUPERUSER_PASSWORD in added:
+            print(OLDER_VOLUME, file=sys.stderr)
     elif args.action == "leaf-url":
         if args.township not in city.townships:
             print(f"{city.name}没有乡镇代码 {args.township}", file=sys.stderr)

@@ -36,6 +36,12 @@ def role_name(schema: str) -> str:
     return f"{ROLE_PREFIX}{schema}"
 
 
+def password_variable(role: str) -> str:
+    """The environment variable a server install keeps `role`'s password in (deploy/env/nats-secrets.env):
+    `PG_PW_MEMBERSHIP` for `gongdi_membership`, `PG_PW_POSTGRES` for the superuser."""
+    return "PG_PW_" + role.removeprefix(ROLE_PREFIX).upper()
+
+
 def login_url(url: str, user: str, password: str) -> str:
     """`url` with another user and password (the host, port, database and options kept)."""
     parts = urlsplit(url)

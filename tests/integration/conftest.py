@@ -73,9 +73,10 @@ def platform(ready_settings: Settings, admin_settings: Settings, servers: Server
     yield from _running(ready_settings, admin_settings, servers, tmp_path / "logs")
 
 
-def _running(ready: Settings, admin: Settings, servers: Servers, logs: Path) -> Iterator[Supervisor]:
+def _running(ready: Settings, admin: Settings, servers: Servers, logs: Path,
+             database_passwords: dict[str, str] | None = None) -> Iterator[Supervisor]:
     sup = Supervisor(ready, logs, say=lambda *_: None, passwords=servers.credentials.nats,
-                     database_passwords=servers.credentials.postgres)
+                     database_passwords=database_passwords or servers.credentials.postgres)
     sup.start()
     try:
         asyncio.run(_wait_ready(admin))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from pathlib import Path
 
 import asyncpg
@@ -11,11 +12,14 @@ from contracts.membership import SERVICE as MEMBERSHIP
 from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
 from gongdi.ops.credentials import SUPERUSER
+from gongdi.ops.deployfiles import password
 from gongdi.ops.runtime import EmbeddedPostgres
-from gongdi.ops.supervisor import SETUP_ORDER, WRITERS, Supervisor
+from gongdi.ops.supervisor import DATABASE_ROLES, SETUP_ORDER, WRITERS, Supervisor
 from gongdi.service.settings import Settings
-from gongdi.store.roles import grant_service_role, login_url, role_name
+from gongdi.store.roles import grant_service_role, login_url, password_variable, role_name
 from tests.conftest import Servers
+from tests.integration.conftest import _running
+from tests.integration.running import GONGDI, _env
 from tests.integration.waiting import eventually
 
 SCHEMAS = [module.rsplit(".", 1)[-1] for module in SETUP_ORDER]  # every service's schema, views included
@@ -152,3 +156,57 @@ async def _execute(url: str, sql: str) -> object:
         return await conn.fetchval(sql)
     finally:
         await conn.close()
+
+
+def test_a_server_install_gives_each_service_its_role_and_password(tmp_path: Path, settings: Settings,
+                                                                   servers: Servers):
+    """What docker-compose.yml does: a PostgreSQL of its own whose superuser has a password from the secrets file;
+    `gongdi setup` as the superuser, told each role's PG_PW_<SCHEMA>; every service then logs in as its role with
+    that password alone. Before, every container connected as the superuser with the literal `change-me`."""
+    pg = EmbeddedPostgres(tmp_path / "postgres", password=password())
+    pg.start()
+    try:
+        role_passwords = {password_variable(role): password() for role in DATABASE_ROLES}
+        env = {**_env(), "NATS_URL": settings.nats_url, "GONGDI_NATS_USER": "setup",
+               "GONGDI_NATS_PASSWORD": servers.credentials.password("setup"), "DATABASE_URL": pg.url}
+        home = tmp_path / "home"
+
+        half = {**env, **dict(list(role_passwords.items())[:2]), password_variable(DATABASE_ROLES[2]): "change-me"}
+        refused = subprocess.run([*GONGDI, "--home", str(home), "setup"], capture_output=True, text=True, env=half,
+                                 timeout=120)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr
+        assert "PG_PW_LIAISON, PG_PW_VIEWS 未设置或仍是示例值 change-me" in refused.stderr, refused.stderr
+        assert asyncio.run(_execute(pg.url, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'gongdi_%'")) == 0
+
+        done = subprocess.run([*GONGDI, "--home", str(home), "setup"], capture_output=True, text=True,
+                              env={**env, **role_passwords}, timeout=120)
+        assert done.returncode == 0, done.stderr
+        for role in DATABASE_ROLES:
+            url = login_url(pg.url, role, role_passwords[password_variable(role)])
+            assert asyncio.run(_execute(url, "SELECT current_user")) == role
+            with pytest.raises(asyncpg.InvalidPasswordError):
+                asyncio.run(_execute(login_url(pg.url, role, "change-me"), "SELECT 1"))
+
+        # The services with nothing but their role's URL, as the compose file gives them.
+        on_own = settings.model_copy(update={"database_url": pg.url})
+        roles = {role: role_passwords[password_variable(role)] for role in DATABASE_ROLES}
+        sup_running = _running(on_own, servers.as_identity(on_own, "city"), servers, tmp_path / "logs",
+                               database_passwords=roles)
+        next(sup_running)
+        try:
+            reply = asyncio.run(_send(servers.as_identity(on_own, "city")))
+            assert reply["ok"], reply
+            assert asyncio.run(_execute(pg.url, "SELECT actor FROM membership.events WHERE site_id = 'compose'")) \
+                == "city"
+        finally:
+            sup_running.close()
+    finally:
+        pg.stop()
+
+
+async def _send(settings: Settings) -> dict:
+    client = await GongdiClient.connect(settings)
+    try:
+        return await client.send(MEMBERSHIP, f.register("compose"))
+    finally:
+        await client.close()

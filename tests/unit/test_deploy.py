@@ -12,6 +12,7 @@ import yaml
 from contracts.city import DEFAULT_CITY_FILE, load_city
 from gongdi.ops.accounts import env_name
 from gongdi.ops.deployfiles import (
+    DATABASE_PASSWORDS,
     LEAF_URL_VAR,
     PLACEHOLDER,
     ensure_secrets,
@@ -21,7 +22,8 @@ from gongdi.ops.deployfiles import (
     read_env,
 )
 from gongdi.ops.runtime import nats_server_binary
-from gongdi.ops.supervisor import PROCESSES, bus_user
+from gongdi.ops.supervisor import DATABASE_ROLES, PROCESSES, WITHOUT_DATABASE, bus_user, database_role
+from gongdi.store.roles import password_variable
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -99,7 +101,9 @@ def test_every_user_has_its_password_variable_in_the_secrets_example():
     for user, secret in entries:
         assert secret == f"${env_name(user)}", user  # a reference, never a password in the repository
         assert example[env_name(user)] == PLACEHOLDER
-    assert set(example) == {env_name(u) for u, _ in entries} | {"GONGDI_HEAD_KEY"}
+    assert set(example) == {env_name(u) for u, _ in entries} | {"GONGDI_HEAD_KEY", *DATABASE_PASSWORDS}
+    assert set(DATABASE_PASSWORDS) == {"PG_PW_POSTGRES", "PG_PW_MEMBERSHIP", "PG_PW_ACTIVITIES", "PG_PW_LIAISON",
+                                       "PG_PW_VIEWS"}
     assert "township.diantou" in {u for u, _ in entries}
 
 
@@ -137,3 +141,50 @@ def test_only_the_writing_services_get_the_head_signing_key_from_the_secrets(tmp
     key = read_env(secrets)["GONGDI_HEAD_KEY"]
     assert re.fullmatch(r"[0-9a-f]{64}", key)
     assert ensure_secrets(city, secrets) == [] and read_env(secrets)["GONGDI_HEAD_KEY"] == key  # never replaced
+
+
+def _from_secrets(value: str, variable: str) -> bool:
+    """compose substitutes `variable` from the secrets file into `value`, and refuses to start without it."""
+    return "${" + variable + ":?" in value
+
+
+def test_no_password_is_written_in_the_compose_files():
+    for path in (ROOT / "docker-compose.yml", DEPLOY / "env/production.env.example"):
+        assert PLACEHOLDER not in path.read_text(), path
+    assert "DATABASE_URL" not in read_env(DEPLOY / "env/production.env.example")
+
+
+def test_every_service_logs_in_to_postgres_as_its_own_role():
+    """Before, every container connected as the superuser with the literal password `change-me`."""
+    services = compose()["services"]
+    for name, module, _ in PROCESSES:
+        url = services[name]["environment"].get("DATABASE_URL")
+        if module in WITHOUT_DATABASE:
+            assert not url, name
+            continue
+        role = database_role(module)
+        assert url.startswith(f"postgresql://{role}:") and url.endswith("@postgres:5432/gongdi"), name
+        assert _from_secrets(url, password_variable(role)), name
+        assert "PG_PW_POSTGRES" not in url, name
+
+
+def test_only_postgres_and_setup_get_the_superusers_password():
+    services = compose()["services"]
+    assert _from_secrets(services["postgres"]["environment"]["POSTGRES_PASSWORD"], "PG_PW_POSTGRES")
+    setup = services["setup"]["environment"]
+    assert setup["DATABASE_URL"].startswith("postgresql://postgres:")
+    assert _from_secrets(setup["DATABASE_URL"], "PG_PW_POSTGRES")
+    for role in DATABASE_ROLES:  # setup gives each role its password
+        assert _from_secrets(setup[password_variable(role)], password_variable(role))
+    holders = {name for name, service in services.items() if "PG_PW_POSTGRES" in str(service.get("environment"))}
+    assert holders == {"postgres", "setup"}
+
+
+def test_the_secrets_file_gets_the_database_passwords_and_keeps_them(tmp_path: Path):
+    secrets = tmp_path / "nats-secrets.env"
+    city = load_city(DEFAULT_CITY_FILE)
+    assert set(DATABASE_PASSWORDS) <= set(ensure_secrets(city, secrets))
+    first = read_env(secrets)
+    assert all(first[name].isalnum() and first[name] != PLACEHOLDER for name in DATABASE_PASSWORDS)
+    assert len({first[name] for name in DATABASE_PASSWORDS}) == len(DATABASE_PASSWORDS)
+    assert ensure_secrets(city, secrets) == [] and read_env(secrets) == first
