@@ -136,6 +136,10 @@ class ConsumerStatus(BaseModel):
 LETTERS_LISTED = 100
 
 
+# The services as people read them (status sheets, /health), beside their internal names.
+SERVICE_NAMES = {"views": "视图服务", "membership": "党员管理服务", "activities": "党建活动服务", "liaison": "联建服务"}
+
+
 class ServiceStatus(BaseModel):
     """A service's answer to `status`: a writing service's events recorded and published, and its consumers."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 import nats.errors
@@ -11,7 +12,7 @@ import nats.errors
 from contracts import activities, liaison, membership
 from contracts.queries import SERVICE as VIEWS
 from contracts.queries import ServiceStatus, status_subject
-from gongdi.ops.client import GongdiClient, with_client
+from gongdi.ops.client import UNREACHABLE, GongdiClient, with_client
 from gongdi.ops.supervisor import WRITERS
 from gongdi.service.settings import Settings
 
@@ -63,17 +64,34 @@ async def service_status(client: GongdiClient, service: str) -> ServiceStatus:
     return ServiceStatus.model_validate(reply["data"])
 
 
+# The consumers are asked before the counts they are compared with (the views first, membership, whose stream the
+# policies read, last), so a reading in between can only make the platform look behind, never caught up too soon.
+ASKING_ORDER = (VIEWS, *reversed(WRITERS))
+
+
 async def stream_status(_settings: Settings | None, client: GongdiClient) -> dict[str, Any]:
     """Every writing service's stream (events recorded, published) and every consumer of it, views and policies
     (applied, dead letters), as the services themselves answer over NATS: nothing here reads a database.
+    `_settings` is unused: kept for the callers written when this read the counts by SQL."""
+    return merged({service: await service_status(client, service) for service in ASKING_ORDER})
 
-    The consumers are asked before the counts they are compared with (the views first, membership, whose stream
-    the policies read, last), so a reading in between can only make the platform look behind, never caught up
-    too soon. `_settings` is unused: kept for the callers written when this read the counts by SQL.
-    """
-    answers = {VIEWS: await service_status(client, VIEWS)}
-    for w in reversed(WRITERS):
-        answers[w] = await service_status(client, w)
+
+async def each_status(client: GongdiClient) -> dict[str, ServiceStatus | str]:
+    """Every service's status, asked in ASKING_ORDER; for one that does not answer, why (its error code, or the
+    bus's exception), so that the others are still asked and the silent one can be named."""
+    out: dict[str, ServiceStatus | str] = {}
+    for service in ASKING_ORDER:
+        try:
+            out[service] = await service_status(client, service)
+        except ServiceRefused as exc:
+            out[service] = exc.code
+        except UNREACHABLE as exc:
+            out[service] = type(exc).__name__
+    return out
+
+
+def merged(answers: Mapping[str, ServiceStatus]) -> dict[str, Any]:
+    """The services' answers as one status: the streams and every consumer with its stream's recorded count."""
     streams = [{"service": w, "stream": answers[w].stream, "recorded": answers[w].recorded,
                 "published": answers[w].published} for w in WRITERS]
     recorded = {s["stream"]: s["recorded"] for s in streams}

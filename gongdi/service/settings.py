@@ -40,6 +40,9 @@ class Settings(BaseModel):
     timers_on_commands: bool = True
     today: str = ""
     clock_offset_days: int = 0
+    # GONGDI_HEALTH_STUCK_AFTER: seconds a relay or consumer may stay behind without progress before /health says
+    # it is stuck (503).
+    health_stuck_after: float = 60.0
 
     def city(self) -> City:
         return load_city(self.city_file)

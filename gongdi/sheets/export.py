@@ -20,7 +20,7 @@ from contracts.city import City
 from contracts.identity import LABELS as ROLE_LABELS
 from contracts.identity import Identity, Role
 from contracts.liaison import LABELS as LIAISON_LABELS
-from contracts.queries import QUERIES
+from contracts.queries import QUERIES, SERVICE_NAMES
 from contracts.timeline import CITY_TZ
 from gongdi.sheets.columns import GENDER, JOB, MEMBER_COLUMNS, RELATION, SITE_COLUMNS, STATUS, UNIT_KIND
 
@@ -452,7 +452,6 @@ def status_sections(d: Reply, who: str | None, platform: Reply | None = None) ->
     ]
 
 
-SERVICE_NAMES = {"views": "视图服务", "membership": "党员管理服务", "activities": "党建活动服务", "liaison": "联建服务"}
 
 
 def subject_of(view: str, data: Reply) -> str:

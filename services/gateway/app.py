@@ -22,10 +22,11 @@ from contracts.errors import explain
 from contracts.queries import QUERIES
 from contracts.replies import QueryReply
 from gongdi.ops.client import GongdiClient
+from gongdi.ops.readiness import each_status
 from gongdi.service.logging import configure
 from gongdi.service.process import MAX_REQUEST_BYTES, origin_of
 from gongdi.service.settings import Settings
-from services.gateway import api, exports, imports, live, metrics, pages, reports
+from services.gateway import api, exports, health, imports, live, metrics, pages, reports
 from services.gateway.asyncapi import specification
 from services.gateway.sessions import Session, Sessions
 
@@ -215,21 +216,20 @@ def build(settings: Settings) -> FastAPI:
         return StreamingResponse(stream, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    @app.get("/health", tags=["运行状态"], summary="健康检查")
-    async def health() -> Response:
-        status = await metrics.platform_status(platform["client"])
-        ok = status is not None
-        body = {"ok": ok, "bus": platform["client"].nc.is_connected, "services": "answering" if ok else "missing",
-                "sessions": len(sessions.by_token)}
-        if status is not None:
-            body["dead_letters"] = sum(c["dead_letters"] for c in status["consumers"])
-            body["lag"] = sum(max(0, (c["recorded"] or 0) - c["applied"]) for c in status["consumers"])
-        return JSONResponse(body, status_code=200 if ok else 503)
+    stalls = health.Stalls(after=settings.health_stuck_after)
+
+    @app.get("/health", tags=["运行状态"], summary="健康检查",
+             description="200 when every service answers and every relay and consumer keeps up; otherwise 503 with "
+                         "`problems` naming the service and what is wrong (SERVICE_MISSING, RELAY_STUCK, "
+                         "CONSUMER_STUCK, DATABASE_BEHIND_STREAM).")
+    async def health_check() -> Response:
+        body = health.assess(await each_status(platform["client"]), stalls)
+        body |= {"bus": platform["client"].nc.is_connected, "sessions": len(sessions.by_token)}
+        return JSONResponse(body, status_code=200 if body["ok"] else 503)
 
     @app.get("/metrics", tags=["运行状态"], summary="Prometheus 指标", response_class=Response)
     async def prometheus() -> Response:
-        status = await metrics.platform_status(platform["client"])
-        return Response(metrics.render(counts, status, len(sessions.by_token)),
+        return Response(metrics.render(counts, await each_status(platform["client"]), len(sessions.by_token)),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
     document = specification(city.code, VERSION).to_specification().to_json()

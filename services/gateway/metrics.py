@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from collections.abc import Mapping
 
-from gongdi.ops.client import UNREACHABLE, GongdiClient
-from gongdi.ops.readiness import ServiceRefused, stream_status
+from contracts.queries import ServiceStatus
+from gongdi.ops.readiness import merged
 
 
 class Metrics:
@@ -23,15 +23,10 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
 
 
-async def platform_status(client: GongdiClient) -> dict[str, Any] | None:
-    """Every service's status merged (gongdi.ops.readiness), or None when some service does not answer."""
-    try:
-        return await stream_status(None, client)
-    except (ServiceRefused, *UNREACHABLE):
-        return None
-
-
-def render(metrics: Metrics, status: dict[str, Any] | None, sessions: int) -> str:
+def render(metrics: Metrics, answers: Mapping[str, ServiceStatus | str], sessions: int) -> str:
+    """The metrics page; `answers` is each service's status or why it gave none (gongdi.ops.readiness.each_status)."""
+    missing = [service for service, answer in answers.items() if isinstance(answer, str)]
+    status = None if missing else merged({s: a for s, a in answers.items() if not isinstance(a, str)})
     out = ["# HELP gongdi_gateway_requests_total Commands and queries through the gateway, by outcome.",
            "# TYPE gongdi_gateway_requests_total counter"]
     for (kind, name, outcome), n in sorted(metrics.requests.items()):
@@ -42,7 +37,9 @@ def render(metrics: Metrics, status: dict[str, Any] | None, sessions: int) -> st
             "# HELP gongdi_gateway_live_streams Open live (SSE) streams.", "# TYPE gongdi_gateway_live_streams gauge",
             f"gongdi_gateway_live_streams {metrics.live_streams}",
             "# HELP gongdi_platform_up 1 when every service answered its status.",
-            "# TYPE gongdi_platform_up gauge", f"gongdi_platform_up {0 if status is None else 1}"]
+            "# TYPE gongdi_platform_up gauge", f"gongdi_platform_up {0 if status is None else 1}",
+            "# HELP gongdi_service_up 1 when the service answered its status.", "# TYPE gongdi_service_up gauge"]
+    out += [f'gongdi_service_up{{service="{service}"}} {0 if service in missing else 1}' for service in answers]
     if status is None:
         return "\n".join(out) + "\n"
     out += ["# HELP gongdi_events_recorded Events in a writing service's store.",

@@ -75,10 +75,10 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def running_gateway(servers: Servers, root: Path) -> Iterator[Gateway]:
+def running_gateway(servers: Servers, root: Path, **more: object) -> Iterator[Gateway]:
     """A fresh database and empty JetStream, schemas set up, every service and the gateway as its own process
-    (exactly what the `platform` fixture starts), for a whole module; stopped at the end."""
-    ready = asyncio.run(_fresh(servers))
+    (exactly what the `platform` fixture starts), for a whole module; stopped at the end. `more`: settings."""
+    ready = asyncio.run(_fresh(servers)).model_copy(update=more)
     supervisor = Supervisor(ready, root / "logs", say=lambda *_: None, passwords=servers.credentials.nats,
                             database_passwords=servers.credentials.postgres)
     supervisor.setup()
