@@ -835,12 +835,16 @@ def _site_of_another_township(args: argparse.Namespace, city: Any) -> str | None
     """Why a secretary for `args.site_id` of `args.township` would be wrong, asked of the running platform (as the
     city): no such site, or a site of another township. Before, a mistyped township made an identity that reads
     the site's members and left the real secretary locked out. Not running: said, and not checked."""
+    unchecked = f"未能核对工地 {args.site_id} 是否属于 {city.township_name(args.township)}"
     try:
-        reply = asyncio.run(with_client(client_settings(args), lambda c: c.query(
-            VIEWS_SERVICE, "site", {"site_id": args.site_id})))
-    except (OSError, nats.errors.Error, SystemExit) as exc:
-        print(f"注意：平台未运行，未能核对工地 {args.site_id} 是否属于 {city.township_name(args.township)}"
-              f" (not checked: {type(exc).__name__})", file=sys.stderr)
+        settings = client_settings(args)
+    except SystemExit as exc:  # the state folder has no city identity yet: never started
+        print(f"注意：{unchecked}：{exc}", file=sys.stderr)
+        return None
+    try:
+        reply = asyncio.run(with_client(settings, lambda c: c.query(VIEWS_SERVICE, "site", {"site_id": args.site_id})))
+    except (OSError, nats.errors.Error) as exc:
+        print(f"注意：平台未运行，{unchecked} (not checked: {type(exc).__name__})", file=sys.stderr)
         return None
     if not reply.get("ok"):
         error = reply.get("error") or {}
