@@ -91,7 +91,17 @@ class Report:
 
     @property
     def liaison(self) -> dict[str, Any]:
-        return self.city.get("liaison", {})
+        """The liaison figures, with each 双达标 target's met and not met as assessed in the year (the views'
+        `*_this_year`): a target's latest assessment may be an earlier year's, which is not this year's result."""
+        li = self.city.get("liaison", {})
+        compliance = li.get("compliance")
+        if not isinstance(compliance, dict):
+            return li
+        yearly = {target: {**counts, "met": counts["met_this_year"], "not_met": counts["not_met_this_year"],
+                           "assessed_earlier": counts["met"] + counts["not_met"] - counts["met_this_year"]
+                           - counts["not_met_this_year"]}
+                  if "met_this_year" in counts else counts for target, counts in compliance.items()}
+        return {**li, "compliance": yearly}
 
     @property
     def development(self) -> dict[str, int] | None:

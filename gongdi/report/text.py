@@ -183,16 +183,21 @@ def sections(r: Report) -> list[Section]:
         raised = items.get("raised", items.get("open", 0) + items.get("resolved", 0))
         paragraphs = [f"{during}召开工地党建工作联席会议{num(li.get('meetings', 0))}次，议定事项{num(raised)}项，"
                       f"解决{num(items.get('resolved', 0))}项，{at_end}尚在办理{num(items.get('open', 0))}项。"]
+        compliance = li.get("compliance", {})
         targets = []
-        for key, v in li.get("compliance", {}).items():
+        for key, v in compliance.items():
             part = f"{LIAISON_LABELS[key]}达标{num(v.get('met', 0))}个"
             if v.get("not_met"):
                 part += f"、未达标{num(v['not_met'])}个"
             if v.get("unassessed"):
                 part += f"、待考核{num(v['unassessed'])}个"
             targets.append(part)
-        if any(sum(v.values()) for v in li.get("compliance", {}).values()):
-            paragraphs.append(f"制定党建工作和工程建设“双达标”责任书，考核结果：{'；'.join(targets)}。")
+        shown, year = ("met", "not_met", "unassessed"), during or "本年度"
+        if any(v.get(k) for v in compliance.values() for k in shown):
+            paragraphs.append(f"制定党建工作和工程建设“双达标”责任书，{year}考核结果：{'；'.join(targets)}。")
+        elif earlier := sum(v.get("assessed_earlier", 0) for v in compliance.values()):
+            paragraphs.append(f"党建工作和工程建设“双达标”责任书{year}没有新的考核"
+                              f"（此前已考核{num(earlier)}个目标）。")
         cb = li.get("cobuilding", {})
         if cb.get("agreements"):
             villages = [f"{x['village']}{num(x['items'])}项、已完成{num(x['completed'])}项"
@@ -201,7 +206,7 @@ def sections(r: Report) -> list[Section]:
                               f"{num(cb.get('items', 0))}项，已完成{num(cb.get('completed', 0))}项"
                               f"（{_listed(villages)}）。")
         out.append(Section("六、联席会议、双达标与党建联创", tuple(paragraphs)))
-        out.append(Section("七、矛盾纠纷调解与信访", tuple(disputes(li))))
+        out.append(Section("七、矛盾纠纷调解与信访", tuple(disputes(li, during or "全年", at_end or "年末"))))
         out.append(Section("八、融入地方社会治理", (support(li),)))
     return out
 
@@ -223,7 +228,8 @@ def development(r: Report) -> str:
             "平台尚未记录，本报告暂不统计。")
 
 
-def disputes(li: dict[str, Any]) -> list[str]:
+def disputes(li: dict[str, Any], during: str = "全年", at_end: str = "年末") -> list[str]:
+    """The disputes paragraph; `during` and `at_end` say the year's stretch (本年以来 and 目前 for a year not over)."""
     by_kind = li.get("disputes", {})
     total = sum(sum(states.values()) for states in by_kind.values())
     received = li.get("disputes_received")
@@ -231,13 +237,13 @@ def disputes(li: dict[str, Any]) -> list[str]:
         # Cases of earlier years are still in the totals by state: the year's cases are said first, by kind, then
         # where all cases stand at its end.
         year = sum(received.values())
-        first = (f"工地纠纷调解站全年受理矛盾纠纷{num(year)}起，其中"
+        first = (f"工地纠纷调解站{during}受理矛盾纠纷{num(year)}起，其中"
                  + _listed([f"{LIAISON_LABELS[k]}纠纷{num(n)}起" for k, n in received.items() if n]) + "。"
-                 if year else "工地纠纷调解站全年未受理矛盾纠纷。")
+                 if year else f"工地纠纷调解站{during}未受理矛盾纠纷。")
         standing = {s: sum(per[s] for per in by_kind.values()) for s in next(iter(by_kind.values()), {})}
-        first += (f"截至年末累计受理{num(total)}起：" + _listed([f"{LIAISON_LABELS[s]}{num(n)}起"
+        first += (f"截至{at_end}累计受理{num(total)}起：" + _listed([f"{LIAISON_LABELS[s]}{num(n)}起"
                                                              for s, n in standing.items() if n]) + "。")
-        return [first, _petitions(li)]
+        return [first, _petitions(li, during)]
     states: dict[str, int] = {}
     for per_state in by_kind.values():
         for state, n in per_state.items():
@@ -248,17 +254,17 @@ def disputes(li: dict[str, Any]) -> list[str]:
         outcome = _listed([f"{LIAISON_LABELS[s]}{num(n)}起" for s, n in states.items() if n])
         first = f"工地纠纷调解站共受理矛盾纠纷{num(total)}起，其中{kinds}；{outcome}。"
     else:
-        first = "工地纠纷调解站全年未受理矛盾纠纷。"
-    return [first, _petitions(li)]
+        first = f"工地纠纷调解站{during}未受理矛盾纠纷。"
+    return [first, _petitions(li, during)]
 
 
-def _petitions(li: dict[str, Any]) -> str:
+def _petitions(li: dict[str, Any], during: str) -> str:
     petitions, wages = li.get("petitions", 0), li.get("wage_petitions", 0)
     if petitions:
         second = f"因矛盾纠纷上访{num(petitions)}起，" + (f"其中因薪资纠纷上访{num(wages)}起。" if wages
                                                    else "没有因薪资纠纷出现上访。")
     else:
-        second = "全年未发生因矛盾纠纷引发的上访，没有因薪资纠纷出现上访。"
+        second = f"{during}未发生因矛盾纠纷引发的上访，没有因薪资纠纷出现上访。"
     return second
 
 

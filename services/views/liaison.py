@@ -173,6 +173,9 @@ class LiaisonProjection(Projection):
 # ---- queries --------------------------------------------------------------------------------------
 
 
+COMPLIANCE_COUNTS = ("met", "not_met", "unassessed", "met_this_year", "not_met_this_year")
+
+
 async def summary(conn: asyncpg.Connection, schema: str, scope: str, key: str | None, today: dt.date
                   ) -> dict[str, Any]:
     """The liaison figures of a scope (membership.scope_filter): city (key None), township, department (its name,
@@ -185,10 +188,15 @@ async def summary(conn: asyncpg.Connection, schema: str, scope: str, key: str | 
         f" FROM {s}.meeting_item WHERE {w} GROUP BY responsible ORDER BY responsible",
         key, today,
     )
+    # met/not_met: each target's latest assessment; the `_this_year` ones only those assessed in today's year, for
+    # the yearly report (before, a 2021 report repeated the 2020 assessments as its own).
     targets = await conn.fetch(
         f"SELECT target, count(*) FILTER (WHERE met) AS met, count(*) FILTER (WHERE NOT met) AS not_met,"
-        f" count(*) FILTER (WHERE met IS NULL) AS unassessed FROM {s}.compliance_target WHERE {w} GROUP BY target",
-        key,
+        f" count(*) FILTER (WHERE met IS NULL) AS unassessed,"
+        f" count(*) FILTER (WHERE met AND assessed_on >= date_trunc('year', $2::date)::date) AS met_this_year,"
+        f" count(*) FILTER (WHERE NOT met AND assessed_on >= date_trunc('year', $2::date)::date)"
+        f" AS not_met_this_year FROM {s}.compliance_target WHERE {w} GROUP BY target",
+        key, today,
     )
     by_target = {r["target"]: dict(r) for r in targets}
     agreements = await conn.fetch(
@@ -222,7 +230,7 @@ async def summary(conn: asyncpg.Connection, schema: str, scope: str, key: str | 
             "by_unit": {r["responsible"]: {"open": r["open"], "overdue": r["overdue"]} for r in items},
         },
         "compliance": {
-            t.value: {k: by_target.get(t.value, {}).get(k, 0) for k in ("met", "not_met", "unassessed")}
+            t.value: {k: by_target.get(t.value, {}).get(k, 0) for k in COMPLIANCE_COUNTS}
             for t in Target
         },
         "cobuilding": {

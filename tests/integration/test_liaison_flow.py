@@ -13,14 +13,18 @@ import pytest
 from contracts.liaison import SERVICE as LIAISON
 from contracts.liaison import (
     AgreementItem,
+    AssessCompliance,
     DisputeKind,
     EscalateToPetition,
     RecordVillageSupport,
     ReportDispute,
     ResolveMediation,
     SignCoBuildingAgreement,
+    SignComplianceLetter,
     StartMediation,
     SupportKind,
+    Target,
+    TargetResult,
 )
 from contracts.membership import SERVICE as MEMBERSHIP
 from gongdi.demo import samples as f
@@ -99,6 +103,37 @@ async def test_wage_dispute_resolved_and_a_petition_show_in_the_views(client: Go
     illegal = await client.send(LIAISON, start("l1", "w1"))  # a resolved case cannot be mediated again
     assert illegal["error"]["code"] == "ILLEGAL_TRANSITION" and illegal["error"]["field"] == "case_id"
     assert await pool.fetchval("SELECT count(*) FROM liaison.events") == before
+
+
+@pytest.mark.usefixtures("platform")
+async def test_the_double_targets_are_counted_for_the_year_they_were_assessed_in(client: GongdiClient):
+    """Before, the views kept only each target's latest result, so a 2021 report repeated 2020's assessments."""
+    assert (await client.send(MEMBERSHIP, f.register("l3")))["ok"]
+    await known_site(client, "l3")
+    targets = {t: "按期达成" for t in Target}
+    sign = SignComplianceLetter(command_id=uuid.uuid4(), site_id="l3", letter_id="2020", signed_on=DAY,
+                                signatories=["项目业主单位", "工地兼合党支部"], targets=targets)
+    first = AssessCompliance(command_id=uuid.uuid4(), site_id="l3", letter_id="2020", assessed_on=dt.date(2020, 12, 1),
+                             results=[TargetResult(target=t, met=t is not Target.progress, note="") for t in Target])
+    again = AssessCompliance(command_id=uuid.uuid4(), site_id="l3", letter_id="2020", assessed_on=dt.date(2021, 6, 1),
+                             results=[TargetResult(target=Target.quality, met=True, note="")])
+    for command in (sign, first, again):
+        reply = await client.send(LIAISON, command)
+        assert reply["ok"], reply
+
+    async def as_of(day: str) -> dict:
+        reply = await client.query("views", "site", {"site_id": "l3", "as_of": day, "as_of_basis": "business"})
+        return reply["data"]["liaison"]["compliance"]
+
+    async def applied() -> bool:
+        return (await as_of("2021-12-31"))["quality"]["met_this_year"] == 1
+
+    assert await eventually(applied)
+    in_2021, in_2020 = await as_of("2021-12-31"), await as_of("2020-12-31")
+    assert in_2021["quality"] == {"met": 1, "not_met": 0, "unassessed": 0, "met_this_year": 1, "not_met_this_year": 0}
+    assert in_2021["progress"] == {"met": 0, "not_met": 1, "unassessed": 0, "met_this_year": 0,
+                                   "not_met_this_year": 0}  # its 2020 result stands, but is not 2021's
+    assert in_2020["progress"]["not_met_this_year"] == 1 and in_2020["safety"]["met_this_year"] == 1
 
 
 @pytest.mark.usefixtures("platform")

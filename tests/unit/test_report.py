@@ -317,3 +317,36 @@ def test_the_first_years_report_counts_everything_as_that_years():
     for phrase in ("完成必谈谈话153人次", "全年召开工地党建工作联席会议20次，议定事项30项", "工地夜校10场525人次",
                    "工地纠纷调解站共受理矛盾纠纷3起", "捐款3万元", "硬化道路200米"):
         assert phrase in said, phrase
+
+
+def _compliance(**targets: tuple[int, int, int, int, int]) -> dict[str, Any]:
+    keys = ("met", "not_met", "unassessed", "met_this_year", "not_met_this_year")
+    return {t: dict(zip(keys, counts, strict=True)) for t, counts in targets.items()}
+
+
+def test_the_double_targets_are_those_assessed_in_the_year():
+    """Before, the 2021 report gave each target's latest assessment, 2020's included, as 2021's result."""
+    li = {**liaison(), "compliance": _compliance(quality=(10, 0, 1, 4, 0), progress=(9, 1, 1, 2, 1))}
+    said = text(report(city=city_view(liaison=li)))
+    assert "本年度考核结果：质量达标4个、待考核1个；进度达标2个、未达标1个、待考核1个。" in said, said
+
+
+def test_a_year_without_new_assessments_says_so():
+    li = {**liaison(), "compliance": _compliance(quality=(10, 0, 0, 0, 0), progress=(9, 1, 0, 0, 0))}
+    said = text(report(city=city_view(liaison=li)))
+    assert "“双达标”责任书本年度没有新的考核（此前已考核20个目标）。" in said
+    assert "考核结果" not in said
+
+
+def test_a_year_not_yet_over_says_its_disputes_up_to_today():
+    """Before, a report of the current year said 全年受理 and 截至年末 in November."""
+    before = city_view()
+    now = city_view(liaison={**liaison(), "disputes": {
+        "wages": {"reported": 1, "mediating": 0, "resolved": 3, "petitioned": 0},
+        "neighbours": {"reported": 0, "mediating": 0, "resolved": 1, "petitioned": 0}}})
+    r = build(CITY, 2026, Views(city=now, townships={}, departments={},
+                                params={"as_of": "2026-11-26", "as_of_basis": "business"},
+                                earlier=Views(city=before, townships={}, departments={})))
+    said = text(r)
+    assert "工地纠纷调解站本年以来受理矛盾纠纷2起，其中薪资纠纷2起。截至目前累计受理5起" in said, said
+    assert "全年" not in said and "年末" not in said
