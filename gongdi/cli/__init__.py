@@ -607,6 +607,99 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """A consistent copy of the platform's PostgreSQL and its credentials in one file (gongdi.ops.backup): taken
+    from the running platform without stopping it, or, when it is stopped, with its database started for the copy."""
+    from urllib.parse import urlsplit
+
+    from gongdi.ops.backup import BackupError, event_counts, take
+
+    home: Path = args.home
+    if "DATABASE_URL" in os.environ:
+        print("gongdi backup 备份内置的 PostgreSQL；外部数据库请用它自己的备份（pg_basebackup、存储快照）"
+              " (DATABASE_URL is set: back that server up with its own tools)", file=sys.stderr)
+        return 2
+    creds = Credentials.load(home / CREDENTIALS)
+    if not (home / "postgres" / "data" / "PG_VERSION").exists() or SUPERUSER not in creds.postgres:
+        print(f"{home.resolve()} 中没有平台数据，无可备份 (nothing to back up)", file=sys.stderr)
+        return 1
+    target: Path = args.to or Path(f"gongdi-backup-{time.strftime('%Y%m%d-%H%M%S')}.tar")
+    if target.exists() or not target.parent.is_dir():
+        print(f"未备份：{target} 已存在，或其所在目录不存在 (choose another file)", file=sys.stderr)
+        return 1
+    settings = runtime_settings(home)
+    try:
+        held: int | None = statelock.hold(home)
+    except statelock.FolderInUse:
+        held = None  # running: its own PostgreSQL serves the copy
+    pg = EmbeddedPostgres(home / "postgres", password=creds.postgres[SUPERUSER])
+    try:
+        if held is None:
+            url = urlsplit(settings.database_url)
+            pg.port, pg.database = url.port or 5432, url.path.lstrip("/") or pg.database
+        else:
+            pg.start()
+        print(f"正在备份{'运行中的' if held is None else '已停止的'}平台到 {target} …", file=sys.stderr)
+        counts = asyncio.run(event_counts(pg.url, WRITERS))
+        manifest = take(pg, home, target, settings.city().code, counts, progress=sys.stderr.isatty())
+    except BackupError as exc:
+        print(f"未备份：{exc}", file=sys.stderr)
+        return 1
+    finally:
+        if held is not None:
+            pg.stop()
+            statelock.release(held)
+    held_events = "，".join(f"{w} {n} 个事件" for w, n in manifest.events.items())
+    print(f"已备份到 {target.resolve()}（{target.stat().st_size // 1024} KB；{held_events}，及之后备份结束前提交的；"
+          f"含全部身份密码，请像状态目录一样保密保存）。恢复：gongdi --home 新目录 restore {target}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """A backup made by `gongdi backup` into a state folder that holds no platform; `gongdi up` then republishes the
+    streams from the restored database."""
+    from gongdi.ops.backup import BackupError, event_counts, forget_publishing, unpack
+
+    home: Path = args.home
+    if (home / CREDENTIALS).exists() or (home / "postgres").exists():
+        print(f"未恢复：{home.resolve()} 已有平台数据；请恢复到新的状态目录（--home 新目录），或先 gongdi reset"
+              " (the folder holds a platform)", file=sys.stderr)
+        return 1
+    try:
+        held = statelock.hold(home)
+    except statelock.FolderInUse as exc:
+        print(f"未恢复：{exc}", file=sys.stderr)
+        return 1
+    try:
+        manifest = unpack(args.archive, home)
+        pg = EmbeddedPostgres(home / "postgres", password=Credentials.load(home / CREDENTIALS).postgres[SUPERUSER])
+        pg.start()
+        try:
+            asyncio.run(forget_publishing(pg.url, WRITERS))
+            counts = asyncio.run(event_counts(pg.url, WRITERS))
+        finally:
+            pg.stop()
+    except (BackupError, OSError) as exc:
+        _remove_restored(home)
+        print(f"未恢复：{exc}", file=sys.stderr)
+        return 1
+    finally:
+        statelock.release(held)
+    held_events = "，".join(f"{w} {n} 个事件" for w, n in counts.items())
+    print(f"已恢复 {manifest.city} 于 {manifest.made_at}（UTC）的备份到 {home.resolve()}：{held_events}。\n"
+          f"运行 gongdi --home {home} up 启动；各消息流将从 PostgreSQL 重新发布。若留存了签名日志头，"
+          f"再运行 gongdi --home {home} verify --heads 日志头文件：备份之后签名的日志头所含事件即为备份后丢失的记录。")
+    return 0
+
+
+def _remove_restored(home: Path) -> None:
+    """What a failed restore unpacked, and nothing else the folder held."""
+    import shutil
+
+    shutil.rmtree(home / "postgres", ignore_errors=True)
+    (home / CREDENTIALS).unlink(missing_ok=True)
+
+
 def _confirmed(home: Path, yes: bool) -> bool:
     """On a terminal, emptying a folder that holds data is asked first, with the folder's name typed back: with
     GONGDI_HOME set in the shell, `gongdi reset` alone would wipe that installation, passwords included. Scripts
@@ -962,6 +1055,21 @@ def build_parser() -> argparse.ArgumentParser:
                            "在终端上先要求输入目录名确认。")
     reset.add_argument("--yes", action="store_true", help="不询问确认（脚本用） (do not ask)")
     reset.set_defaults(fn=cmd_reset)
+
+    backup = sub.add_parser("backup", help="备份平台（运行中也可）：数据库与身份密码写入一个文件 (back up)",
+                            description="把平台的 PostgreSQL（一致的物理副本）和身份密码写入一个文件；平台运行中"
+                            "也可备份，不必停止。JetStream 不备份：恢复后由 PostgreSQL 重新发布。",
+                            epilog=examples(("gongdi backup", "写入当前目录的 gongdi-backup-日期-时间.tar"),
+                                            ("gongdi backup --to /mnt/备份/gongdi.tar", "写入指定文件")))
+    backup.add_argument("--to", type=Path, metavar="文件", help="备份文件（默认当前目录 gongdi-backup-日期-时间.tar）")
+    backup.set_defaults(fn=cmd_backup)
+    restore = sub.add_parser("restore", help="把备份恢复到一个新的状态目录 (restore a backup)",
+                             description="把 gongdi backup 写的备份恢复到没有平台数据的状态目录（--home）；"
+                             "之后 gongdi up 启动，消息流从 PostgreSQL 重新发布。",
+                             epilog=examples(("gongdi --home ~/.gongdi-恢复 restore gongdi-backup-20201231-180000.tar",
+                                              "恢复到新目录")))
+    restore.add_argument("archive", type=Path, metavar="备份文件")
+    restore.set_defaults(fn=cmd_restore)
 
     view = sub.add_parser("view", help=f"查看视图：{views} (show a view)", description=f"查看视图：{views}。",
                           epilog=examples(("gongdi view city", "全市视图"),
