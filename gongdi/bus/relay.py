@@ -106,7 +106,9 @@ class Relay:
         if row is None:
             raise RelayOutOfSyncError(
                 f"stream {self.stream} ends with message {last_seq} ({event_id or 'no id'}), not an event of schema"
-                f" {self.store.schema}: written by someone else or another installation"
+                f" {self.store.schema}: the database is older than the stream (restored from a copy taken while the"
+                f" platform ran, or events deleted), or the stream was written by another installation; run"
+                f" `gongdi verify`, then `{REPAIR.format(service=self.service)}`"
             )
         return Position(Checkpoint(row["tx_id"], row["position"]), last_seq)
 
