@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -85,6 +86,23 @@ def bus_user(module: str, arg: str) -> str:
 
 
 LEFTOVERS = "processes.pid"  # in the log folder: the children of the running supervisor
+LOG_LIMIT = 20 * 1024 * 1024  # a child's log past this size is moved to `<name>.log.1`, the one before dropped
+ROTATE_EVERY = 60.0  # seconds between looks at the logs' sizes
+
+
+def rotate(log: Path, limit: int = LOG_LIMIT) -> bool:
+    """A log grown past `limit` copied to `<log>.1` (replacing the older copy) and emptied in place. The child keeps
+    its descriptor, opened for appending, so its next line lands at the start of the emptied file; a line written
+    between the copy and the emptying is lost, no more. Before, logs were never rotated: a service restarted in a
+    loop (its database gone) filled the disk with tracebacks."""
+    try:
+        if log.stat().st_size <= limit:
+            return False
+    except FileNotFoundError:
+        return False
+    shutil.copyfile(log, log.with_name(log.name + ".1"))
+    os.truncate(log, 0)
+    return True
 
 
 def _start_time(pid: int) -> str | None:
@@ -137,6 +155,7 @@ class Supervisor:
             for name, module, arg in PROCESSES
         ]
         self.rebuild_needed = False
+        self.next_rotation = 0.0
 
     def env_for(self, module: str, arg: str) -> dict[str, str]:
         settings = self.settings
@@ -212,6 +231,11 @@ class Supervisor:
         young."""
         self._check_servers()
         now = time.monotonic()
+        if now >= self.next_rotation:
+            self.next_rotation = now + ROTATE_EVERY
+            for log in {child.log for child in self.children}:
+                if rotate(log):
+                    self.say(f"日志 {log} 超过 {LOG_LIMIT // 2**20} MB，之前的内容移至 {log.name}.1")
         for child in self.children:
             if child.proc is None or child.proc.poll() is None:
                 continue

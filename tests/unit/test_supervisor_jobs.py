@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from gongdi.bus.shadow import REFUSED_EXIT
-from gongdi.ops.supervisor import Child, Supervisor
+from gongdi.ops.supervisor import Child, Supervisor, rotate
 from gongdi.service.settings import Settings
 
 
@@ -29,3 +29,18 @@ def test_a_job_that_refuses_is_said_once_and_not_restarted_while_a_failed_one_is
     assert [line for line in said if "refusing" in line and "未切换视图" in line] == [said[0]]
     assert sum("refusing" in line for line in said) == 1
     assert any("failing" in line and "重启" in line for line in said)
+
+
+def test_a_log_past_its_limit_is_kept_once_and_emptied_while_its_writer_goes_on(tmp_path: Path):
+    log = tmp_path / "membership.log"
+    (tmp_path / "membership.log.1").write_text("the copy before\n")
+    with log.open("ab", buffering=0) as writer:  # as the supervisor hands it to a child
+        writer.write(b"x" * 100 + b"\n")
+        assert not rotate(log, limit=200)
+        writer.write(b"y" * 150 + b"\n")
+        assert rotate(log, limit=200)
+        assert log.read_bytes() == b""
+        writer.write(b"after\n")
+    assert log.read_bytes() == b"after\n"  # at the start, not after a hole of the old size
+    assert (tmp_path / "membership.log.1").read_bytes() == b"x" * 100 + b"\n" + b"y" * 150 + b"\n"
+    assert not rotate(tmp_path / "absent.log", limit=0)
