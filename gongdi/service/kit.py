@@ -16,6 +16,7 @@ runs a timer pass on the platform-only `ops.<name>.timers.run`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -71,12 +72,14 @@ from gongdi.bus.streams import ensure_durable, ensure_event_stream, require_stre
 from gongdi.service.logging import configure
 from gongdi.service.pipeline import CommandPipeline, Repository, no_advice, site_key
 from gongdi.service.process import (
+    SERVERS_GONE,
     Background,
     Request,
     connect_nats,
     create_pool,
     invalid,
     migrate_schema,
+    origin_of,
     refusal,
     reply_handler,
     role_password,
@@ -334,15 +337,23 @@ class WritingService:
     async def relay(self, settings: Settings, stop: asyncio.Event) -> None:
         """The relay process: this service's committed events → its JetStream stream."""
         log = configure(settings.log_format, settings.log_level, f"{self.name}-relay")
-        pool = await create_pool(settings, 3)
-        nc = await connect_nats(settings, f"{self.name}-relay")
         try:
-            js = nc.jetstream()
-            await require_stream(js, self.name)
-            await Relay(PostgresEventStore(pool, self.name), js, self.name, settings.relay_batch, log=log).run(stop)
-        finally:
-            await nc.drain()
-            await pool.close()
+            pool = await create_pool(settings, 3)
+            nc = await connect_nats(settings, f"{self.name}-relay")
+            try:
+                js = nc.jetstream()
+                await require_stream(js, self.name)
+                await Relay(PostgresEventStore(pool, self.name), js, self.name, settings.relay_batch, log=log).run(stop)
+            finally:
+                with contextlib.suppress(*SERVERS_GONE):  # closing what a server that went away already closed
+                    await nc.drain()
+                await pool.close()
+        except SERVERS_GONE as exc:
+            # Its listening connection is gone with the server: the relay ends, in one line rather than a library's
+            # traceback per restart, and the supervisor starts it again. Nothing is lost: it resumes from the stream.
+            log.error("relay stopped: a server went away; started again by the supervisor",
+                      error=type(exc).__name__, where=origin_of(exc))
+            raise SystemExit(1) from None
 
     def main(self, argv: list[str]) -> None:
         """`python -m services.<name> [serve|relay|setup]`."""

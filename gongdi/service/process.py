@@ -147,6 +147,8 @@ def invalid(exc: ValidationError) -> bytes:
 DATABASE_DOWN = (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError,
                  asyncpg.CrashShutdownError, asyncpg.InterfaceError, ConnectionError)
 UNAVAILABLE = "UNAVAILABLE"
+# A server gone from under a long-running loop (a relay): the database as above, or the bus.
+SERVERS_GONE = (*DATABASE_DOWN, OSError, nats.errors.NoServersError, nats.errors.ConnectionClosedError)
 
 
 def reply_handler(broker_: NatsBroker, subject: str, queue: str, workers: int,

@@ -5,6 +5,8 @@ import asyncio
 import os
 import random
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from gongdi.demo import samples as f
 from gongdi.ops.accounts import inbox_prefix
 from gongdi.ops.client import GongdiClient
 from gongdi.ops.readiness import caught_up, services_ready, stream_status
+from gongdi.ops.runtime import free_port
 from gongdi.ops.supervisor import Supervisor
 from gongdi.service.settings import Settings
 from services.views import membership
@@ -216,3 +219,15 @@ async def test_send_while_nats_is_down_lands_once_when_it_returns(healing: Platf
             "SELECT count(*) FROM membership.events WHERE event_type = 'MemberArrived'") == 1
     finally:
         await pool.close()
+
+
+def test_a_relay_whose_servers_are_gone_ends_in_one_line_for_the_supervisor_to_restart():
+    """Before, each restart of a relay while PostgreSQL was down wrote a library's traceback to its log."""
+    env = {**_env(), "DATABASE_URL": f"postgresql://nobody:x@127.0.0.1:{free_port()}/gongdi",
+           "NATS_URL": f"nats://127.0.0.1:{free_port()}"}
+    done = subprocess.run([sys.executable, "-m", "services.membership", "relay"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    said = done.stdout + done.stderr
+    assert done.returncode == 1, said
+    assert "relay stopped: a server went away" in said and "ConnectionRefusedError" in said, said
+    assert "Traceback" not in said
