@@ -167,6 +167,14 @@ def reply_handler(broker_: NatsBroker, subject: str, queue: str, workers: int,
             log.warning("request failed: database unavailable", subject=subject, error=type(exc).__name__)
             return refusal(UNAVAILABLE, "数据库暂时无法访问，未记录任何内容；请稍后重试，同一命令只会记录一次"
                                         " (the database is unavailable, nothing recorded; retry)")
+        except asyncpg.InsufficientResourcesError as exc:
+            # A full disk (53100), out of memory or connections (53xxx): nothing was written, and the same command
+            # succeeds once the operator frees the resource. Before, it was INTERNAL, which nobody retries.
+            log.error("request failed: database out of resources", subject=subject, error=type(exc).__name__,
+                      sqlstate=exc.sqlstate)
+            what = "磁盘已满" if isinstance(exc, asyncpg.DiskFullError) else "资源不足"
+            return refusal(UNAVAILABLE, f"数据库{what}，未记录任何内容；请通知管理员，之后重试，同一命令只会记录一次"
+                                        f" (database out of resources: {exc.sqlstate}; nothing recorded; retry)")
         except Exception as exc:
             incident = uuid.uuid4().hex[:12]
             # The exception's type and where it came from, not its text: texts quote the input (names, ids).

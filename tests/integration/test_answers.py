@@ -55,3 +55,26 @@ async def test_a_command_id_reused_for_another_command_is_refused(client: Gongdi
     again = await client.send(SERVICE, workforce)
     assert again["ok"] and again["duplicate"]
     assert await pool.fetchval("SELECT count(*) FROM membership.events WHERE event_type = 'MemberArrived'") == 0
+
+
+async def test_a_full_disk_is_said_and_the_same_command_goes_through_once_there_is_room(
+        client: GongdiClient, pool: asyncpg.Pool):
+    """Before, a full disk answered INTERNAL, which nobody retries. A trigger raises PostgreSQL's own disk_full."""
+    assert (await client.send(SERVICE, f.register("full")))["ok"]
+    await pool.execute("CREATE FUNCTION public.no_room() RETURNS trigger LANGUAGE plpgsql AS"
+                       " $$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$")
+    await pool.execute("CREATE TRIGGER no_room BEFORE INSERT ON membership.events"
+                       " FOR EACH ROW EXECUTE FUNCTION public.no_room()")
+    before = await recorded(pool)
+    command = f.workforce("full", 40)
+    try:
+        reply = await client.send(SERVICE, command)
+        assert reply["ok"] is False and reply["error"]["code"] == "UNAVAILABLE", reply
+        assert "数据库磁盘已满，未记录任何内容" in reply["error"]["message"]
+        assert await recorded(pool) == before
+    finally:
+        await pool.execute("DROP TRIGGER no_room ON membership.events")
+        await pool.execute("DROP FUNCTION public.no_room()")
+    again = await client.send(SERVICE, command)  # the same command id, once there is room
+    assert again["ok"], again
+    assert await recorded(pool) == before + 1
