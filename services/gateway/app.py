@@ -131,10 +131,14 @@ def build(settings: Settings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         platform["client"] = await GongdiClient.connect(settings, timeout=5, lasting=True)
         sweeper = asyncio.create_task(_sweep(sessions))
+        # Its own lines, since uvicorn's are turned down to warnings: before, gateway.log stayed empty.
+        log = structlog.get_logger()
+        log.info("gateway serving", host=settings.http_host, port=settings.http_port, city=city.code)
         try:
             yield
         finally:
             sweeper.cancel()
+            log.info("gateway stopping", sessions=len(sessions.by_token))
             await sessions.close()
             await platform["client"].close()
 

@@ -65,6 +65,7 @@ def test_a_backup_of_the_running_platform_restores_what_was_acknowledged_before_
         stop(proc)
     logs = "".join(p.read_text(errors="replace") for p in (restored / "logs").glob("*.log"))
     assert "Traceback" not in logs and "StreamUnusable" not in logs
+    assert "gateway serving" in (restored / "logs" / "gateway.log").read_text()  # before, it stayed empty
 
     stopped = gongdi(restored, "backup", "--to", str(tmp_path / "stopped.tar"))
     assert stopped.returncode == 0 and "正在备份已停止的平台" in stopped.stderr, stopped.stderr
