@@ -10,6 +10,8 @@ from contracts.city import City
 # same log differ, so the report drops them (a talk "overdue" today was not overdue at the year's end).
 VOLATILE = (("snapshot",), ("activities", "birthdays_this_month"), ("activities", "talks", "overdue"),
             ("liaison", "meeting_items", "overdue"), ("development", "overdue"))
+# What a view asked as of a day (the year's end) computes against that day, not the day it was asked: kept then.
+AS_OF_THE_DAY = (("development", "overdue"),)
 
 # 三培两推 and membership development: what the seed report quotes (发展党员, 培养骨干, 推荐进入管理层, 入党申请,
 # 入党积极分子). The views do not record these yet; a later issue adds them under `development` with these keys,
@@ -123,10 +125,13 @@ class Report:
         return out or None
 
 
-def stable(view: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a view without the figures that depend on the day it was asked (VOLATILE)."""
+def stable(view: dict[str, Any], dated: bool = False) -> dict[str, Any]:
+    """A copy of a view without the figures that depend on the day it was asked (VOLATILE); `dated`: the view was
+    asked as of a day, so those of AS_OF_THE_DAY depend on that day only and stay."""
     out = _copy(view)
     for path in VOLATILE:
+        if dated and path in AS_OF_THE_DAY:
+            continue
         node = out
         for key in path[:-1]:
             node = node.get(key) if isinstance(node, dict) else None
@@ -218,7 +223,7 @@ def area(code: str, name: str, view: dict[str, Any] | None, earlier: dict[str, A
 
 def build(city: City, year: int, views: Views) -> Report:
     """The report of `year` from the views' answers; pure, and the same answers give the same report."""
-    c = stable(views.city)
+    c = stable(views.city, dated=bool(views.params.get("as_of")))
     before = views.earlier
     if before is not None:
         c = during(c, stable(before.city))

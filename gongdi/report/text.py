@@ -176,7 +176,7 @@ def sections(r: Report) -> list[Section]:
             paragraphs.append(f"依托工地夜校、微党课进工地等阵地，{during}共开展{_listed(lessons)}。")
         out.append(Section("四、组织关爱与教育培训", tuple(paragraphs)))
 
-    out.append(Section("五、“三培两推”人才培养", (development(r),)))
+    out.append(Section("五、“三培两推”人才培养", (development(r, at_end or "年末"),)))
 
     if li:
         items = li.get("meeting_items", {})
@@ -211,7 +211,7 @@ def sections(r: Report) -> list[Section]:
     return out
 
 
-def development(r: Report) -> str:
+def development(r: Report, at_end: str = "年末") -> str:
     """The 三培两推 figures when the views have them; otherwise that they are not recorded (none is invented)."""
     figures = r.development
     if figures and all(key in figures for key, _ in DEVELOPMENT_FIGURES):
@@ -219,6 +219,8 @@ def development(r: Report) -> str:
         said = f"实施工地党员人才“三培两推”工程，共{'，'.join(parts[:3])}。{parts[3]}，{parts[4]}。"
         if figures.get("confirmed_this_year"):
             said += f"本年度{num(figures['confirmed_this_year'])}名预备党员转为正式党员。"
+        if figures.get("overdue"):  # only in a view asked as of the year's end (model.AS_OF_THE_DAY)
+            said += f"截至{at_end}，{num(figures['overdue'])}名预备党员预备期已满，尚未讨论转正。"
         return said
     if figures and all(key in figures for key in TALENT_FIGURES):  # activities' part without membership's
         parts = [text.format(num(figures[key])) for key, text in DEVELOPMENT_FIGURES if key in TALENT_FIGURES]
