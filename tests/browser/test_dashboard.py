@@ -498,8 +498,12 @@ def test_a_township_registers_a_site_from_its_page_and_records_on_it(browser: An
     pages.append(page)
     page.locator("#register-link").click()
     page.wait_for_url(re.compile(rf"/register\?township={DEMO_TOWNSHIP}$"))
+    from playwright.sync_api import expect
+
     form = page.locator("#form-register")
-    assert form.locator('[name="township"]').input_value() == DEMO_TOWNSHIP  # its own, the only choice
+    # Its own, the only choice: filled once the page has asked who is logged in (read at once, it was empty once
+    # on a loaded machine).
+    expect(form.locator('[name="township"]')).to_have_value(DEMO_TOWNSHIP, timeout=15_000)
     form.locator('[name="site_id"]').fill("ui-registered")
     form.locator('[name="name"]').fill("沙埕渔港改造工程")
     form.locator('[name="department"]').select_option("交通运输局")
