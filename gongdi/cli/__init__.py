@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import difflib
 import json
 import os
@@ -23,7 +24,7 @@ from contracts.history import SUBJECTS
 from contracts.identity import LABELS, ForbiddenError, Identity, Role
 from contracts.queries import QUERIES, Query
 from contracts.queries import SERVICE as VIEWS_SERVICE
-from contracts.timeline import Basis
+from contracts.timeline import CITY_TZ, Basis
 from gongdi.cli.format import (
     format_birthdays,
     format_city,
@@ -623,9 +624,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if not (home / "postgres" / "data" / "PG_VERSION").exists() or SUPERUSER not in creds.postgres:
         print(f"{home.resolve()} 中没有平台数据，无可备份 (nothing to back up)", file=sys.stderr)
         return 1
-    target: Path = args.to or Path(f"gongdi-backup-{time.strftime('%Y%m%d-%H%M%S')}.tar")
-    if target.exists() or not target.parent.is_dir():
-        print(f"未备份：{target} 已存在，或其所在目录不存在 (choose another file)", file=sys.stderr)
+    default = f"gongdi-backup-{dt.datetime.now(CITY_TZ).strftime('%Y%m%d-%H%M%S')}.tar"  # Beijing time, as shown
+    target: Path = args.to or Path(default)
+    if target.is_dir():
+        target = target / default
+    if target.exists():
+        print(f"未备份：{target} 已存在；请换一个文件名 (the file exists)", file=sys.stderr)
+        return 1
+    if not target.parent.is_dir():
+        print(f"未备份：目录 {target.parent} 不存在 (no such folder)", file=sys.stderr)
         return 1
     settings = runtime_settings(home)
     try:
@@ -650,7 +657,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
             pg.stop()
             statelock.release(held)
     held_events = "，".join(f"{w} {n} 个事件" for w, n in manifest.events.items())
-    print(f"已备份到 {target.resolve()}（{target.stat().st_size // 1024} KB；{held_events}，及之后备份结束前提交的；"
+    meanwhile = "，及备份期间提交的" if held is None else ""
+    print(f"已备份到 {target.resolve()}（{target.stat().st_size // 1024} KB；{held_events}{meanwhile}；"
           f"含全部身份密码，请像状态目录一样保密保存）。恢复：gongdi --home 新目录 restore {target}")
     return 0
 
@@ -658,6 +666,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     """A backup made by `gongdi backup` into a state folder that holds no platform; `gongdi up` then republishes the
     streams from the restored database."""
+    import asyncpg
+
     from gongdi.ops.backup import BackupError, event_counts, forget_publishing, unpack
 
     home: Path = args.home
@@ -673,20 +683,24 @@ def cmd_restore(args: argparse.Namespace) -> int:
     try:
         manifest = unpack(args.archive, home)
         pg = EmbeddedPostgres(home / "postgres", password=Credentials.load(home / CREDENTIALS).postgres[SUPERUSER])
-        pg.start()
         try:
+            pg.start()
             asyncio.run(forget_publishing(pg.url, WRITERS))
             counts = asyncio.run(event_counts(pg.url, WRITERS))
+        except (RuntimeError, OSError, asyncpg.PostgresError) as exc:  # the copy unpacked, but no database in it
+            raise BackupError(f"无法从备份启动数据库，备份文件可能已损坏（{type(exc).__name__}；详情见"
+                              f" {home / 'postgres' / 'postgres.log'}）") from exc
         finally:
             pg.stop()
-    except (BackupError, OSError) as exc:
+    except BackupError as exc:
         _remove_restored(home)
         print(f"未恢复：{exc}", file=sys.stderr)
         return 1
     finally:
         statelock.release(held)
     held_events = "，".join(f"{w} {n} 个事件" for w, n in counts.items())
-    print(f"已恢复 {manifest.city} 于 {manifest.made_at}（UTC）的备份到 {home.resolve()}：{held_events}。\n"
+    made = dt.datetime.fromisoformat(manifest.made_at).astimezone(CITY_TZ).strftime("%Y-%m-%d %H:%M:%S")
+    print(f"已恢复 {manifest.city} 于 {made}（北京时间）的备份到 {home.resolve()}：{held_events}。\n"
           f"运行 gongdi --home {home} up 启动；各消息流将从 PostgreSQL 重新发布。若留存了签名日志头，"
           f"再运行 gongdi --home {home} verify --heads 日志头文件：备份之后签名的日志头所含事件即为备份后丢失的记录。")
     return 0

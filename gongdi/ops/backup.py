@@ -14,12 +14,14 @@ would sort before old ones. A physical copy keeps the server's transaction count
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import os
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,17 +46,26 @@ class Manifest:
     made_at: str  # UTC, ISO
     city: str
     events: dict[str, int]  # per writing service: events committed when the copy began (it holds at least these)
+    sha256: dict[str, str]  # of each part of the server's copy: a damaged file is refused before anything is unpacked
 
     def text(self) -> str:
-        return json.dumps({"format": FORMAT, "made_at": self.made_at, "city": self.city, "events": self.events},
-                          ensure_ascii=False, indent=2)
+        return json.dumps({"format": FORMAT, "made_at": self.made_at, "city": self.city, "events": self.events,
+                           "sha256": self.sha256}, ensure_ascii=False, indent=2)
 
     @classmethod
     def parse(cls, text: str) -> Manifest:
         raw = json.loads(text)
         if raw.get("format") != FORMAT:
             raise BackupError(f"备份格式 {raw.get('format')!r} 不是本版本能恢复的 {FORMAT}")
-        return cls(raw["made_at"], raw["city"], {k: int(v) for k, v in raw["events"].items()})
+        return cls(raw["made_at"], raw["city"], {k: int(v) for k, v in raw["events"].items()}, dict(raw["sha256"]))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 async def event_counts(url: str, writers: Sequence[str]) -> dict[str, int]:
@@ -105,38 +116,56 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def take(pg: EmbeddedPostgres, home: Path, target: Path, city: str, counts: dict[str, int],
          progress: bool = False) -> Manifest:
     """The backup of `home`'s platform, whose PostgreSQL `pg` is running (the platform's own, or started for it)."""
-    manifest = Manifest(dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), city, counts)
+    made_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     with tempfile.TemporaryDirectory(prefix=".gongdi-backup-", dir=target.parent) as tmp:
         copy = Path(tmp) / "copy"
         base_backup(pg, copy, progress)
+        sums = {BASE: _sha256(copy / "base.tar.gz"), WAL: _sha256(copy / "pg_wal.tar.gz")}
+        manifest = Manifest(made_at, city, counts, sums)
         write_archive(target, manifest, home / CREDENTIALS, copy)
     return manifest
 
 
+DAMAGED = (tarfile.TarError, EOFError, zlib.error, KeyError, ValueError, UnicodeDecodeError)
+
+
 def read_manifest(archive: Path) -> Manifest:
+    if not archive.is_file():
+        raise BackupError(f"找不到备份文件 {archive}")
+    if not tarfile.is_tarfile(archive):
+        raise BackupError(f"{archive} 不是 `gongdi backup` 写的备份文件")
     try:
         with tarfile.open(archive) as tar:
             member = tar.extractfile(MANIFEST)
             if member is None:
                 raise KeyError(MANIFEST)
             return Manifest.parse(member.read().decode())
-    except (tarfile.TarError, KeyError, ValueError) as exc:
-        raise BackupError(f"{archive} 不是 `gongdi backup` 写的备份（{type(exc).__name__}: {exc}）") from exc
+    except KeyError as exc:
+        raise BackupError(f"{archive} 不是 `gongdi backup` 写的备份文件（没有 {MANIFEST}）") from exc
+    except DAMAGED as exc:
+        raise BackupError(f"备份文件 {archive} 不完整或已损坏（{type(exc).__name__}）") from exc
 
 
 def unpack(archive: Path, home: Path) -> Manifest:
-    """The credentials and the server's data folder into `home`, which holds no platform yet. Each part is
-    extracted with tarfile's `data` filter: no path leaves its folder, no device or link outside it."""
+    """The credentials and the server's data folder into `home`, which holds no platform yet: each part checked
+    against the manifest's checksum first, then extracted with tarfile's `data` filter (no path leaves its folder,
+    no device or link outside it)."""
     manifest = read_manifest(archive)
     data = home / "postgres" / "data"
-    with tarfile.open(archive) as tar, tempfile.TemporaryDirectory(dir=home) as tmp:
-        tar.extractall(tmp, members=[tar.getmember(n) for n in (CREDENTIALS, BASE, WAL)], filter="data")
-        data.mkdir(parents=True, mode=0o700)
-        for part, into in ((BASE, data), (WAL, data / "pg_wal")):
-            with tarfile.open(Path(tmp) / part) as inner:
-                inner.extractall(into, filter="data")
-        os.replace(Path(tmp) / CREDENTIALS, home / CREDENTIALS)
-        (home / CREDENTIALS).chmod(0o600)
+    try:
+        with tarfile.open(archive) as tar, tempfile.TemporaryDirectory(dir=home) as tmp:
+            tar.extractall(tmp, members=[tar.getmember(n) for n in (CREDENTIALS, BASE, WAL)], filter="data")
+            for part in (BASE, WAL):
+                if _sha256(Path(tmp) / part) != manifest.sha256.get(part):
+                    raise BackupError(f"备份文件 {archive} 已损坏：{part} 与备份时的校验和不符")
+            data.mkdir(parents=True, mode=0o700)
+            for part, into in ((BASE, data), (WAL, data / "pg_wal")):
+                with tarfile.open(Path(tmp) / part) as inner:
+                    inner.extractall(into, filter="data")
+            os.replace(Path(tmp) / CREDENTIALS, home / CREDENTIALS)
+            (home / CREDENTIALS).chmod(0o600)
+    except DAMAGED as exc:
+        raise BackupError(f"备份文件 {archive} 不完整或已损坏（{type(exc).__name__}）") from exc
     return manifest
 
 

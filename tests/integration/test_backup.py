@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
 from gongdi.demo import samples as f
+from gongdi.ops.backup import BASE
 from tests.integration.running import GONGDI, _env, gongdi, start, stop, wait_for_line
 
 
@@ -70,3 +72,37 @@ def test_a_backup_of_the_running_platform_restores_what_was_acknowledged_before_
     stopped = gongdi(restored, "backup", "--to", str(tmp_path / "stopped.tar"))
     assert stopped.returncode == 0 and "正在备份已停止的平台" in stopped.stderr, stopped.stderr
     assert "membership 3 个事件" in stopped.stdout
+
+
+def test_a_damaged_or_wrong_file_is_refused_and_leaves_the_folder_as_it_was(tmp_path: Path):
+    """Before, a backup damaged inside crashed the restore with a traceback and left a half-restored folder that
+    refused the next restore."""
+    home, archive = tmp_path / "home", tmp_path / "backup.tar"
+    proc = start(home)
+    try:
+        wait_for_line(proc, "Ctrl-C")
+        assert send(home, "RegisterSite", f.register("bk").model_dump_json(exclude={"command_id"}))["ok"]
+    finally:
+        stop(proc)
+    taken = gongdi(home, "backup", "--to", str(tmp_path))  # a folder: the file is named in it
+    assert taken.returncode == 0 and "正在备份已停止的平台" in taken.stderr, taken.stderr
+    assert "备份期间" not in taken.stdout
+    [made] = tmp_path.glob("gongdi-backup-*.tar")
+    made.rename(archive)
+
+    damaged = tmp_path / "damaged.tar"
+    data = bytearray(archive.read_bytes())
+    with tarfile.open(archive) as tar:
+        inside = tar.getmember(BASE).offset_data + tar.getmember(BASE).size // 2
+    data[inside:inside + 16] = bytes(b ^ 0xFF for b in data[inside:inside + 16])
+    damaged.write_bytes(bytes(data))
+    (tmp_path / "notes.txt").write_text("not a backup")
+    target = tmp_path / "restored"
+    for file, said in ((damaged, "已损坏"), (tmp_path / "notes.txt", "不是 `gongdi backup` 写的备份文件"),
+                       (tmp_path / "nosuch.tar", "找不到备份文件")):
+        refused = gongdi(target, "restore", str(file))
+        assert refused.returncode == 1 and said in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert not (target / "postgres").exists() and not (target / "credentials.json").exists()
+    done = gongdi(target, "restore", str(archive))  # the same folder takes the good one
+    assert done.returncode == 0 and "membership 1 个事件" in done.stdout, done.stderr
