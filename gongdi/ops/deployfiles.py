@@ -23,6 +23,9 @@ DEPLOY = DEFAULT_CITY_FILE.parent  # the repository's deploy/ folder
 ACCOUNTS = Path("nats/accounts.conf")
 SECRETS_EXAMPLE = Path("env/nats-secrets.env.example")
 SECRETS = Path("env/nats-secrets.env")  # the real one: made by `secrets`, never committed (deploy/env/.gitignore)
+# The NATS passwords alone, for the nats-* containers: they need nothing else of SECRETS (not the database's
+# passwords, not the head-signing key). Made from SECRETS by every `secrets`, never committed.
+NATS_SERVER_ENV = Path("env/nats-server.env")
 TOWNSHIP_LEAF = Path("nats/township-leaf.conf")
 LEAF_URL_VAR = "CITY_LEAF_URL"  # the township leaf's whole address of the city, its user and password included
 LEAF_PORT = 7422
@@ -120,6 +123,11 @@ def ensure_secrets(city: City, path: Path) -> list[str]:
         header = _secrets_header("Secrets of this installation: owner-only, never committed, back it up.")
         path.parent.mkdir(parents=True, exist_ok=True)
         write_private(path, header + "".join(f"{k}={v}\n" for k, v in current.items()))
+    nats_only = [env_name(u.name) for u in production_users(city)]
+    write_private(path.with_name(NATS_SERVER_ENV.name),
+                  "# The NATS passwords of nats-secrets.env, for the nats-* containers only: made from it by\n"
+                  "# `python -m gongdi.ops.deployfiles secrets`, do not edit.\n"
+                  + "".join(f"{name}={current[name]}\n" for name in nats_only))
     return added
 
 
@@ -189,13 +197,17 @@ def generated(city: City) -> dict[Path, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gongdi.ops.deployfiles", description=__doc__)
-    parser.add_argument("--city", type=Path, default=Path(os.environ.get("GONGDI_CITY_FILE", DEFAULT_CITY_FILE)))
-    parser.add_argument("--deploy", type=Path, default=DEPLOY, help="the deploy folder (default: the repository's)")
+    parser = argparse.ArgumentParser(prog="python -m gongdi.ops.deployfiles",
+                                     description="服务器部署用的文件：由城市文件生成 (" + (__doc__ or "") + ")")
+    parser.add_argument("--city", type=Path, default=Path(os.environ.get("GONGDI_CITY_FILE", DEFAULT_CITY_FILE)),
+                        help="城市文件（默认 GONGDI_CITY_FILE 或仓库的 deploy/city.yaml） (the city file)")
+    parser.add_argument("--deploy", type=Path, default=DEPLOY,
+                        help="deploy 目录（默认仓库的） (the deploy folder, default: the repository's)")
     sub = parser.add_subparsers(dest="action")
-    sub.add_parser("write", help="write accounts.conf, township-leaf.conf and the env examples (the default)")
-    sub.add_parser("secrets", help="create or complete env/nats-secrets.env with random passwords")
-    leaf = sub.add_parser("leaf-url", help="print a township's CITY_LEAF_URL from env/nats-secrets.env")
+    sub.add_parser("write", help="写 accounts.conf、township-leaf.conf 和各示例文件（默认） (write the files)")
+    sub.add_parser("secrets", help="生成或补全 env/nats-secrets.env（随机密码）和 env/nats-server.env"
+                                   " (create or complete the secrets)")
+    leaf = sub.add_parser("leaf-url", help="打印一个乡镇的 CITY_LEAF_URL (print a township's leaf URL)")
     leaf.add_argument("township")
     leaf.add_argument("host")
     args = parser.parse_args(argv)
@@ -203,7 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.action == "secrets":
         existed = (args.deploy / SECRETS).exists()
         added = ensure_secrets(city, args.deploy / SECRETS)
-        print(f"{args.deploy / SECRETS}: {len(added)} new password(s)" + (f" ({', '.join(added)})" if added else ""))
+        print(f"{args.deploy / SECRETS}：新生成 {len(added)} 个密码" + (f"（{', '.join(added)}）" if added else "")
+              + f"；NATS 服务器用的 {args.deploy / NATS_SERVER_ENV} 已更新。两者仅本用户可读；请备份"
+              f" {SECRETS.name}：全部密码和日志头签名密钥只在这里 ({len(added)} new password(s))")
         if existed and SUPERUSER_PASSWORD in added:
             print(OLDER_VOLUME, file=sys.stderr)
     elif args.action == "leaf-url":

@@ -74,7 +74,7 @@ def test_nats_nodes_get_the_accounts_file_and_the_secrets():
     for node in [s for s in services if s.startswith("nats-")]:
         mounts = {v.split(":")[1]: v.split(":")[0] for v in services[node]["volumes"]}
         assert mounts["/etc/nats/accounts.conf"] == "./deploy/nats/accounts.conf"
-        assert services[node]["env_file"] == "deploy/env/nats-secrets.env"
+        assert services[node]["env_file"] == "deploy/env/nats-server.env"
 
 
 @pytest.mark.parametrize("conf", NODES)
@@ -188,3 +188,15 @@ def test_the_secrets_file_gets_the_database_passwords_and_keeps_them(tmp_path: P
     assert all(first[name].isalnum() and first[name] != PLACEHOLDER for name in DATABASE_PASSWORDS)
     assert len({first[name] for name in DATABASE_PASSWORDS}) == len(DATABASE_PASSWORDS)
     assert ensure_secrets(city, secrets) == [] and read_env(secrets) == first
+
+
+def test_the_nats_nodes_get_the_nats_passwords_and_nothing_else(tmp_path: Path):
+    """Before, the nats-* containers read the whole secrets file: every database password and the head key too."""
+    city = load_city(DEFAULT_CITY_FILE)
+    secrets = tmp_path / "nats-secrets.env"
+    ensure_secrets(city, secrets)
+    full, nats_only = read_env(secrets), read_env(tmp_path / "nats-server.env")
+    assert set(nats_only) == {env_name(u.name) for u in production_users(city)}
+    assert all(full[k] == v for k, v in nats_only.items())
+    assert (tmp_path / "nats-server.env").stat().st_mode & 0o077 == 0
+    assert not set(nats_only) & {"GONGDI_HEAD_KEY", *DATABASE_PASSWORDS}
