@@ -76,13 +76,14 @@ async def stream_status(_settings: Settings | None, client: GongdiClient) -> dic
     return merged({service: await service_status(client, service) for service in ASKING_ORDER})
 
 
-async def each_status(client: GongdiClient) -> dict[str, ServiceStatus | str]:
-    """Every service's status, asked in ASKING_ORDER; for one that does not answer, why (its error code, or the
-    bus's exception), so that the others are still asked and the silent one can be named."""
+async def each_status(client: GongdiClient, timeout: float | None = None) -> dict[str, ServiceStatus | str]:
+    """Every service's status, asked in ASKING_ORDER; for one that does not answer (within `timeout` seconds, else
+    the client's own), why: its error code, or the bus's exception. So the others are still asked and the silent
+    one can be named."""
     out: dict[str, ServiceStatus | str] = {}
     for service in ASKING_ORDER:
         try:
-            out[service] = await service_status(client, service)
+            out[service] = await asyncio.wait_for(service_status(client, service), timeout)
         except ServiceRefused as exc:
             out[service] = exc.code
         except UNREACHABLE as exc:

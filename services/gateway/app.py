@@ -227,13 +227,14 @@ def build(settings: Settings) -> FastAPI:
                          "`problems` naming the service and what is wrong (SERVICE_MISSING, RELAY_STUCK, "
                          "CONSUMER_STUCK, DATABASE_BEHIND_STREAM).")
     async def health_check() -> Response:
-        body = health.assess(await each_status(platform["client"]), stalls)
+        body = health.assess(await each_status(platform["client"], health.ASK_WITHIN), stalls)
         body |= {"bus": platform["client"].nc.is_connected, "sessions": len(sessions.by_token)}
         return JSONResponse(body, status_code=200 if body["ok"] else 503)
 
     @app.get("/metrics", tags=["运行状态"], summary="Prometheus 指标", response_class=Response)
     async def prometheus() -> Response:
-        return Response(metrics.render(counts, await each_status(platform["client"]), len(sessions.by_token)),
+        return Response(metrics.render(counts, await each_status(platform["client"], health.ASK_WITHIN),
+                                       len(sessions.by_token)),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
     document = specification(city.code, VERSION).to_specification().to_json()

@@ -9,6 +9,10 @@ from typing import Any
 from contracts.queries import SERVICE_NAMES, ServiceStatus
 from gongdi.ops.readiness import merged
 
+# Seconds each service has to answer: a hung one is named within this, so that a probe's own timeout (often a few
+# seconds) meets a 503 rather than a timeout of its own (the client's 5 s before).
+ASK_WITHIN = 2.0
+
 # Why a service gave no status (gongdi.ops.readiness.each_status), as the operator reads it.
 SILENCE = {"NoRespondersError": "没有应答：进程未运行，或与 NATS 断开了",
            "TimeoutError": "超时未应答：进程卡住或过忙，或连不上它的数据库"}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from typing import Any
 
 from contracts.queries import ServiceStatus
 from gongdi.ops.readiness import merged
@@ -42,20 +43,22 @@ def render(metrics: Metrics, answers: Mapping[str, ServiceStatus | str], session
     out += [f'gongdi_service_up{{service="{service}"}} {0 if service in missing else 1}' for service in answers]
     if status is None:
         return "\n".join(out) + "\n"
-    out += ["# HELP gongdi_events_recorded Events in a writing service's store.",
-            "# TYPE gongdi_events_recorded gauge",
-            "# HELP gongdi_events_published Events in a writing service's stream.",
-            "# TYPE gongdi_events_published gauge"]
-    for s in status["streams"]:
-        out.append(f'gongdi_events_recorded{{service="{s["service"]}"}} {s["recorded"]}')
-        out.append(f'gongdi_events_published{{service="{s["service"]}"}} {s["published"]}')
+    # Each metric's samples together, after its HELP and TYPE: the text format's rule (interleaved, an OpenMetrics
+    # parser refused the page with "Clashing name").
+    for name, key, help_ in (("gongdi_events_recorded", "recorded", "Events in a writing service's store."),
+                             ("gongdi_events_published", "published", "Events in a writing service's stream.")):
+        out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
+        out += [f'{name}{{service="{s["service"]}"}} {s[key]}' for s in status["streams"]]
+
+    def labels(c: dict[str, Any]) -> str:
+        return f'service="{c["service"]}",consumer="{c["consumer"]}",stream="{c["stream"]}"'
+
     out += ["# HELP gongdi_consumer_lag Stream messages a consumer has not applied yet.",
-            "# TYPE gongdi_consumer_lag gauge",
-            "# HELP gongdi_dead_letters Events a consumer passed without applying them.",
-            "# TYPE gongdi_dead_letters gauge"]
+            "# TYPE gongdi_consumer_lag gauge"]
     for c in status["consumers"]:
-        labels = f'service="{c["service"]}",consumer="{c["consumer"]}",stream="{c["stream"]}"'
         behind = (c["recorded"] if c.get("recorded") is not None else c["published"]) - c["applied"]
-        out.append(f"gongdi_consumer_lag{{{labels}}} {max(0, behind)}")
-        out.append(f"gongdi_dead_letters{{{labels}}} {c['dead_letters']}")
+        out.append(f"gongdi_consumer_lag{{{labels(c)}}} {max(0, behind)}")
+    out += ["# HELP gongdi_dead_letters Events a consumer passed without applying them.",
+            "# TYPE gongdi_dead_letters gauge"]
+    out += [f"gongdi_dead_letters{{{labels(c)}}} {c['dead_letters']}" for c in status["consumers"]]
     return "\n".join(out) + "\n"

@@ -72,6 +72,25 @@ def test_a_paused_relay_with_events_waiting_is_reported_until_it_goes_on(gw: Gat
     assert eventually(healthy, timeout=30), health(gw)
 
 
+def test_a_service_that_hangs_is_named_as_not_answering_in_time(gw: Gateway):
+    views = child_pid(gw, "views")
+    os.kill(views, signal.SIGSTOP)
+    try:
+        code, body = health(gw)
+    finally:
+        os.kill(views, signal.SIGCONT)
+    assert code == 503, body
+    [problem] = body["problems"]
+    assert (problem["code"], problem["service"], problem["reason"]) == ("SERVICE_MISSING", "views", "TimeoutError")
+    assert problem["message"] == "视图服务（views）超时未应答：进程卡住或过忙，或连不上它的数据库"
+    assert body["services"]["membership"] == "answering"  # the others still asked
+
+    def healthy() -> bool:
+        return health(gw)[0] == 200
+
+    assert eventually(healthy, timeout=30), health(gw)
+
+
 def test_a_service_that_is_not_running_is_named(gw: Gateway):
     """Before, /health said only `missing`, not which service."""
     serve = child_pid(gw, "activities")
