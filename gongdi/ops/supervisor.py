@@ -90,6 +90,18 @@ LOG_LIMIT = 20 * 1024 * 1024  # a child's log past this size is moved to `<name>
 ROTATE_EVERY = 60.0  # seconds between looks at the logs' sizes
 
 
+def ended(returncode: int | None) -> str:
+    """How a process ended, as the operator reads it: Popen gives a signal as its negated number (`exit -9` read as
+    an exit code)."""
+    if returncode is not None and returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = "?"
+        return f"被信号 {-returncode}（{name}）终止"
+    return f"退出（exit {returncode}）"
+
+
 def rotate(log: Path, limit: int = LOG_LIMIT) -> bool:
     """A log grown past `limit` copied to `<log>.1` (replacing the older copy) and emptied in place. The child keeps
     its descriptor, opened for appending, so its next line lands at the start of the emptied file; a line written
@@ -249,7 +261,7 @@ class Supervisor:
                 lived = now - child.started_at
                 child.restarts = child.restarts + 1 if lived < 30 else 1
                 delay = min(0.5 * 2 ** (child.restarts - 1), 30.0)
-                self.say(f"!! {child.name} 退出 (exit {child.proc.returncode})，{delay:.1f}秒后重启；日志 {child.log}")
+                self.say(f"!! {child.name} {ended(child.proc.returncode)}，{delay:.1f}秒后重启；日志 {child.log}")
                 child.next_start = now + delay
             elif now >= child.next_start:
                 child.next_start = 0.0
@@ -263,7 +275,7 @@ class Supervisor:
             if server.running() or time.monotonic() < watched.next_try:
                 continue
             code = server.proc.poll() if server.proc else None
-            self.say(f"!! {server.name} 退出 (exit {code})，正在重启")
+            self.say(f"!! {server.name} {ended(code)}，正在重启")
             try:
                 server.restart()
             except (RuntimeError, OSError) as exc:

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from gongdi.bus.shadow import REFUSED_EXIT
-from gongdi.ops.supervisor import Child, Supervisor, rotate
+from gongdi.ops.supervisor import Child, Supervisor, ended, rotate
 from gongdi.service.settings import Settings
 
 
@@ -44,3 +44,8 @@ def test_a_log_past_its_limit_is_kept_once_and_emptied_while_its_writer_goes_on(
     assert log.read_bytes() == b"after\n"  # at the start, not after a hole of the old size
     assert (tmp_path / "membership.log.1").read_bytes() == b"x" * 100 + b"\n" + b"y" * 150 + b"\n"
     assert not rotate(tmp_path / "absent.log", limit=0)
+
+
+def test_a_process_killed_by_a_signal_is_said_so_not_as_an_exit_code():
+    assert ended(-9) == "被信号 9（SIGKILL）终止"
+    assert ended(1) == "退出（exit 1）"
