@@ -112,8 +112,13 @@ def check_head(service: str, signed: dict[str, Any], public_hex: str, rows: Sequ
     have = head_of(service, want.tx_below, rows, commands)
     out = []
     if (have.events, have.position) != (want.events, want.position):
+        # Events recorded after a restore from an older copy fall below the head's tx_below too (the restored
+        # server's transaction ids go on from the copy's): counted by position, what is missing is said plainly.
+        upto = sum(1 for e in rows if e.tx_id < want.tx_below and e.position <= want.position)
+        missing = (f"；至 position {want.position} 只有 {upto} 条，缺少 {want.events - upto} 条签名时已有的事件"
+                   "（数据库恢复自较早的副本，或事件被删除）" if upto < want.events else "")
         out.append(Problem(LAST, f"{label}: 事件数 {want.events}（至 position {want.position}），PostgreSQL 中为"
-                                  f" {have.events}（至 position {have.position}）", "HEAD_EVENTS"))
+                                  f" {have.events}（至 position {have.position}）{missing}", "HEAD_EVENTS"))
     if (have.streams, have.streams_root) != (want.streams, want.streams_root):
         out.append(Problem(LAST, f"{label}: 各事件流末尾的 Merkle 根不符（流 {want.streams} 个，PostgreSQL 中"
                                   f" {have.streams} 个）", "HEAD_STREAMS"))

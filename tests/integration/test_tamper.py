@@ -91,7 +91,8 @@ async def test_the_last_three_events_of_a_stream_deleted_are_named(base: Base, c
     reports = await verify(base, copy)
     problem = first_problem(reports)
     assert problem.startswith(named(last[0])) and problem.endswith("[MISSING_IN_DATABASE]"), problem
-    assert any(p.code == "HEAD_EVENTS" for r in reports for p in r.problems)
+    [head] = [p for r in reports for p in r.problems if p.code == "HEAD_EVENTS"]
+    assert "缺少 3 条签名时已有的事件" in head.text, head.text
 
 
 async def test_a_deleted_stream_is_named(base: Base, copy: str):
