@@ -460,9 +460,14 @@ def bus_answers(settings: Settings) -> bool:
     return True
 
 
+def _up_command(home: Path) -> str:
+    """The command that starts this folder's platform, as the user would type it."""
+    return "gongdi up" if home == DEFAULT_HOME and "GONGDI_HOME" not in os.environ else f"gongdi --home {home} up"
+
+
 def unreachable(home: Path) -> int:
-    print(f"无法连接平台：NATS 没有应答。请先在项目目录运行 `gongdi up`，或设置 NATS_URL；状态目录 {home.resolve()}"
-          " (cannot reach NATS)", file=sys.stderr)
+    print(f"无法连接平台：NATS 没有应答。平台未运行？请先运行 `{_up_command(home)}`，或设置 NATS_URL；"
+          f"状态目录 {home.resolve()} (cannot reach NATS)", file=sys.stderr)
     return 1
 
 
@@ -1285,7 +1290,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"无法使用 {exc.filename}：{exc.strerror} (state folder or file: {type(exc).__name__})",
                   file=sys.stderr)
         else:
-            print(f"无法连接平台 (cannot reach NATS: {exc}). 请先在项目目录运行 `make demo` / `gongdi up`，"
+            print(f"无法连接平台 (cannot reach NATS: {exc}). 平台未运行？请先运行 `{_up_command(args.home)}`，"
                   f"或设置 NATS_URL；状态目录 {args.home.resolve()}", file=sys.stderr)
         code = 1
     sys.exit(code)
