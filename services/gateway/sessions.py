@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 
 import nats
 import nats.errors
+import structlog
 
 from contracts.identity import LABELS, Identity
 from gongdi.ops.client import GongdiClient
 from gongdi.service.settings import Settings
-from services.gateway.throttle import LoginThrottle
+from services.gateway.throttle import LoginThrottle, Throttled
 
 COOKIE = "gongdi_session"
 IDLE_SECONDS = 12 * 3600  # a big screen stays logged in through a working day
@@ -58,15 +59,24 @@ class Sessions:
     async def login(self, user: str, password: str, address: str = "") -> Session:
         """A session for `user`, or LoginFailed; Throttled (before trying the password) after too many failures
         of that name from `address`, or from `address` at all."""
-        self.throttle.check(user, address)
+        # The gateway's own record of logins (before, only nats.log had failures, with the gateway's address): the
+        # name only when it is an identity's, never other text someone typed.
+        log = structlog.get_logger().bind(user=_shown(user), address=address)
+        try:
+            self.throttle.check(user, address)
+        except Throttled as exc:
+            log.warning("login throttled", wait=round(exc.wait))
+            raise
         try:
             identity = Identity.parse(user)  # a person's identity only: platform users cannot log in here
             as_user = self.settings.as_user(user, password)
             await self._check(as_user)
         except (LoginFailed, ValueError):
             self.throttle.failed(user, address)
+            log.warning("login refused")
             raise LoginFailed(user) from None
         self.throttle.succeeded(user, address)
+        log.info("login")
         client = await GongdiClient.connect(as_user, timeout=self.timeout, lasting=True)
         session = Session(secrets.token_urlsafe(32), identity, client)
         async with self.lock:
@@ -147,3 +157,11 @@ class Sessions:
 async def _close(session: Session) -> None:
     with contextlib.suppress(nats.errors.Error):  # already closed: nothing left to release
         await session.client.nc.close()
+
+
+def _shown(user: str) -> str:
+    """A login name as the log may show it: an identity's name, else only that it was none."""
+    try:
+        return Identity.parse(user).name
+    except ValueError:
+        return "(not an identity)"

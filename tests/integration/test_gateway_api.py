@@ -81,6 +81,14 @@ def test_a_wrong_password_is_refused(gw: Gateway):
     assert reply.status_code == 401
     assert error(reply)["code"] == "LOGIN_FAILED"
     assert "set-cookie" not in reply.headers and "x-session-token" not in reply.headers
+    log = gw.supervisor.logdir / "gateway.log"
+
+    def logged() -> bool:  # the gateway's own record, with the caller's address (before, only nats.log had it)
+        return any("login refused" in line and "user=city" in line and "address=127.0.0.1" in line
+                   for line in log.read_text().splitlines())
+
+    assert eventually(logged, timeout=10), log.read_text()[-2000:]
+    assert "not-the-password" not in log.read_text()
 
 
 def test_a_run_of_wrong_passwords_makes_that_login_wait_without_trying_the_right_one(gw: Gateway):
