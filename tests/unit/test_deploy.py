@@ -149,9 +149,9 @@ def _from_secrets(value: str, variable: str) -> bool:
 
 
 def test_no_password_is_written_in_the_compose_files():
-    for path in (ROOT / "docker-compose.yml", DEPLOY / "env/production.env.example"):
+    for path in (ROOT / "docker-compose.yml", DEPLOY / "env/production.env"):
         assert PLACEHOLDER not in path.read_text(), path
-    assert "DATABASE_URL" not in read_env(DEPLOY / "env/production.env.example")
+    assert "DATABASE_URL" not in read_env(DEPLOY / "env/production.env")
 
 
 def test_every_service_logs_in_to_postgres_as_its_own_role():
@@ -200,3 +200,12 @@ def test_the_nats_nodes_get_the_nats_passwords_and_nothing_else(tmp_path: Path):
     assert all(full[k] == v for k, v in nats_only.items())
     assert (tmp_path / "nats-server.env").stat().st_mode & 0o077 == 0
     assert not set(nats_only) & {"GONGDI_HEAD_KEY", *DATABASE_PASSWORDS}
+
+
+def test_the_services_settings_file_is_the_one_compose_uses_and_holds_no_secret():
+    """Before, every service ran from a file named `production.env.example`."""
+    services = compose()["services"]
+    for name, _, _ in PROCESSES:
+        assert services[name]["env_file"] == "deploy/env/production.env", name
+    settings = read_env(DEPLOY / "env/production.env")
+    assert not [k for k in settings if "PASSWORD" in k or k.startswith(("NATS_PW_", "PG_PW_")) or k.endswith("KEY")]
