@@ -306,7 +306,10 @@ def format_status(d: dict[str, Any]) -> str:
     published, how far behind, and its dead letters with event type and error code."""
     lines = []
     for s in d["streams"]:
-        lines.append(f"  {s['stream']} ({s['service']}): 已记录 {s['recorded']}，已发布 {s['published']}")
+        waiting = s["recorded"] - s["published"]
+        lines.append(f"  {s['stream']} ({s['service']}): 已记录 {s['recorded']}，已发布 {s['published']}"
+                     + (f"，待发布 {waiting}（若一直不减，{s['service']}-relay 停了或卡住了：见其日志）" if waiting > 0
+                        else ""))
         if s["published"] > s["recorded"]:
             lines.append(f"    !! 已发布的事件比 {s['service']} 数据库中记录的多 {s['published'] - s['recorded']} 条："
                          "数据库中的事件可能已被删除或改动（或从较旧的备份恢复），请运行 `gongdi verify`")

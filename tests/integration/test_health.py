@@ -4,7 +4,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +16,7 @@ from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
 from tests.conftest import Servers
 from tests.integration.gateway import Gateway, eventually, running_gateway
+from tests.integration.running import GONGDI, _env
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,7 @@ async def record(gw: Gateway, site: str) -> None:
         await client.close()
 
 
-def test_a_paused_relay_with_events_waiting_is_reported_until_it_goes_on(gw: Gateway):
+def test_a_paused_relay_with_events_waiting_is_reported_until_it_goes_on(gw: Gateway, tmp_path: Path):
     """Before, /health said ok while a relay was paused: commands were accepted and never reached the views."""
     code, body = health(gw)
     assert code == 200 and body["problems"] == [] and body["unpublished"] == 0, body
@@ -62,6 +65,13 @@ def test_a_paused_relay_with_events_waiting_is_reported_until_it_goes_on(gw: Gat
         assert problem["service"] == "membership" and problem["events"] >= 1
         assert "未发布到 JetStream" in problem["message"]
         assert body["unpublished"] >= 1 and body["services"]["membership"] == "answering"
+        # The CLI's status says it too (before: only the two counts, one apart).
+        env = {**_env(), "NATS_URL": gw.settings.nats_url, "GONGDI_NATS_USER": "city",
+               "GONGDI_NATS_PASSWORD": gw.password("city")}
+        shown = subprocess.run([*GONGDI, "--home", str(tmp_path), "view", "status"], capture_output=True, text=True,
+                               env=env, timeout=60)
+        said = shown.stdout + shown.stderr
+        assert "待发布 " in shown.stdout and "membership-relay 停了或卡住了" in shown.stdout, said
     finally:
         os.kill(relay, signal.SIGCONT)
 
