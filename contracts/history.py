@@ -73,6 +73,14 @@ BRANCH_EVENTS: dict[str, frozenset[str]] = {
     liaison.SERVICE: frozenset({liaison.CoBuildingAgreementSigned.__name__, liaison.CoBuildingItemCompleted.__name__}),
 }
 
+# A branch's officers (its secretary and committee, as formed) leaving belongs to its history: the event naming
+# them, the fields that do, and the events of theirs that are added. (Their arrivals are not: each would bring its
+# talk obligations along as consequences.)
+BRANCH_OFFICERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    membership.SERVICE: (membership.BranchFormed.__name__, ("secretary",), ("committee",)),
+}
+OFFICER_EVENTS = (membership.MemberDeparted.__name__,)
+
 # Something opened by one event and closed by another naming the same id in the same field: a talk obligation and
 # the talk held for it.
 OPENS: dict[str, str] = {activities.TalkObligationCreated.__name__: "obligation_id"}

@@ -15,12 +15,14 @@ import orjson
 from contracts.envelope import EnvelopeRow
 from contracts.history import (
     BRANCH_EVENTS,
+    BRANCH_OFFICERS,
     CASE_FIELD,
     CLOSES,
     LIMIT,
     MEMBER_ENTRIES,
     MEMBER_FIELDS,
     MEMBER_LISTS,
+    OFFICER_EVENTS,
     HistoryQuery,
 )
 from contracts.identity import Identity, Role
@@ -50,9 +52,19 @@ def matching(schema: str, q: HistoryQuery) -> Where:
     """The events of `schema` that `q` asks for."""
     w = Where()
     if q.kind in ("site", "branch"):
-        w.sql.append(f"stream_id = {w.arg(stream_of(q.id or ''))}")
+        stream = w.arg(stream_of(q.id or ""))
+        w.sql.append(f"stream_id = {stream}")
         if q.kind == "branch":
-            w.sql.append(f"event_type = ANY({w.arg(sorted(BRANCH_EVENTS.get(schema, ())))}::text[])")
+            branch = f"event_type = ANY({w.arg(sorted(BRANCH_EVENTS.get(schema, ())))}::text[])"
+            if schema in BRANCH_OFFICERS:  # before, the secretary's departure was missing from the branch's history
+                formed, fields, lists = BRANCH_OFFICERS[schema]
+                named = " UNION ".join([*(f"SELECT b.payload->>{w.arg(f)}" for f in fields),
+                                        *(f"SELECT jsonb_array_elements_text(b.payload->{w.arg(f)})" for f in lists)])
+                officers = (f"SELECT o FROM {schema}.events b, LATERAL ({named}) AS x(o)"
+                            f" WHERE b.stream_id = {stream} AND b.event_type = {w.arg(formed)}")
+                branch = (f"({branch} OR (event_type = ANY({w.arg(list(OFFICER_EVENTS))}::text[])"
+                          f" AND payload->>'member_id' IN ({officers})))")
+            w.sql.append(branch)
     elif q.kind == "member":
         shapes = ([{f: q.id} for f in MEMBER_FIELDS] + [{f: [q.id]} for f in MEMBER_LISTS]
                   + [{f: [{"member_id": q.id}]} for f in MEMBER_ENTRIES])

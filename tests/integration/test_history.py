@@ -299,3 +299,24 @@ def test_a_history_by_day_puts_a_late_recorded_arrival_where_it_happened(gw: Gat
     assert [w[:10] for w in by_day] == [ARRIVED, LATER] and "(h5-m2)" in by_day[0]
     assert by_record == default == list(reversed(by_day))
     assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "order"
+
+
+def test_a_branchs_history_has_its_officers_coming_and_going(gw: Gateway):
+    """Before, `history branch` left out the secretary's departure, and named members by id only."""
+    with gw.client(TOWNSHIP) as township, gw.client("auditor") as auditor:
+        ok(post(township, "membership", "RegisterSite", site("h6", "bailin")))
+        for m in (f"h6-m{i}" for i in range(1, 8)):  # seven full members: a branch with a committee
+            ok(post(township, "membership", "RecordArrival", arrival("h6", m, name=f"党员{m[-1]}")))
+        ok(post(township, "membership", "FormBranch", {
+            "site_id": "h6", "name": "h6联合党支部", "secretary": "h6-m1", "committee": ["h6-m1", "h6-m2", "h6-m3"],
+            "instructor": "指导员", "liaison": "联络员", "member_units": ["施工单位"], "formed_on": LATER}))
+        ok(post(township, "membership", "RecordDeparture", {"site_id": "h6", "member_id": "h6-m1",
+                                                            "departed_on": LATER, "reason": "调往其他项目"}))
+        ok(post(township, "membership", "RecordDeparture", {"site_id": "h6", "member_id": "h6-m5",
+                                                            "departed_on": LATER, "reason": "工程结束"}))
+        data = ok(auditor.get("/api/history/branch/h6"))["data"]
+    kinds = [(e["type"], e["payload"].get("member_id")) for e in data["events"]]
+    # h6-m5 holds no office; the secretary's open talk obligation, mooted by the departure, follows it as its result
+    assert kinds == [("BranchFormed", None), ("MemberDeparted", "h6-m1"), ("TalkObligationMooted", "h6-m1")], kinds
+    departed = next(line for line in data["reading"]["lines"] if line["type"] == "MemberDeparted")
+    assert "h6-m1" in departed["what"] and "调往其他项目" in departed["what"], departed

@@ -62,9 +62,16 @@ def test_who_may_read_a_history():
 
 
 def test_the_sql_of_each_kind():
+    branch = matching("activities", HistoryQuery(kind="branch", id="h1"))
+    assert branch.text() == "stream_id = $1 AND event_type = ANY($2::text[])" and branch.args[0] == "site-h1"
+    # In membership's log the branch's officers leaving too (the secretary and committee it was formed with).
     site = matching("membership", HistoryQuery(kind="branch", id="h1"))
-    assert site.text() == "stream_id = $1 AND event_type = ANY($2::text[])"
-    assert site.args == ["site-h1", ["BranchDissolved", "BranchFormed", "PartyGroupClosed", "PartyGroupFormed"]]
+    assert site.text() == (
+        "stream_id = $1 AND (event_type = ANY($2::text[]) OR (event_type = ANY($6::text[]) AND payload->>'member_id'"
+        " IN (SELECT o FROM membership.events b, LATERAL (SELECT b.payload->>$3 UNION SELECT"
+        " jsonb_array_elements_text(b.payload->$4)) AS x(o) WHERE b.stream_id = $1 AND b.event_type = $5)))")
+    assert site.args == ["site-h1", ["BranchDissolved", "BranchFormed", "PartyGroupClosed", "PartyGroupFormed"],
+                         "secretary", "committee", "BranchFormed", ["MemberDeparted"]]
     member = matching("activities", HistoryQuery(kind="member", id="m1"))
     assert '{"member_id":"m1"}' in member.args and '{"attendees":["m1"]}' in member.args
     assert member.text().count("payload @>") == len(member.args)
