@@ -29,27 +29,34 @@ def history_subject(service: str) -> str:
 # What a history is of; `branch` is the party branch of the site with that id (a site has at most one).
 SUBJECTS: dict[str, str] = {"site": "工地", "member": "党员", "case": "纠纷案件", "branch": "工地党支部"}
 Subject = Literal["site", "member", "case", "branch"]
-# The follow-ups: events caused by given events (`causation_id`), and events closing given obligations.
-Follow = Literal["caused_by", "closing"]
+# The follow-ups: events caused by given events (`causation_id`), events closing given obligations, and the events
+# naming given members (their arrivals and applications, for the names a history's lines show).
+Follow = Literal["caused_by", "closing", "naming"]
 MAX_IDS = 500  # ids per follow-up request (about 20 KiB); the merge sends more in several requests
 LIMIT = 2000  # events per answer, the first in recorded order; `truncated` says there were more
 
 
 class HistoryQuery(BaseModel):
-    """`{kind, id}` for a subject's events; `{kind: caused_by|closing, ids}` for the follow-ups."""
+    """`{kind, id}` for a subject's events; `{kind: caused_by|closing, ids}` and `{kind: naming, members}` for the
+    follow-ups."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Subject | Follow
     id: Slug | None = None  # site id, member id, case id, or the site id of the branch
     ids: Annotated[list[UUID], Field(max_length=MAX_IDS)] = []  # event ids (caused_by), obligation ids (closing)
+    members: Annotated[list[Slug], Field(max_length=MAX_IDS)] = []  # member or applicant ids (naming)
 
     @model_validator(mode="after")
     def _one_target(self) -> HistoryQuery:
-        if self.kind in SUBJECTS and (self.id is None or self.ids):
-            raise rule_broken("id", f"查{SUBJECTS[self.kind]}的历史须给出一个编号 id，不给 ids",
-                              f"kind {self.kind} takes an id and no ids")
-        if self.kind not in SUBJECTS and (self.id is not None or not self.ids):
-            raise rule_broken("ids", "按事件追溯须给出事件编号 ids，不给 id", f"kind {self.kind} takes ids and no id")
+        if self.kind in SUBJECTS and (self.id is None or self.ids or self.members):
+            raise rule_broken("id", f"查{SUBJECTS[self.kind]}的历史须给出一个编号 id，不给 ids 或 members",
+                              f"kind {self.kind} takes an id only")
+        if self.kind == "naming" and (self.id is not None or self.ids or not self.members):
+            raise rule_broken("members", "按党员查姓名须给出党员编号 members，不给 id 或 ids",
+                              "kind naming takes members only")
+        if self.kind in ("caused_by", "closing") and (self.id is not None or self.members or not self.ids):
+            raise rule_broken("ids", "按事件追溯须给出事件编号 ids，不给 id 或 members",
+                              f"kind {self.kind} takes ids only")
         return self
 
 
@@ -60,6 +67,11 @@ MEMBER_FIELDS = ("member_id", "person_id", "secretary", "leader", "holder")
 MEMBER_LISTS = ("members", "attendees", "members_met", "responsible", "committee")
 MEMBER_ENTRIES = ("grades",)  # lists of entries each naming a member by `member_id` (民主评议's grades)
 CASE_FIELD = "case_id"
+# The events that give a member's or an applicant's name, by the field naming them (`naming`); all are the
+# membership service's.
+NAMING: dict[str, str] = {membership.MemberArrived.__name__: "member_id",
+                          membership.ApplicationSubmitted.__name__: "person_id"}
+NAMED_BY = membership.SERVICE
 
 # A branch's history: its forming, its party groups, the teams, posts and zones of its members, its birthdays and
 # lessons, its 三会一课 and 民主评议, and its co-building with villages (which needs a branch).
@@ -204,4 +216,5 @@ class History(BaseModel):
     withheld: int = 0
     truncated: bool = False
     site_names: dict[str, str] = {}  # the projects' names of the sites the events are on, as the views have them
+    member_names: dict[str, str] = {}  # the names of the members the events name, from their arrivals elsewhere
     reading: HistoryReading | None = None  # the same in words (gongdi.ops.history.reading)

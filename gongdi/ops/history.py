@@ -24,6 +24,9 @@ from contracts.history import (
     CLOSES,
     EVENT_LABELS,
     MAX_IDS,
+    MEMBER_ENTRIES,
+    MEMBER_FIELDS,
+    NAMED_BY,
     OPENS,
     SERVICES,
     SUBJECTS,
@@ -61,6 +64,8 @@ async def _ask(client: GongdiClient, body: dict[str, Any]) -> list[Reply]:
 
 
 SITE_NAMES = 50  # sites named by asking the views: a member rarely works on more
+MEMBER_NAMES = 2 * MAX_IDS  # members named by asking for their arrivals: a branch's appraisal names its members
+
 
 def _chunks(ids: list[str]) -> Iterable[list[str]]:
     for i in range(0, len(ids), MAX_IDS):
@@ -119,8 +124,8 @@ async def _history(client: GongdiClient, kind: str, ident: str, order: str) -> d
                                                     SERVICES.index(e["service"]), e["position"]))
     link(listed)
     data = History.model_validate({"kind": kind, "id": ident, "events": listed, "withheld": withheld,
-                                   "truncated": truncated, "site_names": await _site_names(client, listed)}
-                                  ).model_dump(mode="json")
+                                   "truncated": truncated, "site_names": await _site_names(client, listed),
+                                   "member_names": await _member_names(client, listed)}).model_dump(mode="json")
     return {**data, "reading": reading(data, order)}  # the lines people read, the same for the CLI and the pages
 
 
@@ -144,6 +149,33 @@ async def _site_names(client: GongdiClient, events: list[dict[str, Any]]) -> dic
         elif isinstance(reply, BaseException) and not isinstance(reply, Exception):
             raise reply  # a cancellation or an interrupt is not a missing name
     return named
+
+
+def named_members(events: list[dict[str, Any]]) -> list[str]:
+    """The ids of the members (and applicants) the events' lines name one by one (not those a list only counts)."""
+    ids: set[str] = set()
+    for e in events:
+        p = e["payload"]
+        ids.update(v for f in MEMBER_FIELDS if isinstance(v := p.get(f), str))
+        for f in MEMBER_ENTRIES:
+            if isinstance(p.get(f), list):
+                ids.update(v for x in p[f] if isinstance(x, dict) and isinstance(v := x.get("member_id"), str))
+    return sorted(ids)
+
+
+async def _member_names(client: GongdiClient, events: list[dict[str, Any]]) -> dict[str, str]:
+    """The names of the members the events name and do not name themselves (a branch's appraisal lists its members'
+    ids), from their arrivals and applications, as far as the reader may read those."""
+    named = Names.of(events).members
+    wanted = [m for m in named_members(events) if m not in named][:MEMBER_NAMES]
+    found = await asyncio.gather(*(client.request(history_subject(NAMED_BY),
+                                                  orjson.dumps({"kind": "naming", "members": ids}))
+                                   for ids in _chunks(wanted)))
+    for reply in found:
+        if not reply.get("ok"):
+            raise Refused(reply)
+    names = Names.of([e for reply in found for e in reply["data"]["events"]]).members
+    return {m: names[m] for m in wanted if m in names}
 
 
 def link(events: list[dict[str, Any]]) -> None:
@@ -261,6 +293,10 @@ def summary(e: dict[str, Any], names: Names | None = None, member: str | None = 
         if value and isinstance(value, str):
             text = PAYLOAD_LABELS.get(value, value) if key in ("reason", "kind", "category") else value
             parts.append(f"{label}{text}" + (" 前" if key == "due_on" else ""))
+    for key, label in (("secretary", "书记 "), ("leader", "组长 " if e["type"] == "PartyGroupFormed" else "负责人 "),
+                       ("holder", "上岗党员 ")):
+        if isinstance(p.get(key), str):
+            parts.append(f"{label}{names.member(p[key]).removeprefix('党员 ')}")
     for key, shown in FIGURES:
         if isinstance(p.get(key), (int, float, str)) and not isinstance(p.get(key), bool) and p.get(key) != "":
             parts.append(shown.format(p[key]))
@@ -302,6 +338,7 @@ def reading(d: dict[str, Any], order: str = "recorded") -> dict[str, Any]:
         events = sorted(events, key=lambda e: days[e["event_id"]])
     names = Names.of(events)
     names.sites = {**d.get("site_names", {}), **names.sites}
+    names.members = {**d.get("member_names", {}), **names.members}
     subject = {"site": names.site, "branch": names.site, "member": names.member}.get(d["kind"], str)(d["id"])
     title = f"{SUBJECTS.get(d['kind'], d['kind'])} {subject.removeprefix('党员 ')} 的历史记录：{len(events)} 条"
     if any(e["followed"] for e in events):
@@ -324,7 +361,7 @@ def reading(d: dict[str, Any], order: str = "recorded") -> dict[str, Any]:
         day = business_day(e["type"], e["payload"])
         mine = d["id"] if d["kind"] == "member" else None
         what = " ".join(x for x in (day, EVENT_LABELS.get(e["type"], e["type"]), summary(e, names, mine)) if x)
-        where = f"工地 {names.site(e['site_id'])}" if e.get("site_id") and d["kind"] != "site" else ""
+        where = f"工地 {names.site(e['site_id'])}" if e.get("site_id") and d["kind"] not in ("site", "branch") else ""
         command = f" · 命令 {e['command_id'][:8]}" if e.get("command_id") else ""
         done, kept = local_time(e["occurred_at"]), local_time(e["recorded_at"])
         # 操作: when the command or rule acted; 记录: when it was stored, said apart only when it differs (an

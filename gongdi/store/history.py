@@ -22,6 +22,7 @@ from contracts.history import (
     MEMBER_ENTRIES,
     MEMBER_FIELDS,
     MEMBER_LISTS,
+    NAMING,
     OFFICER_EVENTS,
     HistoryQuery,
 )
@@ -73,11 +74,18 @@ def matching(schema: str, q: HistoryQuery) -> Where:
         w.sql.append(f"payload @> {w.arg(orjson.dumps({CASE_FIELD: q.id}).decode())}::jsonb")
     elif q.kind == "caused_by":
         w.sql.append(f"causation_id = ANY({w.arg(q.ids)}::uuid[])")
-    else:  # closing: the events closing the obligations named
-        ids = w.arg([str(i) for i in q.ids])
-        w.sql.append("(" + " OR ".join(f"(event_type = {w.arg(t)} AND payload->>{w.arg(f)} = ANY({ids}::text[]))"
-                                       for t, f in CLOSES.items()) + ")")
+    elif q.kind == "closing":  # the events closing the obligations named
+        w.sql.append(_named_in(w, CLOSES, [str(i) for i in q.ids]))
+    else:  # naming: the events giving the members' names
+        w.sql.append(_named_in(w, NAMING, list(q.members)))
     return w
+
+
+def _named_in(w: Where, fields: dict[str, str], values: list[str]) -> str:
+    """Events of the types in `fields` whose payload's field (by type) holds one of `values`."""
+    given = w.arg(values)
+    return "(" + " OR ".join(f"(event_type = {w.arg(t)} AND payload->>{w.arg(f)} = ANY({given}::text[]))"
+                             for t, f in fields.items()) + ")"
 
 
 def readable(w: Where, sender: Identity) -> str:

@@ -318,5 +318,9 @@ def test_a_branchs_history_has_its_officers_coming_and_going(gw: Gateway):
     kinds = [(e["type"], e["payload"].get("member_id")) for e in data["events"]]
     # h6-m5 holds no office; the secretary's open talk obligation, mooted by the departure, follows it as its result
     assert kinds == [("BranchFormed", None), ("MemberDeparted", "h6-m1"), ("TalkObligationMooted", "h6-m1")], kinds
-    departed = next(line for line in data["reading"]["lines"] if line["type"] == "MemberDeparted")
-    assert "h6-m1" in departed["what"] and "调往其他项目" in departed["what"], departed
+    lines = {line["type"]: line for line in data["reading"]["lines"]}
+    # Members by name, from their arrivals, which the branch's history does not list
+    assert data["member_names"] == {"h6-m1": "党员1"}
+    assert "党员1(h6-m1)" in lines["MemberDeparted"]["what"] and "调往其他项目" in lines["MemberDeparted"]["what"]
+    assert "书记 党员1(h6-m1)" in lines["BranchFormed"]["what"], lines["BranchFormed"]
+    assert lines["BranchFormed"]["where"] == ""  # the branch is the site's: its lines do not repeat it

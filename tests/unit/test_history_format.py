@@ -20,7 +20,16 @@ from contracts.history import (
 )
 from contracts.identity import Identity, Role
 from gongdi.ops.accounts import platform_users
-from gongdi.ops.history import actor_label, format_history, happened, link, reading, summary
+from gongdi.ops.history import (
+    Names,
+    actor_label,
+    format_history,
+    happened,
+    link,
+    named_members,
+    reading,
+    summary,
+)
 from gongdi.service.process import Request
 from gongdi.store.history import matching, readable
 from services.liaison.app import LIAISON
@@ -38,9 +47,14 @@ def test_a_query_names_a_subject_or_follows_event_ids():
     for bad in ({"kind": "site"}, {"kind": "site", "id": "Not A Slug"}, {"kind": "township", "id": "bailin"},
                 {"kind": "caused_by", "id": "x"}, {"kind": "closing", "ids": []}, {"kind": "case", "id": "k",
                                                                                    "extra": 1},
-                {"kind": "caused_by", "ids": [str(uuid.uuid4()) for _ in range(MAX_IDS + 1)]}):
+                {"kind": "caused_by", "ids": [str(uuid.uuid4()) for _ in range(MAX_IDS + 1)]},
+                {"kind": "naming", "members": []}, {"kind": "naming", "id": "m1", "members": ["m1"]},
+                {"kind": "naming", "members": ["Not A Slug"]}, {"kind": "member", "id": "m1", "members": ["m2"]},
+                {"kind": "caused_by", "ids": [str(uuid.uuid4())], "members": ["m1"]},
+                {"kind": "naming", "members": [f"m{i}" for i in range(MAX_IDS + 1)]}):
         with pytest.raises(ValidationError):
             HistoryQuery.model_validate(bad)
+    assert HistoryQuery.model_validate({"kind": "naming", "members": ["m1", "m2"]}).members == ["m1", "m2"]
     assert history_subject("liaison") == "qry.liaison.history"
 
 
@@ -79,6 +93,11 @@ def test_the_sql_of_each_kind():
     # An obligation is closed by a talk, or as moot when its site completes.
     assert closing.args == [[str(uuid.UUID(int=1))], "TalkHeld", "obligation_id", "TalkObligationMooted",
                             "obligation_id"]
+    naming = matching("membership", HistoryQuery(kind="naming", members=["m1", "m2"]))
+    # Names come from arrivals and applications, by the field that names the person in each.
+    assert naming.text() == ("((event_type = $2 AND payload->>$3 = ANY($1::text[]))"
+                             " OR (event_type = $4 AND payload->>$5 = ANY($1::text[])))")
+    assert naming.args == [["m1", "m2"], "MemberArrived", "member_id", "ApplicationSubmitted", "person_id"]
     assert readable(closing, Identity(Role.SITE, township="bailin", site="h1")) == (
         "(township = $6 AND site_id IS NOT DISTINCT FROM $7)")
     assert closing.args[5:] == ["bailin", "h1"] and readable(closing, Identity(Role.AUDITOR)) == "true"
@@ -222,6 +241,32 @@ def test_a_members_history_gives_their_own_grade_of_an_appraisal_not_everyones()
     own = summary(appraisal, member="m2")
     assert "m2" in own and "m1" not in own and "m3" not in own and "共评议 3 人" in own, own
     assert all(m in summary(appraisal) for m in ("m1", "m2", "m3"))  # a site's history lists every grade
+
+
+def test_a_branchs_officers_and_grades_are_named_from_names_found_elsewhere():
+    """Before, a branch's appraisal read 党员 m0001 优秀，… and its forming named no secretary."""
+    formed = event(1, "BranchFormed", "membership", payload={
+        "site_id": "h1", "name": "h1联合党支部", "secretary": "m1", "committee": ["m1", "m2"],
+        "formed_on": "2020-07-01"})
+    group = event(2, "PartyGroupFormed", "membership", payload={
+        "site_id": "h1", "name": "一组", "leader": "m2", "members": ["m2", "m3"], "formed_on": "2020-07-02"})
+    post = event(3, "PostEstablished", "activities", payload={"site_id": "h1", "name": "安全岗", "holder": "m3"})
+    graded = event(4, "MembersAppraised", "activities", payload={"site_id": "h1", "year": 2020, "grades": [
+        {"member_id": "m1", "grade": "excellent"}, {"member_id": "m4", "grade": "qualified"}]})
+    events = [formed, group, post, graded]
+    # Only the members a line names one by one are asked for: a group's or committee's list is only counted.
+    assert named_members(events) == ["m1", "m2", "m3", "m4"]
+    names = Names(members={"m1": "李立新", "m2": "张少华", "m3": "刘志强"})
+    assert "书记 李立新(m1)" in summary(formed, names)
+    assert "组长 张少华(m2)" in summary(group, names) and "2名党员" in summary(group, names)
+    assert "上岗党员 刘志强(m3)" in summary(post, names)
+    assert summary(graded, names) == "李立新(m1) 优秀，党员 m4 合格"  # a name the reader may not read stays an id
+    data = History.model_validate({"kind": "branch", "id": "h1", "events": events,
+                                   "member_names": {"m1": "李立新", "m2": "张少华", "m3": "刘志强"}}
+                                  ).model_dump(mode="json")
+    lines = reading(data)["lines"]
+    assert "书记 李立新(m1)" in lines[0]["what"] and "李立新(m1) 优秀" in lines[3]["what"]
+    assert all(line["where"] == "" for line in lines)  # a branch's events are all on its site
 
 
 def test_a_case_id_two_sites_each_have_is_told_apart_by_site():

@@ -278,6 +278,9 @@ def test_a_history_query_names_what_it_lacks():
         return validation_error(caught.value)
 
     got = refused({"kind": "member"})
-    assert got.field == "id" and got.message.startswith("id: 查党员的历史须给出一个编号 id，不给 ids ("), got.message
+    assert got.field == "id"
+    assert got.message.startswith("id: 查党员的历史须给出一个编号 id，不给 ids 或 members ("), got.message
     got = refused({"kind": "caused_by", "id": "x"})
     assert got.field == "ids" and got.message.startswith("ids: 按事件追溯须给出事件编号 ids"), got.message
+    got = refused({"kind": "naming", "ids": [str(uuid.UUID(int=1))]})
+    assert got.field == "members" and got.message.startswith("members: 按党员查姓名须给出党员编号 members"), got.message
