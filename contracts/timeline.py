@@ -25,9 +25,9 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
 
-from contracts.errors import DomainError
+from contracts.errors import DomainError, rule_broken
 from contracts.rules import LIMITS
 
 # The city's clock: China Standard Time has had no daylight saving since 1991, so a fixed offset is exact and
@@ -93,6 +93,14 @@ class AsOf(BaseModel):
     # A day means the end of that day in the city's time; a moment without an offset is read in the city's time.
     as_of: Annotated[dt.datetime | dt.date, BeforeValidator(_day_or_moment), AfterValidator(_plausible)] | None = None
     as_of_basis: Basis = Basis.business
+
+    @model_validator(mode="after")
+    def _basis_of_a_moment(self) -> AsOf:
+        # Before, `?as_of_basis=recorded` alone gave the live view without a word, as if it had been heeded.
+        if self.as_of is None and "as_of_basis" in self.model_fields_set:
+            raise rule_broken("as_of_basis", "as_of_basis 须与 as_of 一起给出：不给 as_of 时视图是实时的",
+                              "as_of_basis needs as_of")
+        return self
 
 
 @functools.cache

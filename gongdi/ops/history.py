@@ -171,10 +171,9 @@ async def _member_names(client: GongdiClient, events: list[dict[str, Any]]) -> d
     found = await asyncio.gather(*(client.request(history_subject(NAMED_BY),
                                                   orjson.dumps({"kind": "naming", "members": ids}))
                                    for ids in _chunks(wanted)))
-    for reply in found:
-        if not reply.get("ok"):
-            raise Refused(reply)
-    names = Names.of([e for reply in found for e in reply["data"]["events"]]).members
+    # Names only adorn the lines: a membership service that does not take this request yet (an older release, while
+    # a server install is upgraded service by service) leaves the ids as they are, not the history unanswered.
+    names = Names.of([e for reply in found if reply.get("ok") for e in reply["data"]["events"]]).members
     return {m: names[m] for m in wanted if m in names}
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gongdi.bus.shadow import REBUILD_NEEDED, REFUSED_EXIT
+from gongdi.ops import processfile
 from gongdi.service.settings import Settings
 from gongdi.store.roles import ROLE_PASSWORD_ENV, login_url, role_name
 
@@ -50,6 +51,15 @@ class Child:
     started_at: float = field(default=0.0)
     once: bool = False  # a job: restarted only when it fails (a rebuild goes on where it stopped), done at exit 0
     reported: bool = False  # a job's refusal (REFUSED_EXIT) was said
+    ends: int = 0  # times it ended and was started again (`restarts` counts the quick ones in a row, for the delay)
+    ended_at: float | None = None  # wall-clock time it ended, while it is down
+
+    def state(self) -> processfile.ProcessState:
+        running = self.proc is not None and self.proc.poll() is None
+        return processfile.ProcessState(
+            name=self.name, running=running, restarts=self.ends, job=self.once,
+            ended=None if self.proc is None or running else ended(self.proc.returncode),
+            down_since=None if running else self.ended_at)
 
 
 class Server(Protocol):
@@ -169,6 +179,15 @@ class Supervisor:
         self.rebuild_needed = False
         self.next_rotation = 0.0
 
+    @property
+    def process_file(self) -> Path:
+        return self.logdir / processfile.PROCESS_FILE
+
+    def _account(self) -> None:
+        """The processes' states for the gateway's /metrics and /health (gongdi.ops.processfile)."""
+        processfile.write(self.process_file, processfile.Processes(
+            supervisor=os.getpid(), processes=[child.state() for child in self.children]))
+
     def env_for(self, module: str, arg: str) -> dict[str, str]:
         settings = self.settings
         if self.passwords is not None:
@@ -177,6 +196,8 @@ class Supervisor:
         env = {**os.environ, **settings.env()}
         if not (arg == "serve" and module.rsplit(".", 1)[-1] in WRITERS):
             env.pop("GONGDI_HEAD_KEY", None)  # the head-signing key goes to the writing services' serve only
+        if module == "services.gateway":
+            env["GONGDI_PROCESS_FILE"] = str(self.process_file)
         if module in WITHOUT_DATABASE:
             env.pop("DATABASE_URL", None)
             return env
@@ -215,7 +236,9 @@ class Supervisor:
         child.proc = subprocess.Popen(child.argv, env=child.env, stdout=out, stderr=out, start_new_session=True)
         out.close()
         child.started_at = time.monotonic()
+        child.ended_at = None
         self._note_processes()
+        self._account()
 
     def _note_processes(self) -> None:
         """Each running child's pid and start time, for the next `up` to end what a dead supervisor left running
@@ -251,6 +274,10 @@ class Supervisor:
         for child in self.children:
             if child.proc is None or child.proc.poll() is None:
                 continue
+            if child.ended_at is None:  # seen ended for the first time
+                child.ended_at = time.time()
+                child.ends += 0 if child.once and child.proc.returncode in (0, REFUSED_EXIT) else 1
+                self._account()
             if child.once and child.proc.returncode in (0, REFUSED_EXIT):
                 if child.proc.returncode == REFUSED_EXIT and not child.reported:
                     child.reported = True  # said once: it stays stopped until the operator acts
@@ -303,3 +330,4 @@ class Supervisor:
                     child.proc.kill()
                     child.proc.wait()
         (self.logdir / LEFTOVERS).unlink(missing_ok=True)
+        self.process_file.unlink(missing_ok=True)

@@ -43,6 +43,9 @@ class Settings(BaseModel):
     # GONGDI_HEALTH_STUCK_AFTER: seconds a relay or consumer may stay behind without progress before /health says
     # it is stuck (503).
     health_stuck_after: float = 60.0
+    # GONGDI_PROCESS_FILE: where the supervisor of `gongdi up` accounts for its processes (gongdi.ops.processfile),
+    # for the gateway's /metrics and /health; empty without one.
+    process_file: str = ""
 
     def city(self) -> City:
         return load_city(self.city_file)

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contracts.errors import explain
 from contracts.queries import QUERIES
 from contracts.replies import QueryReply
+from gongdi.ops import processfile
 from gongdi.ops.client import GongdiClient
 from gongdi.ops.readiness import each_status
 from gongdi.service.logging import configure
@@ -225,16 +226,17 @@ def build(settings: Settings) -> FastAPI:
     @app.get("/health", tags=["运行状态"], summary="健康检查",
              description="200 when every service answers and every relay and consumer keeps up; otherwise 503 with "
                          "`problems` naming the service and what is wrong (SERVICE_MISSING, RELAY_STUCK, "
-                         "CONSUMER_STUCK, DATABASE_BEHIND_STREAM).")
+                         "CONSUMER_STUCK, DATABASE_BEHIND_STREAM, PROCESS_DOWN).")
     async def health_check() -> Response:
-        body = health.assess(await each_status(platform["client"], health.ASK_WITHIN), stalls)
+        body = health.assess(await each_status(platform["client"], health.ASK_WITHIN), stalls,
+                             processfile.read(settings.process_file))
         body |= {"bus": platform["client"].nc.is_connected, "sessions": len(sessions.by_token)}
         return JSONResponse(body, status_code=200 if body["ok"] else 503)
 
     @app.get("/metrics", tags=["运行状态"], summary="Prometheus 指标", response_class=Response)
     async def prometheus() -> Response:
         return Response(metrics.render(counts, await each_status(platform["client"], health.ASK_WITHIN),
-                                       len(sessions.by_token)),
+                                       len(sessions.by_token), processfile.read(settings.process_file)),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
     document = specification(city.code, VERSION).to_specification().to_json()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.queries import SERVICE_NAMES, ServiceStatus
+from gongdi.ops.processfile import Processes
 from gongdi.ops.readiness import merged
 
 # Seconds each service has to answer: a hung one is named within this, so that a probe's own timeout (often a few
@@ -30,6 +31,7 @@ class Stalls:
 
     after: float
     clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time  # the supervisor's file says when a process ended in wall-clock time
     seen: dict[tuple[str, ...], tuple[int, float]] = field(default_factory=dict)
 
     def still_for(self, key: tuple[str, ...], done: int, behind: int) -> float | None:
@@ -45,9 +47,11 @@ class Stalls:
         return now - previous[1]
 
 
-def assess(answers: Mapping[str, ServiceStatus | str], stalls: Stalls) -> dict[str, Any]:
+def assess(answers: Mapping[str, ServiceStatus | str], stalls: Stalls,
+           processes: Processes | None = None) -> dict[str, Any]:
     """The body of /health: `ok` false with a `problems` entry (code, service, Chinese message) for a service that
-    does not answer, a database behind its stream, a relay or consumer stuck behind for `stalls.after` seconds."""
+    does not answer, a database behind its stream, a relay or consumer stuck behind for `stalls.after` seconds, a
+    process of the supervisor's down for as long (a relay with nothing to publish is missed otherwise)."""
     problems = [{"code": "SERVICE_MISSING", "service": service, "reason": why,
                  "message": f"{_name(service)}{SILENCE.get(why, f'拒绝了网关的状态查询（{why}）')}"}
                 for service, why in answers.items() if isinstance(why, str)]
@@ -59,7 +63,19 @@ def assess(answers: Mapping[str, ServiceStatus | str], stalls: Stalls) -> dict[s
         body["dead_letters"] = sum(c["dead_letters"] for c in status["consumers"])
         body["lag"] = sum(max(0, (c["recorded"] or 0) - c["applied"]) for c in status["consumers"])
         body["unpublished"] = sum(max(0, s["recorded"] - s["published"]) for s in status["streams"])
+    problems += _down(processes, stalls)
     return {"ok": not problems, **body, "problems": problems}
+
+
+def _down(processes: Processes | None, stalls: Stalls) -> list[dict[str, Any]]:
+    """Processes ended and not started again for `stalls.after` seconds: dying as they start (the supervisor waits
+    longer each time, up to 30 s), or waiting for their server. A job done is not down."""
+    now = stalls.wall()
+    return [{"code": "PROCESS_DOWN", "process": p.name, "seconds": round(now - p.down_since), "restarts": p.restarts,
+             "message": f"进程 {p.name} 已停止 {round(now - p.down_since)} 秒（{p.ended or '已结束'}），"
+                        f"启动后已重启 {p.restarts} 次：请查看其日志 logs/{p.name}.log"}
+            for p in (processes.processes if processes else [])
+            if not p.running and not p.job and p.down_since is not None and now - p.down_since >= stalls.after]
 
 
 def _stuck(status: dict[str, Any], stalls: Stalls) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from contracts.queries import ServiceStatus
+from gongdi.ops.processfile import Processes
 from gongdi.ops.readiness import merged
 
 
@@ -24,8 +25,10 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
 
 
-def render(metrics: Metrics, answers: Mapping[str, ServiceStatus | str], sessions: int) -> str:
-    """The metrics page; `answers` is each service's status or why it gave none (gongdi.ops.readiness.each_status)."""
+def render(metrics: Metrics, answers: Mapping[str, ServiceStatus | str], sessions: int,
+           processes: Processes | None = None) -> str:
+    """The metrics page; `answers` is each service's status or why it gave none (gongdi.ops.readiness.each_status),
+    `processes` the supervisor's account of its processes (none under compose)."""
     missing = [service for service, answer in answers.items() if isinstance(answer, str)]
     status = None if missing else merged({s: a for s, a in answers.items() if not isinstance(a, str)})
     out = ["# HELP gongdi_gateway_requests_total Commands and queries through the gateway, by outcome.",
@@ -41,6 +44,14 @@ def render(metrics: Metrics, answers: Mapping[str, ServiceStatus | str], session
             "# TYPE gongdi_platform_up gauge", f"gongdi_platform_up {0 if status is None else 1}",
             "# HELP gongdi_service_up 1 when the service answered its status.", "# TYPE gongdi_service_up gauge"]
     out += [f'gongdi_service_up{{service="{service}"}} {0 if service in missing else 1}' for service in answers]
+    if processes is not None:
+        out += ["# HELP gongdi_process_up 1 while the supervisor's process runs (a relay answers no status).",
+                "# TYPE gongdi_process_up gauge"]
+        out += [f'gongdi_process_up{{process="{_label(p.name)}"}} {int(p.running)}' for p in processes.processes]
+        out += ["# HELP gongdi_process_restarts_total Times a process ended and the supervisor started it again.",
+                "# TYPE gongdi_process_restarts_total counter"]
+        out += [f'gongdi_process_restarts_total{{process="{_label(p.name)}"}} {p.restarts}'
+                for p in processes.processes]
     if status is None:
         return "\n".join(out) + "\n"
     # Each metric's samples together, after its HELP and TYPE: the text format's rule (interleaved, an OpenMetrics

@@ -161,6 +161,8 @@ async def test_as_of_keeps_the_rights_and_refuses_a_bad_moment(demo: GongdiClien
         basis = await other.query("views", "township", {"township": "bailin", "as_of": "2020-06-30",
                                                         "as_of_basis": "someday"})
         assert basis["error"]["field"] == "as_of_basis"
+        alone = await other.query("views", "township", {"township": "bailin", "as_of_basis": "recorded"})
+        assert alone["error"]["field"] == "as_of_basis" and "须与 as_of 一起给出" in alone["error"]["message"], alone
         # Beyond the calendar a view's periods can reach, or before any party record: refused, not a crash.
         for name, params in (("city", {}), ("township", {"township": "bailin"}), ("site", {"site_id": "shachengwan"})):
             for when in ("9999-12-31", "9999-12-31T23:59", "1900-01-01"):

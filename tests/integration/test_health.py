@@ -5,6 +5,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,6 +100,41 @@ def test_a_service_that_hangs_is_named_as_not_answering_in_time(gw: Gateway):
         return health(gw)[0] == 200
 
     assert eventually(healthy, timeout=30), health(gw)
+
+
+def test_a_relay_killed_with_nothing_to_publish_is_named_until_it_runs_again(gw: Gateway):
+    """Before, a dead relay with no events waiting left every figure as it was: /health said ok, /metrics had no
+    restart count."""
+    [child] = [c for c in gw.supervisor.children if c.name == "liaison-relay"]
+    os.kill(child_pid(gw, "liaison-relay"), signal.SIGKILL)
+    assert child.proc is not None
+    child.proc.wait(timeout=30)
+    gw.supervisor.check()  # the supervisor sees it ended (this test's supervisor has no watch loop of its own)
+
+    def down() -> dict | None:
+        code, body = health(gw)
+        return body if code == 503 and body["problems"] else None
+
+    body = eventually(down, timeout=30)
+    assert body, health(gw)
+    [problem] = body["problems"]
+    assert problem["code"] == "PROCESS_DOWN" and problem["process"] == "liaison-relay", problem
+    assert "被信号 9（SIGKILL）终止" in problem["message"] and problem["restarts"] == 1
+    metrics = httpx.get(f"{gw.url}/metrics", timeout=10).text
+    assert 'gongdi_process_up{process="liaison-relay"} 0' in metrics
+    assert 'gongdi_process_restarts_total{process="liaison-relay"} 1' in metrics
+    assert 'gongdi_process_up{process="liaison"} 1' in metrics
+
+    child.next_start = time.monotonic()  # its back-off over: started again at the next look
+    gw.supervisor.check()
+
+    def healthy() -> bool:
+        return health(gw)[0] == 200
+
+    assert eventually(healthy, timeout=30), health(gw)
+    metrics = httpx.get(f"{gw.url}/metrics", timeout=10).text
+    assert 'gongdi_process_up{process="liaison-relay"} 1' in metrics
+    assert 'gongdi_process_restarts_total{process="liaison-relay"} 1' in metrics
 
 
 def test_a_service_that_is_not_running_is_named(gw: Gateway):

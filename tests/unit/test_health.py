@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from contracts.queries import ConsumerStatus, ServiceStatus
+from gongdi.ops.processfile import Processes, ProcessState
 from services.gateway.health import Stalls, assess
 
 
@@ -102,3 +103,22 @@ def test_a_database_behind_its_stream_is_said_at_once():
     assert body["ok"] is False
     [problem] = body["problems"]
     assert problem["code"] == "DATABASE_BEHIND_STREAM" and problem["events"] == 2
+
+
+def test_a_process_down_longer_than_the_patience_is_named_and_a_job_done_is_not():
+    """A relay that died with nothing to publish left no backlog: before, /health said ok all the while."""
+    watch, clock = stalls()
+    watch.wall = clock
+    processes = Processes(supervisor=1, processes=[
+        ProcessState(name="membership-relay", running=False, restarts=4, ended="退出（exit 1）", down_since=clock.now),
+        ProcessState(name="views-rebuild", running=False, job=True, down_since=0.0),
+        ProcessState(name="views", running=True)])
+    assert assess(answers(), watch, processes)["ok"]  # just ended: the supervisor starts it again
+    clock.now += 60
+    body = assess(answers(), watch, processes)
+    [problem] = body["problems"]
+    assert body["ok"] is False and problem["code"] == "PROCESS_DOWN" and problem["process"] == "membership-relay"
+    assert problem["seconds"] == 60 and problem["restarts"] == 4
+    assert "membership-relay 已停止 60 秒（退出（exit 1））" in problem["message"]
+    assert "logs/membership-relay.log" in problem["message"]
+    assert assess(answers(), watch, None)["ok"]  # no supervisor (compose): nothing to say

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from contracts.queries import ConsumerStatus, ServiceStatus
+from gongdi.ops.processfile import Processes, ProcessState
 from services.gateway.metrics import Metrics, render
 
 
@@ -35,3 +36,17 @@ def test_a_silent_service_is_down_and_the_stream_figures_are_left_out():
     lines = render(Metrics(), answers() | {"activities": "TimeoutError"}, sessions=0).splitlines()
     assert 'gongdi_service_up{service="activities"} 0' in lines and "gongdi_platform_up 0" in lines
     assert not any(line.startswith("gongdi_events_recorded") for line in lines)
+
+
+def test_the_supervisors_processes_are_counted_when_there_is_one():
+    processes = Processes(supervisor=1, processes=[
+        ProcessState(name="membership-relay", running=False, restarts=3, ended="被信号 9（SIGKILL）终止",
+                     down_since=1.0),
+        ProcessState(name="views", running=True)])
+    lines = render(Metrics(), answers(), sessions=0, processes=processes).splitlines()
+    assert 'gongdi_process_up{process="membership-relay"} 0' in lines
+    assert 'gongdi_process_up{process="views"} 1' in lines
+    assert 'gongdi_process_restarts_total{process="membership-relay"} 3' in lines
+    assert "# TYPE gongdi_process_restarts_total counter" in lines
+    # Under compose the container engine counts: no such metric at all
+    assert not any("gongdi_process" in line for line in render(Metrics(), answers(), sessions=0).splitlines())

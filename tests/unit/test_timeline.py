@@ -121,6 +121,15 @@ def test_an_unknown_basis_is_refused():
     assert caught.value.errors()[0]["loc"] == ("as_of_basis",)
 
 
+def test_a_basis_without_a_moment_is_refused_not_ignored():
+    """Before, `?as_of_basis=recorded` alone gave the live view, as if it had been heeded (the CLI refused it)."""
+    for basis in ("recorded", "business"):
+        with pytest.raises(ValidationError) as caught:
+            SiteQuery.model_validate({"site_id": "s1", "as_of_basis": basis})
+        [error] = caught.value.errors()
+        assert error["ctx"]["field"] == "as_of_basis" and "须与 as_of 一起给出" in error["msg"], error
+
+
 def test_the_default_is_the_live_view_and_the_business_sense():
     q = CityQuery.model_validate({})
     assert q.as_of is None and q.as_of_basis is Basis.business
