@@ -126,6 +126,22 @@ VIEWS: dict[str, tuple[Query, Printer]] = {name: (q, PRINTERS[name]) for name, q
 COMMANDS: dict[str, list[str]] = {c.SERVICE: list(c.COMMANDS) for c in (membership, activities, liaison)}
 
 
+def _code_of(key: str, given: str, settings: Settings) -> str:
+    """A township or department named as people name it (点头镇, 点头, 交通运输局) → its code; anything else as given
+    (a site id, a code, or a name the view then refuses)."""
+    if key not in ("township", "department"):
+        return given
+    try:
+        names = getattr(settings.city(), f"{key}s")
+    except ValueError:  # the city file is the services' to refuse; the id goes as given
+        return given
+    if given in names:
+        return given
+    found = [code for code, name in names.items() if given == name] or [
+        code for code, name in names.items() if given in name and not given.isascii()]
+    return found[0] if len(found) == 1 else given
+
+
 def cmd_view(args: argparse.Namespace) -> int:
     if args.basis is not None and args.as_of is None:
         print("--basis 须与 --as-of 一起使用 (--basis needs --as-of)", file=sys.stderr)
@@ -141,7 +157,12 @@ def cmd_view(args: argparse.Namespace) -> int:
         if not args.site_id:
             print(f"用法: gongdi view {args.what} <{query.key}>", file=sys.stderr)
             return 2
-        body[query.key] = args.site_id
+        body[query.key] = code = _code_of(query.key, args.site_id, settings)
+        if not code.isascii():  # a name, but no township's or department's of the city: say which there are
+            names = getattr(settings.city(), f"{query.key}s")
+            print(f"本市没有名为 {code} 的{'乡镇' if query.key == 'township' else '主管部门'}；可用: "
+                  + "、".join(f"{name}（{c}）" for c, name in names.items()), file=sys.stderr)
+            return 2
     if args.month:
         if "month" not in query.params.model_fields:
             print(f"gongdi view {args.what} 不接受 --month", file=sys.stderr)
@@ -505,6 +526,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     problems = [p for r in reports for p in r.problems]
     for r in reports:
         print(summary(r))
+    if args.heads is not None:
+        absent = [r.service for r in reports if r.kept is None]
+        lacking = f"（文件中没有 {'、'.join(absent)} 的日志头）" if absent else ""
+        print(f"已与留存文件 {args.heads} 中的日志头核对{lacking}")
     for p in problems:
         print(f"!! {p}")
     if args.export_heads:

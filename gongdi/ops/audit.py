@@ -47,6 +47,7 @@ class Report:
     head: dict[str, Any] | None = None
     published: int = 0
     problems: list[Problem] = field(default_factory=list)
+    kept: dict[str, Any] | None = None  # the latest head of the service in the file `--heads` named, checked too
 
 
 def _event(service: str, position: Any, stream: Any, version: Any, kind: Any = None) -> str:
@@ -228,7 +229,7 @@ async def audit(pool: asyncpg.Pool, js: JetStreamContext | None, service: str, p
                 kept: dict[str, Any] | None = None) -> Report:
     """One writing service. The head and the copy are read before PostgreSQL: whatever they hold was committed
     before the database is read, so a record missing from the database is missing, not yet to come."""
-    report = Report(service)
+    report = Report(service, kept=kept)
     copy = None
     history = HeadHistory(public_hex or "")
     if js is not None:
@@ -321,5 +322,8 @@ def city_time(signed_at: Any) -> str:
 def summary(report: Report) -> str:
     head = report.head
     signed = (f"签名日志头 {city_time(head['signed_at'])} 覆盖 {head['events']} 条事件" if head else "没有签名日志头")
+    # Before, `--heads` printed what a plain verify prints: nothing said the kept file had been checked at all.
+    kept = (f"，留存的日志头 {city_time(report.kept['signed_at'])} 覆盖 {report.kept['events']} 条事件"
+            if report.kept else "")
     return (f"{report.service}: 事件 {report.events} 条，命令 {report.commands} 条，"
-            f"JetStream 副本 {report.published} 条，{signed}")
+            f"JetStream 副本 {report.published} 条，{signed}{kept}")

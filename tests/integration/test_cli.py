@@ -71,6 +71,12 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
         assert first[0].startswith("沙埕湾跨海公路通道工程 [shachengwan] · 待谈话 "), talks
         open_talks = json.loads(gongdi(home, "view", "talks", "shachengwan", "--json").stdout)["open"]
         assert open_talks and all(f"{t['name']}（{t['member_id']}）" in talks for t in open_talks), talks
+        # A township or a department as people name it (before: refused as no code)
+        assert gongdi(home, "view", "township", "点头镇").stdout.startswith("点头镇 [diantou] 工地 6，")
+        assert gongdi(home, "view", "department", "交通运输局").stdout.startswith("交通运输局 [jiaotong] 主管工地 ")
+        unknown = gongdi(home, "view", "township", "某某镇")
+        assert unknown.returncode == 2 and "本市没有名为 某某镇 的乡镇；可用: " in unknown.stderr, unknown.stderr
+        assert "点头镇（diantou）" in unknown.stderr
         birthdays = gongdi(home, "view", "birthdays", "shachengwan", "--month", "2020-07").stdout
         assert birthdays.startswith("沙埕湾跨海公路通道工程 [shachengwan] · 2020-07 政治生日"), birthdays
         assert re.search(r"\n  \w+（m\d{4}）  入党 \d{4}-07-", birthdays), birthdays

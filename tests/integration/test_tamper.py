@@ -14,7 +14,7 @@ from nats.js.errors import APIError
 
 from contracts.envelope import chain_hash
 from gongdi.bus.heads import HEADS_STREAM
-from gongdi.ops.audit import verify_all
+from gongdi.ops.audit import summary, verify_all
 from gongdi.ops.supervisor import WRITERS
 from gongdi.store.heads import HeadKey
 from tests.conftest import Servers
@@ -58,6 +58,8 @@ async def test_an_untouched_log_verifies_and_its_heads_cannot_be_removed(base: B
     offline = await verify_all(copy, None, WRITERS, HeadKey(base.servers.credentials.head_key).public_hex, kept)
     assert "[COMMAND_WITHOUT_EVENTS]" in first_problem(offline)  # whole commands went: their rows stayed
     assert any(p.code == "HEAD_EVENTS" and "保存的文件" in p.text for r in offline for p in r.problems)
+    # What verify prints says the kept heads were checked (before, it printed what it prints without them)
+    assert all("，留存的日志头 " in summary(r) and r.kept is not None for r in offline), [summary(r) for r in offline]
 
 
 async def test_an_edited_payload_is_named(base: Base, copy: str):
