@@ -643,9 +643,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from the running platform without stopping it, or, when it is stopped, with its database started for the copy."""
     from urllib.parse import urlsplit
 
-    from gongdi.ops.backup import BackupError, event_counts, take
+    from gongdi.ops.backup import BackupError, event_counts, prune, take
 
     home: Path = args.home
+    if args.keep is not None and not (args.to and args.to.is_dir()):
+        print("--keep 须与 --to 目录 一起使用：只清理该目录中较早的备份 (--keep needs --to FOLDER)", file=sys.stderr)
+        return 2
     if "DATABASE_URL" in os.environ:
         print("gongdi backup 备份内置的 PostgreSQL；外部数据库请用它自己的备份（pg_basebackup、存储快照）"
               " (DATABASE_URL is set: back that server up with its own tools)", file=sys.stderr)
@@ -690,7 +693,19 @@ def cmd_backup(args: argparse.Namespace) -> int:
     meanwhile = "，及备份期间提交的" if held is None else ""
     print(f"已备份到 {target.resolve()}（{target.stat().st_size // 1024} KB；{held_events}{meanwhile}；"
           f"含全部身份密码，请像状态目录一样保密保存）。恢复：gongdi --home 新目录 restore {target}")
+    if args.keep is not None and (gone := prune(target.parent, args.keep)):
+        print(f"已删除较早的备份 {len(gone)} 个（保留最新 {args.keep} 个）：" + "、".join(p.name for p in gone))
     return 0
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"应为不小于 1 的整数，而不是 {text!r}")
+    return n
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -1104,8 +1119,12 @@ def build_parser() -> argparse.ArgumentParser:
                             description="把平台的 PostgreSQL（一致的物理副本）和身份密码写入一个文件；平台运行中"
                             "也可备份，不必停止。JetStream 不备份：恢复后由 PostgreSQL 重新发布。",
                             epilog=examples(("gongdi backup", "写入当前目录的 gongdi-backup-日期-时间.tar"),
-                                            ("gongdi backup --to /mnt/备份/gongdi.tar", "写入指定文件")))
-    backup.add_argument("--to", type=Path, metavar="文件", help="备份文件（默认当前目录 gongdi-backup-日期-时间.tar）")
+                                            ("gongdi backup --to /mnt/备份/gongdi.tar", "写入指定文件"),
+                                            ("gongdi backup --to /mnt/备份/ --keep 14", "写入目录，只保留最新 14 个")))
+    backup.add_argument("--to", type=Path, metavar="文件",
+                        help="备份文件或目录（默认当前目录 gongdi-backup-日期-时间.tar）")
+    backup.add_argument("--keep", type=_at_least_one, metavar="N",
+                        help="备份到目录时，只保留该目录中最新的 N 个备份，删除更早的 (keep the newest N)")
     backup.set_defaults(fn=cmd_backup)
     restore = sub.add_parser("restore", help="把备份恢复到一个新的状态目录 (restore a backup)",
                              description="把 gongdi backup 写的备份恢复到没有平台数据的状态目录（--home）；"

@@ -126,6 +126,19 @@ def take(pg: EmbeddedPostgres, home: Path, target: Path, city: str, counts: dict
     return manifest
 
 
+NAMED = "gongdi-backup-*.tar"  # the names `gongdi backup` gives in a folder: Beijing time, so they sort as made
+
+
+def prune(folder: Path, keep: int) -> list[Path]:
+    """The backups `gongdi backup` named in `folder` beyond the newest `keep`, deleted (a scheduled backup into a
+    folder keeps the last few, not every one); the files deleted. Other files are not touched."""
+    made = sorted(folder.glob(NAMED))
+    gone = made[:-keep] if keep > 0 else made
+    for old in gone:
+        old.unlink()
+    return gone
+
+
 DAMAGED = (tarfile.TarError, EOFError, zlib.error, KeyError, ValueError, UnicodeDecodeError)
 
 

@@ -70,7 +70,8 @@ def _route(name: str, title: str, model: type[BaseModel], current: Callable[...,
     async def route(params: Annotated[model, Query()],  # type: ignore[valid-type]
                     session: Annotated[Session, Depends(current)]) -> Response:
         fmt: str = params.format  # type: ignore[attr-defined]
-        body = params.model_dump(mode="json", exclude_none=True, exclude={"format"})
+        # What was given only: a default sent on would read as asked for (`as_of_basis` without `as_of` is refused).
+        body = params.model_dump(mode="json", include=params.model_fields_set - {"format"}, exclude_none=True)
 
         async def ask(query: str, values: dict[str, Any]) -> dict[str, Any]:
             return await session.client.query("views", query, values)

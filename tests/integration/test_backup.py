@@ -73,6 +73,19 @@ def test_a_backup_of_the_running_platform_restores_what_was_acknowledged_before_
     assert stopped.returncode == 0 and "正在备份已停止的平台" in stopped.stderr, stopped.stderr
     assert "membership 3 个事件" in stopped.stdout
 
+    # A scheduled backup into a folder keeps the newest few of its own files and touches nothing else
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for name in ("gongdi-backup-20200101-000000.tar", "gongdi-backup-20210101-000000.tar", "notes.tar"):
+        (kept / name).write_text("older")
+    pruned = gongdi(restored, "backup", "--to", str(kept), "--keep", "2")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "已删除较早的备份 1 个（保留最新 2 个）：gongdi-backup-20200101-000000.tar" in pruned.stdout
+    names = sorted(p.name for p in kept.iterdir())
+    assert names[0] == "gongdi-backup-20210101-000000.tar" and names[-1] == "notes.tar" and len(names) == 3, names
+    alone = gongdi(restored, "backup", "--keep", "2")
+    assert alone.returncode == 2 and "--keep 须与 --to 目录 一起使用" in alone.stderr
+
 
 def test_a_damaged_or_wrong_file_is_refused_and_leaves_the_folder_as_it_was(tmp_path: Path):
     """Before, a backup damaged inside crashed the restore with a traceback and left a half-restored folder that

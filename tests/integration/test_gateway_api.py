@@ -325,6 +325,10 @@ def test_a_view_as_of_a_day_over_http(city: httpx.Client):
     assert "还不在视图中" in error(shown_then)["message"]
     bad = city.get("/api/views/city", params={"as_of": "yesterday"})
     assert bad.status_code == 422 and error(bad)["field"].startswith("as_of")
+    # A sense without a moment: before, the live view answered as if it had been heeded
+    alone = city.get("/api/views/city", params={"as_of_basis": "recorded"})
+    assert alone.status_code == 422 and error(alone)["field"] == "as_of_basis", alone.text
+    assert city.get("/api/views/city").status_code == 200
     for path, params in (("/api/views/city", {}), ("/api/views/site", {"site_id": "asof-http"}),
                          ("/api/views/township", {"township": "bailin"}), ("/api/export/city", {})):
         for when in ("9999-12-31", "9999-12-31T23:59", "1900-01-01"):
