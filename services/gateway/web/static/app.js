@@ -675,7 +675,32 @@ export function activitiesSummary(a) {
       h('h3', null, '教育培训与活动'),
       table(['活动', '场次', '参加人次'], Object.keys(LABELS.activity).map((k) => [
         LABELS.activity[k], fmt((lessons[k] || {}).sessions ?? 0), fmt((lessons[k] || {}).attendance ?? 0)]),
-      { cls: 'data compact' })));
+      { cls: 'data compact' })),
+    branchLife(a));
+}
+
+// 组织生活: 三会一课 held and owed this period, the latest 民主评议, the year's 党员积分. Before, the pages left all
+// three out although every summary carried them (an appraisal recorded in the form showed nowhere).
+function branchLife(a) {
+  const meetings = a.meetings || {};
+  const byKind = meetings.by_kind || {};
+  const appraisal = a.appraisal || {};
+  const grades = appraisal.grades || {};
+  const points = a.points || {};
+  return h('div', { class: 'summary-block', dataset: { section: 'branch-life' } },
+    h('h3', null, '组织生活'),
+    table(['三会一课', '已开', '本期待开', '上期未开'], Object.keys(LABELS.meetingKind).map((k) => {
+      const m = byKind[k] || {};
+      return [LABELS.meetingKind[k], fmt(m.held ?? 0), fmt(m.due ?? 0), h('span', { class: m.overdue ? 'warn' : '' }, fmt(m.overdue ?? 0))];
+    }), { cls: 'data compact' }),
+    dl([
+      ['民主评议', appraisal.appraised
+        ? `${appraisal.year}年度 评议 ${fmt(appraisal.appraised)} 人：`
+          + Object.keys(LABELS.grade).map((g) => `${LABELS.grade[g]} ${fmt(grades[g] ?? 0)}`).join('，')
+        : '尚未开展'],
+      ['党员积分', points.members
+        ? `${points.year}年 ${fmt(points.members)} 名党员共 ${fmt(points.total ?? 0)} 分` : '尚无积分'],
+    ]));
 }
 
 export function disputesTable(disputes) {

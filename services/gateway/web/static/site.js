@@ -158,22 +158,29 @@ function renderDepartures(d) {
           : x.what === 'team' ? `队组「${x.kind}」（${x.id}）组长`
             : x.what === 'secretary' ? `党支部「${x.kind}」书记`
               : x.what === 'group' ? `党小组「${x.kind}」（${x.id}）组长` : `责任区「${x.kind}」（${x.id}）`,
-        `负责人 ${x.name || nameOf(x.member_id)} 已离场，请重新指定`)))) : null,
-    renderPointsAndMeetings(d));
+        `负责人 ${x.name || nameOf(x.member_id)} 已离场，请重新指定`)))) : null);
 }
 
-// 积分排名 and 三会一课 (issue 12): shown under the departures, as the site view carries them.
-function renderPointsAndMeetings(d) {
+// 组织生活: 三会一课 owed, the latest 民主评议 and the 积分排名, in a section of their own (before, headings without a
+// card under the departures, and no appraisal at all).
+function renderBranchLife(d) {
   const ranking = (d.points_ranking && d.points_ranking.members) || [];
   const owed = (d.meetings_due || []).filter((x) => x.due || x.overdue);
-  return h('div', null,
-    ranking.length ? h('div', null, h('h3', null, `${d.points_ranking.year}年党员积分排名`),
-      scrolling(table(['名次', '党员', '积分'], ranking.map((x) => [String(x.rank), x.name || x.member_id, fmt(x.points)])))) : null,
+  const appraisal = (d.activities || {}).appraisal || {};
+  const grades = appraisal.grades || {};
+  fill('branch-life',
     (d.meetings_due || []).length ? h('div', null, h('h3', null, '三会一课'),
       owed.length ? h('ul', { class: 'plain' }, owed.map((x) => h('li', { class: x.overdue ? 'warn' : '' },
         `${label(LABELS.meetingKind, x.kind)}：${x.due ? '本期待开' : ''}${x.due && x.overdue ? '，' : ''}${x.overdue ? '上期未开' : ''}`
         + `（最近 ${x.last_held_on || '未开过'}）`)))
-        : h('p', { class: 'muted' }, '本期会议均已召开')) : null);
+        : h('p', { class: 'muted' }, '本期会议均已召开')) : null,
+    h('div', { dataset: { part: 'appraisal' } }, h('h3', null, '民主评议'),
+      appraisal.appraised
+        ? h('p', null, `${appraisal.year}年度评议党员 ${fmt(appraisal.appraised)} 名：`
+          + Object.keys(LABELS.grade).map((g) => `${LABELS.grade[g]} ${fmt(grades[g] ?? 0)}`).join('，'))
+        : h('p', { class: 'muted' }, '尚未开展民主评议')),
+    ranking.length ? h('div', null, h('h3', null, `${d.points_ranking.year}年党员积分排名`),
+      scrolling(table(['名次', '党员', '积分'], ranking.map((x) => [String(x.rank), x.name || x.member_id, fmt(x.points)])))) : null);
 }
 
 // 发展党员: each person on the path with the day of the step reached; who is late is not judged here (the rules are
@@ -261,6 +268,7 @@ function render(d, { side = true } = {}) {
   renderMembers();
   renderCounts(d);
   renderDepartures(d);
+  renderBranchLife(d);
   renderDevelopment(d);
   renderMobility(d);
   fill('activities', activitiesSummary(d.activities));
