@@ -10,8 +10,9 @@ from typing import Annotated, ClassVar
 from uuid import UUID
 
 import orjson
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
+from contracts.errors import rule_broken
 from contracts.rules import LIMITS
 from contracts.upcasting import UPCASTERS, Upcasters
 
@@ -35,6 +36,28 @@ _UNSEEN_IN_NOTES = re.compile(  # notes may keep line breaks and tabs, and an em
 # (张三 138 0013 8000).
 _LONG_NUMBER = re.compile(r"\d{11,}|\d{17}[\dXx]")
 _NUMBER_SEPARATORS = re.compile(r"[\s\-‐-―－·.．]")
+
+
+# Web markup: a tag's start (`<b>`, `</`, `<script`, `<!--`). No name or note of this record needs one (titles take
+# 《》), while `<` before a digit or a space does occur (钢筋直径<10mm). Checked on commands only: events keep what
+# they hold, so one recorded before this rule still replays.
+_MARKUP = re.compile(r"<[A-Za-z/!?]")
+
+
+def markup_in(value: object, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """The path of the first text in `value` (a model, list or text) holding web markup, or None."""
+    if isinstance(value, str):
+        return path if _MARKUP.search(value) else None
+    if isinstance(value, BaseModel):
+        items: list[tuple[str | int, object]] = [(k, getattr(value, k)) for k in type(value).model_fields]
+    elif isinstance(value, (list, tuple)):
+        items = list(enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        if (found := markup_in(item, (*path, key))) is not None:
+            return found
+    return None
 
 
 UNSEEN_MESSAGE = "含有不可见的控制字符、零宽字符或方向字符 (contains invisible, control or direction characters)"
@@ -128,6 +151,14 @@ class Command(BaseModel):
     opens_site: ClassVar[bool] = False
     command_id: UUID
     correlation_id: UUID | None = None
+
+    @model_validator(mode="after")
+    def _no_markup(self) -> Command:
+        # Before, a member named `<img src=x onerror=…>` was recorded: shown escaped, but as tags in every roster.
+        if (path := markup_in(self)) is not None:
+            raise rule_broken(".".join(str(p) for p in path), "不得含网页标记（如 <b>、<script>）",
+                              "contains web markup")
+        return self
 
     def fingerprint(self, sender: str) -> str:
         """Who asked what, without the id: the same id sent with another command, body or sender is told apart

@@ -284,3 +284,23 @@ def test_a_history_query_names_what_it_lacks():
     assert got.field == "ids" and got.message.startswith("ids: 按事件追溯须给出事件编号 ids"), got.message
     got = refused({"kind": "naming", "ids": [str(uuid.UUID(int=1))]})
     assert got.field == "members" and got.message.startswith("members: 按党员查姓名须给出党员编号 members"), got.message
+
+
+def test_web_markup_in_any_text_of_a_command_is_refused_naming_the_field():
+    """Before, `<img src=x onerror=alert(1)>` was recorded as a member's name: escaped on every page, but shown as
+    tags in every roster and list."""
+    body = orjson.loads(samples.arrive("s", "m1").model_dump_json())
+    for text in ("<img src=x onerror=alert(1)>", "<b>张</b>三", "张三</script>", "<!-- x -->"):
+        body["member"]["name"] = text
+        got = _refused(membership.RecordArrival, body)
+        assert got.field == "member.name" and "不得含网页标记" in got.message, got
+    body["member"]["name"] = "张三"
+    body["member"]["unit_name"] = "<script>施工单位"
+    assert _refused(membership.RecordArrival, body).field == "member.unit_name"
+    body["member"]["unit_name"] = "施工单位"
+    assert membership.RecordArrival.model_validate({**body, "member": {**body["member"], "section": "钢筋<10mm 班组"}})
+    # Events keep what they hold: one recorded before the rule still reads
+    event = orjson.loads(samples.arrive("s", "m1").model_dump_json())
+    facts = {k: v for k, v in event["member"].items() if k in membership.MemberRecord.model_fields}
+    assert membership.MemberArrived.model_validate({"site_id": "s", "member_id": "m1", "arrived_on": "2020-07-01",
+                                                    "member": {**facts, "name": "<b>张</b>"}})

@@ -56,7 +56,9 @@ function renderFigures(d) {
 function renderProject(d) {
   const units = d.units || {};
   const flags = [];
+  const today = d.as_of && d.as_of.day ? d.as_of.day : cityToday();
   if (d.completed_on) flags.push(flag(`已竣工 ${d.completed_on}`, 'done'));
+  else if (d.start_date && d.start_date > today) flags.push(flag(`未开工（${d.start_date} 开工）`, 'info'));  // before: 在建
   else flags.push(flag('在建', 'info'));
   if (d.qualifies) flags.push(flag('强制覆盖', 'info'));
   if (d.gap) flags.push(flag('空白点', 'gap'));
