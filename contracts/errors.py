@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
-from contracts.replies import ErrorInfo
+from contracts.replies import ErrorInfo, FieldProblem
 
 
 class DomainError(Exception):
@@ -210,6 +210,9 @@ def validation_error(exc: ValidationError) -> ErrorInfo:
     return explain(exc.errors(include_input=False, include_url=False))
 
 
+MAX_PROBLEMS = 20  # fields said one by one in a reply: a form has fewer; a list gone wrong in every entry, more
+
+
 def explain(errors: list[Any]) -> ErrorInfo:
     """`validation_error` for pydantic's error list as another layer reports it (FastAPI's, over HTTP); a location's
     leading `body`/`query`/`header` is the layer's, not the contract's, and is left out of the field."""
@@ -221,8 +224,11 @@ def explain(errors: list[Any]) -> ErrorInfo:
     first = errors[0]
     field = ".".join(str(p) for p in first["loc"]) or None
     message = f"{field or '请求'}: {_problem(first)}"
+    problems = None
     if len(errors) > 1:  # named, so that one reply shows all there is to fix (five at most)
         others = [".".join(str(p) for p in e["loc"]) or "请求" for e in errors[1:]]
         named = "、".join(others[:5]) + ("等" if len(others) > 5 else "")
         message += f"；另有 {len(errors) - 1} 处不合要求（{named}）"
-    return ErrorInfo(code=VALIDATION_FAILED, message=message, field=field)
+        problems = [FieldProblem(field=".".join(str(p) for p in e["loc"]) or "请求", message=_problem(e))
+                    for e in errors[:MAX_PROBLEMS]]
+    return ErrorInfo(code=VALIDATION_FAILED, message=message, field=field, problems=problems)

@@ -66,8 +66,7 @@ def error_reply(code: str, message: str, field: str | None = None, command_id: A
 
 
 def validation_reply(exc: ValidationError) -> bytes:
-    info = validation_error(exc)
-    return error_reply(info.code, info.message, info.field)
+    return CommandReply(ok=False, error=validation_error(exc)).model_dump_json().encode()
 
 
 def forbidden_reply(exc: ForbiddenError, command_id: Any = None) -> bytes:

@@ -138,8 +138,7 @@ def refusal(code: str, message: str, field: str | None = None) -> bytes:
 
 def invalid(exc: ValidationError) -> bytes:
     """The typed refusal of input that does not parse (contracts.errors.validation_error), as a reply."""
-    info = validation_error(exc)
-    return refusal(info.code, info.message, info.field)
+    return orjson.dumps({"ok": False, "error": validation_error(exc).model_dump()})
 
 
 # The database gone for a moment (restarted, shutting down, not yet taking connections): nothing was written, and

@@ -47,9 +47,9 @@ def status_for(code: str) -> int:
     return 404 if code.endswith("_NOT_FOUND") else 409  # any other: a rule of the domain refused it
 
 
-def refused(code: str, message: str, field: str | None = None) -> JSONResponse:
-    body = {"ok": False, "error": ErrorInfo(code=code, message=message, field=field).model_dump()}
-    return JSONResponse(body, status_code=status_for(code))
+def refused(code: str, message: str, field: str | None = None, problems: Any = None) -> JSONResponse:
+    error = ErrorInfo(code=code, message=message, field=field, problems=problems).model_dump()
+    return JSONResponse({"ok": False, "error": error}, status_code=status_for(code))
 
 
 def answer(reply: dict[str, Any]) -> Response:

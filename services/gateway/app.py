@@ -150,11 +150,12 @@ def build(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, counts=counts)
     app.add_middleware(SameOrigin, counts=counts)
 
-    def refused(request: Request, code: str, message: str, field: str | None = None) -> Response:
+    def refused(request: Request, code: str, message: str, field: str | None = None,
+                problems: Any = None) -> Response:
         """A refusal by the gateway itself, counted like the services' (by the route's template: no ids)."""
         route = request.scope.get("route")
         counts.count("gateway", getattr(route, "path", "other"), code)
-        return api.refused(code, message, field)
+        return api.refused(code, message, field, problems)
 
     @app.exception_handler(api.NotLoggedIn)
     async def not_logged_in(request: Request, __: Exception) -> Response:
@@ -165,7 +166,7 @@ def build(settings: Settings) -> FastAPI:
         # A JSON syntax error's location is a position in the text, not a field.
         errors = [{**e, "loc": ()} if e.get("type") == "json_invalid" else e for e in exc.errors()]
         info = explain(errors)
-        return refused(request, info.code, info.message, info.field)
+        return refused(request, info.code, info.message, info.field, info.problems)
 
     @app.exception_handler(400)
     async def unreadable(request: Request, __: Exception) -> Response:  # FastAPI: a body it could not decode at all

@@ -529,6 +529,9 @@ def test_a_township_registers_a_site_from_its_page_and_records_on_it(browser: An
     form.locator('button[type="submit"]').click()
     for field in ("site_id", "cost_wan", "planned_months"):
         form.locator(f'.field-error[data-field="{field}"]').wait_for(timeout=15_000)
+    # ... each in its own words (before, 不合要求，请检查 beside all but the first)
+    expect(form.locator('.field-error[data-field="planned_months"]')).to_contain_text("应大于 0")
+    assert "不合要求，请检查" not in form.locator(".field-error").all_inner_texts()
     form.locator('[name="site_id"]').fill("ui-registered")
     form.locator('[name="cost_wan"]').fill("12,000")
     form.locator('[name="planned_months"]').fill("30")

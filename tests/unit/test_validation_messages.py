@@ -304,3 +304,19 @@ def test_web_markup_in_any_text_of_a_command_is_refused_naming_the_field():
     facts = {k: v for k, v in event["member"].items() if k in membership.MemberRecord.model_fields}
     assert membership.MemberArrived.model_validate({"site_id": "s", "member_id": "m1", "arrived_on": "2020-07-01",
                                                     "member": {**facts, "name": "<b>张</b>"}})
+
+
+def test_each_field_at_fault_is_said_in_its_own_words():
+    """Before, a reply said the first field's problem and only named the others (另有 2 处不合要求): a form could
+    mark them, not say what was wrong."""
+    body = {"command_id": str(uuid.uuid4()), "site_id": "x", "name": "某工程", "township": "bailin",
+            "department": "交通运输局", "cost_wan": 0, "planned_months": 300, "start_date": "2035-01-01",
+            "units": {"owner": "甲", "design": "乙", "construction": "丙", "supervision": "丁"}}
+    got = _refused(membership.RegisterSite, body)
+    assert got.field == "cost_wan" and "另有 2 处不合要求（planned_months、start_date）" in got.message
+    assert got.problems is not None
+    said = {p.field: p.message for p in got.problems}
+    assert list(said) == ["cost_wan", "planned_months", "start_date"]
+    assert said["planned_months"].startswith("应不大于 240") and said["start_date"].startswith("日期不合理")
+    one = _refused(membership.RegisterSite, {**body, "planned_months": 30, "start_date": "2020-01-01"})
+    assert one.problems is None and "problems" not in one.model_dump_json()  # one field: the reply as before

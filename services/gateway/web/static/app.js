@@ -227,6 +227,7 @@ export class ApiError extends Error {
     this.status = status;
     this.code = info.code || (status ? `HTTP_${status}` : 'NETWORK');
     this.field = info.field ?? null;
+    this.problems = Array.isArray(info.problems) ? info.problems : null;  // every field at fault, each in its words
   }
   get forbidden() { return this.status === 403 || this.code === 'FORBIDDEN'; }
   get notFound() { return this.status === 404 || /_NOT_FOUND$/.test(this.code); }

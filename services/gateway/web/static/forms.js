@@ -87,15 +87,18 @@ export function showError(form, err) {
   const field = err.field || '';
   const input = inputFor(form, field);
   const box = h('div', { class: 'field-error', 'data-field': field, 'data-code': err.code, role: 'alert', title: err.message }, message);
-  // The other fields the reply names (另有 2 处不合要求（cost_wan、planned_months）): each marked beside itself
-  // too, so that one sending shows them all (before, only the first was marked).
-  const others = (String(err.message || '').match(/另有 \d+ 处不合要求（([^（）]*)）/) || [null, ''])[1]
+  // The other fields at fault, each marked beside itself in its own words (`problems`; before, 不合要求，请检查
+  // beside all but the first), or by name only from an older reply (另有 2 处不合要求（cost_wan、planned_months）).
+  const named = (String(err.message || '').match(/另有 \d+ 处不合要求（([^（）]*)）/) || [null, ''])[1]
     .split('、').map((x) => x.trim()).filter(Boolean);
-  for (const name of others) {
-    const other = inputFor(form, name);
+  const others = err.problems ? err.problems.filter((p) => p.field !== field)
+    : named.map((name) => ({ field: name, message: null }));
+  for (const problem of others) {
+    const other = inputFor(form, problem.field);
     if (!other || other === input) continue;
     other.setAttribute('aria-invalid', 'true');
-    (other.closest('.field') || other.parentElement).append(h('div', { class: 'field-error', 'data-field': name, 'data-code': err.code, role: 'alert' }, '不合要求，请检查'));
+    const words = problem.message ? chinese({ code: err.code, field: problem.field, message: problem.message }) : '不合要求，请检查';
+    (other.closest('.field') || other.parentElement).append(h('div', { class: 'field-error', 'data-field': problem.field, 'data-code': err.code, role: 'alert' }, words));
   }
   if (input) {
     (input.closest('.field') || input.parentElement).append(box);
