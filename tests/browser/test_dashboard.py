@@ -316,6 +316,13 @@ def test_forms_take_amounts_as_people_write_them_and_preset_the_usual_talk(
     step.locator('[name="case_id"]').select_option("case-ui-comma")
     assert step.locator('[name="step"]').input_value() == "StartMediation"
     assert step.locator('[name="step"] option[value="ResolveMediation"]').is_disabled()
+    # The site page lists it among the open cases (before, only counted)
+    from playwright.sync_api import expect
+
+    site = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}")
+    pages.append(site)
+    expect(site.locator('#liaison [data-part="open-cases"]')).to_contain_text("case-ui-comma", timeout=15_000)
+    expect(site.locator('#liaison [data-part="open-cases"]')).to_contain_text("48,000 元")
 
 
 def test_a_branch_and_a_party_group_are_formed_from_the_record_page(browser: Any, demo: Gateway, pages: list[Any]):
