@@ -45,7 +45,8 @@ export function chinese(err) {
   const tail = (text.match(/；另有 \d+ 处不合要求(?:（[^（）]*）)?$/) || [''])[0];
   text = text.slice(0, text.length - tail.length);
   const more = tail.replace(/（[^（）]*）$/, ''); // the other fields by their API names: the form marks its own
-  const said = text.replace(/\s*\([\x20-\x7e]*\)\s*$/, '');
+  // The rule's code (`[OTHER_TOWNSHIP]`) and the English after the Chinese are for logs and programs, not the form.
+  const said = text.replace(/\s*\[[A-Za-z_]+\]\s*$/, '').replace(/\s*\([\x20-\x7e]*\)\s*$/, '');
   // The platform's own words come first in Chinese, its English detail in parentheses after them; a bare
   // 不合要求 says nothing, so then the English detail is read below.
   if (/^[\u4e00-\u9fff]/.test(said) && said !== GENERIC) return said + more;
