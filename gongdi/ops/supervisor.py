@@ -184,9 +184,14 @@ class Supervisor:
         return self.logdir / processfile.PROCESS_FILE
 
     def _account(self) -> None:
-        """The processes' states for the gateway's /metrics and /health (gongdi.ops.processfile)."""
-        processfile.write(self.process_file, processfile.Processes(
-            supervisor=os.getpid(), processes=[child.state() for child in self.children]))
+        """The processes' states for the gateway's /metrics and /health (gongdi.ops.processfile). A file that cannot
+        be written (a full disk) must not stop the supervisor, which keeps the platform running: said, not raised."""
+        try:
+            processfile.write(self.process_file, processfile.Processes(
+                supervisor=os.getpid(), processes=[child.state() for child in self.children]))
+        except OSError as exc:
+            self.say(f"!! 无法写入进程状态文件 {self.process_file}：{exc.strerror or exc}"
+                     "（/metrics 与 /health 的进程状态暂不更新）")
 
     def env_for(self, module: str, arg: str) -> dict[str, str]:
         settings = self.settings

@@ -92,3 +92,14 @@ def test_an_account_whose_supervisor_is_gone_is_not_read(tmp_path: Path):
     assert processfile.read(path) is not None
     path.write_text("{}")
     assert processfile.read(path) is None
+
+
+def test_an_account_that_cannot_be_written_is_said_and_the_supervisor_goes_on(tmp_path: Path):
+    said: list[str] = []
+    supervisor = Supervisor(Settings(), tmp_path, say=said.append)
+    (tmp_path / processfile.PROCESS_FILE).mkdir()  # in its way: the rename over it fails, as on a full disk
+    supervisor.children = [exiting("done", 0, tmp_path)]
+    supervisor.start()
+    supervisor.children[0].proc.wait(30)
+    supervisor.check()
+    assert any("无法写入进程状态文件" in line for line in said), said
