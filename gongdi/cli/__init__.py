@@ -158,11 +158,16 @@ def cmd_view(args: argparse.Namespace) -> int:
             print(f"用法: gongdi view {args.what} <{query.key}>", file=sys.stderr)
             return 2
         body[query.key] = code = _code_of(query.key, args.site_id, settings)
-        if not code.isascii():  # a name, but no township's or department's of the city: say which there are
-            names = getattr(settings.city(), f"{query.key}s")
-            print(f"本市没有名为 {code} 的{'乡镇' if query.key == 'township' else '主管部门'}；可用: "
-                  + "、".join(f"{name}（{c}）" for c, name in names.items()), file=sys.stderr)
-            return 2
+        if query.key in ("township", "department") and not code.isascii():
+            # A name, but no township's or department's of the city: say which there are.
+            try:
+                names = getattr(settings.city(), f"{query.key}s")
+            except ValueError:  # the city file is the services' to refuse: the view refuses the name
+                names = None
+            if names is not None:
+                print(f"本市没有名为 {code} 的{'乡镇' if query.key == 'township' else '主管部门'}；可用: "
+                      + "、".join(f"{name}（{c}）" for c, name in names.items()), file=sys.stderr)
+                return 2
     if args.month:
         if "month" not in query.params.model_fields:
             print(f"gongdi view {args.what} 不接受 --month", file=sys.stderr)

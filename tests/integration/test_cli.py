@@ -77,6 +77,9 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
         unknown = gongdi(home, "view", "township", "某某镇")
         assert unknown.returncode == 2 and "本市没有名为 某某镇 的乡镇；可用: " in unknown.stderr, unknown.stderr
         assert "点头镇（diantou）" in unknown.stderr
+        named = gongdi(home, "view", "site", "沙埕湾")  # a site goes by its id: refused by the view, no traceback
+        assert named.returncode == 1 and "VALIDATION_FAILED" in named.stdout + named.stderr, named.stderr
+        assert "Traceback" not in named.stderr
         birthdays = gongdi(home, "view", "birthdays", "shachengwan", "--month", "2020-07").stdout
         assert birthdays.startswith("沙埕湾跨海公路通道工程 [shachengwan] · 2020-07 政治生日"), birthdays
         assert re.search(r"\n  \w+（m\d{4}）  入党 \d{4}-07-", birthdays), birthdays
