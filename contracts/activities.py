@@ -118,6 +118,7 @@ LABELS: dict[str, str] = {
     "quality_supervision": "工程质量监督岗", "skills_mentoring": "技能帮带岗", "epidemic_prevention": "防疫专管岗",
     "night_school": "工地夜校", "micro_lesson": "微党课", "safety_month": "安全生产月", "skills_contest": "技能大练兵",
     "safety_drill": "安全应急演练", "social_service": "社会组织送服务", "cultural_evening": "文艺晚会",
+    "meeting": "会议", "activity": "活动", "appraisal": "民主评议",
 }
 
 
@@ -347,12 +348,31 @@ class RecordBranchMeeting(Command):
         return self
 
 
+class RecordKind(StrEnum):
+    """A record that can be retracted (撤销), and what names it: a meeting and an activity by their ids (the
+    command id that recorded them), an appraisal by its year."""
+
+    meeting = "meeting"  # 三会一课 etc. (BranchMeetingHeld)
+    activity = "activity"  # 开展活动 (ActivityHeld)
+    appraisal = "appraisal"  # 民主评议 (MembersAppraised)
+
+
+class RetractRecord(Command):
+    """撤销: a record entered by mistake (twice, on the wrong site, with wrong grades) is withdrawn from the views.
+    The log keeps the record and its retraction, with who retracted it and why."""
+
+    site_id: Slug
+    record: RecordKind
+    record_id: Slug
+    reason: Name
+
+
 COMMANDS: dict[str, type[Command]] = {
     c.__name__: c
     for c in (RecordVisit, RecordSafetyViolation, ReportPersonalChange, RecordTalk, CelebrateBirthdays,
               DesignateZone, FormTeam, EstablishPost, DesignateWorkPoint, RecordActivity, RecordInnovation,
               TrainBackbone, PromoteToManagement, RecommendCrewLeader, RecommendForManagement, AwardPoints,
-              AppraiseMembers, RecordBranchMeeting)
+              AppraiseMembers, RecordBranchMeeting, RetractRecord)
 }
 
 
@@ -545,12 +565,25 @@ class BranchMeetingHeld(Event):
     attendees: list[str]
 
 
+class RecordRetracted(Event):
+    """A record withdrawn (撤销). Its business day is the record's own: a view of what was true at a time never
+    shows the record, while one of what the platform showed then shows it until the retraction was recorded."""
+
+    BUSINESS_DAY: ClassVar[str] = "record_day"
+    site_id: str
+    record: RecordKind
+    record_id: str
+    record_day: dt.date
+    what: str  # the record as people read it, kept so the history says what was withdrawn
+    reason: str
+
+
 EVENTS: dict[str, type[Event]] = {
     e.__name__: e
     for e in (VisitRecorded, SafetyViolationRecorded, PersonalChangeReported, TalkObligationCreated, TalkHeld,
               BirthdaysCelebrated, ZoneDesignated, TeamFormed, PostEstablished, WorkPointDesignated, ActivityHeld,
               InnovationRecorded, TalkObligationMooted, BackboneTrained, PromotedToManagement, CrewLeaderRecommended,
-              RecommendedForManagement, PointsAwarded, MembersAppraised, BranchMeetingHeld)
+              RecommendedForManagement, PointsAwarded, MembersAppraised, BranchMeetingHeld, RecordRetracted)
 }
 
 

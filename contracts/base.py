@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from contracts.errors import rule_broken
 from contracts.rules import LIMITS
+from contracts.timeline import city_today
 from contracts.upcasting import UPCASTERS, Upcasters
 
 # Characters no one types into a record: C0/C1 controls (NUL included), the bidirectional marks (U+061C, U+200E,
@@ -91,7 +92,7 @@ def _between(value: dt.date, ahead: dt.timedelta, surely: dt.date) -> dt.date:
     back was a tenth of reading an event."""
     if LIMITS.earliest_day <= value <= surely:
         return value
-    latest = dt.date.today() + ahead
+    latest = city_today() + ahead
     if not LIMITS.earliest_day <= value <= latest:
         raise ValueError(f"日期不合理：应在 {LIMITS.earliest_day} 至 {latest} 之间 "
                          f"(must lie between {LIMITS.earliest_day} and {latest})")
@@ -100,7 +101,7 @@ def _between(value: dt.date, ahead: dt.timedelta, surely: dt.date) -> dt.date:
 
 _DAY_AHEAD = dt.timedelta(days=LIMITS.future_days)
 _PLAN_AHEAD = dt.timedelta(days=366 * LIMITS.plan_years)  # days, not years: replace(year=…) fails on 29 February
-_LOADED = dt.date.today()
+_LOADED = city_today()
 
 
 def _day(value: dt.date) -> dt.date:

@@ -81,7 +81,7 @@ BRANCH_EVENTS: dict[str, frozenset[str]] = {
     activities.SERVICE: frozenset({activities.TeamFormed.__name__, activities.PostEstablished.__name__,
                                    activities.ZoneDesignated.__name__, activities.BirthdaysCelebrated.__name__,
                                    activities.ActivityHeld.__name__, activities.BranchMeetingHeld.__name__,
-                                   activities.MembersAppraised.__name__}),
+                                   activities.MembersAppraised.__name__, activities.RecordRetracted.__name__}),
     liaison.SERVICE: frozenset({liaison.CoBuildingAgreementSigned.__name__, liaison.CoBuildingItemCompleted.__name__}),
 }
 
@@ -118,7 +118,7 @@ EVENT_LABELS: dict[str, str] = {
     "TalkObligationMooted": "谈话任务关闭（不再需要）", "BackboneTrained": "培养党员骨干",
     "PromotedToManagement": "骨干培养成管理人员", "CrewLeaderRecommended": "推荐为班组长",
     "RecommendedForManagement": "推荐进入项目管理层", "PointsAwarded": "党员积分", "MembersAppraised": "民主评议",
-    "BranchMeetingHeld": "三会一课",
+    "BranchMeetingHeld": "三会一课", "RecordRetracted": "撤销记录",
     # liaison
     "JointMeetingHeld": "召开联席会议", "ComplianceLetterSigned": "签订双达标承诺书",
     "ComplianceAssessed": "双达标考核",

@@ -64,11 +64,17 @@ def _day_or_moment(value: Any) -> Any:
     return value
 
 
+def city_today() -> dt.date:
+    """The city's day now. Not the host's: a server kept on UTC is a day behind the city from 16:00 to midnight, and
+    a meeting recorded on the city's day was not counted as held until then."""
+    return dt.datetime.now(CITY_TZ).date()
+
+
 def latest_as_of() -> dt.date:
     """The last day a view may be asked as of: as far ahead as a fact may be recorded (contracts.rules.LIMITS, as
     every command's days), or the end of this year, whichever is later: the year so far is a question too (the
     yearly report of the current year asks as of its 31 December)."""
-    today = dt.datetime.now(CITY_TZ).date()  # the city's today, as as_of is read in the city's time
+    today = city_today()  # as as_of is read in the city's time
     return max(today + dt.timedelta(days=LIMITS.future_days), dt.date(today.year, 12, 31))
 
 

@@ -283,7 +283,7 @@ def summary(e: dict[str, Any], names: Names | None = None, member: str | None = 
     elif isinstance(p.get("person_id"), str):
         parts.append(f"{p['name']}({p['person_id']})" if isinstance(p.get("name"), str) and p["name"]
                      else names.member(p["person_id"]).removeprefix("党员 "))
-    for key, label in (("name", ""), ("title", ""), ("case_id", "案件 "), ("reason", ""), ("kind", ""),
+    for key, label in (("name", ""), ("title", ""), ("what", ""), ("case_id", "案件 "), ("reason", ""), ("kind", ""),
                        ("category", ""), ("talked_by", "谈话人 "), ("mediator", "调解 "), ("outcome", "结果 "),
                        ("due_on", "应于 ")):
         value = p.get(key)

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from contracts.city import City
 from contracts.queries import QUERIES
 from contracts.queries import SERVICE as VIEWS
-from contracts.timeline import CITY_TZ
+from contracts.timeline import city_today
 from gongdi.ops.client import GongdiClient
 from gongdi.report.model import Views
 
@@ -40,7 +40,7 @@ def as_of_params(model: type[BaseModel], year: int) -> dict[str, str]:
         return {}
     # A year not yet over is reported up to today (the city's): before, the current year's report said it showed
     # the views as of a 31 December still to come.
-    today = dt.datetime.now(CITY_TZ).date()
+    today = city_today()
     params = {"as_of": min(dt.date(year, 12, 31), today).isoformat()}
     if "as_of_basis" in fields:
         params["as_of_basis"] = AS_OF_BASIS

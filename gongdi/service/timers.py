@@ -18,6 +18,7 @@ import structlog
 
 from contracts.base import Command
 from contracts.errors import DomainError
+from contracts.timeline import city_today
 from gongdi.service.pipeline import CommandPipeline
 from gongdi.service.settings import Settings
 
@@ -26,10 +27,11 @@ Clock = Callable[[], dt.date]
 
 def clock(settings: Settings) -> Clock:
     """Today by the settings: GONGDI_TODAY fixes the day, GONGDI_CLOCK_OFFSET_DAYS moves it (tests, drills); by
-    default the host's date. Only the timers read it: dates in commands are still checked against the host's."""
+    default the city's day (not the host's: a server on UTC is a day behind the city from 16:00). Only the timers
+    read it: dates in commands are still checked against the real day."""
     fixed = dt.date.fromisoformat(settings.today) if settings.today else None
     offset = dt.timedelta(days=settings.clock_offset_days)
-    return lambda: (fixed or dt.date.today()) + offset
+    return lambda: (fixed or city_today()) + offset
 
 
 @dataclass(frozen=True)

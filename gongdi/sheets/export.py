@@ -21,7 +21,7 @@ from contracts.identity import LABELS as ROLE_LABELS
 from contracts.identity import Identity, Role
 from contracts.liaison import LABELS as LIAISON_LABELS
 from contracts.queries import QUERIES, SERVICE_NAMES
-from contracts.timeline import CITY_TZ
+from contracts.timeline import CITY_TZ, city_today
 from gongdi.sheets.columns import GENDER, JOB, MEMBER_COLUMNS, RELATION, SITE_COLUMNS, STATUS, UNIT_KIND
 
 Cell = str | int | float | Decimal | dt.date | dt.datetime | None
@@ -615,7 +615,7 @@ async def gather(ask: Ask, what: str, params: dict[str, Any], identity: Identity
     """Everything one export holds, asked from the views as `identity` through `ask`: a view with the parameters
     of its query, or a list (`members`, `sites`; `params` may name a `township`) of the sites in scope. The status
     takes every service's from `platform` when it answers (None: the login may not ask them all)."""
-    today = today or dt.datetime.now(CITY_TZ).date()
+    today = today or city_today()
     if what in LISTS:
         unknown = sorted(set(params) - {"township"})
         if unknown:

@@ -99,6 +99,14 @@ def trailing_states(number: int) -> Migration:
         ALTER TABLE {s}.site_state ALTER COLUMN state_version SET NOT NULL;""")
 
 
+def refold_states(number: int, why: str) -> Migration:
+    """A writing service's migration `number`: every stored state is folded again from its stream's start at its
+    next load, because the state gained something (`why`) its stored form cannot fill in. The state kept is the
+    empty one as of version 0; the events on it are all still in the log."""
+    return Migration(number, f"stored states folded again from the start: {why}", lambda s: f"""
+        UPDATE {s}.site_state SET state = jsonb_build_object('site_id', site_id), state_version = 0;""")
+
+
 def command_fingerprints(number: int) -> Migration:
     """Every writing service's migration `number`: a command id sent again with another command, body or sender
     must be refused, not answered with the first reply, so commands remember what was asked (NULL before)."""

@@ -38,10 +38,13 @@ from contracts.activities import (
     RecordActivity,
     RecordBranchMeeting,
     RecordInnovation,
+    RecordKind,
+    RecordRetracted,
     RecordSafetyViolation,
     RecordTalk,
     RecordVisit,
     ReportPersonalChange,
+    RetractRecord,
     SafetyViolationRecorded,
     TalkHeld,
     TalkObligationCreated,
@@ -170,6 +173,10 @@ class ExcellentOverCapError(DomainError):
     code = "APPRAISAL_EXCELLENT_OVER_CAP"
 
 
+class RecordNotFoundError(DomainError):
+    code = "RECORD_NOT_FOUND"
+
+
 class MeetingBeforeBranchError(DomainError):
     code = "MEETING_BEFORE_BRANCH"
 
@@ -189,6 +196,15 @@ class Obligation(BaseModel):
     due_on: dt.date
     closed_on: dt.date | None = None
     mooted: bool = False  # closed because the site was completed, not by a talk
+
+
+class Retractable(BaseModel):
+    """A record that can still be retracted: its day and how people read it."""
+
+    model_config = ConfigDict(frozen=True)
+    day: dt.date
+    what: str
+    meeting: str | None = None  # a meeting's kind/day/topic (`meetings`)
 
 
 class ActivitySite(BaseModel):
@@ -211,6 +227,7 @@ class ActivitySite(BaseModel):
     points_awarded: dict[str, int] = {}  # "year/member/category" → points so far
     appraised: list[int] = []  # years the branch held its 民主评议
     meetings: list[str] = []  # each branch meeting as kind/day/topic (states folded before this kept none)
+    records: dict[str, Retractable] = {}  # "<record kind>/<id>" → the record, while not retracted
 
 
 @dataclass(frozen=True)
@@ -287,12 +304,37 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
             so_far = s.points_awarded.get(key, 0) + event.points
             return s.model_copy(update={"points_awarded": {**s.points_awarded, key: so_far}})
         case MembersAppraised():
-            return s.model_copy(update={"appraised": [*s.appraised, event.year]})
+            held = Retractable(day=event.appraised_on, what=f"{event.year} 年度民主评议（{len(event.grades)} 名党员）")
+            return s.model_copy(update={"appraised": [*s.appraised, event.year],
+                                        "records": {**s.records, f"appraisal/{event.year}": held}})
         case BranchMeetingHeld():
-            return s.model_copy(update={"meetings": [*s.meetings, _meeting_key(event)]})
-        case VisitRecorded() | SafetyViolationRecorded() | PersonalChangeReported() | ActivityHeld():
+            held = Retractable(day=event.held_on, what=f"{event.held_on} {LABELS[event.kind.value]}《{event.topic}》",
+                               meeting=_meeting_key(event))
+            return s.model_copy(update={"meetings": [*s.meetings, _meeting_key(event)],
+                                        "records": {**s.records, f"meeting/{event.meeting_id}": held}})
+        case ActivityHeld():
+            held = Retractable(day=event.held_on, what=f"{event.held_on} {LABELS[event.kind.value]}《{event.title}》")
+            return s.model_copy(update={"records": {**s.records, f"activity/{event.activity_id}": held}})
+        case RecordRetracted():
+            return _retracted(s, event)
+        case VisitRecorded() | SafetyViolationRecorded() | PersonalChangeReported():
             return s
     raise TypeError(f"activities cannot evolve {type(event).__name__}")
+
+
+def _retracted(s: ActivitySite, event: RecordRetracted) -> ActivitySite:
+    """The record is gone from the rules' view too: a retracted appraisal's year may be appraised again, and a
+    retracted meeting no longer makes the same one look recorded twice."""
+    records = dict(s.records)
+    held = records.pop(f"{event.record.value}/{event.record_id}", None)
+    update: dict[str, object] = {"records": records}
+    if event.record is RecordKind.appraisal:
+        update["appraised"] = [y for y in s.appraised if str(y) != event.record_id]
+    if held is not None and held.meeting in s.meetings:
+        meetings = list(s.meetings)
+        meetings.remove(held.meeting)  # one of them: the same meeting may have been recorded twice
+        update["meetings"] = meetings
+    return s.model_copy(update=update)
 
 
 def _meeting_key(meeting: BranchMeetingHeld | RecordBranchMeeting) -> str:
@@ -308,8 +350,9 @@ def advise(command: Command, given: Given) -> list[ErrorInfo]:
     if isinstance(command, RecordBranchMeeting) and given.site is not None \
             and _meeting_key(command) in given.site.meetings:
         return [ErrorInfo(code="MEETING_ALREADY_RECORDED", field="topic", message=(
-            f"{command.held_on} 已记录过主题相同的{LABELS[command.kind.value]}：若是重复提交，请告知市工委更正；"
-            "若是另一次会议（如另一党小组），请在主题中注明 (a meeting of this kind, day and topic was recorded)"))]
+            f"{command.held_on} 已记录过主题相同的{LABELS[command.kind.value]}：若是重复提交，"
+            "请在“撤销记录”中撤销多出的一条；若是另一次会议（如另一党小组），请在主题中注明"
+            " (a meeting of this kind, day and topic was recorded)"))]
     return []
 
 
@@ -405,6 +448,8 @@ def _decide(command: Command, given: Given, rules: Rules) -> list[Event]:
             return [_appraisal(command, site, given, rules)]
         case RecordBranchMeeting():
             return [_meeting(command, given)]
+        case RetractRecord():
+            return [_retraction(command, site)]
     raise TypeError(f"activities cannot decide {type(command).__name__}")
 
 
@@ -589,3 +634,13 @@ def _meeting(command: RecordBranchMeeting, given: Given) -> Event:
             "党员大会、支委会、党小组会、组织生活会只有党员参加 (attendance over the members present)", "attendance")
     fields = command.model_dump(include=set(BranchMeetingHeld.model_fields))
     return BranchMeetingHeld(**fields, meeting_id=command.command_id)
+
+
+def _retraction(command: RetractRecord, site: ActivitySite) -> Event:
+    held = site.records.get(f"{command.record.value}/{command.record_id}")
+    if held is None:
+        raise RecordNotFoundError(
+            f"工地 {command.site_id} 没有编号为 {command.record_id} 的{LABELS[command.record.value]}记录，"
+            "或已撤销 (no such record on this site, or retracted already)", "record_id")
+    return RecordRetracted(site_id=command.site_id, record=command.record, record_id=command.record_id,
+                           record_day=held.day, what=held.what, reason=command.reason)

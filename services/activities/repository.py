@@ -1,16 +1,20 @@
 """Activities' inline state: the sites and members it learnt from membership events, to check its rules against."""
 from __future__ import annotations
 
-import datetime as dt
-
 import asyncpg
 
 from contracts.membership import BranchFormed, MemberArrived, MemberDeparted, SiteCompleted, SiteRegistered
-from contracts.timeline import CITY_TZ
+from contracts.timeline import city_today
 from gongdi.bus.consumer import checkpoint_sql, stream_heads_sql
 from gongdi.bus.deadletters import retries_sql
 from gongdi.store.migrations import Migration, numbered
-from gongdi.store.postgres import EVENT_STORE_MIGRATIONS, command_fingerprints, tamper_evidence, trailing_states
+from gongdi.store.postgres import (
+    EVENT_STORE_MIGRATIONS,
+    command_fingerprints,
+    refold_states,
+    tamper_evidence,
+    trailing_states,
+)
 from services.activities.domain import ActivitySite, Branch, Given, Present
 
 SCHEMA = "activities"
@@ -46,6 +50,7 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
               lambda s: f"ALTER TABLE {s}.known_site ADD COLUMN IF NOT EXISTS completed_on date;"),
     Migration(11, "sites keep their start (nothing is dated before it; sites learnt before are not checked)",
               lambda s: f"ALTER TABLE {s}.known_site ADD COLUMN IF NOT EXISTS started_on date;"),
+    refold_states(12, "the records that can be retracted (撤销)"),
 ])
 
 
@@ -67,7 +72,7 @@ class Directory:
                      branch=Branch(branch["formed_on"], branch["has_committee"]) if branch else None,
                      completed_on=known["completed_on"] if known else None,
                      started_on=known["started_on"] if known else None,
-                     today=dt.datetime.now(CITY_TZ).date()), township
+                     today=city_today()), township
 
     async def learn_site(self, conn: asyncpg.Connection, e: SiteRegistered) -> None:
         await conn.execute(

@@ -26,6 +26,8 @@ from contracts.activities import (
     PostKind,
     PromotedToManagement,
     RecommendedForManagement,
+    RecordKind,
+    RecordRetracted,
     SafetyViolationRecorded,
     TalkHeld,
     TalkMethod,
@@ -271,6 +273,16 @@ class ActivitiesProjection(Projection):
             e.meeting_id, e.site_id, e.kind.value, e.held_on, e.topic, e.attendance,
         )
 
+    async def record_retracted(self, conn: asyncpg.Connection, env: Envelope, e: RecordRetracted) -> None:
+        if e.record is RecordKind.appraisal:
+            await conn.execute(f"DELETE FROM {self.schema}.appraisal WHERE site_id = $1 AND year = $2",
+                               e.site_id, int(e.record_id))
+            return
+        table, key = {RecordKind.meeting: ("branch_meeting", "meeting_id"),
+                      RecordKind.activity: ("activity", "activity_id")}[e.record]
+        await conn.execute(f"DELETE FROM {self.schema}.{table} WHERE {key} = $1::uuid AND site_id = $2",
+                           e.record_id, e.site_id)
+
     async def innovation_recorded(self, conn: asyncpg.Connection, env: Envelope, e: InnovationRecorded) -> None:
         await conn.execute(
             f"INSERT INTO {self.schema}.innovation (site_id, innovation_id, title, team, recorded_on,"
@@ -433,6 +445,22 @@ async def meetings(conn: asyncpg.Connection, s: str, scope: str, key: str | None
                for k in MeetingKind}
     return {"due": sum(v["due"] for v in by_kind.values()), "overdue": sum(v["overdue"] for v in by_kind.values()),
             "held": sum(v["held"] for v in by_kind.values()), "by_kind": by_kind}
+
+
+async def records(conn: asyncpg.Connection, schema: str, site_id: str, limit: int = 60) -> list[dict[str, Any]]:
+    """The site's records a secretary may retract (撤销), latest first: its meetings, activities and appraisals."""
+    s = schema
+    rows = await conn.fetch(f"""
+        SELECT * FROM (
+            SELECT 'meeting' AS record, meeting_id::text AS record_id, held_on AS day, kind, topic AS title,
+                   attendance AS count FROM {s}.branch_meeting WHERE site_id = $1
+            UNION ALL
+            SELECT 'activity', activity_id::text, held_on, kind, title, headcount FROM {s}.activity WHERE site_id = $1
+            UNION ALL
+            SELECT 'appraisal', year::text, max(appraised_on), 'appraisal', year || ' 年度', count(*)::int
+            FROM {s}.appraisal WHERE site_id = $1 GROUP BY year
+        ) r ORDER BY day DESC, record, record_id LIMIT $2""", site_id, limit)
+    return [{**dict(r), "day": r["day"].isoformat()} for r in rows]
 
 
 async def points_ranking(conn: asyncpg.Connection, schema: str, site_id: str, today: dt.date, limit: int = 20

@@ -31,7 +31,7 @@ from contracts.queries import (
 )
 from contracts.replies import ErrorInfo, QueryReply
 from contracts.subjects import live_subject
-from contracts.timeline import Window, cutoff, describe
+from contracts.timeline import Window, city_today, cutoff, describe
 from gongdi.bus.asof import SCRATCH, Keep, OneConnection, Past
 from gongdi.bus.deadletters import consumer_status
 from gongdi.service.process import Request
@@ -110,7 +110,7 @@ class ViewQueries:
     """The registry's queries over one views schema; `implementations(ViewQueries)` maps each name to its method."""
 
     def __init__(self, pool: asyncpg.Pool | OneConnection, schema: str, js: JetStreamContext, streams: list[str],
-                 city: City, today: Callable[[], dt.date] = dt.date.today, past: Past | None = None):
+                 city: City, today: Callable[[], dt.date] = city_today, past: Past | None = None):
         self.pool = pool
         self.schema = schema
         self.js = js
@@ -243,6 +243,7 @@ class ViewQueries:
             data["points_ranking"] = await activities.points_ranking(conn, self.schema, params.site_id, today)
             data["meetings_due"] = await activities.branch_meetings_due(conn, self.schema, "site", params.site_id,
                                                                         today)
+            data["records"] = await activities.records(conn, self.schema, params.site_id)
             data["liaison"] = await liaison.summary(conn, self.schema, "site", params.site_id, today)
             data["liaison"] |= await liaison.site_detail(conn, self.schema, params.site_id, today)
             data["mobility"] = await mobility.site_todo(conn, self.schema, params.site_id)

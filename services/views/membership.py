@@ -22,6 +22,7 @@ from contracts.membership import (
     WorkforceReported,
 )
 from contracts.rules import DEFAULT_RULES, Rules, qualifies_for_coverage
+from contracts.timeline import city_today
 from gongdi.bus.projection import Projection
 from gongdi.store.migrations import Migration
 from services.views.development import DevelopmentViews, branch_warning
@@ -221,7 +222,7 @@ def scope_filter(schema: str, scope: str) -> str:
 async def city(conn: asyncpg.Connection, schema: str, city: City, rules: Rules = DEFAULT_RULES,
                today: dt.date | None = None) -> dict[str, Any]:
     s = schema
-    day = today or dt.date.today()
+    day = today or city_today()
     rows = await conn.fetch(
         f"""
         SELECT s.site_id, s.name, s.township, s.department, s.workforce, s.qualifies, s.start_date,
@@ -327,7 +328,7 @@ async def area(conn: asyncpg.Connection, schema: str, column: str, value: str, c
     if not rows:
         return None
     sites = []
-    day = today or dt.date.today()
+    day = today or city_today()
     for r in rows:
         building = r["completed_on"] is None and r["start_date"] <= day
         sites.append({
@@ -402,7 +403,7 @@ async def site(conn: asyncpg.Connection, schema: str, site_id: str, city: City, 
     for g in groups:
         held |= {g["leader"], *orjson.loads(g["members"])}
     names = {**await _departed_names(conn, s, site_id, sorted(held - present.keys())), **present}
-    building = row["completed_on"] is None and row["start_date"] <= (today or dt.date.today())
+    building = row["completed_on"] is None and row["start_date"] <= (today or city_today())
     if branch is not None:
         branch["secretary_name"] = names.get(branch.get("secretary", ""))
         branch["secretary_departed"] = branch.get("secretary") not in present

@@ -292,6 +292,40 @@ def test_a_branch_meeting_is_recorded_from_the_record_page(browser: Any, demo: G
         time.sleep(0.1)
 
 
+def test_a_meeting_entered_by_mistake_is_retracted_from_the_record_page(browser: Any, demo: Gateway,
+                                                                        pages: list[Any]):
+    """撤销记录: before, a meeting entered twice could only be reported to the city, which had no way to correct it."""
+    from playwright.sync_api import expect
+
+    def held() -> int:
+        site = view(demo, "city", "site", site_id=DEMO_SITE)
+        return site["activities"]["meetings"]["by_kind"]["lecture"]["held"]
+
+    before = held()
+    form = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record")
+    pages.append(form)
+    wait_live(form)
+    form.click('[data-tab="branch-meeting"]')
+    meeting = form.locator("#form-branch-meeting")
+    meeting.locator('[name="kind"]').select_option("lecture")
+    meeting.locator('[name="topic"]').fill("误录的一次党课")
+    meeting.locator('[name="attendance"]').fill("9")
+    meeting.locator('button[type="submit"]').click()
+    meeting.locator('.form-result[data-state="ok"]').wait_for(timeout=15_000)
+    form.click('[data-tab="retract"]')
+    retract = form.locator("#form-retract")
+    choice = retract.locator('[name="record_id"] option', has_text="党课《误录的一次党课》 · 到会 9 人")
+    expect(choice).to_have_count(1, timeout=15_000)
+    retract.locator('[name="record_id"]').select_option(choice.get_attribute("value"))
+    retract.locator('[name="reason"]').fill("误录")
+    retract.locator('button[type="submit"]').click()
+    done = retract.locator('.form-result[data-state="ok"]')
+    expect(done).to_contain_text("撤销记录", timeout=15_000)
+    expect(done).to_contain_text("已撤销")
+    expect(choice).to_have_count(0, timeout=15_000)  # gone from the choices once the views took it
+    assert held() == before
+
+
 def test_forms_take_amounts_as_people_write_them_and_preset_the_usual_talk(
         browser: Any, demo: Gateway, pages: list[Any]):
     """Before, 48,000 was refused as 应为数字 and every talk was refused until its 谈话方式 was chosen."""

@@ -14,11 +14,14 @@ from contracts.activities import (
     Grading,
     MeetingKind,
     RecordBranchMeeting,
+    RecordKind,
+    RetractRecord,
     TrainBackbone,
 )
 from contracts.membership import SERVICE as MEMBERSHIP
 from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
+from gongdi.ops.history import history
 from gongdi.ops.readiness import settled
 from tests.integration.waiting import eventually
 
@@ -157,3 +160,44 @@ async def test_a_completed_site_takes_nothing_dated_after_its_completion(client:
     # What happened before the completion is still recorded, late
     assert (await client.send_dict(ACTIVITIES, "RecordActivity", lesson("2020-08-30")))["ok"]
     assert (await client.send_dict("liaison", "RecordVillageSupport", support("2020-09-01")))["ok"]
+
+
+@pytest.mark.usefixtures("platform")
+async def test_a_duplicate_meeting_is_retracted_from_the_views_and_kept_in_the_history(client: GongdiClient):
+    await site_with_branch(client, "rt1", ["r1", "r2", "r3"])
+    meeting = RecordBranchMeeting(command_id=uuid.uuid4(), site_id="rt1", kind=MeetingKind.themed_day,
+                                  held_on=dt.date(2020, 6, 5), topic="学习党章", attendance=3)
+    first = await client.send(ACTIVITIES, meeting)
+    twice = await client.send(ACTIVITIES, meeting.model_copy(update={"command_id": uuid.uuid4()}))
+    assert first["ok"] and [w["code"] for w in twice["warnings"]] == ["MEETING_ALREADY_RECORDED"]
+
+    async def site() -> dict:
+        return (await client.query("views", "site", {"site_id": "rt1"}))["data"]
+
+    async def meetings_listed(n: int) -> bool:
+        return [r["record"] for r in (await site())["records"]].count("meeting") == n
+
+    assert await eventually(lambda: meetings_listed(2))
+    listed = (await site())["records"][0]
+    assert listed["title"] == "学习党章" and listed["kind"] == "themed_day" and listed["day"] == "2020-06-05"
+    extra = twice["events"][0]["event_id"]
+    retract = RetractRecord(command_id=uuid.uuid4(), site_id="rt1", record=RecordKind.meeting,
+                            record_id=twice["command_id"], reason="重复提交")  # a meeting's id: its command's
+    done = await client.send(ACTIVITIES, retract)
+    assert done["ok"], done
+    assert await eventually(lambda: meetings_listed(1))
+    assert (await site())["activities"]["meetings"]["held"] == 1
+    # By business time the duplicate never was: on its own day the site held one 主题党日.
+    june = await client.query("views", "site", {"site_id": "rt1", "as_of": "2020-06-30", "as_of_basis": "business"})
+    assert june["data"]["activities"]["meetings"]["held"] == 1
+    # Once only: the same retraction again names the record and writes nothing.
+    again = await client.send(ACTIVITIES, retract.model_copy(update={"command_id": uuid.uuid4()}))
+    assert (again["error"]["code"], again["error"]["field"]) == ("RECORD_NOT_FOUND", "record_id")
+    told = (await history(client, "site", "rt1"))["data"]
+    lines = told["events"]
+    assert any(line["what"].startswith("2020-06-05 撤销记录 2020-06-05 主题党日《学习党章》，重复提交")
+               for line in told["reading"]["lines"]), told["reading"]["lines"]
+    withdrawn = [e for e in lines if e["type"] == "RecordRetracted"]
+    assert len(withdrawn) == 1 and withdrawn[0]["payload"]["reason"] == "重复提交"
+    assert withdrawn[0]["payload"]["what"] == "2020-06-05 主题党日《学习党章》"
+    assert extra in {e["event_id"] for e in lines}  # the retracted record stays in the log

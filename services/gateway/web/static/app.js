@@ -42,6 +42,7 @@ export const LABELS = {
     joint_patrol: '联合巡逻', epidemic_help: '疫情防控协助',
   },
   supportUnit: { road_hardening: '米', donation: '元', poverty_visit: '元', transport: '车次', joint_patrol: '次', epidemic_help: '次' },
+  record: { meeting: '会议', activity: '活动', appraisal: '民主评议' },
   role: { city: '市工委', township: '乡镇', site: '工地书记', department: '主管部门', auditor: '审计', dashboard: '大屏' },
   // The same words as the history's (contracts.history.EVENT_LABELS; a unit test keeps them equal).
   event: {
@@ -56,7 +57,7 @@ export const LABELS = {
     WorkPointDesignated: '确定示范工点', ActivityHeld: '开展活动', InnovationRecorded: '创新成果',
     TalkObligationMooted: '谈话任务关闭（不再需要）', BackboneTrained: '培养党员骨干', PromotedToManagement: '骨干培养成管理人员',
     CrewLeaderRecommended: '推荐为班组长', RecommendedForManagement: '推荐进入项目管理层', PointsAwarded: '党员积分',
-    MembersAppraised: '民主评议', BranchMeetingHeld: '三会一课', JointMeetingHeld: '召开联席会议',
+    MembersAppraised: '民主评议', BranchMeetingHeld: '三会一课', RecordRetracted: '撤销记录', JointMeetingHeld: '召开联席会议',
     ComplianceLetterSigned: '签订双达标承诺书', ComplianceAssessed: '双达标考核', CoBuildingAgreementSigned: '签订党建联创协议',
     CoBuildingItemCompleted: '完成共建事项', DisputeReported: '受理纠纷', MediationStarted: '开始调解', MediationResolved: '调解成功',
     DisputeEscalated: '纠纷上访', VillageSupportRecorded: '帮扶驻地',

@@ -144,6 +144,13 @@ const BUILD = {
         .map((sel) => ({ member_id: sel.dataset.gradeOf, grade: sel.value })),
     },
   }),
+  'form-retract': (f) => {
+    const [record, ...id] = text(f, 'record_id').split('/'); // the option's value: <kind>/<id>
+    return {
+      command: 'activities/RetractRecord',
+      body: { site_id: siteId, record: record || '', record_id: id.join('/'), reason: text(f, 'reason') },
+    };
+  },
   'form-dispute-step': (f) => {
     const step = text(f, 'step');
     const base = { site_id: siteId, case_id: text(f, 'case_id') };
@@ -209,6 +216,8 @@ function succeeded(form, command, body, reply) {
 
 // Whom a record was about, by name, so that the secretary sees it was the right person.
 function whom(body) {
+  const record = body.record && ((site && site.records) || []).find((r) => r.record === body.record && r.record_id === body.record_id);
+  if (record) return `已撤销 ${recordText(record)}`;
   if (body.member && body.member.name) return body.member.name;
   const member = body.member_id && ((site && site.members) || []).find((m) => m.member_id === body.member_id);
   if (member) return member.name;
@@ -296,6 +305,8 @@ function renderSources() {
     'cobuilding-items': [(l.agreements || []).flatMap((a) => a.items.filter((i) => !i.completed_on).map((i) => [
       `${a.agreement_id}/${i.item_id}`, `${a.village} · ${i.title}（协议 ${a.agreement_id}，${a.signed_on} 签订）`])),
     '暂无未完成的共建事项', '请选择共建事项'],
+    records: [(site.records || []).map((r) => [`${r.record}/${r.record_id}`, recordText(r)]),
+    '暂无可撤销的会议、活动或民主评议', '请选择要撤销的记录'],
   };
   for (const [source, [options, none, choose]] of Object.entries(sources)) {
     document.querySelectorAll(`select[data-source="${source}"]`).forEach((sel) => {
@@ -311,6 +322,13 @@ function renderSources() {
   const units = site.units || {};
   fill('unit-names', Object.values(units).filter(Boolean).map((u) => h('option', { value: u })));
   fill('sections', Object.keys(site.by_section || {}).map((s) => h('option', { value: s })));
+}
+
+// A record as the secretary entered it: its day, what it was, how many took part.
+function recordText(r) {
+  if (r.record === 'appraisal') return `${r.day} · ${r.title}民主评议 · ${r.count} 名党员`;
+  const kind = r.record === 'meeting' ? label(LABELS.meetingKind, r.kind) : label(LABELS.activity, r.kind);
+  return `${r.day} · ${kind}《${r.title}》 · ${r.record === 'meeting' ? '到会' : '参加'} ${r.count} 人`;
 }
 
 // 纠纷调解进展: the steps a case in each state may take (liaison's TRANSITIONS); the others are offered greyed out.

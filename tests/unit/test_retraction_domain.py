@@ -1,0 +1,117 @@
+"""撤销记录 as given/when/then: a meeting, an activity or an appraisal entered by mistake is withdrawn; no I/O."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from contracts.activities import (
+    ActivityHeld,
+    ActivityKind,
+    AppraiseMembers,
+    Grade,
+    Grading,
+    MeetingKind,
+    RecordActivity,
+    RecordBranchMeeting,
+    RecordKind,
+    RecordRetracted,
+    RetractRecord,
+)
+from contracts.base import Event
+from contracts.timeline import Basis, Window
+from services.activities import domain
+from services.activities.domain import Branch, Given, Present, decide, evolve
+
+DAY = dt.date(2020, 7, 10)
+BRANCH = Branch(dt.date(2020, 4, 1), False)
+PRESENT = {f"m{i}": Present(f"党员{i}", dt.date(2001, 7, 1)) for i in range(1, 7)}
+
+
+def given(*events: Event) -> Given:
+    state = None
+    for e in events:
+        state = evolve(state, e)
+    return Given(site=state, known=True, present=PRESENT, branch=BRANCH)
+
+
+def meeting(topic: str = "学习贯彻") -> RecordBranchMeeting:
+    return RecordBranchMeeting(command_id=uuid.uuid4(), site_id="a", kind=MeetingKind.themed_day, held_on=DAY,
+                               topic=topic, attendance=5)
+
+
+def retract(record: RecordKind, record_id: object, reason: str = "重复提交") -> RetractRecord:
+    return RetractRecord(command_id=uuid.uuid4(), site_id="a", record=record, record_id=str(record_id),
+                         reason=reason)
+
+
+def test_a_meeting_is_retracted_saying_what_it_was_its_day_and_why():
+    held = decide(meeting(), given())
+    [event] = decide(retract(RecordKind.meeting, held[0].meeting_id), given(*held))  # type: ignore[attr-defined]
+    assert event == RecordRetracted(site_id="a", record=RecordKind.meeting, record_id=str(held[0].meeting_id),  # type: ignore[attr-defined]
+                                    record_day=DAY, what="2020-07-10 主题党日《学习贯彻》", reason="重复提交")
+
+
+def test_a_retracted_record_cannot_be_retracted_again_nor_one_that_never_was():
+    held = decide(meeting(), given())
+    twice = retract(RecordKind.meeting, held[0].meeting_id)  # type: ignore[attr-defined]
+    state = given(*held, *decide(twice, given(*held)))
+    with pytest.raises(domain.RecordNotFoundError) as refused:
+        decide(twice.model_copy(update={"command_id": uuid.uuid4()}), state)
+    assert (refused.value.code, refused.value.field) == ("RECORD_NOT_FOUND", "record_id")
+    with pytest.raises(domain.RecordNotFoundError):
+        decide(retract(RecordKind.meeting, uuid.uuid4()), given(*held))
+    # The kind is part of the name: a meeting's id does not retract an activity.
+    with pytest.raises(domain.RecordNotFoundError):
+        decide(retract(RecordKind.activity, held[0].meeting_id), given(*held))  # type: ignore[attr-defined]
+
+
+def test_a_duplicate_meeting_retracted_leaves_the_other_and_no_warning_for_it():
+    first = decide(meeting(), given())
+    second = decide(meeting(), given(*first))
+    state = given(*first, *second)
+    assert domain.advise(meeting(), state)  # the same meeting again: said back
+    gone = decide(retract(RecordKind.meeting, second[0].meeting_id), state)  # type: ignore[attr-defined]
+    after = given(*first, *second, *gone)
+    assert after.site is not None and len(after.site.meetings) == 1
+    assert domain.advise(meeting(), after)  # the first still stands
+    only = given(*first, *second, *gone,
+                 *decide(retract(RecordKind.meeting, first[0].meeting_id), after))  # type: ignore[attr-defined]
+    assert domain.advise(meeting(), only) == []
+
+
+def test_an_activity_is_retracted_by_its_id():
+    held = decide(RecordActivity(command_id=uuid.uuid4(), site_id="a", kind=ActivityKind.night_school,
+                                 title="安全夜校", held_on=DAY, headcount=30), given())
+    assert isinstance(held[0], ActivityHeld)
+    [event] = decide(retract(RecordKind.activity, held[0].activity_id, "记错工地"), given(*held))
+    assert event.what == "2020-07-10 工地夜校《安全夜校》" and event.reason == "记错工地"  # type: ignore[attr-defined]
+
+
+def test_an_appraisal_retracted_may_be_held_again_for_its_year():
+    grades = [Grading(member_id="m1", grade=Grade.excellent), *(
+        Grading(member_id=f"m{i}", grade=Grade.qualified) for i in range(2, 5))]
+    appraise = AppraiseMembers(command_id=uuid.uuid4(), site_id="a", year=2020, appraised_on=dt.date(2020, 12, 20),
+                               grades=grades)
+    held = decide(appraise, given())
+    with pytest.raises(domain.AppraisalExistsError):
+        decide(appraise, given(*held))
+    gone = decide(retract(RecordKind.appraisal, 2020, "评定有误"), given(*held))
+    assert gone[0].record_day == dt.date(2020, 12, 20)  # type: ignore[attr-defined]
+    assert gone[0].what == "2020 年度民主评议（4 名党员）"  # type: ignore[attr-defined]
+    assert decide(appraise, given(*held, *gone))
+
+
+def test_a_retraction_is_as_of_the_records_own_day_for_the_business_view():
+    """By business time the record never was, so its retraction falls on the record's day."""
+    held = decide(meeting(), given())
+    [event] = decide(retract(RecordKind.meeting, held[0].meeting_id), given(*held))  # type: ignore[attr-defined]
+    recorded_later = dt.datetime(2020, 9, 1, 12, tzinfo=dt.UTC)
+    assert Window(DAY, Basis.business).includes(recorded_later, "site-a", lambda: event)
+    assert not Window(DAY, Basis.recorded).includes(recorded_later, "site-a", lambda: event)
+
+
+def test_a_retraction_needs_a_reason():
+    with pytest.raises(ValueError, match="reason"):
+        retract(RecordKind.meeting, uuid.uuid4(), reason="")
