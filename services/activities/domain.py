@@ -137,6 +137,10 @@ class NotBirthdayMonthError(DomainError):
     code = "BIRTHDAY_NOT_THIS_MONTH"
 
 
+class NoBirthdayYetError(DomainError):
+    code = "NO_BIRTHDAY_YET"
+
+
 class AlreadyCelebratedError(DomainError):
     code = "BIRTHDAY_ALREADY_CELEBRATED"
 
@@ -560,6 +564,11 @@ def _birthdays(command: CelebrateBirthdays, site: ActivitySite, given: Given) ->
             raise NotBirthdayMonthError(
                 f"党员 {member_id} 的政治生日在 {given.present[member_id].admitted_on.month} 月，不在本月", "members"
             )
+        if given.present[member_id].admitted_on.year >= command.held_on.year:
+            raise NoBirthdayYetError(
+                f"党员 {member_id} 于 {given.present[member_id].admitted_on} 入党，第一个政治生日在"
+                f" {given.present[member_id].admitted_on.year + 1} 年 (admitted this year: no anniversary yet)",
+                "members")
         if member_id in done:
             raise AlreadyCelebratedError(f"党员 {member_id} 今年已过政治生日", "members")
     return BirthdaysCelebrated(**command.model_dump(include=set(BirthdaysCelebrated.model_fields)))

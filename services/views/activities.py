@@ -522,11 +522,13 @@ async def departed_holders(conn: asyncpg.Connection, schema: str, site_id: str) 
 
 async def birthdays(conn: asyncpg.Connection, schema: str, site_id: str, year: int, month: int
                     ) -> list[dict[str, Any]]:
-    """Members present whose political birthday (admission date) falls in the month, and whether celebrated."""
+    """Members present whose political birthday (admission date) falls in the month, and whether celebrated; one
+    admitted in `year` has none yet (it was shown as 0 年)."""
     rows = await conn.fetch(
         f"SELECT m.member_id, m.name, m.admitted_on, b.held_on AS celebrated_on FROM {schema}.site_member m"
         f" LEFT JOIN {schema}.birthday b ON b.site_id = m.site_id AND b.member_id = m.member_id AND b.year = $2"
-        " WHERE m.site_id = $1 AND extract(month FROM m.admitted_on) = $3 ORDER BY m.admitted_on, m.member_id",
+        " WHERE m.site_id = $1 AND extract(month FROM m.admitted_on) = $3 AND extract(year FROM m.admitted_on) < $2"
+        " ORDER BY m.admitted_on, m.member_id",
         site_id, year, month,
     )
     return [
@@ -558,11 +560,12 @@ async def open_talks(conn: asyncpg.Connection, schema: str, site_id: str, today:
 
 
 async def not_celebrated(conn: asyncpg.Connection, schema: str, site_id: str, year: int) -> list[dict[str, Any]]:
-    """Members present whose political birthday has not been celebrated in `year`."""
+    """Members present whose political birthday has not been celebrated in `year` (admitted before it)."""
     rows = await conn.fetch(
         f"SELECT m.member_id, m.name, m.admitted_on FROM {schema}.site_member m WHERE m.site_id = $1 AND NOT EXISTS"
         f" (SELECT 1 FROM {schema}.birthday b WHERE b.site_id = m.site_id AND b.member_id = m.member_id"
-        " AND b.year = $2) ORDER BY extract(month FROM m.admitted_on), m.member_id",
+        " AND b.year = $2) AND extract(year FROM m.admitted_on) < $2"
+        " ORDER BY extract(month FROM m.admitted_on), m.member_id",
         site_id, year,
     )
     return [{"member_id": r["member_id"], "name": r["name"], "admitted_on": r["admitted_on"].isoformat()}

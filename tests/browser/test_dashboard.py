@@ -18,6 +18,7 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
+from contracts.timeline import city_today
 from gongdi.demo.city import roster
 from tests.browser.conftest import DEMO_SITE, DEMO_TOWNSHIP
 from tests.integration.gateway import Gateway, arrival, post
@@ -222,7 +223,7 @@ def test_meeting_items_and_co_building_items_are_followed_up_by_name_from_the_re
         browser: Any, demo: Gateway, pages: list[Any]):
     """Before, resolving a meeting item or completing a co-building item needed ids no page showed, and the record
     page had no form for either."""
-    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    yesterday = (city_today() - dt.timedelta(days=1)).isoformat()
     with demo.client(SECRETARY) as secretary:
         signed = post(secretary, "liaison", "SignCoBuildingAgreement", {
             "site_id": DEMO_SITE, "agreement_id": "ui-jietou", "village": "界头村", "signed_on": yesterday,
@@ -237,7 +238,7 @@ def test_meeting_items_and_co_building_items_are_followed_up_by_name_from_the_re
     meeting.locator('[name="items.0.description"]').fill("便道扬尘治理")
     meeting.locator('[name="items.0.kind"]').select_option("risk")
     meeting.locator('[name="items.0.responsible"]').select_option("construction")
-    meeting.locator('[name="items.0.due_on"]').fill((dt.date.today() + dt.timedelta(days=30)).isoformat())
+    meeting.locator('[name="items.0.due_on"]').fill((city_today() + dt.timedelta(days=30)).isoformat())
     meeting.locator('button[type="submit"]').click()
     meeting.locator('.form-result[data-state="ok"]').wait_for(timeout=15_000)
     [raised] = shown(demo, lambda li: [x for x in li["open_items"] if x["description"] == "便道扬尘治理"])

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from contracts import activities, liaison, membership
 from contracts.subjects import stream_name
+from contracts.timeline import city_today
 from gongdi.ops.client import GongdiClient
 from gongdi.ops.readiness import settled
 from gongdi.ops.supervisor import WRITERS, Supervisor
@@ -214,6 +215,11 @@ TEMPLATES: dict[str, Callable[[int], Template]] = {
     "RecordBranchMeeting": lambda n: (
         {"site_id": CORE, "kind": "themed_day", "held_on": LATER, "topic": "安全生产主题党日", "attendance": 6,
          "attendees": MEMBERS[:3]}, []),
+    # 撤销记录: the meeting recorded as its first step (a meeting's id is the command id that recorded it)
+    "RetractRecord": lambda n: (
+        {"site_id": CORE, "record": "meeting", "record_id": str(command_id(n, 0)), "reason": "重复提交"},
+        [("activities", "RecordBranchMeeting", {"site_id": CORE, "kind": "lecture", "held_on": LATER,
+                                                "topic": f"党课{n}", "attendance": 3})]),
     # liaison
     "HoldJointMeeting": lambda n: (
         {"site_id": CORE, "meeting_id": f"q{n}-fz", "held_on": LATER,
@@ -259,7 +265,7 @@ def nested(depth: int, leaf: Any, wrap: Callable[[Any], Any]) -> Any:
     return reduce(lambda inner, _: wrap(inner), range(depth), leaf)
 
 
-SOON = (dt.date.today() + dt.timedelta(days=8)).isoformat()  # always a day too far ahead, whatever the date
+SOON = (city_today() + dt.timedelta(days=8)).isoformat()  # always a day too far ahead, whatever the date
 HOSTILE_VALUES: list[Any] = [
     # wrong types and numbers out of every range
     None, True, False, 0, -1, 1.5, -(2**63), 2**63, 2**64, 10**30, -(10**30), 1e308, -1e308, 5e-324,

@@ -27,6 +27,7 @@ from contracts.liaison import (
     TargetResult,
 )
 from contracts.membership import SERVICE as MEMBERSHIP
+from contracts.timeline import city_today
 from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
 from gongdi.ops.readiness import caught_up
@@ -203,7 +204,7 @@ async def test_views_exact_when_killed_during_5000_liaison_commands(
             return False
 
     assert await eventually(settled, timeout=120)
-    today = dt.date.today()
+    today = city_today()
     async with pool.acquire() as conn:
         live = await liaison.summary(conn, "views", "city", None, today)
     wages = live["disputes"]["wages"]

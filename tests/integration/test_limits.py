@@ -32,6 +32,7 @@ from contracts.membership import SERVICE as MEMBERSHIP
 from contracts.membership import RecordArrival, RegisterSite, ReportWorkforce
 from contracts.rules import LIMITS
 from contracts.subjects import stream_name
+from contracts.timeline import city_today
 from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
 from gongdi.service.settings import Settings
@@ -41,7 +42,7 @@ from tests.integration.waiting import eventually
 pytestmark = pytest.mark.usefixtures("platform")
 
 INT4_MAX = 2**31 - 1
-TODAY = dt.date.today()
+TODAY = city_today()
 LATEST_DAY = TODAY + dt.timedelta(days=LIMITS.future_days)  # the service checks later, never earlier, than this
 LATEST_PLAN = TODAY + dt.timedelta(days=366 * LIMITS.plan_years)
 YUAN = LIMITS.max_yuan.quantize(Decimal("0.01"))

@@ -19,6 +19,7 @@ import pytest
 
 from contracts.membership import SERVICE, RecordArrival, RecordContactLost, Relation, TransferRelation
 from contracts.queries import timers_subject
+from contracts.timeline import city_today
 from gongdi.demo import samples as f
 from gongdi.demo.seeder import timer_pass
 from gongdi.ops.client import GongdiClient
@@ -31,7 +32,7 @@ from tests.integration.running import GONGDI, _env
 from tests.integration.waiting import eventually
 
 OFFSET = 170  # days the service's clock runs ahead
-TODAY = dt.date.today()
+TODAY = city_today()
 EARLY = TODAY - dt.timedelta(days=30)  # six months on is ~153 days from today: due by the service's clock
 LATE = TODAY  # six months on is ~182 days from today: not due yet
 

@@ -207,6 +207,16 @@ async def test_every_role_on_every_query(clients: dict[str, GongdiClient]):
     assert {k: v for k, v in got.items() if v != want[k]} == {}
 
 
+async def test_a_secretary_cannot_tell_a_made_up_site_from_anothers_real_one(clients: dict[str, GongdiClient]):
+    """Before, a made-up id was "not in the view" and another's site "no right": which ids exist could be probed."""
+    for target in (OTHER, "made-up-site"):
+        reply = await clients[SECRETARY].query("views", "site", {"site_id": target})
+        assert (reply["error"]["code"], reply["error"]["field"]) == ("FORBIDDEN", "NOT_YOURS"), (target, reply)
+    # A township may wait for a site it has just registered: an unknown id is said to be unknown.
+    unknown = await clients["township.diantou"].query("views", "site", {"site_id": "made-up-site"})
+    assert unknown["error"]["code"] == "SITE_NOT_FOUND"
+
+
 async def test_no_anonymous_or_wrong_password_connection(admin_settings: Settings):
     with pytest.raises(nats.errors.Error):
         await nats.connect(admin_settings.nats_url, max_reconnect_attempts=0, allow_reconnect=False,

@@ -12,6 +12,7 @@ import pytest
 from contracts.activities import SERVICE as ACTIVITIES
 from contracts.activities import RecordTalk, TalkMethod, parse_event
 from contracts.membership import SERVICE as MEMBERSHIP
+from contracts.timeline import city_today
 from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
 from gongdi.service.settings import Settings
@@ -100,7 +101,7 @@ async def test_a_v1_talk_and_a_v2_talk_show_in_the_new_shape(client: GongdiClien
     # A rebuild replays the stored v1 event through the same upcaster and gets the same views.
     await rebuild(ready_settings, "views_rebuild")
     assert await methods(pool, "views_rebuild") == await methods(pool, "views")
-    today = dt.date.today()
+    today = city_today()
     async with pool.acquire() as conn:
         live = await activities.summary(conn, "views", "site", SITE, today)
         rebuilt = await activities.summary(conn, "views_rebuild", "site", SITE, today)

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from contracts.membership import SERVICE, CompleteSite, FormPartyGroup, RecordArrival, RegisterSite
+from contracts.timeline import city_today
 from gongdi.demo import samples as f
 from gongdi.ops.client import GongdiClient
 from gongdi.service.settings import Settings
@@ -119,7 +120,7 @@ async def test_a_township_lists_its_sites_by_name(client: GongdiClient):
 
 async def test_a_project_not_started_yet_is_no_gap_until_it_starts(client: GongdiClient):
     """Before, a qualifying project registered for next year was a 空白点 at once."""
-    later = dt.date.today() + dt.timedelta(days=1)
+    later = city_today() + dt.timedelta(days=1)
     await sent(client, site("plan", township="guanyang", name="规划工程", start=later))
     data = await shown(client, "township", lambda d: d["projects"] == 1, township="guanyang")
     [plan] = data["sites"]
@@ -128,7 +129,7 @@ async def test_a_project_not_started_yet_is_no_gap_until_it_starts(client: Gongd
     assert "plan" not in {g["site_id"] for g in (await view(client, "city"))["data"]["gaps"]}
     assert (await view(client, "site", site_id="plan"))["data"]["gap"] is False
     # As of the day it starts, it is one (a view may be asked up to the end of this year).
-    if later.year == dt.date.today().year:
+    if later.year == city_today().year:
         starting = await view(client, "township", township="guanyang", as_of=later.isoformat())
         assert starting["ok"], starting
         assert starting["data"]["sites"][0]["gap"] is True and starting["data"]["coverage"]["qualifying"] == 1

@@ -221,6 +221,15 @@ def test_birthday_in_another_month_is_refused():
         decide(celebrate("m2"), given())
 
 
+def test_a_member_admitted_this_year_has_no_political_birthday_yet():
+    """Before, one admitted in the month was offered as 0 年 and celebrated."""
+    new = Given(site=None, known=True, present={**PRESENT, "m9": Present("新党员", dt.date(2020, 7, 1))})
+    with pytest.raises(domain.NoBirthdayYetError) as refused:
+        decide(celebrate("m9"), new)
+    assert refused.value.field == "members" and "2021" in str(refused.value)
+    assert decide(celebrate("m9", on=dt.date(2021, 7, 1)), new)
+
+
 def test_birthday_celebrated_once_a_year():
     done = BirthdaysCelebrated(site_id="a", held_on=DAY, members=["m1"], cards_sent=1)
     with pytest.raises(domain.AlreadyCelebratedError):

@@ -38,6 +38,7 @@ from contracts.liaison import (
     Target,
     TargetResult,
 )
+from contracts.timeline import city_today
 from services.liaison import domain
 from services.liaison.domain import Given, decide, evolve
 
@@ -133,7 +134,7 @@ def test_item_cannot_be_due_before_the_meeting():
 
 def test_an_item_may_be_due_months_ahead_of_today():
     # A deadline is a plan, not a fact: a meeting held today may give an item a month or more (before, a week).
-    today = dt.date.today()
+    today = city_today()
     held = meeting(items=(item(due=today + dt.timedelta(days=90)),), on=today)
     assert held.items[0].due_on == today + dt.timedelta(days=90)
     with pytest.raises(ValueError, match="日期不合理"):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import re
 import uuid
 from typing import Any
@@ -15,6 +14,7 @@ from contracts.identity import Identity, Role
 from contracts.liaison import COMMANDS, EVENTS, Party
 from contracts.rules import LIMITS
 from contracts.subjects import command_subject
+from contracts.timeline import city_today
 from gongdi.service.pipeline import CommandPipeline
 from gongdi.service.process import Request
 from gongdi.store.base import WIDEST_TIME, Meta, StreamHead, jsonb_text
@@ -276,7 +276,7 @@ async def test_an_event_of_exactly_the_limit_is_accepted_and_one_byte_more_is_no
 
 
 async def test_a_joint_meeting_at_every_limit_is_well_under_the_event_size_limit(store: MemoryEventStore):
-    today = dt.date.today()
+    today = city_today()
     slug = [f"{i:03d}" + "a" * 60 for i in range(LIMITS.max_items)]  # 63 characters, the longest id
     meeting = {"command_id": str(uuid.uuid4()), "site_id": "east", "meeting_id": "m" * 63,
                "held_on": today.isoformat(), "parties": [p.value for p in Party], "resolves": slug,

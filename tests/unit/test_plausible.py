@@ -10,9 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from contracts import activities, liaison, membership
+from contracts.timeline import city_today
 from gongdi.demo import samples as f
 
-SOON = (dt.date.today() + dt.timedelta(days=400)).isoformat()
+SOON = (city_today() + dt.timedelta(days=400)).isoformat()
 
 
 def body(command: Any, **changes: Any) -> dict:
