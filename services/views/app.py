@@ -35,6 +35,7 @@ VIEWS = ReadingService(
     # The projections' code version: a new one makes `gongdi up` rebuild the views from the logs in a shadow schema
     # and swap it in (gongdi.bus.shadow). Raise it whenever a projection changes what it writes.
     # 2: members present keep gender and home organisation (migration 11).
-    version="2",
+    # 3: dispute cases keep their description (migration 12).
+    version="3",
 )
 rebuild = VIEWS.rebuild

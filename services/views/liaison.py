@@ -34,7 +34,12 @@ from services.views.membership import scope_filter
 
 
 # Changes to these tables after release 0.1, numbered in the views' one sequence (see app.py).
-MIGRATIONS: tuple[Migration, ...] = ()
+MIGRATIONS: tuple[Migration, ...] = (
+    # What a case is about, so that a site's open cases and the record page's case picker say it (before: id, kind
+    # and state only). Rows from before have none until the rebuild that views version 3 brings.
+    Migration(12, "dispute cases keep their description",
+              lambda s: f"ALTER TABLE {s}.dispute ADD COLUMN IF NOT EXISTS description text;"),
+)
 
 
 def tables_sql(schema: str) -> str:
@@ -136,9 +141,9 @@ class LiaisonProjection(Projection):
 
     async def dispute_reported(self, conn: asyncpg.Connection, env: Envelope, e: DisputeReported) -> None:
         await conn.execute(
-            f"INSERT INTO {self.schema}.dispute (site_id, case_id, kind, state, reported_on, amount_yuan)"
-            " VALUES ($1, $2, $3, 'reported', $4, $5)",
-            e.site_id, e.case_id, e.kind.value, e.reported_on, e.amount_yuan,
+            f"INSERT INTO {self.schema}.dispute (site_id, case_id, kind, state, reported_on, amount_yuan,"
+            " description) VALUES ($1, $2, $3, 'reported', $4, $5, $6)",
+            e.site_id, e.case_id, e.kind.value, e.reported_on, e.amount_yuan, e.description,
         )
 
     async def mediation_started(self, conn: asyncpg.Connection, env: Envelope, e: MediationStarted) -> None:
@@ -269,7 +274,7 @@ async def site_detail(conn: asyncpg.Connection, schema: str, site_id: str, today
         a["items"].append({"item_id": r["item_id"], "title": r["title"],
                            "completed_on": r["completed_on"].isoformat() if r["completed_on"] else None})
     cases = await conn.fetch(
-        f"SELECT case_id, kind, state, reported_on, amount_yuan, mediator FROM {s}.dispute"
+        f"SELECT case_id, kind, state, reported_on, amount_yuan, mediator, description FROM {s}.dispute"
         " WHERE site_id = $1 AND closed_on IS NULL ORDER BY reported_on, case_id", site_id)
     return {
         "open_items": [{**dict(r), "raised_on": r["raised_on"].isoformat(), "due_on": r["due_on"].isoformat(),

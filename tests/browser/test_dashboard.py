@@ -342,11 +342,13 @@ def test_forms_take_amounts_as_people_write_them_and_preset_the_usual_talk(
     dispute.locator('button[type="submit"]').click()
     dispute.locator('.form-result[data-state="ok"]').wait_for(timeout=15_000)
     [case] = shown(demo, lambda li: [c for c in li["open_cases"] if c["case_id"] == "case-ui-comma"])
-    assert Decimal(case["amount_yuan"]) == 48000
+    assert Decimal(case["amount_yuan"]) == 48000 and case["description"] == "拖欠工资"
     # A case just reported may start its mediation or go to petition, not be resolved yet: the steps say so.
     form.click('[data-tab="dispute-step"]')
     step = form.locator("#form-dispute-step")
     step.locator('[name="case_id"] option[value="case-ui-comma"]').wait_for(state="attached", timeout=15_000)
+    # The case is picked by what it is about, not by its id alone.
+    assert "（拖欠工资）" in step.locator('[name="case_id"] option[value="case-ui-comma"]').inner_text()
     step.locator('[name="step"]').select_option("ResolveMediation")
     step.locator('[name="case_id"]').select_option("case-ui-comma")
     assert step.locator('[name="step"]').input_value() == "StartMediation"
@@ -358,6 +360,7 @@ def test_forms_take_amounts_as_people_write_them_and_preset_the_usual_talk(
     pages.append(site)
     expect(site.locator('#liaison [data-part="open-cases"]')).to_contain_text("case-ui-comma", timeout=15_000)
     expect(site.locator('#liaison [data-part="open-cases"]')).to_contain_text("48,000 元")
+    expect(site.locator('#liaison [data-part="open-cases"]')).to_contain_text("拖欠工资")
 
 
 def test_a_branch_and_a_party_group_are_formed_from_the_record_page(browser: Any, demo: Gateway, pages: list[Any]):

@@ -825,8 +825,8 @@ export function liaisonSummary(l) {
       // A site's cases still open, one by one (before, only counted: the next step had to be found by id).
       (l.open_cases || []).length
         ? h('div', { dataset: { part: 'open-cases' } }, h('h3', null, '未结案件'),
-          table(['案件', '类别', '状态', '受理', '争议金额', '调解人'], l.open_cases.map((c) => [
-            c.case_id, `${label(LABELS.dispute, c.kind)}纠纷`, label(LABELS.caseState, c.state), c.reported_on,
+          table(['案件', '类别', '事由', '状态', '受理', '争议金额', '调解人'], l.open_cases.map((c) => [
+            c.case_id, `${label(LABELS.dispute, c.kind)}纠纷`, c.description || '—', label(LABELS.caseState, c.state), c.reported_on,
             c.amount_yuan ? `${fmt(Number(c.amount_yuan))} 元` : '—', c.mediator || '—']), { cls: 'data compact' }))
         : null),
     h('div', { class: 'summary-block' },

@@ -297,7 +297,7 @@ function renderSources() {
   const l = site.liaison || {};
   const sources = {
     cases: [(l.open_cases || []).map((c) => [c.case_id,
-      `${c.case_id} · ${label(LABELS.dispute, c.kind)}纠纷 · ${label(LABELS.caseState, c.state)} · ${c.reported_on} 受理`]),
+      `${c.case_id} · ${label(LABELS.dispute, c.kind)}纠纷${c.description ? `（${short(c.description)}）` : ''} · ${label(LABELS.caseState, c.state)} · ${c.reported_on} 受理`]),
     '暂无未结案件', '请选择案件'],
     'open-items': [(l.open_items || []).map((x) => [x.item_id,
       `${x.description} · ${label(LABELS.party, x.responsible)} · ${x.raised_on} 提出 · 应于 ${x.due_on}${x.overdue ? '（逾期）' : ''}`]),
@@ -323,6 +323,9 @@ function renderSources() {
   fill('unit-names', Object.values(units).filter(Boolean).map((u) => h('option', { value: u })));
   fill('sections', Object.keys(site.by_section || {}).map((s) => h('option', { value: s })));
 }
+
+// A long text cut to what a choice can show.
+function short(text, n = 24) { return text.length > n ? `${text.slice(0, n)}…` : text; }
 
 // A record as the secretary entered it: its day, what it was, how many took part.
 function recordText(r) {
