@@ -99,6 +99,14 @@ OPENS: dict[str, str] = {activities.TalkObligationCreated.__name__: "obligation_
 CLOSES: dict[str, str] = {activities.TalkHeld.__name__: "obligation_id",
                           activities.TalkObligationMooted.__name__: "obligation_id"}
 
+# The records a `RecordRetracted` names (its `record` and `record_id`): the event and the field holding the id.
+RETRACTABLE: dict[str, tuple[str, str]] = {
+    activities.BranchMeetingHeld.__name__: (activities.RecordKind.meeting.value, "meeting_id"),
+    activities.ActivityHeld.__name__: (activities.RecordKind.activity.value, "activity_id"),
+    activities.MembersAppraised.__name__: (activities.RecordKind.appraisal.value, "year"),
+}
+RETRACTION = activities.RecordRetracted.__name__
+
 EVENT_LABELS: dict[str, str] = {
     # membership
     "SiteRegistered": "工地登记", "WorkforceReported": "报告从业人数", "MemberArrived": "党员进场",

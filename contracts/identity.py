@@ -89,14 +89,25 @@ class Identity:
             raise ForbiddenError("READ_ONLY_ROLE",
                                  f"{LABELS[self.role]}身份只能查看，不能记录 ({self.name} may not write)")
 
-    def check_write(self, scope: str, township: str | None, site_id: str, registering: bool = False,
-                    names: Mapping[str, str] | None = None) -> None:
-        """May it record a fact on `site_id` (of `township`, None while unknown) through a `scope` subject? The
-        refusal names townships by their names in `names` (the city's), by code without it."""
+    def check_subject(self, scope: str) -> None:
+        """May it record anything through a `scope` subject? Its role and the subject, before anything is read."""
         self.check_may_write()
         if scope != self.scope:
             raise ForbiddenError("SUBJECT_SCOPE",
                                  f"{self.name} 只能在 cmd.{self.scope}.* 上发送命令，不能用 cmd.{scope}.*")
+
+    def check_write(self, scope: str, township: str | None, site_id: str, registering: bool = False,
+                    names: Mapping[str, str] | None = None) -> None:
+        """May it record a fact on `site_id` (of `township`, None while unknown) through a `scope` subject? The
+        refusal names townships by their names in `names` (the city's), by code without it."""
+        self.check_subject(scope)
+        if self.role is Role.SITE and registering:
+            raise ForbiddenError("OTHER_SITE", f"工地书记 {self.name} 不能登记工地：工地由乡镇或市工委登记"
+                                               " (a site secretary registers no site)")
+        if self.role is Role.SITE and site_id != self.site:
+            # Before the township's check and whether the site exists: a secretary was told another township's
+            # site apart from one of their own township and from a made-up id, which told them which ids exist.
+            raise ForbiddenError("OTHER_SITE", f"{self.name} 只能记录本工地 {self.site}，不能记录 {site_id}")
         if self.role is Role.CITY or township is None:
             return  # an unknown site is the rules' to refuse; nothing can be written on it by this check
         if township != self.township:
@@ -105,11 +116,6 @@ class Identity:
             who = f"{self.name}（{own}）" if own else f"{self.name} "
             raise ForbiddenError("OTHER_TOWNSHIP",
                                  f"工地 {site_id} 属于 {named.get(township, township)}，{who}只能记录本乡镇的工地")
-        if self.role is Role.SITE and registering:
-            raise ForbiddenError("OTHER_SITE", f"工地书记 {self.name} 不能登记工地：工地由乡镇或市工委登记"
-                                               " (a site secretary registers no site)")
-        if self.role is Role.SITE and site_id != self.site:
-            raise ForbiddenError("OTHER_SITE", f"{self.name} 只能记录本工地 {self.site}，不能记录 {site_id}")
 
     def may_read_site(self, township: str, department: str | None, site_id: str) -> bool:
         """Sites carry names of members: only roles responsible for that site (or everything) see them."""

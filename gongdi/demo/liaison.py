@@ -37,12 +37,12 @@ SUPPORT = [  # (site, village, kind, quantity, note)
     ("shachengwan", "沙埕镇", SupportKind.joint_patrol, 12, "与镇村联建群防群治队伍，治安巡逻"),
     ("wenhua-center", "桐城街道", SupportKind.epidemic_help, 1, "党员志愿者为返岗工人测量体温"),
 ]
-DISPUTES = [  # (site, case, kind, amount, resolved?)
-    ("baolong", "wage-2020-01", DisputeKind.wages, Decimal(48000), True),
-    ("shachengwan", "wage-2020-02", DisputeKind.wages, Decimal(26500), True),
-    ("dingsheng", "land-2020-01", DisputeKind.land_acquisition, Decimal(120000), True),
-    ("binhai-2", "block-2020-01", DisputeKind.work_obstruction, None, True),
-    ("tangyuan-500kv", "noise-2020-01", DisputeKind.neighbours, None, False),
+DISPUTES = [  # (site, case, kind, amount, resolved?, what it is about)
+    ("baolong", "wage-2020-01", DisputeKind.wages, Decimal(48000), True, "劳务分包拖欠钢筋班组工资"),
+    ("shachengwan", "wage-2020-02", DisputeKind.wages, Decimal(26500), True, "春节前工资结算不清"),
+    ("dingsheng", "land-2020-01", DisputeKind.land_acquisition, Decimal(120000), True, "临时用地青苗补偿争议"),
+    ("binhai-2", "block-2020-01", DisputeKind.work_obstruction, None, True, "村民以道路损坏为由阻挠运料车辆"),
+    ("tangyuan-500kv", "noise-2020-01", DisputeKind.neighbours, None, False, "夜间施工噪音扰民"),
 ]
 ALL_PARTIES = [Party.owner, Party.department, Party.township, Party.village, Party.construction, Party.supervision]
 
@@ -97,10 +97,10 @@ def liaison_phases() -> list[list[Command]]:
         first.append(RecordVillageSupport(command_id=cid("support", site_id, kind.value),
                                           site_id=site_id, village=village, kind=kind, given_on=_d(4, 15),
                                           quantity=Decimal(quantity), note=note))
-    for site_id, case_id, kind, amount, resolved in DISPUTES:
+    for site_id, case_id, kind, amount, resolved, about in DISPUTES:
         first.append(ReportDispute(command_id=cid("dispute", case_id), site_id=site_id,
                                    case_id=case_id, kind=kind, reported_on=_d(6, 1), parties=["当事双方"],
-                                   amount_yuan=amount, description=f"{kind.value} 纠纷"))
+                                   amount_yuan=amount, description=about))
         second.append(StartMediation(command_id=cid("mediate", case_id), site_id=site_id,
                                      case_id=case_id, mediator="工地纠纷调解站", started_on=_d(6, 2)))
         if resolved:

@@ -28,6 +28,8 @@ from contracts.history import (
     MEMBER_FIELDS,
     NAMED_BY,
     OPENS,
+    RETRACTABLE,
+    RETRACTION,
     SERVICES,
     SUBJECTS,
     History,
@@ -266,7 +268,7 @@ class Names:
 
 
 # Amounts and counts worth a word, with their unit.
-FIGURES = (("headcount", "从业人员 {} 人"), ("amount_yuan", "金额 {} 元"), ("points", "{} 分"),
+FIGURES = (("year", "{} 年度"), ("headcount", "从业人员 {} 人"), ("amount_yuan", "金额 {} 元"), ("points", "{} 分"),
            ("attendance", "到会 {} 人"), ("months", "{} 个月"), ("approved_by", "批准：{}"))
 
 
@@ -291,6 +293,8 @@ def summary(e: dict[str, Any], names: Names | None = None, member: str | None = 
             continue  # said with the person's id above
         if value and isinstance(value, str):
             text = PAYLOAD_LABELS.get(value, value) if key in ("reason", "kind", "category") else value
+            if key == "reason" and e["type"] == RETRACTION:
+                label = "原因："
             parts.append(f"{label}{text}" + (" 前" if key == "due_on" else ""))
     for key, label in (("secretary", "书记 "), ("leader", "组长 " if e["type"] == "PartyGroupFormed" else "负责人 "),
                        ("holder", "上岗党员 ")):
@@ -324,6 +328,21 @@ def happened(events: list[dict[str, Any]]) -> dict[str, str]:
     return days
 
 
+def record_of(e: dict[str, Any]) -> str | None:
+    """The record an event made that a retraction may name (site, kind, id), or None."""
+    kind_field = RETRACTABLE.get(e["type"])
+    if kind_field is None:
+        return None
+    return f"{e.get('site_id')}/{kind_field[0]}/{e['payload'].get(kind_field[1])}"
+
+
+def retracted(events: list[dict[str, Any]]) -> set[str]:
+    """The records the history's own retractions withdrew (a retraction on a site the reader may not read is not
+    among them, and neither is its record)."""
+    return {f"{e.get('site_id')}/{e['payload'].get('record')}/{e['payload'].get('record_id')}"
+            for e in events if e["type"] == RETRACTION}
+
+
 def reading(d: dict[str, Any], order: str = "recorded") -> dict[str, Any]:
     """The history as people read it, for the CLI and the pages alike: a title, warnings, and one line per event at
     its cause's depth + 1 (原因 → 结果), siblings in recorded order or (`order="day"`) by the day they happened,
@@ -355,11 +374,15 @@ def reading(d: dict[str, Any], order: str = "recorded") -> dict[str, Any]:
     lines: list[dict[str, Any]] = []
     shown: set[str] = set()
 
+    withdrawn = retracted(events)
+
     def show(e: dict[str, Any], depth: int) -> None:
         shown.add(e["event_id"])
         day = business_day(e["type"], e["payload"])
         mine = d["id"] if d["kind"] == "member" else None
         what = " ".join(x for x in (day, EVENT_LABELS.get(e["type"], e["type"]), summary(e, names, mine)) if x)
+        if record_of(e) in withdrawn:
+            what += "（已撤销）"
         where = f"工地 {names.site(e['site_id'])}" if e.get("site_id") and d["kind"] not in ("site", "branch") else ""
         command = f" · 命令 {e['command_id'][:8]}" if e.get("command_id") else ""
         done, kept = local_time(e["occurred_at"]), local_time(e["recorded_at"])

@@ -112,7 +112,7 @@ class CommandPipeline:
         try:
             if sender is None:
                 raise ForbiddenError("NO_IDENTITY", "请求没有经平台认证的身份 (no identity asserted by the server)")
-            sender.check_write(scope, None, "")  # role and subject, before anything is read
+            sender.check_subject(scope)  # role and subject, before anything is read
         except ForbiddenError as exc:
             return forbidden_reply(exc)
         try:

@@ -317,7 +317,7 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
             return s.model_copy(update={"meetings": [*s.meetings, _meeting_key(event)],
                                         "records": {**s.records, f"meeting/{event.meeting_id}": held}})
         case ActivityHeld():
-            held = Retractable(day=event.held_on, what=f"{event.held_on} {LABELS[event.kind.value]}《{event.title}》")
+            held = Retractable(day=event.held_on, what=_activity_what(event))
             return s.model_copy(update={"records": {**s.records, f"activity/{event.activity_id}": held}})
         case RecordRetracted():
             return _retracted(s, event)
@@ -341,6 +341,10 @@ def _retracted(s: ActivitySite, event: RecordRetracted) -> ActivitySite:
     return s.model_copy(update=update)
 
 
+def _activity_what(activity: ActivityHeld | RecordActivity) -> str:
+    return f"{activity.held_on} {LABELS[activity.kind.value]}《{activity.title}》"
+
+
 def _meeting_key(meeting: BranchMeetingHeld | RecordBranchMeeting) -> str:
     return f"{meeting.kind.value}/{meeting.held_on.isoformat()}/{meeting.topic}"
 
@@ -350,7 +354,14 @@ def _meeting_key(meeting: BranchMeetingHeld | RecordBranchMeeting) -> str:
 
 def advise(command: Command, given: Given) -> list[ErrorInfo]:
     """A branch meeting of the kind, day and topic of one recorded already: sent twice (two browsers, a retry with
-    another key)? Two party groups may meet on one day, so it is recorded, and said back."""
+    another key)? Two party groups may meet on one day, so it is recorded, and said back. Likewise an activity of
+    the kind, day and title of one recorded already (two night-school classes may share a title)."""
+    if isinstance(command, RecordActivity) and given.site is not None \
+            and _activity_what(command) in {r.what for k, r in given.site.records.items() if k.startswith("activity/")}:
+        return [ErrorInfo(code="ACTIVITY_ALREADY_RECORDED", field="title", message=(
+            f"{command.held_on} 已记录过同名的{LABELS[command.kind.value]}：若是重复提交，"
+            "请在“撤销记录”中撤销多出的一条；若是另一场，请在名称中注明"
+            " (an activity of this kind, day and title was recorded)"))]
     if isinstance(command, RecordBranchMeeting) and given.site is not None \
             and _meeting_key(command) in given.site.meetings:
         return [ErrorInfo(code="MEETING_ALREADY_RECORDED", field="topic", message=(

@@ -80,7 +80,9 @@ def build_pages(app: FastAPI, sessions: Sessions, asyncapi_json: str, asyncapi_h
 
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
     for name in VENDOR:
-        app.mount(f"/vendor/{name}", StaticFiles(directory=MODULES / name, check_dir=False), name=f"vendor-{name}")
+        # A package not installed is not there (404, and the gateway's log says so at start), not a 500 per asset.
+        if (MODULES / name).is_dir():
+            app.mount(f"/vendor/{name}", StaticFiles(directory=MODULES / name), name=f"vendor-{name}")
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -195,8 +195,11 @@ async def test_a_duplicate_meeting_is_retracted_from_the_views_and_kept_in_the_h
     assert (again["error"]["code"], again["error"]["field"]) == ("RECORD_NOT_FOUND", "record_id")
     told = (await history(client, "site", "rt1"))["data"]
     lines = told["events"]
-    assert any(line["what"].startswith("2020-06-05 撤销记录 2020-06-05 主题党日《学习党章》，重复提交")
-               for line in told["reading"]["lines"]), told["reading"]["lines"]
+    said = {line["event_id"]: line["what"] for line in told["reading"]["lines"]}
+    told_why = "2020-06-05 撤销记录 2020-06-05 主题党日《学习党章》，原因：重复提交"
+    assert any(w.startswith(told_why) for w in said.values()), said
+    assert said[extra].endswith("（已撤销）")  # the record withdrawn says so; the one kept does not
+    assert not said[first["events"][0]["event_id"]].endswith("（已撤销）")
     withdrawn = [e for e in lines if e["type"] == "RecordRetracted"]
     assert len(withdrawn) == 1 and withdrawn[0]["payload"]["reason"] == "重复提交"
     assert withdrawn[0]["payload"]["what"] == "2020-06-05 主题党日《学习党章》"

@@ -43,6 +43,18 @@ def test_a_secretary_may_not_register_a_site_even_its_own():
     Identity(Role.TOWNSHIP, township="bailin").check_write("bailin", "bailin", "x", registering=True)
 
 
+def test_a_secretary_is_refused_any_other_site_alike_existing_or_not():
+    """Before, another township's site was OTHER_TOWNSHIP and a made-up id went on to SITE_NOT_FOUND: a secretary
+    could tell which site ids exist and whose they are."""
+    secretary = Identity(Role.SITE, township="bailin", site="x")
+    refusals = set()
+    for township, site_id in (("diantou", "far"), ("bailin", "near"), (None, "made-up")):
+        with pytest.raises(ForbiddenError) as denied:
+            secretary.check_write("bailin", township, site_id)
+        refusals.add((denied.value.rule, str(denied.value).replace(site_id, "…")))
+    assert refusals == {("OTHER_SITE", "site.bailin.x 只能记录本工地 x，不能记录 …")}
+
+
 def test_reading_a_site():
     assert Identity(Role.TOWNSHIP, township="bailin").may_read_site("bailin", None, "x")
     assert not Identity(Role.TOWNSHIP, township="bailin").may_read_site("diantou", None, "x")

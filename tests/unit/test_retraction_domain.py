@@ -89,6 +89,19 @@ def test_an_activity_is_retracted_by_its_id():
     assert event.what == "2020-07-10 工地夜校《安全夜校》" and event.reason == "记错工地"  # type: ignore[attr-defined]
 
 
+def test_an_activity_recorded_twice_is_taken_with_a_warning_until_one_is_retracted():
+    """Before, the same activity sent twice doubled the count without a word."""
+    night = RecordActivity(command_id=uuid.uuid4(), site_id="a", kind=ActivityKind.night_school, title="安全夜校",
+                           held_on=DAY, headcount=30)
+    first = decide(night, given())
+    again = night.model_copy(update={"command_id": uuid.uuid4()})
+    [warning] = domain.advise(again, given(*first))
+    assert (warning.code, warning.field) == ("ACTIVITY_ALREADY_RECORDED", "title") and "工地夜校" in warning.message
+    assert domain.advise(again.model_copy(update={"title": "第二期安全夜校"}), given(*first)) == []
+    gone = decide(retract(RecordKind.activity, first[0].activity_id), given(*first))  # type: ignore[attr-defined]
+    assert domain.advise(again, given(*first, *gone)) == []
+
+
 def test_an_appraisal_retracted_may_be_held_again_for_its_year():
     grades = [Grading(member_id="m1", grade=Grade.excellent), *(
         Grading(member_id=f"m{i}", grade=Grade.qualified) for i in range(2, 5))]

@@ -49,7 +49,8 @@ export function chinese(err) {
   const said = text.replace(/\s*\[[A-Za-z_]+\]\s*$/, '').replace(/\s*\([\x20-\x7e]*\)\s*$/, '');
   // The platform's own words come first in Chinese, its English detail in parentheses after them; a bare
   // 不合要求 says nothing, so then the English detail is read below.
-  if (/^[\u4e00-\u9fff]/.test(said) && said !== GENERIC) return said + more;
+  // (A message may open with a day or a year: "2026-11-27 已记录过…", "2020 年度…".)
+  if (/^[\d\s-]*[\u4e00-\u9fff]/.test(said) && said !== GENERIC) return said + more;
   if (err.code === 'VALIDATION_FAILED' || !CJK.test(text)) {
     for (const [re, make] of PATTERNS) {
       const m = text.match(re);

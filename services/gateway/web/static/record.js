@@ -231,8 +231,8 @@ function whom(body) {
 
 function resetForm(form) {
   // The day stays too: the next record is most often of the same day (before, it went back to today, and a
-  // secretary entering last year's records saved the next ones as of today).
-  const keep = [...form.querySelectorAll('[data-sticky], input[data-default="today"]')]
+  // secretary entering last year's records saved the next ones as of today); an appraisal's year with its day.
+  const keep = [...form.querySelectorAll('[data-sticky], input[data-default="today"], input[data-default="year"]')]
     .map((el) => [el, el.value]);
   const step = form.elements.namedItem('step');
   const stepValue = step ? step.value : null;
