@@ -219,7 +219,7 @@ def test_a_sites_history_names_its_site_and_members_and_says_the_figures():
         "  2020-07-01 党员进场 李四(m1)",
         "  2020-07-02 报告从业人数 从业人员 120 人",
         "  2020-07-03 党员积分 李四(m1)，按期完成，岗位目标，5 分",
-        "  2020-12-20 民主评议 李四(m1) 合格",
+        "  2020-12-20 民主评议 2020 年度，李四(m1) 合格",
         "  2020-07-11 受理纠纷 案件 k1，薪资，金额 8600 元",
         "  2021-01-01 提醒转接组织关系 李四(m1)，应于 2021-01-01 前",
         "  2021-02-01 党员离场 李四(m1)，转至 h2",
@@ -260,7 +260,7 @@ def test_a_branchs_officers_and_grades_are_named_from_names_found_elsewhere():
     assert "书记 李立新(m1)" in summary(formed, names)
     assert "组长 张少华(m2)" in summary(group, names) and "2名党员" in summary(group, names)
     assert "上岗党员 刘志强(m3)" in summary(post, names)
-    assert summary(graded, names) == "李立新(m1) 优秀，党员 m4 合格"  # a name the reader may not read stays an id
+    assert summary(graded, names) == "2020 年度，李立新(m1) 优秀，党员 m4 合格"  # a name the reader may not read stays an id
     data = History.model_validate({"kind": "branch", "id": "h1", "events": events,
                                    "member_names": {"m1": "李立新", "m2": "张少华", "m3": "刘志强"}}
                                   ).model_dump(mode="json")
