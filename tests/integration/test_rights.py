@@ -20,7 +20,9 @@ from contracts.activities import (
     PromoteToManagement,
     RecommendCrewLeader,
     RecommendForManagement,
+    RecordKind,
     RecordTalk,
+    RetractRecord,
 )
 from contracts.base import Command
 from contracts.liaison import EscalateToPetition
@@ -65,6 +67,8 @@ def one_of_each() -> dict[str, Command]:
                                           restored_on=dt.date(2021, 1, 1)),
                     RecordTalk(command_id=uuid.uuid4(), site_id=OWN, obligation_id=uuid.uuid4(), talked_by="书记",
                                talked_on=dt.date(2020, 6, 2)),
+                    RetractRecord(command_id=uuid.uuid4(), site_id=OWN, record=RecordKind.meeting,
+                                  record_id=str(uuid.uuid4()), reason="重复提交"),
                     EscalateToPetition(command_id=uuid.uuid4(), site_id=OWN, case_id="c1",
                                        escalated_on=dt.date(2020, 6, 2), reason="调解不成"),
                     ExtendProbation(command_id=uuid.uuid4(), site_id=OWN, person_id="m1",
