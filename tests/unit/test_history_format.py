@@ -260,7 +260,8 @@ def test_a_branchs_officers_and_grades_are_named_from_names_found_elsewhere():
     assert "书记 李立新(m1)" in summary(formed, names)
     assert "组长 张少华(m2)" in summary(group, names) and "2名党员" in summary(group, names)
     assert "上岗党员 刘志强(m3)" in summary(post, names)
-    assert summary(graded, names) == "2020 年度，李立新(m1) 优秀，党员 m4 合格"  # a name the reader may not read stays an id
+    # a name the reader may not read stays an id
+    assert summary(graded, names) == "2020 年度，李立新(m1) 优秀，党员 m4 合格"
     data = History.model_validate({"kind": "branch", "id": "h1", "events": events,
                                    "member_names": {"m1": "李立新", "m2": "张少华", "m3": "刘志强"}}
                                   ).model_dump(mode="json")
