@@ -254,6 +254,8 @@ def every_command(s: str, talks: Callable[[], str]) -> list[Step]:
                                                    "grades": [{"member_id": members[0], "grade": "excellent"},
                                                               {"member_id": members[1], "grade": "qualified"},
                                                               {"member_id": members[2], "grade": "qualified"}]}),
+        ("activities", "RetractRecord", lambda: {"site_id": s, "record": "appraisal", "record_id": "2020",
+                                                 "reason": "评定有误"}),
         ("activities", "RecordBranchMeeting", lambda: {"site_id": s, "kind": "themed_day", "held_on": LATER,
                                                        "topic": "安全生产主题党日", "attendance": 6,
                                                        "attendees": members[:3]}),
