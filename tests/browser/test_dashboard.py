@@ -270,23 +270,34 @@ def test_meeting_items_and_co_building_items_are_followed_up_by_name_from_the_re
     assert "✓ 修缮村道" in site.locator("#liaison").inner_text()
 
 
-def test_a_branch_meeting_is_recorded_from_the_record_page(browser: Any, demo: Gateway, pages: list[Any]):
-    """三会一课 is the branch's monthly round: before, the record page had no form for it."""
-    def held() -> int:
-        site = view(demo, "city", "site", site_id=DEMO_SITE)
-        return site["activities"]["meetings"]["by_kind"]["themed_day"]["held"]
+def meetings_held(demo: Gateway, kind: str) -> int:
+    return view(demo, "city", "site", site_id=DEMO_SITE)["activities"]["meetings"]["by_kind"][kind]["held"]
 
-    before = held()
+
+def record_meeting(browser: Any, demo: Gateway, pages: list[Any], kind: str, topic: str, attendance: int,
+                   times: int = 1) -> Any:
+    """The secretary's record page, with a meeting recorded `times` times on its 三会一课 tab."""
     form = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record")
     pages.append(form)
     wait_live(form)
     form.click('[data-tab="branch-meeting"]')
     meeting = form.locator("#form-branch-meeting")
-    meeting.locator('[name="kind"]').select_option("themed_day")
-    meeting.locator('[name="topic"]').fill("重温入党誓词")
-    meeting.locator('[name="attendance"]').fill("12")
-    meeting.locator('button[type="submit"]').click()
-    meeting.locator('.form-result[data-state="ok"]').wait_for(timeout=15_000)
+    for _ in range(times):
+        meeting.locator('[name="kind"]').select_option(kind)
+        meeting.locator('[name="topic"]').fill(topic)
+        meeting.locator('[name="attendance"]').fill(str(attendance))
+        meeting.locator('button[type="submit"]').click()
+        meeting.locator('.form-result[data-state="ok"]').wait_for(timeout=15_000)
+    return form
+
+
+def test_a_branch_meeting_is_recorded_from_the_record_page(browser: Any, demo: Gateway, pages: list[Any]):
+    """三会一课 is the branch's monthly round: before, the record page had no form for it."""
+    def held() -> int:
+        return meetings_held(demo, "themed_day")
+
+    before = held()
+    record_meeting(browser, demo, pages, "themed_day", "重温入党誓词", 12)
     deadline = time.monotonic() + 15
     while held() != before + 1:
         assert time.monotonic() < deadline, "the meeting did not reach the site view"
@@ -298,23 +309,10 @@ def test_a_meeting_entered_by_mistake_is_retracted_from_the_record_page(browser:
     """撤销记录: before, a meeting entered twice could only be reported to the city, which had no way to correct it."""
     from playwright.sync_api import expect
 
-    def held() -> int:
-        site = view(demo, "city", "site", site_id=DEMO_SITE)
-        return site["activities"]["meetings"]["by_kind"]["lecture"]["held"]
-
-    before = held()
-    form = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record")
-    pages.append(form)
-    wait_live(form)
-    form.click('[data-tab="branch-meeting"]')
-    meeting = form.locator("#form-branch-meeting")
-    for _ in range(2):  # sent twice, as a second browser would: the second is recorded and said back
-        meeting.locator('[name="kind"]').select_option("lecture")
-        meeting.locator('[name="topic"]').fill("误录的一次党课")
-        meeting.locator('[name="attendance"]').fill("9")
-        meeting.locator('button[type="submit"]').click()
-        meeting.locator('.form-result[data-state="ok"]').wait_for(timeout=15_000)
-    warning = meeting.locator('.form-result .warnings li[data-code="MEETING_ALREADY_RECORDED"]')
+    before = meetings_held(demo, "lecture")
+    # Sent twice, as a second browser would: the second is recorded and said back.
+    form = record_meeting(browser, demo, pages, "lecture", "误录的一次党课", 9, times=2)
+    warning = form.locator('#form-branch-meeting .form-result .warnings li[data-code="MEETING_ALREADY_RECORDED"]')
     expect(warning).to_contain_text("请在“撤销记录”中撤销多出的一条")
     assert "(a meeting" not in warning.inner_text()  # the English detail is for programs (before, it showed)
     form.click('[data-tab="retract"]')
@@ -328,7 +326,7 @@ def test_a_meeting_entered_by_mistake_is_retracted_from_the_record_page(browser:
     expect(done).to_contain_text("撤销记录", timeout=15_000)
     expect(done).to_contain_text("已撤销")
     expect(choice).to_have_count(1, timeout=15_000)  # gone from the choices once the views took it
-    assert held() == before + 1
+    assert meetings_held(demo, "lecture") == before + 1
 
 
 def test_forms_take_amounts_as_people_write_them_and_preset_the_usual_talk(
