@@ -825,9 +825,10 @@ export function liaisonSummary(l) {
       // A site's cases still open, one by one (before, only counted: the next step had to be found by id).
       (l.open_cases || []).length
         ? h('div', { dataset: { part: 'open-cases' } }, h('h3', null, '未结案件'),
-          table(['案件', '类别', '事由', '状态', '受理', '争议金额', '调解人'], l.open_cases.map((c) => [
+          // Scrolls inside its own box on a phone: with 事由 it is wider than the screen.
+          h('div', { class: 'table-scroll' }, table(['案件', '类别', '事由', '状态', '受理', '争议金额', '调解人'], l.open_cases.map((c) => [
             c.case_id, `${label(LABELS.dispute, c.kind)}纠纷`, c.description || '—', label(LABELS.caseState, c.state), c.reported_on,
-            c.amount_yuan ? `${fmt(Number(c.amount_yuan))} 元` : '—', c.mediator || '—']), { cls: 'data compact' }))
+            c.amount_yuan ? `${fmt(Number(c.amount_yuan))} 元` : '—', c.mediator || '—']), { cls: 'data compact' })))
         : null),
     h('div', { class: 'summary-block' },
       h('h3', null, '帮扶驻地'),
