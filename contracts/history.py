@@ -225,4 +225,5 @@ class History(BaseModel):
     truncated: bool = False
     site_names: dict[str, str] = {}  # the projects' names of the sites the events are on, as the views have them
     member_names: dict[str, str] = {}  # the names of the members the events name, from their arrivals elsewhere
+    actor_names: dict[str, str] = {}  # the townships and departments that acted, by their names in the city file
     reading: HistoryReading | None = None  # the same in words (gongdi.ops.history.reading)

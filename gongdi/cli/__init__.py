@@ -203,7 +203,8 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """Every event touching a site, member, case or branch, from every writing service, with what it caused."""
-    reply = asyncio.run(with_client(client_settings(args), lambda c: history(c, args.kind, args.ident, args.order)))
+    settings = client_settings(args)
+    reply = asyncio.run(with_client(settings, lambda c: history(c, args.kind, args.ident, args.order, settings.city())))
     if not reply["ok"]:
         print(f"错误 {reply['error']['code']}: {reply['error']['message']}", file=sys.stderr)
         return 1
@@ -1188,7 +1189,8 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("kind", choices=list(SUBJECTS), metavar="类别", help=f"对象的类别：{subjects}")
     hist.add_argument("ident", metavar="编号", help="工地编号、党员编号或案件编号（工地党支部用其工地的编号）")
     hist.add_argument("--order", choices=list(ORDERS), default="recorded",
-                      help="recorded 按记录时间（默认）；day 按发生日期（事实本身的日期，补录的排在它发生的那天）")
+                      help="recorded 按记录时间（默认）；newest 同上，最新在前；"
+                           "day 按发生日期（事实本身的日期，补录的排在它发生的那天）")
     hist.add_argument("--json", action="store_true", help=JSON)
     hist.set_defaults(fn=cmd_history)
 

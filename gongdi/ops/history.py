@@ -20,6 +20,7 @@ import orjson
 
 from contracts import activities, liaison, membership
 from contracts.activities import LABELS as ACTIVITY_LABELS
+from contracts.city import City
 from contracts.history import (
     CLOSES,
     EVENT_LABELS,
@@ -74,20 +75,23 @@ def _chunks(ids: list[str]) -> Iterable[list[str]]:
         yield ids[i:i + MAX_IDS]
 
 
-ORDERS = {"recorded": "按记录时间", "day": "按发生日期"}
+ORDERS = {"recorded": "按记录时间", "newest": "最新在前", "day": "按发生日期"}
+# How the notes say the order: `newest` is the recorded order turned round, each cause still above its effects.
+ORDER_NOTES = {"recorded": "按记录时间排列", "newest": "按记录时间排列，最新的在前", "day": "按发生日期排列"}
 
 
-async def history(client: GongdiClient, kind: str, ident: str, order: str = "recorded") -> Reply:
+async def history(client: GongdiClient, kind: str, ident: str, order: str = "recorded",
+                  city: City | None = None) -> Reply:
     """`{"ok": true, "data": History}` for `kind` (site, member, case, branch) `ident`, as the client's identity
     may read it, or the first refusal (typed like every query's); its `reading` lists the lines in `order`
-    (ORDERS)."""
+    (ORDERS), and names the townships and departments that acted by their names in `city`."""
     try:
-        return {"ok": True, "data": await _history(client, kind, ident, order)}
+        return {"ok": True, "data": await _history(client, kind, ident, order, city)}
     except Refused as exc:
         return exc.reply
 
 
-async def _history(client: GongdiClient, kind: str, ident: str, order: str) -> dict[str, Any]:
+async def _history(client: GongdiClient, kind: str, ident: str, order: str, city: City | None) -> dict[str, Any]:
     pages = await _ask(client, {"kind": kind, "id": ident})
     events: dict[str, dict[str, Any]] = {}
     withheld, truncated = 0, False
@@ -127,7 +131,8 @@ async def _history(client: GongdiClient, kind: str, ident: str, order: str) -> d
     link(listed)
     data = History.model_validate({"kind": kind, "id": ident, "events": listed, "withheld": withheld,
                                    "truncated": truncated, "site_names": await _site_names(client, listed),
-                                   "member_names": await _member_names(client, listed)}).model_dump(mode="json")
+                                   "member_names": await _member_names(client, listed),
+                                   "actor_names": actor_names(listed, city)}).model_dump(mode="json")
     return {**data, "reading": reading(data, order)}  # the lines people read, the same for the CLI and the pages
 
 
@@ -209,17 +214,42 @@ def local_time(stamp: str) -> str:
     return datetime.fromisoformat(stamp).astimezone(LOCAL).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def actor_label(actor: str) -> str:
-    """`township.bailin` → `乡镇 township.bailin`; a policy's actor → `平台规则 新来党员必谈`; a timer's →
-    `平台定时提醒 流动党员`."""
+def actor_names(events: list[dict[str, Any]], city: City | None) -> dict[str, str]:
+    """The townships and departments that acted, by the names the city gives them (`township.bailin` → 白琳镇);
+    a site's secretary is named by the site (`actor_label`), the city, an auditor by their role alone."""
+    if city is None:
+        return {}
+    names = {}
+    for actor in {e["actor"] for e in events}:
+        try:
+            who = Identity.parse(actor)
+        except ValueError:
+            continue
+        if who.role is Role.TOWNSHIP and who.township in city.townships:
+            names[actor] = city.townships[who.township]
+        elif who.role is Role.DEPARTMENT and who.department in city.departments:
+            names[actor] = city.departments[who.department]
+    return names
+
+
+def actor_label(actor: str, names: Names | None = None, named: dict[str, str] | None = None) -> str:
+    """Who acted, by role and name: `township.bailin` → `乡镇 白琳镇` (by `named`, else `乡镇 township.bailin`),
+    `site.bailin.h1` → `工地书记 沙埕湾大桥(h1)` (the site by `names`), `city` → `市工委`; a policy's actor →
+    `平台规则 新来党员必谈`; a timer's → `平台定时提醒 流动党员`."""
     if actor.startswith("policy:"):
         return f"平台规则 {actor.removeprefix('policy:')}"
     if actor.startswith("timer:"):  # a prompt the platform's timer recorded when it fell due
         return f"平台定时提醒 {actor.removeprefix('timer:')}"
     try:
-        return f"{ROLE_LABELS[Identity.parse(actor).role]} {actor}"
+        who = Identity.parse(actor)
     except ValueError:
         return actor
+    role = ROLE_LABELS[who.role]
+    if who.role in (Role.CITY, Role.AUDITOR, Role.DASHBOARD):
+        return role  # one login each: the role names it
+    if who.role is Role.SITE and who.site is not None and names is not None and who.site in names.sites:
+        return f"{role} {names.site(who.site)}"
+    return f"{role} {(named or {}).get(actor, actor)}"
 
 
 EVENT_MODELS = {**membership.EVENTS, **activities.EVENTS, **liaison.EVENTS}
@@ -375,6 +405,7 @@ def reading(d: dict[str, Any], order: str = "recorded") -> dict[str, Any]:
     shown: set[str] = set()
 
     withdrawn = retracted(events)
+    named = d.get("actor_names", {})
 
     def show(e: dict[str, Any], depth: int) -> None:
         shown.add(e["event_id"])
@@ -393,13 +424,14 @@ def reading(d: dict[str, Any], order: str = "recorded") -> dict[str, Any]:
         about = p.get("member_id") or p.get("person_id")  # whom it is about, for a page to link their history
         lines.append({"depth": depth, "what": what, "where": where, "event_id": e["event_id"], "type": e["type"],
                       "member": about if isinstance(about, str) and about != mine else None,
-                      "when": f"{when} · {actor_label(e['actor'])}{command} · {e['service']}",
+                      "when": f"{when} · {actor_label(e['actor'], names, named)}{command} · {e['service']}",
                       "intact": e.get("intact") is not False})
         for child in children.get(e["event_id"], []):
             if child["event_id"] not in shown:
                 show(child, depth + 1)
 
-    for e in children.get(None, []):  # in recorded order, each with what it caused beneath it
+    roots = children.get(None, [])
+    for e in reversed(roots) if order == "newest" else roots:  # each with what it caused beneath it
         show(e, 0)
     for e in events:  # a cause that is itself caused by its effect: none is, but nothing goes unshown
         if e["event_id"] not in shown:
@@ -409,7 +441,7 @@ def reading(d: dict[str, Any], order: str = "recorded") -> dict[str, Any]:
         notes.append("记录过多，只列出每个服务最早的一部分 (truncated)")
     if d.get("withheld"):
         notes.append(f"另有 {d['withheld']} 条记录在您无权查看的工地上，未列出")
-    notes.append(f"{ORDERS[order]}排列；时间为北京时间；→ 表示由上一条引起")
+    notes.append(f"{ORDER_NOTES[order]}；时间为北京时间；→ 表示由上一条引起")
     return {"title": title, "warnings": warnings, "lines": lines, "notes": notes, "order": order}
 
 

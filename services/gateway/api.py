@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from contracts import activities, liaison, membership
 from contracts.base import Command, Slug
+from contracts.city import City
 from contracts.history import SUBJECTS, History, Subject
 from contracts.identity import ForbiddenError
 from contracts.queries import QUERIES, ServiceStatus
@@ -146,6 +147,7 @@ async def over_bus(metrics: Metrics, kind: str, name: str, ask: Callable[[], Any
 def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str, Any], key_secret: str = "") -> None:
     current = session_dependency(sessions)
     Current = Annotated[Session, Depends(current)]
+    places = City.model_validate(city)  # the histories name townships and departments that acted
     errors = {401: {"model": QueryReply, "description": "未登录"}, 403: {"model": QueryReply, "description": "无权"},
               422: {"model": QueryReply, "description": "输入不合要求"},
               503: {"model": QueryReply, "description": "平台暂时无法访问"}}
@@ -207,9 +209,10 @@ def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str
     app.include_router(status)
 
     past = APIRouter(prefix="/api/history", tags=["历史记录"])
-    Order = Literal["recorded", "day"]  # gongdi.ops.history.ORDERS
+    ORDER_HELP = "recorded 按记录时间（默认）；newest 同上，最新在前；day 按发生日期（补录的事实排在它发生的那天）"
+    Order = Literal["recorded", "newest", "day"]  # gongdi.ops.history.ORDERS
     kinds = "、".join(f"{k} {v}" for k, v in SUBJECTS.items())
-    about = ("涉及它的每一条记录，来自每个记录服务，按记录时间（或 `order=day` 按发生日期）排列："
+    about = ("涉及它的每一条记录，来自每个记录服务，按记录时间（`order=newest` 最新在前，`order=day` 按发生日期）排列："
              "发生与记录时间、记录人、命令编号，以及因果链"
              f"（进场 → 谈话任务 → 谈话）。数据形状: {History.__name__}。与总线上各服务的 `qry.<服务>.history` 相同，"
              "按登录身份检查权限：市工委与审计可查看全部，乡镇本乡镇的工地，工地书记本工地；主管部门与大屏不可查看"
@@ -220,14 +223,13 @@ def build_api(app: FastAPI, sessions: Sessions, metrics: Metrics, city: dict[str
     async def history_route(kind: Annotated[Subject, Path(description=kinds)],
                             ident: Annotated[Slug, Path(description="工地、党员或案件编号（党支部：其工地编号）")],
                             session: Current, request: Request,
-                            order: Annotated[Order, Query(description="recorded 按记录时间（默认）；day 按发生日期"
-                                                                      "（补录的事实排在它发生的那天）")] = "recorded",
+                            order: Annotated[Order, Query(description=ORDER_HELP)] = "recorded",
                             ) -> Response:
         if unknown := sorted(set(request.query_params) - {"order"}):  # `?as_of=` would be silently ignored
             metrics.count("query", "history", "VALIDATION_FAILED")
             return refused("VALIDATION_FAILED", f"{unknown[0]}: 不认识的参数；历史记录总是列出全部记录，只可选排列"
                                                 f" order (history takes only order)", unknown[0])
-        return await over_bus(metrics, "query", "history", lambda: history(session.client, kind, ident, order))
+        return await over_bus(metrics, "query", "history", lambda: history(session.client, kind, ident, order, places))
 
     app.include_router(past)
 

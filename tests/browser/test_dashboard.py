@@ -534,8 +534,35 @@ def test_the_site_page_opens_the_sites_history_with_causes_beneath_their_events(
         return [w[:10] for w in page.locator('#history li[data-depth="0"] .history-what').all_inner_texts()
                 if re.match(r"\d{4}-\d\d-\d\d", w)]
 
-    recorded = top_days()
+    # Newest first unless asked otherwise: the same groups as in recorded order, turned round.
+    assert page.locator('#history-order a[aria-current="page"]').get_attribute("data-order") == "newest"
+
+    def top_ids() -> list[str | None]:
+        return [li.get_attribute("data-event-id") for li in page.locator('#history li[data-depth="0"]').all()]
+
+    newest_ids, recorded = top_ids(), top_days()
     assert recorded != sorted(recorded)
+    # Filtered by a kind of record: only the groups holding one stay, with their count said.
+    from playwright.sync_api import expect
+
+    page.select_option("#history-kind", "MemberArrived")
+    shown = page.locator('#history li[data-depth="0"]:visible')
+    expect(page.locator("#history-count")).to_contain_text(f"/ {len(newest_ids)} 组记录")
+    assert 0 < shown.count() < len(newest_ids)
+    assert {li.get_attribute("data-type") for li in shown.all()} == {"MemberArrived"}
+    # ... and by words: a member's name finds their arrival and what it caused
+    name = shown.first.locator(".history-what").inner_text().split(" ")[2].split("(")[0]
+    page.fill("#history-filter", name)
+    expect(page.locator("#history-count")).to_contain_text("显示 ")
+    assert all(name in li.inner_text() for li in shown.all()) and shown.count() >= 1
+    page.select_option("#history-kind", "")
+    page.fill("#history-filter", "")
+    expect(page.locator("#history-count")).to_have_text("")
+    assert shown.count() == len(newest_ids)
+    page.locator('#history-order a[data-order="recorded"]').click()
+    page.wait_for_url(re.compile(rf"/history/site/{DEMO_SITE}\?order=recorded$"))
+    page.locator("#history-notes", has_text="按记录时间排列；").wait_for(timeout=30_000)
+    assert top_ids() == newest_ids[::-1]
     page.locator('#history-order a[data-order="day"]').click()
     page.wait_for_url(re.compile(rf"/history/site/{DEMO_SITE}\?order=day$"))
     page.locator("#history-notes", has_text="按发生日期排列").wait_for(timeout=30_000)

@@ -94,9 +94,31 @@ def test_a_members_history_links_arrival_obligation_and_talk(gw: Gateway, story:
     assert all(dt.datetime.fromisoformat(e["occurred_at"]) <= t for e, t in zip(events, times, strict=True))
     printed = format_history(data)
     assert "党员 党员1(h1-m1) 的历史记录：4 条" in printed and "→ 2020-07-01 产生谈话任务 党员1(h1-m1)" in printed
-    assert "        → 2020-07-10 谈话完成" in printed and "乡镇 township.bailin" in printed
+    # who acted by name: the township by the city file's name, the city by its role (before: login ids)
+    assert "        → 2020-07-10 谈话完成" in printed
+    assert "乡镇 白琳镇 · 命令" in printed and " · 市工委 · 命令" in printed
+    assert data["actor_names"] == {TOWNSHIP: "白琳镇"}
     # the site by its name, from the views (a member's history has no site registration to name it)
     assert data["site_names"] == {"h1": "工地h1"} and "[工地 工地h1(h1)]" in printed
+
+
+def test_a_history_newest_first_turns_the_order_round_keeping_effects_beneath_their_causes(gw: Gateway,
+                                                                                           story: dict[str, str]):
+    """A secretary checking what they just recorded finds it on top (before: at the bottom of hundreds of lines)."""
+    with gw.client("auditor") as auditor:
+        oldest = ok(auditor.get("/api/history/site/h1"))["data"]["reading"]
+        newest = ok(auditor.get("/api/history/site/h1?order=newest"))["data"]["reading"]
+
+    def groups(reading: dict[str, Any]) -> list[list[str]]:
+        out: list[list[str]] = []
+        for line in reading["lines"]:
+            if line["depth"] == 0:
+                out.append([])
+            out[-1].append(line["event_id"])
+        return out
+
+    assert len(groups(oldest)) > 3 and groups(newest) == groups(oldest)[::-1]
+    assert newest["order"] == "newest" and newest["notes"][-1].startswith("按记录时间排列，最新的在前")
 
 
 def test_a_violations_obligation_is_caused_by_the_violation(gw: Gateway, story: dict[str, str]):

@@ -174,7 +174,7 @@ def test_a_fixed_history_prints_as_a_chain_in_beijing_time():
         "      → 2020-07-09 产生谈话任务 李四(m1)，施工违章必谈，应于 2020-07-16 前  [工地 h1]",
         f"          操作并记录 2026-03-01 10:00:04 · 乡镇 township.bailin · {c} · activities",
         "  2020-07-11 受理纠纷 案件 k1，薪资  [工地 h1]",
-        f"    操作并记录 2026-03-01 10:00:06 · 市工委 city · {c} · liaison",
+        f"    操作并记录 2026-03-01 10:00:06 · 市工委 · {c} · liaison",
         "  另有 2 条记录在您无权查看的工地上，未列出",
         "  (按记录时间排列；时间为北京时间；→ 表示由上一条引起)",
     ]
@@ -182,7 +182,8 @@ def test_a_fixed_history_prints_as_a_chain_in_beijing_time():
 
 def test_an_empty_history_and_actors_of_every_kind():
     assert "（没有记录）" in format_history({"kind": "site", "id": "x", "events": []})
-    assert actor_label("auditor") == "审计 auditor"
+    assert actor_label("auditor") == "审计"  # one login each: the role names it
+    assert actor_label("township.bailin") == "乡镇 township.bailin"  # no city file to name it by
     assert actor_label("policy:新来党员必谈") == "平台规则 新来党员必谈"
     assert actor_label("timer:流动党员") == "平台定时提醒 流动党员"
     assert actor_label("someone-from-0.1") == "someone-from-0.1"

@@ -1,30 +1,30 @@
 // 历史记录: every event touching a site, member, case or branch, with what it caused beneath it, in the words the
-// CLI prints (the API's `reading`, made once on the server for both). Changed records are marked.
-import { ApiError, api, fill, h, header, loadMe, showProblem, start } from '/static/app.js';
+// CLI prints (the API's `reading`, made once on the server for both). Changed records are marked. Newest first by
+// default (what was just recorded is what a secretary comes to check), and filtered by kind or words on the page.
+import { ApiError, LABELS, api, fill, fmt, h, header, label, loadMe, showProblem, start } from '/static/app.js';
 
 const KINDS = { site: '工地', member: '党员', case: '案件', branch: '党支部' };
-const ORDERS = { recorded: '按记录时间', day: '按发生日期' }; // gongdi.ops.history.ORDERS
+// gongdi.ops.history.ORDERS; the page's own default first, reached without a query
+const ORDERS = { newest: '最新在前', recorded: '按记录时间', day: '按发生日期' };
+const DEFAULT_ORDER = 'newest';
 
 function subjectFromPath() {
   const [, kind, id] = location.pathname.split('/').filter(Boolean); // ['history', kind, id]
   return { kind: decodeURIComponent(kind || ''), id: decodeURIComponent(id || '') };
 }
 
-// 按记录时间 (what was entered when) or 按发生日期 (a late entry where it happened): a link each, so a page in either
-// order can be kept or sent.
+// 最新在前, 按记录时间 (what was entered when) or 按发生日期 (a late entry where it happened): a link each, so a page
+// in any order can be kept or sent.
 function orderLinks(order) {
   const base = location.pathname;
-  fill('history-order', '排列：', ...Object.entries(ORDERS).flatMap(([key, label], i) => [
+  fill('history-order', '排列：', ...Object.entries(ORDERS).flatMap(([key, name], i) => [
     i ? ' · ' : '',
-    h('a', { href: key === 'recorded' ? base : `${base}?order=${key}`, dataset: { order: key },
-      'aria-current': key === order ? 'page' : null }, label)]));
+    h('a', { href: key === DEFAULT_ORDER ? base : `${base}?order=${key}`, dataset: { order: key },
+      'aria-current': key === order ? 'page' : null }, name)]));
 }
 
-function render(r) {
-  fill('history-title', r.title);
-  document.title = `${r.title} · 工地党建`;
-  fill('history-warnings', r.warnings.map((w) => h('p', { class: 'warn', role: 'alert' }, `!! ${w}`)));
-  fill('history', r.lines.length ? r.lines.map((line) => h('li', {
+function lineItem(line) {
+  return h('li', {
     class: line.intact ? 'history-line' : 'history-line changed',
     style: `margin-left: ${line.depth * 1.6}em`,
     dataset: { eventId: line.event_id, type: line.type, depth: String(line.depth), intact: String(line.intact) },
@@ -32,9 +32,58 @@ function render(r) {
   h('div', { class: 'history-what' }, line.depth ? '→ ' : '', line.what, line.where ? h('span', { class: 'muted' }, `  [${line.where}]`) : null),
   line.intact ? null : h('div', { class: 'warn' }, '!! 此条记录写入后被改动过（哈希与内容不符），以上内容不可信'),
   h('div', { class: 'history-when muted' }, line.when,
-    line.member ? h('a', { class: 'history-member', href: `/history/member/${encodeURIComponent(line.member)}` }, ' · 此人的历史') : null)))
-    : h('li', { class: 'empty' }, '（没有记录）'));
+    line.member ? h('a', { class: 'history-member', href: `/history/member/${encodeURIComponent(line.member)}` }, ' · 此人的历史') : null));
+}
+
+// A top line and what it caused beneath it: shown or hidden together, so an effect is never without its cause.
+function groupsOf(lines) {
+  const groups = [];
+  for (const line of lines) {
+    if (!line.depth || !groups.length) groups.push({ lines: [], items: [] });
+    const group = groups[groups.length - 1];
+    group.lines.push(line);
+    group.items.push(lineItem(line));
+  }
+  return groups;
+}
+
+function kindChoices(lines) {
+  const counts = new Map();
+  for (const line of lines) counts.set(line.type, (counts.get(line.type) || 0) + 1);
+  const select = document.getElementById('history-kind');
+  fill(select, h('option', { value: '' }, '全部类别'),
+    [...counts].map(([type, n]) => [type, label(LABELS.event, type), n])
+      .sort((a, b) => a[1].localeCompare(b[1], 'zh-CN'))
+      .map(([type, name, n]) => h('option', { value: type }, `${name}（${fmt(n)}）`)));
+}
+
+function applyFilter(groups) {
+  const kind = document.getElementById('history-kind').value;
+  const words = document.getElementById('history-filter').value.trim();
+  let shown = 0;
+  for (const g of groups) {
+    const match = (!kind || g.lines.some((l) => l.type === kind))
+      && (!words || g.lines.some((l) => [l.what, l.where, l.when].some((x) => (x || '').includes(words))));
+    for (const li of g.items) li.hidden = !match;
+    shown += match ? 1 : 0;
+  }
+  fill('history-count', kind || words ? `显示 ${fmt(shown)} / ${fmt(groups.length)} 组记录` : '');
+  document.getElementById('history-none').hidden = shown > 0;
+}
+
+function render(r) {
+  fill('history-title', r.title);
+  document.title = `${r.title} · 工地党建`;
+  fill('history-warnings', r.warnings.map((w) => h('p', { class: 'warn', role: 'alert' }, `!! ${w}`)));
   fill('history-notes', r.notes.map((n) => h('p', null, n)));
+  if (!r.lines.length) { fill('history', h('li', { class: 'empty' }, '（没有记录）')); return; }
+  const groups = groupsOf(r.lines);
+  fill('history', groups.map((g) => g.items), h('li', { class: 'empty', id: 'history-none', hidden: true }, '没有符合条件的记录'));
+  kindChoices(r.lines);
+  document.getElementById('history-filters').hidden = false;
+  for (const id of ['history-kind', 'history-filter']) {
+    document.getElementById(id).addEventListener('input', () => applyFilter(groups));
+  }
 }
 
 start(async () => {
@@ -44,11 +93,11 @@ start(async () => {
   const back = document.getElementById('back-link');
   if (kind === 'site' || kind === 'branch') back.href = `/site/${encodeURIComponent(id)}`;
   fill('title', `${KINDS[kind] || ''}历史记录 · 工地党建`);
-  const order = new URLSearchParams(location.search).get('order') === 'day' ? 'day' : 'recorded';
+  const asked = new URLSearchParams(location.search).get('order');
+  const order = asked in ORDERS ? asked : DEFAULT_ORDER;
   orderLinks(order);
   try {
-    const query = order === 'day' ? '?order=day' : '';
-    const reply = await api(`/api/history/${encodeURIComponent(kind)}/${encodeURIComponent(id)}${query}`);
+    const reply = await api(`/api/history/${encodeURIComponent(kind)}/${encodeURIComponent(id)}?order=${order}`);
     render(reply.data.reading);
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return;
