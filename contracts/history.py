@@ -104,6 +104,7 @@ RETRACTABLE: dict[str, tuple[str, str]] = {
     activities.BranchMeetingHeld.__name__: (activities.RecordKind.meeting.value, "meeting_id"),
     activities.ActivityHeld.__name__: (activities.RecordKind.activity.value, "activity_id"),
     activities.MembersAppraised.__name__: (activities.RecordKind.appraisal.value, "year"),
+    activities.TalkHeld.__name__: (activities.RecordKind.talk.value, "obligation_id"),
 }
 RETRACTION = activities.RecordRetracted.__name__
 

@@ -209,6 +209,7 @@ class Retractable(BaseModel):
     day: dt.date
     what: str
     meeting: str | None = None  # a meeting's kind/day/topic (`meetings`)
+    member: str | None = None  # whom a talk was with
 
 
 class ActivitySite(BaseModel):
@@ -275,7 +276,10 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
         case TalkHeld():
             key = str(event.obligation_id)
             closed = s.obligations[key].model_copy(update={"closed_on": event.talked_on})
-            return s.model_copy(update={"obligations": {**s.obligations, key: closed}})
+            held = Retractable(day=event.talked_on, what=f"{event.talked_on} {LABELS[closed.reason.value]}",
+                               member=event.member_id)
+            return s.model_copy(update={"obligations": {**s.obligations, key: closed},
+                                        "records": {**s.records, _record_key(RecordKind.talk, key): held}})
         case BirthdaysCelebrated():
             year = str(event.held_on.year)
             done = [*s.celebrated.get(year, []), *event.members]
@@ -310,15 +314,17 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
         case MembersAppraised():
             held = Retractable(day=event.appraised_on, what=f"{event.year} 年度民主评议（{len(event.grades)} 名党员）")
             return s.model_copy(update={"appraised": [*s.appraised, event.year],
-                                        "records": {**s.records, f"appraisal/{event.year}": held}})
+                                        "records": {**s.records, _record_key(RecordKind.appraisal, event.year): held}})
         case BranchMeetingHeld():
             held = Retractable(day=event.held_on, what=f"{event.held_on} {LABELS[event.kind.value]}《{event.topic}》",
                                meeting=_meeting_key(event))
+            key = _record_key(RecordKind.meeting, event.meeting_id)
             return s.model_copy(update={"meetings": [*s.meetings, _meeting_key(event)],
-                                        "records": {**s.records, f"meeting/{event.meeting_id}": held}})
+                                        "records": {**s.records, key: held}})
         case ActivityHeld():
             held = Retractable(day=event.held_on, what=_activity_what(event))
-            return s.model_copy(update={"records": {**s.records, f"activity/{event.activity_id}": held}})
+            key = _record_key(RecordKind.activity, event.activity_id)
+            return s.model_copy(update={"records": {**s.records, key: held}})
         case RecordRetracted():
             return _retracted(s, event)
         case VisitRecorded() | SafetyViolationRecorded() | PersonalChangeReported():
@@ -330,15 +336,23 @@ def _retracted(s: ActivitySite, event: RecordRetracted) -> ActivitySite:
     """The record is gone from the rules' view too: a retracted appraisal's year may be appraised again, and a
     retracted meeting no longer makes the same one look recorded twice."""
     records = dict(s.records)
-    held = records.pop(f"{event.record.value}/{event.record_id}", None)
+    held = records.pop(_record_key(event.record, event.record_id), None)
     update: dict[str, object] = {"records": records}
     if event.record is RecordKind.appraisal:
         update["appraised"] = [y for y in s.appraised if str(y) != event.record_id]
+    if event.record is RecordKind.talk and event.record_id in s.obligations:  # owed again, as before the talk
+        reopened = s.obligations[event.record_id].model_copy(update={"closed_on": None})
+        update["obligations"] = {**s.obligations, event.record_id: reopened}
     if held is not None and held.meeting in s.meetings:
         meetings = list(s.meetings)
         meetings.remove(held.meeting)  # one of them: the same meeting may have been recorded twice
         update["meetings"] = meetings
     return s.model_copy(update=update)
+
+
+def _record_key(kind: RecordKind, ident: object) -> str:
+    """How `ActivitySite.records` names a record: `<kind>/<id>`, as `RetractRecord` names it."""
+    return f"{kind.value}/{ident}"
 
 
 def _activity_what(activity: ActivityHeld | RecordActivity) -> str:
@@ -357,7 +371,8 @@ def advise(command: Command, given: Given) -> list[ErrorInfo]:
     another key)? Two party groups may meet on one day, so it is recorded, and said back. Likewise an activity of
     the kind, day and title of one recorded already (two night-school classes may share a title)."""
     if isinstance(command, RecordActivity) and given.site is not None \
-            and _activity_what(command) in {r.what for k, r in given.site.records.items() if k.startswith("activity/")}:
+            and _activity_what(command) in {r.what for k, r in given.site.records.items()
+                                              if k.startswith(_record_key(RecordKind.activity, ""))}:
         return [ErrorInfo(code="ACTIVITY_ALREADY_RECORDED", field="title", message=(
             f"{command.held_on} 已记录过同名的{LABELS[command.kind.value]}：若是重复提交，"
             "请在“撤销记录”中撤销多出的一条；若是另一场，请在名称中注明"
@@ -464,7 +479,7 @@ def _decide(command: Command, given: Given, rules: Rules) -> list[Event]:
         case RecordBranchMeeting():
             return [_meeting(command, given)]
         case RetractRecord():
-            return [_retraction(command, site)]
+            return _retraction(command, site, given)
     raise TypeError(f"activities cannot decide {type(command).__name__}")
 
 
@@ -656,11 +671,26 @@ def _meeting(command: RecordBranchMeeting, given: Given) -> Event:
     return BranchMeetingHeld(**fields, meeting_id=command.command_id)
 
 
-def _retraction(command: RetractRecord, site: ActivitySite) -> Event:
-    held = site.records.get(f"{command.record.value}/{command.record_id}")
+def _retraction(command: RetractRecord, site: ActivitySite, given: Given) -> list[Event]:
+    held = site.records.get(_record_key(command.record, command.record_id))
     if held is None:
         raise RecordNotFoundError(
             f"工地 {command.site_id} 没有编号为 {command.record_id} 的{LABELS[command.record.value]}记录，"
             "或已撤销 (no such record on this site, or retracted already)", "record_id")
-    return RecordRetracted(site_id=command.site_id, record=command.record, record_id=command.record_id,
-                           record_day=held.day, what=held.what, reason=command.reason)
+    retracted = RecordRetracted(site_id=command.site_id, record=command.record, record_id=command.record_id,
+                                record_day=held.day, what=held.what, reason=command.reason, member_id=held.member)
+    if command.record is not RecordKind.talk:
+        return [retracted]
+    # A talk retracted owes its talk again: to a member still here, or closed as moot on the site's completion
+    # (as the policy closes open ones). A member who left is refused: the day they left, which the obligation
+    # would be closed on, is membership's, not known here.
+    owed = site.obligations[command.record_id]
+    if given.completed_on is not None:
+        return [retracted, TalkObligationMooted(site_id=command.site_id, mooted_on=given.completed_on,
+                                                obligation_id=uuid.UUID(command.record_id), member_id=owed.member_id,
+                                                reason="site_completed")]
+    if owed.reason is not TalkReason.application and owed.member_id not in given.present:
+        raise MemberNotPresentError(
+            f"党员 {owed.member_id} 已离开本工地：撤销这次谈话，谈话任务就再也无人可谈，不能撤销；"
+            "如确系记错，请告知市工委 (the member has left: the talk owed again could not be held)", "record_id")
+    return [retracted]

@@ -278,6 +278,11 @@ class ActivitiesProjection(Projection):
             await conn.execute(f"DELETE FROM {self.schema}.appraisal WHERE site_id = $1 AND year = $2",
                                e.site_id, int(e.record_id))
             return
+        if e.record is RecordKind.talk:  # the obligation is owed again, as before the talk
+            await conn.execute(f"UPDATE {self.schema}.talk_obligation SET closed_on = NULL, talked_by = NULL,"
+                               " note = NULL, method = NULL WHERE obligation_id = $1::uuid AND site_id = $2",
+                               e.record_id, e.site_id)
+            return
         table, key = {RecordKind.meeting: ("branch_meeting", "meeting_id"),
                       RecordKind.activity: ("activity", "activity_id")}[e.record]
         await conn.execute(f"DELETE FROM {self.schema}.{table} WHERE {key} = $1::uuid AND site_id = $2",
@@ -447,8 +452,9 @@ async def meetings(conn: asyncpg.Connection, s: str, scope: str, key: str | None
             "held": sum(v["held"] for v in by_kind.values()), "by_kind": by_kind}
 
 
-async def records(conn: asyncpg.Connection, schema: str, site_id: str, limit: int = 60) -> list[dict[str, Any]]:
-    """The site's records a secretary may retract (撤销), latest first: its meetings, activities and appraisals."""
+async def records(conn: asyncpg.Connection, schema: str, site_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The site's records a secretary may retract (撤销), latest first: its meetings, activities, appraisals and
+    talks (a talk's title: whom it was with, by name while known here)."""
     s = schema
     rows = await conn.fetch(f"""
         SELECT * FROM (
@@ -459,6 +465,13 @@ async def records(conn: asyncpg.Connection, schema: str, site_id: str, limit: in
             UNION ALL
             SELECT 'appraisal', year::text, max(appraised_on), 'appraisal', year || ' 年度', count(*)::int
             FROM {s}.appraisal WHERE site_id = $1 GROUP BY year
+            UNION ALL
+            SELECT 'talk', t.obligation_id::text, t.closed_on, t.reason,
+                   coalesce(m.name, d.name, t.member_id) || '（' || t.member_id || '）', 1
+            FROM {s}.talk_obligation t
+            LEFT JOIN {s}.site_member m ON m.site_id = t.site_id AND m.member_id = t.member_id
+            LEFT JOIN {s}.development d ON d.site_id = t.site_id AND d.person_id = t.member_id
+            WHERE t.site_id = $1 AND t.closed_on IS NOT NULL AND NOT t.mooted
         ) r ORDER BY day DESC, record, record_id LIMIT $2""", site_id, limit)
     return [{**dict(r), "day": r["day"].isoformat()} for r in rows]
 

@@ -329,6 +329,36 @@ def test_a_meeting_entered_by_mistake_is_retracted_from_the_record_page(browser:
     assert meetings_held(demo, "lecture") == before + 1
 
 
+def test_a_talk_recorded_by_mistake_is_retracted_and_owed_again(browser: Any, demo: Gateway, pages: list[Any]):
+    """Before, a talk entered for the wrong person closed their 必谈 for good, counted as held."""
+    from playwright.sync_api import expect
+
+    form = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record")
+    pages.append(form)
+    wait_live(form)
+    form.click('[data-tab="talk"]')
+    talk = form.locator("#form-talk")
+    owed = talk.locator('[name="obligation_id"] option:not([value=""])').first
+    owed.wait_for(state="attached", timeout=15_000)
+    obligation, person = owed.get_attribute("value"), owed.inner_text().split(" · ")[0]
+    talk.locator('[name="obligation_id"]').select_option(obligation)
+    talk.locator('[name="talked_by"]').fill("支部书记")
+    talk.locator('button[type="submit"]').click()
+    expect(talk.locator('.form-result[data-state="ok"]')).to_contain_text(person, timeout=15_000)
+    form.click('[data-tab="retract"]')
+    retract = form.locator("#form-retract")
+    choice = retract.locator(f'[name="record_id"] option[value="talk/{obligation}"]')
+    expect(choice).to_contain_text("谈心谈话（", timeout=15_000)
+    expect(choice).to_contain_text(person)
+    retract.locator('[name="record_id"]').select_option(f"talk/{obligation}")
+    retract.locator('[name="reason"]').fill("谈话对象选错")
+    retract.locator('button[type="submit"]').click()
+    expect(retract.locator('.form-result[data-state="ok"]')).to_contain_text("已撤销", timeout=15_000)
+    expect(choice).to_have_count(0, timeout=15_000)
+    form.click('[data-tab="talk"]')  # owed again: back among the talks to hold
+    expect(talk.locator(f'[name="obligation_id"] option[value="{obligation}"]')).to_have_count(1, timeout=15_000)
+
+
 def test_forms_take_amounts_as_people_write_them_and_preset_the_usual_talk(
         browser: Any, demo: Gateway, pages: list[Any]):
     """Before, 48,000 was refused as 应为数字 and every talk was refused until its 谈话方式 was chosen."""

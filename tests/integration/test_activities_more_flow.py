@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -15,6 +16,7 @@ from contracts.activities import (
     MeetingKind,
     RecordBranchMeeting,
     RecordKind,
+    RecordTalk,
     RetractRecord,
     TrainBackbone,
 )
@@ -204,3 +206,45 @@ async def test_a_duplicate_meeting_is_retracted_from_the_views_and_kept_in_the_h
     assert len(withdrawn) == 1 and withdrawn[0]["payload"]["reason"] == "重复提交"
     assert withdrawn[0]["payload"]["what"] == "2020-06-05 主题党日《学习党章》"
     assert extra in {e["event_id"] for e in lines}  # the retracted record stays in the log
+
+
+@pytest.mark.usefixtures("platform")
+async def test_a_talk_recorded_by_mistake_is_retracted_and_its_obligation_is_owed_again(client: GongdiClient):
+    """Before, a talk recorded for the wrong member closed that member's obligation for good: the views counted a
+    talk never held, and nobody could correct it."""
+    await site_with_branch(client, "rt2", ["t1", "t2", "t3"])  # a branch needs three full members
+
+    async def open_talks() -> dict[str, str]:
+        listed = (await client.query("views", "talks", {"site_id": "rt2"}))["data"]["open"]
+        return {t["obligation_id"]: t["member_id"] for t in listed}
+
+    async def records() -> list[dict]:
+        return (await client.query("views", "site", {"site_id": "rt2"}))["data"]["records"]
+
+    assert await eventually(lambda: _has(open_talks, 3))
+    owed = next(o for o, m in (await open_talks()).items() if m == "t1")
+    talk = RecordTalk(command_id=uuid.uuid4(), site_id="rt2", obligation_id=uuid.UUID(owed), talked_by="支部书记",
+                      talked_on=dt.date(2020, 6, 3))
+    held = await client.send(ACTIVITIES, talk)
+    assert held["ok"], held
+    assert await eventually(lambda: _has(open_talks, 2))
+    [listed] = [r for r in await records() if r["record"] == "talk"]
+    assert (listed["record_id"], listed["kind"], listed["day"]) == (owed, "new_arrival", "2020-06-03")
+    assert listed["title"] == "李四（t1）"
+    retract = RetractRecord(command_id=uuid.uuid4(), site_id="rt2", record=RecordKind.talk, record_id=owed,
+                            reason="谈话对象选错")
+    done = await client.send(ACTIVITIES, retract)
+    assert done["ok"] and [e["type"] for e in done["events"]] == ["RecordRetracted"], done
+    assert await eventually(lambda: _has(open_talks, 3))  # owed again, and no longer retractable
+    assert owed in await open_talks() and not [r for r in await records() if r["record"] == "talk"]
+    told = (await history(client, "member", "t1"))["data"]["reading"]["lines"]
+    said = {line["type"]: line["what"] for line in told}
+    assert said["TalkHeld"].endswith("（已撤销）")
+    assert said["RecordRetracted"] == "2020-06-03 撤销记录 李四(t1)，2020-06-03 新来党员必谈，原因：谈话对象选错"
+    again = await client.send(ACTIVITIES, talk.model_copy(update={"command_id": uuid.uuid4()}))
+    assert again["ok"], again  # the talk really held can be recorded now
+    assert await eventually(lambda: _has(open_talks, 2))
+
+
+async def _has(listing: Callable[[], Awaitable[dict]], n: int) -> bool:
+    return len(await listing()) == n

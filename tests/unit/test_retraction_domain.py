@@ -1,6 +1,7 @@
-"""撤销记录 as given/when/then: a meeting, an activity or an appraisal entered by mistake is withdrawn; no I/O."""
+"""撤销记录 as given/when/then: a meeting, activity, appraisal or talk entered by mistake is withdrawn; no I/O."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 
@@ -17,7 +18,11 @@ from contracts.activities import (
     RecordBranchMeeting,
     RecordKind,
     RecordRetracted,
+    RecordTalk,
     RetractRecord,
+    TalkObligationCreated,
+    TalkObligationMooted,
+    TalkReason,
 )
 from contracts.base import Event
 from contracts.timeline import Basis, Window
@@ -128,3 +133,56 @@ def test_a_retraction_is_as_of_the_records_own_day_for_the_business_view():
 def test_a_retraction_needs_a_reason():
     with pytest.raises(ValueError, match="reason"):
         retract(RecordKind.meeting, uuid.uuid4(), reason="")
+
+
+# ---- talks: the obligation a retracted talk closed is owed again ------------------------------------------------
+
+OWED = uuid.uuid4()
+
+
+def obliged(member_id: str = "m1", reason: TalkReason = TalkReason.new_arrival) -> TalkObligationCreated:
+    return TalkObligationCreated(site_id="a", obligation_id=OWED, member_id=member_id, reason=reason,
+                                 created_on=dt.date(2020, 7, 1), due_on=dt.date(2020, 7, 8))
+
+
+def talk() -> RecordTalk:
+    return RecordTalk(command_id=uuid.uuid4(), site_id="a", obligation_id=OWED, talked_by="支部书记", talked_on=DAY)
+
+
+def test_a_talk_retracted_says_whom_it_was_with_and_its_obligation_is_owed_again():
+    held = decide(talk(), given(obliged()))
+    [event] = decide(retract(RecordKind.talk, OWED, "谈话对象选错"), given(obliged(), *held))
+    assert event == RecordRetracted(site_id="a", record=RecordKind.talk, record_id=str(OWED), record_day=DAY,
+                                    what="2020-07-10 新来党员必谈", reason="谈话对象选错", member_id="m1")
+    after = given(obliged(), *held, event)
+    assert after.site is not None and after.site.obligations[str(OWED)].closed_on is None
+    assert decide(talk(), after)  # the right talk can be recorded now
+    with pytest.raises(domain.RecordNotFoundError):  # retracted: not twice
+        decide(retract(RecordKind.talk, OWED), after)
+
+
+def test_an_open_obligation_is_no_talk_to_retract():
+    with pytest.raises(domain.RecordNotFoundError):
+        decide(retract(RecordKind.talk, OWED), given(obliged()))
+
+
+def test_a_talk_retracted_on_a_completed_site_leaves_its_obligation_closed_as_moot():
+    """As the policy closes a completed site's open obligations: else it stayed 逾期 for ever."""
+    held = decide(talk(), given(obliged()))
+    done = dataclasses.replace(given(obliged(), *held), completed_on=dt.date(2020, 9, 30))
+    retracted, mooted = decide(retract(RecordKind.talk, OWED), done)
+    assert isinstance(retracted, RecordRetracted) and mooted == TalkObligationMooted(
+        site_id="a", mooted_on=dt.date(2020, 9, 30), obligation_id=OWED, member_id="m1", reason="site_completed")
+    state = evolve(evolve(done.site, retracted), mooted)
+    assert state.obligations[str(OWED)].mooted and state.obligations[str(OWED)].closed_on == dt.date(2020, 9, 30)
+
+
+def test_a_talk_with_a_member_who_left_is_not_retracted_but_an_applicants_is():
+    held = decide(talk(), given(obliged("m9")))  # m9: not (any longer) among those present
+    with pytest.raises(domain.MemberNotPresentError) as refused:
+        decide(retract(RecordKind.talk, OWED), given(obliged("m9"), *held))
+    assert refused.value.field == "record_id" and "已离开本工地" in refused.value.message
+    applicant = obliged("p1", TalkReason.application)  # an applicant is not a member present: owed all the same
+    held = decide(talk(), given(applicant))
+    [event] = decide(retract(RecordKind.talk, OWED), given(applicant, *held))
+    assert event.member_id == "p1"  # type: ignore[attr-defined]
