@@ -985,8 +985,26 @@ def cmd_users(args: argparse.Namespace) -> int:
         print(f"已添加 {identity.name}" + ("，已生效" if live else "；下次 `gongdi up` 时生效"))
         # The secretary needs it to log in; it is also kept in credentials.json (readable by this user only).
         print(f"  登录名 {identity.name}  密码 {creds.password(identity.name)}  （请当面交给该工地书记）")
-    print(format_identities(city, [Identity.parse(u) for u in creds.nats if _is_person(u)], creds.path))
+    identities = [Identity.parse(u) for u in creds.nats if _is_person(u)]
+    print(format_identities(city, identities, creds.path, _site_names(args, identities)))
     return 0
+
+
+def _site_names(args: argparse.Namespace, identities: list[Identity]) -> dict[str, str]:
+    """The names of the secretaries' sites, from the running platform's township views (one query a township);
+    none when it is not running: the list then names sites by id, as their logins do."""
+    townships = sorted({i.township for i in identities if i.role is Role.SITE and i.township})
+    if not townships:
+        return {}
+
+    async def ask(client: Any) -> list[dict[str, Any]]:
+        return await asyncio.gather(*(client.query(VIEWS_SERVICE, "township", {"township": t}) for t in townships))
+
+    try:
+        replies = asyncio.run(with_client(client_settings(args), ask))
+    except (OSError, nats.errors.Error, SystemExit):  # not running, or never started: ids it is
+        return {}
+    return {s["site_id"]: s["name"] for r in replies if r.get("ok") for s in r["data"].get("sites", [])}
 
 
 def _site_of_another_township(args: argparse.Namespace, city: Any) -> str | None:

@@ -12,6 +12,7 @@ from contracts.city import City
 from contracts.identity import LABELS as ROLE_LABELS
 from contracts.identity import Identity, Role
 from contracts.liaison import LABELS as LIAISON_LABELS
+from gongdi.ops.history import Names, actor_label
 from gongdi.sheets.columns import UNIT_KIND
 
 # As the site page says them (services/gateway/web/static/app.js, relationLong).
@@ -97,9 +98,9 @@ def _held(h: dict[str, Any]) -> str:
     """What a departed holder held, by its name as the site page says it (`kind` carries the name, or a post's
     kind): before, `group g2` and `secretary shachengwan`."""
     name = h.get("kind") or h["id"]
-    held = {"post": f"示范岗「{LABELS.get(name, name)}」", "team": f"队组「{name}」", "zone": f"责任区「{name}」",
-            "secretary": f"党支部「{name}」书记", "group": f"党小组「{name}」组长"}
-    return held.get(h["what"], f"{h['what']} {name}")
+    held = {"post": f"示范岗「{LABELS.get(name, name)}」上岗党员", "team": f"队组「{name}」组长",
+            "zone": f"责任区「{name}」负责人", "secretary": f"党支部「{name}」书记", "group": f"党小组「{name}」组长"}
+    return held.get(h["what"], f"{h['what']} {name} 负责人")
 
 
 def talks_done_split(a: dict) -> str:
@@ -240,21 +241,29 @@ def format_site(d: dict[str, Any]) -> str:
         flags = ("（空白点）" if d["gap"] else "") + ("，应组建" if d["should_form_branch"] else "")
         lines.append("  党支部: 未成立" + flags)
     for g in d["groups"]:
-        names = [n or m for m, n in zip(g["members"], g.get("member_names") or g["members"], strict=True)]
+        left = set(g.get("departed") or [])  # as the site page says it: named, marked, counted apart
+        names = [(n or m) + ("（已离场）" if m in left else "")
+                 for m, n in zip(g["members"], g.get("member_names") or g["members"], strict=True)]
         closed = f"，{g['closed_on']} 撤销" if g.get("closed_on") else ""
-        lines.append(f"  党小组 {g['name']}: 组长 {g.get('leader_name') or g['leader']}，{len(g['members'])}名党员"
+        gone = f"，其中 {len(left)} 人已离场" if left else ""
+        leader = (g.get("leader_name") or g["leader"]) + ("（已离场）" if g["leader"] in left else "")
+        lines.append(f"  党小组 {g['name']}: 组长 {leader}，{len(g['members'])}名党员{gone}"
                      f"（{'、'.join(names)}）{closed}")
     lines += format_site_development(d)
     if "activities" in d:
         lines += format_activities(d["activities"])
     if "liaison" in d:
         lines += format_liaison(d["liaison"])
+    # Who recorded a departure, by role and name (市工委, 乡镇 沙埕镇), as the history says it; before, `city`.
+    places = Names(sites={d["site_id"]: d["name"]})
+    townships = {f"township.{d['township']}": d["township_name"]} if d.get("township_name") else {}
     for m in d.get("recent_departures", []):
         moved = f"，转至 {m.get('moved_to_name') or m['moved_to_site']}" if m["moved_to_site"] else ""
-        lines.append(f"  离场 {m['departed_on']} {m['name'] or m['member_id']}{moved}（{m['recorded_by']} 记录）")
+        who = actor_label(m["recorded_by"], places, townships) if m.get("recorded_by") else "平台"
+        lines.append(f"  离场 {m['departed_on']} {m['name'] or m['member_id']}{moved}（{who} 记录）")
     for h in d.get("departed_holders", []):
         who = f"{h['name']}({h['member_id']})" if h.get("name") else h["member_id"]
-        lines.append(f"  !! {_held(h)}的负责人 {who} 已离场，请重新指定")
+        lines.append(f"  !! {_held(h)} {who} 已离场，请重新指定")
     ranking = d.get("points_ranking") or {}
     if ranking.get("members"):
         top = "，".join(f"{r['rank']}.{r['name'] or r['member_id']} {r['points']}分" for r in ranking["members"][:10])
@@ -383,8 +392,10 @@ def format_retry(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def format_identities(city: City, identities: list[Identity], where: Path) -> str:
-    """The identities of the installation, by role, with the names people know them by."""
+def format_identities(city: City, identities: list[Identity], where: Path,
+                      site_names: dict[str, str] | None = None) -> str:
+    """The identities of the installation, by role, with the names people know them by (a secretary by their site's
+    name in `site_names`, else its id)."""
     order = list(Role)
     lines = [f"身份 ({len(identities)} 个; 用法 gongdi --as <身份> …; 密码在 {where}，仅本用户可读):"]
     for identity in sorted(identities, key=lambda i: (order.index(i.role), i.name)):
@@ -393,7 +404,8 @@ def format_identities(city: City, identities: list[Identity], where: Path) -> st
         elif identity.role is Role.DEPARTMENT:
             label = city.departments.get(identity.department or "", identity.department or "")
         elif identity.role is Role.SITE:
-            label = f"{city.township_name(identity.township or '')} 工地 {identity.site} 支部书记"
+            site = (site_names or {}).get(identity.site or "")
+            label = f"{city.township_name(identity.township or '')} {site or f'工地 {identity.site}'} 支部书记"
         else:
             label = ROLE_LABELS[identity.role]
         lines.append(f"  {identity.name:<28} {ROLE_LABELS[identity.role]:<6} {label}")

@@ -340,7 +340,7 @@ def test_a_talk_recorded_by_mistake_is_retracted_and_owed_again(browser: Any, de
     talk = form.locator("#form-talk")
     owed = talk.locator('[name="obligation_id"] option:not([value=""])').first
     owed.wait_for(state="attached", timeout=15_000)
-    obligation, person = owed.get_attribute("value"), owed.inner_text().split(" · ")[0]
+    obligation, person = owed.get_attribute("value"), owed.inner_text().split("（")[0]
     talk.locator('[name="obligation_id"]').select_option(obligation)
     talk.locator('[name="talked_by"]').fill("支部书记")
     talk.locator('button[type="submit"]').click()
@@ -357,6 +357,41 @@ def test_a_talk_recorded_by_mistake_is_retracted_and_owed_again(browser: Any, de
     expect(choice).to_have_count(0, timeout=15_000)
     form.click('[data-tab="talk"]')  # owed again: back among the talks to hold
     expect(talk.locator(f'[name="obligation_id"] option[value="{obligation}"]')).to_have_count(1, timeout=15_000)
+
+
+def test_a_violation_and_points_are_recorded_from_the_record_page(browser: Any, demo: Gateway, pages: list[Any]):
+    """Before, 施工违章, 个人变故 and 党员积分 could be recorded over the API only: a secretary had no form for them."""
+    from playwright.sync_api import expect
+
+    form = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record")
+    pages.append(form)
+    wait_live(form)
+    form.click('[data-tab="violation"]')
+    violation = form.locator("#form-violation")
+    member = violation.locator('[name="member_id"] option:not([value=""])').first
+    member.wait_for(state="attached", timeout=15_000)
+    member_id, name = member.get_attribute("value"), member.inner_text().split("（")[0]
+    violation.locator('[name="member_id"]').select_option(member_id)
+    violation.locator('[name="description"]').fill("高处作业未系安全带")
+    violation.locator('button[type="submit"]').click()
+    done = violation.locator('.form-result[data-state="ok"]')
+    expect(done).to_contain_text(name, timeout=15_000)
+    assert done.get_attribute("data-events") == "SafetyViolationRecorded,TalkObligationCreated"
+    form.click('[data-tab="talk"]')  # the talk it calls for is among those to hold
+    owed = form.locator('#form-talk [name="obligation_id"] option', has_text=f"{member_id}） · 施工违章必谈")
+    expect(owed).to_have_count(1, timeout=15_000)
+    form.click('[data-tab="points"]')
+    points = form.locator("#form-points")
+    points.locator('[name="member_id"]').select_option(member_id)
+    points.locator('[name="category"]').select_option("innovation")
+    points.locator('[name="points"]').fill("99")  # over the category's weight of 10
+    points.locator('[name="reason"]').fill("提出模板加固改进")
+    points.locator('button[type="submit"]').click()
+    refused = points.locator('.field-error[data-field="points"]')
+    expect(refused).to_contain_text("超过权重", timeout=15_000)
+    points.locator('[name="points"]').fill("3")
+    points.locator('button[type="submit"]').click()
+    expect(points.locator('.form-result[data-state="ok"]')).to_contain_text(name, timeout=15_000)
 
 
 def test_forms_take_amounts_as_people_write_them_and_preset_the_usual_talk(
@@ -602,6 +637,17 @@ def test_the_site_page_opens_the_sites_history_with_causes_beneath_their_events(
     dashboard = log_in(browser, demo, "dashboard", f"/history/site/{DEMO_SITE}")  # a login that reads no history
     pages.append(dashboard)
     dashboard.locator('#problem[data-state="forbidden"]').wait_for(timeout=10_000)
+
+
+def test_a_secretary_opening_the_register_page_is_told_at_once_who_registers(browser: Any, demo: Gateway,
+                                                                             pages: list[Any]):
+    """Before, a secretary filled the whole form and was refused on submitting it."""
+    page = log_in(browser, demo, SECRETARY, "/register")
+    pages.append(page)
+    problem = page.locator('#problem[data-state="forbidden"]')
+    problem.wait_for(timeout=10_000)
+    assert "工地由乡镇或市工委登记" in problem.inner_text()
+    assert page.locator("#form-register").count() == 0
 
 
 def test_a_township_registers_a_site_from_its_page_and_records_on_it(browser: Any, demo: Gateway, pages: list[Any]):

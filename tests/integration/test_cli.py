@@ -107,10 +107,11 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
             assert "MEMBER_NOT_PRESENT" in held.stdout and time.monotonic() < deadline, held.stdout  # not yet known
         left = json.dumps({"site_id": "xm-002", "member_id": "m9001", "departed_on": "2020-10-01"})
         assert gongdi(home, "send", "membership", "RecordDeparture", left).returncode == 0
-        flag = "!! 示范岗「安全生产巡查岗」的负责人 孟令奇(m9001) 已离场，请重新指定"
+        flag = "!! 示范岗「安全生产巡查岗」上岗党员 孟令奇(m9001) 已离场，请重新指定"
         deadline = time.monotonic() + 30.0
         while flag not in (shown := gongdi(home, "view", "site", "xm-002").stdout):
             assert time.monotonic() < deadline, shown
+        assert "离场 2020-10-01 孟令奇（市工委 记录）" in shown  # who recorded it by role (before: `city`)
         back = json.dumps({**ARRIVAL, "arrived_on": "2020-11-01"})  # and back: the city has 252 members again
         assert gongdi(home, "send", "membership", "RecordArrival", back).returncode == 0
 

@@ -21,6 +21,7 @@ export const LABELS = {
     quality_supervision: '工程质量监督岗', skills_mentoring: '技能帮带岗', epidemic_prevention: '防疫专管岗',
   },
   visit: { section: '进工段', crew: '进班组', dormitory: '进宿舍' },
+  pointsCategory: { post_goals: '岗位目标', obligations: '履行义务', rules_kept: '遵规守纪', innovation: '创新创效' },
   talkReason: { new_arrival: '新来党员必谈', safety_violation: '施工违章必谈', personal_change: '个人或家庭变故必谈', application: '入党申请人谈话' },
   grade: { excellent: '优秀', qualified: '合格', basically_qualified: '基本合格', unqualified: '不合格' },
   stage: { applicant: '入党申请人', activist: '入党积极分子', target: '发展对象', probationary: '预备党员', full: '已转正' },

@@ -50,6 +50,18 @@ const BUILD = {
     command: 'activities/RecordTalk',
     body: { site_id: siteId, obligation_id: text(f, 'obligation_id'), talked_by: text(f, 'talked_by'), talked_on: text(f, 'talked_on'), method: text(f, 'method'), note: text(f, 'note') },
   }),
+  'form-violation': (f) => ({
+    command: 'activities/RecordSafetyViolation',
+    body: { site_id: siteId, member_id: text(f, 'member_id'), occurred_on: text(f, 'occurred_on'), description: text(f, 'description') },
+  }),
+  'form-personal-change': (f) => ({
+    command: 'activities/ReportPersonalChange',
+    body: { site_id: siteId, member_id: text(f, 'member_id'), reported_on: text(f, 'reported_on'), description: text(f, 'description') },
+  }),
+  'form-points': (f) => ({
+    command: 'activities/AwardPoints',
+    body: { site_id: siteId, member_id: text(f, 'member_id'), category: text(f, 'category'), points: integer(f, 'points'), awarded_on: text(f, 'awarded_on'), reason: text(f, 'reason') },
+  }),
   'form-activity': (f) => {
     const social = text(f, 'kind') === 'social_service';
     return {
@@ -289,8 +301,10 @@ function renderSources() {
     setOptions(sel, memberOptions, memberOptions.length ? '请选择党员' : '本工地暂无在场党员');
   });
   const names = new Map((site.members || []).map((m) => [m.member_id, m.name]));
+  const sections = new Map((site.members || []).map((m) => [m.member_id, m.section]));
+  // Whom, told apart from a namesake by section and id, as the departure's choice does (two 郑建国 on one site).
   const talkOptions = talks.map((t) => [t.obligation_id,
-    `${t.name || names.get(t.member_id) || t.member_id} · ${label(LABELS.talkReason, t.reason)} · 应于 ${t.due_on} 前谈${t.overdue ? '（已逾期）' : ''}`]);
+    `${t.name || names.get(t.member_id) || t.member_id}（${sections.has(t.member_id) ? `${sections.get(t.member_id)} · ` : ''}${t.member_id}） · ${label(LABELS.talkReason, t.reason)} · 应于 ${t.due_on} 前谈${t.overdue ? '（已逾期）' : ''}`]);
   document.querySelectorAll('select[data-source="talks"]').forEach((sel) => {
     setOptions(sel, talkOptions, talkOptions.length ? '请选择必谈任务' : '暂无待谈的必谈任务');
   });
@@ -357,13 +371,21 @@ const STEP_FROM = {
   ExtendProbation: 'probationary', ConfirmFullMembership: 'probationary',
 };
 
+const SINCE = { applicant: 'applied_on', activist: 'activist_on', target: 'target_on', probationary: 'admitted_on' };
+
 // [person_id, option text, name] of the people the chosen development step may take.
 function developmentPeople() {
   const stage = STEP_FROM[document.getElementById('development-step').value];
   if (!stage || !site) return [];
   const candidates = (site.development_candidates || {})[stage] || [];
-  const since = (p) => p.target_on || p.activist_on || p.applied_on || p.admitted_on || '';
-  const people = candidates.map((p) => [p.person_id, `${p.name}（${label(LABELS.stage, stage)} · ${since(p) ? `${since(p)} 起 · ` : ''}${p.person_id}）`, p.name]);
+  // The day each came to the step they are at (before, a probationary member showed the day named 发展对象), said
+  // as the roster says it: a probationary member's day is the day of admission (入党).
+  const since = (p) => {
+    const day = p[SINCE[stage]] || '';
+    if (!day) return '';
+    return stage === 'probationary' ? `${day} 入党 · ` : `${day} 起 · `;
+  };
+  const people = candidates.map((p) => [p.person_id, `${p.name}（${label(LABELS.stage, stage)} · ${since(p)}${p.person_id}）`, p.name]);
   if (stage === 'probationary') {
     const listed = new Set(people.map(([id]) => id));
     for (const m of site.members || []) {

@@ -65,6 +65,11 @@ start(async () => {
       { forbiddenTitle: '无权登记' });
     return;
   }
+  if (me.role === 'site') { // said on opening, not after the whole form is filled (contracts.base: registers a site)
+    showProblem(new ApiError(403, { code: 'FORBIDDEN', message: '工地由乡镇或市工委登记；工地书记请联系本乡镇' }), 'content',
+      { forbiddenTitle: '无权登记' });
+    return;
+  }
   const city = me.city || {};
   const wanted = new URLSearchParams(location.search).get('township');
   // A township registers its own sites; the city chooses the township.

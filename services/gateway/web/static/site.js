@@ -50,7 +50,7 @@ function renderFigures(d) {
     card('members_present', '在场党员', d.members_present ?? 0, { unit: '名', accent: true, sub: ['正式 ', fig('full_members', d.full_members ?? 0), ' · 预备 ', fig('probationary_members', probationary)] }),
     card('mobile', '流动党员', rel.mobile ?? 0, { unit: '名', sub: ['组织关系转入 ', fig('transferred', rel.transferred ?? 0)] }),
     card('groups', '党小组', (d.groups || []).length, { unit: '个' }),
-    card('talks_open', '必谈待谈', talks.open ?? 0, { sub: ['其中逾期 ', fig('talks_overdue', talks.overdue ?? 0)] }));
+    card('talks_open', '谈话待谈', talks.open ?? 0, { sub: ['其中逾期 ', fig('talks_overdue', talks.overdue ?? 0)] }));
 }
 
 function renderProject(d) {
