@@ -215,13 +215,10 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """The city's yearly report in Chinese, as HTML and PDF, from the views as of the year's end (gongdi.report)."""
-    from contracts.rules import LIMITS
-    from contracts.timeline import latest_as_of
-    from gongdi.report import ReportError, make_report, refusal, write_report
+    from gongdi.report import ReportError, make_report, refusal, write_report, year_refusal
 
-    first, last = LIMITS.earliest_day.year, latest_as_of().year
-    if not first <= args.year <= last:
-        print(f"错误 VALIDATION_FAILED: 年度应在 {first} 至 {last} 之间，不是 {args.year} (--year)", file=sys.stderr)
+    if (why := year_refusal(args.year)) is not None:
+        print(f"错误 VALIDATION_FAILED: {why} (--year)", file=sys.stderr)
         return 2
     if args.out.exists() and not args.out.is_dir():
         print(f"错误: {args.out} 是一个文件；--out 应为文件夹 (--out must be a folder)", file=sys.stderr)

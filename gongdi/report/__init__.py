@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.identity import LABELS, Identity, Role
+from contracts.rules import LIMITS
+from contracts.timeline import city_today
 from gongdi.ops.client import GongdiClient
 from gongdi.report.gather import ReportError, gather
 from gongdi.report.html import render_html
@@ -11,13 +13,23 @@ from gongdi.report.model import Report, build
 from gongdi.report.pdf import render_pdf
 from gongdi.service.settings import Settings
 
-__all__ = ["Report", "ReportError", "file_names", "make_report", "refusal", "write_report"]
+__all__ = ["Report", "ReportError", "file_names", "make_report", "refusal", "write_report", "year_refusal"]
 
 # The report is the city's: whoever sees every township and department. It names projects and villages, never a
 # person, so the dashboard (aggregates, no names) may make it too; a township, department or site may not.
 REPORT_ROLES = (Role.CITY, Role.AUDITOR, Role.DASHBOARD)
 # An as-of view replays the log up to the year's end for each of the ~30 queries: allow it time.
 QUERY_TIMEOUT = 120.0
+
+
+def year_refusal(year: int) -> str | None:
+    """Why there is no report of `year`, or None: the years from the one after the earliest plausible day (a report
+    sets each figure beside the year before's) to the city's current year (a year to come has none). The CLI and
+    the HTTP API both ask this: before, one took 1921 to fail on an `as_of` nobody gave, the other refused < 2000."""
+    first, last = LIMITS.earliest_day.year + 1, city_today().year
+    if first <= year <= last:
+        return None
+    return f"年度应在 {first} 至 {last} 之间，不是 {year} (a year with a report)"
 
 
 def refusal(user: str) -> str | None:

@@ -1,7 +1,6 @@
 """The yearly report over HTTP: the same HTML and PDF as `gongdi report`, made as the person logged in."""
 
 import asyncio
-import datetime as dt
 from typing import Annotated, Literal
 
 import nats.errors
@@ -10,9 +9,8 @@ from fastapi.responses import Response
 
 from contracts.city import City
 from contracts.replies import QueryReply
-from contracts.timeline import CITY_TZ
 from gongdi.ops.client import UNREACHABLE, GongdiClient
-from gongdi.report import QUERY_TIMEOUT, ReportError, refusal
+from gongdi.report import QUERY_TIMEOUT, ReportError, refusal, year_refusal
 from gongdi.report.gather import gather
 from gongdi.report.html import render_html
 from gongdi.report.model import build
@@ -21,8 +19,6 @@ from services.gateway.api import refused, session_dependency
 from services.gateway.exports import content_disposition
 from services.gateway.metrics import Metrics
 from services.gateway.sessions import Session, Sessions
-
-FIRST_YEAR = 2000
 
 
 def build_reports(app: FastAPI, sessions: Sessions, metrics: Metrics, city: City) -> None:
@@ -37,7 +33,7 @@ def build_reports(app: FastAPI, sessions: Sessions, metrics: Metrics, city: City
                            403: {"model": QueryReply, "description": "无权"},
                            503: {"model": QueryReply, "description": "平台暂时无法访问"}})
     async def report(session: Annotated[Session, Depends(current)],
-                     year: Annotated[int, Path(ge=FIRST_YEAR, le=2100)],
+                     year: Annotated[int, Path(description="年度；范围同 `gongdi report --year`")],
                      format: Annotated[Literal["html", "pdf"], Query()] = "html") -> Response:
         """与 `gongdi report --year` 相同：按业务日期截至当年 12 月 31 日的视图，当年发生的事项按当年计。
         市工委、审计与大屏身份可生成；报告只列项目与村名，不含个人姓名。全市数据较多时需数十秒。"""
@@ -45,9 +41,9 @@ def build_reports(app: FastAPI, sessions: Sessions, metrics: Metrics, city: City
         if (why := refusal(session.identity.name)) is not None:
             metrics.count("report", name, "FORBIDDEN")
             return refused("FORBIDDEN", why, "NOT_YOURS")
-        if year > dt.datetime.now(CITY_TZ).year:
+        if (why := year_refusal(year)) is not None:  # the same years as `gongdi report --year`
             metrics.count("report", name, "VALIDATION_FAILED")
-            return refused("VALIDATION_FAILED", f"year: {year} 年尚未到来 (a year to come)", "year")
+            return refused("VALIDATION_FAILED", f"year: {why}", "year")
         # The session's own connection, waiting as long as an as-of answer may take.
         client = GongdiClient(session.client.nc, QUERY_TIMEOUT, session.client.user)
         try:

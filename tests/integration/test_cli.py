@@ -220,8 +220,9 @@ def test_verify_report_and_view_refuse_bad_arguments_before_connecting(tmp_path:
     for args, said in [(("verify", "--heads", str(tmp_path / "none.jsonl")), "无法读取留存的日志头文件"),
                        (("verify", "--heads", str(tmp_path / "garbage.jsonl")), "不是 `gongdi verify --export-heads`"),
                        (("verify", "--schema", "views"), "invalid choice"),
-                       (("report", "--year", "2030"), "年度应在 1921 至"),
-                       (("report", "--year", "-1"), "年度应在 1921 至"),
+                       (("report", "--year", "2030"), "年度应在 1922 至"),
+                       (("report", "--year", "-1"), "年度应在 1922 至"),
+                       (("report", "--year", "1921"), "年度应在 1922 至"),  # before: refused for an `as_of`
                        (("report", "--year", "2020", "--out", str(tmp_path / "a-file")), "--out 应为文件夹"),
                        (("view", "city", "--basis", "recorded"), "--basis 须与 --as-of 一起使用"),
                        (("view", "city", "extra"), "gongdi view city 不接受编号 extra"),

@@ -830,3 +830,7 @@ def test_the_yearly_report_is_made_over_http_for_the_city_and_refused_to_a_towns
     assert "只有市工委、审计、大屏可以" in error(refused)["message"]
     later = city.get("/api/report/2099")
     assert later.status_code == 422 and error(later)["field"] == "year"
+    # The same years as the CLI's (before: 2000 and on over HTTP, 1921 and on by the CLI)
+    assert "年度应在 1922 至" in error(later)["message"]
+    early = city.get("/api/report/1921")
+    assert early.status_code == 422 and "年度应在 1922 至" in error(early)["message"]
