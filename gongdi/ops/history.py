@@ -297,8 +297,11 @@ class Names:
         return f"{name}({site_id})" if name else site_id
 
 
+NAMED_IN_LIST = 5  # members of a list named one by one up to this many; more are counted
+
 # Amounts and counts worth a word, with their unit.
-FIGURES = (("year", "{} 年度"), ("headcount", "从业人员 {} 人"), ("amount_yuan", "金额 {} 元"), ("points", "{} 分"),
+FIGURES = (("year", "{} 年度"), ("headcount", "从业人员 {} 人"), ("amount_yuan", "金额 {} 元"),
+           ("amount_settled_yuan", "兑付 {} 元"), ("points", "{} 分"),
            ("attendance", "到会 {} 人"), ("months", "{} 个月"), ("approved_by", "批准：{}"))
 
 
@@ -342,7 +345,11 @@ def summary(e: dict[str, Any], names: Names | None = None, member: str | None = 
         parts.append(f"转至 {names.site(p['moved_to_site'])}")
     for key in ("members", "attendees", "members_met", "responsible"):
         if isinstance(p.get(key), list) and p[key]:
-            parts.append(f"{len(p[key])}名党员")
+            # A few also by name when the history knows every name (a birthday party's two members); a crowd, or
+            # members whose arrival is elsewhere, by count alone.
+            who = p[key]
+            named = len(who) <= NAMED_IN_LIST and all(isinstance(x, str) and x in names.members for x in who)
+            parts.append(f"{len(who)}名党员" + ("：" + "、".join(names.member(x) for x in who) if named else ""))
             break
     return "，".join(parts)
 

@@ -260,6 +260,12 @@ def test_a_branchs_officers_and_grades_are_named_from_names_found_elsewhere():
     names = Names(members={"m1": "李立新", "m2": "张少华", "m3": "刘志强"})
     assert "书记 李立新(m1)" in summary(formed, names)
     assert "组长 张少华(m2)" in summary(group, names) and "2名党员" in summary(group, names)
+    # a few members by name where every name is known (before, a birthday party said only 2名党员)
+    assert summary(group, names).endswith("2名党员：张少华(m2)、刘志强(m3)")
+    assert summary(group, Names(members={"m2": "张少华"})).endswith("，2名党员")
+    settled = event(5, "MediationResolved", "liaison", payload={"case_id": "k1", "outcome": "双方和解",
+                                                               "amount_settled_yuan": "15000"})
+    assert "兑付 15000 元" in summary(settled)  # an auditor sees what was paid (before: the outcome only)
     assert "上岗党员 刘志强(m3)" in summary(post, names)
     # a name the reader may not read stays an id
     assert summary(graded, names) == "2020 年度，李立新(m1) 优秀，党员 m4 合格"
