@@ -207,7 +207,7 @@ def sections(r: Report) -> list[Section]:
                               f"（{_listed(villages)}）。")
         out.append(Section("六、联席会议、双达标与党建联创", tuple(paragraphs)))
         out.append(Section("七、矛盾纠纷调解与信访", tuple(disputes(li, during or "全年", at_end or "年末"))))
-        out.append(Section("八、融入地方社会治理", (support(li),)))
+        out.append(Section("八、融入地方社会治理", (support(li, during or "本年度"),)))
     return out
 
 
@@ -270,10 +270,11 @@ def _petitions(li: dict[str, Any], during: str) -> str:
     return second
 
 
-def support(li: dict[str, Any]) -> str:
+def support(li: dict[str, Any], during: str = "本年度") -> str:
+    """The support paragraph; `during` as the other sections say the year (本年以来 for a year not over)."""
     given = [(LIAISON_LABELS[k], v["total"], v["unit"]) for k, v in li.get("support", {}).items() if v.get("total")]
     if not given:
-        return "本年度平台没有记录工地对驻地村的帮扶。"
+        return f"{during}平台没有记录工地对驻地村的帮扶。"
     villages: dict[str, list[str]] = {}
     for x in li.get("support_by_village", []):
         villages.setdefault(x["village"], []).append(f"{LIAISON_LABELS[x['kind']]}{amount(x['total'], x['unit'])}")

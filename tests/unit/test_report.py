@@ -23,7 +23,7 @@ from gongdi.report.gather import as_of_params
 from gongdi.report.html import render_html
 from gongdi.report.model import Report, Views, build
 from gongdi.report.pdf import CANNOT_START, FONT, _line_texts, _p, _styles, render_pdf
-from gongdi.report.text import charts, num, sections, tables
+from gongdi.report.text import charts, num, sections, support, tables
 
 CITY = City(code="fuding", name="福鼎市", townships={"shacheng": "沙埕镇", "bailin": "白琳镇", "yushan": "嵛山镇"},
             departments={"jiaotong": "交通运输局", "shuili": "水利局"})
@@ -354,3 +354,9 @@ def test_a_year_not_yet_over_says_its_disputes_up_to_today():
     said = text(r)
     assert "工地纠纷调解站本年以来受理矛盾纠纷2起，其中薪资纠纷2起。截至目前累计受理5起" in said, said
     assert "全年" not in said and "年末" not in said
+
+
+def test_a_year_without_village_support_is_said_in_the_years_own_words():
+    """Before, a year not over said 本年度 here while every other section said 本年以来."""
+    assert support({}, "本年以来") == "本年以来平台没有记录工地对驻地村的帮扶。"
+    assert support({}, "全年") == "全年平台没有记录工地对驻地村的帮扶。"
