@@ -394,6 +394,81 @@ def test_a_violation_and_points_are_recorded_from_the_record_page(browser: Any, 
     expect(points.locator('.form-result[data-state="ok"]')).to_contain_text(name, timeout=15_000)
 
 
+def test_a_post_a_zone_a_team_and_a_birthday_party_are_set_up_from_the_record_page(browser: Any, demo: Gateway,
+                                                                                  pages: list[Any]):
+    """Before, 示范岗, 责任区, 党员队伍 and 红色生日会 had no form: the API only."""
+    from playwright.sync_api import expect
+
+    form = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record")
+    pages.append(form)
+    wait_live(form)
+    before = view(demo, "city", "site", site_id=DEMO_SITE)
+    members = before["members"]
+    first, second = sorted(m["member_id"] for m in members)[:2]
+
+    def sent(tab: str, fill: Any) -> Any:
+        form.click(f'[data-tab="{tab}"]')
+        panel = form.locator(f"#form-{tab}")
+        fill(panel)
+        panel.locator('button[type="submit"]').click()
+        done = panel.locator('.form-result[data-state="ok"]')
+        done.wait_for(timeout=15_000)
+        return done
+
+    def post(panel: Any) -> None:
+        panel.locator('[name="kind"]').select_option("skills_mentoring")
+        panel.locator('[name="holder"]').select_option(first)
+        panel.locator('[name="place"]').fill("钢筋加工场")
+
+    assert sent("post", post).get_attribute("data-events") == "PostEstablished"
+
+    def zone(panel: Any) -> None:
+        panel.locator('[name="name"]').fill("钢筋加工区党员责任区")
+        panel.locator('[name="area"]').fill("K3+200 至 K3+800")
+        panel.locator('[name="responsible"]').select_option([first, second])
+
+    assert sent("zone", zone).get_attribute("data-events") == "ZoneDesignated"
+
+    def team(panel: Any) -> None:  # the leader is counted in without being picked again
+        panel.locator('[name="kind"]').select_option("assault")
+        panel.locator('[name="name"]').fill("箱梁架设党员突击队")
+        panel.locator('[name="leader"]').select_option(first)
+        panel.locator('[name="purpose"]').fill("攻坚箱梁架设")
+        panel.locator('[name="members"]').select_option([second])
+
+    assert sent("team", team).get_attribute("data-events") == "TeamFormed"
+    then = before["activities"]
+
+    def counted() -> bool:  # the views apply a moment after the reply
+        now = view(demo, "city", "site", site_id=DEMO_SITE)["activities"]
+        return (now["teams"]["assault"], now["zones"], now["posts"]["skills_mentoring"]) == (
+            then["teams"]["assault"] + 1, then["zones"] + 1, then["posts"]["skills_mentoring"] + 1)
+
+    deadline = time.monotonic() + 15.0
+    while not counted():
+        assert time.monotonic() < deadline, "the views never counted the post, zone and team"
+        time.sleep(0.1)
+    # 红色生日会: the month's members who have not had theirs, for the party's day (a month that has one).
+    today = city_today()
+    born = sorted((m for m in members if m["admitted_on"][:4] < str(today.year)
+                   and int(m["admitted_on"][5:7]) <= today.month), key=lambda m: m["admitted_on"][5:7])
+    month = born[-1]["admitted_on"][5:7]
+    form.click('[data-tab="birthdays"]')
+    party = form.locator("#form-birthdays")
+    party.locator('[name="held_on"]').fill(f"{today.year}-{month}-01")
+    party.locator('[name="held_on"]').dispatch_event("change")
+    due = [m["member_id"] for m in born if m["admitted_on"][5:7] == month]
+    options = party.locator('[name="members"] option')
+    expect(options.first).to_be_attached(timeout=15_000)
+    offered = [o.get_attribute("value") for o in options.all()]
+    assert set(offered) <= set(due) and offered, (offered, due)
+    party.locator('[name="members"]').select_option(offered[:1])
+    party.locator('button[type="submit"]').click()
+    party.locator('.form-result[data-state="ok"]').wait_for(timeout=15_000)
+    assert party.locator('.form-result').get_attribute("data-events") == "BirthdaysCelebrated"
+    expect(party.locator(f'[name="members"] option[value="{offered[0]}"]')).to_have_count(0, timeout=15_000)
+
+
 def test_forms_take_amounts_as_people_write_them_and_preset_the_usual_talk(
         browser: Any, demo: Gateway, pages: list[Any]):
     """Before, 48,000 was refused as 应为数字 and every talk was refused until its 谈话方式 was chosen."""

@@ -14,6 +14,7 @@ let me = null;
 let siteId = '';
 let site = null;
 let talks = [];
+let birthdayPeople = [];
 
 function siteFromPath() {
   const parts = location.pathname.split('/').filter(Boolean); // ['site', '<id>', 'record']
@@ -58,6 +59,27 @@ const BUILD = {
     command: 'activities/ReportPersonalChange',
     body: { site_id: siteId, member_id: text(f, 'member_id'), reported_on: text(f, 'reported_on'), description: text(f, 'description') },
   }),
+  'form-birthdays': (f) => ({
+    command: 'activities/CelebrateBirthdays',
+    body: clean({ site_id: siteId, held_on: text(f, 'held_on'), members: selected(f, 'members'), cards_sent: integer(f, 'cards_sent') || undefined }),
+  }),
+  'form-post': (f) => ({
+    command: 'activities/EstablishPost',
+    body: { site_id: siteId, post_id: text(f, 'post_id'), kind: text(f, 'kind'), holder: text(f, 'holder'), place: text(f, 'place'), established_on: text(f, 'established_on') },
+  }),
+  'form-zone': (f) => ({
+    command: 'activities/DesignateZone',
+    body: { site_id: siteId, zone_id: text(f, 'zone_id'), name: text(f, 'name'), area: text(f, 'area'), responsible: selected(f, 'responsible'), designated_on: text(f, 'designated_on') },
+  }),
+  'form-team': (f) => {
+    const leader = text(f, 'leader');
+    // The leader is one of the team (FormTeam's rule): counted in without being picked twice.
+    const members = [...new Set([leader, ...selected(f, 'members')].filter(Boolean))];
+    return {
+      command: 'activities/FormTeam',
+      body: { site_id: siteId, team_id: text(f, 'team_id'), kind: text(f, 'kind'), name: text(f, 'name'), leader, members, purpose: text(f, 'purpose'), formed_on: text(f, 'formed_on') },
+    };
+  },
   'form-points': (f) => ({
     command: 'activities/AwardPoints',
     body: { site_id: siteId, member_id: text(f, 'member_id'), category: text(f, 'category'), points: integer(f, 'points'), awarded_on: text(f, 'awarded_on'), reason: text(f, 'reason') },
@@ -259,6 +281,7 @@ function resetForm(form) {
   if (meeting) meeting.value = newMeetingId(); // the next meeting is another one; a retry of this one kept its id
   const group = form.elements.namedItem('group_id');
   if (group) group.value = newId('xz'); // likewise the next group
+  form.querySelectorAll('input[data-id]').forEach((el) => { el.value = newId(el.dataset.id); }); // and post, zone, team
   applyDefaults(form);
   syncConditional();
 }
@@ -283,6 +306,7 @@ function applyDefaults(root = document) {
   root.querySelectorAll('input[data-default="year"]').forEach((el) => { if (!el.value) el.value = cityToday().slice(0, 4); });
   root.querySelectorAll('input[name="meeting_id"]').forEach((el) => { if (!el.value) el.value = newMeetingId(); });
   root.querySelectorAll('input[name="group_id"]').forEach((el) => { if (!el.value) el.value = newId('xz'); });
+  root.querySelectorAll('input[data-id]').forEach((el) => { if (!el.value) el.value = newId(el.dataset.id); });
 }
 
 // An id made once per form (kept while the same submission is retried): a prefix, the day, six hex digits.
@@ -336,6 +360,26 @@ function renderSources() {
   const units = site.units || {};
   fill('unit-names', Object.values(units).filter(Boolean).map((u) => h('option', { value: u })));
   fill('sections', Object.keys(site.by_section || {}).map((s) => h('option', { value: s })));
+}
+
+// The members present whose political birthday falls in the month of the party's day and who have not had it
+// that year (the views' 政治生日 list of that month, CelebrateBirthdays' rules), as [member_id, text].
+async function loadBirthdayMembers() {
+  const day = text(document.getElementById('form-birthdays'), 'held_on') || cityToday();
+  try {
+    const listed = await view('birthdays', { site_id: siteId, month: day.slice(0, 7) });
+    birthdayPeople = (listed.members || []).filter((m) => !m.celebrated_on)
+      .map((m) => [m.member_id, `${m.name}（${m.admitted_on} 入党 · ${m.member_id}）`]);
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 401) birthdayPeople = [];
+  }
+  renderBirthdayMembers();
+}
+
+function renderBirthdayMembers() {
+  document.querySelectorAll('select[data-source="birthday-members"]').forEach((sel) => setOptions(sel, birthdayPeople, ''));
+  fill('birthday-note', birthdayPeople.length ? `本月待过政治生日的在场党员 ${birthdayPeople.length} 名`
+    : '本月没有待过政治生日的在场党员');
 }
 
 // A long text cut to what a choice can show.
@@ -481,6 +525,7 @@ async function loadTalks() {
 }
 
 const talksSoon = throttle(loadTalks, 3000);
+const birthdaysSoon = throttle(loadBirthdayMembers, 3000);
 
 const refreshSoon = throttle(async () => {
   try {
@@ -506,6 +551,7 @@ function onSite(d) {
   document.title = `记录 · ${d.name} · 工地党建`;
   renderSources();
   talksSoon();
+  birthdaysSoon();
 }
 
 start(async () => {
@@ -534,6 +580,7 @@ start(async () => {
   document.getElementById('form-appraisal').elements.namedItem('appraised_on').addEventListener('change', () => {
     if (site) renderAppraisal([...(site.members || [])].sort((a, b) => String(a.name).localeCompare(String(b.name), 'zh-CN')));
   });
+  document.getElementById('form-birthdays').elements.namedItem('held_on').addEventListener('change', loadBirthdayMembers);
   document.getElementById('appraise-rest').addEventListener('click', () => {
     document.querySelectorAll('#appraisal-list select[data-grade-of]').forEach((sel) => { if (!sel.value) sel.value = 'qualified'; });
   });
