@@ -1078,6 +1078,32 @@ def test_a_site_page_on_a_phone_does_not_scroll_sideways(
     assert widths[0] <= widths[1], f"the page scrolls sideways by {widths[0] - widths[1]} px"
 
 
+def test_the_record_page_on_a_phone_scrolls_its_tabs_in_one_row(browser: Any, demo: Gateway, artefacts: Path,
+                                                               pages: list[Any]):
+    """Twenty-one forms in six groups: on a phone the tabs scroll in their own row, the page never sideways."""
+    page = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record", PHONE)
+    pages.append(page)
+    wait_live(page)
+    page.click('[data-tab="points"]')  # scrolled to within the row
+    assert page.locator('#tabs [aria-selected="true"]').get_attribute("data-tab") == "points"
+    tops = page.evaluate("() => [...document.querySelectorAll('#tabs [data-tab]')].map((b) => b.offsetTop)")
+    assert len(set(tops)) == 1, "the tabs wrapped into several rows"
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    page.screenshot(path=str(artefacts / "record-390.png"), full_page=True)
+    assert widths[0] <= widths[1], f"the page scrolls sideways by {widths[0] - widths[1]} px"
+    desktop = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record")
+    pages.append(desktop)
+    wait_live(desktop)
+    desktop.click('[data-tab="team"]')
+    desktop.screenshot(path=str(artefacts / "record-1366.png"))
+    # on a laptop a group's name stays on the row of its tabs
+    one_row = desktop.evaluate("""() => [...document.querySelectorAll('#tabs .tab-set')].map((set) => {
+        const boxes = [...set.children].map((x) => x.getBoundingClientRect());
+        return Math.max(...boxes.map((b) => b.top)) < Math.min(...boxes.map((b) => b.bottom));
+    })""")
+    assert len(one_row) == 6 and all(one_row), one_row
+
+
 def test_a_township_page_on_a_phone_scrolls_its_table_instead_of_squeezing_the_names(
         browser: Any, demo: Gateway, artefacts: Path, pages: list[Any]):
     """Before, at 390 px a project's name got two characters a line and dates broke (2020-04-/15)."""
