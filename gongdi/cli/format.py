@@ -260,7 +260,8 @@ def format_site(d: dict[str, Any]) -> str:
     for m in d.get("recent_departures", []):
         moved = f"，转至 {m.get('moved_to_name') or m['moved_to_site']}" if m["moved_to_site"] else ""
         who = actor_label(m["recorded_by"], places, townships) if m.get("recorded_by") else "平台"
-        lines.append(f"  离场 {m['departed_on']} {m['name'] or m['member_id']}{moved}（{who} 记录）")
+        why = f"，{m['reason']}" if m.get("reason") else ""
+        lines.append(f"  离场 {m['departed_on']} {m['name'] or m['member_id']}{moved}{why}（{who} 记录）")
     for h in d.get("departed_holders", []):
         who = f"{h['name']}({h['member_id']})" if h.get("name") else h["member_id"]
         lines.append(f"  !! {_held(h)} {who} 已离场，请重新指定")

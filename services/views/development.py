@@ -161,11 +161,15 @@ async def figures(conn: asyncpg.Connection, schema: str, condition: str, key: st
 
 
 async def candidates(conn: asyncpg.Connection, schema: str, site_id: str) -> dict[str, list[dict[str, Any]]]:
-    """A site's development path by stage, with names and dates (never a birth date)."""
+    """A site's development path by stage, with names and dates (never a birth date); `departed`: a member who
+    has left the site since (their row stays: the site admitted them; the pages say they left)."""
     rows = await conn.fetch(
         f"SELECT person_id, name, stage, applied_on, activist_on, target_on, admitted_on, probation_ends, extensions,"
-        f" confirmed_on, approvals::text AS approvals FROM {schema}.development WHERE site_id = $1"
-        " ORDER BY person_id", site_id)
+        f" confirmed_on, approvals::text AS approvals,"
+        f" NOT EXISTS (SELECT 1 FROM {schema}.site_member m WHERE m.site_id = d.site_id AND m.member_id = d.person_id)"
+        f" AND EXISTS (SELECT 1 FROM {schema}.site_departure x WHERE x.site_id = d.site_id"
+        "  AND x.member_id = d.person_id) AS departed"
+        f" FROM {schema}.development d WHERE site_id = $1 ORDER BY person_id", site_id)
     out: dict[str, list[dict[str, Any]]] = {stage: [] for stage in STAGES}
     for r in rows:
         item = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in dict(r).items() if k != "stage"}

@@ -129,8 +129,8 @@ def _scope(schema: str, scope: str) -> str:
     """The condition on `t.site_id` selecting the scope's sites (as services.views.membership.scope_filter, which
     cannot be imported here: that module imports this one); $1 is the site, township code, department name or
     None for the city."""
-    if scope == "city":
-        return "$1::text IS NULL"
+    if scope == "city":  # its sites, as scope_filter says why
+        return f"$1::text IS NULL AND t.site_id IN (SELECT site_id FROM {schema}.site)"
     if scope not in ("site", "township", "department"):
         raise ValueError(f"no such scope {scope!r}")
     column = "site_id" if scope == "site" else scope

@@ -57,8 +57,11 @@ def expected(membership: list[dict[str, Any]], activities: list[dict[str, Any]],
     for e in of("WorkforceReported"):
         if day(e["as_of"]) <= on:
             workforce[e["site_id"]] = e["headcount"]
-    held = {e["obligation_id"] for e in of("TalkHeld", activities) if day(e["talked_on"]) <= on}
-    created = {e["obligation_id"] for e in of("TalkObligationCreated", activities) if day(e["created_on"]) <= on}
+    # The city is its sites: an applicant's talk owed or held before the site began is no site's yet.
+    held = {e["obligation_id"] for e in of("TalkHeld", activities) if day(e["talked_on"]) <= on
+            and e["site_id"] in sites}
+    created = {e["obligation_id"] for e in of("TalkObligationCreated", activities) if day(e["created_on"]) <= on
+               and e["site_id"] in sites}
     mooted = {e["obligation_id"] for e in of("TalkObligationMooted", activities) if day(e["mooted_on"]) <= on}
     return {"projects": len(sites), "members": len(present), "workers": sum(workforce.values()),
             "branches": len({e["site_id"] for e in of("BranchFormed") if day(e["formed_on"]) <= on}),
@@ -118,6 +121,10 @@ async def test_a_township_before_its_first_site_is_a_view_of_zeros(demo: GongdiC
     reply = await demo.query("views", "township", {"township": "shacheng", "as_of": "2019-12-31"})
     assert reply["ok"], reply
     assert (reply["data"]["projects"], reply["data"]["members"], reply["data"]["sites"]) == (0, 0, [])
+    # ... and so is the city: before, its applications dated before their sites began counted (入党申请 13 of no
+    # project), with a talk owed for each, while every township said 0.
+    city = await as_of(demo, "2019-12-31")
+    assert city["projects"] == 0 and city["development"]["applied"] == 0 and city["activities"]["talks"]["open"] == 0
     assert reply["data"]["name"] == "沙埕镇"
     unknown = await demo.query("views", "township", {"township": "nosuch"})
     assert unknown["error"]["code"] in ("TOWNSHIP_NOT_FOUND", "FORBIDDEN"), unknown

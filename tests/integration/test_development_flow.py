@@ -106,6 +106,14 @@ async def test_a_path_from_application_to_full_member_shows_in_the_site_and_city
     assert city["development"]["developed"] == 1  # still developed on a site, now a full member
     site = await shown(client, "site", lambda d: d["full_members"] == 4, site_id="dev")
     assert [x["name"] for x in site["development_candidates"]["full"]] == ["王小明"]
+    assert site["development_candidates"]["full"][0]["departed"] is False
+    # One who leaves stays on the path the site kept, said to have left (before, listed as if still here).
+    await ok(client, f.depart("dev", "p1").model_copy(update={"departed_on": dt.date(2021, 7, 1),
+                                                              "reason": "调往宁德其他项目"}))
+    site = await shown(client, "site", lambda d: d["development_candidates"]["full"][0]["departed"], site_id="dev")
+    assert [x["departed"] for x in site["development_candidates"]["activist"]] == [False]  # not a member: never
+    # ... and the site says why they left (before: the history only)
+    assert site["recent_departures"][0]["reason"] == "调往宁德其他项目"
 
 
 async def test_a_completed_site_hands_its_members_back_and_leaves_coverage(client: GongdiClient, pool: asyncpg.Pool):

@@ -429,7 +429,7 @@ function developmentPeople() {
     if (!day) return '';
     return stage === 'probationary' ? `${day} 入党 · ` : `${day} 起 · `;
   };
-  const people = candidates.map((p) => [p.person_id, `${p.name}（${label(LABELS.stage, stage)} · ${since(p)}${p.person_id}）`, p.name]);
+  const people = candidates.map((p) => [p.person_id, `${p.name}（${label(LABELS.stage, stage)} · ${since(p)}${p.person_id}${p.departed ? ' · 已离场' : ''}）`, p.name]);
   if (stage === 'probationary') {
     const listed = new Set(people.map(([id]) => id));
     for (const m of site.members || []) {

@@ -150,8 +150,9 @@ function renderDepartures(d) {
   const out = d.recent_departures || [];
   const holders = d.departed_holders || [];
   fill('departures',
-    scrolling(table(['姓名', '离场日期', '去向', '记录人'], out.map((x) => [
+    scrolling(table(['姓名', '离场日期', '去向', '原因', '记录人'], out.map((x) => [
       x.name || x.member_id, x.departed_on, x.moved_to_site ? `转至工地 ${x.moved_to_name || x.moved_to_site}` : '离开工地',
+      x.reason || '',
       h('span', { title: x.recorded_by || '' }, actorName(me, x.recorded_by))]),
     { empty: '近期无人离场' })),
     holders.length ? h('div', null, h('h3', null, '需调整的负责人（已离场）'),
@@ -192,10 +193,12 @@ function renderDevelopment(d) {
   const today = d.as_of && d.as_of.day ? d.as_of.day : cityToday();
   const stepDay = { applicant: 'applied_on', activist: 'activist_on', target: 'target_on', probationary: 'admitted_on', full: 'confirmed_on' };
   const rows = Object.keys(LABELS.stage).flatMap((stage) => (byStage[stage] || []).map((p) => h('tr', { dataset: { personId: p.person_id, stage } },
-    h('td', null, p.name || p.person_id), h('td', null, label(LABELS.stage, stage)), h('td', null, p[stepDay[stage]] || ''),
+    h('td', null, p.name || p.person_id, p.departed ? h('span', { class: 'muted' }, '（已离场）') : null),
+    h('td', null, label(LABELS.stage, stage)), h('td', null, p[stepDay[stage]] || ''),
     h('td', null, p.applied_on || ''),
     h('td', null, stage === 'probationary' && p.probation_ends
-      ? (p.probation_ends < today ? flag(`预备期满 ${p.probation_ends}，待转正`, 'gap') : `预备期至 ${p.probation_ends}${p.extensions ? '（已延长）' : ''}`)
+      ? (p.probation_ends < today && !p.departed ? flag(`预备期满 ${p.probation_ends}，待转正`, 'gap')
+        : `预备期至 ${p.probation_ends}${p.extensions ? '（已延长）' : ''}`)
       : ''))));
   fill('development', scrolling(table(['姓名', '阶段', '进入本阶段', '申请日期', '预备期'], rows, { empty: '本工地暂无入党申请人、积极分子、发展对象或在此接收的预备党员', cls: 'data nowrap' })));
 }
