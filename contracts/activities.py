@@ -118,7 +118,7 @@ LABELS: dict[str, str] = {
     "quality_supervision": "工程质量监督岗", "skills_mentoring": "技能帮带岗", "epidemic_prevention": "防疫专管岗",
     "night_school": "工地夜校", "micro_lesson": "微党课", "safety_month": "安全生产月", "skills_contest": "技能大练兵",
     "safety_drill": "安全应急演练", "social_service": "社会组织送服务", "cultural_evening": "文艺晚会",
-    "meeting": "会议", "activity": "活动", "appraisal": "民主评议", "talk": "谈心谈话",
+    "meeting": "会议", "activity": "活动", "appraisal": "民主评议", "talk": "谈心谈话", "points": "党员积分",
 }
 
 
@@ -349,13 +349,14 @@ class RecordBranchMeeting(Command):
 
 
 class RecordKind(StrEnum):
-    """A record that can be retracted (撤销), and what names it: a meeting and an activity by their ids (the
+    """A record that can be retracted (撤销), and what names it: a meeting, an activity and points by their ids (the
     command id that recorded them), an appraisal by its year, a talk by the id of the talk obligation it closed."""
 
     meeting = "meeting"  # 三会一课 etc. (BranchMeetingHeld)
     activity = "activity"  # 开展活动 (ActivityHeld)
     appraisal = "appraisal"  # 民主评议 (MembersAppraised)
     talk = "talk"  # 谈心谈话 (TalkHeld): its obligation is open again
+    points = "points"  # 党员积分 (PointsAwarded, by its award_id): the category's year has room for them again
 
 
 class RetractRecord(Command):
@@ -547,6 +548,7 @@ class PointsAwarded(Event):
     points: int
     awarded_on: dt.date
     reason: str
+    award_id: UUID | None = None  # the command id that awarded them, which names them to a retraction (None before)
 
 
 class MembersAppraised(Event):

@@ -105,6 +105,7 @@ RETRACTABLE: dict[str, tuple[str, str]] = {
     activities.ActivityHeld.__name__: (activities.RecordKind.activity.value, "activity_id"),
     activities.MembersAppraised.__name__: (activities.RecordKind.appraisal.value, "year"),
     activities.TalkHeld.__name__: (activities.RecordKind.talk.value, "obligation_id"),
+    activities.PointsAwarded.__name__: (activities.RecordKind.points.value, "award_id"),
 }
 RETRACTION = activities.RecordRetracted.__name__
 

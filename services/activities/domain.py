@@ -209,7 +209,9 @@ class Retractable(BaseModel):
     day: dt.date
     what: str
     meeting: str | None = None  # a meeting's kind/day/topic (`meetings`)
-    member: str | None = None  # whom a talk was with
+    member: str | None = None  # whom a talk was with, whom points were awarded to
+    points: int = 0  # points awarded, given back to their category's year (`points_key`) when retracted
+    points_key: str | None = None
 
 
 class ActivitySite(BaseModel):
@@ -310,7 +312,13 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
         case PointsAwarded():
             key = _points_key(event.awarded_on.year, event.member_id, event.category.value)
             so_far = s.points_awarded.get(key, 0) + event.points
-            return s.model_copy(update={"points_awarded": {**s.points_awarded, key: so_far}})
+            update: dict[str, object] = {"points_awarded": {**s.points_awarded, key: so_far}}
+            if event.award_id is not None:  # points awarded before awards had ids are not retractable
+                held = Retractable(day=event.awarded_on, what=f"{event.awarded_on} {LABELS[event.category.value]}"
+                                   f"积分 {event.points} 分", member=event.member_id, points=event.points,
+                                   points_key=key)
+                update["records"] = {**s.records, _record_key(RecordKind.points, event.award_id): held}
+            return s.model_copy(update=update)
         case MembersAppraised():
             held = Retractable(day=event.appraised_on, what=f"{event.year} 年度民主评议（{len(event.grades)} 名党员）")
             return s.model_copy(update={"appraised": [*s.appraised, event.year],
@@ -343,6 +351,9 @@ def _retracted(s: ActivitySite, event: RecordRetracted) -> ActivitySite:
     if event.record is RecordKind.talk and event.record_id in s.obligations:  # owed again, as before the talk
         reopened = s.obligations[event.record_id].model_copy(update={"closed_on": None})
         update["obligations"] = {**s.obligations, event.record_id: reopened}
+    if held is not None and held.points_key is not None:  # the category's year has room for them again
+        left = s.points_awarded.get(held.points_key, 0) - held.points
+        update["points_awarded"] = {**s.points_awarded, held.points_key: left}
     if held is not None and held.meeting in s.meetings:
         meetings = list(s.meetings)
         meetings.remove(held.meeting)  # one of them: the same meeting may have been recorded twice
@@ -622,7 +633,7 @@ def _points(command: AwardPoints, site: ActivitySite, given: Given, rules: Rules
         raise PointsOverWeightError(
             f"党员 {command.member_id} {command.awarded_on.year}年该类积分已有 {so_far} 分，再加 {command.points} 分"
             f"超过权重 {weight} 分 [points_weight_{category}]", "points")
-    return PointsAwarded(**command.model_dump(include=set(PointsAwarded.model_fields)))
+    return PointsAwarded(**command.model_dump(include=set(PointsAwarded.model_fields)), award_id=command.command_id)
 
 
 def _appraisal(command: AppraiseMembers, site: ActivitySite, given: Given, rules: Rules) -> Event:

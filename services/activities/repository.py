@@ -51,7 +51,7 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
     Migration(11, "sites keep their start (nothing is dated before it; sites learnt before are not checked)",
               lambda s: f"ALTER TABLE {s}.known_site ADD COLUMN IF NOT EXISTS started_on date;"),
     refold_states(12, "the records that can be retracted (撤销)"),
-    refold_states(13, "talks among the records that can be retracted"),
+    refold_states(13, "talks and points among the records that can be retracted"),
 ])
 
 

@@ -78,6 +78,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             topic text NOT NULL, attendance int NOT NULL);
         CREATE INDEX IF NOT EXISTS branch_meeting_site ON {s}.branch_meeting (site_id, kind, held_on);
         """),
+    # Points name their award (the command id) so that 撤销记录 can withdraw them; points applied before have none
+    # until the rebuild views version 4 brings, and points recorded before awards had ids never have one.
+    Migration(14, "points keep the id of their award",
+              lambda s: f"ALTER TABLE {s}.points ADD COLUMN IF NOT EXISTS award_id uuid;"),
 )
 
 # 三培两推 steps as the talent table names them, and the summary's keys for them.
@@ -254,9 +258,9 @@ class ActivitiesProjection(Projection):
 
     async def points_awarded(self, conn: asyncpg.Connection, env: Envelope, e: PointsAwarded) -> None:
         await conn.execute(
-            f"INSERT INTO {self.schema}.points (event_id, site_id, member_id, category, points, awarded_on)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
-            env.event_id, e.site_id, e.member_id, e.category.value, e.points, e.awarded_on,
+            f"INSERT INTO {self.schema}.points (event_id, site_id, member_id, category, points, awarded_on, award_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            env.event_id, e.site_id, e.member_id, e.category.value, e.points, e.awarded_on, e.award_id,
         )
 
     async def members_appraised(self, conn: asyncpg.Connection, env: Envelope, e: MembersAppraised) -> None:
@@ -277,6 +281,10 @@ class ActivitiesProjection(Projection):
         if e.record is RecordKind.appraisal:
             await conn.execute(f"DELETE FROM {self.schema}.appraisal WHERE site_id = $1 AND year = $2",
                                e.site_id, int(e.record_id))
+            return
+        if e.record is RecordKind.points:
+            await conn.execute(f"DELETE FROM {self.schema}.points WHERE award_id = $1::uuid AND site_id = $2",
+                               e.record_id, e.site_id)
             return
         if e.record is RecordKind.talk:  # the obligation is owed again, as before the talk
             await conn.execute(f"UPDATE {self.schema}.talk_obligation SET closed_on = NULL, talked_by = NULL,"
@@ -453,8 +461,9 @@ async def meetings(conn: asyncpg.Connection, s: str, scope: str, key: str | None
 
 
 async def records(conn: asyncpg.Connection, schema: str, site_id: str, limit: int = 100) -> list[dict[str, Any]]:
-    """The site's records a secretary may retract (撤销), latest first: its meetings, activities, appraisals and
-    talks (a talk's title: whom it was with, by name while known here)."""
+    """The site's records a secretary may retract (撤销), latest first: its meetings, activities, appraisals, talks
+    and points (a talk's or points' title: whom, by name while known here; points awarded before awards had ids
+    are not among them)."""
     s = schema
     rows = await conn.fetch(f"""
         SELECT * FROM (
@@ -472,6 +481,12 @@ async def records(conn: asyncpg.Connection, schema: str, site_id: str, limit: in
             LEFT JOIN {s}.site_member m ON m.site_id = t.site_id AND m.member_id = t.member_id
             LEFT JOIN {s}.development d ON d.site_id = t.site_id AND d.person_id = t.member_id
             WHERE t.site_id = $1 AND t.closed_on IS NOT NULL AND NOT t.mooted
+            UNION ALL
+            SELECT 'points', p.award_id::text, p.awarded_on, p.category,
+                   coalesce(m.name, p.member_id) || '（' || p.member_id || '）', p.points
+            FROM {s}.points p
+            LEFT JOIN {s}.site_member m ON m.site_id = p.site_id AND m.member_id = p.member_id
+            WHERE p.site_id = $1 AND p.award_id IS NOT NULL
         ) r ORDER BY day DESC, record, record_id LIMIT $2""", site_id, limit)
     return [{**dict(r), "day": r["day"].isoformat()} for r in rows]
 

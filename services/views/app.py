@@ -36,7 +36,7 @@ VIEWS = ReadingService(
     # and swap it in (gongdi.bus.shadow). Raise it whenever a projection changes what it writes.
     # 2: members present keep gender and home organisation (migration 11).
     # 3: dispute cases keep their description (migration 12).
-    # 4: departures keep their reason (migration 13).
+    # 4: departures keep their reason (migration 13), points the id of their award (14).
     version="4",
 )
 rebuild = VIEWS.rebuild

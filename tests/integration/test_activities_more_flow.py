@@ -11,9 +11,11 @@ from contracts import membership
 from contracts.activities import SERVICE as ACTIVITIES
 from contracts.activities import (
     AppraiseMembers,
+    AwardPoints,
     Grade,
     Grading,
     MeetingKind,
+    PointsCategory,
     RecordBranchMeeting,
     RecordKind,
     RecordTalk,
@@ -248,3 +250,35 @@ async def test_a_talk_recorded_by_mistake_is_retracted_and_its_obligation_is_owe
 
 async def _has(listing: Callable[[], Awaitable[dict]], n: int) -> bool:
     return len(await listing()) == n
+
+
+@pytest.mark.usefixtures("platform")
+async def test_points_awarded_by_mistake_are_retracted_from_the_ranking_and_the_year_has_room_again(
+        client: GongdiClient):
+    """Before, points entered wrong stood for good: counted in the ranking and filling the category's year."""
+    await site_with_branch(client, "rt3", ["q1", "q2", "q3"])
+    wrong = AwardPoints(command_id=uuid.uuid4(), site_id="rt3", member_id="q1", category=PointsCategory.innovation,
+                        points=8, awarded_on=dt.date(2020, 6, 5), reason="提出模板加固改进")
+    assert (await client.send(ACTIVITIES, wrong))["ok"]
+
+    async def site() -> dict:
+        return (await client.query("views", "site", {"site_id": "rt3"}))["data"]
+
+    async def ranked(points: int) -> bool:
+        return [m["points"] for m in (await site())["points_ranking"]["members"]] == [points]
+
+    assert await eventually(lambda: ranked(8))
+    [listed] = [r for r in (await site())["records"] if r["record"] == "points"]
+    assert (listed["record_id"], listed["kind"], listed["count"]) == (str(wrong.command_id), "innovation", 8)
+    right = wrong.model_copy(update={"command_id": uuid.uuid4(), "points": 5})
+    over = await client.send(ACTIVITIES, right)
+    assert over["error"]["code"] == "POINTS_OVER_WEIGHT", over  # 8 + 5 over the 10 innovation weighs
+    retract = RetractRecord(command_id=uuid.uuid4(), site_id="rt3", record=RecordKind.points,
+                            record_id=str(wrong.command_id), reason="分值记错")
+    assert (await client.send(ACTIVITIES, retract))["ok"]
+    assert (await client.send(ACTIVITIES, right.model_copy(update={"command_id": uuid.uuid4()})))["ok"]
+    assert await eventually(lambda: ranked(5))
+    told = (await history(client, "member", "q1"))["data"]["reading"]["lines"]
+    said = [line["what"] for line in told if line["type"] in ("PointsAwarded", "RecordRetracted")]
+    assert said[0].endswith("（已撤销）") and not said[-1].endswith("（已撤销）")
+    assert any("撤销记录" in w and "原因：分值记错" in w for w in said), said

@@ -1,4 +1,4 @@
-"""撤销记录 as given/when/then: a meeting, activity, appraisal or talk entered by mistake is withdrawn; no I/O."""
+"""撤销记录 as given/when/then: a meeting, activity, appraisal, talk or points entered by mistake is withdrawn."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,9 +11,12 @@ from contracts.activities import (
     ActivityHeld,
     ActivityKind,
     AppraiseMembers,
+    AwardPoints,
     Grade,
     Grading,
     MeetingKind,
+    PointsAwarded,
+    PointsCategory,
     RecordActivity,
     RecordBranchMeeting,
     RecordKind,
@@ -186,3 +189,37 @@ def test_a_talk_with_a_member_who_left_is_not_retracted_but_an_applicants_is():
     held = decide(talk(), given(applicant))
     [event] = decide(retract(RecordKind.talk, OWED), given(applicant, *held))
     assert event.member_id == "p1"  # type: ignore[attr-defined]
+
+
+# ---- points: the category's year has room for them again -------------------------------------------------------
+
+
+def award(points: int, category: PointsCategory = PointsCategory.innovation) -> AwardPoints:
+    return AwardPoints(command_id=uuid.uuid4(), site_id="a", member_id="m1", category=category, points=points,
+                       awarded_on=DAY, reason="提出模板加固改进")
+
+
+def test_points_retracted_say_how_many_and_give_the_category_room_again():
+    """Innovation weighs 10 a year: 8 awarded by mistake leave room for 2, until retracted."""
+    wrong = award(8)
+    held = decide(wrong, given())
+    assert held[0].award_id == wrong.command_id  # type: ignore[attr-defined]
+    with pytest.raises(domain.PointsOverWeightError):
+        decide(award(5), given(*held))
+    [event] = decide(retract(RecordKind.points, wrong.command_id, "分值记错"), given(*held))
+    assert event == RecordRetracted(site_id="a", record=RecordKind.points, record_id=str(wrong.command_id),
+                                    record_day=DAY, what="2020-07-10 创新创效积分 8 分", reason="分值记错",
+                                    member_id="m1")
+    after = given(*held, event)
+    assert after.site is not None and after.site.points_awarded["2020/m1/innovation"] == 0
+    assert decide(award(5), after)  # the right points fit now
+    with pytest.raises(domain.RecordNotFoundError):
+        decide(retract(RecordKind.points, wrong.command_id), after)
+
+
+def test_points_awarded_before_awards_had_ids_count_but_are_not_retractable():
+    old = PointsAwarded(site_id="a", member_id="m1", category=PointsCategory.innovation, points=8, awarded_on=DAY,
+                        reason="旧记录")
+    state = given(old)
+    assert state.site is not None and state.site.points_awarded["2020/m1/innovation"] == 8
+    assert not [k for k in state.site.records if k.startswith("points/")]

@@ -43,7 +43,7 @@ export const LABELS = {
     joint_patrol: '联合巡逻', epidemic_help: '疫情防控协助',
   },
   supportUnit: { road_hardening: '米', donation: '元', poverty_visit: '元', transport: '车次', joint_patrol: '次', epidemic_help: '次' },
-  record: { meeting: '会议', activity: '活动', appraisal: '民主评议', talk: '谈心谈话' },
+  record: { meeting: '会议', activity: '活动', appraisal: '民主评议', talk: '谈心谈话', points: '党员积分' },
   role: { city: '市工委', township: '乡镇', site: '工地书记', department: '主管部门', auditor: '审计', dashboard: '大屏' },
   // The same words as the history's (contracts.history.EVENT_LABELS; a unit test keeps them equal).
   event: {
