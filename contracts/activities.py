@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.base import Command, Day, Event, Ids, Name, NonNegative, Note, Slug, SomeIds, parse
+from contracts.base import Command, Day, DoneDay, Event, Ids, Name, NonNegative, Note, Slug, SomeIds, parse
 from contracts.errors import rule_broken
 from contracts.upcasting import upcaster
 
@@ -138,14 +138,14 @@ class RecordVisit(Command):
 class RecordSafetyViolation(Command):
     site_id: Slug
     member_id: Slug
-    occurred_on: Day
+    occurred_on: DoneDay
     description: Name
 
 
 class ReportPersonalChange(Command):
     site_id: Slug
     member_id: Slug
-    reported_on: Day
+    reported_on: DoneDay
     description: Name
 
 
@@ -153,7 +153,7 @@ class RecordTalk(Command):
     site_id: Slug
     obligation_id: UUID
     talked_by: Name
-    talked_on: Day
+    talked_on: DoneDay
     method: TalkMethod = TalkMethod.in_person  # 谈话方式
     note: Note = ""
 
@@ -304,7 +304,7 @@ class AwardPoints(Command):
     member_id: Slug
     category: PointsCategory
     points: Points
-    awarded_on: Day
+    awarded_on: DoneDay
     reason: Name
 
 

@@ -108,6 +108,19 @@ def _day(value: dt.date) -> dt.date:
     return _between(value, _DAY_AHEAD, _LOADED + _DAY_AHEAD)
 
 
+def _done_day(value: dt.date) -> dt.date:
+    """A day something already happened (a talk held, a violation seen, points earned): not after the city's today.
+    Before, these took the week ahead every fact may (a meeting planned this week), and a talk dated next week was
+    counted as held."""
+    if LIMITS.earliest_day <= value <= _LOADED:
+        return value
+    today = city_today()
+    if value > today:
+        raise ValueError(f"日期不合理：{value} 还没有到，已发生的事只能记到今天（{today}）为止"
+                         f" (a day after today, {today})")
+    return _between(value, dt.timedelta(0), _LOADED)
+
+
 def _plan_day(value: dt.date) -> dt.date:
     return _between(value, _PLAN_AHEAD, _LOADED + _PLAN_AHEAD)
 
@@ -137,6 +150,7 @@ def _iso_day(value: object) -> object:
 
 
 Day = Annotated[dt.date, BeforeValidator(_iso_day), AfterValidator(_day)]  # a day something happened
+DoneDay = Annotated[dt.date, BeforeValidator(_iso_day), AfterValidator(_done_day)]  # ... and could not be ahead
 PlanDay = Annotated[dt.date, BeforeValidator(_iso_day), AfterValidator(_plan_day)]  # a day something is planned for
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_name)]

@@ -100,3 +100,25 @@ def test_the_arabic_letter_mark_is_refused_like_the_other_direction_marks():
     with pytest.raises(ValidationError) as refused:
         liaison.RecordVillageSupport.model_validate({**SUPPORT, "note": "送\u061c水泥"})
     assert refused.value.errors()[0]["loc"] == ("note",)
+
+
+TOMORROW = (city_today() + dt.timedelta(days=1)).isoformat()
+DONE = [(activities.RecordTalk, {"command_id": str(uuid.uuid4()), "site_id": "s", "obligation_id": str(uuid.uuid4()),
+                                 "talked_by": "支部书记"}, "talked_on"),
+        (activities.RecordSafetyViolation, {"command_id": str(uuid.uuid4()), "site_id": "s", "member_id": "m1",
+                                            "description": "未系安全带"}, "occurred_on"),
+        (activities.ReportPersonalChange, {"command_id": str(uuid.uuid4()), "site_id": "s", "member_id": "m1",
+                                           "description": "家中变故"}, "reported_on"),
+        (activities.AwardPoints, {"command_id": str(uuid.uuid4()), "site_id": "s", "member_id": "m1",
+                                  "category": "innovation", "points": 5, "reason": "改进"}, "awarded_on")]
+
+
+@pytest.mark.parametrize(("model", "raw", "field"), DONE, ids=[m.__name__ for m, _, _ in DONE])
+def test_what_already_happened_is_dated_today_at_the_latest(model: Any, raw: dict, field: str):
+    """A talk held, a violation seen, a change learnt of, points earned: before, a day up to a week ahead was taken
+    (a talk dated next week counted as held). A meeting may still be planned this week (held_on above)."""
+    model.model_validate({**raw, field: city_today().isoformat()})
+    with pytest.raises(ValidationError) as refused:
+        model.model_validate({**raw, field: TOMORROW})
+    [error] = refused.value.errors()
+    assert error["loc"] == (field,) and "已发生的事只能记到今天" in error["msg"]
