@@ -319,8 +319,8 @@ def summary(e: dict[str, Any], names: Names | None = None, member: str | None = 
         parts.append(f"{p['name']}({p['person_id']})" if isinstance(p.get("name"), str) and p["name"]
                      else names.member(p["person_id"]).removeprefix("党员 "))
     for key, label in (("name", ""), ("title", ""), ("what", ""), ("case_id", "案件 "), ("reason", ""), ("kind", ""),
-                       ("category", ""), ("talked_by", "谈话人 "), ("mediator", "调解 "), ("outcome", "结果 "),
-                       ("due_on", "应于 ")):
+                       ("category", ""), ("description", ""), ("place", "地点 "), ("area", "范围 "),
+                       ("talked_by", "谈话人 "), ("mediator", "调解 "), ("outcome", "结果 "), ("due_on", "应于 ")):
         value = p.get(key)
         if key == "name" and isinstance(p.get("person_id"), str):
             continue  # said with the person's id above

@@ -597,17 +597,17 @@ def _birthdays(command: CelebrateBirthdays, site: ActivitySite, given: Given) ->
     _present(given, command.members, "members", command)
     done = set(site.celebrated.get(str(command.held_on.year), []))
     for member_id in command.members:
-        if given.present[member_id].admitted_on.month != command.held_on.month:
+        member = given.present[member_id]
+        who = f"{member.name}（{member_id}）"
+        if member.admitted_on.month != command.held_on.month:
             raise NotBirthdayMonthError(
-                f"党员 {member_id} 的政治生日在 {given.present[member_id].admitted_on.month} 月，不在本月", "members"
-            )
-        if given.present[member_id].admitted_on.year >= command.held_on.year:
+                f"{who} 的政治生日在 {member.admitted_on.month} 月，不在 {command.held_on.month} 月", "members")
+        if member.admitted_on.year >= command.held_on.year:
             raise NoBirthdayYetError(
-                f"党员 {member_id} 于 {given.present[member_id].admitted_on} 入党，第一个政治生日在"
-                f" {given.present[member_id].admitted_on.year + 1} 年 (admitted this year: no anniversary yet)",
-                "members")
+                f"{who} 于 {member.admitted_on} 入党，第一个政治生日在 {member.admitted_on.year + 1} 年"
+                " (admitted this year: no anniversary yet)", "members")
         if member_id in done:
-            raise AlreadyCelebratedError(f"党员 {member_id} 今年已过政治生日", "members")
+            raise AlreadyCelebratedError(f"{who} {command.held_on.year}年已过政治生日", "members")
     return BirthdaysCelebrated(**command.model_dump(include=set(BirthdaysCelebrated.model_fields)))
 
 
@@ -630,9 +630,10 @@ def _points(command: AwardPoints, site: ActivitySite, given: Given, rules: Rules
     weight = rules.points_weight(category)
     so_far = site.points_awarded.get(_points_key(command.awarded_on.year, command.member_id, category), 0)
     if so_far + command.points > weight:
+        who = f"{given.present[command.member_id].name}（{command.member_id}）"
         raise PointsOverWeightError(
-            f"党员 {command.member_id} {command.awarded_on.year}年该类积分已有 {so_far} 分，再加 {command.points} 分"
-            f"超过权重 {weight} 分 [points_weight_{category}]", "points")
+            f"{who} {command.awarded_on.year}年{LABELS[category]}积分已有 {so_far} 分，再加 {command.points} 分"
+            f"超过该类权重 {weight} 分 [points_weight_{category}]", "points")
     return PointsAwarded(**command.model_dump(include=set(PointsAwarded.model_fields)), award_id=command.command_id)
 
 

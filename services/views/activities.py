@@ -508,8 +508,10 @@ async def points_ranking(conn: asyncpg.Connection, schema: str, site_id: str, to
         f" LEFT JOIN {s}.site_member m ON m.site_id = $1 AND m.member_id = r.member_id"
         " ORDER BY r.total DESC, r.member_id",
         site_id, year, today, limit)
-    return {"year": year, "members": [{"rank": i + 1, "member_id": r["member_id"], "name": r["name"],
-                                       "points": r["total"]} for i, r in enumerate(rows)]}
+    # Members with the same total share a rank (并列), the next after them counted on: 1, 2, 2, 4.
+    ranks = [1 + sum(1 for other in rows if other["total"] > r["total"]) for r in rows]
+    return {"year": year, "members": [{"rank": rank, "member_id": r["member_id"], "name": r["name"],
+                                       "points": r["total"]} for rank, r in zip(ranks, rows, strict=True)]}
 
 
 async def departed_holders(conn: asyncpg.Connection, schema: str, site_id: str) -> list[dict[str, str]]:

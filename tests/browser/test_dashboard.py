@@ -377,6 +377,11 @@ def test_a_violation_and_points_are_recorded_from_the_record_page(browser: Any, 
     done = violation.locator('.form-result[data-state="ok"]')
     expect(done).to_contain_text(name, timeout=15_000)
     assert done.get_attribute("data-events") == "SafetyViolationRecorded,TalkObligationCreated"
+    # A second click on the emptied form leaves the record said (before: 未记录 in red over it, and it was entered
+    # again)
+    violation.locator('button[type="submit"]').click()
+    expect(done).to_contain_text("表单已清空，可记录下一条")
+    assert violation.locator(".field-error").count() == 0
     form.click('[data-tab="talk"]')  # the talk it calls for is among those to hold
     owed = form.locator('#form-talk [name="obligation_id"] option', has_text=f"{member_id}） · 施工违章必谈")
     expect(owed).to_have_count(1, timeout=15_000)
@@ -388,7 +393,7 @@ def test_a_violation_and_points_are_recorded_from_the_record_page(browser: Any, 
     points.locator('[name="reason"]').fill("提出模板加固改进")
     points.locator('button[type="submit"]').click()
     refused = points.locator('.field-error[data-field="points"]')
-    expect(refused).to_contain_text("超过权重", timeout=15_000)
+    expect(refused).to_contain_text("创新创效积分已有", timeout=15_000)
     points.locator('[name="points"]').fill("3")
     points.locator('button[type="submit"]').click()
     expect(points.locator('.form-result[data-state="ok"]')).to_contain_text(name, timeout=15_000)

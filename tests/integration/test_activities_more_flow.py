@@ -282,3 +282,11 @@ async def test_points_awarded_by_mistake_are_retracted_from_the_ranking_and_the_
     said = [line["what"] for line in told if line["type"] in ("PointsAwarded", "RecordRetracted")]
     assert said[0].endswith("（已撤销）") and not said[-1].endswith("（已撤销）")
     assert any("撤销记录" in w and "原因：分值记错" in w for w in said), said
+    # Two members on the same total share a rank (before: 1 and 2)
+    other = right.model_copy(update={"command_id": uuid.uuid4(), "member_id": "q2"})
+    assert (await client.send(ACTIVITIES, other))["ok"]
+
+    async def tied() -> bool:
+        return [m["rank"] for m in (await site())["points_ranking"]["members"]] == [1, 1]
+
+    assert await eventually(tied)

@@ -266,6 +266,13 @@ def test_a_branchs_officers_and_grades_are_named_from_names_found_elsewhere():
     settled = event(5, "MediationResolved", "liaison", payload={"case_id": "k1", "outcome": "双方和解",
                                                                "amount_settled_yuan": "15000"})
     assert "兑付 15000 元" in summary(settled)  # an auditor sees what was paid (before: the outcome only)
+    # what a violation was, where a post stands: two violations of one member are told apart, and found by words
+    seen = event(6, "SafetyViolationRecorded", "activities", payload={"member_id": "m2", "occurred_on": "2020-07-09",
+                                                                       "description": "未系安全带"})
+    assert summary(seen, names) == "张少华(m2)，未系安全带"
+    post = event(7, "PostEstablished", "activities", payload={"kind": "safety_patrol", "holder": "m3",
+                                                               "place": "主桥3号墩"})
+    assert "地点 主桥3号墩" in summary(post, names)
     assert "上岗党员 刘志强(m3)" in summary(post, names)
     # a name the reader may not read stays an id
     assert summary(graded, names) == "2020 年度，李立新(m1) 优秀，党员 m4 合格"

@@ -204,8 +204,9 @@ def test_points_retracted_say_how_many_and_give_the_category_room_again():
     wrong = award(8)
     held = decide(wrong, given())
     assert held[0].award_id == wrong.command_id  # type: ignore[attr-defined]
-    with pytest.raises(domain.PointsOverWeightError):
+    with pytest.raises(domain.PointsOverWeightError) as over:
         decide(award(5), given(*held))
+    assert "党员1（m1） 2020年创新创效积分已有 8 分" in over.value.message  # by name and category (before: m1 该类)
     [event] = decide(retract(RecordKind.points, wrong.command_id, "分值记错"), given(*held))
     assert event == RecordRetracted(site_id="a", record=RecordKind.points, record_id=str(wrong.command_id),
                                     record_day=DAY, what="2020-07-10 创新创效积分 8 分", reason="分值记错",

@@ -156,8 +156,13 @@ export function optional(form, name) {
   return v === '' ? undefined : v;
 }
 
+// Digits as a Chinese input method may type them (１０, full width) are digits too.
+export function halfWidth(v) {
+  return v.replace(/[０-９]/g, (d) => String.fromCharCode(d.charCodeAt(0) - 0xfee0));
+}
+
 export function integer(form, name) {
-  const v = text(form, name);
+  const v = halfWidth(text(form, name));
   return /^\d+$/.test(v) ? Number(v) : v; // anything else goes as typed: the reply names the field
 }
 
@@ -175,7 +180,7 @@ export function lines(form, name) {
 export function amount(form, name) {
   const v = optional(form, name);
   if (v === undefined) return v;
-  const bare = v.replace(/[,，\s]/g, '');
+  const bare = halfWidth(v).replace(/[,，\s]/g, '').replace(/．/g, '.');
   return /^\d+(\.\d+)?$/.test(bare) ? bare : v;
 }
 

@@ -208,6 +208,13 @@ async function submit(ev) {
   const form = ev.currentTarget;
   const button = form.querySelector('button[type="submit"]');
   if (button.disabled) return;
+  // A click on the form just emptied by a success (a second click, a double tap): the record stands, said so,
+  // rather than "未记录" in red over it, which made secretaries enter it again.
+  const shown = form.querySelector('.form-result');
+  if (shown.dataset.state === 'ok' && untouched(form)) {
+    if (!shown.querySelector('.next')) shown.append(h('span', { class: 'next muted' }, '　表单已清空，可记录下一条'));
+    return;
+  }
   clearErrors(form);
   if (refusedEmpty(form)) return;
   const { command, body } = BUILD[form.id](form);
@@ -231,6 +238,15 @@ async function submit(ev) {
   } finally {
     button.disabled = false;
   }
+}
+
+// Nothing entered since the form was last reset: every field the user fills (not the kept ones: dates, sticky
+// choices, hidden ids) is empty.
+function untouched(form) {
+  return [...form.querySelectorAll('input, select, textarea')]
+    .filter((el) => el.type !== 'hidden' && !el.disabled && !el.closest('[hidden]') && !el.hasAttribute('data-sticky')
+      && el.dataset.default === undefined)
+    .every((el) => (el.multiple ? el.selectedOptions.length === 0 : String(el.value || '').trim() === ''));
 }
 
 function succeeded(form, command, body, reply) {
@@ -260,6 +276,10 @@ function whom(body) {
   if (body.name) return body.name;
   const person = body.person_id && developmentPeople().find(([id]) => id === body.person_id);
   if (person) return person[2];
+  // a post's holder, a zone's or a party's members, by name
+  const names = new Map(((site && site.members) || []).map((m) => [m.member_id, m.name]));
+  const people = body.holder ? [body.holder] : body.responsible || body.members;
+  if (people && people.length) return people.map((id) => names.get(id) || id).join('、');
   return body.grades ? `${body.grades.length} 名党员` : '';
 }
 
@@ -378,8 +398,10 @@ async function loadBirthdayMembers() {
 
 function renderBirthdayMembers() {
   document.querySelectorAll('select[data-source="birthday-members"]').forEach((sel) => setOptions(sel, birthdayPeople, ''));
-  fill('birthday-note', birthdayPeople.length ? `本月待过政治生日的在场党员 ${birthdayPeople.length} 名`
-    : '本月没有待过政治生日的在场党员');
+  const day = text(document.getElementById('form-birthdays'), 'held_on') || cityToday();
+  const month = `${Number(day.slice(5, 7))} 月`;
+  fill('birthday-note', birthdayPeople.length ? `${month}待过政治生日的在场党员 ${birthdayPeople.length} 名`
+    : `${month}没有待过政治生日的在场党员`);
 }
 
 // A long text cut to what a choice can show.
@@ -510,6 +532,10 @@ function showTab(tab) {
   const tabs = [...document.querySelectorAll('#tabs [data-tab]')];
   const chosen = tabs.find((b) => b.dataset.tab === tab) ? tab : tabs[0].dataset.tab;
   for (const b of tabs) b.setAttribute('aria-selected', b.dataset.tab === chosen ? 'true' : 'false');
+  // on a phone the row of tabs scrolls: the chosen one is brought into it (opened as …/record#team, it was not)
+  const active = tabs.find((b) => b.dataset.tab === chosen);
+  const row = document.getElementById('tabs');
+  if (active && row.scrollWidth > row.clientWidth) row.scrollLeft = active.offsetLeft - row.offsetLeft - 40;
   document.querySelectorAll('[data-tab-panel]').forEach((p) => { p.hidden = p.dataset.tabPanel !== chosen; });
   if (location.hash.slice(1) !== chosen) history.replaceState(null, '', `#${chosen}`);
 }
