@@ -235,6 +235,10 @@ class ActivitySite(BaseModel):
     appraised: list[int] = []  # years the branch held its 民主评议
     meetings: list[str] = []  # each branch meeting as kind/day/topic (states folded before this kept none)
     records: dict[str, Retractable] = {}  # "<record kind>/<id>" → the record, while not retracted
+    # What was recorded, by what makes two entries the same one sent twice (`_same`): a violation or a personal
+    # change of one member on one day in the same words, a post of one kind, holder and place, a zone or team of
+    # one name. `advise` says such a second entry back.
+    entered: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -287,11 +291,14 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
             done = [*s.celebrated.get(year, []), *event.members]
             return s.model_copy(update={"celebrated": {**s.celebrated, year: done}})
         case ZoneDesignated():
-            return s.model_copy(update={"zones": {**s.zones, event.zone_id: event.responsible}})
+            return s.model_copy(update={"zones": {**s.zones, event.zone_id: event.responsible},
+                                        "entered": [*s.entered, _same(event)]})
         case TeamFormed():
-            return s.model_copy(update={"teams": {**s.teams, event.team_id: event.kind.value}})
+            return s.model_copy(update={"teams": {**s.teams, event.team_id: event.kind.value},
+                                        "entered": [*s.entered, _same(event)]})
         case PostEstablished():
-            return s.model_copy(update={"posts": {**s.posts, event.post_id: event.holder}})
+            return s.model_copy(update={"posts": {**s.posts, event.post_id: event.holder},
+                                        "entered": [*s.entered, _same(event)]})
         case WorkPointDesignated():
             return s.model_copy(update={"points": [*s.points, event.point_id]})
         case InnovationRecorded():
@@ -335,7 +342,9 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
             return s.model_copy(update={"records": {**s.records, key: held}})
         case RecordRetracted():
             return _retracted(s, event)
-        case VisitRecorded() | SafetyViolationRecorded() | PersonalChangeReported():
+        case SafetyViolationRecorded() | PersonalChangeReported():
+            return s.model_copy(update={"entered": [*s.entered, _same(event)]})
+        case VisitRecorded():
             return s
     raise TypeError(f"activities cannot evolve {type(event).__name__}")
 
@@ -364,6 +373,44 @@ def _retracted(s: ActivitySite, event: RecordRetracted) -> ActivitySite:
 def _record_key(kind: RecordKind, ident: object) -> str:
     """How `ActivitySite.records` names a record: `<kind>/<id>`, as `RetractRecord` names it."""
     return f"{kind.value}/{ident}"
+
+
+Entered = (SafetyViolationRecorded | RecordSafetyViolation | PersonalChangeReported | ReportPersonalChange
+           | PostEstablished | EstablishPost | ZoneDesignated | DesignateZone | TeamFormed | FormTeam)
+
+
+def _same(x: Entered) -> str:
+    """What makes an entry the same one entered again (`ActivitySite.entered`), for the event and its command."""
+    match x:
+        case SafetyViolationRecorded() | RecordSafetyViolation():
+            return f"violation/{x.member_id}/{x.occurred_on}/{x.description}"
+        case PersonalChangeReported() | ReportPersonalChange():
+            return f"change/{x.member_id}/{x.reported_on}/{x.description}"
+        case PostEstablished() | EstablishPost():
+            return f"post/{x.kind.value}/{x.holder}/{x.place}"
+        case ZoneDesignated() | DesignateZone():
+            return f"zone/{x.name}"
+        case TeamFormed() | FormTeam():
+            return f"team/{x.name}"
+    raise TypeError(f"no entry: {type(x).__name__}")
+
+
+# An entry sent again (a second click, a form filled twice): the field it is refused on and what is said. Refused,
+# not warned as a meeting is (two groups may meet on one day on one topic): nothing of these could be retracted,
+# and a violation entered twice owed a second talk for good.
+AGAIN: dict[type, tuple[str, str]] = {
+    RecordSafetyViolation: ("description", "已记录过该党员这一天同样的施工违章；若确是另一次，请在违章情况中写明区别"),
+    ReportPersonalChange: ("description", "已记录过该党员这一天同样的个人或家庭变故；若确是另一件，请写明区别"),
+    EstablishPost: ("place", "该党员已在这一地点上岗同类示范岗"),
+    DesignateZone: ("name", "本工地已有同名的党员责任区"),
+    FormTeam: ("name", "本工地已有同名的党员队伍"),
+}
+
+
+def _not_again(command: Entered, site: ActivitySite) -> None:
+    if _same(command) in site.entered:
+        field, said = AGAIN[type(command)]
+        raise AlreadyExistsError(f"{said} (the same entry was recorded before)", field)
 
 
 def _activity_what(activity: ActivityHeld | RecordActivity) -> str:
@@ -419,12 +466,14 @@ def _decide(command: Command, given: Given, rules: Rules) -> list[Event]:
             return [VisitRecorded(**command.model_dump(include=set(VisitRecorded.model_fields)))]
         case RecordSafetyViolation():
             _present(given, [command.member_id], "member_id", command)
+            _not_again(command, site)
             return [
                 SafetyViolationRecorded(**command.model_dump(include=set(SafetyViolationRecorded.model_fields))),
                 _obligation(command, command.member_id, TalkReason.safety_violation, command.occurred_on, rules),
             ]
         case ReportPersonalChange():
             _present(given, [command.member_id], "member_id", command)
+            _not_again(command, site)
             return [
                 PersonalChangeReported(**command.model_dump(include=set(PersonalChangeReported.model_fields))),
                 _obligation(command, command.member_id, TalkReason.personal_change, command.reported_on, rules),
@@ -435,16 +484,19 @@ def _decide(command: Command, given: Given, rules: Rules) -> list[Event]:
             return [_birthdays(command, site, given)]
         case DesignateZone():
             _new(command.zone_id, site.zones, "责任区", "zone_id")
+            _not_again(command, site)
             command = _dated(command, given)
             _present(given, command.responsible, "responsible", command)
             return [ZoneDesignated(**command.model_dump(include=set(ZoneDesignated.model_fields)))]
         case FormTeam():
             _new(command.team_id, site.teams, "党员队伍", "team_id")
+            _not_again(command, site)
             command = _dated(command, given)
             _present(given, command.members, "members", command)
             return [TeamFormed(**command.model_dump(include=set(TeamFormed.model_fields)))]
         case EstablishPost():
             _new(command.post_id, site.posts, "示范岗", "post_id")
+            _not_again(command, site)
             command = _dated(command, given)
             _present(given, [command.holder], "holder", command)
             return [PostEstablished(**command.model_dump(include=set(PostEstablished.model_fields)))]

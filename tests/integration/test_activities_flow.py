@@ -113,7 +113,8 @@ async def test_rules_need_members_present_and_departures_are_flagged(client: Gon
     assert await eventually(flagged)
 
     async def refused_after_departure():
-        late = await client.send(ACTIVITIES, zone.model_copy(update={"command_id": uuid.uuid4(), "zone_id": "z2"}))
+        late = await client.send(ACTIVITIES, zone.model_copy(update={"command_id": uuid.uuid4(), "zone_id": "z2",
+                                                                      "name": "2号墩"}))
         return (late.get("error") or {}).get("code") == "MEMBER_NOT_PRESENT"
 
     assert await eventually(refused_after_departure)

@@ -107,15 +107,16 @@ def letter(letter_id: str) -> dict[str, Any]:
             "targets": {"quality": "优良", "safety": "零事故", "progress": "按期", "civilised_site": "市级文明工地"}}
 
 
-def violation(member_id: str) -> dict[str, Any]:
-    return {"site_id": CORE, "member_id": member_id, "occurred_on": LATER, "description": "未系安全带"}
+def violation(member_id: str, n: int = 0) -> dict[str, Any]:
+    # words of its own for every example: the same violation entered again is refused (ALREADY_EXISTS)
+    return {"site_id": CORE, "member_id": member_id, "occurred_on": LATER, "description": f"未系安全带（第{n}次）"}
 
 
 def talk(n: int) -> Template:
     cause = uuid.UUID(command_id(n, 0))  # the prerequisite violation's id: its obligation follows from it
     return ({"site_id": CORE, "obligation_id": str(obligation_id(cause)), "talked_by": "支部书记",
              "talked_on": "2020-07-12", "note": "已谈话\n情绪稳定"},
-            [("activities", "RecordSafetyViolation", violation(MEMBERS[5]))])
+            [("activities", "RecordSafetyViolation", violation(MEMBERS[5], n))])
 
 
 TEMPLATES: dict[str, Callable[[int], Template]] = {
@@ -160,22 +161,23 @@ TEMPLATES: dict[str, Callable[[int], Template]] = {
     "RecordVisit": lambda n: (
         {"site_id": CORE, "kind": "dormitory", "place": "工人宿舍", "visitor": "党建指导员", "visited_on": LATER,
          "members_met": MEMBERS[:2], "note": "了解生活情况\t一切正常"}, []),
-    "RecordSafetyViolation": lambda n: (violation(MEMBERS[3]), []),
+    "RecordSafetyViolation": lambda n: (violation(MEMBERS[3], n), []),
     "ReportPersonalChange": lambda n: (
-        {"site_id": CORE, "member_id": MEMBERS[4], "reported_on": LATER, "description": "家中老人病重"}, []),
+        {"site_id": CORE, "member_id": MEMBERS[4], "reported_on": LATER, "description": f"家中老人病重（{n}）"}, []),
     "RecordTalk": talk,
     # A political birthday once a year per member: a member of its own (admitted in July) for every example.
     "CelebrateBirthdays": lambda n: (
         {"site_id": CORE, "held_on": "2020-07-10", "members": [f"y{n}-fz"], "cards_sent": 1},
         [("membership", "RecordArrival", arrival(CORE, f"y{n}-fz"))]),
     "DesignateZone": lambda n: (
-        {"site_id": CORE, "zone_id": f"z{n}-fz", "name": "党员责任区", "area": "一工段",
+        {"site_id": CORE, "zone_id": f"z{n}-fz", "name": f"党员责任区{n}", "area": "一工段",
          "responsible": MEMBERS[:2]}, []),
     "FormTeam": lambda n: (
-        {"site_id": CORE, "team_id": f"t{n}-fz", "kind": "assault", "name": "党员突击队", "leader": MEMBERS[0],
+        {"site_id": CORE, "team_id": f"t{n}-fz", "kind": "assault", "name": f"党员突击队{n}", "leader": MEMBERS[0],
          "members": MEMBERS[:3], "purpose": "抢工期"}, []),
     "EstablishPost": lambda n: (
-        {"site_id": CORE, "post_id": f"p{n}-fz", "kind": "safety_patrol", "holder": MEMBERS[1], "place": "一工段"}, []),
+        {"site_id": CORE, "post_id": f"p{n}-fz", "kind": "safety_patrol", "holder": MEMBERS[1],
+         "place": f"一工段{n}号点"}, []),
     "DesignateWorkPoint": lambda n: (
         {"site_id": CORE, "point_id": f"w{n}-fz", "name": "示范工点", "designated_on": LATER}, []),
     "RecordActivity": lambda n: (

@@ -428,4 +428,4 @@ async def test_a_move_across_townships_carries_who_recorded_it(clients: dict[str
     departures = await eventually(seen_by_diantou)
     assert departures == [{"member_id": "m-move", "name": "李四", "departed_on": "2020-06-01",
                            "moved_to_site": OTHER, "moved_to_name": f"工地{OTHER}",
-                           "recorded_by": "township.bailin"}]
+                           "recorded_by": "township.bailin", "reason": "调往其他工地"}]

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from contracts import activities
 from contracts.activities import (
     ActivityKind,
     BirthdaysCelebrated,
@@ -391,3 +392,34 @@ def test_innovation_adopted_project_wide():
 def test_error_codes_are_unique():
     codes = [c.code for c in domain.DomainError.__subclasses__() if c.__module__ == domain.__name__]
     assert len(codes) == len(set(codes))
+
+
+def test_the_same_violation_post_zone_or_team_entered_again_is_refused_not_doubled():
+    """Before, a second click recorded a second violation (and a second talk owed, for good), post, zone or team."""
+    present = {m: Present(f"党员{m}", dt.date(2001, 7, 1)) for m in ("m1", "m2")}
+    day, a = dt.date(2020, 7, 10), activities
+    commands = [
+        a.RecordSafetyViolation(command_id=uuid.uuid4(), site_id="a", member_id="m1", occurred_on=day,
+                                description="未系安全带"),
+        a.EstablishPost(command_id=uuid.uuid4(), site_id="a", post_id="p1", kind=a.PostKind.safety_patrol,
+                        holder="m1", place="3号墩", established_on=day),
+        a.DesignateZone(command_id=uuid.uuid4(), site_id="a", zone_id="z1", name="钢筋区", area="K3",
+                        responsible=["m1"], designated_on=day),
+        a.FormTeam(command_id=uuid.uuid4(), site_id="a", team_id="t1", kind=a.TeamKind.assault, name="突击队",
+                   leader="m1", members=["m1", "m2"], purpose="架梁", formed_on=day),
+    ]
+    for command in commands:
+        state = None
+        for e in decide(command, Given(site=None, known=True, present=present)):
+            state = evolve(state, e)
+        # sent again with another id (a second form, a second click after the reset)
+        ids = {f: f"{getattr(command, f)}-2" for f in ("post_id", "zone_id", "team_id") if hasattr(command, f)}
+        again = command.model_copy(update={"command_id": uuid.uuid4(), **ids})
+        with pytest.raises(domain.AlreadyExistsError) as refused:
+            decide(again, Given(site=state, known=True, present=present))
+        assert refused.value.field in ("description", "place", "name"), refused.value
+        # ... while another one is taken
+        fields = type(command).model_fields
+        other = {"description": "未戴安全帽"} if "description" in fields else (
+            {"place": "4号墩"} if "place" in fields else {"name": "另一个"})
+        assert decide(again.model_copy(update=other), Given(site=state, known=True, present=present))
