@@ -329,19 +329,30 @@ def test_a_meeting_entered_by_mistake_is_retracted_from_the_record_page(browser:
     assert meetings_held(demo, "lecture") == before + 1
 
 
+def record_form(browser: Any, demo: Gateway, pages: list[Any], tab: str) -> tuple[Any, Any]:
+    """The secretary's record page, live, at the form of `tab`: (page, form)."""
+    page = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record")
+    pages.append(page)
+    wait_live(page)
+    page.click(f'[data-tab="{tab}"]')
+    return page, page.locator(f"#form-{tab}")
+
+
+def first_choice(form: Any, name: str) -> tuple[str, str]:
+    """The first choice of the form's select `name`, chosen: (value, the name it starts with)."""
+    first = form.locator(f'[name="{name}"] option:not([value=""])').first
+    first.wait_for(state="attached", timeout=15_000)
+    value, text = first.get_attribute("value"), first.inner_text()
+    form.locator(f'[name="{name}"]').select_option(value)
+    return value, text.split("（")[0]
+
+
 def test_a_talk_recorded_by_mistake_is_retracted_and_owed_again(browser: Any, demo: Gateway, pages: list[Any]):
     """Before, a talk entered for the wrong person closed their 必谈 for good, counted as held."""
     from playwright.sync_api import expect
 
-    form = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record")
-    pages.append(form)
-    wait_live(form)
-    form.click('[data-tab="talk"]')
-    talk = form.locator("#form-talk")
-    owed = talk.locator('[name="obligation_id"] option:not([value=""])').first
-    owed.wait_for(state="attached", timeout=15_000)
-    obligation, person = owed.get_attribute("value"), owed.inner_text().split("（")[0]
-    talk.locator('[name="obligation_id"]').select_option(obligation)
+    form, talk = record_form(browser, demo, pages, "talk")
+    obligation, person = first_choice(talk, "obligation_id")
     talk.locator('[name="talked_by"]').fill("支部书记")
     talk.locator('button[type="submit"]').click()
     expect(talk.locator('.form-result[data-state="ok"]')).to_contain_text(person, timeout=15_000)
@@ -363,15 +374,8 @@ def test_a_violation_and_points_are_recorded_from_the_record_page(browser: Any, 
     """Before, 施工违章, 个人变故 and 党员积分 could be recorded over the API only: a secretary had no form for them."""
     from playwright.sync_api import expect
 
-    form = log_in(browser, demo, SECRETARY, f"/site/{DEMO_SITE}/record")
-    pages.append(form)
-    wait_live(form)
-    form.click('[data-tab="violation"]')
-    violation = form.locator("#form-violation")
-    member = violation.locator('[name="member_id"] option:not([value=""])').first
-    member.wait_for(state="attached", timeout=15_000)
-    member_id, name = member.get_attribute("value"), member.inner_text().split("（")[0]
-    violation.locator('[name="member_id"]').select_option(member_id)
+    form, violation = record_form(browser, demo, pages, "violation")
+    member_id, name = first_choice(violation, "member_id")
     violation.locator('[name="description"]').fill("高处作业未系安全带")
     violation.locator('button[type="submit"]').click()
     done = violation.locator('.form-result[data-state="ok"]')
