@@ -554,9 +554,18 @@ async function loadTalks() {
 const talksSoon = throttle(loadTalks, 3000);
 const birthdaysSoon = throttle(loadBirthdayMembers, 3000);
 
+// Whether `d` is at least as recent as the site view shown. A view fetched after a submission may come back after
+// a live snapshot that already holds the new record; taken, it put the page back before it (the record missing
+// from 撤销记录 until the next change).
+function notOlder(d) {
+  const seq = (x) => { const n = Number(snapshotOf(x).seq); return Number.isFinite(n) ? n : -1; };
+  return !site || seq(d) >= seq(site);
+}
+
 const refreshSoon = throttle(async () => {
   try {
-    site = await view('site', { site_id: siteId });
+    const fresh = await view('site', { site_id: siteId });
+    if (notOlder(fresh)) site = fresh;
   } catch { /* the live stream will bring it */ }
   await loadTalks();
 }, 1500);
@@ -571,7 +580,7 @@ function showBranch() {
 }
 
 function onSite(d) {
-  if (!d) return;
+  if (!d || !notOlder(d)) return;
   site = d;
   showBranch();
   fill('title', `记录 · ${d.name}`);
