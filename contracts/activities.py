@@ -119,6 +119,7 @@ LABELS: dict[str, str] = {
     "night_school": "工地夜校", "micro_lesson": "微党课", "safety_month": "安全生产月", "skills_contest": "技能大练兵",
     "safety_drill": "安全应急演练", "social_service": "社会组织送服务", "cultural_evening": "文艺晚会",
     "meeting": "会议", "activity": "活动", "appraisal": "民主评议", "talk": "谈心谈话", "points": "党员积分",
+    "violation": "施工违章", "change": "个人或家庭变故", "post": "党员示范岗", "zone": "党员责任区", "team": "党员队伍",
 }
 
 
@@ -349,14 +350,20 @@ class RecordBranchMeeting(Command):
 
 
 class RecordKind(StrEnum):
-    """A record that can be retracted (撤销), and what names it: a meeting, an activity and points by their ids (the
-    command id that recorded them), an appraisal by its year, a talk by the id of the talk obligation it closed."""
+    """A record that can be retracted (撤销), and what names it: a meeting, an activity, points, a violation and a
+    personal change by their ids (the command id that recorded them), an appraisal by its year, a talk by the id of
+    the talk obligation it closed, a post, a zone and a team by the id they were given."""
 
     meeting = "meeting"  # 三会一课 etc. (BranchMeetingHeld)
     activity = "activity"  # 开展活动 (ActivityHeld)
     appraisal = "appraisal"  # 民主评议 (MembersAppraised)
     talk = "talk"  # 谈心谈话 (TalkHeld): its obligation is open again
     points = "points"  # 党员积分 (PointsAwarded, by its award_id): the category's year has room for them again
+    violation = "violation"  # 施工违章 (SafetyViolationRecorded, by its violation_id): the talk it caused goes with it
+    change = "change"  # 个人或家庭变故 (PersonalChangeReported, by its change_id): likewise
+    post = "post"  # 党员示范岗 (PostEstablished, by its post_id)
+    zone = "zone"  # 党员责任区 (ZoneDesignated, by its zone_id)
+    team = "team"  # 党员队伍 (TeamFormed, by its team_id)
 
 
 class RetractRecord(Command):
@@ -396,6 +403,7 @@ class SafetyViolationRecorded(Event):
     member_id: str
     occurred_on: dt.date
     description: str
+    violation_id: UUID | None = None  # the command id that recorded it, which names it to a retraction (None before)
 
 
 class PersonalChangeReported(Event):
@@ -403,6 +411,7 @@ class PersonalChangeReported(Event):
     member_id: str
     reported_on: dt.date
     description: str
+    change_id: UUID | None = None  # as violation_id
 
 
 class TalkObligationCreated(Event):
@@ -580,6 +589,8 @@ class RecordRetracted(Event):
     what: str  # the record as people read it, kept so the history says what was withdrawn
     reason: str
     member_id: str | None = None  # whom a retracted talk was with: the retraction is in their history too
+    # The talk obligation a retracted violation or personal change had caused, withdrawn with it (its talk not held).
+    obligation_id: UUID | None = None
 
 
 EVENTS: dict[str, type[Event]] = {

@@ -106,6 +106,11 @@ RETRACTABLE: dict[str, tuple[str, str]] = {
     activities.MembersAppraised.__name__: (activities.RecordKind.appraisal.value, "year"),
     activities.TalkHeld.__name__: (activities.RecordKind.talk.value, "obligation_id"),
     activities.PointsAwarded.__name__: (activities.RecordKind.points.value, "award_id"),
+    activities.SafetyViolationRecorded.__name__: (activities.RecordKind.violation.value, "violation_id"),
+    activities.PersonalChangeReported.__name__: (activities.RecordKind.change.value, "change_id"),
+    activities.PostEstablished.__name__: (activities.RecordKind.post.value, "post_id"),
+    activities.ZoneDesignated.__name__: (activities.RecordKind.zone.value, "zone_id"),
+    activities.TeamFormed.__name__: (activities.RecordKind.team.value, "team_id"),
 }
 RETRACTION = activities.RecordRetracted.__name__
 

@@ -341,6 +341,8 @@ def summary(e: dict[str, Any], names: Names | None = None, member: str | None = 
         own = [g for g in grades if g.get("member_id") == member]
         parts.append("，".join(f"{names.member(str(g.get('member_id')))} {PAYLOAD_LABELS.get(g.get('grade'), '')}"
                               for g in (own or grades)) + (f"（共评议 {len(grades)} 人）" if own else ""))
+    if e["type"] == RETRACTION and p.get("obligation_id"):
+        parts.append("未谈的谈话任务一并撤销")
     if isinstance(p.get("moved_to_site"), str) and p["moved_to_site"]:
         parts.append(f"转至 {names.site(p['moved_to_site'])}")
     for key in ("members", "attendees", "members_met", "responsible"):

@@ -212,6 +212,8 @@ class Retractable(BaseModel):
     member: str | None = None  # whom a talk was with, whom points were awarded to
     points: int = 0  # points awarded, given back to their category's year (`points_key`) when retracted
     points_key: str | None = None
+    entry: str | None = None  # what `ActivitySite.entered` holds of it: free again when retracted
+    obligation: str | None = None  # the talk obligation a violation or personal change caused: withdrawn with it
 
 
 class ActivitySite(BaseModel):
@@ -291,14 +293,17 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
             done = [*s.celebrated.get(year, []), *event.members]
             return s.model_copy(update={"celebrated": {**s.celebrated, year: done}})
         case ZoneDesignated():
-            return s.model_copy(update={"zones": {**s.zones, event.zone_id: event.responsible},
-                                        "entered": [*s.entered, _same(event)]})
+            return _entered(s.model_copy(update={"zones": {**s.zones, event.zone_id: event.responsible}}), event,
+                            RecordKind.zone, event.zone_id, event.designated_on,
+                            f"{event.designated_on} 党员责任区「{event.name}」")
         case TeamFormed():
-            return s.model_copy(update={"teams": {**s.teams, event.team_id: event.kind.value},
-                                        "entered": [*s.entered, _same(event)]})
+            return _entered(s.model_copy(update={"teams": {**s.teams, event.team_id: event.kind.value}}), event,
+                            RecordKind.team, event.team_id, event.formed_on,
+                            f"{event.formed_on} {LABELS[event.kind.value]}「{event.name}」")
         case PostEstablished():
-            return s.model_copy(update={"posts": {**s.posts, event.post_id: event.holder},
-                                        "entered": [*s.entered, _same(event)]})
+            return _entered(s.model_copy(update={"posts": {**s.posts, event.post_id: event.holder}}), event,
+                            RecordKind.post, event.post_id, event.established_on,
+                            f"{event.established_on} {LABELS[event.kind.value]}（{event.place}）", event.holder)
         case WorkPointDesignated():
             return s.model_copy(update={"points": [*s.points, event.point_id]})
         case InnovationRecorded():
@@ -342,19 +347,46 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
             return s.model_copy(update={"records": {**s.records, key: held}})
         case RecordRetracted():
             return _retracted(s, event)
-        case SafetyViolationRecorded() | PersonalChangeReported():
-            return s.model_copy(update={"entered": [*s.entered, _same(event)]})
+        case SafetyViolationRecorded():
+            return _entered(s, event, RecordKind.violation, event.violation_id, event.occurred_on,
+                            f"{event.occurred_on} 施工违章：{event.description}", event.member_id)
+        case PersonalChangeReported():
+            return _entered(s, event, RecordKind.change, event.change_id, event.reported_on,
+                            f"{event.reported_on} 个人或家庭变故：{event.description}", event.member_id)
         case VisitRecorded():
             return s
     raise TypeError(f"activities cannot evolve {type(event).__name__}")
 
 
+def _entered(s: ActivitySite, event: Entered, kind: RecordKind, ident: object, day: dt.date | None, what: str,
+             member: str | None = None) -> ActivitySite:
+    """An entry kept against its being sent again, and retractable when it has an id and a day (those recorded
+    before their ids or days were kept are not)."""
+    entry = _same(event)
+    update: dict[str, object] = {"entered": [*s.entered, entry]}
+    if ident is not None and day is not None:
+        obligation = str(obligation_id(ident)) if kind in (RecordKind.violation, RecordKind.change) else None
+        held = Retractable(day=day, what=what, member=member, entry=entry, obligation=obligation)
+        update["records"] = {**s.records, _record_key(kind, ident): held}
+    return s.model_copy(update=update)
+
+
 def _retracted(s: ActivitySite, event: RecordRetracted) -> ActivitySite:
     """The record is gone from the rules' view too: a retracted appraisal's year may be appraised again, and a
-    retracted meeting no longer makes the same one look recorded twice."""
+    retracted meeting no longer makes the same one look recorded twice; a retracted post, zone or team may be entered
+    again, and a retracted violation or personal change owes no talk."""
     records = dict(s.records)
     held = records.pop(_record_key(event.record, event.record_id), None)
     update: dict[str, object] = {"records": records}
+    if held is not None and held.entry in s.entered:
+        entered = list(s.entered)
+        entered.remove(held.entry)
+        update["entered"] = entered
+    if held is not None and held.obligation is not None:
+        update["obligations"] = {k: o for k, o in s.obligations.items() if k != held.obligation}
+    own = {RecordKind.post: "posts", RecordKind.zone: "zones", RecordKind.team: "teams"}.get(event.record)
+    if own is not None:
+        update[own] = {k: v for k, v in getattr(s, own).items() if k != event.record_id}
     if event.record is RecordKind.appraisal:
         update["appraised"] = [y for y in s.appraised if str(y) != event.record_id]
     if event.record is RecordKind.talk and event.record_id in s.obligations:  # owed again, as before the talk
@@ -368,6 +400,18 @@ def _retracted(s: ActivitySite, event: RecordRetracted) -> ActivitySite:
         meetings.remove(held.meeting)  # one of them: the same meeting may have been recorded twice
         update["meetings"] = meetings
     return s.model_copy(update=update)
+
+
+def _withdrawing(retracted: RecordRetracted, owed: Obligation | None, key: str) -> RecordRetracted:
+    """A violation or personal change retracted withdraws the talk obligation it caused, unless that talk was held:
+    the talk happened, and is retracted on its own first if it was entered by mistake too."""
+    if owed is None:  # withdrawn before, or never made (a state folded before obligations were kept)
+        return retracted
+    if owed.closed_on is not None and not owed.mooted:
+        raise ObligationClosedError(
+            f"这条记录产生的谈话已于 {owed.closed_on} 谈过：如谈话也是记错的，请先撤销那次谈话，再撤销这条记录"
+            " (its talk was held: retract the talk first)", "record_id")
+    return retracted.model_copy(update={"obligation_id": uuid.UUID(key)})
 
 
 def _record_key(kind: RecordKind, ident: object) -> str:
@@ -468,14 +512,16 @@ def _decide(command: Command, given: Given, rules: Rules) -> list[Event]:
             _present(given, [command.member_id], "member_id", command)
             _not_again(command, site)
             return [
-                SafetyViolationRecorded(**command.model_dump(include=set(SafetyViolationRecorded.model_fields))),
+                SafetyViolationRecorded(**command.model_dump(include=set(SafetyViolationRecorded.model_fields)),
+                                        violation_id=command.command_id),
                 _obligation(command, command.member_id, TalkReason.safety_violation, command.occurred_on, rules),
             ]
         case ReportPersonalChange():
             _present(given, [command.member_id], "member_id", command)
             _not_again(command, site)
             return [
-                PersonalChangeReported(**command.model_dump(include=set(PersonalChangeReported.model_fields))),
+                PersonalChangeReported(**command.model_dump(include=set(PersonalChangeReported.model_fields)),
+                                       change_id=command.command_id),
                 _obligation(command, command.member_id, TalkReason.personal_change, command.reported_on, rules),
             ]
         case RecordTalk():
@@ -743,6 +789,8 @@ def _retraction(command: RetractRecord, site: ActivitySite, given: Given) -> lis
             "或已撤销 (no such record on this site, or retracted already)", "record_id")
     retracted = RecordRetracted(site_id=command.site_id, record=command.record, record_id=command.record_id,
                                 record_day=held.day, what=held.what, reason=command.reason, member_id=held.member)
+    if held.obligation is not None:
+        return [_withdrawing(retracted, site.obligations.get(held.obligation), held.obligation)]
     if command.record is not RecordKind.talk:
         return [retracted]
     # A talk retracted owes its talk again: to a member still here, or closed as moot on the site's completion

@@ -52,6 +52,7 @@ MIGRATIONS = numbered(EVENT_STORE_MIGRATIONS, [
               lambda s: f"ALTER TABLE {s}.known_site ADD COLUMN IF NOT EXISTS started_on date;"),
     refold_states(12, "the records that can be retracted (撤销)"),
     refold_states(13, "talks and points among the records that can be retracted"),
+    refold_states(14, "violations, personal changes, posts, zones and teams among the records that can be retracted"),
 ])
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import orjson
@@ -82,6 +83,17 @@ MIGRATIONS: tuple[Migration, ...] = (
     # until the rebuild views version 4 brings, and points recorded before awards had ids never have one.
     Migration(14, "points keep the id of their award",
               lambda s: f"ALTER TABLE {s}.points ADD COLUMN IF NOT EXISTS award_id uuid;"),
+    # Violations and personal changes name their record (the command id), and say what happened; posts, zones and
+    # teams keep their day: so that 撤销记录 can list and withdraw them. Rows applied before have neither until the
+    # rebuild views version 5 brings.
+    Migration(15, "violations, personal changes, posts, zones and teams can be retracted", lambda s: f"""
+        ALTER TABLE {s}.incident ADD COLUMN IF NOT EXISTS record_id uuid;
+        ALTER TABLE {s}.incident ADD COLUMN IF NOT EXISTS description text;
+        CREATE INDEX IF NOT EXISTS incident_site ON {s}.incident (site_id);
+        ALTER TABLE {s}.zone ADD COLUMN IF NOT EXISTS designated_on date;
+        ALTER TABLE {s}.team ADD COLUMN IF NOT EXISTS formed_on date;
+        ALTER TABLE {s}.post ADD COLUMN IF NOT EXISTS established_on date;
+        """),
 )
 
 # 三培两推 steps as the talent table names them, and the summary's keys for them.
@@ -155,20 +167,21 @@ class ActivitiesProjection(Projection):
             env.event_id, e.site_id, e.kind.value, e.place, e.visited_on,
         )
 
-    async def _incident(self, conn: asyncpg.Connection, env: Envelope, kind: str, member_id: str, on) -> None:
+    async def _incident(self, conn: asyncpg.Connection, env: Envelope, kind: str, e: SafetyViolationRecorded
+                        | PersonalChangeReported, on: dt.date, record_id: UUID | None) -> None:
         await conn.execute(
-            f"INSERT INTO {self.schema}.incident (event_id, site_id, kind, member_id, happened_on)"
-            " VALUES ($1, $2, $3, $4, $5)",
-            env.event_id, env.site_id, kind, member_id, on,
+            f"INSERT INTO {self.schema}.incident (event_id, site_id, kind, member_id, happened_on, record_id,"
+            " description) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            env.event_id, env.site_id, kind, e.member_id, on, record_id, e.description,
         )
 
     async def safety_violation_recorded(self, conn: asyncpg.Connection, env: Envelope,
                                         e: SafetyViolationRecorded) -> None:
-        await self._incident(conn, env, "safety_violation", e.member_id, e.occurred_on)
+        await self._incident(conn, env, "safety_violation", e, e.occurred_on, e.violation_id)
 
     async def personal_change_reported(self, conn: asyncpg.Connection, env: Envelope,
                                        e: PersonalChangeReported) -> None:
-        await self._incident(conn, env, "personal_change", e.member_id, e.reported_on)
+        await self._incident(conn, env, "personal_change", e, e.reported_on, e.change_id)
 
     async def talk_obligation_created(self, conn: asyncpg.Connection, env: Envelope,
                                       e: TalkObligationCreated) -> None:
@@ -196,22 +209,23 @@ class ActivitiesProjection(Projection):
 
     async def zone_designated(self, conn: asyncpg.Connection, env: Envelope, e: ZoneDesignated) -> None:
         await conn.execute(
-            f"INSERT INTO {self.schema}.zone (site_id, zone_id, name, area, responsible)"
-            " VALUES ($1, $2, $3, $4, $5::jsonb)",
-            e.site_id, e.zone_id, e.name, e.area, _json(e.responsible),
+            f"INSERT INTO {self.schema}.zone (site_id, zone_id, name, area, responsible, designated_on)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
+            e.site_id, e.zone_id, e.name, e.area, _json(e.responsible), e.designated_on,
         )
 
     async def team_formed(self, conn: asyncpg.Connection, env: Envelope, e: TeamFormed) -> None:
         await conn.execute(
-            f"INSERT INTO {self.schema}.team (site_id, team_id, kind, name, leader, members, purpose)"
-            " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",
-            e.site_id, e.team_id, e.kind.value, e.name, e.leader, _json(e.members), e.purpose,
+            f"INSERT INTO {self.schema}.team (site_id, team_id, kind, name, leader, members, purpose, formed_on)"
+            " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)",
+            e.site_id, e.team_id, e.kind.value, e.name, e.leader, _json(e.members), e.purpose, e.formed_on,
         )
 
     async def post_established(self, conn: asyncpg.Connection, env: Envelope, e: PostEstablished) -> None:
         await conn.execute(
-            f"INSERT INTO {self.schema}.post (site_id, post_id, kind, holder, place) VALUES ($1, $2, $3, $4, $5)",
-            e.site_id, e.post_id, e.kind.value, e.holder, e.place,
+            f"INSERT INTO {self.schema}.post (site_id, post_id, kind, holder, place, established_on)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
+            e.site_id, e.post_id, e.kind.value, e.holder, e.place, e.established_on,
         )
 
     async def work_point_designated(self, conn: asyncpg.Connection, env: Envelope, e: WorkPointDesignated) -> None:
@@ -291,9 +305,11 @@ class ActivitiesProjection(Projection):
                                " note = NULL, method = NULL WHERE obligation_id = $1::uuid AND site_id = $2",
                                e.record_id, e.site_id)
             return
-        table, key = {RecordKind.meeting: ("branch_meeting", "meeting_id"),
-                      RecordKind.activity: ("activity", "activity_id")}[e.record]
-        await conn.execute(f"DELETE FROM {self.schema}.{table} WHERE {key} = $1::uuid AND site_id = $2",
+        if e.obligation_id is not None:  # the talk a retracted violation or personal change had caused
+            await conn.execute(f"DELETE FROM {self.schema}.talk_obligation WHERE obligation_id = $1 AND site_id = $2",
+                               e.obligation_id, e.site_id)
+        table, key, cast = RETRACTED_ROWS[e.record]
+        await conn.execute(f"DELETE FROM {self.schema}.{table} WHERE {key} = $1{cast} AND site_id = $2",
                            e.record_id, e.site_id)
 
     async def innovation_recorded(self, conn: asyncpg.Connection, env: Envelope, e: InnovationRecorded) -> None:
@@ -302,6 +318,18 @@ class ActivitiesProjection(Projection):
             " adopted_project_wide) VALUES ($1, $2, $3, $4, $5, $6)",
             e.site_id, e.innovation_id, e.title, e.team, e.recorded_on, e.adopted_project_wide,
         )
+
+
+# The row a retraction deletes, by the record's kind: its table, the column naming it, and that column's cast.
+RETRACTED_ROWS: dict[RecordKind, tuple[str, str, str]] = {
+    RecordKind.meeting: ("branch_meeting", "meeting_id", "::uuid"),
+    RecordKind.activity: ("activity", "activity_id", "::uuid"),
+    RecordKind.violation: ("incident", "record_id", "::uuid"),
+    RecordKind.change: ("incident", "record_id", "::uuid"),
+    RecordKind.post: ("post", "post_id", ""),
+    RecordKind.zone: ("zone", "zone_id", ""),
+    RecordKind.team: ("team", "team_id", ""),
+}
 
 
 # ---- queries --------------------------------------------------------------------------------------
@@ -461,9 +489,9 @@ async def meetings(conn: asyncpg.Connection, s: str, scope: str, key: str | None
 
 
 async def records(conn: asyncpg.Connection, schema: str, site_id: str, limit: int = 100) -> list[dict[str, Any]]:
-    """The site's records a secretary may retract (撤销), latest first: its meetings, activities, appraisals, talks
-    and points (a talk's or points' title: whom, by name while known here; points awarded before awards had ids
-    are not among them)."""
+    """The site's records a secretary may retract (撤销), latest first: its meetings, activities, appraisals, talks,
+    points, violations, personal changes, posts, zones and teams (a talk's, points', violation's or change's
+    title: whom, by name while known here; records made before they had ids or days are not among them)."""
     s = schema
     rows = await conn.fetch(f"""
         SELECT * FROM (
@@ -487,6 +515,25 @@ async def records(conn: asyncpg.Connection, schema: str, site_id: str, limit: in
             FROM {s}.points p
             LEFT JOIN {s}.site_member m ON m.site_id = p.site_id AND m.member_id = p.member_id
             WHERE p.site_id = $1 AND p.award_id IS NOT NULL
+            UNION ALL
+            SELECT CASE i.kind WHEN 'safety_violation' THEN 'violation' ELSE 'change' END, i.record_id::text,
+                   i.happened_on, i.kind,
+                   coalesce(m.name, i.member_id) || '（' || i.member_id || '）：' || coalesce(i.description, ''), 1
+            FROM {s}.incident i
+            LEFT JOIN {s}.site_member m ON m.site_id = i.site_id AND m.member_id = i.member_id
+            WHERE i.site_id = $1 AND i.record_id IS NOT NULL
+            UNION ALL
+            SELECT 'post', p.post_id, p.established_on, p.kind,
+                   coalesce(m.name, p.holder) || '（' || p.holder || '） · ' || p.place, 1
+            FROM {s}.post p
+            LEFT JOIN {s}.site_member m ON m.site_id = p.site_id AND m.member_id = p.holder
+            WHERE p.site_id = $1 AND p.established_on IS NOT NULL
+            UNION ALL
+            SELECT 'zone', zone_id, designated_on, 'zone', name, jsonb_array_length(responsible)
+            FROM {s}.zone WHERE site_id = $1 AND designated_on IS NOT NULL
+            UNION ALL
+            SELECT 'team', team_id, formed_on, kind, name, jsonb_array_length(members)
+            FROM {s}.team WHERE site_id = $1 AND formed_on IS NOT NULL
         ) r ORDER BY day DESC, record, record_id LIMIT $2""", site_id, limit)
     return [{**dict(r), "day": r["day"].isoformat()} for r in rows]
 

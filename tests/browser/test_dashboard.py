@@ -371,7 +371,8 @@ def test_a_talk_recorded_by_mistake_is_retracted_and_owed_again(browser: Any, de
 
 
 def test_a_violation_and_points_are_recorded_from_the_record_page(browser: Any, demo: Gateway, pages: list[Any]):
-    """Before, 施工违章, 个人变故 and 党员积分 could be recorded over the API only: a secretary had no form for them."""
+    """Before, 施工违章, 个人变故 and 党员积分 could be recorded over the API only: a secretary had no form for them;
+    and a violation entered by mistake could not be withdrawn."""
     from playwright.sync_api import expect
 
     form, violation = record_form(browser, demo, pages, "violation")
@@ -381,6 +382,7 @@ def test_a_violation_and_points_are_recorded_from_the_record_page(browser: Any, 
     done = violation.locator('.form-result[data-state="ok"]')
     expect(done).to_contain_text(name, timeout=15_000)
     assert done.get_attribute("data-events") == "SafetyViolationRecorded,TalkObligationCreated"
+    record = f'violation/{done.get_attribute("data-command-id")}'
     # A second click on the emptied form leaves the record said (before: 未记录 in red over it, and it was entered
     # again)
     violation.locator('button[type="submit"]').click()
@@ -389,6 +391,19 @@ def test_a_violation_and_points_are_recorded_from_the_record_page(browser: Any, 
     form.click('[data-tab="talk"]')  # the talk it calls for is among those to hold
     owed = form.locator('#form-talk [name="obligation_id"] option', has_text=f"{member_id}） · 施工违章必谈")
     expect(owed).to_have_count(1, timeout=15_000)
+    # Entered for the wrong member: retracted, and the talk it called for with it (before: owed for good)
+    form.click('[data-tab="retract"]')
+    retract = form.locator("#form-retract")
+    choice = retract.locator(f'[name="record_id"] option[value="{record}"]')
+    expect(choice).to_contain_text("施工违章 · ", timeout=15_000)
+    expect(choice).to_contain_text(f"{name}（{member_id}）：高处作业未系安全带")
+    retract.locator('[name="record_id"]').select_option(record)
+    retract.locator('[name="reason"]').fill("记错了人")
+    retract.locator('button[type="submit"]').click()
+    expect(retract.locator('.form-result[data-state="ok"]')).to_contain_text("已撤销", timeout=15_000)
+    expect(choice).to_have_count(0, timeout=15_000)
+    form.click('[data-tab="talk"]')
+    expect(owed).to_have_count(0, timeout=15_000)
     form.click('[data-tab="points"]')
     points = form.locator("#form-points")
     points.locator('[name="member_id"]').select_option(member_id)

@@ -12,12 +12,14 @@ from contracts.activities import SERVICE as ACTIVITIES
 from contracts.activities import (
     AppraiseMembers,
     AwardPoints,
+    DesignateZone,
     Grade,
     Grading,
     MeetingKind,
     PointsCategory,
     RecordBranchMeeting,
     RecordKind,
+    RecordSafetyViolation,
     RecordTalk,
     RetractRecord,
     TrainBackbone,
@@ -246,6 +248,49 @@ async def test_a_talk_recorded_by_mistake_is_retracted_and_its_obligation_is_owe
     again = await client.send(ACTIVITIES, talk.model_copy(update={"command_id": uuid.uuid4()}))
     assert again["ok"], again  # the talk really held can be recorded now
     assert await eventually(lambda: _has(open_talks, 2))
+
+
+@pytest.mark.usefixtures("platform")
+async def test_a_violation_and_a_zone_entered_by_mistake_are_retracted_with_the_talk_the_violation_caused(
+        client: GongdiClient):
+    """Before, neither could be withdrawn: a violation entered for the wrong member owed a talk for good."""
+    await site_with_branch(client, "rt4", ["v1", "v2", "v3"])
+    wrong = RecordSafetyViolation(command_id=uuid.uuid4(), site_id="rt4", member_id="v2",
+                                  occurred_on=dt.date(2020, 6, 8), description="高处作业未系安全带")
+    zone = DesignateZone(command_id=uuid.uuid4(), site_id="rt4", zone_id="z-rt4", name="一号工区", area="K1-K3",
+                         responsible=["v1", "v3"], designated_on=dt.date(2020, 6, 9))
+    recorded = await client.send(ACTIVITIES, wrong)
+    assert recorded["ok"] and (await client.send(ACTIVITIES, zone))["ok"], recorded
+
+    async def site() -> dict:
+        return (await client.query("views", "site", {"site_id": "rt4"}))["data"]
+
+    async def listed() -> dict[str, dict]:
+        return {r["record"]: r for r in (await site())["records"] if r["record"] in ("violation", "zone")}
+
+    async def owed_talks() -> dict[str, str]:
+        found = (await client.query("views", "talks", {"site_id": "rt4"}))["data"]["open"]
+        return {t["obligation_id"]: t["reason"] for t in found}
+
+    assert await eventually(lambda: _has(listed, 2))
+    [owed] = [o for o, reason in (await owed_talks()).items() if reason == "safety_violation"]
+    shown = await listed()
+    assert (shown["violation"]["record_id"], shown["violation"]["day"]) == (str(wrong.command_id), "2020-06-08")
+    assert shown["violation"]["title"] == "李四（v2）：高处作业未系安全带"
+    assert (shown["zone"]["record_id"], shown["zone"]["title"], shown["zone"]["count"]) == ("z-rt4", "一号工区", 2)
+    assert owed in await owed_talks() and (await site())["activities"]["zones"] == 1
+    for kind, ident in ((RecordKind.violation, str(wrong.command_id)), (RecordKind.zone, "z-rt4")):
+        done = await client.send(ACTIVITIES, RetractRecord(command_id=uuid.uuid4(), site_id="rt4", record=kind,
+                                                           record_id=ident, reason="记错"))
+        assert done["ok"], done
+    assert await eventually(lambda: _has(listed, 0))
+    assert owed not in await owed_talks() and (await site())["activities"]["zones"] == 0
+    told = (await history(client, "member", "v2"))["data"]["reading"]["lines"]
+    said = {line["type"]: line["what"] for line in told}
+    assert said["SafetyViolationRecorded"].endswith("（已撤销）")
+    assert "未谈的谈话任务一并撤销" in said["RecordRetracted"], said
+    again = await client.send(ACTIVITIES, zone.model_copy(update={"command_id": uuid.uuid4()}))
+    assert again["ok"], again  # its name is free again
 
 
 async def _has(listing: Callable[[], Awaitable[dict]], n: int) -> bool:

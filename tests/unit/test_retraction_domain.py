@@ -1,4 +1,5 @@
-"""撤销记录 as given/when/then: a meeting, activity, appraisal, talk or points entered by mistake is withdrawn."""
+"""撤销记录 as given/when/then: a meeting, activity, appraisal, talk, points, violation, personal change, post, zone or
+team entered by mistake is withdrawn."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,20 +13,29 @@ from contracts.activities import (
     ActivityKind,
     AppraiseMembers,
     AwardPoints,
+    DesignateZone,
+    EstablishPost,
+    FormTeam,
     Grade,
     Grading,
     MeetingKind,
     PointsAwarded,
     PointsCategory,
+    PostEstablished,
+    PostKind,
     RecordActivity,
     RecordBranchMeeting,
     RecordKind,
     RecordRetracted,
+    RecordSafetyViolation,
     RecordTalk,
+    ReportPersonalChange,
     RetractRecord,
+    SafetyViolationRecorded,
     TalkObligationCreated,
     TalkObligationMooted,
     TalkReason,
+    TeamKind,
 )
 from contracts.base import Event
 from contracts.timeline import Basis, Window
@@ -224,3 +234,108 @@ def test_points_awarded_before_awards_had_ids_count_but_are_not_retractable():
     state = given(old)
     assert state.site is not None and state.site.points_awarded["2020/m1/innovation"] == 8
     assert not [k for k in state.site.records if k.startswith("points/")]
+
+
+# ---- violations and personal changes: the talk they caused is withdrawn with them -------------------------------
+
+
+def violation(description: str = "未戴安全帽进入作业区") -> RecordSafetyViolation:
+    return RecordSafetyViolation(command_id=uuid.uuid4(), site_id="a", member_id="m1", occurred_on=DAY,
+                                 description=description)
+
+
+def test_a_violation_retracted_withdraws_the_talk_it_caused():
+    wrong = violation()
+    recorded, owed = decide(wrong, given())
+    assert recorded.violation_id == wrong.command_id  # type: ignore[attr-defined]
+    [event] = decide(retract(RecordKind.violation, wrong.command_id, "记错了人"), given(recorded, owed))
+    assert event == RecordRetracted(site_id="a", record=RecordKind.violation, record_id=str(wrong.command_id),
+                                    record_day=DAY, what="2020-07-10 施工违章：未戴安全帽进入作业区", reason="记错了人",
+                                    member_id="m1", obligation_id=owed.obligation_id)  # type: ignore[attr-defined]
+    after = given(recorded, owed, event)
+    assert after.site is not None and after.site.obligations == {}  # no talk owed for it any more
+    with pytest.raises(domain.ObligationNotFoundError):
+        decide(RecordTalk(command_id=uuid.uuid4(), site_id="a", obligation_id=owed.obligation_id,  # type: ignore[attr-defined]
+                          talked_by="支部书记", talked_on=DAY), after)
+    assert decide(wrong.model_copy(update={"command_id": uuid.uuid4()}), after)  # the same may be entered again
+    with pytest.raises(domain.RecordNotFoundError):
+        decide(retract(RecordKind.violation, wrong.command_id), after)
+
+
+def test_a_violation_whose_talk_was_held_is_retracted_only_after_the_talk():
+    wrong = violation()
+    recorded, owed = decide(wrong, given())
+    held = decide(RecordTalk(command_id=uuid.uuid4(), site_id="a", obligation_id=owed.obligation_id,  # type: ignore[attr-defined]
+                             talked_by="支部书记", talked_on=DAY), given(recorded, owed))
+    with pytest.raises(domain.ObligationClosedError) as refused:
+        decide(retract(RecordKind.violation, wrong.command_id), given(recorded, owed, *held))
+    assert refused.value.field == "record_id" and "请先撤销那次谈话" in refused.value.message
+    talk_gone = decide(retract(RecordKind.talk, owed.obligation_id), given(recorded, owed, *held))  # type: ignore[attr-defined]
+    [event] = decide(retract(RecordKind.violation, wrong.command_id), given(recorded, owed, *held, *talk_gone))
+    assert event.obligation_id == owed.obligation_id  # type: ignore[attr-defined]
+
+
+def test_a_violation_whose_talk_was_closed_as_moot_is_retracted_with_it():
+    wrong = violation()
+    recorded, owed = decide(wrong, given())
+    moot = TalkObligationMooted(site_id="a", mooted_on=DAY, obligation_id=owed.obligation_id,  # type: ignore[attr-defined]
+                                member_id="m1", reason="member_departed")
+    [event] = decide(retract(RecordKind.violation, wrong.command_id), given(recorded, owed, moot))
+    assert event.obligation_id == owed.obligation_id  # type: ignore[attr-defined]
+
+
+def test_a_personal_change_retracted_withdraws_its_talk_and_says_what_it_was():
+    wrong = ReportPersonalChange(command_id=uuid.uuid4(), site_id="a", member_id="m2", reported_on=DAY,
+                                 description="家中老人病重")
+    recorded, owed = decide(wrong, given())
+    [event] = decide(retract(RecordKind.change, wrong.command_id), given(recorded, owed))
+    assert event.what == "2020-07-10 个人或家庭变故：家中老人病重" and event.member_id == "m2"  # type: ignore[attr-defined]
+    assert event.obligation_id == owed.obligation_id  # type: ignore[attr-defined]
+    with pytest.raises(domain.RecordNotFoundError):  # a change is not a violation
+        decide(retract(RecordKind.violation, wrong.command_id), given(recorded, owed))
+
+
+def test_a_violation_recorded_before_violations_had_ids_is_not_retractable():
+    old = SafetyViolationRecorded(site_id="a", member_id="m1", occurred_on=DAY, description="旧记录")
+    state = given(old)
+    assert state.site is not None and not state.site.records
+    with pytest.raises(domain.AlreadyExistsError):  # still kept against being entered twice
+        decide(violation("旧记录"), state)
+
+
+# ---- posts, zones and teams -------------------------------------------------------------------------------------
+
+
+def test_a_post_retracted_is_gone_and_may_be_established_again():
+    post = EstablishPost(command_id=uuid.uuid4(), site_id="a", post_id="p1", kind=PostKind.safety_patrol,
+                         holder="m3", place="2号桥墩", established_on=DAY)
+    made = decide(post, given())
+    [event] = decide(retract(RecordKind.post, "p1", "上岗党员选错"), given(*made))
+    assert event == RecordRetracted(site_id="a", record=RecordKind.post, record_id="p1", record_day=DAY,
+                                    what="2020-07-10 安全生产巡查岗（2号桥墩）", reason="上岗党员选错", member_id="m3")
+    after = given(*made, event)
+    assert after.site is not None and after.site.posts == {} and after.site.entered == []
+    assert decide(post, after)  # the same id and place again, now right
+
+
+def test_a_zone_and_a_team_retracted_free_their_names():
+    zone = DesignateZone(command_id=uuid.uuid4(), site_id="a", zone_id="z1", name="1号工区", area="K1-K2",
+                         responsible=["m1"], designated_on=DAY)
+    team = FormTeam(command_id=uuid.uuid4(), site_id="a", team_id="t1", kind=TeamKind.assault, name="突击队",
+                    leader="m1", members=["m1", "m2"], purpose="抢工期", formed_on=DAY)
+    made = [*decide(zone, given()), *decide(team, given())]
+    zone_gone = decide(retract(RecordKind.zone, "z1"), given(*made))
+    team_gone = decide(retract(RecordKind.team, "t1"), given(*made, *zone_gone))
+    assert [e.what for e in (*zone_gone, *team_gone)] == [  # type: ignore[attr-defined]
+        "2020-07-10 党员责任区「1号工区」", "2020-07-10 党员突击队「突击队」"]
+    after = given(*made, *zone_gone, *team_gone)
+    assert after.site is not None and after.site.zones == {} and after.site.teams == {}
+    assert decide(zone, after) and decide(team, after)
+    with pytest.raises(domain.RecordNotFoundError):  # a zone's id names no team
+        decide(retract(RecordKind.team, "z1"), given(*made))
+
+
+def test_a_post_recorded_before_its_day_was_kept_is_not_retractable():
+    old = PostEstablished(site_id="a", post_id="p0", kind=PostKind.safety_patrol, holder="m3", place="旧址")
+    with pytest.raises(domain.RecordNotFoundError):
+        decide(retract(RecordKind.post, "p0"), given(old))

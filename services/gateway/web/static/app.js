@@ -43,7 +43,10 @@ export const LABELS = {
     joint_patrol: '联合巡逻', epidemic_help: '疫情防控协助',
   },
   supportUnit: { road_hardening: '米', donation: '元', poverty_visit: '元', transport: '车次', joint_patrol: '次', epidemic_help: '次' },
-  record: { meeting: '会议', activity: '活动', appraisal: '民主评议', talk: '谈心谈话', points: '党员积分' },
+  record: {
+    meeting: '会议', activity: '活动', appraisal: '民主评议', talk: '谈心谈话', points: '党员积分', violation: '施工违章',
+    change: '个人或家庭变故', post: '党员示范岗', zone: '党员责任区', team: '党员队伍',
+  },
   role: { city: '市工委', township: '乡镇', site: '工地书记', department: '主管部门', auditor: '审计', dashboard: '大屏' },
   // The same words as the history's (contracts.history.EVENT_LABELS; a unit test keeps them equal).
   event: {

@@ -364,7 +364,7 @@ function renderSources() {
       `${a.agreement_id}/${i.item_id}`, `${a.village} · ${i.title}（协议 ${a.agreement_id}，${a.signed_on} 签订）`])),
     '暂无未完成的共建事项', '请选择共建事项'],
     records: [(site.records || []).map((r) => [`${r.record}/${r.record_id}`, recordText(r)]),
-    '暂无可撤销的会议、活动、民主评议、谈话或积分', '请选择要撤销的记录'],
+    '暂无可撤销的记录', '请选择要撤销的记录'],
   };
   for (const [source, [options, none, choose]] of Object.entries(sources)) {
     document.querySelectorAll(`select[data-source="${source}"]`).forEach((sel) => {
@@ -412,6 +412,10 @@ function recordText(r) {
   if (r.record === 'appraisal') return `${r.day} · ${r.title}民主评议 · ${r.count} 名党员`;
   if (r.record === 'talk') return `${r.day} · 谈心谈话（${label(LABELS.talkReason, r.kind)}） · ${r.title}`;
   if (r.record === 'points') return `${r.day} · 党员积分（${label(LABELS.pointsCategory, r.kind)}） · ${r.title} · ${r.count} 分`;
+  if (r.record === 'violation' || r.record === 'change') return `${r.day} · ${label(LABELS.record, r.record)} · ${r.title}`;
+  if (r.record === 'post') return `${r.day} · 党员示范岗（${label(LABELS.post, r.kind)}） · ${r.title}`;
+  if (r.record === 'zone') return `${r.day} · 党员责任区「${r.title}」 · ${r.count} 名党员`;
+  if (r.record === 'team') return `${r.day} · ${label(LABELS.team, r.kind)}「${r.title}」 · ${r.count} 名党员`;
   const kind = r.record === 'meeting' ? label(LABELS.meetingKind, r.kind) : label(LABELS.activity, r.kind);
   return `${r.day} · ${kind}《${r.title}》 · ${r.record === 'meeting' ? '到会' : '参加'} ${r.count} 人`;
 }
