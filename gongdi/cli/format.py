@@ -145,11 +145,16 @@ def _talent_points_meetings(a: dict[str, Any]) -> list[str]:
     if a.get("points", {}).get("year"):
         p = a["points"]
         cats = "，".join(f"{LABELS[k]} {n}" for k, n in p["by_category"].items())
-        lines.append(f"  党员积分     {p['year']}年 {p['members']}名党员共 {p['total']} 分（{cats}）")
+        sites = f"{p['sites']}个工地 " if p.get("sites") else ""
+        lines.append(f"  党员积分     {p['year']}年 {sites}{p['members']}名党员共 {p['total']} 分（{cats}）")
+        lines.extend(f"               {y['year']}年 {y['sites']}个工地 {y['members']}名党员共 {y['total']} 分"
+                     for y in p.get("years", [])[1:])
     if a.get("appraisal", {}).get("year"):
         ap = a["appraisal"]
         grades = "，".join(f"{LABELS[k]} {n}" for k, n in ap["grades"].items())
         lines.append(f"  民主评议     {ap['year']}年度 {ap['branches']}个支部评议 {ap['appraised']}名党员（{grades}）")
+        lines.extend(f"               {y['year']}年度 {y['branches']}个支部评议 {y['appraised']}名党员"
+                     for y in ap.get("years", [])[1:])
     if "meetings" in a:
         m = a["meetings"]
         held = "，".join(f"{LABELS[k]} {v['held']}" for k, v in m["by_kind"].items() if v["held"])

@@ -406,10 +406,19 @@ async def talent(conn: asyncpg.Connection, s: str, w: str, key: str | None) -> d
     return {out: counts.get(step, 0) for step, out in TALENT.items()}
 
 
+YEARS_SHOWN = 5  # the points' and appraisals' years a scope's summary gives one by one, latest first
+
+
 async def points(conn: asyncpg.Connection, s: str, w: str, key: str | None, today: dt.date) -> dict[str, Any]:
-    """党员积分 of the latest year with points up to `today`: total, members scored, per category."""
-    year = await conn.fetchval(
-        f"SELECT max(extract(year FROM awarded_on))::int FROM {s}.points {w} AND awarded_on <= $2", key, today)
+    """党员积分 of the latest year with points up to `today`: total, members scored, per category; and the latest
+    years one by one (`years`: sites, members, total), since a scope's latest year may be one site's first entry
+    (before, one 2026 award at one site turned the city's figure from 2020's 1,600 points to 20, and said nothing
+    of 2020)."""
+    years = [dict(r) for r in await conn.fetch(
+        f"SELECT extract(year FROM awarded_on)::int AS year, count(DISTINCT site_id) AS sites,"
+        f" count(DISTINCT member_id) AS members, sum(points)::bigint AS total FROM {s}.points {w}"
+        " AND awarded_on <= $2 GROUP BY 1 ORDER BY 1 DESC LIMIT $3", key, today, YEARS_SHOWN)]
+    year = years[0]["year"] if years else None
     rows = await conn.fetch(
         f"SELECT category, sum(points)::bigint AS n, count(DISTINCT member_id) AS m FROM {s}.points {w}"
         " AND extract(year FROM awarded_on) = $2 AND awarded_on <= $3 GROUP BY category", key, year, today)
@@ -417,13 +426,17 @@ async def points(conn: asyncpg.Connection, s: str, w: str, key: str | None, toda
     members = await conn.fetchval(
         f"SELECT count(DISTINCT member_id) FROM {s}.points {w} AND extract(year FROM awarded_on) = $2"
         " AND awarded_on <= $3", key, year, today)
-    return {"year": year, "total": sum(by.values()), "members": members,
-            "by_category": {c.value: by.get(c.value, 0) for c in PointsCategory}}
+    return {"year": year, "total": sum(by.values()), "members": members, "sites": years[0]["sites"] if years else 0,
+            "by_category": {c.value: by.get(c.value, 0) for c in PointsCategory}, "years": years}
 
 
 async def appraisal(conn: asyncpg.Connection, s: str, w: str, key: str | None, today: dt.date) -> dict[str, Any]:
-    """民主评议 of the latest year appraised up to `today`: branches, members appraised, grades."""
-    year = await conn.fetchval(f"SELECT max(year) FROM {s}.appraisal {w} AND appraised_on <= $2", key, today)
+    """民主评议 of the latest year appraised up to `today`: branches, members appraised, grades; and the latest years
+    one by one (`years`: branches, members appraised), as the points."""
+    years = [dict(r) for r in await conn.fetch(
+        f"SELECT year, count(DISTINCT site_id) AS branches, count(*) AS appraised FROM {s}.appraisal {w}"
+        " AND appraised_on <= $2 GROUP BY year ORDER BY year DESC LIMIT $3", key, today, YEARS_SHOWN)]
+    year = years[0]["year"] if years else None
     rows = await conn.fetch(
         f"SELECT grade, count(*) AS n, count(DISTINCT site_id) AS b FROM {s}.appraisal {w} AND year = $2"
         " AND appraised_on <= $3 GROUP BY grade", key, year, today)
@@ -432,7 +445,7 @@ async def appraisal(conn: asyncpg.Connection, s: str, w: str, key: str | None, t
         f"SELECT count(DISTINCT site_id) FROM {s}.appraisal {w} AND year = $2 AND appraised_on <= $3",
         key, year, today)
     return {"year": year, "branches": branches, "appraised": sum(grades.values()),
-            "grades": {g.value: grades.get(g.value, 0) for g in Grade}}
+            "grades": {g.value: grades.get(g.value, 0) for g in Grade}, "years": years}
 
 
 async def branch_meetings_due(conn: asyncpg.Connection, s: str, scope: str, key: str | None, today: dt.date,

@@ -669,7 +669,7 @@ def test_an_appraisal_is_recorded_from_the_record_page_member_by_member(
     pages.append(site)
     expect(site.locator('#branch-life [data-part="appraisal"]')).to_contain_text(
         f"{year}年度评议党员 3 名：优秀 0，合格 3，基本合格 0，不合格 0", timeout=15_000)
-    expect(site.locator('#activities [data-section="branch-life"]')).to_contain_text(f"{year}年度 评议 3 人")
+    expect(site.locator('#activities [data-section="branch-life"]')).to_contain_text(f"{year}年度 1 个支部评议 3 人")
 
 
 def test_the_site_page_opens_the_sites_history_with_causes_beneath_their_events(

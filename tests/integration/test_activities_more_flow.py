@@ -335,3 +335,15 @@ async def test_points_awarded_by_mistake_are_retracted_from_the_ranking_and_the_
         return [m["rank"] for m in (await site())["points_ranking"]["members"]] == [1, 1]
 
     assert await eventually(tied)
+    # A new year's first award is the latest year, and the year before is still given, one by one (before, the
+    # summary said the latest year alone: one award turned the figure from a year's whole to a single entry)
+    next_year = right.model_copy(update={"command_id": uuid.uuid4(), "member_id": "q3", "points": 4,
+                                         "awarded_on": dt.date(2021, 1, 8)})
+    assert (await client.send(ACTIVITIES, next_year))["ok"]
+
+    async def by_year() -> bool:
+        return (await site())["activities"]["points"]["years"] == [
+            {"year": 2021, "sites": 1, "members": 1, "total": 4}, {"year": 2020, "sites": 1, "members": 2, "total": 10}]
+
+    assert await eventually(by_year)
+    assert (await site())["activities"]["points"]["total"] == 4

@@ -701,12 +701,20 @@ function branchLife(a) {
     }), { cls: 'data compact' }),
     dl([
       ['民主评议', appraisal.appraised
-        ? `${appraisal.year}年度 评议 ${fmt(appraisal.appraised)} 人：`
-          + Object.keys(LABELS.grade).map((g) => `${LABELS.grade[g]} ${fmt(grades[g] ?? 0)}`).join('，')
+        ? [`${appraisal.year}年度 ${fmt(appraisal.branches ?? 0)} 个支部评议 ${fmt(appraisal.appraised)} 人：`
+          + Object.keys(LABELS.grade).map((g) => `${LABELS.grade[g]} ${fmt(grades[g] ?? 0)}`).join('，'),
+        earlier((appraisal.years || []).slice(1), (y) => `${y.year}年度 ${fmt(y.branches)} 个支部 ${fmt(y.appraised)} 人`)]
         : '尚未开展'],
       ['党员积分', points.members
-        ? `${points.year}年 ${fmt(points.members)} 名党员共 ${fmt(points.total ?? 0)} 分` : '尚无积分'],
+        ? [`${points.year}年 ${points.sites ? `${fmt(points.sites)} 个工地 ` : ''}${fmt(points.members)} 名党员共 ${fmt(points.total ?? 0)} 分`,
+          earlier((points.years || []).slice(1), (y) => `${y.year}年 ${fmt(y.sites)} 个工地 ${fmt(y.members)} 名党员 ${fmt(y.total)} 分`)]
+        : '尚无积分'],
     ]));
+}
+
+// The years before the latest, one by one: the latest year of a scope may be one site's first entry of a new year.
+function earlier(years, said) {
+  return years.length ? h('span', { class: 'muted', dataset: { part: 'earlier-years' } }, `（往年：${years.map(said).join('；')}）`) : null;
 }
 
 export function disputesTable(disputes) {
