@@ -218,6 +218,25 @@ export function fillOptions() {
   });
 }
 
+// A list choosing several (select multiple) takes each click as "this one too" or "not this one any more". Before,
+// a plain click kept only the person clicked, and the help said 按住 Ctrl 点选, which means nothing on a phone or
+// to most secretaries: one click too few dropped the others chosen. (Phones show their own list with boxes to tick.)
+export function clickToChoose(root = document) {
+  root.querySelectorAll('select[multiple]').forEach((sel) => {
+    sel.addEventListener('mousedown', (e) => {
+      const option = e.target;
+      if (!(option instanceof HTMLOptionElement) || e.shiftKey || e.ctrlKey || e.metaKey) return;
+      e.preventDefault(); // the browser's own choice would drop the others
+      const top = sel.scrollTop;
+      option.selected = !option.selected;
+      sel.focus();
+      sel.scrollTop = top;
+      sel.dispatchEvent(new Event('input', { bubbles: true }));
+      sel.dispatchEvent(new Event('change', { bubbles: true }));
+    });
+  });
+}
+
 export function setOptions(sel, options, placeholder) {
   const keep = new Set([...sel.selectedOptions].map((o) => o.value));
   const nodes = [];

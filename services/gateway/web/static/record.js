@@ -6,8 +6,8 @@ import {
   start, throttle, view,
 } from '/static/app.js';
 import {
-  amount, chinese, clean, clearErrors, fillOptions, integer, lines, optional, post, refusedEmpty, result, selected,
-  setOptions, showError, text,
+  amount, chinese, clean, clearErrors, clickToChoose, fillOptions, integer, lines, optional, post, refusedEmpty, result,
+  selected, setOptions, showError, text,
 } from '/static/forms.js';
 
 let me = null;
@@ -611,6 +611,7 @@ start(async () => {
   }
   drawMeetingItems();
   fillOptions();
+  clickToChoose();
   applyDefaults();
   const followUnit = wireUnitName();
   document.getElementById('form-activity').elements.namedItem('kind').addEventListener('change', syncConditional);
