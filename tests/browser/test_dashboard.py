@@ -722,6 +722,14 @@ def test_the_site_page_opens_the_sites_history_with_causes_beneath_their_events(
     page.fill("#history-filter", name)
     expect(page.locator("#history-count")).to_contain_text("显示 ")
     assert all(name in li.inner_text() for li in shown.all()) and shown.count() >= 1
+    # The address keeps the filters: reloaded (or sent), the page is as filtered; the order links keep them too
+    filtered = shown.count()
+    page.wait_for_url(re.compile(r"\?kind=MemberArrived&q="))
+    assert "kind=MemberArrived" in page.locator('#history-order a[data-order="day"]').get_attribute("href")
+    page.reload()
+    expect(page.locator("#history-kind")).to_have_value("MemberArrived", timeout=30_000)
+    expect(page.locator("#history-filter")).to_have_value(name)
+    expect(shown).to_have_count(filtered)
     page.select_option("#history-kind", "")
     page.fill("#history-filter", "")
     expect(page.locator("#history-count")).to_have_text("")

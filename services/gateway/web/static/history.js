@@ -13,13 +13,23 @@ function subjectFromPath() {
   return { kind: decodeURIComponent(kind || ''), id: decodeURIComponent(id || '') };
 }
 
-// 最新在前, 按记录时间 (what was entered when) or 按发生日期 (a late entry where it happened): a link each, so a page
-// in any order can be kept or sent.
-function orderLinks(order) {
-  const base = location.pathname;
+// The page's address says its order and filters (?order=…&kind=…&q=…), so a page as filtered can be kept, sent or
+// reloaded as it is; before, a reload or a change of order lost the filters.
+function address(order, kind, words) {
+  const params = new URLSearchParams();
+  if (order !== DEFAULT_ORDER) params.set('order', order);
+  if (kind) params.set('kind', kind);
+  if (words) params.set('q', words);
+  const query = params.toString();
+  return query ? `${location.pathname}?${query}` : location.pathname;
+}
+
+// 最新在前, 按记录时间 (what was entered when) or 按发生日期 (a late entry where it happened): a link each, keeping the
+// filters.
+function orderLinks(order, kind = '', words = '') {
   fill('history-order', '排列：', ...Object.entries(ORDERS).flatMap(([key, name], i) => [
     i ? ' · ' : '',
-    h('a', { href: key === DEFAULT_ORDER ? base : `${base}?order=${key}`, dataset: { order: key },
+    h('a', { href: address(key, kind, words), dataset: { order: key },
       'aria-current': key === order ? 'page' : null }, name)]));
 }
 
@@ -57,9 +67,11 @@ function kindChoices(lines) {
       .map(([type, name, n]) => h('option', { value: type }, `${name}（${fmt(n)}）`)));
 }
 
-function applyFilter(groups) {
+function applyFilter(groups, order) {
   const kind = document.getElementById('history-kind').value;
   const words = document.getElementById('history-filter').value.trim();
+  history.replaceState(null, '', address(order, kind, words));
+  orderLinks(order, kind, words);
   let shown = 0;
   for (const g of groups) {
     const match = (!kind || g.lines.some((l) => l.type === kind))
@@ -71,7 +83,7 @@ function applyFilter(groups) {
   document.getElementById('history-none').hidden = shown > 0;
 }
 
-function render(r) {
+function render(r, order) {
   fill('history-title', r.title);
   document.title = `${r.title} · 工地党建`;
   fill('history-warnings', r.warnings.map((w) => h('p', { class: 'warn', role: 'alert' }, `!! ${w}`)));
@@ -81,9 +93,15 @@ function render(r) {
   fill('history', groups.map((g) => g.items), h('li', { class: 'empty', id: 'history-none', hidden: true }, '没有符合条件的记录'));
   kindChoices(r.lines);
   document.getElementById('history-filters').hidden = false;
+  const asked = new URLSearchParams(location.search);
+  const kind = document.getElementById('history-kind');
+  kind.value = asked.get('kind') || '';
+  if (kind.selectedIndex < 0) kind.value = ''; // a kind this history has none of: all of them
+  document.getElementById('history-filter').value = asked.get('q') || '';
   for (const id of ['history-kind', 'history-filter']) {
-    document.getElementById(id).addEventListener('input', () => applyFilter(groups));
+    document.getElementById(id).addEventListener('input', () => applyFilter(groups, order));
   }
+  applyFilter(groups, order);
 }
 
 start(async () => {
@@ -98,7 +116,7 @@ start(async () => {
   orderLinks(order);
   try {
     const reply = await api(`/api/history/${encodeURIComponent(kind)}/${encodeURIComponent(id)}?order=${order}`);
-    render(reply.data.reading);
+    render(reply.data.reading, order);
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return;
     showProblem(err instanceof ApiError ? err : new ApiError(0, null));
