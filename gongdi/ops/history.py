@@ -356,6 +356,17 @@ def summary(e: dict[str, Any], names: Names | None = None, member: str | None = 
     return "，".join(parts)
 
 
+def people(p: dict[str, Any], names: Names, mine: str | None) -> list[dict[str, str]]:
+    """Whom a line names besides the reader's own subject, for a page to link their histories: a post's holder, a
+    team's leader, a branch's secretary, and a short list's members (a zone's, a party's) by name when known."""
+    ids = [p[key] for key in ("holder", "leader", "secretary") if isinstance(p.get(key), str)]
+    for key in ("members", "attendees", "members_met", "responsible"):
+        if isinstance(p.get(key), list) and len(p[key]) <= NAMED_IN_LIST:
+            ids += [x for x in p[key] if isinstance(x, str)]
+    seen = dict.fromkeys(x for x in ids if x != mine)
+    return [{"id": x, "name": names.members.get(x, x)} for x in seen]
+
+
 def happened(events: list[dict[str, Any]]) -> dict[str, str]:
     """Each event's day for ordering by when things happened: the fact's own day; for a fact that names none (a
     zone designated, a team formed), the day of the fact recorded before it, as the views as of a day count it;
@@ -433,6 +444,7 @@ def reading(d: dict[str, Any], order: str = "recorded") -> dict[str, Any]:
         about = p.get("member_id") or p.get("person_id")  # whom it is about, for a page to link their history
         lines.append({"depth": depth, "what": what, "where": where, "event_id": e["event_id"], "type": e["type"],
                       "member": about if isinstance(about, str) and about != mine else None,
+                      "people": [] if isinstance(about, str) else people(p, names, mine),
                       "when": f"{when} · {actor_label(e['actor'], names, named)}{command} · {e['service']}",
                       "intact": e.get("intact") is not False})
         for child in children.get(e["event_id"], []):

@@ -322,3 +322,23 @@ def test_a_history_by_day_lists_a_late_recorded_fact_where_it_happened():
     assert by_day["notes"][-1].startswith("按发生日期排列") and by_day["order"] == "day"
     with pytest.raises(ValueError, match="order"):
         reading({"kind": "member", "id": "m1", "events": events}, "alphabetical")
+
+
+def test_a_line_links_the_histories_of_whom_it_names_besides_its_own_subject():
+    """Before, only a line about one member (member_id) linked to their history: a post's holder, a zone's members
+    and a branch's secretary were named without a way to their own histories."""
+    events = [
+        event(1, "MemberArrived", "membership", payload={
+            "site_id": "h1", "member_id": "m1", "arrived_on": "2020-07-01", "member": {"name": "李四"}}),
+        event(2, "ZoneDesignated", "activities", payload={
+            "site_id": "h1", "zone_id": "z1", "name": "一号工区", "area": "K1", "responsible": ["m1", "m2"]}),
+        event(3, "PostEstablished", "activities", payload={
+            "site_id": "h1", "post_id": "p1", "kind": "safety_patrol", "holder": "m2", "place": "桥墩"}),
+    ]
+    link(events)
+    site = {line["type"]: line for line in reading({"kind": "site", "id": "h1", "events": events})["lines"]}
+    assert site["MemberArrived"]["member"] == "m1" and site["MemberArrived"]["people"] == []
+    assert site["ZoneDesignated"]["people"] == [{"id": "m1", "name": "李四"}, {"id": "m2", "name": "m2"}]
+    assert site["PostEstablished"]["people"] == [{"id": "m2", "name": "m2"}]
+    own = {line["type"]: line for line in reading({"kind": "member", "id": "m1", "events": events})["lines"]}
+    assert own["ZoneDesignated"]["people"] == [{"id": "m2", "name": "m2"}]  # not the reader's own subject again

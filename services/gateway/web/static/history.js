@@ -42,7 +42,9 @@ function lineItem(line) {
   h('div', { class: 'history-what' }, line.depth ? '→ ' : '', line.what, line.where ? h('span', { class: 'muted' }, `  [${line.where}]`) : null),
   line.intact ? null : h('div', { class: 'warn' }, '!! 此条记录写入后被改动过（哈希与内容不符），以上内容不可信'),
   h('div', { class: 'history-when muted' }, line.when,
-    line.member ? h('a', { class: 'history-member', href: `/history/member/${encodeURIComponent(line.member)}` }, ' · 此人的历史') : null));
+    line.member ? h('a', { class: 'history-member', href: `/history/member/${encodeURIComponent(line.member)}` }, ' · 此人的历史') : null,
+    (line.people || []).length ? [' · 历史：', line.people.flatMap((p, i) => [i ? '、' : '',
+      h('a', { class: 'history-member', href: `/history/member/${encodeURIComponent(p.id)}` }, p.name)])] : null));
 }
 
 // A top line and what it caused beneath it: shown or hidden together, so an effect is never without its cause.
