@@ -591,6 +591,8 @@ class RecordRetracted(Event):
     member_id: str | None = None  # whom a retracted talk was with: the retraction is in their history too
     # The talk obligation a retracted violation or personal change had caused, withdrawn with it (its talk not held).
     obligation_id: UUID | None = None
+    # The members a retracted zone, team, appraisal, meeting or activity named: the retraction is in their histories.
+    members: list[str] | None = None
 
 
 EVENTS: dict[str, type[Event]] = {

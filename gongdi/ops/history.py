@@ -297,6 +297,7 @@ class Names:
         return f"{name}({site_id})" if name else site_id
 
 
+OBLIGATION_CREATED = activities.TalkObligationCreated.__name__
 NAMED_IN_LIST = 5  # members of a list named one by one up to this many; more are counted
 
 # Amounts and counts worth a word, with their unit.
@@ -326,6 +327,8 @@ def summary(e: dict[str, Any], names: Names | None = None, member: str | None = 
             continue  # said with the person's id above
         if value and isinstance(value, str):
             text = PAYLOAD_LABELS.get(value, value) if key in ("reason", "kind", "category") else value
+            if key == "what" and e["type"] == RETRACTION and isinstance(p.get("record_day"), str):
+                text = text.removeprefix(f"{p['record_day']} ")  # the line's own day already
             if key == "reason" and e["type"] == RETRACTION:
                 label = "原因："
             parts.append(f"{label}{text}" + (" 前" if key == "due_on" else ""))
@@ -343,6 +346,8 @@ def summary(e: dict[str, Any], names: Names | None = None, member: str | None = 
                               for g in (own or grades)) + (f"（共评议 {len(grades)} 人）" if own else ""))
     if e["type"] == RETRACTION and p.get("obligation_id"):
         parts.append("未谈的谈话任务一并撤销")
+    if e["type"] == RETRACTION and p.get("record") == activities.RecordKind.talk.value:
+        parts.append("谈话任务重新打开")
     if isinstance(p.get("moved_to_site"), str) and p["moved_to_site"]:
         parts.append(f"转至 {names.site(p['moved_to_site'])}")
     for key in ("members", "attendees", "members_met", "responsible"):
@@ -386,11 +391,26 @@ def record_of(e: dict[str, Any]) -> str | None:
     return f"{e.get('site_id')}/{kind_field[0]}/{e['payload'].get(kind_field[1])}"
 
 
-def retracted(events: list[dict[str, Any]]) -> set[str]:
-    """The records the history's own retractions withdrew (a retraction on a site the reader may not read is not
-    among them, and neither is its record)."""
-    return {f"{e.get('site_id')}/{e['payload'].get('record')}/{e['payload'].get('record_id')}"
-            for e in events if e["type"] == RETRACTION}
+def withdrawn(events: list[dict[str, Any]]) -> set[str]:
+    """The events the history's own retractions withdrew, by event id, from `events` in recorded order: for each
+    retraction the latest record of its kind and id before it (an id used again after a retraction, a year appraised
+    again, names a record that stands), and the talk obligation a retracted violation or change withdrew with it.
+    A retraction on a site the reader may not read is not among them, and neither is its record."""
+    latest: dict[str, str] = {}
+    obligations: dict[str, str] = {}
+    out = set()
+    for e in events:
+        p = e["payload"]
+        if (key := record_of(e)) is not None:
+            latest[key] = e["event_id"]
+        if e["type"] == OBLIGATION_CREATED:
+            obligations[str(p.get("obligation_id"))] = e["event_id"]
+        if e["type"] == RETRACTION:
+            if (record := latest.pop(f"{e.get('site_id')}/{p.get('record')}/{p.get('record_id')}", None)) is not None:
+                out.add(record)
+            if p.get("obligation_id") and str(p["obligation_id"]) in obligations:
+                out.add(obligations.pop(str(p["obligation_id"])))
+    return out
 
 
 def reading(d: dict[str, Any], order: str = "recorded") -> dict[str, Any]:
@@ -401,6 +421,7 @@ def reading(d: dict[str, Any], order: str = "recorded") -> dict[str, Any]:
     if order not in ORDERS:
         raise ValueError(f"order: {order} (one of {', '.join(ORDERS)})")
     events = d["events"]
+    gone = withdrawn(events)
     if order == "day":  # stable: a day's events stay in recorded order
         days = happened(events)
         events = sorted(events, key=lambda e: days[e["event_id"]])
@@ -424,7 +445,6 @@ def reading(d: dict[str, Any], order: str = "recorded") -> dict[str, Any]:
     lines: list[dict[str, Any]] = []
     shown: set[str] = set()
 
-    withdrawn = retracted(events)
     named = d.get("actor_names", {})
 
     def show(e: dict[str, Any], depth: int) -> None:
@@ -432,7 +452,7 @@ def reading(d: dict[str, Any], order: str = "recorded") -> dict[str, Any]:
         day = business_day(e["type"], e["payload"])
         mine = d["id"] if d["kind"] == "member" else None
         what = " ".join(x for x in (day, EVENT_LABELS.get(e["type"], e["type"]), summary(e, names, mine)) if x)
-        if record_of(e) in withdrawn:
+        if e["event_id"] in gone:
             what += "（已撤销）"
         where = f"工地 {names.site(e['site_id'])}" if e.get("site_id") and d["kind"] not in ("site", "branch") else ""
         command = f" · 命令 {e['command_id'][:8]}" if e.get("command_id") else ""

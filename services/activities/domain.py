@@ -212,6 +212,7 @@ class Retractable(BaseModel):
     member: str | None = None  # whom a talk was with, whom points were awarded to
     points: int = 0  # points awarded, given back to their category's year (`points_key`) when retracted
     points_key: str | None = None
+    members: list[str] = []  # the members a zone, team, appraisal, meeting or activity names
     entry: str | None = None  # what `ActivitySite.entered` holds of it: free again when retracted
     obligation: str | None = None  # the talk obligation a violation or personal change caused: withdrawn with it
 
@@ -284,7 +285,7 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
         case TalkHeld():
             key = str(event.obligation_id)
             closed = s.obligations[key].model_copy(update={"closed_on": event.talked_on})
-            held = Retractable(day=event.talked_on, what=f"{event.talked_on} {LABELS[closed.reason.value]}",
+            held = Retractable(day=event.talked_on, what=f"{event.talked_on} 谈心谈话（{LABELS[closed.reason.value]}）",
                                member=event.member_id)
             return s.model_copy(update={"obligations": {**s.obligations, key: closed},
                                         "records": {**s.records, _record_key(RecordKind.talk, key): held}})
@@ -295,11 +296,11 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
         case ZoneDesignated():
             return _entered(s.model_copy(update={"zones": {**s.zones, event.zone_id: event.responsible}}), event,
                             RecordKind.zone, event.zone_id, event.designated_on,
-                            f"{event.designated_on} 党员责任区「{event.name}」")
+                            f"{event.designated_on} 党员责任区「{event.name}」", members=event.responsible)
         case TeamFormed():
             return _entered(s.model_copy(update={"teams": {**s.teams, event.team_id: event.kind.value}}), event,
                             RecordKind.team, event.team_id, event.formed_on,
-                            f"{event.formed_on} {LABELS[event.kind.value]}「{event.name}」")
+                            f"{event.formed_on} {LABELS[event.kind.value]}「{event.name}」", members=event.members)
         case PostEstablished():
             return _entered(s.model_copy(update={"posts": {**s.posts, event.post_id: event.holder}}), event,
                             RecordKind.post, event.post_id, event.established_on,
@@ -332,17 +333,18 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
                 update["records"] = {**s.records, _record_key(RecordKind.points, event.award_id): held}
             return s.model_copy(update=update)
         case MembersAppraised():
-            held = Retractable(day=event.appraised_on, what=f"{event.year} 年度民主评议（{len(event.grades)} 名党员）")
+            held = Retractable(day=event.appraised_on, what=f"{event.year} 年度民主评议（{len(event.grades)} 名党员）",
+                               members=[g.member_id for g in event.grades])
             return s.model_copy(update={"appraised": [*s.appraised, event.year],
                                         "records": {**s.records, _record_key(RecordKind.appraisal, event.year): held}})
         case BranchMeetingHeld():
             held = Retractable(day=event.held_on, what=f"{event.held_on} {LABELS[event.kind.value]}《{event.topic}》",
-                               meeting=_meeting_key(event))
+                               meeting=_meeting_key(event), members=event.attendees)
             key = _record_key(RecordKind.meeting, event.meeting_id)
             return s.model_copy(update={"meetings": [*s.meetings, _meeting_key(event)],
                                         "records": {**s.records, key: held}})
         case ActivityHeld():
-            held = Retractable(day=event.held_on, what=_activity_what(event))
+            held = Retractable(day=event.held_on, what=_activity_what(event), members=event.attendees)
             key = _record_key(RecordKind.activity, event.activity_id)
             return s.model_copy(update={"records": {**s.records, key: held}})
         case RecordRetracted():
@@ -359,14 +361,15 @@ def evolve(state: ActivitySite | None, event: Event) -> ActivitySite:
 
 
 def _entered(s: ActivitySite, event: Entered, kind: RecordKind, ident: object, day: dt.date | None, what: str,
-             member: str | None = None) -> ActivitySite:
+             member: str | None = None, members: list[str] | None = None) -> ActivitySite:
     """An entry kept against its being sent again, and retractable when it has an id and a day (those recorded
     before their ids or days were kept are not)."""
     entry = _same(event)
     update: dict[str, object] = {"entered": [*s.entered, entry]}
     if ident is not None and day is not None:
         obligation = str(obligation_id(ident)) if kind in (RecordKind.violation, RecordKind.change) else None
-        held = Retractable(day=day, what=what, member=member, entry=entry, obligation=obligation)
+        held = Retractable(day=day, what=what, member=member, members=members or [], entry=entry,
+                           obligation=obligation)
         update["records"] = {**s.records, _record_key(kind, ident): held}
     return s.model_copy(update=update)
 
@@ -788,7 +791,8 @@ def _retraction(command: RetractRecord, site: ActivitySite, given: Given) -> lis
             f"工地 {command.site_id} 没有编号为 {command.record_id} 的{LABELS[command.record.value]}记录，"
             "或已撤销 (no such record on this site, or retracted already)", "record_id")
     retracted = RecordRetracted(site_id=command.site_id, record=command.record, record_id=command.record_id,
-                                record_day=held.day, what=held.what, reason=command.reason, member_id=held.member)
+                                record_day=held.day, what=held.what, reason=command.reason, member_id=held.member,
+                                members=held.members or None)
     if held.obligation is not None:
         return [_withdrawing(retracted, site.obligations.get(held.obligation), held.obligation)]
     if command.record is not RecordKind.talk:

@@ -400,7 +400,7 @@ def test_a_violation_and_points_are_recorded_from_the_record_page(browser: Any, 
     retract.locator('[name="record_id"]').select_option(record)
     retract.locator('[name="reason"]').fill("记错了人")
     retract.locator('button[type="submit"]').click()
-    expect(retract.locator('.form-result[data-state="ok"]')).to_contain_text("已撤销", timeout=15_000)
+    expect(retract.locator('.form-result[data-state="ok"]')).to_contain_text("未谈的谈话任务一并撤销", timeout=15_000)
     expect(choice).to_have_count(0, timeout=15_000)
     form.click('[data-tab="talk"]')
     expect(owed).to_have_count(0, timeout=15_000)

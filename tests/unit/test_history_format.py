@@ -342,3 +342,35 @@ def test_a_line_links_the_histories_of_whom_it_names_besides_its_own_subject():
     assert site["PostEstablished"]["people"] == [{"id": "m2", "name": "m2"}]
     own = {line["type"]: line for line in reading({"kind": "member", "id": "m1", "events": events})["lines"]}
     assert own["ZoneDesignated"]["people"] == [{"id": "m2", "name": "m2"}]  # not the reader's own subject again
+
+
+def test_a_retraction_marks_the_record_before_it_not_one_recorded_again_under_its_id():
+    """Before, every record of the kind and id was marked （已撤销）: a zone set up again under the id of a retracted
+    one, a year appraised again, read as withdrawn. A retracted violation's talk obligation is marked too."""
+    zone = {"site_id": "h1", "zone_id": "z1", "name": "一号工区", "area": "K1", "responsible": ["m1"],
+            "designated_on": "2020-07-08"}
+    violation, obligation = str(uuid.UUID(int=50)), str(uuid.UUID(int=51))
+    events = [
+        event(1, "ZoneDesignated", "activities", payload=zone),
+        event(2, "RecordRetracted", "activities", payload={
+            "site_id": "h1", "record": "zone", "record_id": "z1", "record_day": "2020-07-08",
+            "what": "2020-07-08 党员责任区「一号工区」", "reason": "记错", "members": ["m1"]}),
+        event(3, "ZoneDesignated", "activities", payload=zone),
+        event(4, "SafetyViolationRecorded", "activities", payload={
+            "site_id": "h1", "member_id": "m1", "occurred_on": "2020-07-09", "description": "未戴安全帽",
+            "violation_id": violation}),
+        event(5, "TalkObligationCreated", "activities", command_id=str(uuid.UUID(int=104)), payload={
+            "site_id": "h1", "obligation_id": obligation, "member_id": "m1", "reason": "safety_violation",
+            "created_on": "2020-07-09", "due_on": "2020-07-16"}),
+        event(6, "RecordRetracted", "activities", payload={
+            "site_id": "h1", "record": "violation", "record_id": violation, "record_day": "2020-07-09",
+            "what": "2020-07-09 施工违章：未戴安全帽", "reason": "记错了人", "member_id": "m1",
+            "obligation_id": obligation}),
+    ]
+    link(events)
+    lines = reading({"kind": "site", "id": "h1", "events": events}, order="recorded")["lines"]
+    marked = [line["what"].endswith("（已撤销）") for line in lines]
+    assert marked == [True, False, False, True, True, False], [line["what"] for line in lines]
+    assert lines[1]["what"] == "2020-07-08 撤销记录 党员责任区「一号工区」，原因：记错，1名党员"
+    assert lines[5]["what"] == ("2020-07-09 撤销记录 党员 m1，施工违章：未戴安全帽，原因：记错了人，"
+                                "未谈的谈话任务一并撤销")

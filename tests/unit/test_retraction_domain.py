@@ -166,7 +166,7 @@ def test_a_talk_retracted_says_whom_it_was_with_and_its_obligation_is_owed_again
     held = decide(talk(), given(obliged()))
     [event] = decide(retract(RecordKind.talk, OWED, "谈话对象选错"), given(obliged(), *held))
     assert event == RecordRetracted(site_id="a", record=RecordKind.talk, record_id=str(OWED), record_day=DAY,
-                                    what="2020-07-10 新来党员必谈", reason="谈话对象选错", member_id="m1")
+                                    what="2020-07-10 谈心谈话（新来党员必谈）", reason="谈话对象选错", member_id="m1")
     after = given(obliged(), *held, event)
     assert after.site is not None and after.site.obligations[str(OWED)].closed_on is None
     assert decide(talk(), after)  # the right talk can be recorded now

@@ -264,10 +264,13 @@ function succeeded(form, command, body, reply) {
   refreshSoon();
 }
 
+// What a retraction did besides (domain._retraction): a talk is owed again, a violation's or change's talk no more.
+const AFTER_RETRACTION = { talk: '；谈话任务重新待谈', violation: '；未谈的谈话任务一并撤销', change: '；未谈的谈话任务一并撤销' };
+
 // Whom a record was about, by name, so that the secretary sees it was the right person.
 function whom(body) {
   const record = body.record && ((site && site.records) || []).find((r) => r.record === body.record && r.record_id === body.record_id);
-  if (record) return `已撤销 ${recordText(record)}`;
+  if (record) return `已撤销 ${recordText(record)}${AFTER_RETRACTION[record.record] || ''}`;
   if (body.member && body.member.name) return body.member.name;
   const member = body.member_id && ((site && site.members) || []).find((m) => m.member_id === body.member_id);
   if (member) return member.name;
