@@ -99,6 +99,12 @@ def test_the_city_logs_in_through_the_login_page_and_sees_the_demo_figures(
     assert (city["projects"], city["members"]) == (82, 251)  # the demo's report
     for name in CITY_FIGURES:
         wait_figure(page, name, city[name])
+    # 组织生活 too (before, the wall left it out): this period's meetings, the latest year's appraisal and points
+    a = city["activities"]
+    for name, value in (("meetings.held", a["meetings"]["held"]), ("appraisal.appraised", a["appraisal"]["appraised"]),
+                        ("points.total", a["points"]["total"])):
+        wait_figure(page, name, value)
+    assert page.locator('[data-section="branch-life"]').inner_text().count(f"{a['points']['year']}年党员积分") == 1
     wait_live(page)
     assert CJK.search(page.locator("#freshness").inner_text())
     page.wait_for_selector("#chart-townships svg", timeout=10_000)  # the charts drawn before the screenshot

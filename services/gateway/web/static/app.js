@@ -703,7 +703,7 @@ function branchLife(a) {
       ['民主评议', appraisal.appraised
         ? [`${appraisal.year}年度 ${fmt(appraisal.branches ?? 0)} 个支部评议 ${fmt(appraisal.appraised)} 人：`
           + Object.keys(LABELS.grade).map((g) => `${LABELS.grade[g]} ${fmt(grades[g] ?? 0)}`).join('，'),
-        earlier((appraisal.years || []).slice(1), (y) => `${y.year}年度 ${fmt(y.branches)} 个支部 ${fmt(y.appraised)} 人`)]
+        earlier((appraisal.years || []).slice(1), (y) => `${y.year}年度 ${fmt(y.branches)} 个支部评议 ${fmt(y.appraised)} 人`)]
         : '尚未开展'],
       ['党员积分', points.members
         ? [`${points.year}年 ${points.sites ? `${fmt(points.sites)} 个工地 ` : ''}${fmt(points.members)} 名党员共 ${fmt(points.total ?? 0)} 分`,

@@ -88,10 +88,33 @@ function renderRoles(a, dev) {
       stat('talent.recommended_management', '推荐进入管理层', talent.recommended_management ?? 0, { unit: '名' }),
       stat('development.applied', '入党申请', dev.applied ?? 0, { unit: '人' }),
       stat('development.activists', '积极分子', dev.activists ?? 0, { unit: '人' })),
+    branchLifeRow(a),
     h('h3', null, '党员队伍'),
     h('ul', { class: 'kinds three' }, TEAM_KINDS.map((k) => h('li', null, h('span', null, LABELS.team[k]), fig(`teams.${k}`, teams[k] ?? 0)))),
     h('h3', null, `党员示范岗（${fmt(a.post_kinds ?? 0)} 类）`),
     h('ul', { class: 'kinds' }, POST_KINDS.map((k) => h('li', null, h('span', null, LABELS.post[k]), fig(`posts.${k}`, posts[k] ?? 0)))));
+}
+
+// 组织生活 on the wall: 三会一课 this period, the latest year's 民主评议 and 党员积分, earlier years in the tiles' hints.
+// Before, the city screen left all three out (the township, department and site pages had them).
+function branchLifeRow(a) {
+  const meetings = a.meetings || {};
+  const appraisal = a.appraisal || {};
+  const points = a.points || {};
+  const years = (list, said) => (list || []).slice(1).map(said).join('；') || null;
+  return h('div', { class: 'stat-row', dataset: { section: 'branch-life' } },
+    stat('meetings.held', '三会一课已开', meetings.held ?? 0, { unit: '次' }),
+    stat('meetings.due', '本期待开', meetings.due ?? 0, { unit: '次', tone: meetings.due ? 'gold' : '' }),
+    stat('meetings.overdue', '上期未开', meetings.overdue ?? 0, { unit: '次', tone: meetings.overdue ? 'red' : 'green' }),
+    stat('appraisal.appraised', appraisal.year ? `${appraisal.year}年度民主评议` : '民主评议', appraisal.appraised ?? 0, {
+      unit: '人',
+      hint: years(appraisal.years, (y) => `${y.year}年度 ${y.branches} 个支部评议 ${y.appraised} 人`),
+    }),
+    stat('points.total', points.year ? `${points.year}年党员积分` : '党员积分', points.total ?? 0, {
+      unit: '分',
+      hint: [points.year ? `${points.year}年 ${points.sites ?? 0} 个工地 ${points.members ?? 0} 名党员` : null,
+        years(points.years, (y) => `${y.year}年 ${y.sites} 个工地 ${y.members} 名党员 ${y.total} 分`)].filter(Boolean).join('；') || null,
+    }));
 }
 
 function renderCases(a, l) {
