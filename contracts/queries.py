@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from contracts.activities import RecordKind
 from contracts.base import Slug
 from contracts.subjects import query_subject
 from contracts.timeline import AsOf
@@ -38,6 +39,19 @@ class DepartmentQuery(AsOf):
 
 class BirthdayQuery(SiteQuery):
     month: Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] | None = None  # YYYY-MM
+
+
+class RecordsQuery(BaseModel):
+    """A site's records that may be retracted (撤销), latest first: of one kind (up to RECORDS_OF_A_KIND), or of every
+    kind (up to RECORDS_LATEST, as the site view lists them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    site_id: Slug
+    record: RecordKind | None = None
+
+
+RECORDS_LATEST = 100
+RECORDS_OF_A_KIND = 1000
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,7 @@ QUERIES: dict[str, Query] = {
         Query("department", DepartmentQuery, "主管部门视图", reads="department"),
         Query("birthdays", BirthdayQuery, "政治生日", reads="site"),
         Query("talks", SiteQuery, "待谈话", reads="site"),
+        Query("records", RecordsQuery, "可撤销的记录", reads="site"),
         Query("status", NoParams, "视图进度", platform=True),
     )
 }

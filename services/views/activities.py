@@ -84,8 +84,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(14, "points keep the id of their award",
               lambda s: f"ALTER TABLE {s}.points ADD COLUMN IF NOT EXISTS award_id uuid;"),
     # Violations and personal changes name their record (the command id), and say what happened; posts, zones and
-    # teams keep their day: so that 撤销记录 can list and withdraw them. Rows applied before have neither until the
-    # rebuild views version 5 brings.
+    # teams keep their day: so that 撤销记录 can list and withdraw them; points their reason, which tells two awards
+    # of one member, category and day apart there. Rows applied before have neither until the rebuild views version
+    # 5 brings.
     Migration(15, "violations, personal changes, posts, zones and teams can be retracted", lambda s: f"""
         ALTER TABLE {s}.incident ADD COLUMN IF NOT EXISTS record_id uuid;
         ALTER TABLE {s}.incident ADD COLUMN IF NOT EXISTS description text;
@@ -93,6 +94,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE {s}.zone ADD COLUMN IF NOT EXISTS designated_on date;
         ALTER TABLE {s}.team ADD COLUMN IF NOT EXISTS formed_on date;
         ALTER TABLE {s}.post ADD COLUMN IF NOT EXISTS established_on date;
+        ALTER TABLE {s}.points ADD COLUMN IF NOT EXISTS reason text;
         """),
 )
 
@@ -272,9 +274,9 @@ class ActivitiesProjection(Projection):
 
     async def points_awarded(self, conn: asyncpg.Connection, env: Envelope, e: PointsAwarded) -> None:
         await conn.execute(
-            f"INSERT INTO {self.schema}.points (event_id, site_id, member_id, category, points, awarded_on, award_id)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            env.event_id, e.site_id, e.member_id, e.category.value, e.points, e.awarded_on, e.award_id,
+            f"INSERT INTO {self.schema}.points (event_id, site_id, member_id, category, points, awarded_on, award_id,"
+            " reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            env.event_id, e.site_id, e.member_id, e.category.value, e.points, e.awarded_on, e.award_id, e.reason,
         )
 
     async def members_appraised(self, conn: asyncpg.Connection, env: Envelope, e: MembersAppraised) -> None:
@@ -501,7 +503,8 @@ async def meetings(conn: asyncpg.Connection, s: str, scope: str, key: str | None
             "held": sum(v["held"] for v in by_kind.values()), "by_kind": by_kind}
 
 
-async def records(conn: asyncpg.Connection, schema: str, site_id: str, limit: int = 100) -> list[dict[str, Any]]:
+async def records(conn: asyncpg.Connection, schema: str, site_id: str, limit: int = 100,
+                  kind: RecordKind | None = None) -> list[dict[str, Any]]:
     """The site's records a secretary may retract (撤销), latest first: its meetings, activities, appraisals, talks,
     points, violations, personal changes, posts, zones and teams (a talk's, points', violation's or change's
     title: whom, by name while known here; records made before they had ids or days are not among them)."""
@@ -524,7 +527,8 @@ async def records(conn: asyncpg.Connection, schema: str, site_id: str, limit: in
             WHERE t.site_id = $1 AND t.closed_on IS NOT NULL AND NOT t.mooted
             UNION ALL
             SELECT 'points', p.award_id::text, p.awarded_on, p.category,
-                   coalesce(m.name, p.member_id) || '（' || p.member_id || '）', p.points
+                   coalesce(m.name, p.member_id) || '（' || p.member_id || '）'
+                   || coalesce('：' || p.reason, ''), p.points
             FROM {s}.points p
             LEFT JOIN {s}.site_member m ON m.site_id = p.site_id AND m.member_id = p.member_id
             WHERE p.site_id = $1 AND p.award_id IS NOT NULL
@@ -547,7 +551,8 @@ async def records(conn: asyncpg.Connection, schema: str, site_id: str, limit: in
             UNION ALL
             SELECT 'team', team_id, formed_on, kind, name, jsonb_array_length(members)
             FROM {s}.team WHERE site_id = $1 AND formed_on IS NOT NULL
-        ) r ORDER BY day DESC, record, record_id LIMIT $2""", site_id, limit)
+        ) r WHERE $3::text IS NULL OR record = $3
+        ORDER BY day DESC, record, title, record_id LIMIT $2""", site_id, limit, kind.value if kind else None)
     return [{**dict(r), "day": r["day"].isoformat()} for r in rows]
 
 

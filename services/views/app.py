@@ -37,7 +37,8 @@ VIEWS = ReadingService(
     # 2: members present keep gender and home organisation (migration 11).
     # 3: dispute cases keep their description (migration 12).
     # 4: departures keep their reason (migration 13), points the id of their award (14).
-    # 5: violations and personal changes their id and words, posts, zones and teams their day (15).
+    # 5: violations and personal changes their id and words, posts, zones and teams their day, points their reason
+    #    (15).
     version="5",
 )
 rebuild = VIEWS.rebuild

@@ -19,12 +19,15 @@ from contracts.errors import validation_error
 from contracts.identity import Identity, Role
 from contracts.queries import (
     QUERIES,
+    RECORDS_LATEST,
+    RECORDS_OF_A_KIND,
     SERVICE,
     BirthdayQuery,
     CityQuery,
     DepartmentQuery,
     NoParams,
     Query,
+    RecordsQuery,
     ServiceStatus,
     SiteQuery,
     TownshipQuery,
@@ -277,6 +280,17 @@ class ViewQueries:
                 return _no_site(params.site_id)
             rows = await activities.open_talks(conn, self.schema, params.site_id, self.today())
         return orjson.dumps({"ok": True, "data": {"site_id": params.site_id, "site_name": name, "open": rows}})
+
+    @query(QUERIES["records"])
+    async def records(self, params: RecordsQuery) -> bytes:
+        limit = RECORDS_OF_A_KIND if params.record else RECORDS_LATEST
+        async with self.pool.acquire() as conn:
+            if (name := await self._site_name(conn, params.site_id)) is None:
+                return _no_site(params.site_id)
+            rows = await activities.records(conn, self.schema, params.site_id, limit + 1, params.record)
+        # one more than shown asked for, to say whether the list was cut
+        return orjson.dumps({"ok": True, "data": {"site_id": params.site_id, "site_name": name,
+                                                   "records": rows[:limit], "more": len(rows) > limit}})
 
     async def _site_name(self, conn: asyncpg.Connection, site_id: str) -> str | None:
         """The project's name, so a list of one site's people says which site it is (None: not registered, and the

@@ -367,6 +367,12 @@ def test_a_talk_recorded_by_mistake_is_retracted_and_owed_again(browser: Any, de
     choice = retract.locator(f'[name="record_id"] option[value="talk/{obligation}"]')
     expect(choice).to_contain_text("谈心谈话（", timeout=15_000)
     expect(choice).to_contain_text(person)
+    # Of one kind, every one is listed: before, the latest 100 records of all kinds were, and the demo's older talks
+    # could not be retracted at all
+    retract.locator('[name="record_kind"]').select_option("talk")
+    held = view(demo, "city", "site", site_id=DEMO_SITE)["activities"]["talks"]["done"]
+    expect(retract.locator('[name="record_id"] option[value^="talk/"]')).to_have_count(held, timeout=15_000)
+    assert retract.locator('[name="record_id"] option[value^="meeting/"]').count() == 0
     retract.locator('[name="record_id"]').select_option(f"talk/{obligation}")
     retract.locator('[name="reason"]').fill("谈话对象选错")
     retract.locator('button[type="submit"]').click()

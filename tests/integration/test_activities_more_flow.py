@@ -280,6 +280,8 @@ async def test_a_violation_and_a_zone_entered_by_mistake_are_retracted_with_the_
     assert shown["violation"]["title"] == "李四（v2）：高处作业未系安全带"
     assert (shown["zone"]["record_id"], shown["zone"]["title"], shown["zone"]["count"]) == ("z-rt4", "一号工区", 2)
     assert owed in await owed_talks() and (await site())["activities"]["zones"] == 1
+    of_a_kind = (await client.query("views", "records", {"site_id": "rt4", "record": "zone"}))["data"]
+    assert [r["record_id"] for r in of_a_kind["records"]] == ["z-rt4"] and of_a_kind["more"] is False
     for kind, ident in ((RecordKind.violation, str(wrong.command_id)), (RecordKind.zone, "z-rt4")):
         done = await client.send(ACTIVITIES, RetractRecord(command_id=uuid.uuid4(), site_id="rt4", record=kind,
                                                            record_id=ident, reason="记错"))

@@ -10,14 +10,14 @@ from services.views.handlers import ViewQueries, implementations, query
 
 
 def test_the_registry_names_the_views_queries():
-    assert list(QUERIES) == ["city", "site", "township", "department", "birthdays", "talks", "status"]
+    assert list(QUERIES) == ["city", "site", "township", "department", "birthdays", "talks", "records", "status"]
     assert {q.name: q.key for q in QUERIES.values()} == {
         "city": None, "site": "site_id", "township": "township", "department": "department", "birthdays": "site_id",
-        "talks": "site_id", "status": None,
+        "talks": "site_id", "records": "site_id", "status": None,
     }
     assert {q.name: q.reads for q in QUERIES.values()} == {
         "city": "city", "site": "site", "township": "township", "department": "department", "birthdays": "site",
-        "talks": "site", "status": "city",
+        "talks": "site", "records": "site", "status": "city",
     }
     assert QUERIES["site"].subject == "qry.views.site"
     assert all(q.title for q in QUERIES.values())

@@ -14,6 +14,10 @@ let me = null;
 let siteId = '';
 let site = null;
 let talks = [];
+// 撤销记录: the records of the kind chosen (the `records` query), or null for the site view's latest; and whether
+// there were more of that kind than listed.
+let kindRecords = null;
+let moreRecords = false;
 let birthdayPeople = [];
 
 function siteFromPath() {
@@ -269,7 +273,8 @@ const AFTER_RETRACTION = { talk: '；谈话任务重新待谈', violation: '；�
 
 // Whom a record was about, by name, so that the secretary sees it was the right person.
 function whom(body) {
-  const record = body.record && ((site && site.records) || []).find((r) => r.record === body.record && r.record_id === body.record_id);
+  const record = body.record && [...(kindRecords || []), ...((site && site.records) || [])]
+    .find((r) => r.record === body.record && r.record_id === body.record_id);
   if (record) return `已撤销 ${recordText(record)}${AFTER_RETRACTION[record.record] || ''}`;
   if (body.member && body.member.name) return body.member.name;
   const member = body.member_id && ((site && site.members) || []).find((m) => m.member_id === body.member_id);
@@ -366,9 +371,12 @@ function renderSources() {
     'cobuilding-items': [(l.agreements || []).flatMap((a) => a.items.filter((i) => !i.completed_on).map((i) => [
       `${a.agreement_id}/${i.item_id}`, `${a.village} · ${i.title}（协议 ${a.agreement_id}，${a.signed_on} 签订）`])),
     '暂无未完成的共建事项', '请选择共建事项'],
-    records: [(site.records || []).map((r) => [`${r.record}/${r.record_id}`, recordText(r)]),
+    records: [(kindRecords ?? (site.records || [])).map((r) => [`${r.record}/${r.record_id}`, recordText(r)]),
     '暂无可撤销的记录', '请选择要撤销的记录'],
   };
+  fill('records-note', kindRecords === null
+    ? ((site.records || []).length >= RECORDS_LATEST ? `只列出最近 ${RECORDS_LATEST} 条；更早的记录请先选择类别` : '')
+    : (moreRecords ? `只列出该类最近 ${kindRecords.length} 条` : ''));
   for (const [source, [options, none, choose]] of Object.entries(sources)) {
     document.querySelectorAll(`select[data-source="${source}"]`).forEach((sel) => {
       setOptions(sel, options, options.length ? choose : none);
@@ -559,6 +567,33 @@ async function loadTalks() {
 }
 
 const talksSoon = throttle(loadTalks, 3000);
+
+const RECORDS_LATEST = 100; // contracts.queries: the site view lists this many; a kind chosen, all of that kind
+
+function retractKind() {
+  return text(document.getElementById('form-retract'), 'record_kind');
+}
+
+async function loadRecords() {
+  const kind = retractKind();
+  if (!kind) {
+    kindRecords = null;
+    moreRecords = false;
+  } else {
+    try {
+      const d = await view('records', { site_id: siteId, record: kind });
+      if (kind !== retractKind()) return; // chosen otherwise meanwhile: that one's answer fills the list
+      kindRecords = d.records || [];
+      moreRecords = Boolean(d.more);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return;
+      kindRecords = [];
+    }
+  }
+  renderSources();
+}
+
+const recordsSoon = throttle(loadRecords, 3000);
 const birthdaysSoon = throttle(loadBirthdayMembers, 3000);
 
 // Whether `d` is at least as recent as the site view shown. A view fetched after a submission may come back after
@@ -575,6 +610,7 @@ const refreshSoon = throttle(async () => {
     if (notOlder(fresh)) site = fresh;
   } catch { /* the live stream will bring it */ }
   await loadTalks();
+  if (retractKind()) await loadRecords();
 }, 1500);
 
 // A site has one branch: once formed, its form says so instead of offering to form another.
@@ -595,6 +631,7 @@ function onSite(d) {
   renderSources();
   talksSoon();
   birthdaysSoon();
+  if (retractKind()) recordsSoon();
 }
 
 start(async () => {
@@ -614,6 +651,8 @@ start(async () => {
   }
   drawMeetingItems();
   fillOptions();
+  document.querySelector('#form-retract [name="record_kind"] option[value=""]').textContent = '全部类别';
+  document.getElementById('form-retract').elements.namedItem('record_kind').addEventListener('change', loadRecords);
   clickToChoose();
   applyDefaults();
   const followUnit = wireUnitName();
