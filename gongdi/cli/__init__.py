@@ -30,6 +30,7 @@ from gongdi.cli.format import (
     format_city,
     format_department,
     format_identities,
+    format_records,
     format_site,
     format_status,
     format_talks,
@@ -120,7 +121,7 @@ def _is_person(user: str) -> bool:
 Printer = Callable[[dict[str, Any]], str]
 PRINTERS: dict[str, Printer] = {"city": format_city, "site": format_site, "township": format_township,
                                 "department": format_department, "birthdays": format_birthdays,
-                                "talks": format_talks, "status": format_status}
+                                "talks": format_talks, "records": format_records, "status": format_status}
 VIEWS: dict[str, tuple[Query, Printer]] = {name: (q, PRINTERS[name]) for name, q in QUERIES.items()}  # the registry's
 # Every writing service's commands, as its contract declares them: `gongdi send` checks a name before connecting.
 COMMANDS: dict[str, list[str]] = {c.SERVICE: list(c.COMMANDS) for c in (membership, activities, liaison)}
@@ -168,11 +169,12 @@ def cmd_view(args: argparse.Namespace) -> int:
                 print(f"本市没有名为 {code} 的{'乡镇' if query.key == 'township' else '主管部门'}；可用: "
                       + "、".join(f"{name}（{c}）" for c, name in names.items()), file=sys.stderr)
                 return 2
-    if args.month:
-        if "month" not in query.params.model_fields:
-            print(f"gongdi view {args.what} 不接受 --month", file=sys.stderr)
-            return 2
-        body["month"] = args.month
+    for flag, value, field in (("--month", args.month, "month"), ("--record", args.record, "record")):
+        if value:
+            if field not in query.params.model_fields:
+                print(f"gongdi view {args.what} 不接受 {flag}", file=sys.stderr)
+                return 2
+            body[field] = value
     if args.as_of is not None:  # an empty one too: the view refuses it, naming as_of
         if "as_of" not in query.params.model_fields:
             print(f"gongdi view {args.what} 不接受 --as-of", file=sys.stderr)
@@ -262,6 +264,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print("--basis 须与 --as-of 一起使用 (--basis needs --as-of)", file=sys.stderr)
         return 2
     for flag, value, fields in (("--month", args.month, {"month": args.month}),
+                                ("--record", args.record, {"record": args.record}),
                                 ("--as-of", args.as_of, {"as_of": args.as_of,
                                                           "as_of_basis": args.basis or Basis.business.value})):
         if value:
@@ -1080,11 +1083,14 @@ AS_OF = ("查看过去某一天（YYYY-MM-DD：当天结束时，本市时间）
 BASIS = ("与 --as-of 一起用：business 按业务日期，即当时的实际情况，含事后补录的事实（默认）；recorded 按记录时间，"
          "即平台当时显示的内容 (by business date / by recording time)")
 MONTH = "月份 YYYY-MM，只用于 birthdays 政治生日（默认本月） (month)"
+RECORD = ("只用于 records 可撤销的记录：只列这一类，最多 1000 条（不给：各类最近 100 条）："
+          + "，".join(f"{k.value} {activities.LABELS[k.value]}" for k in activities.RecordKind) + " (record kind)")
 
 
 def add_time_options(parser: argparse.ArgumentParser) -> None:
     """A view's month and as-of moment, the same for `view` and `export`."""
     parser.add_argument("--month", metavar="YYYY-MM", help=MONTH)
+    parser.add_argument("--record", choices=[k.value for k in activities.RecordKind], metavar="类别", help=RECORD)
     parser.add_argument("--as-of", metavar="时间", help=AS_OF)
     parser.add_argument("--basis", choices=[b.value for b in Basis], help=BASIS)
 JSON = "输出 JSON，而不是文字 (print JSON)"

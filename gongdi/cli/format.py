@@ -316,6 +316,16 @@ def format_talks(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_records(d: dict[str, Any]) -> str:
+    """What 撤销记录 may withdraw, latest first, each with the kind and id `RetractRecord` names it by."""
+    lines = [f"{_site_title(d)} · 可撤销的记录 {len(d['records'])}" + ("（只列出最近的）" if d.get("more") else "")]
+    for r in d["records"]:
+        kind = LABELS.get(r["kind"], r["kind"]) if r["kind"] != r["record"] else ""
+        lines.append(f"  {r['day']}  {LABELS[r['record']]}{f'（{kind}）' if kind else ''}  {r['title']}  {r['count']}"
+                     f"  record {r['record']} record_id {r['record_id']}")
+    return "\n".join(lines)
+
+
 def format_status(d: dict[str, Any]) -> str:
     """Per stream: recorded and published; per consumer of it (views and policies): applied of recorded and
     published, how far behind, and its dead letters with event type and error code."""

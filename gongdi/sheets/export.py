@@ -212,13 +212,23 @@ def activities_sections(a: dict[str, Any]) -> list[Section]:
     if points.get("year"):
         year = f"{points['year']}年"
         rows += [("党员积分", f"{year}总分", points["total"]), ("党员积分", f"{year}积分党员", points["members"])]
+        if "sites" in points:
+            rows.append(("党员积分", f"{year}积分工地", points["sites"]))
         rows += [("党员积分", f"{year}{L.get(k, k)}", n) for k, n in points["by_category"].items()]
+        # the years before, one by one: a scope's latest year may be one site's first entry of a new year
+        for y in points.get("years", [])[1:]:
+            rows += [("党员积分", f"{y['year']}年总分", y["total"]),
+                     ("党员积分", f"{y['year']}年积分党员", y["members"]),
+                     ("党员积分", f"{y['year']}年积分工地", y["sites"])]
     appraisal = a.get("appraisal") or {}
     if appraisal.get("year"):
         year = f"{appraisal['year']}年度"
         rows += [("民主评议", f"{year}评议支部", appraisal["branches"]),
                  ("民主评议", f"{year}评议党员", appraisal["appraised"])]
         rows += [("民主评议", f"{year}{L.get(k, k)}", n) for k, n in appraisal["grades"].items()]
+        for y in appraisal.get("years", [])[1:]:
+            rows += [("民主评议", f"{y['year']}年度评议支部", y["branches"]),
+                     ("民主评议", f"{y['year']}年度评议党员", y["appraised"])]
     out = [section("党员活动", ("类别", "项目", "数量"), rows),
            section("教育培训", ("活动", "场次", "参加人次"),
                    [(L.get(k, k), v["sessions"], v["attendance"]) for k, v in a["lessons"].items()])]
@@ -418,6 +428,17 @@ def talks_sections(d: Reply, who: str | None) -> list[Section]:
     ]
 
 
+def records_sections(d: Reply, who: str | None) -> list[Section]:
+    records = d["records"]
+    return [
+        overview([*about(d, "records", subject_of("records", d), who), ("可撤销的记录", len(records)),
+                  ("是否全部列出", "否，只列出最近的" if d.get("more") else "是")]),
+        section("可撤销的记录", ("类别", "日期", "类型", "内容", "数量", "编号"),
+                [(ACTIVITY_LABELS.get(r["record"], r["record"]), day(r["day"]),
+                  ACTIVITY_LABELS.get(r["kind"], r["kind"]), r["title"], r["count"], r["record_id"]) for r in records]),
+    ]
+
+
 def birthdays_sections(d: Reply, who: str | None) -> list[Section]:
     members, waiting = d["members"], d["not_celebrated_this_year"]
     year = d["month"][:4]
@@ -462,7 +483,7 @@ def subject_of(view: str, data: Reply) -> str:
         return str(data.get("name") or data.get(view))
     if view == "site":
         return str(data["name"])
-    if view in ("talks", "birthdays"):
+    if view in ("talks", "birthdays", "records"):
         return str(data.get("site_name") or data["site_id"])
     service = str(data.get("service", "views"))
     return f"{SERVICE_NAMES.get(service, service)}（{service}）"  # the platform's own: its internal name beside
@@ -480,6 +501,8 @@ def view_sections(view: str, data: Reply, city: City | None = None, who: str | N
         return talks_sections(data, who)
     if view == "birthdays":
         return birthdays_sections(data, who)
+    if view == "records":
+        return records_sections(data, who)
     if view == "status":
         return status_sections(data, who)
     raise ValueError(f"no export of view {view!r}")

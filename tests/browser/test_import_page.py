@@ -147,7 +147,7 @@ def test_a_file_that_is_no_spreadsheet_is_refused_on_the_page(chrome: Any, gw: G
         page.set_input_files("#import-file", str(junk))
         page.click("#import-submit")
         error = page.locator("#import-error")
-        error.wait_for(timeout=10_000)
+        error.wait_for(timeout=30_000)
         assert "NOT_A_SPREADSHEET" in error.inner_text() and "Excel" in error.inner_text()
         assert page.locator("#import-result").is_hidden()
     finally:

@@ -42,8 +42,12 @@ def activities() -> dict[str, Any]:
         "lessons": {"night_school": {"sessions": 10, "attendance": 525}},
         "talent": {"backbone_trained": 48, "recommended_management": 32, "recommended_crew_leaders": 6,
                    "promoted_management": 3},
-        "points": {"year": 2020, "total": 1600, "members": 24, "by_category": {"post_goals": 692}},
-        "appraisal": {"year": 2020, "branches": 1, "appraised": 15, "grades": {"excellent": 5, "qualified": 10}},
+        "points": {"year": 2020, "total": 1600, "members": 24, "sites": 2, "by_category": {"post_goals": 692},
+                   "years": [{"year": 2020, "sites": 2, "members": 24, "total": 1600},
+                             {"year": 2019, "sites": 1, "members": 5, "total": 40}]},
+        "appraisal": {"year": 2020, "branches": 1, "appraised": 15, "grades": {"excellent": 5, "qualified": 10},
+                      "years": [{"year": 2020, "branches": 1, "appraised": 15},
+                                {"year": 2019, "branches": 1, "appraised": 9}]},
         "meetings": {"due": 4, "overdue": 3, "held": 97,
                      "by_kind": {"general_assembly": {"held": 30, "due": 2, "overdue": 1}}},
     }
@@ -160,6 +164,12 @@ def talks_reply() -> dict[str, Any]:
          "created_on": "2020-07-02", "due_on": "2020-07-09", "overdue": False}]}
 
 
+def records_reply() -> dict[str, Any]:
+    return {"site_id": "s1", "site_name": "白琳大桥", "more": False, "records": [
+        {"record": "points", "record_id": "a1", "day": "2020-07-03", "kind": "rules_kept",
+         "title": "欧阳明月（m1）：班前安全讲话", "count": 2}]}
+
+
 def birthdays_reply() -> dict[str, Any]:
     return {"site_id": "s1", "site_name": "白琳大桥", "month": "2020-07",
             "members": [{"member_id": "m1", "name": "欧阳明月", "admitted_on": "2005-07-01",
@@ -178,7 +188,7 @@ def status_reply() -> dict[str, Any]:
 
 REPLIES = {"city": city_reply, "township": township_reply, "department": lambda: {
     **township_reply(), "department": "jiaotong", "name": "交通运输局"}, "site": site_reply, "talks": talks_reply,
-    "birthdays": birthdays_reply, "status": status_reply}
+    "birthdays": birthdays_reply, "records": records_reply, "status": status_reply}
 
 
 def by_title(sections: list[Section]) -> dict[str, Section]:
@@ -221,6 +231,9 @@ def test_the_city_sections_carry_the_views_figures_and_townships_by_name():
     assert sections["空白点"].rows == (("白琳镇道路改造工程01", "白琳镇", 2),)
     assert ("党员队伍", "党员突击队", 16) in sections["党员活动"].rows
     assert ("谈话", "已谈（电话）", 20) in sections["党员活动"].rows
+    # The years before the latest one by one (before, the latest year alone, which one site's entry may turn)
+    assert {("党员积分", "2020年积分工地", 2), ("党员积分", "2019年总分", 40), ("党员积分", "2019年积分工地", 1),
+            ("民主评议", "2019年度评议党员", 9)} <= set(sections["党员活动"].rows)
     # 220 talks done: 153 of them the three 必谈, 67 applicants' (before, all 220 were said to be 三必谈)
     assert {("谈话", "已谈", 220), ("谈话", "已谈中三必谈", 153), ("谈话", "已谈中入党申请人谈话", 67)} <= set(
         sections["党员活动"].rows)
