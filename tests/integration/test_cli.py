@@ -71,6 +71,11 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
         assert first[0].startswith("沙埕湾跨海公路通道工程 [shachengwan] · 待谈话 "), talks
         open_talks = json.loads(gongdi(home, "view", "talks", "shachengwan", "--json").stdout)["open"]
         assert open_talks and all(f"{t['name']}（{t['member_id']}）" in talks for t in open_talks), talks
+        # What 撤销记录 may withdraw, of one kind, each with the names RetractRecord takes
+        held = gongdi(home, "view", "records", "shachengwan", "--record", "talk").stdout
+        assert held.startswith("沙埕湾跨海公路通道工程 [shachengwan] · 可撤销的记录 "), held
+        assert "谈心谈话（新来党员必谈）" in held and "record talk record_id " in held and "会议" not in held, held
+        assert gongdi(home, "view", "city", "--record", "talk").returncode == 2  # not a list of records
         # A township or a department as people name it (before: refused as no code)
         assert gongdi(home, "view", "township", "点头镇").stdout.startswith("点头镇 [diantou] 工地 6，")
         assert gongdi(home, "view", "department", "交通运输局").stdout.startswith("交通运输局 [jiaotong] 主管工地 ")
