@@ -271,9 +271,10 @@ def format_site(d: dict[str, Any]) -> str:
         who = f"{h['name']}({h['member_id']})" if h.get("name") else h["member_id"]
         lines.append(f"  !! {_held(h)} {who} 已离场，请重新指定")
     ranking = d.get("points_ranking") or {}
-    if ranking.get("members"):
-        top = "，".join(f"{r['rank']}.{r['name'] or r['member_id']} {r['points']}分" for r in ranking["members"][:10])
-        lines.append(f"  积分排名({ranking['year']}年) {top}")
+    for year in (ranking, ranking.get("earlier") or {}):  # the latest year with points, and the one before it
+        if year.get("members"):
+            top = "，".join(f"{r['rank']}.{r['name'] or r['member_id']} {r['points']}分" for r in year["members"][:10])
+            lines.append(f"  积分排名({year['year']}年) {top}")
     for mt in d.get("meetings_due", []):
         if mt["due"] or mt["overdue"]:
             state = "，".join(x for x, on in (("本期待开", mt["due"]), ("上期未开", mt["overdue"])) if on)

@@ -382,9 +382,10 @@ def site_sections(d: Reply, city: City | None, who: str | None) -> list[Section]
                   recorder(x["recorded_by"], city)) for x in d.get("recent_departures", [])]),
     ]
     ranking = d.get("points_ranking") or {}
+    years = [ranking, *([ranking["earlier"]] if ranking.get("earlier") else [])]
     out.append(section("积分排名", ("年度", "名次", "姓名", "积分"),
-                       [(ranking.get("year"), r["rank"], r["name"] or r["member_id"], r["points"])
-                        for r in ranking.get("members", [])]))
+                       [(y.get("year"), r["rank"], r["name"] or r["member_id"], r["points"])
+                        for y in years for r in y.get("members", [])]))
     out.append(section("三会一课待开", ("会议", "本期起", "本期止", "本期已开", "本期待开", "上期未开", "最近召开"),
                        [(ACTIVITY_LABELS.get(m["kind"], m["kind"]), day(m["period"][0]), day(m["period"][1]),
                          m["held_this_period"], yes(m["due"]), yes(m["overdue"]), day(m["last_held_on"]))

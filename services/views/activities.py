@@ -558,11 +558,22 @@ async def records(conn: asyncpg.Connection, schema: str, site_id: str, limit: in
 
 async def points_ranking(conn: asyncpg.Connection, schema: str, site_id: str, today: dt.date, limit: int = 20
                          ) -> dict[str, Any]:
-    """The site's 积分排名 for the latest year with points up to `today`: members by total, then id."""
+    """The site's 积分排名 for the latest year with points up to `today`: members by total, then id; and the year
+    before it with points (`earlier`), since a new year's first award left the site page with a one-line ranking
+    and last year's whole one gone."""
     s = schema
-    year = await conn.fetchval(
-        f"SELECT max(extract(year FROM awarded_on))::int FROM {s}.points WHERE site_id = $1 AND awarded_on <= $2",
-        site_id, today)
+    years = [r["year"] for r in await conn.fetch(
+        f"SELECT DISTINCT extract(year FROM awarded_on)::int AS year FROM {s}.points"
+        " WHERE site_id = $1 AND awarded_on <= $2 ORDER BY year DESC LIMIT 2", site_id, today)]
+    out: dict[str, Any] = {"year": years[0] if years else None,
+                           "members": await _ranking(conn, s, site_id, years[0], today, limit) if years else []}
+    if len(years) > 1:
+        out["earlier"] = {"year": years[1], "members": await _ranking(conn, s, site_id, years[1], today, limit)}
+    return out
+
+
+async def _ranking(conn: asyncpg.Connection, s: str, site_id: str, year: int, today: dt.date, limit: int
+                   ) -> list[dict[str, Any]]:
     # A member who left since is named as they left (their last departure from the site).
     rows = await conn.fetch(
         f"SELECT r.member_id, r.total, coalesce(m.name, (SELECT d.name FROM {s}.site_departure d"
@@ -575,8 +586,8 @@ async def points_ranking(conn: asyncpg.Connection, schema: str, site_id: str, to
         site_id, year, today, limit)
     # Members with the same total share a rank (并列), the next after them counted on: 1, 2, 2, 4.
     ranks = [1 + sum(1 for other in rows if other["total"] > r["total"]) for r in rows]
-    return {"year": year, "members": [{"rank": rank, "member_id": r["member_id"], "name": r["name"],
-                                       "points": r["total"]} for rank, r in zip(ranks, rows, strict=True)]}
+    return [{"rank": rank, "member_id": r["member_id"], "name": r["name"], "points": r["total"]}
+            for rank, r in zip(ranks, rows, strict=True)]
 
 
 async def departed_holders(conn: asyncpg.Connection, schema: str, site_id: str) -> list[dict[str, str]]:

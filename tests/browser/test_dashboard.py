@@ -947,6 +947,7 @@ def test_the_download_button_on_the_city_page_gives_a_workbook_of_the_city_view(
     # The yearly report is a link away (made by `/api/report/<year>`, tested with the HTTP API).
     year = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).year
     assert page.locator(f"#report-{year - 1}").get_attribute("href") == f"/api/report/{year - 1}"
+    assert page.locator("#report-2020").get_attribute("href") == "/api/report/2020"  # the demo's year, recorded
 
 
 def test_a_township_downloads_its_roster_from_its_page(browser: Any, demo: Gateway, artefacts: Path,

@@ -350,3 +350,6 @@ async def test_points_awarded_by_mistake_are_retracted_from_the_ranking_and_the_
 
     assert await eventually(by_year)
     assert (await site())["activities"]["points"]["total"] == 4
+    ranking = (await site())["points_ranking"]  # the new year's, and the one before it still
+    assert (ranking["year"], [m["points"] for m in ranking["members"]]) == (2021, [4])
+    assert (ranking["earlier"]["year"], [m["rank"] for m in ranking["earlier"]["members"]]) == (2020, [1, 1])

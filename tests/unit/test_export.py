@@ -144,7 +144,9 @@ def site_reply(site_id: str = "s1", name: str = "白琳大桥", township: str = 
         "departed_holders": [{"what": "post", "id": "p1", "kind": "safety_patrol", "member_id": "m9",
                               "name": "王五"},
                              {"what": "team", "id": "k1", "kind": "党员突击队", "member_id": "m9", "name": "王五"}],
-        "points_ranking": {"year": 2020, "members": [{"rank": 1, "member_id": "m1", "name": "欧阳明月", "points": 5}]},
+        "points_ranking": {"year": 2020, "members": [{"rank": 1, "member_id": "m1", "name": "欧阳明月", "points": 5}],
+                           "earlier": {"year": 2019, "members": [
+                               {"rank": 1, "member_id": "m7", "name": None, "points": 9}]}},
         "meetings_due": [{"site_id": site_id, "kind": "themed_day", "period": ["2020-12-01", "2020-12-31"],
                           "held_this_period": 0, "due": True, "overdue": False, "last_held_on": None}],
         "mobility": {"transfer_prompts": [{"member_id": "m1", "name": "欧阳明月", "arrived_on": "2020-07-01",
@@ -266,6 +268,7 @@ def test_the_site_sections_name_people_and_say_coded_values_in_chinese():
     assert sections["近期离场"].rows == (("m9", dt.date(2020, 7, 10), None, "白琳镇（乡镇）"),
                                       ("王五", dt.date(2020, 7, 9), "点头公路", "白琳镇 工地书记"))
     assert sections["三会一课待开"].rows[0][0] == "主题党日"
+    assert sections["积分排名"].rows == ((2020, 1, "欧阳明月", 5), (2019, 1, "m7", 9))  # and the year before
     assert sections["发展党员名单"].rows[0][:3] == ("入党申请人", "王小明", dt.date(2018, 1, 1))
     assert sections["流动党员待办"].rows[0][:2] == ("应转接组织关系", "欧阳明月")
     assert sections["岗位责任人已离场"].rows == (("示范岗", "p1", "安全生产巡查岗", "王五", "m9"),

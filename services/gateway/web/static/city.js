@@ -302,11 +302,15 @@ function autoScroll(el) {
 
 // The city's yearly report of last year and of this year so far, for the logins that may make it (they open in a new
 // tab: the report asks the views for each year's end, which takes a while).
-function reportLinks() {
+// The yearly reports: this year, the last, and every year the city's record has months of (before, the last two only,
+// and the demo city's 2020 was reached by typing its address).
+function reportLinks(d) {
   const menu = document.getElementById('more-menu');
   if (!menu || !['city', 'auditor', 'dashboard'].includes(me.role)) return;
   const year = Number(cityToday().slice(0, 4));
-  menu.append(...[year - 1, year].map((y) => h('a', { id: `report-${y}`, href: `/api/report/${y}`,
+  const recorded = (d.by_month || []).map((r) => Number(String(r.month).slice(0, 4))).filter((y) => y > 1921 && y <= year);
+  const years = [...new Set([year, year - 1, ...recorded])].sort((a, b) => b - a).slice(0, 12);
+  menu.append(...years.map((y) => h('a', { id: `report-${y}`, href: `/api/report/${y}`,
     target: '_blank', rel: 'noopener', title: `${y}年全市工地党建年度报告（HTML；加 ?format=pdf 得 PDF），生成需数十秒` },
   `${y}年度报告`)));
   document.getElementById('more-downloads').hidden = false;
@@ -325,7 +329,7 @@ start(async () => {
   const past = asOf();
   const data = await view('city', past || {});
   downloadButtons('city', past || {}, { me, lists: past ? null : {} });
-  reportLinks();
+  reportLinks(data);
   render(data);
   if (past) { showAsOf(data); return; }
   const snap = snapshotOf(data);

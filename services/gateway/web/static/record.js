@@ -356,7 +356,7 @@ function renderSources() {
   const sections = new Map((site.members || []).map((m) => [m.member_id, m.section]));
   // Whom, told apart from a namesake by section and id, as the departure's choice does (two 郑建国 on one site).
   const talkOptions = talks.map((t) => [t.obligation_id,
-    `${t.name || names.get(t.member_id) || t.member_id}（${sections.has(t.member_id) ? `${sections.get(t.member_id)} · ` : ''}${t.member_id}） · ${label(LABELS.talkReason, t.reason)} · 应于 ${t.due_on} 前谈${t.overdue ? '（已逾期）' : ''}`]);
+    `${t.name || names.get(t.member_id) || t.member_id}（${sections.has(t.member_id) ? `${sections.get(t.member_id)} · ` : ''}${t.member_id}） · ${label(LABELS.talkReason, t.reason)}（${t.created_on} 起） · 应于 ${t.due_on} 前谈${t.overdue ? '（已逾期）' : ''}`]);
   document.querySelectorAll('select[data-source="talks"]').forEach((sel) => {
     setOptions(sel, talkOptions, talkOptions.length ? '请选择必谈任务' : '暂无待谈的必谈任务');
   });

@@ -168,6 +168,7 @@ function renderDepartures(d) {
 // card under the departures, and no appraisal at all).
 function renderBranchLife(d) {
   const ranking = (d.points_ranking && d.points_ranking.members) || [];
+  const earlier = d.points_ranking && d.points_ranking.earlier;
   const owed = (d.meetings_due || []).filter((x) => x.due || x.overdue);
   const appraisal = (d.activities || {}).appraisal || {};
   const grades = appraisal.grades || {};
@@ -182,8 +183,14 @@ function renderBranchLife(d) {
         ? h('p', null, `${appraisal.year}年度评议党员 ${fmt(appraisal.appraised)} 名：`
           + Object.keys(LABELS.grade).map((g) => `${LABELS.grade[g]} ${fmt(grades[g] ?? 0)}`).join('，'))
         : h('p', { class: 'muted' }, '尚未开展民主评议')),
-    ranking.length ? h('div', null, h('h3', null, `${d.points_ranking.year}年党员积分排名`),
-      scrolling(table(['名次', '党员', '积分'], ranking.map((x) => [String(x.rank), x.name || x.member_id, fmt(x.points)])))) : null);
+    ranking.length ? h('div', null, h('h3', null, `${d.points_ranking.year}年党员积分排名`), rankingTable(ranking)) : null,
+    // the year before with points, folded: a new year's first award no longer hides last year's whole ranking
+    earlier && earlier.members.length ? h('details', { dataset: { part: 'earlier-ranking' } },
+      h('summary', null, `${earlier.year}年党员积分排名`), rankingTable(earlier.members)) : null);
+}
+
+function rankingTable(rows) {
+  return scrolling(table(['名次', '党员', '积分'], rows.map((x) => [String(x.rank), x.name || x.member_id, fmt(x.points)])));
 }
 
 // 发展党员: each person on the path with the day of the step reached; who is late is not judged here (the rules are
