@@ -428,6 +428,13 @@ def test_a_violation_and_points_are_recorded_from_the_record_page(browser: Any, 
     points.locator('[name="points"]').fill("3")
     points.locator('button[type="submit"]').click()
     expect(points.locator('.form-result[data-state="ok"]')).to_contain_text(name, timeout=15_000)
+    # This year's first points: the site page ranks this year, and the demo's 2020 stays a click away (before, gone)
+    form.goto(f"/site/{DEMO_SITE}")
+    this_year = city_today().year
+    expect(form.locator("#branch-life")).to_contain_text(f"{this_year}年党员积分排名", timeout=15_000)
+    earlier = form.locator('#branch-life details[data-part="earlier-ranking"]')
+    expect(earlier.locator("summary")).to_contain_text("年党员积分排名")
+    assert int(earlier.locator("summary").inner_text()[:4]) < this_year
 
 
 def test_a_post_a_zone_a_team_and_a_birthday_party_are_set_up_from_the_record_page(browser: Any, demo: Gateway,
