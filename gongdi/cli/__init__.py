@@ -899,7 +899,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                   " (仅本用户可读)；`gongdi users` 列出全部")
             print("             gongdi --as township.diantou view township diantou  (默认身份: city 市工委)")
         print("  试试: gongdi view city | gongdi view site shachengwan | gongdi send membership RecordArrival '{...}'")
-        print("  按 Ctrl-C 停止。")
+        print("  按 Ctrl-C 停止（在后台运行时：gongdi stop）。")
         while not stopping:
             supervisor.check()
             time.sleep(0.5)
@@ -959,6 +959,31 @@ def _http_port(home: Path) -> int:
         if port and port_free(int(port)):
             return int(port)
     return free_port()
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Stops the `gongdi up` running on the state folder as Ctrl-C would (SIGTERM), and waits until it has: for an
+    `up` started in the background (nohup, a service manager), which before only `kill` with its PID stopped."""
+    home: Path = args.home
+    pid = statelock.holder(home)
+    if pid is None:
+        print(f"{home} 没有正在运行的平台 (not running)")
+        return 0
+    try:
+        os.kill(int(pid), signal.SIGTERM)
+    except (ValueError, ProcessLookupError, PermissionError) as exc:
+        print(f"无法停止 {home} 上的平台（PID {pid or '?'}）：{exc} (cannot signal it)", file=sys.stderr)
+        return 1
+    print(f"正在停止 {home} 上的平台（PID {pid}）…", flush=True)
+    deadline = time.monotonic() + args.timeout
+    while statelock.holder(home) is not None:  # the lock goes with the process, after its servers stopped
+        if time.monotonic() > deadline:
+            print(f"{args.timeout:g} 秒后仍未停止：请查看 {home / 'logs'}；仍不停止可 kill -9 {pid} (still running)",
+                  file=sys.stderr)
+            return 1
+        time.sleep(0.2)
+    print("已停止 (stopped)")
+    return 0
 
 
 def cmd_users(args: argparse.Namespace) -> int:
@@ -1120,8 +1145,8 @@ def build_parser() -> argparse.ArgumentParser:
                         " 工地书记、department.jiaotong 主管部门；全部身份见 `gongdi users` (act as this identity)")
     sub = parser.add_subparsers(dest="cmd", required=True, title="命令 (commands)", metavar="命令")
 
-    up = sub.add_parser("up", help="启动平台：NATS、PostgreSQL 和全部服务；按 Ctrl-C 停止 (start everything)",
-                        description="启动平台：NATS、PostgreSQL、全部服务和网页；按 Ctrl-C 停止。"
+    up = sub.add_parser("up", help="启动平台：NATS、PostgreSQL 和全部服务；Ctrl-C 或 gongdi stop 停止 (start)",
+                        description="启动平台：NATS、PostgreSQL、全部服务和网页；按 Ctrl-C（或 gongdi stop）停止。"
                         "数据保存在状态目录，下次启动时仍在。",
                         epilog=examples(("gongdi up --seed", "启动并载入演示数据"),
                                         ("gongdi up --reset --seed", "清空全部数据后重新开始")))
@@ -1131,6 +1156,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "先要求输入目录名确认 (delete all state first)")
     up.add_argument("--yes", action="store_true", help="与 --reset 一起：不询问确认 (do not ask)")
     up.set_defaults(fn=cmd_up)
+    stop = sub.add_parser("stop", help="停止在状态目录上运行的平台（同 Ctrl-C） (stop a running platform)",
+                          description="停止在状态目录上运行的 gongdi up（后台启动的也可），"
+                          "等到全部服务和服务器都已停止。",
+                          epilog=examples(("gongdi stop", "停止 .gongdi 上的平台"),
+                                          ("gongdi --home /srv/gongdi stop", "停止另一个状态目录上的平台")))
+    stop.add_argument("--timeout", type=float, default=120.0, metavar="秒",
+                      help="最多等待的秒数（默认 120） (seconds to wait)")
+    stop.set_defaults(fn=cmd_stop)
     sub.add_parser("setup", help="建立数据库表、消息流和消费者；可重复运行 (create schemas, streams and consumers)",
                    description="建立数据库表、消息流和消费者；已有的保持不变，可重复运行。"
                    ).set_defaults(fn=cmd_setup)

@@ -101,7 +101,7 @@ def test_the_city_logs_in_through_the_login_page_and_sees_the_demo_figures(
         wait_figure(page, name, city[name])
     # 组织生活 too (before, the wall left it out): this period's meetings, the latest year's appraisal and points
     a = city["activities"]
-    for name, value in (("meetings.held", a["meetings"]["held"]), ("appraisal.appraised", a["appraisal"]["appraised"]),
+    for name, value in (("meetings.due", a["meetings"]["due"]), ("appraisal.appraised", a["appraisal"]["appraised"]),
                         ("points.total", a["points"]["total"])):
         wait_figure(page, name, value)
     assert page.locator('[data-section="branch-life"]').inner_text().count(f"{a['points']['year']}年党员积分") == 1

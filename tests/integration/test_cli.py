@@ -186,8 +186,15 @@ def test_up_seed_view_and_record_an_arrival(tmp_path: Path):
     try:
         out = wait_for_line(again, "Ctrl-C")
         assert "新记录 0 条" in out and "252" in out and "党员责任区         60" in out
+        # Stopped from another terminal, as one started in the background is (before: kill with its PID)
+        stopped = subprocess.run([*GONGDI, "--home", str(home), "stop"], capture_output=True, text=True,
+                                 env=_env(), timeout=150)
+        assert stopped.returncode == 0 and "已停止" in stopped.stdout, (stopped.stdout, stopped.stderr)
+        assert again.wait(10) == 0  # it had ended when `stop` said so
+        assert "没有正在运行的平台" in gongdi(home, "stop").stdout
     finally:
-        stop(again)
+        if again.poll() is None:
+            stop(again)
 
 
 def test_send_names_an_unknown_service_or_command_and_a_bad_body_at_once(tmp_path: Path):

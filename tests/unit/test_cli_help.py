@@ -12,7 +12,7 @@ from functools import cache
 
 import pytest
 
-COMMANDS = ["up", "setup", "seed", "reset", "view", "export", "history", "report", "send", "import", "users",
+COMMANDS = ["up", "stop", "setup", "seed", "reset", "view", "export", "history", "report", "send", "import", "users",
             "deadletters", "repair-stream", "rebuild", "verify"]
 # Every subcommand that takes more than its name shows how it is used.
 WITH_EXAMPLES = set(COMMANDS) - {"setup", "seed", "reset"}

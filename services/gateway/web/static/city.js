@@ -88,23 +88,25 @@ function renderRoles(a, dev) {
       stat('talent.recommended_management', '推荐进入管理层', talent.recommended_management ?? 0, { unit: '名' }),
       stat('development.applied', '入党申请', dev.applied ?? 0, { unit: '人' }),
       stat('development.activists', '积极分子', dev.activists ?? 0, { unit: '人' })),
-    branchLifeRow(a),
     h('h3', null, '党员队伍'),
     h('ul', { class: 'kinds three' }, TEAM_KINDS.map((k) => h('li', null, h('span', null, LABELS.team[k]), fig(`teams.${k}`, teams[k] ?? 0)))),
     h('h3', null, `党员示范岗（${fmt(a.post_kinds ?? 0)} 类）`),
     h('ul', { class: 'kinds' }, POST_KINDS.map((k) => h('li', null, h('span', null, LABELS.post[k]), fig(`posts.${k}`, posts[k] ?? 0)))));
 }
 
-// 组织生活 on the wall: 三会一课 this period, the latest year's 民主评议 and 党员积分, earlier years in the tiles' hints.
-// Before, the city screen left all three out (the township, department and site pages had them).
+// 组织生活 on the wall, under 帮扶驻地 (the panel with room at 1366×768): 三会一课 this period, the latest year's 民主评议
+// and 党员积分, earlier years in the tiles' hints. Before, the city screen left all three out (the township,
+// department and site pages had them).
 function branchLifeRow(a) {
+  a = a || {};
   const meetings = a.meetings || {};
   const appraisal = a.appraisal || {};
   const points = a.points || {};
   const years = (list, said) => (list || []).slice(1).map(said).join('；') || null;
   return h('div', { class: 'stat-row', dataset: { section: 'branch-life' } },
-    stat('meetings.held', '三会一课已开', meetings.held ?? 0, { unit: '次' }),
-    stat('meetings.due', '本期待开', meetings.due ?? 0, { unit: '次', tone: meetings.due ? 'gold' : '' }),
+    stat('meetings.due', '三会一课本期待开', meetings.due ?? 0, {
+      unit: '次', tone: meetings.due ? 'gold' : '', hint: `本期已开 ${meetings.held ?? 0} 次`,
+    }),
     stat('meetings.overdue', '上期未开', meetings.overdue ?? 0, { unit: '次', tone: meetings.overdue ? 'red' : 'green' }),
     stat('appraisal.appraised', appraisal.year ? `${appraisal.year}年度民主评议` : '民主评议', appraisal.appraised ?? 0, {
       unit: '人',
@@ -134,13 +136,15 @@ function renderCases(a, l) {
     disputesTable(l.disputes));
 }
 
-function renderSupport(l) {
+function renderSupport(l, a) {
   l = l || {};
   const co = l.cobuilding || {};
   fill('support',
     supportList(l.support),
     h('p', { class: 'rule' }, '党建联创 ', fig('cobuilding_completed', co.completed ?? 0), ' / ', fig('cobuilding_items', co.items ?? 0),
-      ` 项共建清单完成 · 联席会议 ${fmt(l.meetings ?? 0)} 次`));
+      ` 项共建清单完成 · 联席会议 ${fmt(l.meetings ?? 0)} 次`),
+    h('h3', null, '组织生活'),
+    branchLifeRow(a));
 }
 
 function renderLinks(d) {
@@ -279,7 +283,7 @@ function render(d) {
   renderLists(d);
   renderRoles(d.activities, d.development);
   renderCases(d.activities, d.liaison);
-  renderSupport(d.liaison);
+  renderSupport(d.liaison, d.activities);
   renderLinks(d);
   renderCharts(d);
 }
