@@ -39,6 +39,7 @@ from contracts.history import (
 from contracts.identity import LABELS as ROLE_LABELS
 from contracts.identity import Identity, Role
 from contracts.liaison import LABELS as LIAISON_LABELS
+from contracts.queries import SERVICE_NAMES
 from contracts.timeline import date_field
 from gongdi.ops.client import GongdiClient
 
@@ -465,7 +466,8 @@ def reading(d: dict[str, Any], order: str = "recorded") -> dict[str, Any]:
         lines.append({"depth": depth, "what": what, "where": where, "event_id": e["event_id"], "type": e["type"],
                       "member": about if isinstance(about, str) and about != mine else None,
                       "people": [] if isinstance(about, str) else people(p, names, mine),
-                      "when": f"{when} · {actor_label(e['actor'], names, named)}{command} · {e['service']}",
+                      "when": f"{when} · {actor_label(e['actor'], names, named)}{command}"
+                              f" · {SERVICE_NAMES.get(e['service'], e['service'])}",
                       "intact": e.get("intact") is not False})
         for child in children.get(e["event_id"], []):
             if child["event_id"] not in shown:

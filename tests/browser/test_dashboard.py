@@ -325,13 +325,18 @@ def test_a_meeting_entered_by_mistake_is_retracted_from_the_record_page(browser:
     retract = form.locator("#form-retract")
     choice = retract.locator('[name="record_id"] option', has_text="党课《误录的一次党课》 · 到会 9 人")
     expect(choice).to_have_count(2, timeout=15_000)
-    retract.locator('[name="record_id"]').select_option(choice.first.get_attribute("value"))
+    wrong = choice.first.get_attribute("value")
+    # The same record chosen in a second window, live: told when it is retracted from the first
+    other, other_retract = record_form(browser, demo, pages, "retract")
+    other_retract.locator('[name="record_id"]').select_option(wrong)
+    retract.locator('[name="record_id"]').select_option(wrong)
     retract.locator('[name="reason"]').fill("误录")
     retract.locator('button[type="submit"]').click()
     done = retract.locator('.form-result[data-state="ok"]')
     expect(done).to_contain_text("撤销记录", timeout=15_000)
     expect(done).to_contain_text("已撤销")
     expect(choice).to_have_count(1, timeout=15_000)  # gone from the choices once the views took it
+    expect(other.locator("#records-note")).to_contain_text("它已被撤销", timeout=15_000)
     assert meetings_held(demo, "lecture") == before + 1
 
 

@@ -374,6 +374,8 @@ function renderSources() {
     records: [(kindRecords ?? (site.records || [])).map((r) => [`${r.record}/${r.record_id}`, recordText(r)]),
     '暂无可撤销的记录', '请选择要撤销的记录'],
   };
+  const picker = document.querySelector('#form-retract [name="record_id"]');
+  const chosen = picker.value;
   fill('records-note', kindRecords === null
     ? ((site.records || []).length >= RECORDS_LATEST ? `只列出最近 ${RECORDS_LATEST} 条；更早的记录请先选择类别` : '')
     : (moreRecords ? `只列出该类最近 ${kindRecords.length} 条` : ''));
@@ -381,6 +383,10 @@ function renderSources() {
     document.querySelectorAll(`select[data-source="${source}"]`).forEach((sel) => {
       setOptions(sel, options, options.length ? choose : none);
     });
+  }
+  if (chosen && picker.value !== chosen) {
+    // Before, the choice emptied itself and 撤销 then said a field was missing.
+    fill('records-note', h('span', { class: 'warn' }, '刚才选中的记录已不在列表中：它已被撤销（可能在另一个窗口）；请重新选择'));
   }
   const full = members.filter((m) => m.status === 'full').map((m) => [m.member_id, `${m.name}（${m.section} · ${m.member_id}）`]);
   document.querySelectorAll('select[data-source="full-members"]').forEach((sel) => {
@@ -652,7 +658,10 @@ start(async () => {
   drawMeetingItems();
   fillOptions();
   document.querySelector('#form-retract [name="record_kind"] option[value=""]').textContent = '全部类别';
-  document.getElementById('form-retract').elements.namedItem('record_kind').addEventListener('change', loadRecords);
+  document.getElementById('form-retract').elements.namedItem('record_kind').addEventListener('change', () => {
+    document.querySelector('#form-retract [name="record_id"]').value = ''; // another kind: another list
+    loadRecords();
+  });
   clickToChoose();
   applyDefaults();
   const followUnit = wireUnitName();
