@@ -34,6 +34,7 @@ NAMES = [name for _, name, _ in MEMBERS.values()]
 PARAMS: dict[str, dict[str, str]] = {
     "city": {}, "township": {"township": "bailin"}, "department": {"department": "jiaotong"},
     "site": {"site_id": "ex-a"}, "talks": {"site_id": "ex-a"}, "birthdays": {"site_id": "ex-a", "month": "2020-07"},
+    "records": {"site_id": "ex-a", "record": "talk"},
     "status": {}, "members": {}, "sites": {}}
 
 
